@@ -1,0 +1,45 @@
+"""Core ML writer: an mlprogram ``.mlpackage`` with an ImageType input, so iOS
+feeds a CVPixelBuffer directly (pixels 0..255 scaled by 1/255 to the [0, 1]
+the model was trained on), and outputs renamed to the Keras output names."""
+import logging
+import sys
+from pathlib import Path
+
+from pipeline import atomic
+
+PRECISIONS = ("fp16", "fp32")
+
+
+def _coremltools():
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    import coremltools as ct
+    return ct
+
+
+def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0):
+    ct = _coremltools()
+    shape = (1, *model.input_shape[1:])
+    precision_flag = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
+    image = ct.ImageType(name=model.input_names[0], shape=shape, scale=scale,
+                         color_layout=ct.colorlayout.RGB)
+    mlmodel = ct.convert(model, convert_to="mlprogram", inputs=[image],
+                         compute_precision=precision_flag, minimum_deployment_target=ct.target.iOS15)
+    spec = mlmodel.get_spec()
+    for old, new in zip([o.name for o in spec.description.output], model.output_names):
+        if old != new:
+            ct.utils.rename_feature(spec, old, new)
+    return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+
+
+def write(model, path: Path, precision: str = "fp16") -> Path:
+    mlmodel = to_mlmodel(model, precision)
+    with atomic.staged_path(path) as tmp:
+        mlmodel.save(str(tmp))
+    return path
+
+
+def can_predict() -> tuple[bool, str]:
+    """Core ML prediction needs macOS; say so instead of inventing numbers."""
+    if sys.platform != "darwin":
+        return False, "Core ML prediction needs macOS (coremltools cannot run MLModel.predict on Linux)"
+    return True, ""

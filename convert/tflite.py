@@ -1,0 +1,22 @@
+"""TFLite writer: a batch-1 concrete function, so shapes are static and no
+SHAPE/PACK ops survive around transposed convolutions."""
+from pathlib import Path
+
+from mobile_models.backend import tf
+from pipeline import atomic
+from quantize import ptq
+
+
+def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True) -> bytes:
+    shape = (1, *model.input_shape[1:])
+    if representative is not None:
+        representative = ptq.check_representative(representative, shape)
+    fn = tf.function(lambda x: model(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    ptq.configure(converter, mode, representative, int8_io)
+    return converter.convert()
+
+
+def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True) -> Path:
+    return atomic.write_bytes(path, to_tflite_bytes(model, mode, representative, int8_io))

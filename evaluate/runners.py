@@ -1,0 +1,175 @@
+"""One runner protocol shared by verify and bench.
+
+``predict(batch)`` takes float32 NHWC in the model's input range and returns
+``{output name: float32 array}`` with the batch axis first. Runners for
+batch-1 exports loop over the batch; int8 I/O is quantized and dequantized
+here so callers never see integer tensors.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import EdgePipeError
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple
+    dtype: str
+
+
+class NotRunnable(Exception):
+    """This runtime cannot run here (for example Core ML on Linux)."""
+
+
+class Runner:
+    runtime = "?"
+    version = "?"
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _each(self, batch, fn):
+        per_item = [fn(x[None]) for x in np.asarray(batch, np.float32)]
+        return {k: np.concatenate([p[k] for p in per_item]) for k in per_item[0]}
+
+
+class KerasRunner(Runner):
+    runtime = "keras"
+
+    def __init__(self, model):
+        from mobile_models.backend import tf
+        self.version = tf.__version__
+        self.model = model
+        self._fn = tf.function(lambda x: model(x, training=False))
+        self.inputs = [TensorInfo(model.input_names[0], tuple(model.input_shape), "float32")]
+        self.outputs = [TensorInfo(n, tuple(o.shape), "float32") for n, o in zip(model.output_names, model.outputs)]
+
+    def predict(self, batch):
+        out = self._fn(np.asarray(batch, np.float32))
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return {n: np.asarray(o) for n, o in zip(self.model.output_names, out)}
+
+
+class TFLiteRunner(Runner):
+    runtime = "litert"
+
+    def __init__(self, path, threads=1, xnnpack=True):
+        from ai_edge_litert import interpreter as litert
+        import ai_edge_litert
+        self.version = getattr(ai_edge_litert, "__version__", "?")
+        resolver = (litert.OpResolverType.AUTO if xnnpack
+                    else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        try:
+            self.interp = litert.Interpreter(model_path=str(path), num_threads=threads,
+                                             experimental_op_resolver_type=resolver)
+            self.interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise EdgePipeError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
+        self._in = self.interp.get_input_details()[0]
+        self._out = self.interp.get_output_details()
+        self.inputs = [TensorInfo(self._in["name"], tuple(self._in["shape"]), np.dtype(self._in["dtype"]).name)]
+        self.outputs = [TensorInfo(_tflite_name(d["name"]), tuple(d["shape"]), np.dtype(d["dtype"]).name)
+                        for d in self._out]
+
+    def _one(self, x):
+        scale, zero = self._in["quantization"]
+        if scale:
+            info = np.iinfo(self._in["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interp.set_tensor(self._in["index"], x.astype(self._in["dtype"]))
+        self.interp.invoke()
+        out = {}
+        for d in self._out:
+            y = self.interp.get_tensor(d["index"])
+            s, z = d["quantization"]
+            out[_tflite_name(d["name"])] = (y.astype(np.float32) - z) * s if s else y.astype(np.float32)
+        return out
+
+    def predict(self, batch):
+        return self._each(batch, self._one)
+
+
+def _tflite_name(name: str) -> str:
+    # "StatefulPartitionedCall:0" -> keep; "serving_default_edges:0" -> "edges"
+    return name.removeprefix("serving_default_").split(":")[0]
+
+
+class OnnxRunner(Runner):
+    runtime = "onnxruntime"
+
+    def __init__(self, path, threads=1):
+        import onnxruntime as ort
+        self.version = ort.__version__
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own exception types for bad files
+            raise EdgePipeError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:160]})") from None
+        i = self.sess.get_inputs()[0]
+        self.inputs = [TensorInfo(i.name, tuple(i.shape), i.type)]
+        self.outputs = [TensorInfo(o.name, tuple(o.shape), o.type) for o in self.sess.get_outputs()]
+
+    def _one(self, x):
+        outs = self.sess.run(None, {self.inputs[0].name: x})
+        return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
+
+    def predict(self, batch):
+        return self._each(batch, self._one)
+
+
+class CoreMLRunner(Runner):
+    runtime = "coreml"
+
+    def __init__(self, path):
+        from convert.coreml import _coremltools, can_predict
+        ok, why = can_predict()
+        if not ok:
+            raise NotRunnable(why)
+        ct = _coremltools()
+        self.version = ct.__version__
+        self.model = ct.models.MLModel(str(path))
+        spec = self.model.get_spec().description
+        self.inputs = [TensorInfo(i.name, (), "image") for i in spec.input]
+        self.outputs = [TensorInfo(o.name, (), "float32") for o in spec.output]
+
+    def _one(self, x):
+        from PIL import Image
+        img = Image.fromarray(np.clip(np.round(x[0] * 255), 0, 255).astype(np.uint8))
+        return {k: np.asarray(v, np.float32) for k, v in self.model.predict({self.inputs[0].name: img}).items()}
+
+    def predict(self, batch):
+        return self._each(batch, self._one)
+
+
+def open_runner(path, threads: int = 1) -> Runner:
+    """A runner for a saved artifact, chosen by its suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgePipeError(f"model not found: {path}")
+    name = path.name.lower()
+    if name.endswith(".tflite"):
+        return TFLiteRunner(path, threads)
+    if name.endswith(".onnx"):
+        return OnnxRunner(path, threads)
+    if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
+        return CoreMLRunner(path)
+    if name.endswith((".keras", ".h5")) or path.is_dir():
+        from pipeline.modelio import load_keras
+        return KerasRunner(load_keras(path))
+    raise EdgePipeError(f"{path}: unknown model format (expected .keras, .h5, .tflite, .onnx or .mlpackage)")
+
+
+def set_tf_threads(threads: int):
+    """Must run before TensorFlow executes anything in this process."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from mobile_models.backend import tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -1,0 +1,192 @@
+"""Document-quad finder: HED edge map -> four ordered corners, or "not found".
+
+The algorithm is plain numpy so that the Java core of ``android_demo`` can mirror
+it line by line:
+1. threshold the edge map;
+2. Hough transform (1 px x 1 degree), peaks with non-maximum suppression;
+3. refine each line by a weighted least-squares fit to nearby edge pixels;
+4. for every 4 lines and each way to split them into two opposite pairs, the
+   quad of their intersections; keep convex quads with plausible angles and area;
+5. score each by how much of its in-frame perimeter the edge map supports; pick
+   the best-supported quad, or report "not found" below ``min_support``.
+"""
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+THETAS = np.deg2rad(np.arange(180, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class QuadParams:
+    threshold: float = 0.5
+    max_lines: int = 10
+    nms_rho: float = 10.0
+    nms_theta_deg: float = 10.0
+    min_votes_frac: float = 0.12   # of the image side
+    min_area_frac: float = 0.04
+    min_pair_angle_deg: float = 30.0
+    max_parallel_deg: float = 50.0
+    support_tol: int = 2
+    min_support: float = 0.5
+
+
+@dataclass(frozen=True)
+class QuadResult:
+    corners: np.ndarray | None  # 4x2 TL TR BR BL, or None when not found
+    support: float
+    reason: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.corners is not None
+
+
+def order_corners(pts) -> np.ndarray:
+    """Clockwise (image coordinates, y down) starting from the top-left-most corner."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    c = pts.mean(0)
+    pts = pts[np.argsort(np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0]))]
+    start = int(np.argmin(pts[:, 0] + pts[:, 1]))
+    return np.roll(pts, -start, axis=0)
+
+
+def hough_lines(binary: np.ndarray, params: QuadParams):
+    """Strongest lines as (rho, theta) with x*cos(theta) + y*sin(theta) = rho."""
+    ys, xs = np.nonzero(binary)
+    h, w = binary.shape
+    diag = int(np.ceil(np.hypot(h, w)))
+    rhos = np.round(np.outer(xs, np.cos(THETAS)) + np.outer(ys, np.sin(THETAS))).astype(np.int64) + diag
+    acc = np.bincount((rhos * 180 + np.arange(180)).ravel(), minlength=(2 * diag + 1) * 180)
+    min_votes = params.min_votes_frac * min(h, w)
+    order = np.argsort(-acc, kind="stable")[:4000]
+    lines = []
+    for idx in order:
+        if acc[idx] < min_votes or len(lines) == params.max_lines:
+            break
+        rho, theta = float(idx // 180 - diag), float(THETAS[idx % 180])
+        if not any(_close(rho, theta, r, t, params) for r, t in lines):
+            lines.append((rho, theta))
+    return lines
+
+
+def _close(r1, t1, r2, t2, params):
+    dt = abs(t1 - t2)
+    if dt > np.pi / 2:  # theta wraps at 180 degrees with rho negated
+        dt, r2 = np.pi - dt, -r2
+    return dt < np.deg2rad(params.nms_theta_deg) and abs(r1 - r2) < params.nms_rho
+
+
+def refine_line(weights: np.ndarray, rho: float, theta: float, band: float = 3.0, iterations: int = 3):
+    """Weighted total-least-squares fit to the edge pixels within ``band`` of the
+    line, repeated so pixels missed by the coarse Hough angle are picked up."""
+    ys, xs = np.nonzero(weights)
+    pts_all = np.stack([xs, ys], 1).astype(np.float64)
+    wt_all = weights[ys, xs].astype(np.float64)
+    for _ in range(iterations):
+        near = np.abs(pts_all @ np.array([np.cos(theta), np.sin(theta)]) - rho) <= band
+        if near.sum() < 10:
+            break
+        pts, wt = pts_all[near], wt_all[near]
+        mean = (pts * wt[:, None]).sum(0) / wt.sum()
+        d = pts - mean
+        normal = np.linalg.eigh((d * wt[:, None]).T @ d)[1][:, 0]  # smallest eigenvector = normal
+        if normal @ np.array([np.cos(theta), np.sin(theta)]) < 0:
+            normal = -normal
+        rho, theta = float(normal @ mean), float(np.arctan2(normal[1], normal[0]))
+    return rho, theta
+
+
+def _intersect(l1, l2):
+    (r1, t1), (r2, t2) = l1, l2
+    a = np.array([[np.cos(t1), np.sin(t1)], [np.cos(t2), np.sin(t2)]])
+    if abs(np.linalg.det(a)) < 1e-6:
+        return None
+    return np.linalg.solve(a, np.array([r1, r2]))
+
+
+def _angle_between(t1, t2):
+    d = abs(t1 - t2) % np.pi
+    return np.rad2deg(min(d, np.pi - d))
+
+
+def _candidate_quads(lines, params):
+    for four in combinations(range(len(lines)), 4):
+        a, b, c, d = four
+        for (p, q), (r, s) in (((a, b), (c, d)), ((a, c), (b, d)), ((a, d), (b, c))):
+            lp, lq, lr, ls = lines[p], lines[q], lines[r], lines[s]
+            if (_angle_between(lp[1], lq[1]) > params.max_parallel_deg
+                    or _angle_between(lr[1], ls[1]) > params.max_parallel_deg):
+                continue
+            if min(_angle_between(lp[1], lr[1]), _angle_between(lq[1], ls[1])) < params.min_pair_angle_deg:
+                continue
+            pts = [_intersect(lp, lr), _intersect(lp, ls), _intersect(lq, ls), _intersect(lq, lr)]
+            if all(pt is not None for pt in pts):
+                yield np.array(pts)
+
+
+def _is_convex(quad):
+    signs = []
+    for i in range(4):
+        a, b, c = quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]
+        signs.append(np.cross(b - a, c - b))
+    signs = np.array(signs)
+    return bool(np.all(signs > 0) or np.all(signs < 0))
+
+
+def _area(quad):
+    x, y = quad[:, 0], quad[:, 1]
+    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def perimeter_support(quad, support_map):
+    """Fraction of in-frame perimeter samples (1 px apart) that lie on an edge."""
+    h, w = support_map.shape
+    hits = total = 0
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        n = max(int(np.hypot(*(b - a))), 1)
+        t = (np.arange(n) + 0.5) / n
+        pts = a + t[:, None] * (b - a)
+        xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        total += int(inside.sum())
+        hits += int(support_map[yi[inside], xi[inside]].sum())
+    return hits / total if total else 0.0, hits
+
+
+def _dilate(binary, r):
+    out = binary.copy()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out |= np.roll(np.roll(binary, dy, 0), dx, 1)
+    return out
+
+
+def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams()) -> QuadResult:
+    """Edge probabilities (HxW in [0, 1]) -> ordered corners in pixel coordinates."""
+    prob = np.asarray(edge_map, np.float32).squeeze()
+    if prob.ndim != 2 or not np.isfinite(prob).all():
+        return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
+    h, w = prob.shape
+    binary = prob >= params.threshold
+    if binary.sum() < params.min_votes_frac * min(h, w):
+        return QuadResult(None, 0.0, "too few edge pixels")
+    lines = [refine_line(np.where(binary, prob, 0), r, t) for r, t in hough_lines(binary, params)]
+    if len(lines) < 4:
+        return QuadResult(None, 0.0, f"only {len(lines)} straight edges found")
+    support_map = _dilate(binary, params.support_tol)
+    best, best_hits, best_frac = None, -1, 0.0
+    lo, hi = -0.5 * np.array([w, h]), 1.5 * np.array([w, h])
+    for quad in _candidate_quads(lines, params):
+        if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
+            continue
+        if _area(quad) < params.min_area_frac * h * w:
+            continue
+        frac, hits = perimeter_support(quad, support_map)
+        if frac >= params.min_support and hits > best_hits:
+            best, best_hits, best_frac = quad, hits, frac
+    if best is None:
+        return QuadResult(None, 0.0, "no plausible quadrilateral")
+    return QuadResult(order_corners(best), best_frac)

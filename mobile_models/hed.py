@@ -1,0 +1,125 @@
+"""HED (holistically-nested edge detection) for document scanning.
+
+Both backbones are tables whose rows mirror the seed (S3:117-166 and the
+hed-tutorial repo). Each table row is ``(block, t, c, n, s, side)``: block type,
+expansion, output channels, repeats, stride of the first repeat, and the side
+output (dsn1..dsn5) tapped after the row, if any. Side outputs are 1-channel
+logits upsampled by a transposed conv (kernel 2f, stride f); the fuse layer is a
+1x1 conv over the concatenated sides. Outputs are logits named side1..side5 and
+fuse; ``inference_model`` adds the sigmoid edge map that apps consume.
+"""
+import numpy as np
+
+from mobile_models.backend import keras, layers
+from mobile_models.blocks import conv_bn, inverted_residual
+from mobile_models.registry import register
+from pipeline.errors import EdgePipeError
+
+HED_VGG = [
+    # block  t    c   n  s  side
+    ("conv", 1,  12, 2, 1, 1),
+    ("conv", 1,  24, 2, 2, 2),  # stride 2 here stands for the seed's 2x2 max-pool
+    ("conv", 1,  48, 3, 2, 3),
+    ("conv", 1,  96, 3, 2, 4),
+    ("conv", 1, 192, 3, 2, 5),
+]
+
+HED_MOBILENET_V2 = [
+    # block  t   c  n  s  side
+    ("conv", 1,  3, 1, 1, None),  # two full-resolution convs, not in MobileNetV2,
+    ("conv", 1,  6, 1, 1, 1),     # so that dsn1 sees the input's resolution
+    ("ir",   6, 12, 1, 2, 2),
+    ("ir",   6, 24, 2, 2, 3),
+    ("ir",   6, 48, 3, 2, 4),
+    ("ir",   6, 64, 4, 2, 5),
+]
+
+SIDE_NAMES = ("side1", "side2", "side3", "side4", "side5")
+
+
+def _walk(table, x, pool_downsample):
+    """Walk a table; return (tensor, total stride) tapped for each side output."""
+    taps, total_stride = [], 1
+    for r, (block, t, c, n, s, side) in enumerate(table, start=1):
+        total_stride *= s
+        for i in range(n):
+            stride = s if i == 0 else 1
+            name = f"block{r}_{i}"
+            if block == "conv":
+                if stride > 1 and pool_downsample:
+                    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+                    stride = 1
+                x = conv_bn(x, c, 3, stride, name, act="relu")
+            else:
+                x = inverted_residual(x, t, c, stride, name)
+        if side:
+            taps.append((x, total_stride))
+    return taps
+
+
+def _side_head(x, k, factor):
+    y = conv_bn(x, 1, 1, 1, f"dsn{k}", act=None)
+    if factor > 1:
+        y = layers.Conv2DTranspose(1, 2 * factor, strides=factor, padding="same",
+                                   name=f"dsn{k}_up")(y)
+    return layers.Activation("linear", name=SIDE_NAMES[k - 1])(y)
+
+
+def _check_input(input_shape):
+    h, w, c = input_shape
+    if c != 3 or any(d is not None and d % 16 for d in (h, w)):
+        raise EdgePipeError(f"HED needs an HxWx3 input with H and W multiples of 16 (or None), "
+                            f"got {tuple(input_shape)}")
+
+
+def build_hed(table, input_shape=(256, 256, 3), pool_downsample=False, name="hed"):
+    _check_input(input_shape)
+    image = keras.Input(input_shape, name="image")
+    taps = _walk(table, image, pool_downsample)
+    sides = [_side_head(x, k, stride) for k, (x, stride) in enumerate(taps, start=1)]
+    fused = layers.Concatenate(name="dsn_concat")(sides)
+    fuse = layers.Conv2D(1, 1, use_bias=True, name="fuse")(fused)
+    model = keras.Model(image, sides + [fuse], name=name)
+    _bilinear_init(model)
+    return model
+
+
+def _bilinear_init(model):
+    """Start transposed convs as bilinear upsamplers (HED paper); trains faster
+    and avoids checkerboard artefacts early on."""
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2DTranspose):
+            k = layer.kernel_size[0]
+            f = (k + 1) // 2
+            center = f - 0.5 if k % 2 == 0 else f - 1
+            og = np.arange(k, dtype=np.float32)
+            filt = 1 - np.abs(og - center) / f
+            kernel = np.outer(filt, filt)[:, :, None, None]
+            layer.set_weights([kernel.astype(np.float32), np.zeros(1, np.float32)])
+
+
+def inference_model(model, output="fuse"):
+    """The deployable HED: one sigmoid edge map named ``edges`` in [0, 1].
+
+    ``output='fuse'`` uses the fuse logits (the paper's default); ``'mean'``
+    averages the sigmoid of the fuse and all side outputs.
+    """
+    by_name = dict(zip(model.output_names, model.outputs))
+    if output == "fuse":
+        edges = layers.Activation("sigmoid", name="edges")(by_name["fuse"])
+    elif output == "mean":
+        probs = [layers.Activation("sigmoid", name=f"{n}_prob")(by_name[n]) for n in (*SIDE_NAMES, "fuse")]
+        edges = layers.Average(name="edges")(probs)
+    else:
+        raise EdgePipeError(f"HED output must be 'fuse' or 'mean', got '{output}'")
+    return keras.Model(model.input, edges, name=f"{model.name}_edges")
+
+
+@register("hed_mobilenet_v2", "edges", "MobileNetV2-style HED document-edge detector (seed S3, hed-tutorial repo)")
+def hed_mobilenet_v2(input_shape=(256, 256, 3)):
+    return build_hed(HED_MOBILENET_V2, input_shape, name="hed_mobilenet_v2")
+
+
+@register("hed_vgg", "edges", "VGG-style HED with the seed's 12/24/48/96/192 channels")
+def hed_vgg(input_shape=(256, 256, 3)):
+    return build_hed(HED_VGG, input_shape, pool_downsample=True, name="hed_vgg")

@@ -1,0 +1,40 @@
+"""model_card.json: what an app developer needs to feed and read the model."""
+import time
+
+from mobile_models.docquad import QuadParams
+
+
+def _quant_params(path):
+    """Input/output scale and zero point of an int8 TFLite file."""
+    from evaluate.runners import TFLiteRunner
+    r = TFLiteRunner(path)
+    q = lambda d: {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1]),
+                   "dtype": r.inputs[0].dtype if d is r._in else str(d["dtype"].__name__)}
+    return {"input": q(r._in), "outputs": [q(d) for d in r._out]}
+
+
+def model_card(recipe, model, entries, recipe_hash) -> dict:
+    size = recipe.model.input_size
+    artifacts = []
+    for e in entries:
+        item = {"format": e["format"], "variant": e["variant"], "file": e["path"] and e["path"].split("/")[-1],
+                "size_bytes": e["size_bytes"], "status": e["status"],
+                "verify": {"parity": e["parity"], "task": e["task"]}, "bench": e["latency"]}
+        if e["format"] == "tflite" and e["variant"] == "int8" and e["status"] == "ok":
+            item["quantization"] = _quant_params(e["path"])
+        artifacts.append(item)
+    return {
+        "name": recipe.model.name,
+        "task": "document edge detection (HED) + quad finding",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "inputs": [{"name": model.input_names[0], "shape": [1, size, size, 3], "dtype": "float32",
+                    "layout": "NHWC", "color_order": "RGB", "range": [0.0, 1.0],
+                    "normalization": {"scale": 1 / 255.0, "bias": 0.0, "formula": "x = pixel * scale + bias"}}],
+        "outputs": [{"name": "edges", "shape": [1, size, size, 1], "activation": "sigmoid",
+                     "meaning": "probability that the pixel lies on the document border"}],
+        "labels": [],
+        "postprocessing": {"quad_finder": QuadParams().__dict__,
+                           "corners_order": ["top-left", "top-right", "bottom-right", "bottom-left"]},
+        "training": {"data": recipe.data.model_dump(), "profile": recipe.profile, "recipe_hash": recipe_hash},
+        "artifacts": artifacts,
+    }

@@ -1,0 +1,115 @@
+"""The recipe schema: YAML in, validated pydantic objects out.
+
+Unknown keys and bad values are refused with one line naming the key. The
+schema is the single source of truth for the recipe reference in the docs.
+"""
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from convert.formats import VARIANTS
+from pipeline.errors import EdgePipeError
+
+EXPORT_VARIANTS = tuple(VARIANTS)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelCfg(Strict):
+    name: str = "hed_mobilenet_v2"
+    input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
+    output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
+
+
+class DataCfg(Strict):
+    kind: Literal["synthetic_documents"] = "synthetic_documents"
+    train_seed: int = 0
+    val_seed: int = Field(10_000, description="held-out stream; must differ from train_seed")
+    val_size: int = Field(64, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self):
+        if self.val_seed == self.train_seed:
+            raise ValueError("val_seed must differ from train_seed (held-out data)")
+        return self
+
+
+class Phase(Strict):
+    size: int = Field(ge=32, le=2048, description="training input side (progressive resizing)")
+    steps: int = Field(ge=1)
+    pool: int = Field(ge=1, description="distinct generated images cycled in this phase")
+
+
+class TrainCfg(Strict):
+    phases: list[Phase] = Field(min_length=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+    learning_rate: float = Field(3e-3, gt=0, lt=1)
+    side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5)
+    fuse_weight: float = Field(1.0, ge=0)
+    seed: int = 0
+
+
+class ExportCfg(Strict):
+    variants: list[Literal[EXPORT_VARIANTS]] = list(EXPORT_VARIANTS)  # type: ignore[valid-type]
+    calibration_samples: int = Field(128, ge=1, le=10_000)
+
+
+class VerifyCfg(Strict):
+    edge_threshold: float = Field(0.5, gt=0, lt=1)
+    edge_tolerance_px: int = Field(2, ge=0, le=16)
+
+
+class BenchCfg(Strict):
+    threads: int = Field(1, ge=1, le=64)
+    warmup: int = Field(5, ge=0)
+    runs: int = Field(30, ge=1)
+
+
+class Recipe(Strict):
+    name: str = "default"
+    model: ModelCfg = ModelCfg()
+    data: DataCfg = DataCfg()
+    profile: str = "quick"
+    profiles: dict[str, TrainCfg]
+    export: ExportCfg = ExportCfg()
+    verify: VerifyCfg = VerifyCfg()
+    bench: BenchCfg = BenchCfg()
+
+    @model_validator(mode="after")
+    def _profile_exists(self):
+        if self.profile not in self.profiles:
+            raise ValueError(f"profile '{self.profile}' not in profiles ({', '.join(self.profiles)})")
+        if self.model.input_size % 16:
+            raise ValueError(f"model.input_size must be a multiple of 16, got {self.model.input_size}")
+        return self
+
+    @property
+    def train(self) -> TrainCfg:
+        return self.profiles[self.profile]
+
+
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
+
+
+def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:
+    path = Path(path) if path else DEFAULT_RECIPE
+    if not path.is_file():
+        raise EdgePipeError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise EdgePipeError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise EdgePipeError(f"recipe {path} must be a YAML mapping")
+    if profile:
+        raw["profile"] = profile
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise EdgePipeError(f"recipe {path}: {where}: {err['msg']}") from None

@@ -1,0 +1,60 @@
+"""report.json and the table printed at the end of a run."""
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import atomic
+
+
+def artifact_entry(fmt, variant, path, status="ok", reason="", parity=None, task=None, latency=None):
+    """One report row; ``status`` is ok, failed or not_run (with ``reason``)."""
+    size = _size(Path(path)) if path and Path(path).exists() else None
+    return {"format": fmt, "variant": variant, "status": status, "reason": reason,
+            "path": str(path) if path else None, "size_bytes": size,
+            "parity": parity or {}, "task": task or {}, "latency": latency or {}}
+
+
+def _size(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+
+def _jsonable(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic.write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+def _fmt(v, spec):
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, str):
+        return v
+    return format(v, spec) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+
+def print_table(report: dict, console: Console | None = None):
+    console = console or Console()
+    t = Table(title=f"edgepipe run: {report.get('recipe', {}).get('name', '')}")
+    for col in ("format", "variant", "status", "size", "PSNR dB", "max abs", "edge F", "corner med %",
+                "<5% corner", "p50 ms", "p90 ms"):
+        t.add_column(col, justify="right" if col not in ("format", "variant", "status") else "left")
+    for a in report["artifacts"]:
+        p, k, lat = a["parity"], a["task"], a["latency"]
+        size = f"{a['size_bytes'] / 1e6:.2f} MB" if a["size_bytes"] else "-"
+        status = a["status"] if a["status"] == "ok" else f"{a['status']}: {a['reason'][:40]}"
+        t.add_row(a["format"], a["variant"], status, size, _fmt(p.get("psnr_db"), ".1f"),
+                  _fmt(p.get("max_abs"), ".2e"), _fmt(k.get("f_score"), ".3f"),
+                  _fmt(k.get("corner_err_median_pct"), ".2f"), _fmt(k.get("under_5pct"), ".0%"),
+                  _fmt(lat.get("p50_ms"), ".2f"), _fmt(lat.get("p90_ms"), ".2f"))
+    console.print(t)

@@ -1,0 +1,153 @@
+"""The default pipeline: train -> fold BN -> export -> verify -> bench -> report."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+
+from convert.formats import VARIANTS, export
+from convert.fold import count_batchnorm, fold_batchnorm
+from evaluate.parity import parity
+from evaluate.runners import KerasRunner, NotRunnable, open_runner
+from evaluate.taskmetrics import task_metrics
+from pipeline import modelio
+from pipeline.atomic import ensure_writable_dir
+from pipeline.cards import model_card
+from pipeline.errors import EdgePipeError
+from pipeline.report import artifact_entry, print_table, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def recipe_hash(recipe) -> str:
+    return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
+
+
+def stage_train(recipe, out: Path, console):
+    import mobile_models
+    from mobile_models.hed import inference_model
+    from train.fit import train_hed
+
+    name, size = recipe.model.name, recipe.model.input_size
+    trainable = mobile_models.build(name, input_shape=(None, None, 3))
+    history = train_hed(trainable, recipe.train, recipe.data.train_seed, out / "checkpoints",
+                        verbose=1 if console.is_terminal else 2)
+    fixed = mobile_models.build(name, input_shape=(size, size, 3))
+    fixed.set_weights(trainable.get_weights())
+    model = inference_model(fixed, recipe.model.output)
+    modelio.save_keras(model, out / f"{name}.keras")
+    return model, history
+
+
+def stage_export(recipe, model, out: Path, console) -> list[dict]:
+    from train.datasets import representative_images
+
+    folded = fold_batchnorm(model)
+    console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers")
+    size = recipe.model.input_size
+    calib = representative_images(recipe.data.train_seed, recipe.export.calibration_samples, size)
+    results = []
+    for vname in track(recipe.export.variants, description="exporting", console=console):
+        v = VARIANTS[vname]
+        path = out / f"{recipe.model.name}{v.suffix}"
+        try:
+            export(v, folded, path, calib if v.precision in ("int8", "int16x8") else None)
+            results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
+        except EdgePipeError:
+            raise
+        except Exception as e:  # a converter failure is reported, not fatal to the run
+            results.append({"variant": v, "path": None, "status": "failed", "reason": str(e).splitlines()[0][:200]})
+    return results
+
+
+def _match(ref_names, got: dict) -> dict:
+    if set(ref_names) <= set(got):
+        return {n: got[n] for n in ref_names}
+    if len(got) == len(ref_names):
+        return dict(zip(ref_names, got.values()))
+    raise EdgePipeError(f"export outputs {list(got)} do not match the original's {ref_names}")
+
+
+def stage_verify(recipe, model, exports, val, out: Path, console) -> list[dict]:
+    images, edges, corners = val
+    x = images.astype(np.float32) / 255.0
+    cfg = recipe.verify
+    keras_runner = KerasRunner(model)
+    ref = keras_runner.predict(x)["edges"]
+    entries = [artifact_entry("keras", "float32", out / recipe_artifact(recipe, ".keras"),
+                              task=task_metrics(ref, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px))]
+    for e in track(exports, description="verifying", console=console):
+        v = e["variant"]
+        if e["status"] != "ok":
+            entries.append(artifact_entry(v.format, v.precision, None, e["status"], e["reason"]))
+            continue
+        try:
+            got = _match(["edges"], open_runner(e["path"]).predict(x))["edges"]
+        except NotRunnable as why:
+            entries.append(artifact_entry(v.format, v.precision, e["path"], "not_run", f"converted; {why}"))
+            continue
+        entries.append(artifact_entry(
+            v.format, v.precision, e["path"], parity=parity(ref, got),
+            task=task_metrics(got, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px)))
+    return entries
+
+
+def recipe_artifact(recipe, suffix):
+    return f"{recipe.model.name}{suffix}"
+
+
+def stage_bench(recipe, entries, out: Path, console):
+    """Time every runnable artifact in a fresh process (one thread, batch 1)."""
+    models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
+              if e["status"] == "ok" and e["path"]}
+    spec = {"models": models, "threads": recipe.bench.threads, "warmup": recipe.bench.warmup,
+            "runs": recipe.bench.runs, "input_shape": [recipe.model.input_size] * 2 + [3]}
+    spec_path = out / "bench_spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = os.environ | {"PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    with console.status("timing latency (1 thread, interleaved)"):
+        proc = subprocess.run([sys.executable, "-m", "evaluate.latency", str(spec_path)], capture_output=True,
+                              text=True, env=env, cwd=ROOT)
+    spec_path.unlink()
+    if proc.returncode != 0:
+        console.log(f"[yellow]latency stage failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    for e in entries:
+        e["latency"] = stats.get(f"{e['format']}/{e['variant']}", {})
+
+
+def run(recipe, out_dir, console: Console | None = None) -> dict:
+    console = console or Console()
+    out = ensure_writable_dir(out_dir)
+    t_start = time.time()
+    timings = {}
+
+    def timed(name, fn, *args):
+        t0 = time.time()
+        console.rule(f"[bold]{name}")
+        result = fn(*args)
+        timings[name] = round(time.time() - t0, 1)
+        console.log(f"{name} done in {timings[name]} s")
+        return result
+
+    from train.datasets import document_arrays
+    model, history = timed("train", stage_train, recipe, out, console)
+    exports = timed("export", stage_export, recipe, model, out, console)
+    val = document_arrays(recipe.data.val_seed, recipe.data.val_size, recipe.model.input_size)
+    entries = timed("verify", stage_verify, recipe, model, exports, val, out, console)
+    timed("bench", stage_bench, recipe, entries, out, console)
+    report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile},
+              "artifacts": entries, "train": {"final_loss": history["loss"][-1], "loss": history["loss"]},
+              "timings_s": timings | {"total": round(time.time() - t_start, 1)}}
+    write_json(out / "model_card.json", model_card(recipe, model, entries, recipe_hash(recipe)))
+    write_json(out / "report.json", report)
+    print_table(report, console)
+    console.log(f"wrote {out / 'report.json'} and {out / 'model_card.json'} in {report['timings_s']['total']} s")
+    return report

@@ -1,0 +1,53 @@
+"""Post-training quantization modes for the TFLite converter.
+
+Each mode is a name a recipe or the CLI can use. Calibration data is checked
+before the converter sees it: NaN or a wrong shape is a user error, not a
+mysterious converter crash.
+"""
+import numpy as np
+
+from mobile_models.backend import tf
+from pipeline.errors import EdgePipeError
+
+MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+
+
+def check_representative(data: np.ndarray, input_shape) -> np.ndarray:
+    data = np.asarray(data, np.float32)
+    if data.ndim != 4 or tuple(data.shape[1:]) != tuple(input_shape[1:]):
+        raise EdgePipeError(f"representative data has shape {data.shape}, model expects (N, "
+                            f"{', '.join(str(d) for d in input_shape[1:])})")
+    if not np.isfinite(data).all():
+        raise EdgePipeError("representative data contains NaN or Inf")
+    if len(data) == 0:
+        raise EdgePipeError("representative data is empty")
+    return data
+
+
+def configure(converter, mode: str, representative=None, int8_io: bool = True):
+    """Set ``converter`` up for ``mode``; ``representative`` is an (N, H, W, C) array."""
+    if mode not in MODES:
+        raise EdgePipeError(f"unknown quantization mode '{mode}'; valid: {', '.join(MODES)}")
+    if mode == "float32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode in ("int8", "int16x8"):
+        if representative is None:
+            raise EdgePipeError(f"mode {mode} needs representative data for calibration")
+        samples = representative
+
+        def gen():
+            for x in samples:
+                yield [x[None]]
+        converter.representative_dataset = gen
+        if mode == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_io:
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter

@@ -1,0 +1,33 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_hed():
+    """A 64x64 MobileNetV2-style HED inference model with non-trivial BN statistics."""
+    import mobile_models
+    from mobile_models.backend import layers
+    from mobile_models.hed import inference_model
+
+    model = inference_model(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3)))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
+                               rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 2.0, v.shape)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    from train.docgen import generate
+    return np.stack([generate(123, i, 64).image for i in range(8)]).astype(np.float32) / 255.0

@@ -1,0 +1,111 @@
+"""The CLI's bad-input exits (code 2, one line, nothing written) and a tiny
+end-to-end run of the whole pipeline."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.recipe import DEFAULT_RECIPE
+
+TINY = {
+    "name": "tiny",
+    "model": {"name": "hed_mobilenet_v2", "input_size": 64},
+    "data": {"train_seed": 1, "val_seed": 2, "val_size": 4},
+    "profile": "quick",
+    "profiles": {"quick": {"phases": [{"size": 32, "steps": 2, "pool": 8}, {"size": 64, "steps": 1, "pool": 4}],
+                           "batch_size": 4}},
+    "export": {"calibration_samples": 4},
+    "bench": {"warmup": 1, "runs": 3},
+}
+
+
+def _recipe(tmp_path, data, name="r.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data) if isinstance(data, dict) else data)
+    return p
+
+
+def _run_cli(args):
+    """Run in a subprocess to see exactly what a user sees."""
+    env = os.environ | {"PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env)
+
+
+def _assert_clean_error(proc, needle):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgepipe: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr and needle in lines[0]
+
+
+def test_missing_recipe(tmp_path):
+    proc = _run_cli(["run", "--recipe", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "out")])
+    _assert_clean_error(proc, "recipe not found")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda r: r.update(bogus=1), "bogus"),
+    (lambda r: r["profiles"]["quick"].update(batch_size=0), "batch_size"),
+    (lambda r: r["model"].update(input_size=70), "multiple of 16"),
+    (lambda r: r["export"].update(variants=["tflite_int3"]), "variants"),
+    (lambda r: r["data"].update(val_seed=1), "val_seed"),
+    (lambda r: r.update(profile="nope"), "profile"),
+])
+def test_bad_recipe_values(tmp_path, mutate, needle):
+    data = json.loads(json.dumps(TINY))
+    mutate(data)
+    assert main(["run", "--recipe", str(_recipe(tmp_path, data)), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_recipe_message_is_one_line(tmp_path):
+    proc = _run_cli(["run", "--recipe", str(_recipe(tmp_path, dict(TINY, bogus=1))), "--out", str(tmp_path / "o")])
+    _assert_clean_error(proc, "bogus")
+
+
+def test_recipe_that_is_not_yaml(tmp_path):
+    proc = _run_cli(["run", "--recipe", str(_recipe(tmp_path, "model: [unclosed")), "--out", str(tmp_path / "o")])
+    _assert_clean_error(proc, "not valid YAML")
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = _run_cli(["run", "--recipe", str(_recipe(tmp_path, TINY)), "--out", str(blocker / "run")])
+    _assert_clean_error(proc, "not writable")
+
+
+def test_default_recipe_is_valid():
+    from pipeline.recipe import load_recipe
+    r = load_recipe(DEFAULT_RECIPE)
+    assert r.model.input_size == 256 and r.profile == "quick"
+    assert r.export.calibration_samples >= 100
+
+
+def test_tiny_pipeline_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--recipe", str(_recipe(tmp_path, TINY)), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    by = {(a["format"], a["variant"]): a for a in report["artifacts"]}
+    for key in [("keras", "float32"), ("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")]:
+        a = by[key]
+        assert a["status"] == "ok", a
+        assert a["size_bytes"] > 0 and os.path.exists(a["path"])
+        assert {"parity", "task", "latency"} <= set(a)
+        assert a["latency"]["p50_ms"] > 0 and a["latency"]["p90_ms"] >= a["latency"]["p50_ms"]
+    assert by[("tflite", "float32")]["parity"]["max_abs"] < 1e-4
+    assert by[("onnx", "float32")]["parity"]["max_abs"] < 1e-4
+    coreml = by[("coreml", "fp16")]
+    if sys.platform != "darwin":
+        assert coreml["status"] == "not_run" and "macOS" in coreml["reason"] and not coreml["parity"]
+    assert os.path.isdir(coreml["path"])
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["inputs"][0]["range"] == [0.0, 1.0] and card["outputs"][0]["name"] == "edges"
+    int8 = [a for a in card["artifacts"] if a["variant"] == "int8"][0]
+    assert int8["quantization"]["input"]["dtype"] == "int8"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

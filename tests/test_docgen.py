@@ -1,0 +1,78 @@
+import cv2
+import numpy as np
+
+from mobile_models.docquad import order_corners
+from train.docgen import generate
+
+
+def test_same_seed_and_index_give_identical_samples():
+    a, b = generate(7, 3), generate(7, 3)
+    assert np.array_equal(a.image, b.image)
+    assert np.array_equal(a.edges, b.edges)
+    assert np.array_equal(a.corners, b.corners)
+
+
+def test_different_index_or_seed_differ():
+    a = generate(7, 3)
+    assert not np.array_equal(a.image, generate(7, 4).image)
+    assert not np.array_equal(a.image, generate(8, 3).image)
+
+
+def test_shapes_and_dtypes_at_any_size():
+    for size in (64, 256):
+        s = generate(0, 0, size)
+        assert s.image.shape == (size, size, 3) and s.image.dtype == np.uint8
+        assert s.edges.shape == (size, size) and set(np.unique(s.edges)) <= {0, 1}
+        assert s.corners.shape == (4, 2)
+
+
+def test_corners_are_ordered_tl_tr_br_bl():
+    for i in range(20):
+        c = generate(1, i).corners
+        assert np.allclose(order_corners(c), c)
+        # TL is the corner nearest the image origin; the quad is clockwise (y down)
+        assert np.argmin(c.sum(1)) == 0
+        area2 = sum(np.cross(c[k], c[(k + 1) % 4]) for k in range(4))
+        assert area2 > 0
+
+
+def test_edge_map_is_the_quad_border():
+    for i in range(10):
+        s = generate(2, i)
+        drawn = np.zeros_like(s.edges)
+        cv2.polylines(drawn, [np.round(s.corners).astype(np.int32)], True, 1, 3)
+        on_border = (s.edges & drawn).sum() / s.edges.sum()
+        assert on_border > 0.95, f"sample {i}: only {on_border:.0%} of edge pixels on the quad border"
+        assert s.edges.sum() > 100
+
+
+def test_every_side_is_partly_visible():
+    for i in range(40):
+        c = generate(3, i).corners
+        for k in range(4):
+            pts = c[k] + np.linspace(0, 1, 32)[:, None] * (c[(k + 1) % 4] - c[k])
+            assert np.mean(np.all((pts >= 0) & (pts <= 255), 1)) >= 0.3
+
+
+def test_document_is_brighter_than_background_on_average():
+    """The page is pasted: pixels inside the quad differ from the background."""
+    diffs = []
+    for i in range(10):
+        s = generate(4, i)
+        mask = np.zeros(s.edges.shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(s.corners).astype(np.int32)], 1)
+        inside = s.image[mask == 1].mean()
+        outside = s.image[mask == 0].mean()
+        diffs.append(abs(inside - outside))
+    assert np.mean(diffs) > 5
+
+
+def test_tf_data_pipeline_is_deterministic():
+    from train.datasets import document_dataset
+    a = next(iter(document_dataset(5, 4, 64, 4, ["fuse"], shuffle=False)))
+    b = next(iter(document_dataset(5, 4, 64, 4, ["fuse"], shuffle=False)))
+    assert np.array_equal(a[0].numpy(), b[0].numpy())
+    assert a[0].shape == (4, 64, 64, 3) and a[1]["fuse"].shape == (4, 64, 64, 1)
+    assert float(a[0].numpy().max()) <= 1.0
+    expected = generate(5, 0, 64)
+    assert np.allclose(a[0].numpy()[0], expected.image / 255.0)

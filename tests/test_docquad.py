@@ -1,0 +1,85 @@
+import cv2
+import numpy as np
+import pytest
+
+from mobile_models.docquad import find_quad, order_corners
+
+
+def _draw(corners, size=256, thickness=2, prob=1.0):
+    m = np.zeros((size, size), np.float32)
+    cv2.polylines(m, [np.round(np.asarray(corners) * 16).astype(np.int32)], True, prob, thickness,
+                  cv2.LINE_8, shift=4)
+    return m
+
+
+def _max_err(found, truth):
+    return np.abs(found - order_corners(truth)).max()
+
+
+QUADS = {
+    "axis_aligned": [[40, 30], [210, 30], [210, 225], [40, 225]],
+    "rotated": [[70, 20], [230, 70], [180, 240], [20, 190]],
+    "perspective": [[90, 40], [170, 45], [230, 220], [30, 210]],
+    "small": [[100, 100], [160, 105], [155, 170], [98, 160]],
+    "corner_out_of_frame": [[-20, 30], [200, 10], [230, 230], [20, 240]],
+}
+
+
+@pytest.mark.parametrize("name", QUADS)
+def test_finds_drawn_quads(name):
+    truth = np.array(QUADS[name], np.float32)
+    r = find_quad(_draw(truth))
+    assert r.found, r.reason
+    assert _max_err(r.corners, truth) < 2.5
+
+
+def test_thick_soft_edges_like_hed_output():
+    truth = np.array(QUADS["rotated"], np.float32)
+    m = cv2.GaussianBlur(_draw(truth, thickness=5), (0, 0), 2.0)
+    m /= m.max()
+    r = find_quad(m)
+    assert r.found and _max_err(r.corners, truth) < 3
+
+
+def test_broken_edges_are_bridged():
+    truth = np.array(QUADS["perspective"], np.float32)
+    m = _draw(truth)
+    m[:, 100:130] = 0  # a gap through two sides
+    r = find_quad(m)
+    assert r.found and _max_err(r.corners, truth) < 3
+
+
+def test_clutter_inside_the_page_does_not_win():
+    truth = np.array(QUADS["axis_aligned"], np.float32)
+    m = _draw(truth)
+    for y in range(60, 200, 12):  # text lines
+        cv2.line(m, (60, y), (180, y), 1.0, 1)
+    r = find_quad(m)
+    assert r.found and _max_err(r.corners, truth) < 3
+
+
+@pytest.mark.parametrize("case", ["blank", "noise", "one_line", "two_lines"])
+def test_not_found(case):
+    rng = np.random.default_rng(0)
+    m = np.zeros((256, 256), np.float32)
+    if case == "noise":
+        m = (rng.random((256, 256)) < 0.01).astype(np.float32)
+    elif case == "one_line":
+        cv2.line(m, (10, 100), (240, 120), 1.0, 2)
+    elif case == "two_lines":
+        cv2.line(m, (10, 100), (240, 120), 1.0, 2)
+        cv2.line(m, (10, 180), (240, 190), 1.0, 2)
+    r = find_quad(m)
+    assert not r.found and r.corners is None and r.reason
+
+
+def test_non_finite_input_is_not_found():
+    m = _draw(QUADS["rotated"])
+    m[0, 0] = np.nan
+    assert not find_quad(m).found
+
+
+def test_order_corners_from_any_permutation():
+    truth = np.array(QUADS["rotated"], np.float32)
+    for perm in ([2, 0, 3, 1], [3, 2, 1, 0], [1, 3, 0, 2]):
+        assert np.allclose(order_corners(truth[perm]), truth)

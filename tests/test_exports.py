@@ -1,0 +1,81 @@
+"""Each exporter on a tiny HED: files are written atomically and match Keras."""
+import numpy as np
+import pytest
+
+from convert.fold import count_batchnorm, fold_batchnorm
+from convert.formats import VARIANTS, export
+from evaluate.parity import parity
+from evaluate.runners import KerasRunner, NotRunnable, open_runner
+
+
+@pytest.fixture(scope="module")
+def folded(tiny_hed):
+    return fold_batchnorm(tiny_hed)
+
+
+def test_batchnorm_folding_is_exact(tiny_hed, folded, tiny_images):
+    assert count_batchnorm(tiny_hed) > 0 and count_batchnorm(folded) == 0
+    assert np.abs(tiny_hed.predict(tiny_images, verbose=0) - folded.predict(tiny_images, verbose=0)).max() < 1e-5
+
+
+def _no_temp_files(directory):
+    return [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
+
+
+def _export_and_run(variant, model, tmp_path, images):
+    v = VARIANTS[variant]
+    path = export(v, model, tmp_path / f"m{v.suffix}", images if v.precision == "int8" else None)
+    assert path.exists() and _no_temp_files(tmp_path)
+    return open_runner(path).predict(images)
+
+
+def test_tflite_float32_matches_keras(tiny_hed, folded, tmp_path, tiny_images):
+    ref = KerasRunner(tiny_hed).predict(tiny_images)["edges"]
+    got = _export_and_run("tflite_float32", folded, tmp_path, tiny_images)
+    assert parity(ref, next(iter(got.values())))["max_abs"] < 1e-4
+
+
+def test_tflite_int8_has_int8_io_and_stays_close(tiny_hed, folded, tmp_path, tiny_images):
+    ref = KerasRunner(tiny_hed).predict(tiny_images)["edges"]
+    got = _export_and_run("tflite_int8", folded, tmp_path, tiny_images)
+    runner = open_runner(tmp_path / "m.int8.tflite")
+    assert runner.inputs[0].dtype == "int8"
+    assert parity(ref, next(iter(got.values())))["psnr_db"] > 20
+
+
+def test_onnx_matches_keras(tiny_hed, folded, tmp_path, tiny_images):
+    ref = KerasRunner(tiny_hed).predict(tiny_images)["edges"]
+    got = _export_and_run("onnx_float32", folded, tmp_path, tiny_images)
+    assert list(got) == ["edges"]
+    assert parity(ref, got["edges"])["max_abs"] < 1e-4
+
+
+def test_coreml_mlpackage_has_image_input_and_named_output(folded, tmp_path):
+    import coremltools as ct
+    path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage")
+    assert path.is_dir() and _no_temp_files(tmp_path)
+    spec = ct.utils.load_spec(str(path))
+    assert spec.description.input[0].name == "image"
+    assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
+    assert [o.name for o in spec.description.output] == ["edges"]
+    ops = {op.type for f in spec.mlProgram.functions.values() for b in f.block_specializations.values()
+           for op in b.operations}
+    assert "batch_norm" not in ops and "conv_transpose" in ops
+
+
+def test_coreml_prediction_is_reported_not_run_on_linux(folded, tmp_path):
+    import sys
+    path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage")
+    if sys.platform == "darwin":
+        pytest.skip("real Core ML prediction available")
+    with pytest.raises(NotRunnable, match="macOS"):
+        open_runner(path)
+
+
+def test_int8_calibration_rejects_nan(folded, tmp_path, tiny_images):
+    from pipeline.errors import EdgePipeError
+    bad = tiny_images.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(EdgePipeError, match="NaN"):
+        export(VARIANTS["tflite_int8"], folded, tmp_path / "m.int8.tflite", bad)
+    assert not (tmp_path / "m.int8.tflite").exists()
