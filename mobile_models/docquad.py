@@ -52,8 +52,9 @@ def order_corners(pts) -> np.ndarray:
     return np.roll(pts, -start, axis=0)
 
 
-def hough_lines(binary: np.ndarray, params: QuadParams):
-    """Strongest lines as (rho, theta) with x*cos(theta) + y*sin(theta) = rho."""
+def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
+    """Strongest lines as (rho, theta) with x*cos(theta) + y*sin(theta) = rho,
+    strongest first, with duplicates (same line, other pivot) suppressed."""
     ys, xs = np.nonzero(binary)
     h, w = binary.shape
     diag = int(np.ceil(np.hypot(h, w)))
@@ -63,19 +64,28 @@ def hough_lines(binary: np.ndarray, params: QuadParams):
     order = np.argsort(-acc, kind="stable")[:4000]
     lines = []
     for idx in order:
-        if acc[idx] < min_votes or len(lines) == params.max_lines:
+        if acc[idx] < min_votes or len(lines) == max_peaks:
             break
-        rho, theta = float(idx // 180 - diag), float(THETAS[idx % 180])
-        if not any(_close(rho, theta, r, t, params) for r, t in lines):
-            lines.append((rho, theta))
+        line = (float(idx // 180 - diag), float(THETAS[idx % 180]))
+        if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
+            lines.append(line)
     return lines
 
 
-def _close(r1, t1, r2, t2, params):
-    dt = abs(t1 - t2)
-    if dt > np.pi / 2:  # theta wraps at 180 degrees with rho negated
-        dt, r2 = np.pi - dt, -r2
-    return dt < np.deg2rad(params.nms_theta_deg) and abs(r1 - r2) < params.nms_rho
+def same_line(l1, l2, center, params) -> bool:
+    """Nearly the same angle and nearly the same offset from the image centre.
+    Comparing offsets at the centre (not rho at the origin) keeps a thick edge,
+    whose Hough peaks pivot around a point inside the image, to one line."""
+    (r1, t1), (r2, t2) = l1, l2
+    if _angle_between(t1, t2) >= params.nms_theta_deg:
+        return False
+    n1 = np.array([np.cos(t1), np.sin(t1)])
+    n2 = np.array([np.cos(t2), np.sin(t2)])
+    d1 = n1 @ center - r1
+    d2 = n2 @ center - r2
+    if n1 @ n2 < 0:  # opposite normals describe the same direction
+        d2 = -d2
+    return abs(d1 - d2) < params.nms_rho
 
 
 def refine_line(weights: np.ndarray, rho: float, theta: float, band: float = 3.0, iterations: int = 3):
@@ -173,7 +183,13 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams()) -> QuadRe
     binary = prob >= params.threshold
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
-    lines = [refine_line(np.where(binary, prob, 0), r, t) for r, t in hough_lines(binary, params)]
+    weights = np.where(binary, prob, 0)
+    lines = []
+    for peak in hough_lines(binary, params):
+        line = refine_line(weights, *peak)
+        if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
+            lines.append(line)
+    lines = lines[:params.max_lines]
     if len(lines) < 4:
         return QuadResult(None, 0.0, f"only {len(lines)} straight edges found")
     support_map = _dilate(binary, params.support_tol)
