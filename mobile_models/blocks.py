@@ -39,3 +39,31 @@ def inverted_residual(x, expansion, filters, stride, name):
     if stride == 1 and c_in == filters:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y
+
+
+def grouped_pointwise_bn(x, filters, groups, name, act="relu"):
+    """1x1 conv with ``groups`` groups (GroupSplit -> per-group conv -> concat) -> BN."""
+    from mobile_models.custom_layers import GroupSplit
+    if groups == 1:
+        return conv_bn(x, filters, 1, 1, name, act=act)
+    parts = GroupSplit(groups, name=f"{name}_split")(x)
+    outs = [layers.Conv2D(filters // groups, 1, use_bias=False, name=f"{name}_g{i}")(p)
+            for i, p in enumerate(parts)]
+    x = layers.Concatenate(name=f"{name}_concat")(outs)
+    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+    return activation(x, act, f"{name}_{act}")
+
+
+def channel_shuffle(x, groups, name):
+    """Reshape (h, w, g, n) -> swap the last two axes -> reshape back (ShuffleNet)."""
+    h, w, c = x.shape[1:]
+    x = layers.Reshape((h, w, groups, c // groups), name=f"{name}_shuffle_reshape")(x)
+    x = layers.Permute((1, 2, 4, 3), name=f"{name}_shuffle_permute")(x)
+    return layers.Reshape((h, w, c), name=f"{name}_shuffle")(x)
+
+
+def classifier_head(x, classes, name="head", dropout=0.0):
+    x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.Dense(classes, activation="softmax", name="predictions")(x)

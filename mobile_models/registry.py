@@ -54,4 +54,4 @@ def build(name: str, **options):
 
 def _load_zoo():
     # Importing the zoo modules runs their @register decorators.
-    from mobile_models import hed  # noqa: F401
+    from mobile_models import hed, mobilenet, shufflenet, tiny  # noqa: F401

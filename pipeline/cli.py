@@ -15,6 +15,26 @@ def _cmd_run(args):
     return 0
 
 
+def _cmd_profile(args):
+    import json
+
+    import mobile_models
+    from mobile_models.profile import profile_model
+    from pipeline.profile_table import print_profile
+
+    entry = mobile_models.entry(args.name)
+    opts = {k: v for k, v in (("alpha", args.alpha), ("groups", args.groups), ("scale", args.scale),
+                              ("classes", args.classes)) if v is not None}
+    if args.size:
+        opts["input_shape"] = (args.size, args.size, 3)
+    result = profile_model(mobile_models.build(entry.name, **opts))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_profile(result)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="edgepipe", description="Train, quantize, export and check mobile vision models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -23,6 +43,16 @@ def build_parser():
     r.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
     r.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
     r.set_defaults(func=_cmd_run)
+
+    pr = sub.add_parser("profile", help="per-layer params, mult-adds, memory-access cost, peak memory")
+    pr.add_argument("name", help="a registered network: hed_mobilenet_v2, hed_vgg, mobilenet_v1, mobilenet_v2, shufflenet_v1, shufflenet_v2, tiny_cnn")
+    pr.add_argument("--alpha", type=float, help="width multiplier (MobileNet)")
+    pr.add_argument("--groups", type=int, help="groups g (ShuffleNet v1)")
+    pr.add_argument("--scale", type=float, help="scale (ShuffleNet)")
+    pr.add_argument("--classes", type=int, help="classifier outputs")
+    pr.add_argument("--size", type=int, help="square input side")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.set_defaults(func=_cmd_profile)
     return p
 
 

@@ -44,17 +44,23 @@ def _fmt(v, spec):
 
 
 def print_table(report: dict, console: Console | None = None):
-    console = console or Console()
+    console = console or Console(width=max(Console().width, 110))
     t = Table(title=f"edgepipe run: {report.get('recipe', {}).get('name', '')}")
-    for col in ("format", "variant", "status", "size", "PSNR dB", "max abs", "edge F", "corner med %",
-                "<5% corner", "p50 ms", "p90 ms"):
+    for col in ("format", "variant", "status", "MB", "PSNR dB", "max abs", "edge F", "corner med %",
+                "corner <5%", "p50 ms", "p90 ms"):
         t.add_column(col, justify="right" if col not in ("format", "variant", "status") else "left")
+    notes = []
     for a in report["artifacts"]:
         p, k, lat = a["parity"], a["task"], a["latency"]
-        size = f"{a['size_bytes'] / 1e6:.2f} MB" if a["size_bytes"] else "-"
-        status = a["status"] if a["status"] == "ok" else f"{a['status']}: {a['reason'][:40]}"
-        t.add_row(a["format"], a["variant"], status, size, _fmt(p.get("psnr_db"), ".1f"),
-                  _fmt(p.get("max_abs"), ".2e"), _fmt(k.get("f_score"), ".3f"),
+        status = a["status"]
+        if a["reason"]:
+            notes.append(f"[{len(notes) + 1}] {a['format']} {a['variant']}: {a['reason']}")
+            status += f" [{len(notes)}]"
+        t.add_row(a["format"], a["variant"], status, _fmt(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"),
+                  _fmt(p.get("psnr_db"), ".1f"), _fmt(p.get("max_abs"), ".1e"), _fmt(k.get("f_score"), ".3f"),
                   _fmt(k.get("corner_err_median_pct"), ".2f"), _fmt(k.get("under_5pct"), ".0%"),
                   _fmt(lat.get("p50_ms"), ".2f"), _fmt(lat.get("p90_ms"), ".2f"))
     console.print(t)
+    for note in notes:
+        console.print(note, markup=False)
+    console.print("latency: batch 1, one thread, this host; quote ratios, not absolute times", markup=False)

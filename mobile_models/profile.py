@@ -1,0 +1,117 @@
+"""Model profiler: parameters, mult-adds, memory-access cost and peak activation
+memory per layer, plus ShuffleNet v2's practical guidelines G1-G4.
+
+Definitions (all counts in elements, batch 1):
+- MACs (mult-adds): conv = h_out*w_out*k_h*k_w*(c_in/g)*c_out; depthwise =
+  h_out*w_out*k_h*k_w*c*m; transposed conv = h_in*w_in*k_h*k_w*c_in*c_out;
+  dense = n_in*n_out. BN, bias and element-wise ops count 0, as in the papers.
+- MAC (memory-access cost, ShuffleNet v2 sec. 2): inputs read + outputs written
+  + weights read; for a 1x1 conv this is hw(c1+c2) + c1*c2/g.
+- Peak activation memory: the most float32 bytes alive at once when layers run
+  in order and a tensor is freed after its last consumer.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mobile_models.backend import layers
+
+ELEMENTWISE = (layers.Add, layers.Multiply, layers.ReLU, layers.Activation, layers.BatchNormalization,
+               layers.Average, layers.Subtract)
+
+
+@dataclass
+class LayerProfile:
+    name: str
+    kind: str
+    output_shape: list
+    params: int
+    macs: int
+    mac: int
+
+
+def _shapes(t):
+    return t if isinstance(t, list) else [t]
+
+
+def _elems(shape):
+    return int(np.prod([d for d in shape[1:] if d is not None]))
+
+
+def _layer_macs(layer, ins, outs):
+    if isinstance(layer, layers.Conv2DTranspose):
+        kh, kw = layer.kernel_size
+        return _elems(ins[0]) * kh * kw * layer.filters
+    if isinstance(layer, layers.DepthwiseConv2D):
+        kh, kw = layer.kernel_size
+        return _elems(outs[0]) * kh * kw
+    if isinstance(layer, layers.Conv2D):
+        kh, kw = layer.kernel_size
+        return _elems(outs[0]) * kh * kw * ins[0][-1] // layer.groups
+    if isinstance(layer, layers.Dense):
+        return ins[0][-1] * layer.units
+    return 0
+
+
+def profile_model(model) -> dict:
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, layers.InputLayer):
+            continue
+        ins = [tuple(s) for s in _shapes(layer.input_shape)]
+        outs = [tuple(s) for s in _shapes(layer.output_shape)]
+        weights = sum(int(np.prod(w.shape)) for w in layer.weights if "bias" not in w.name)
+        mac = sum(_elems(s) for s in ins) + sum(_elems(s) for s in outs) + weights
+        rows.append(LayerProfile(layer.name, type(layer).__name__, [list(o[1:]) for o in outs],
+                                 layer.count_params(), int(_layer_macs(layer, ins, outs)), int(mac)))
+    totals = {"params": int(model.count_params()), "macs": sum(r.macs for r in rows),
+              "mac": sum(r.mac for r in rows), "peak_activation_bytes": peak_activation_bytes(model)}
+    return totals | {"name": model.name, "warnings": guideline_warnings(model, rows, totals),
+                     "layers": [asdict(r) for r in rows]}
+
+
+def peak_activation_bytes(model) -> int:
+    order = [l for l in model.layers]
+    index = {l.name: i for i, l in enumerate(order)}
+    last_use = {}
+    for l in order:
+        for node in l._inbound_nodes:
+            for src in _shapes(node.inbound_layers):
+                last_use[src.name] = max(last_use.get(src.name, 0), index[l.name])
+    outputs = {t.node.layer.name for t in model.outputs} if hasattr(model.outputs[0], "node") else set()
+    live, peak = {}, 0
+    for i, l in enumerate(order):
+        live[l.name] = sum(_elems(s) for s in _shapes(l.output_shape)) * 4
+        peak = max(peak, sum(live.values()))
+        for name in [n for n in live if last_use.get(n, len(order)) <= i and n not in outputs]:
+            del live[name]
+    return int(peak)
+
+
+def guideline_warnings(model, rows, totals) -> list[str]:
+    from mobile_models.custom_layers import GroupSplit
+    warnings = []
+    unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(model.get_layer(r.name)) > 4
+               and model.get_layer(r.name).input_shape[-1] > 4]  # the RGB stem must widen
+    if unequal:
+        warnings.append(f"G1: {len(unequal)} 1x1/3x3 convs change width more than 4x (equal in/out widths "
+                        f"minimise memory-access cost), e.g. {unequal[0].name}")
+    grouped = [l.name for l in model.layers if isinstance(l, GroupSplit)
+               or (isinstance(l, layers.Conv2D) and getattr(l, "groups", 1) > 1)]
+    if grouped:
+        warnings.append(f"G2: {len(grouped)} group convolutions raise memory-access cost, e.g. {grouped[0]}")
+    fragments = max([l.parts for l in model.layers if isinstance(l, GroupSplit)] or [0])
+    if fragments > 2:
+        warnings.append(f"G3: up to {fragments} parallel branches per block fragment the network "
+                        f"and reduce parallelism")
+    elementwise = sum(r.mac for r in rows if isinstance(model.get_layer(r.name), ELEMENTWISE))
+    share = elementwise / totals["mac"] if totals["mac"] else 0.0
+    if share > 0.15:
+        warnings.append(f"G4: element-wise ops (ReLU, Add, BN) are {share:.0%} of memory-access cost; "
+                        f"they are not free")
+    return warnings
+
+
+def _ratio(layer):
+    c_in, c_out = layer.input_shape[-1], layer.filters
+    return max(c_in, c_out) / max(min(c_in, c_out), 1)

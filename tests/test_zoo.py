@@ -1,0 +1,103 @@
+"""The model zoo: paper-exact sizes, registry behaviour and bad options."""
+import numpy as np
+import pytest
+
+import mobile_models
+from mobile_models.profile import profile_model
+from pipeline.errors import EdgePipeError
+
+
+def test_registry_lists_the_mission_networks():
+    assert {"mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "shufflenet_v2", "hed_vgg",
+            "hed_mobilenet_v2"} <= set(mobile_models.names())
+
+
+def test_mobilenet_v2_matches_keras_applications_exactly():
+    assert mobile_models.build("mobilenet_v2").count_params() == 3_538_984
+
+
+def test_mobilenet_v1_matches_keras_applications_exactly():
+    assert mobile_models.build("mobilenet_v1").count_params() == 4_253_864
+
+
+@pytest.mark.parametrize("name, opts, macs, tol", [
+    ("mobilenet_v1", {}, 569e6, 0.03),
+    ("mobilenet_v2", {}, 300e6, 0.03),
+    ("shufflenet_v2", {"scale": 1.0}, 146e6, 0.05),
+    ("shufflenet_v1", {"groups": 3, "scale": 1.0}, 140e6, 0.05),
+])
+def test_mult_adds_match_the_papers(name, opts, macs, tol):
+    got = profile_model(mobile_models.build(name, **opts))["macs"]
+    assert abs(got - macs) / macs <= tol, f"{name}: {got / 1e6:.1f} M vs {macs / 1e6:.0f} M"
+
+
+def test_shufflenet_v2_params_match_the_paper():
+    got = mobile_models.build("shufflenet_v2", scale=1.0).count_params()
+    assert abs(got - 2.28e6) / 2.28e6 <= 0.02, got
+
+
+def test_hed_weight_sizes_match_the_seed():
+    vgg = mobile_models.build("hed_vgg").count_params() * 4 / 1e6
+    mnv2 = mobile_models.build("hed_mobilenet_v2").count_params() * 4 / 1e6
+    assert abs(vgg - 4.4) < 0.1, vgg
+    assert mnv2 <= 1.6, mnv2
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 8])
+def test_shufflenet_v1_every_group_count_builds(groups):
+    m = mobile_models.build("shufflenet_v1", groups=groups, scale=0.5, input_shape=(64, 64, 3), classes=10)
+    assert m.output_shape == (None, 10)
+
+
+def test_channel_shuffle_order():
+    """[0..8] with g = 3 becomes [0 3 6 1 4 7 2 5 8] (seed S0)."""
+    from mobile_models.backend import keras
+    from mobile_models.blocks import channel_shuffle
+    x = keras.Input((1, 1, 9))
+    m = keras.Model(x, channel_shuffle(x, 3, "t"))
+    out = m(np.arange(9, dtype=np.float32).reshape(1, 1, 1, 9)).numpy().ravel()
+    assert out.tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
+
+
+def test_mobilenet_v2_residual_only_when_shapes_allow():
+    m = mobile_models.build("mobilenet_v2", alpha=0.35, input_shape=(96, 96, 3))
+    adds = [l.name for l in m.layers if l.name.endswith("_add")]
+    # Table 2: repeats 1,2,3,4,3,3,1 -> residuals on every non-first repeat: 1+2+3+2+2 = 10
+    assert len(adds) == 10
+
+
+def test_classifiers_take_include_top_false():
+    m = mobile_models.build("shufflenet_v2", scale=0.5, input_shape=(64, 64, 3), include_top=False)
+    assert len(m.output_shape) == 4
+
+
+@pytest.mark.parametrize("name, opts, needle", [
+    ("resnet50", {}, "valid names"),
+    ("shufflenet_v1", {"groups": 5}, "must be one of"),
+    ("shufflenet_v2", {"scale": 0.75}, "valid"),
+    ("mobilenet_v2", {"input_shape": (100, 100, 3)}, "multiples of 32"),
+    ("mobilenet_v2", {"depth": 3}, "valid"),
+])
+def test_bad_options_are_clear(name, opts, needle):
+    with pytest.raises(EdgePipeError, match=needle):
+        mobile_models.build(name, **opts)
+
+
+def test_profile_warns_about_shufflenet_guidelines():
+    p = profile_model(mobile_models.build("shufflenet_v1", groups=8, scale=0.5, input_shape=(64, 64, 3)))
+    text = " ".join(p["warnings"])
+    assert "G2" in text and "G3" in text
+    assert p["peak_activation_bytes"] > 0 and p["mac"] > p["macs"] / 100
+
+
+def test_profile_cli_json(capsys):
+    import json
+    from pipeline.cli import main
+    assert main(["profile", "mobilenet_v2", "--alpha", "0.35", "--size", "96", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert isinstance(out["params"], int) and isinstance(out["macs"], int) and out["macs"] > 0
+
+
+def test_profile_cli_unknown_name():
+    from pipeline.cli import main
+    assert main(["profile", "nope"]) == 2
