@@ -167,10 +167,13 @@ def perimeter_support(quad, support_map):
 
 
 def _dilate(binary, r):
-    out = binary.copy()
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            out |= np.roll(np.roll(binary, dy, 0), dx, 1)
+    """Square dilation by ``r`` pixels; the border does not wrap around."""
+    h, w = binary.shape
+    padded = np.pad(binary, r)
+    out = np.zeros_like(binary)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= padded[dy:dy + h, dx:dx + w]
     return out
 
 

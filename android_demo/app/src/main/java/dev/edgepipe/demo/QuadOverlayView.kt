@@ -1,0 +1,42 @@
+package dev.edgepipe.demo
+
+import android.content.Context
+import android.graphics.Canvas
+import android.graphics.Color
+import android.graphics.Paint
+import android.graphics.Path
+import android.util.AttributeSet
+import android.view.View
+
+/** Draws the detected quad (model-input coordinates) scaled onto the preview. */
+class QuadOverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs) {
+    private val paint = Paint(Paint.ANTI_ALIAS_FLAG).apply {
+        color = Color.argb(220, 0, 200, 255)
+        style = Paint.Style.STROKE
+        strokeWidth = 6f
+    }
+    private var corners: DoubleArray? = null
+    private var srcW = 1
+    private var srcH = 1
+
+    fun show(corners: DoubleArray?, sourceWidth: Int, sourceHeight: Int) {
+        this.corners = corners
+        srcW = sourceWidth
+        srcH = sourceHeight
+        postInvalidate()
+    }
+
+    override fun onDraw(canvas: Canvas) {
+        val c = corners ?: return
+        val sx = width.toFloat() / srcW
+        val sy = height.toFloat() / srcH
+        val path = Path()
+        for (k in 0 until 4) {
+            val x = (c[2 * k] * sx).toFloat()
+            val y = (c[2 * k + 1] * sy).toFloat()
+            if (k == 0) path.moveTo(x, y) else path.lineTo(x, y)
+        }
+        path.close()
+        canvas.drawPath(path, paint)
+    }
+}

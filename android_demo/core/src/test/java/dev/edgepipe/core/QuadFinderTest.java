@@ -1,0 +1,68 @@
+package dev.edgepipe.core;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertTrue;
+
+import org.junit.Test;
+
+public class QuadFinderTest {
+    static float[] drawQuad(double[] q, int size, int thickness) {
+        float[] m = new float[size * size];
+        for (int k = 0; k < 4; k++) {
+            double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
+            int n = (int) Math.ceil(Math.hypot(bx - ax, by - ay) * 2);
+            for (int i = 0; i <= n; i++) {
+                double x = ax + (bx - ax) * i / n, y = ay + (by - ay) * i / n;
+                for (int d = 0; d < thickness; d++) {
+                    int xi = (int) Math.round(x), yi = (int) Math.round(y) + d;
+                    if (xi >= 0 && xi < size && yi >= 0 && yi < size) m[yi * size + xi] = 1f;
+                }
+            }
+        }
+        return m;
+    }
+
+    @Test
+    public void findsADrawnRotatedQuad() {
+        double[] q = {70, 20, 230, 70, 180, 240, 20, 190};
+        QuadFinder.Result r = new QuadFinder().find(drawQuad(q, 256, 2), 256, 256);
+        assertTrue(r.reason, r.found());
+        for (int i = 0; i < 8; i++) assertEquals(q[i], r.corners[i], 2.0);
+    }
+
+    @Test
+    public void blankMapIsNotFound() {
+        QuadFinder.Result r = new QuadFinder().find(new float[64 * 64], 64, 64);
+        assertFalse(r.found());
+        assertEquals("too few edge pixels", r.reason);
+    }
+
+    @Test
+    public void nanIsRejected() {
+        float[] m = new float[32 * 32];
+        m[5] = Float.NaN;
+        assertFalse(new QuadFinder().find(m, 32, 32).found());
+    }
+
+    @Test
+    public void orderCornersStartsTopLeftAndGoesClockwise() {
+        double[] shuffled = {180, 240, 70, 20, 20, 190, 230, 70};
+        assertArrayEquals(new double[] {70, 20, 230, 70, 180, 240, 20, 190}, Geometry.orderCorners(shuffled), 1e-9);
+    }
+
+    @Test
+    public void smallestEigenvectorIsTheNormalOfAHorizontalLine() {
+        double[] n = QuadFinder.smallestEigenvector(100, 0, 1);
+        assertEquals(0, n[0], 1e-12);
+        assertEquals(1, Math.abs(n[1]), 1e-12);
+    }
+
+    @Test
+    public void intersectionOfAxisLines() {
+        double[] p = QuadFinder.intersect(new double[] {10, 0}, new double[] {20, Math.PI / 2});
+        assertEquals(10, p[0], 1e-9);
+        assertEquals(20, p[1], 1e-9);
+    }
+}

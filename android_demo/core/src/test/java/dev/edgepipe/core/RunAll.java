@@ -1,0 +1,18 @@
+package dev.edgepipe.core;
+
+import org.junit.runner.JUnitCore;
+import org.junit.runner.Result;
+import org.junit.runner.notification.Failure;
+
+/** Runs every test class and prints one summary line that CI reads. */
+public final class RunAll {
+    public static void main(String[] args) {
+        Result r = JUnitCore.runClasses(ParityVectorsTest.class, QuadFinderTest.class, PerspectiveTest.class,
+                PreprocessTest.class, LatencyStatsTest.class);
+        for (Failure f : r.getFailures()) System.out.println("FAILED " + f.getTestHeader() + ": " + f.getMessage());
+        System.out.printf("parity vectors: worst corner difference %.4f px%n", ParityVectorsTest.worstDiff);
+        int passed = r.getRunCount() - r.getFailureCount();
+        System.out.println("junit: " + passed + " passed, " + r.getFailureCount() + " failed");
+        System.exit(r.wasSuccessful() ? 0 : 1);
+    }
+}
