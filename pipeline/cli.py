@@ -53,6 +53,9 @@ def build_parser():
     pr.add_argument("--size", type=int, help="square input side")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.set_defaults(func=_cmd_profile)
+
+    from pipeline import bench_cli
+    bench_cli.add_parser(sub)
     return p
 
 

@@ -1,9 +1,5 @@
 """The default pipeline: train -> fold BN -> export -> verify -> bench -> report."""
 import hashlib
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +17,6 @@ from pipeline.atomic import ensure_writable_dir
 from pipeline.cards import model_card
 from pipeline.errors import EdgePipeError
 from pipeline.report import artifact_entry, print_table, write_json
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
@@ -104,21 +97,16 @@ def recipe_artifact(recipe, suffix):
 
 def stage_bench(recipe, entries, out: Path, console):
     """Time every runnable artifact in a fresh process (one thread, batch 1)."""
+    from evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
               if e["status"] == "ok" and e["path"]}
-    spec = {"models": models, "threads": recipe.bench.threads, "warmup": recipe.bench.warmup,
-            "runs": recipe.bench.runs, "input_shape": [recipe.model.input_size] * 2 + [3]}
-    spec_path = out / "bench_spec.json"
-    spec_path.write_text(json.dumps(spec))
-    env = os.environ | {"PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    with console.status("timing latency (1 thread, interleaved)"):
-        proc = subprocess.run([sys.executable, "-m", "evaluate.latency", str(spec_path)], capture_output=True,
-                              text=True, env=env, cwd=ROOT)
-    spec_path.unlink()
-    if proc.returncode != 0:
-        console.log(f"[yellow]latency stage failed: {proc.stderr.strip().splitlines()[-1:]}")
+    try:
+        with console.status(f"timing latency ({recipe.bench.threads} thread, interleaved)"):
+            stats = measure_host(models, recipe.bench.threads, recipe.bench.warmup, recipe.bench.runs,
+                                 [recipe.model.input_size] * 2 + [3])
+    except EdgePipeError as e:
+        console.log(f"[yellow]latency stage failed: {e}")
         return
-    stats = json.loads(proc.stdout.strip().splitlines()[-1])
     for e in entries:
         e["latency"] = stats.get(f"{e['format']}/{e['variant']}", {})
 

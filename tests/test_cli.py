@@ -109,3 +109,29 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     int8 = [a for a in card["artifacts"] if a["variant"] == "int8"][0]
     assert int8["quantization"]["input"]["dtype"] == "int8"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_bench_host_json(tmp_path, tiny_hed):
+    from convert.formats import VARIANTS, export
+    path = export(VARIANTS["tflite_float32"], tiny_hed, tmp_path / "m.tflite")
+    proc = _run_cli(["bench", str(path), "--runs", "3", "--warmup", "1", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"model", "runtime", "threads", "p50_ms", "p90_ms", "mean_ms", "std_ms", "init_ms"} <= set(result)
+    assert result["runtime"] == "litert" and result["threads"] == 1 and result["count"] == 3
+
+
+def test_bench_missing_file_and_bad_threads(tmp_path):
+    _assert_clean_error(_run_cli(["bench", str(tmp_path / "nope.tflite")]), "model not found")
+    assert main(["bench", "x.tflite", "--threads", "a,b"]) == 2
+
+
+def test_bench_android_without_adb_says_so(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"TFL3")
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = "/nonexistent"
+    try:
+        assert main(["bench", str(model), "--device", "android"]) == 2
+    finally:
+        os.environ["PATH"] = env_path
