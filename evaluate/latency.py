@@ -2,14 +2,18 @@
 so that drift on a shared machine affects every model alike.
 
 Run as ``python -m evaluate.latency SPEC.json`` in a fresh process: TensorFlow's
-thread pools can only be sized before TensorFlow starts, and training has
-already started it in the pipeline's process.
+and BLAS's thread pools can only be sized before they start, and training has
+already started them in the pipeline's process.
 """
 import json
+import os
 import sys
 import time
 
 import numpy as np
+
+STABLE_CHUNK = 10      # runs per model between stability checks
+STABLE_REL_TOL = 0.01  # median moved less than 1% -> stable
 
 
 def summarize(times_s) -> dict:
@@ -22,9 +26,25 @@ def summarize(times_s) -> dict:
     }
 
 
-def interleaved(runners: dict, batch, warmup: int, runs: int, clock=time.perf_counter) -> dict:
+def _keep_going(samples, runs, budget_s, until_stable, started, clock):
+    n = len(next(iter(samples.values())))
+    if budget_s is not None:
+        return clock() - started < budget_s
+    if until_stable and n >= 2 * STABLE_CHUNK and n % STABLE_CHUNK == 0:
+        moved = [abs(np.median(s) - np.median(s[:-STABLE_CHUNK])) / np.median(s) for s in samples.values()]
+        if max(moved) < STABLE_REL_TOL:
+            return False
+    return n < runs
+
+
+def interleaved(runners: dict, batch, warmup: int, runs: int, clock=time.perf_counter,
+                budget_s: float | None = None, until_stable: bool = False) -> dict:
     """Time ``runners`` (name -> runner) round-robin; returns name -> stats.
-    ``batch`` is one array for all, or a dict name -> array."""
+
+    ``batch`` is one array for all, or a dict name -> array. Stops after ``runs``
+    rounds, or when ``budget_s`` is spent, or (``until_stable``) when every
+    median moved less than 1% over the last chunk (``runs`` is then the cap).
+    """
     batches = batch if isinstance(batch, dict) else {name: batch for name in runners}
     first = {}
     for name, r in runners.items():
@@ -34,28 +54,104 @@ def interleaved(runners: dict, batch, warmup: int, runs: int, clock=time.perf_co
         for _ in range(warmup):
             r.predict(batches[name])
     samples = {name: [] for name in runners}
-    for _ in range(runs):
+    started = clock()
+    while _keep_going(samples, runs, budget_s, until_stable, started, clock):
         for name, r in runners.items():
             t0 = clock()
             r.predict(batches[name])
             samples[name].append(clock() - t0)
-    return {name: summarize(samples[name]) | {"first_ms": first[name], "warmup": warmup}
-            for name in runners}
+    return {name: summarize(samples[name]) | {"first_ms": first[name], "warmup": warmup} for name in runners}
 
 
-def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape=None) -> dict:
-    """Run the timing in a fresh Python process and return key -> result."""
-    import os
+def _rss_mb() -> float:
+    """Resident memory now (the peak would hide a later model behind an earlier one)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _open_all(spec, batches_for):
+    """Load each model and run its first inference, measuring time and memory each took."""
+    from evaluate.runners import open_runner
+    runners, extra = {}, {}
+    for key, path in spec["models"].items():
+        rss0, t0 = _rss_mb(), time.perf_counter()
+        runners[key] = open_runner(path, spec["threads"], xnnpack=spec.get("xnnpack", True))
+        extra[key] = {"init_ms": (time.perf_counter() - t0) * 1e3}
+        x = batches_for(runners[key])
+        t1 = time.perf_counter()
+        runners[key].predict(x)
+        extra[key] |= {"first_ms": (time.perf_counter() - t1) * 1e3, "rss_delta": _rss_mb() - rss0}
+    return runners, extra
+
+
+def _roofline(result, macs, peak_gflops, threads):
+    if not macs:
+        return {}
+    bound_ms = 2 * macs / (peak_gflops * threads * 1e9) * 1e3
+    return {"macs": int(macs), "achieved_gflops": 2 * macs / (result["p50_ms"] / 1e3) / 1e9,
+            "roofline_bound_ms": bound_ms, "roofline_ratio": result["p50_ms"] / bound_ms}
+
+
+def _notes(runner, machine):
+    notes = []
+    if runner.runtime == "litert" and runner.inputs[0].dtype in ("int8", "uint8"):
+        if machine in ("x86_64", "AMD64", "i686"):
+            notes.append("int8 on x86 is not representative of ARM phones; measure on the device")
+    return notes
+
+
+def _main(spec_path):
+    spec = json.loads(open(spec_path).read())
+    from evaluate.hostinfo import file_sha256, host, matmul_peak_gflops
+    from evaluate.runners import set_tf_threads
+    set_tf_threads(spec["threads"])
+    rng = np.random.default_rng(0)
+    batch = spec.get("batch", 1)
+
+    def batch_for(runner):
+        return rng.random([batch, *(spec.get("input_shape") or runner.inputs[0].shape[1:])], np.float32)
+
+    runners, extra = _open_all(spec, batch_for)
+    batches = {k: batch_for(r) for k, r in runners.items()}
+    stats = interleaved(runners, batches, spec["warmup"], spec["runs"], budget_s=spec.get("budget_s"),
+                        until_stable=spec.get("until_stable", False))
+    peak = matmul_peak_gflops()
+    info = host()
+    out = {}
+    for k, r in runners.items():
+        res = stats[k] | {"model": spec["models"][k], "model_sha256": file_sha256(spec["models"][k]),
+                          "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
+                          "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": batch,
+                          "options": {"xnnpack": spec.get("xnnpack", True), "budget_s": spec.get("budget_s"),
+                                      "until_stable": spec.get("until_stable", False),
+                                      "host_peak_gflops_per_thread": peak},
+                          "init_ms": extra[k]["init_ms"], "first_ms": extra[k]["first_ms"],
+                          "rss_delta_mb": extra[k]["rss_delta"],
+                          "notes": _notes(r, info["machine"])}
+        out[k] = res | _roofline(res, (spec.get("macs") or {}).get(k), peak, spec["threads"])
+    print(json.dumps(out))
+
+
+def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape=None, **options) -> dict:
+    """Run the timing in a fresh Python process and return key -> result.
+    ``options``: batch, xnnpack, budget_s, until_stable, macs (key -> int)."""
     import subprocess
     import tempfile
     from pathlib import Path
 
     from pipeline.errors import EdgePipeError
     root = Path(__file__).resolve().parent.parent
-    spec = {"models": models, "threads": threads, "warmup": warmup, "runs": runs, "input_shape": input_shape}
+    spec = {"models": models, "threads": threads, "warmup": warmup, "runs": runs, "input_shape": input_shape,
+            **options}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
-    env = os.environ | {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    n = str(threads)  # size BLAS/OpenMP pools before numpy loads in the worker
+    env = os.environ | {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": n,
+                        "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
     try:
         proc = subprocess.run([sys.executable, "-m", "evaluate.latency", f.name], capture_output=True, text=True,
                               env=env, cwd=root)
@@ -65,24 +161,6 @@ def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape
         last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise EdgePipeError(f"latency measurement failed: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _main(spec_path):
-    spec = json.loads(open(spec_path).read())
-    from evaluate.runners import open_runner, set_tf_threads
-    set_tf_threads(spec["threads"])
-    runners, init = {}, {}
-    for key, path in spec["models"].items():
-        t0 = time.perf_counter()
-        runners[key] = open_runner(path, spec["threads"])
-        init[key] = (time.perf_counter() - t0) * 1e3
-    rng = np.random.default_rng(0)
-    batches = {k: rng.random([1, *(spec.get("input_shape") or r.inputs[0].shape[1:])], np.float32)
-               for k, r in runners.items()}
-    stats = interleaved(runners, batches, spec["warmup"], spec["runs"])
-    out = {k: stats[k] | {"init_ms": init[k], "threads": spec["threads"], "runtime": runners[k].runtime,
-                          "runtime_version": runners[k].version} for k in runners}
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

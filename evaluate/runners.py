@@ -128,14 +128,17 @@ class OnnxRunner(Runner):
 class CoreMLRunner(Runner):
     runtime = "coreml"
 
-    def __init__(self, path):
+    COMPUTE_UNITS = {"cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "all": "ALL"}
+
+    def __init__(self, path, compute_units: str = "all"):
         from convert.coreml import _coremltools, can_predict
         ok, why = can_predict()
         if not ok:
             raise NotRunnable(why)
         ct = _coremltools()
         self.version = ct.__version__
-        self.model = ct.models.MLModel(str(path))
+        units = getattr(ct.ComputeUnit, self.COMPUTE_UNITS[compute_units])
+        self.model = ct.models.MLModel(str(path), compute_units=units)
         spec = self.model.get_spec().description
         self.inputs = [TensorInfo(i.name, (), "image") for i in spec.input]
         self.outputs = [TensorInfo(o.name, (), "float32") for o in spec.output]
@@ -149,18 +152,18 @@ class CoreMLRunner(Runner):
         return self._each(batch, self._one)
 
 
-def open_runner(path, threads: int = 1) -> Runner:
+def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all") -> Runner:
     """A runner for a saved artifact, chosen by its suffix."""
     path = Path(path)
     if not path.exists():
         raise EdgePipeError(f"model not found: {path}")
     name = path.name.lower()
     if name.endswith(".tflite"):
-        return TFLiteRunner(path, threads)
+        return TFLiteRunner(path, threads, xnnpack)
     if name.endswith(".onnx"):
         return OnnxRunner(path, threads)
     if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
-        return CoreMLRunner(path)
+        return CoreMLRunner(path, compute_units)
     if name.endswith((".keras", ".h5")) or path.is_dir():
         from pipeline.modelio import load_keras
         return KerasRunner(load_keras(path))

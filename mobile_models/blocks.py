@@ -62,8 +62,10 @@ def channel_shuffle(x, groups, name):
     return layers.Reshape((h, w, c), name=f"{name}_shuffle")(x)
 
 
-def classifier_head(x, classes, name="head", dropout=0.0):
+def classifier_head(x, classes, name="head", dropout=0.0, activation="softmax"):
+    """Global pool -> dense; ``activation=None`` returns logits (as keras.applications'
+    ``classifier_activation=None``), which quantize with finer steps than probabilities."""
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return layers.Dense(classes, activation=activation, name="predictions")(x)

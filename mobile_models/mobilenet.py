@@ -39,13 +39,15 @@ def make_divisible(v, divisor=8):
     return new + divisor if new < 0.9 * v else new
 
 
-def _finish(image, x, classes, include_top, name):
-    out = classifier_head(x, classes, dropout=1e-3 if "v1" in name else 0.0) if include_top else x
+def _finish(image, x, classes, include_top, name, classifier_activation):
+    out = (classifier_head(x, classes, dropout=1e-3 if "v1" in name else 0.0, activation=classifier_activation)
+           if include_top else x)
     return keras.Model(image, out, name=name)
 
 
 @register("mobilenet_v1", "classify", "MobileNet v1 with width multiplier alpha (Howard et al. 2017)")
-def mobilenet_v1(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True):
+def mobilenet_v1(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True,
+                 classifier_activation="softmax"):
     check_alpha(alpha, "mobilenet_v1")
     check_input(input_shape, 32, "mobilenet_v1")
     image = keras.Input(input_shape, name="image")
@@ -57,11 +59,12 @@ def mobilenet_v1(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top
         else:
             x = depthwise_bn(x, 3, stride, f"block{i}_dw")
             x = conv_bn(x, f, 1, 1, f"block{i}_pw")
-    return _finish(image, x, classes, include_top, f"mobilenet_v1_{alpha}")
+    return _finish(image, x, classes, include_top, f"mobilenet_v1_{alpha}", classifier_activation)
 
 
 @register("mobilenet_v2", "classify", "MobileNetV2 with width multiplier alpha (Sandler et al. 2018)")
-def mobilenet_v2(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True):
+def mobilenet_v2(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True,
+                 classifier_activation="softmax"):
     check_alpha(alpha, "mobilenet_v2")
     check_input(input_shape, 32, "mobilenet_v2")
     image = keras.Input(input_shape, name="image")
@@ -73,4 +76,4 @@ def mobilenet_v2(alpha=1.0, input_shape=(224, 224, 3), classes=1000, include_top
             block += 1
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     x = conv_bn(x, last, 1, 1, "conv_last")
-    return _finish(image, x, classes, include_top, f"mobilenet_v2_{alpha}")
+    return _finish(image, x, classes, include_top, f"mobilenet_v2_{alpha}", classifier_activation)

@@ -51,7 +51,8 @@ def _v1_unit(x, out, groups, stride, name, first_groups):
 
 
 @register("shufflenet_v1", "classify", "ShuffleNet v1 with g groups and scale s (Zhang et al. 2018)")
-def shufflenet_v1(groups=3, scale=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True):
+def shufflenet_v1(groups=3, scale=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True,
+                  classifier_activation="softmax"):
     if groups not in SHUFFLENET_V1_CHANNELS:
         raise EdgePipeError(f"shufflenet_v1: groups must be one of {', '.join(map(str, SHUFFLENET_V1_CHANNELS))}, "
                             f"got {groups}")
@@ -64,7 +65,7 @@ def shufflenet_v1(groups=3, scale=1.0, input_shape=(224, 224, 3), classes=1000, 
             # Stage 2's first pointwise conv is not grouped: its input has only 24 channels.
             first_groups = 1 if (stage == 2 and i == 0) else groups
             x = _v1_unit(x, int(channels * scale), groups, 2 if i == 0 else 1, f"stage{stage}_{i}", first_groups)
-    out = classifier_head(x, classes) if include_top else x
+    out = classifier_head(x, classes, activation=classifier_activation) if include_top else x
     return keras.Model(image, out, name=f"shufflenet_v1_g{groups}_{scale}")
 
 
@@ -84,7 +85,8 @@ def _v2_unit(x, out, stride, name):
 
 
 @register("shufflenet_v2", "classify", "ShuffleNet v2 at 0.5x/1.0x/1.5x/2.0x (Ma et al. 2018)")
-def shufflenet_v2(scale=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True):
+def shufflenet_v2(scale=1.0, input_shape=(224, 224, 3), classes=1000, include_top=True,
+                  classifier_activation="softmax"):
     check_alpha(scale, "shufflenet_v2", tuple(SHUFFLENET_V2_CHANNELS))
     check_input(input_shape, 32, "shufflenet_v2")
     *stages, last = SHUFFLENET_V2_CHANNELS[scale]
@@ -94,5 +96,5 @@ def shufflenet_v2(scale=1.0, input_shape=(224, 224, 3), classes=1000, include_to
         for i in range(repeats):
             x = _v2_unit(x, channels, 2 if i == 0 else 1, f"stage{stage}_{i}")
     x = conv_bn(x, last, 1, 1, "conv5", act="relu")
-    out = classifier_head(x, classes) if include_top else x
+    out = classifier_head(x, classes, activation=classifier_activation) if include_top else x
     return keras.Model(image, out, name=f"shufflenet_v2_{scale}")

@@ -18,63 +18,102 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def bench_host(files, threads, warmup, runs) -> list[dict]:
+def model_macs(path) -> int | None:
+    """Mult-adds from the profiler: for a .keras file directly, else from a
+    model_card.json beside the file."""
+    path = Path(path)
+    if path.suffix == ".keras":
+        from mobile_models.profile import profile_model
+        from pipeline.modelio import load_keras
+        return profile_model(load_keras(path))["macs"]
+    card = path.parent / "model_card.json"
+    if card.is_file():
+        return json.loads(card.read_text()).get("macs")
+    return None
+
+
+def bench_host(files, threads, args) -> list[dict]:
     from evaluate.latency import measure_host
     for f in files:
         if not Path(f).exists():
             raise EdgePipeError(f"model not found: {f}")
+    macs = {f: model_macs(f) for f in files}
+    options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
+               "until_stable": args.until_stable, "macs": macs}
     results = []
     for t in threads:
-        stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, warmup, runs)
-        results += [{"model": f, **stats[f]} for f in files]
+        stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, args.warmup, args.runs, **options)
+        results += [stats[f] | {"model": f} for f in files]
     return results
 
 
-def bench_device(files, threads, warmup, runs, args) -> list[dict]:
+def bench_device(files, threads, args) -> list[dict]:
     from evaluate.android import bench_android
     results = []
     for f in files:
         for t in threads:
-            r = bench_android(f, t, args.delegate, warmup, runs, args.serial, args.apk)
-            results.append({"model": f, "runtime": r.get("runtime", "litert-android"), "threads": t,
-                            "device": r.get("device"), "init_ms": r.get("init_ms"), **r["stats"]})
+            r = bench_android(f, t, args.delegate, args.warmup, args.runs, args.serial, args.apk)
+            results.append({"model": f, "model_sha256": r.get("model_sha256", ""), "runtime": r["runtime"],
+                            "device": r.get("device", ""), "os": r.get("os", ""), "cpu": r.get("cpu", ""),
+                            "threads": t, "options": {"delegate": args.delegate, "serial": r["serial"]},
+                            "init_ms": r["init_ms"], "first_ms": r["first_ms"], "warmup": r["warmup"],
+                            **r["stats"]})
     return results
 
 
-def print_results(results, console=None):
-    console = console or Console(width=max(Console().width, 110))
-    base = {}
-    t = Table(title="latency, batch 1 (ratios to the first model at the same thread count)")
-    for col in ("model", "runtime", "threads", "init ms", "p50 ms", "p90 ms", "mean ms", "std ms", "ratio"):
-        t.add_column(col, justify="left" if col in ("model", "runtime") else "right")
+def print_results(results, baseline: int = 0, console=None):
+    console = console or Console(width=max(Console().width, 120))
+    base_model = results[baseline]["model"]
+    base = {r["threads"]: r["p50_ms"] for r in results if r["model"] == base_model}
+    t = Table(title=f"latency, batch {results[0].get('batch', 1)} — ratio = p50 / p50 of "
+                    f"{Path(results[baseline]['model']).name} at the same threads")
+    for col in ("model", "runtime", "thr", "init ms", "first ms", "p50 ms", "p90 ms", "std ms", "ratio",
+                "GFLOP/s", "x roofline", "RSS +MB"):  # noqa: E501
+        t.add_column(col, justify="left" if col in ("model", "runtime") else "right",
+                     min_width=26 if col == "model" else None, overflow="fold")
     for r in results:
-        base.setdefault(r["threads"], r["p50_ms"])
+        ratio = r["p50_ms"] / base[r["threads"]] if r["threads"] in base else float("nan")
+        opt = lambda k, f: format(r[k], f) if r.get(k) is not None else "-"  # noqa: E731
         t.add_row(Path(r["model"]).name, r["runtime"], str(r["threads"]), f"{r['init_ms']:.1f}",
-                  f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['mean_ms']:.2f}", f"{r['std_ms']:.2f}",
-                  f"{r['p50_ms'] / base[r['threads']]:.2f}x")
+                  f"{r['first_ms']:.1f}", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['std_ms']:.2f}",
+                  f"{ratio:.2f}", opt("achieved_gflops", ".1f"), opt("roofline_ratio", ".2f"),
+                  opt("rss_delta_mb", ".1f"))
     console.print(t)
-    console.print("Absolute times hold only for the machine they were taken on; quote ratios.", markup=False)
+    for note in sorted({n for r in results for n in r.get("notes", [])}):
+        console.print(f"note: {note}", markup=False)
+    r0 = results[0]
+    console.print(f"{r0.get('device', '')} | {r0.get('cpu', '')} | {r0.get('os', '')}. Absolute times hold "
+                  f"only for this machine; quote ratios.", markup=False)
 
 
 def cmd_bench(args):
+    from evaluate.bench_schema import validate
     threads = parse_threads(args.threads)
     if args.device == "android":
-        results = bench_device(args.files, threads, args.warmup, args.runs, args)
+        results = bench_device(args.files, threads, args)
     else:
-        results = bench_host(args.files, threads, args.warmup, args.runs)
+        results = bench_host(args.files, threads, args)
+    results = [r.model_dump() for r in validate(results)]
     if args.json:
         print(json.dumps(results))
     else:
-        print_results(results)
+        if not 0 <= args.baseline < len(args.files):
+            raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
+        print_results(results, args.baseline)
     return 0
 
 
 def add_parser(sub):
     b = sub.add_parser("bench", help="latency of exported models (host, or an Android phone over adb)")
     b.add_argument("files", nargs="+", help=".keras/.tflite/.onnx/.mlpackage files; timed interleaved")
-    b.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
-    b.add_argument("--runs", type=int, default=50, help="timed runs per model (default 50)")
+    b.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2,4 (default 1)")
+    b.add_argument("--runs", type=int, default=50, help="timed runs per model; the cap with --until-stable")
     b.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
+    b.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    b.add_argument("--budget-s", type=float, help="time budget in seconds instead of a run count")
+    b.add_argument("--until-stable", action="store_true", help="stop when every median moves < 1%%")
+    b.add_argument("--no-xnnpack", action="store_true", help="TFLite without the XNNPACK delegate")
+    b.add_argument("--baseline", type=int, default=0, help="index of the model ratios are taken to")
     b.add_argument("--json", action="store_true", help="print a JSON list of results")
     b.add_argument("--device", choices=["host", "android"], default="host", help="where to run (default host)")
     b.add_argument("--serial", help="adb serial when several phones are attached")

@@ -95,7 +95,7 @@ def recipe_artifact(recipe, suffix):
     return f"{recipe.model.name}{suffix}"
 
 
-def stage_bench(recipe, entries, out: Path, console):
+def stage_bench(recipe, entries, macs: int, out: Path, console):
     """Time every runnable artifact in a fresh process (one thread, batch 1)."""
     from evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
@@ -103,7 +103,7 @@ def stage_bench(recipe, entries, out: Path, console):
     try:
         with console.status(f"timing latency ({recipe.bench.threads} thread, interleaved)"):
             stats = measure_host(models, recipe.bench.threads, recipe.bench.warmup, recipe.bench.runs,
-                                 [recipe.model.input_size] * 2 + [3])
+                                 [recipe.model.input_size] * 2 + [3], macs={k: macs for k in models})
     except EdgePipeError as e:
         console.log(f"[yellow]latency stage failed: {e}")
         return
@@ -130,11 +130,13 @@ def run(recipe, out_dir, console: Console | None = None) -> dict:
     exports = timed("export", stage_export, recipe, model, out, console)
     val = document_arrays(recipe.data.val_seed, recipe.data.val_size, recipe.model.input_size)
     entries = timed("verify", stage_verify, recipe, model, exports, val, out, console)
-    timed("bench", stage_bench, recipe, entries, out, console)
+    from mobile_models.profile import profile_model
+    macs = profile_model(model)["macs"]
+    timed("bench", stage_bench, recipe, entries, macs, out, console)
     report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile},
               "artifacts": entries, "train": {"final_loss": history["loss"][-1], "loss": history["loss"]},
               "timings_s": timings | {"total": round(time.time() - t_start, 1)}}
-    write_json(out / "model_card.json", model_card(recipe, model, entries, recipe_hash(recipe)))
+    write_json(out / "model_card.json", model_card(recipe, model, entries, recipe_hash(recipe)) | {"macs": macs})
     write_json(out / "report.json", report)
     print_table(report, console)
     console.log(f"wrote {out / 'report.json'} and {out / 'model_card.json'} in {report['timings_s']['total']} s")

@@ -10,13 +10,14 @@ from evaluate.runners import KerasRunner, open_runner
 from mobile_models.hed import inference_model
 
 SMALL = {
-    "mobilenet_v1": {"alpha": 0.25, "input_shape": (32, 32, 3), "classes": 10},
-    "mobilenet_v2": {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10},
-    "shufflenet_v1": {"groups": 3, "scale": 0.5, "input_shape": (32, 32, 3), "classes": 10},
-    "shufflenet_v2": {"scale": 0.5, "input_shape": (32, 32, 3), "classes": 10},
+    "mobilenet_v1": {"alpha": 0.25, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
+    "mobilenet_v2": {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
+    "shufflenet_v1": {"groups": 3, "scale": 0.5, "input_shape": (32, 32, 3), "classes": 10,
+                      "classifier_activation": None},
+    "shufflenet_v2": {"scale": 0.5, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
     "hed_mobilenet_v2": {"input_shape": (64, 64, 3)},
     "hed_vgg": {"input_shape": (64, 64, 3)},
-    "tiny_cnn": {"input_shape": (32, 32, 3), "classes": 10},
+    "tiny_cnn": {"input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
 }
 
 
@@ -43,7 +44,7 @@ def _train_on_digits(model, size):
     for layer in model.layers:
         if hasattr(layer, "momentum"):
             layer.momentum = 0.9  # let BN statistics converge within a short run
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, batch_size=64, epochs=3, verbose=0)
     return digits_arrays(size, "val")[0][:100]
 

@@ -1,0 +1,92 @@
+"""The headline latency table: every zoo backbone x {Keras, TFLite float, TFLite
+int8, ONNX Runtime} at one thread, batch 1, plus our MobileNetV2 against
+keras.applications' MobileNetV2 exported by the same pipeline.
+
+    .venv/bin/python benchmarks/latency.py [--runs 30] [--out runs/bench-latency]
+
+Weights are random (latency does not depend on them); classifiers run at 224,
+HED at 256. Models of one backbone are timed interleaved in one fresh process.
+Ratios are what to quote; absolute times hold only for this machine.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import mobile_models  # noqa: E402
+from convert.fold import fold_batchnorm  # noqa: E402
+from convert.formats import VARIANTS, export  # noqa: E402
+from evaluate.latency import measure_host  # noqa: E402
+from mobile_models.backend import keras  # noqa: E402
+from mobile_models.hed import inference_model  # noqa: E402
+from mobile_models.profile import profile_model  # noqa: E402
+from pipeline.modelio import save_keras  # noqa: E402
+
+BACKBONES = {
+    "mobilenet_v1": {}, "mobilenet_v2": {}, "shufflenet_v1": {"groups": 3}, "shufflenet_v2": {"scale": 1.0},
+    "hed_mobilenet_v2": {}, "hed_vgg": {},
+}
+FORMATS = ("tflite_float32", "tflite_int8", "onnx_float32")
+
+
+def build(name):
+    if name == "keras_apps_mobilenet_v2":
+        return keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+    model = mobile_models.build(name, **BACKBONES[name])
+    return inference_model(model) if mobile_models.entry(name).task == "edges" else model
+
+
+def export_all(name, model, out: Path) -> dict:
+    shape = model.input_shape[1:]
+    calib = np.random.default_rng(0).random((32, *shape), np.float32)
+    files = {"keras": save_keras(model, out / f"{name}.keras")}
+    folded = fold_batchnorm(model)
+    for v in FORMATS:
+        files[v] = export(VARIANTS[v], folded, out / f"{name}{VARIANTS[v].suffix}", calib)
+    return {k: str(p) for k, p in files.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--out", default="runs/bench-latency")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, files = {}, {}
+    for name in [*BACKBONES, "keras_apps_mobilenet_v2"]:
+        model = build(name)
+        macs = profile_model(model)["macs"]
+        files[name] = export_all(name, model, out)
+        rows[name] = measure_host(files[name], 1, 5, args.runs, macs={k: macs for k in files[name]})
+        print(f"{name}: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in rows[name].items()), flush=True)
+    # the two MobileNetV2 exports head to head, interleaved in one process
+    pair = measure_host({"ours": files["mobilenet_v2"]["tflite_float32"],
+                         "keras_applications": files["keras_apps_mobilenet_v2"]["tflite_float32"]},
+                        1, 5, 3 * args.runs)
+    (out / "latency.json").write_text(json.dumps({"backbones": rows, "mobilenet_v2_pair": pair}, indent=1))
+    print_table(rows, pair)
+
+
+def print_table(rows, pair):
+    head = f"{'backbone':26} {'MMACs':>7} {'keras':>8} {'tflite':>8} {'int8':>8} {'onnx':>8} " \
+           f"{'tfl/keras':>9} {'int8/fp':>8} {'tfl x roof':>10}"
+    print("\np50 ms at 1 thread, batch 1\n" + head + "\n" + "-" * len(head))
+    for name, r in rows.items():
+        k, f, i, o = (r[x]["p50_ms"] for x in ("keras", "tflite_float32", "tflite_int8", "onnx_float32"))
+        print(f"{name:26} {r['keras']['macs'] / 1e6:7.1f} {k:8.2f} {f:8.2f} {i:8.2f} {o:8.2f} "
+              f"{f / k:9.2f} {i / f:8.2f} {r['tflite_float32']['roofline_ratio']:10.2f}")
+    ours, theirs = pair["ours"], pair["keras_applications"]
+    print(f"\nour MobileNetV2 TFLite / keras.applications MobileNetV2 TFLite (interleaved): "
+          f"{ours['p50_ms'] / theirs['p50_ms']:.3f} (p50 {ours['p50_ms']:.2f} vs {theirs['p50_ms']:.2f} ms)")
+    print(f"host single-core matmul peak: {ours['options']['host_peak_gflops_per_thread']:.1f} GFLOP/s; "
+          f"{ours['cpu']}")
+    print("int8 on x86 is not representative of ARM phones.")
+
+
+if __name__ == "__main__":
+    main()
