@@ -79,7 +79,8 @@ def _open_all(spec, batches_for):
     runners, extra = {}, {}
     for key, path in spec["models"].items():
         rss0, t0 = _rss_mb(), time.perf_counter()
-        runners[key] = open_runner(path, spec["threads"], xnnpack=spec.get("xnnpack", True))
+        runners[key] = open_runner(path, spec["threads"], xnnpack=spec.get("xnnpack", True),
+                                   compute_units=spec.get("compute_units", "all"))
         extra[key] = {"init_ms": (time.perf_counter() - t0) * 1e3}
         x = batches_for(runners[key])
         t1 = time.perf_counter()
@@ -127,6 +128,7 @@ def _main(spec_path):
                           "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
                           "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": batch,
                           "options": {"xnnpack": spec.get("xnnpack", True), "budget_s": spec.get("budget_s"),
+                                      "compute_units": spec.get("compute_units", "all"),
                                       "until_stable": spec.get("until_stable", False),
                                       "host_peak_gflops_per_thread": peak},
                           "init_ms": extra[k]["init_ms"], "first_ms": extra[k]["first_ms"],

@@ -39,7 +39,7 @@ def bench_host(files, threads, args) -> list[dict]:
             raise EdgePipeError(f"model not found: {f}")
     macs = {f: model_macs(f) for f in files}
     options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
-               "until_stable": args.until_stable, "macs": macs}
+               "until_stable": args.until_stable, "macs": macs, "compute_units": args.compute_units}
     results = []
     for t in threads:
         stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, args.warmup, args.runs, **options)
@@ -81,6 +81,13 @@ def print_results(results, baseline: int = 0, console=None):
     console.print(t)
     for note in sorted({n for r in results for n in r.get("notes", [])}):
         console.print(f"note: {note}", markup=False)
+    tflites = sorted({r["model"] for r in results if str(r["model"]).endswith(".tflite")})
+    if tflites:
+        from evaluate.opprofile import PER_OP_UNAVAILABLE, tflite_op_histogram
+        for f in tflites:
+            ops = ", ".join(f"{k} x{v}" for k, v in tflite_op_histogram(f).items())
+            console.print(f"ops in {Path(f).name}: {ops}", markup=False)
+        console.print(PER_OP_UNAVAILABLE, markup=False)
     r0 = results[0]
     console.print(f"{r0.get('device', '')} | {r0.get('cpu', '')} | {r0.get('os', '')}. Absolute times hold "
                   f"only for this machine; quote ratios.", markup=False)
@@ -114,6 +121,8 @@ def add_parser(sub):
     b.add_argument("--until-stable", action="store_true", help="stop when every median moves < 1%%")
     b.add_argument("--no-xnnpack", action="store_true", help="TFLite without the XNNPACK delegate")
     b.add_argument("--baseline", type=int, default=0, help="index of the model ratios are taken to")
+    b.add_argument("--compute-units", choices=["cpu", "cpu_gpu", "all"], default="all",
+                   help="Core ML compute units (macOS only)")
     b.add_argument("--json", action="store_true", help="print a JSON list of results")
     b.add_argument("--device", choices=["host", "android"], default="host", help="where to run (default host)")
     b.add_argument("--serial", help="adb serial when several phones are attached")

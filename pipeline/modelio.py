@@ -11,6 +11,7 @@ from pipeline.errors import EdgePipeError
 
 
 def load_keras(path, trust: bool = False):
+    import mobile_models.custom_layers  # noqa: F401  (registers our layers for safe_mode loading)
     path = Path(path)
     if not path.exists():
         raise EdgePipeError(f"model not found: {path}")

@@ -101,3 +101,19 @@ def test_profile_cli_json(capsys):
 def test_profile_cli_unknown_name():
     from pipeline.cli import main
     assert main(["profile", "nope"]) == 2
+
+
+def test_shufflenets_round_trip_through_keras_files_in_safe_mode(tmp_path):
+    import subprocess
+    import sys
+    from pipeline.modelio import save_keras
+    for name, opts in (("shufflenet_v1", {"groups": 3, "scale": 0.5}), ("shufflenet_v2", {"scale": 0.5})):
+        path = save_keras(mobile_models.build(name, input_shape=(64, 64, 3), classes=5, **opts),
+                          tmp_path / f"{name}.keras")
+        # a fresh process, where nothing imported our custom layers yet
+        code = ("import sys; from pipeline.modelio import load_keras; "
+                f"print(load_keras(sys.argv[1]).count_params())")
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              cwd=str(tmp_path.parent), env={**__import__("os").environ,
+                                                             "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parent.parent)})
+        assert proc.returncode == 0, proc.stderr[-500:]
