@@ -53,11 +53,8 @@ def bench_device(files, threads, args) -> list[dict]:
     for f in files:
         for t in threads:
             r = bench_android(f, t, args.delegate, args.warmup, args.runs, args.serial, args.apk)
-            results.append({"model": f, "model_sha256": r.get("model_sha256", ""), "runtime": r["runtime"],
-                            "device": r.get("device", ""), "os": r.get("os", ""), "cpu": r.get("cpu", ""),
-                            "threads": t, "options": {"delegate": args.delegate, "serial": r["serial"]},
-                            "init_ms": r["init_ms"], "first_ms": r["first_ms"], "warmup": r["warmup"],
-                            **r["stats"]})
+            serial = r.pop("serial")
+            results.append(r | {"model": f, "options": r.get("options", {}) | {"serial": serial}})
     return results
 
 

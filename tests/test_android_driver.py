@@ -7,10 +7,11 @@ import pytest
 from evaluate.android import bench_android
 from pipeline.errors import EdgePipeError
 
-RECORDED_RESULT = {"model": "edgepipe_model.tflite", "runtime": "litert-android", "device": "Google Pixel 7",
-                   "threads": 4, "delegate": "xnnpack", "warmup": 10, "init_ms": 41.2, "first_ms": 18.9,
-                   "stats": {"count": 50, "mean_ms": 9.8, "std_ms": 0.4, "min_ms": 9.1, "p50_ms": 9.7,
-                             "p90_ms": 10.3, "p99_ms": 11.0, "max_ms": 11.2}}
+RECORDED_RESULT = {"model": "edgepipe_model.tflite", "model_sha256": "00" * 32, "runtime": "litert-android",
+                   "runtime_version": "1.0.1", "device": "Google Pixel 7", "os": "Android 14 (API 34)",
+                   "cpu": "arm64-v8a", "threads": 4, "batch": 1, "options": {"delegate": "xnnpack"}, "warmup": 10,
+                   "init_ms": 41.2, "first_ms": 18.9, "count": 50, "mean_ms": 9.8, "std_ms": 0.4, "min_ms": 9.1,
+                   "p50_ms": 9.7, "p90_ms": 10.3, "p99_ms": 11.0, "max_ms": 11.2}
 
 
 class RecordedAdb:
@@ -50,7 +51,13 @@ def test_recorded_adb_session_runs_the_documented_sequence(model):
     start = adb.calls[4]
     assert start[:3] == ["adb", "-s", "1A2B3C4D"] and "dev.edgepipe.demo/.BenchmarkActivity" in start
     assert start[start.index("threads") + 1] == "4" and start[start.index("runs") + 1] == "50"
-    assert result["stats"]["p50_ms"] == 9.7 and result["serial"] == "1A2B3C4D"
+    assert result["p50_ms"] == 9.7 and result["serial"] == "1A2B3C4D"
+
+
+def test_recorded_device_result_fits_the_host_schema():
+    from evaluate.bench_schema import validate
+    (r,) = validate([RECORDED_RESULT])
+    assert r.runtime == "litert-android" and r.threads == 4
 
 
 def test_recorded_adb_session_without_a_device_says_so(model):

@@ -6,6 +6,7 @@ import android.os.Bundle
 import android.os.SystemClock
 import android.util.Log
 import dev.edgepipe.core.LatencyStats
+import org.tensorflow.lite.TensorFlowLite
 import java.io.File
 import java.security.MessageDigest
 import java.util.Locale
@@ -57,15 +58,16 @@ class BenchmarkActivity : Activity() {
                 det.invoke()
                 (SystemClock.elapsedRealtimeNanos() - s) / 1e6
             }
-            val stats = LatencyStats(samples).toJson().trimEnd('}')
+            // the statistics keys sit at the top level, exactly as in edgepipe's BenchResult schema
+            val stats = LatencyStats(samples).toJson().trim().removePrefix("{").removeSuffix("}")
             return String.format(Locale.ROOT,
                 "{\"model\": \"%s\", \"model_sha256\": \"%s\", \"runtime\": \"litert-android\", " +
-                    "\"device\": \"%s %s\", \"os\": \"Android %s (API %d)\", \"cpu\": \"%s\", " +
-                    "\"threads\": %d, \"delegate\": \"%s\", \"warmup\": %d, \"init_ms\": %.4f, \"first_ms\": %.4f, " +
-                    "\"stats\": %s}}",
-                File(modelPath).name, sha256(File(modelPath)), Build.MANUFACTURER, Build.MODEL, Build.VERSION.RELEASE,
-                Build.VERSION.SDK_INT, Build.SUPPORTED_ABIS.joinToString("/"), threads, delegate, warmup,
-                initMs, firstMs, stats)
+                    "\"runtime_version\": \"%s\", \"device\": \"%s %s\", \"os\": \"Android %s (API %d)\", " +
+                    "\"cpu\": \"%s\", \"threads\": %d, \"batch\": 1, \"options\": {\"delegate\": \"%s\"}, " +
+                    "\"warmup\": %d, \"init_ms\": %.4f, \"first_ms\": %.4f, %s}",
+                File(modelPath).name, sha256(File(modelPath)), TensorFlowLite.runtimeVersion(), Build.MANUFACTURER,
+                Build.MODEL, Build.VERSION.RELEASE, Build.VERSION.SDK_INT, Build.SUPPORTED_ABIS.joinToString("/"),
+                threads, delegate, warmup, initMs, firstMs, stats)
         }
     }
 
