@@ -59,7 +59,8 @@ def bench_device(files, threads, args) -> list[dict]:
 
 
 def print_results(results, baseline: int = 0, console=None):
-    console = console or Console(width=max(Console().width, 120))
+    from pipeline.report import wide_console
+    console = console or wide_console()
     base_model = results[baseline]["model"]
     base = {r["threads"]: r["p50_ms"] for r in results if r["model"] == base_model}
     t = Table(title=f"latency, batch {results[0].get('batch', 1)} — ratio = p50 / p50 of "

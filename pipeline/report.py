@@ -43,8 +43,13 @@ def _fmt(v, spec):
     return format(v, spec) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
 
 
+def wide_console() -> Console:
+    """Tables need ~110 columns; a pipe or CI log would otherwise get 80."""
+    return Console(width=max(Console().width, 120))
+
+
 def print_table(report: dict, console: Console | None = None):
-    console = console or Console(width=max(Console().width, 110))
+    console = console or wide_console()
     t = Table(title=f"edgepipe run: {report.get('recipe', {}).get('name', '')}")
     for col in ("format", "variant", "status", "MB", "PSNR dB", "max abs", "edge F", "corner med %",
                 "corner <5%", "p50 ms", "p90 ms"):

@@ -16,7 +16,7 @@ from pipeline import modelio
 from pipeline.atomic import ensure_writable_dir
 from pipeline.cards import model_card
 from pipeline.errors import EdgePipeError
-from pipeline.report import artifact_entry, print_table, write_json
+from pipeline.report import artifact_entry, print_table, wide_console, write_json
 
 def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
@@ -112,7 +112,7 @@ def stage_bench(recipe, entries, macs: int, out: Path, console):
 
 
 def run(recipe, out_dir, console: Console | None = None) -> dict:
-    console = console or Console()
+    console = console or wide_console()
     out = ensure_writable_dir(out_dir)
     t_start = time.time()
     timings = {}

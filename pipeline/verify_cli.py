@@ -1,0 +1,126 @@
+"""``edgepipe convert`` and ``edgepipe verify`` for any Keras model, ours or a user's."""
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from pipeline.errors import EdgePipeError
+
+FORMAT_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
+
+
+def sample_inputs(shape, data=None, count=32) -> np.ndarray:
+    """``--data`` (.npy, NHWC in [0, 1]) or generated documents at the model's size:
+    realistic pixels, not uniform noise, so activations have real ranges."""
+    h, w, c = shape
+    if data:
+        path = Path(data)
+        if path.suffix != ".npy" or not path.is_file():
+            raise EdgePipeError(f"--data must be an existing .npy file of images, got {data}")
+        x = np.load(path, allow_pickle=False).astype(np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
+            raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {h}, {w}, {c})")
+        if not np.isfinite(x).all():
+            raise EdgePipeError(f"--data {data} contains NaN or Inf")
+        return x
+    if c != 3 or h is None or w is None:
+        raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
+    from train.docgen import generate
+    side = max(h, w)
+    imgs = [generate(424242, i, side).image[:h, :w] for i in range(count)]
+    return np.stack(imgs).astype(np.float32) / 255.0
+
+
+def cmd_convert(args):
+    from convert.fold import fold_batchnorm
+    from convert.formats import Variant, export
+    from pipeline.modelio import load_keras
+    model = load_keras(args.model, trust=args.trust_model)
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise EdgePipeError(f"output folder {out.parent} does not exist")
+    precision = args.mode if args.format == "tflite" else ("fp16" if args.format == "coreml" else "float32")
+    calib = None
+    if precision in ("int8", "int16x8"):
+        calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples)
+    variant = Variant(f"{args.format}_{precision}", args.format, precision, FORMAT_SUFFIX[args.format], "")
+    export(variant, fold_batchnorm(model), out, calib)
+    print(f"wrote {out} ({args.format}, {precision})")
+    return 0
+
+
+def _export_variant(runner, path: Path) -> str:
+    if runner.runtime == "litert":
+        dtype = runner.inputs[0].dtype
+        if dtype in ("int8", "uint8"):
+            return "int8"
+        if dtype == "int16":
+            return "int16x8"
+        from evaluate.opprofile import tflite_op_histogram
+        return "float16" if "DEQUANTIZE" in tflite_op_histogram(path) else "float32"
+    return "fp16" if runner.runtime == "coreml" else "float32"
+
+
+def cmd_verify(args):
+    from evaluate.gates import check_output, default_gate
+    from evaluate.runners import KerasRunner, NotRunnable, open_runner
+    from pipeline.modelio import load_keras
+    model = load_keras(args.model, trust=args.trust_model)
+    x = sample_inputs(model.input_shape[1:], args.data)
+    ref = KerasRunner(model).predict(x)
+    try:
+        runner = open_runner(args.export)
+    except NotRunnable as why:
+        return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml")
+    variant = _export_variant(runner, Path(args.export))
+    got = runner.predict(x)
+    got = got if set(ref) <= set(got) else dict(zip(ref, got.values()))
+    rows = []
+    for name, r in ref.items():
+        if name not in got:
+            raise EdgePipeError(f"export {args.export} has no output matching '{name}' (has {list(got)})")
+        gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
+        rows.append({"output": name} | check_output(r, got[name], gate))
+    return _report(args, rows, variant)
+
+
+def _report(args, rows, variant):
+    ok = all(r["pass"] for r in rows)
+    if args.json:
+        print(json.dumps({"export": args.export, "variant": variant, "pass": ok, "outputs": rows}))
+        return 0 if ok else 1
+    t = Table(title=f"verify {Path(args.export).name} ({variant}) against {Path(args.model).name}")
+    for col in ("output", "max abs", "mean abs", "PSNR dB", "cosine", "top-1 agree", "gate", "result"):
+        t.add_column(col)
+    fmt = lambda r, k, f: format(r[k], f) if k in r else "-"  # noqa: E731
+    for r in rows:
+        t.add_row(r["output"], fmt(r, "max_abs", ".2e"), fmt(r, "mean_abs", ".2e"), fmt(r, "psnr_db", ".1f"),
+                  fmt(r, "cosine", ".6f"), fmt(r, "top1_agreement", ".1%"), r["gate"],
+                  "pass" if r["pass"] else f"FAIL (by {abs(r.get('margin', 0)):.3g})")
+    from pipeline.report import wide_console
+    wide_console().print(t)
+    return 0 if ok else 1
+
+
+def add_parsers(sub):
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) to tflite, onnx or coreml")
+    c.add_argument("--model", required=True)
+    c.add_argument("--format", required=True, choices=sorted(FORMAT_SUFFIX))
+    c.add_argument("--mode", default="float32", choices=["float32", "dynamic", "float16", "int8", "int16x8"],
+                   help="TFLite quantization mode (default float32)")
+    c.add_argument("--data", help=".npy (N,H,W,C) calibration images in [0,1] (default: generated documents)")
+    c.add_argument("--calibration-samples", type=int, default=200)
+    c.add_argument("--out", required=True)
+    c.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    c.set_defaults(func=cmd_convert)
+    v = sub.add_parser("verify", help="check an export against its original; exit 1 when a gate fails")
+    v.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
+    v.add_argument("--export", required=True, help=".tflite, .onnx or .mlpackage")
+    v.add_argument("--data", help=".npy (N,H,W,C) inputs in [0,1] (default: generated documents)")
+    v.add_argument("--atol", type=float, default=1e-4, help="float32 gate: max abs error")
+    v.add_argument("--psnr", type=float, default=40.0, help="fp16 gate: minimum PSNR in dB")
+    v.add_argument("--agreement", type=float, default=0.98, help="int8 gate for classifiers: top-1 agreement")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    v.set_defaults(func=cmd_verify)
