@@ -31,8 +31,25 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0):
     return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
 
 
-def write(model, path: Path, precision: str = "fp16") -> Path:
+def _describe(mlmodel, meta: dict):
+    """Author, license, version, descriptions and the model card, where Xcode shows them."""
+    import json
+    mlmodel.author = meta.get("author", "")
+    mlmodel.license = meta.get("license", "")
+    mlmodel.version = meta.get("version", "")
+    mlmodel.short_description = meta.get("description", "")
+    for i in meta.get("inputs", []):
+        mlmodel.input_description[i["name"]] = i.get("description", "")
+    for o in meta.get("outputs", []):
+        if o["name"] in mlmodel.output_description:
+            mlmodel.output_description[o["name"]] = o.get("meaning", "")
+    mlmodel.user_defined_metadata["model_card"] = json.dumps(meta)
+
+
+def write(model, path: Path, precision: str = "fp16", meta: dict | None = None) -> Path:
     mlmodel = to_mlmodel(model, precision)
+    if meta:
+        _describe(mlmodel, meta)
     with atomic.staged_path(path) as tmp:
         mlmodel.save(str(tmp))
     return path

@@ -20,15 +20,16 @@ VARIANTS = {v.name: v for v in [
 ]}
 
 
-def export(variant: Variant, model, path, representative=None):
-    """Write ``model`` as ``variant`` to ``path`` atomically; return the path."""
+def export(variant: Variant, model, path, representative=None, meta: dict | None = None):
+    """Write ``model`` as ``variant`` to ``path`` atomically; return the path.
+    ``meta`` (see ``pipeline.cards.bundle_meta``) is embedded where the format has room."""
     if variant.format == "tflite":
         from convert import tflite
         return tflite.write(model, path, variant.precision, representative)
     if variant.format == "onnx":
         from convert import onnx
-        return onnx.write(model, path)
+        return onnx.write(model, path, meta)
     if variant.format == "coreml":
         from convert import coreml
-        return coreml.write(model, path, variant.precision)
+        return coreml.write(model, path, variant.precision, meta)
     raise ValueError(variant.format)

@@ -69,6 +69,13 @@ class BenchCfg(Strict):
     runs: int = Field(30, ge=1)
 
 
+class BundleCfg(Strict):
+    author: str = Field("edgepipe", description="written into Core ML, ONNX and the model card")
+    license: str = "Apache-2.0"
+    version: str = "0.1.0"
+    description: str = "Document-edge detector (HED, MobileNetV2-style): edge probabilities for page-corner finding"
+
+
 class Recipe(Strict):
     name: str = "default"
     model: ModelCfg = ModelCfg()
@@ -78,6 +85,7 @@ class Recipe(Strict):
     export: ExportCfg = ExportCfg()
     verify: VerifyCfg = VerifyCfg()
     bench: BenchCfg = BenchCfg()
+    bundle: BundleCfg = BundleCfg()
 
     @model_validator(mode="after")
     def _profile_exists(self):

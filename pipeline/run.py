@@ -14,7 +14,7 @@ from evaluate.runners import KerasRunner, NotRunnable, open_runner
 from evaluate.taskmetrics import task_metrics
 from pipeline import modelio
 from pipeline.atomic import ensure_writable_dir
-from pipeline.cards import model_card
+from pipeline.cards import bundle_meta, model_card
 from pipeline.errors import EdgePipeError
 from pipeline.report import artifact_entry, print_table, wide_console, write_json
 
@@ -45,12 +45,13 @@ def stage_export(recipe, model, out: Path, console) -> list[dict]:
     console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers")
     size = recipe.model.input_size
     calib = representative_images(recipe.data.train_seed, recipe.export.calibration_samples, size)
+    meta = bundle_meta(recipe, model, recipe_hash(recipe))
     results = []
     for vname in track(recipe.export.variants, description="exporting", console=console):
         v = VARIANTS[vname]
         path = out / f"{recipe.model.name}{v.suffix}"
         try:
-            export(v, folded, path, calib if v.precision in ("int8", "int16x8") else None)
+            export(v, folded, path, calib if v.precision in ("int8", "int16x8") else None, meta)
             results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
         except EdgePipeError:
             raise

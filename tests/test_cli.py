@@ -109,6 +109,17 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     int8 = [a for a in card["artifacts"] if a["variant"] == "int8"][0]
     assert int8["quantization"]["input"]["dtype"] == "int8"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    import jsonschema
+    schema_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas",
+                               "model_card.schema.json")
+    schema = json.loads(open(schema_path).read())
+    jsonschema.validate(card, schema)
+    bad = dict(card, inputs=[dict(card["inputs"][0], color_order="RGBA")])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    import onnx
+    props = {p.key: p.value for p in onnx.load(by[("onnx", "float32")]["path"]).metadata_props}
+    assert json.loads(props["model_card"])["name"] == "hed_mobilenet_v2"
 
 
 def test_bench_host_json(tmp_path, tiny_hed):

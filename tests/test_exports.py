@@ -79,3 +79,27 @@ def test_int8_calibration_rejects_nan(folded, tmp_path, tiny_images):
     with pytest.raises(EdgePipeError, match="NaN"):
         export(VARIANTS["tflite_int8"], folded, tmp_path / "m.int8.tflite", bad)
     assert not (tmp_path / "m.int8.tflite").exists()
+
+
+META = {"name": "tiny", "description": "a tiny HED", "author": "tests", "license": "MIT", "version": "9.9.9",
+        "inputs": [{"name": "image", "description": "RGB in [0, 1]"}],
+        "outputs": [{"name": "edges", "meaning": "edge probability"}]}
+
+
+def test_onnx_carries_the_model_card(folded, tmp_path):
+    import json
+
+    import onnx
+    path = export(VARIANTS["onnx_float32"], folded, tmp_path / "m.onnx", meta=META)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["model_card"])["version"] == "9.9.9" and props["author"] == "tests"
+
+
+def test_coreml_carries_author_license_version_and_descriptions(folded, tmp_path):
+    import coremltools as ct
+    path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage", meta=META)
+    spec = ct.utils.load_spec(str(path))
+    md = spec.description.metadata
+    assert (md.author, md.license, md.versionString, md.shortDescription) == ("tests", "MIT", "9.9.9", "a tiny HED")
+    assert spec.description.output[0].shortDescription == "edge probability"
+    assert "model_card" in md.userDefined
