@@ -54,8 +54,9 @@ def build_parser():
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.set_defaults(func=_cmd_profile)
 
-    from pipeline import bench_cli, verify_cli
+    from pipeline import bench_cli, scan_cli, verify_cli
     bench_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
     verify_cli.add_parsers(sub)
     return p
 

@@ -1,0 +1,56 @@
+"""``edgepipe scan PHOTO --model FILE [-o OUT.png] [--json]``."""
+import json
+from pathlib import Path
+
+import cv2
+
+from pipeline.errors import EdgePipeError
+
+
+def read_photo(path):
+    path = Path(path)
+    if not path.is_file():
+        raise EdgePipeError(f"photo not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise EdgePipeError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def cmd_scan(args):
+    from evaluate.runners import NotRunnable, open_runner
+    from mobile_models.scan import scan
+    from pipeline import atomic
+    photo = read_photo(args.photo)
+    try:
+        runner = open_runner(args.model)
+    except NotRunnable as why:
+        raise EdgePipeError(f"{args.model}: {why}") from None
+    if len(runner.inputs[0].shape) != 4 or runner.inputs[0].shape[-1] != 3:
+        raise EdgePipeError(f"{args.model}: expected an HED edge model with an NHWC RGB input")
+    result = scan(photo, runner)
+    if result.page is not None and args.output:
+        ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise EdgePipeError(f"cannot encode {args.output}; use .png or .jpg")
+        atomic.write_bytes(Path(args.output), buf.tobytes())
+    if args.json:
+        corners = None if result.corners is None else [[round(float(x), 2), round(float(y), 2)]
+                                                       for x, y in result.corners]
+        print(json.dumps({"corners": corners}))
+    elif result.corners is None:
+        print(f"no document found ({result.reason})")
+    else:
+        print("corners (TL, TR, BR, BL):", ", ".join(f"({x:.1f}, {y:.1f})" for x, y in result.corners))
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0
+
+
+def add_parser(sub):
+    s = sub.add_parser("scan", help="find the document in a photo and write the rectified page")
+    s.add_argument("photo")
+    s.add_argument("--model", required=True, help="HED export: .tflite, .onnx or .keras")
+    s.add_argument("-o", "--output", help="rectified page image (.png/.jpg)")
+    s.add_argument("--json", action="store_true", help='print {"corners": [[x, y] x4] | null}')
+    s.set_defaults(func=cmd_scan)
