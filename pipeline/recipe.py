@@ -20,16 +20,16 @@ class Strict(BaseModel):
 
 
 class ModelCfg(Strict):
-    name: str = "hed_mobilenet_v2"
+    name: str = Field("hed_mobilenet_v2", description="a registered network (`mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
 
 
 class DataCfg(Strict):
-    kind: Literal["synthetic_documents"] = "synthetic_documents"
-    train_seed: int = 0
+    kind: Literal["synthetic_documents"] = Field("synthetic_documents", description="dataset generator")
+    train_seed: int = Field(0, description="training stream; calibration data is drawn from it too")
     val_seed: int = Field(10_000, description="held-out stream; must differ from train_seed")
-    val_size: int = Field(64, ge=1, le=10_000)
+    val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify")
 
     @model_validator(mode="after")
     def _distinct_seeds(self):
@@ -46,42 +46,44 @@ class Phase(Strict):
 
 class TrainCfg(Strict):
     phases: list[Phase] = Field(min_length=1)
-    batch_size: int = Field(16, ge=1, le=1024)
-    learning_rate: float = Field(3e-3, gt=0, lt=1)
-    side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5)
-    fuse_weight: float = Field(1.0, ge=0)
-    seed: int = 0
+    batch_size: int = Field(16, ge=1, le=1024, description="images per step")
+    learning_rate: float = Field(3e-3, gt=0, lt=1, description="Adam, cosine-decayed to 5% over all steps")
+    side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
+                                      description="loss weights of side outputs 1-5 (deep supervision)")
+    fuse_weight: float = Field(1.0, ge=0, description="loss weight of the fuse output")
+    seed: int = Field(0, description="weight-initialisation and shuffle seed")
 
 
 class ExportCfg(Strict):
-    variants: list[Literal[EXPORT_VARIANTS]] = list(EXPORT_VARIANTS)  # type: ignore[valid-type]
-    calibration_samples: int = Field(128, ge=1, le=10_000)
+    variants: list[Literal[EXPORT_VARIANTS]] = Field(list(EXPORT_VARIANTS),  # type: ignore[valid-type]
+                                                     description="artifacts to write (convert/formats.py)")
+    calibration_samples: int = Field(128, ge=1, le=10_000, description="int8 representative images")
 
 
 class VerifyCfg(Strict):
-    edge_threshold: float = Field(0.5, gt=0, lt=1)
-    edge_tolerance_px: int = Field(2, ge=0, le=16)
+    edge_threshold: float = Field(0.5, gt=0, lt=1, description="edge probability counted as edge")
+    edge_tolerance_px: int = Field(2, ge=0, le=16, description="match distance for the edge F-score")
 
 
 class BenchCfg(Strict):
-    threads: int = Field(1, ge=1, le=64)
-    warmup: int = Field(5, ge=0)
-    runs: int = Field(30, ge=1)
+    threads: int = Field(1, ge=1, le=64, description="CPU threads for latency")
+    warmup: int = Field(5, ge=0, description="untimed runs first")
+    runs: int = Field(30, ge=1, description="timed runs, interleaved across artifacts")
 
 
 class BundleCfg(Strict):
     author: str = Field("edgepipe", description="written into Core ML, ONNX and the model card")
-    license: str = "Apache-2.0"
-    version: str = "0.1.0"
+    license: str = Field("Apache-2.0", description="licence string in the bundle metadata")
+    version: str = Field("0.1.0", description="model version in the bundle metadata")
     description: str = "Document-edge detector (HED, MobileNetV2-style): edge probabilities for page-corner finding"
 
 
 class Recipe(Strict):
-    name: str = "default"
+    name: str = Field("default", description="run name shown in the report")
     model: ModelCfg = ModelCfg()
     data: DataCfg = DataCfg()
-    profile: str = "quick"
-    profiles: dict[str, TrainCfg]
+    profile: str = Field("quick", description="which entry of `profiles` trains")
+    profiles: dict[str, TrainCfg] = Field(description="named training settings")
     export: ExportCfg = ExportCfg()
     verify: VerifyCfg = VerifyCfg()
     bench: BenchCfg = BenchCfg()

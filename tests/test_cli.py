@@ -146,3 +146,11 @@ def test_bench_android_without_adb_says_so(tmp_path):
         assert main(["bench", str(model), "--device", "android"]) == 2
     finally:
         os.environ["PATH"] = env_path
+
+
+def test_recipe_reference_is_generated_from_the_schema():
+    from pathlib import Path
+
+    from pipeline.recipe_docs import reference
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "recipe.md").read_text()
+    assert committed == reference(), "run: python -m pipeline.recipe_docs > docs/recipe.md"
