@@ -35,6 +35,15 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def remove_stale_temps(directory: Path) -> list[str]:
+    """Temp files of a killed run (``.tmpPID-name`` and ``.name.XXXX.tmp``)."""
+    stale = [p for p in Path(directory).iterdir()
+             if p.name.startswith(".tmp") or (p.name.startswith(".") and p.name.endswith(".tmp"))]
+    for p in stale:
+        _remove(p)
+    return [p.name for p in stale]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -11,7 +11,7 @@ def _cmd_run(args):
     recipe = load_recipe(args.recipe, args.profile)
     ensure_writable_dir(args.out)  # fail on a bad --out before TensorFlow even loads
     from pipeline.run import run
-    run(recipe, args.out)
+    run(recipe, args.out, force=args.force)
     return 0
 
 
@@ -42,6 +42,7 @@ def build_parser():
     r.add_argument("--recipe", help="recipe YAML (default: recipes/default.yaml)")
     r.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
     r.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
+    r.add_argument("--force", action="store_true", help="re-run every stage, even those up to date")
     r.set_defaults(func=_cmd_run)
 
     pr = sub.add_parser("profile", help="per-layer params, mult-adds, memory-access cost, peak memory")

@@ -112,32 +112,88 @@ def stage_bench(recipe, entries, macs: int, out: Path, console):
         e["latency"] = stats.get(f"{e['format']}/{e['variant']}", {})
 
 
-def run(recipe, out_dir, console: Console | None = None) -> dict:
+def _export_records(exports):
+    return [{"variant": e["variant"].name, "path": e["path"] and str(e["path"]), "status": e["status"],
+             "reason": e["reason"]} for e in exports]
+
+
+def _export_objects(records):
+    return [r | {"variant": VARIANTS[r["variant"]], "path": r["path"] and Path(r["path"])} for r in records]
+
+
+def run(recipe, out_dir, console: Console | None = None, force: bool = False) -> dict:
+    """Run the recipe's stages, skipping those whose inputs and config are unchanged."""
+    from pipeline.manifest import Manifest, stage_key
     console = console or wide_console()
     out = ensure_writable_dir(out_dir)
-    t_start = time.time()
-    timings = {}
+    from pipeline.atomic import remove_stale_temps
+    for name in remove_stale_temps(out):
+        console.log(f"removed {name}, left by an interrupted run")
+    manifest = Manifest(out, force)
+    t_start, timings, skipped = time.time(), {}, set()
 
-    def timed(name, fn, *args):
-        t0 = time.time()
+    def stage(name, config, inputs, fn):
+        """Run ``fn() -> (result, outputs)`` unless the manifest says it is done."""
+        key = stage_key(config, inputs)
         console.rule(f"[bold]{name}")
-        result = fn(*args)
+        done = manifest.finished(name, key)
+        if done:
+            console.log(f"{name}: up to date (finished {done['finished']}), skipped")
+            timings[name] = 0.0
+            skipped.add(name)
+            return done["result"]
+        t0 = time.time()
+        result, outputs = fn()
         timings[name] = round(time.time() - t0, 1)
+        manifest.record(name, key, outputs, result, timings[name])
         console.log(f"{name} done in {timings[name]} s")
         return result
 
-    from train.datasets import document_arrays
-    model, history = timed("train", stage_train, recipe, out, console)
-    exports = timed("export", stage_export, recipe, model, out, console)
-    val = document_arrays(recipe.data.val_seed, recipe.data.val_size, recipe.model.input_size)
-    entries = timed("verify", stage_verify, recipe, model, exports, val, out, console)
-    from mobile_models.profile import profile_model
-    macs = profile_model(model)["macs"]
-    timed("bench", stage_bench, recipe, entries, macs, out, console)
+    keras_path = out / recipe_artifact(recipe, ".keras")
+    models = {}
+
+    def do_train():
+        models["model"], history = stage_train(recipe, out, console)
+        return {"loss": history["loss"]}, [keras_path]
+
+    def model():
+        if "model" not in models:
+            models["model"] = modelio.load_keras(keras_path)
+        return models["model"]
+
+    train_cfg = [recipe.model, recipe.data, recipe.train]
+    history = stage("train", [c.model_dump() for c in train_cfg], {}, do_train)
+
+    def do_export():
+        exports = _export_records(stage_export(recipe, model(), out, console))
+        return exports, [r["path"] for r in exports]
+
+    exports = _export_objects(stage("export", [recipe.export.model_dump(), recipe.bundle.model_dump()],
+                                    manifest.output_hashes("train"), do_export))
+
+    def do_verify():
+        from train.datasets import document_arrays
+        val = document_arrays(recipe.data.val_seed, recipe.data.val_size, recipe.model.input_size)
+        return stage_verify(recipe, model(), exports, val, out, console), []
+
+    upstream = manifest.output_hashes("train") | manifest.output_hashes("export")
+    entries = stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()], upstream, do_verify)
+
+    def do_bench():
+        from mobile_models.profile import profile_model
+        macs = profile_model(model())["macs"]
+        stage_bench(recipe, entries, macs, out, console)
+        return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
+
+    bench = stage("bench", recipe.bench.model_dump(), upstream, do_bench)
+    for e in entries:
+        e["latency"] = bench["latency"].get(f"{e['format']}/{e['variant']}", {})
     report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile},
               "artifacts": entries, "train": {"final_loss": history["loss"][-1], "loss": history["loss"]},
+              "stages": {k: {"seconds": v, "skipped": k in skipped} for k, v in timings.items()},
               "timings_s": timings | {"total": round(time.time() - t_start, 1)}}
-    write_json(out / "model_card.json", model_card(recipe, model, entries, recipe_hash(recipe)) | {"macs": macs})
+    card = model_card(recipe, model(), entries, recipe_hash(recipe)) | {"macs": bench["macs"]}
+    write_json(out / "model_card.json", card)
     write_json(out / "report.json", report)
     print_table(report, console)
     console.log(f"wrote {out / 'report.json'} and {out / 'model_card.json'} in {report['timings_s']['total']} s")

@@ -1,0 +1,51 @@
+"""The run manifest: what each finished stage consumed and produced.
+
+A stage is skipped when its key (a hash of its config and of its inputs' hashes)
+matches the recorded one and every recorded output still has the recorded hash.
+Changing one stage's config changes its key, so it re-runs; stages after it
+re-run when its outputs change. The manifest is rewritten atomically after each
+stage, so a killed run resumes after the last finished stage.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from evaluate.hostinfo import file_sha256
+from pipeline.report import write_json
+
+
+def stage_key(config, inputs: dict) -> str:
+    blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Manifest:
+    def __init__(self, out: Path, force: bool = False):
+        self.path = Path(out) / "manifest.json"
+        self.data = {"stages": {}}
+        if self.path.is_file() and not force:
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                self.data = {"stages": {}}  # a damaged manifest only costs a re-run
+
+    def finished(self, name: str, key: str) -> dict | None:
+        rec = self.data["stages"].get(name)
+        if not rec or rec["key"] != key:
+            return None
+        for path, digest in rec["outputs"].items():
+            if not Path(path).exists() or file_sha256(path) != digest:
+                return None
+        return rec
+
+    def record(self, name: str, key: str, outputs: list, result, seconds: float) -> dict:
+        rec = {"key": key, "outputs": {str(p): file_sha256(p) for p in outputs if p and Path(p).exists()},
+               "result": result, "seconds": round(seconds, 1),
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.data["stages"][name] = rec
+        write_json(self.path, self.data)
+        return rec
+
+    def output_hashes(self, name: str) -> dict:
+        return self.data["stages"].get(name, {}).get("outputs", {})
