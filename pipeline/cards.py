@@ -1,16 +1,20 @@
 """model_card.json: what an app developer needs to feed and read the model."""
 import time
 
+import numpy as np
+
 from mobile_models.docquad import QuadParams
 
 
 def _quant_params(path):
-    """Input/output scale and zero point of an int8 TFLite file."""
-    from evaluate.runners import TFLiteRunner
-    r = TFLiteRunner(path)
-    q = lambda d: {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1]),
-                   "dtype": r.inputs[0].dtype if d is r._in else str(d["dtype"].__name__)}
-    return {"input": q(r._in), "outputs": [q(d) for d in r._out]}
+    """Input/output scale, zero point and dtype of an int8 TFLite file."""
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(path))
+
+    def q(d):
+        scale, zero = d["quantization"]
+        return {"scale": float(scale), "zero_point": int(zero), "dtype": np.dtype(d["dtype"]).name}
+    return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
 
 
 def bundle_meta(recipe, model, recipe_hash) -> dict:
