@@ -50,17 +50,22 @@ def train_hed(model, cfg, data_seed: int, ckpt_dir: Path, verbose: int = 1) -> d
     for i, phase in enumerate(cfg.phases):
         ds = document_dataset(data_seed + 7919 * i, phase.pool, phase.size, cfg.batch_size,
                               model.output_names).repeat()
-        epochs = max(1, math.ceil(phase.steps / STEPS_PER_EPOCH))
-        h = model.fit(ds, initial_epoch=epoch, epochs=epoch + epochs,
-                      steps_per_epoch=min(phase.steps, STEPS_PER_EPOCH), verbose=verbose,
-                      callbacks=[guard, _SaveLast(last)])
-        epoch += epochs
-        history["loss"] += h.history["loss"]
-        history["phase_size"] += [phase.size] * len(h.history["loss"])
-        if guard.bad_step is not None:
-            raise EdgePipeError(f"training loss became NaN at step {guard.bad_step}; "
-                                f"last good weights kept in {last}")
+        for epochs, steps in _epoch_chunks(phase.steps):
+            h = model.fit(ds, initial_epoch=epoch, epochs=epoch + epochs, steps_per_epoch=steps,
+                          verbose=verbose, callbacks=[guard, _SaveLast(last)])
+            epoch += epochs
+            history["loss"] += h.history["loss"]
+            history["phase_size"] += [phase.size] * len(h.history["loss"])
+            if guard.bad_step is not None:
+                raise EdgePipeError(f"training loss became NaN at step {guard.bad_step}; "
+                                    f"last good weights kept in {last}")
     return history
+
+
+def _epoch_chunks(steps: int) -> list[tuple[int, int]]:
+    """(epochs, steps per epoch) runs that add up to exactly ``steps``."""
+    full, rest = divmod(steps, STEPS_PER_EPOCH)
+    return [(n, k) for n, k in ((full, STEPS_PER_EPOCH), (1 if rest else 0, rest)) if n]
 
 
 class _SaveLast(keras.callbacks.Callback):
