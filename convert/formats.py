@@ -25,7 +25,7 @@ def export(variant: Variant, model, path, representative=None, meta: dict | None
     ``meta`` (see ``pipeline.cards.bundle_meta``) is embedded where the format has room."""
     if variant.format == "tflite":
         from convert import tflite
-        return tflite.write(model, path, variant.precision, representative)
+        return tflite.write(model, path, variant.precision, representative, meta=meta)
     if variant.format == "onnx":
         from convert import onnx
         return onnx.write(model, path, meta)

@@ -18,5 +18,11 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
     return converter.convert()
 
 
-def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True) -> Path:
-    return atomic.write_bytes(path, to_tflite_bytes(model, mode, representative, int8_io))
+def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,
+          meta: dict | None = None) -> Path:
+    """Convert and write atomically; ``meta`` (a model card) becomes TFLite metadata."""
+    data = to_tflite_bytes(model, mode, representative, int8_io)
+    if meta:
+        from convert.tflite_metadata import attach
+        data = attach(data, meta)
+    return atomic.write_bytes(path, data)

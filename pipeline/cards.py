@@ -4,6 +4,7 @@ import time
 import numpy as np
 
 from mobile_models.docquad import QuadParams
+from pipeline.errors import EdgePipeError
 
 
 def _quant_params(path):
@@ -17,17 +18,62 @@ def _quant_params(path):
     return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
 
 
+def image_input(model, scale: float = 1 / 255.0, bias: float = 0.0) -> dict:
+    """The model's (single) image input: RGB pixels mapped by ``pixel * scale + bias``."""
+    _, h, w, c = model.input_shape
+    lo, hi = bias, 255 * scale + bias
+    return {"name": model.input_names[0], "shape": [1, h, w, c], "dtype": "float32", "layout": "NHWC",
+            "color_order": "RGB", "range": [lo, hi],
+            "normalization": {"scale": scale, "bias": bias, "formula": "x = pixel * scale + bias"},
+            "description": f"RGB image resized to {w}x{h}, pixels scaled to [{lo:g}, {hi:g}]"}
+
+
+def output_activation(model, index: int = 0) -> str:
+    """The activation of the layer behind output ``index`` ('linear' for logits)."""
+    layer = model.get_layer(model.output_names[index])
+    return str(layer.get_config().get("activation", "linear"))
+
+
+def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = None) -> dict:
+    """Model card for an image classifier; ``bundle`` holds author, license, version, description."""
+    if len(model.outputs) != 1 or len(model.output_shape) != 2:
+        raise EdgePipeError(f"labels need a classifier with one (batch, classes) output; {name} has {model.output_shape}")
+    classes = model.output_shape[-1]
+    if len(labels) != classes:
+        raise EdgePipeError(f"{len(labels)} labels given, the model has {classes} classes")
+    activation = output_activation(model)
+    meaning = "class probabilities" if activation == "softmax" else "class scores (logits; argmax = class)"
+    return {"name": name, "task": "image classification", **_bundle_fields(bundle),
+            "inputs": [image_input(model)],
+            "outputs": [{"name": model.output_names[0], "shape": [1, classes], "activation": activation,
+                         "meaning": f"{meaning}, in labels order"}],
+            "labels": list(labels)}
+
+
+def generic_meta(model, name: str, bundle: dict | None = None) -> dict:
+    """Model card for any image model without labels."""
+    outputs = [{"name": n, "shape": [1, *shape[1:]], "activation": output_activation(model, i), "meaning": n}
+               for i, (n, shape) in enumerate(zip(model.output_names, _output_shapes(model)))]
+    return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": [image_input(model)],
+            "outputs": outputs, "labels": []}
+
+
+def _output_shapes(model):
+    return model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+
+
+def _bundle_fields(bundle: dict | None) -> dict:
+    bundle = bundle or {}
+    return {k: bundle.get(k, "") for k in ("description", "author", "license", "version")}
+
+
 def bundle_meta(recipe, model, recipe_hash) -> dict:
     """What every artifact of a run carries: how to feed the model and read it."""
     size = recipe.model.input_size
-    b = recipe.bundle
     return {
-        "name": recipe.model.name, "description": b.description, "author": b.author, "license": b.license,
-        "version": b.version, "task": "document edge detection (HED) + quad finding",
-        "inputs": [{"name": model.input_names[0], "shape": [1, size, size, 3], "dtype": "float32",
-                    "layout": "NHWC", "color_order": "RGB", "range": [0.0, 1.0],
-                    "normalization": {"scale": 1 / 255.0, "bias": 0.0, "formula": "x = pixel * scale + bias"},
-                    "description": f"RGB photo resized to {size}x{size}, pixels scaled to [0, 1]"}],
+        "name": recipe.model.name, **_bundle_fields(recipe.bundle.model_dump()),
+        "task": "document edge detection (HED) + quad finding",
+        "inputs": [image_input(model)],
         "outputs": [{"name": "edges", "shape": [1, size, size, 1], "activation": "sigmoid",
                      "meaning": "probability that the pixel lies on the document border"}],
         "labels": [],
@@ -37,14 +83,26 @@ def bundle_meta(recipe, model, recipe_hash) -> dict:
     }
 
 
+def _artifact(fmt, variant, path, size, status, verify=None, bench=None) -> dict:
+    item = {"format": fmt, "variant": variant, "file": path and str(path).split("/")[-1], "size_bytes": size,
+            "status": status, "verify": verify or {}, "bench": bench or {}}
+    if fmt == "tflite" and variant == "int8" and status == "ok":
+        item["quantization"] = _quant_params(path)
+    return item
+
+
+def _created() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def model_card(recipe, model, entries, recipe_hash) -> dict:
-    artifacts = []
-    for e in entries:
-        item = {"format": e["format"], "variant": e["variant"], "file": e["path"] and e["path"].split("/")[-1],
-                "size_bytes": e["size_bytes"], "status": e["status"],
-                "verify": {"parity": e["parity"], "task": e["task"]}, "bench": e["latency"]}
-        if e["format"] == "tflite" and e["variant"] == "int8" and e["status"] == "ok":
-            item["quantization"] = _quant_params(e["path"])
-        artifacts.append(item)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return bundle_meta(recipe, model, recipe_hash) | {"created": created, "artifacts": artifacts}
+    artifacts = [_artifact(e["format"], e["variant"], e["path"], e["size_bytes"], e["status"],
+                           {"parity": e["parity"], "task": e["task"]}, e["latency"]) for e in entries]
+    return bundle_meta(recipe, model, recipe_hash) | {"created": _created(), "artifacts": artifacts}
+
+
+def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
+    """The card beside one artifact written by ``edgepipe convert``."""
+    from pipeline.report import artifact_entry
+    size = artifact_entry(fmt, variant, path)["size_bytes"]
+    return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok")]}

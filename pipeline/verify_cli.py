@@ -41,13 +41,44 @@ def cmd_convert(args):
     if not out.parent.exists():
         raise EdgePipeError(f"output folder {out.parent} does not exist")
     precision = args.mode if args.format == "tflite" else ("fp16" if args.format == "coreml" else "float32")
+    meta = _bundle_meta(args, model, out)
     calib = None
     if precision in ("int8", "int16x8"):
         calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples)
     variant = Variant(f"{args.format}_{precision}", args.format, precision, FORMAT_SUFFIX[args.format], "")
-    export(variant, fold_batchnorm(model), out, calib)
-    print(f"wrote {out} ({args.format}, {precision})")
+    export(variant, fold_batchnorm(model), out, calib, meta)
+    card = out.with_name(out.name + ".model_card.json")
+    from pipeline.cards import converted_card
+    from pipeline.report import write_json
+    write_json(card, converted_card(meta, args.format, precision, out))
+    print(f"wrote {out} ({args.format}, {precision}) and {card.name}")
     return 0
+
+
+def read_labels(path) -> list[str]:
+    """A labels file: one class name per line, in output order."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgePipeError(f"labels file {path} does not exist")
+    try:
+        labels = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
+    if not labels:
+        raise EdgePipeError(f"labels file {path} is empty")
+    return labels
+
+
+def _bundle_meta(args, model, out: Path) -> dict:
+    from pipeline.cards import classifier_meta, generic_meta
+    bundle = {"author": args.author, "license": args.license, "version": args.model_version,
+              "description": args.description}
+    name = out.name.split(".")[0]
+    if None in model.input_shape[1:]:
+        raise EdgePipeError(f"convert needs a fixed input size, the model has {model.input_shape}")
+    if args.labels:
+        return classifier_meta(model, read_labels(args.labels), name, bundle)
+    return generic_meta(model, name, bundle)
 
 
 def _export_variant(runner, path: Path) -> str:
@@ -112,6 +143,11 @@ def add_parsers(sub):
     c.add_argument("--data", help=".npy (N,H,W,C) calibration images in [0,1] (default: generated documents)")
     c.add_argument("--calibration-samples", type=int, default=200)
     c.add_argument("--out", required=True)
+    c.add_argument("--labels", help="text file, one class name per line: makes a TFLite/Core ML classifier bundle")
+    c.add_argument("--author", default="", help="bundle metadata: author")
+    c.add_argument("--license", default="", help="bundle metadata: licence")
+    c.add_argument("--model-version", default="", help="bundle metadata: model version")
+    c.add_argument("--description", default="", help="bundle metadata: one-line description")
     c.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
     c.set_defaults(func=cmd_convert)
     v = sub.add_parser("verify", help="check an export against its original; exit 1 when a gate fails")

@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Google's TFLite metadata reader, used only by tests to check our writer. It pins
+# protobuf<4, so it lives outside the environment, without its dependencies.
+if [ ! -d .venv/reference/tensorflow_lite_support ]; then
+  .venv/bin/python -m pip install --quiet --no-deps --target .venv/reference tflite-support==0.4.4
+fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -31,3 +31,23 @@ def tiny_hed():
 def tiny_images():
     from train.docgen import generate
     return np.stack([generate(123, i, 64).image for i in range(8)]).astype(np.float32) / 255.0
+
+
+def _system_tool_missing(what: str):
+    """Reference tools the test setup installs (scripts/test.sh, .ci/run): CI must
+    have them, so there a missing one fails; elsewhere the test is skipped."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing; .ci/run installs it")
+    pytest.skip(f"{what} is not installed (bash scripts/test.sh and .ci/run install it)")
+
+
+@pytest.fixture(scope="session")
+def tflite_support_metadata():
+    """Google's own metadata reader (tflite-support 0.4.4, installed --no-deps into
+    .venv/reference by scripts/test.sh): an independent check of our writer."""
+    sys.path.append(str(ROOT / ".venv" / "reference"))
+    try:
+        from tensorflow_lite_support.metadata.python import metadata
+    except ImportError as e:
+        _system_tool_missing(f"tflite-support's metadata reader ({e})")
+    return metadata
