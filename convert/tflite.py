@@ -8,14 +8,17 @@ from quantize import ptq
 
 
 def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True) -> bytes:
-    shape = (1, *model.input_shape[1:])
     if representative is not None:
-        representative = ptq.check_representative(representative, shape)
+        representative = ptq.check_representative(representative, (1, *model.input_shape[1:]))
+    return ptq.configure(converter_for(model), mode, representative, int8_io).convert()
+
+
+def converter_for(model):
+    """A converter over the model's batch-1 concrete function."""
+    shape = (1, *model.input_shape[1:])
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    ptq.configure(converter, mode, representative, int8_io)
-    return converter.convert()
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
 
 
 def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,

@@ -32,6 +32,7 @@ class BenchResult(BaseModel):
     achieved_gflops: float | None = None
     roofline_bound_ms: float | None = None
     roofline_ratio: float | None = None
+    samples_ms: list[float] = []  # every timed run, in order (for the latency distribution plot)
     notes: list[str] = []
 
 

@@ -60,7 +60,9 @@ def interleaved(runners: dict, batch, warmup: int, runs: int, clock=time.perf_co
             t0 = clock()
             r.predict(batches[name])
             samples[name].append(clock() - t0)
-    return {name: summarize(samples[name]) | {"first_ms": first[name], "warmup": warmup} for name in runners}
+    return {name: summarize(samples[name]) | {"first_ms": first[name], "warmup": warmup,
+                                              "samples_ms": [round(t * 1e3, 4) for t in samples[name]]}
+            for name in runners}
 
 
 def _rss_mb() -> float:

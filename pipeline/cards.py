@@ -85,7 +85,8 @@ def bundle_meta(recipe, model, recipe_hash) -> dict:
 
 def _artifact(fmt, variant, path, size, status, verify=None, bench=None) -> dict:
     item = {"format": fmt, "variant": variant, "file": path and str(path).split("/")[-1], "size_bytes": size,
-            "status": status, "verify": verify or {}, "bench": bench or {}}
+            "status": status, "verify": verify or {},
+            "bench": {k: v for k, v in (bench or {}).items() if k != "samples_ms"}}
     if fmt == "tflite" and variant == "int8" and status == "ok":
         item["quantization"] = _quant_params(path)
     return item

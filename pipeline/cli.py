@@ -35,6 +35,23 @@ def _cmd_profile(args):
     return 0
 
 
+def _cmd_report(args):
+    import json
+    from pathlib import Path
+    run_dir = Path(args.run_dir)
+    path = run_dir / "report.json"
+    if not path.is_file():
+        raise EdgePipeError(f"{path} not found: give the folder of a finished `edgepipe run`")
+    try:
+        report = json.loads(path.read_text())
+        report["artifacts"]
+    except (ValueError, KeyError, TypeError):
+        raise EdgePipeError(f"{path} is not an edgepipe report") from None
+    from pipeline.html_report import render
+    print(f"wrote {render(report, run_dir)}")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="edgepipe", description="Train, quantize, export and check mobile vision models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -54,6 +71,10 @@ def build_parser():
     pr.add_argument("--size", type=int, help="square input side")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.set_defaults(func=_cmd_profile)
+
+    rp = sub.add_parser("report", help="re-render RUN_DIR/report.html from its report.json")
+    rp.add_argument("run_dir", help="folder of an `edgepipe run`")
+    rp.set_defaults(func=_cmd_report)
 
     from pipeline import bench_cli, scan_cli, verify_cli
     bench_cli.add_parser(sub)

@@ -86,10 +86,28 @@ def stage_verify(recipe, model, exports, val, out: Path, console) -> list[dict]:
         except NotRunnable as why:
             entries.append(artifact_entry(v.format, v.precision, e["path"], "not_run", f"converted; {why}"))
             continue
-        entries.append(artifact_entry(
-            v.format, v.precision, e["path"], parity=parity(ref, got),
-            task=task_metrics(got, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px)))
+        entry = artifact_entry(v.format, v.precision, e["path"], parity=parity(ref, got),
+                               task=task_metrics(got, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px))
+        entry["gate"] = release_gate(v.precision, entry["parity"])
+        if v.precision == "int8":
+            entry["layers"] = _int8_layer_errors(recipe, model)
+        entries.append(entry)
     return entries
+
+
+def release_gate(precision: str, metrics: dict) -> dict:
+    """The default gate for a dense-output export (see evaluate.gates)."""
+    from evaluate.gates import default_gate
+    gate = default_gate(precision, classifier=False)
+    value = metrics[gate.metric]
+    return {"rule": gate.describe(value), "pass": bool(gate.holds(value))}
+
+
+def _int8_layer_errors(recipe, model) -> list[dict]:
+    from quantize.debug import layer_errors
+    from train.datasets import representative_images
+    calib = representative_images(recipe.data.train_seed, recipe.export.calibration_samples, recipe.model.input_size)
+    return layer_errors(fold_batchnorm(model), calib, debug_samples=min(8, len(calib)))
 
 
 def recipe_artifact(recipe, suffix):
@@ -188,7 +206,8 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
     bench = stage("bench", recipe.bench.model_dump(), upstream, do_bench)
     for e in entries:
         e["latency"] = bench["latency"].get(f"{e['format']}/{e['variant']}", {})
-    report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile},
+    report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile,
+                         "config": recipe.model_dump()},
               "artifacts": entries, "train": {"final_loss": history["loss"][-1], "loss": history["loss"]},
               "stages": {k: {"seconds": v, "skipped": k in skipped} for k, v in timings.items()},
               "timings_s": timings | {"total": round(time.time() - t_start, 1)}}
@@ -196,5 +215,8 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
     write_json(out / "model_card.json", card)
     write_json(out / "report.json", report)
     print_table(report, console)
-    console.log(f"wrote {out / 'report.json'} and {out / 'model_card.json'} in {report['timings_s']['total']} s")
+    from pipeline.html_report import render
+    with console.status("rendering report.html"):
+        render(report, out)
+    console.log(f"wrote {out / 'report.json'}, report.html and model_card.json in {report['timings_s']['total']} s")
     return report

@@ -8,6 +8,28 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+TINY = {
+    "name": "tiny",
+    "model": {"name": "hed_mobilenet_v2", "input_size": 64},
+    "data": {"train_seed": 1, "val_seed": 2, "val_size": 4},
+    "profile": "quick",
+    "profiles": {"quick": {"phases": [{"size": 32, "steps": 2, "pool": 8}, {"size": 64, "steps": 1, "pool": 4}],
+                           "batch_size": 4}},
+    "export": {"calibration_samples": 4},
+    "bench": {"warmup": 1, "runs": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole pipeline once on the TINY recipe; tests read its run folder."""
+    import yaml
+    from pipeline.cli import main
+    root = tmp_path_factory.mktemp("tiny_run")
+    recipe = root / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    assert main(["run", "--recipe", str(recipe), "--out", str(root / "run")]) == 0
+    return root / "run"
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,7 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.recipe import DEFAULT_RECIPE
-
-TINY = {
-    "name": "tiny",
-    "model": {"name": "hed_mobilenet_v2", "input_size": 64},
-    "data": {"train_seed": 1, "val_seed": 2, "val_size": 4},
-    "profile": "quick",
-    "profiles": {"quick": {"phases": [{"size": 32, "steps": 2, "pool": 8}, {"size": 64, "steps": 1, "pool": 4}],
-                           "batch_size": 4}},
-    "export": {"calibration_samples": 4},
-    "bench": {"warmup": 1, "runs": 3},
-}
-
+from tests.conftest import TINY
 
 def _recipe(tmp_path, data, name="r.yaml"):
     p = tmp_path / name
@@ -87,9 +76,8 @@ def test_default_recipe_is_valid():
     assert r.export.calibration_samples >= 100
 
 
-def test_tiny_pipeline_end_to_end(tmp_path):
-    out = tmp_path / "run"
-    assert main(["run", "--recipe", str(_recipe(tmp_path, TINY)), "--out", str(out)]) == 0
+def test_tiny_pipeline_end_to_end(tiny_run):
+    out = tiny_run
     report = json.loads((out / "report.json").read_text())
     by = {(a["format"], a["variant"]): a for a in report["artifacts"]}
     for key in [("keras", "float32"), ("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.cli import main
-from tests.test_cli import TINY
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
 

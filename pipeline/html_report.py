@@ -1,0 +1,138 @@
+"""report.html: one self-contained page (inline SVG and PNG, no scripts, no
+network) with the summary table, the size/accuracy/latency Pareto plot, per-layer
+int8 error, the latency distribution and, for HED, sample scans."""
+import html
+import time
+from pathlib import Path
+
+from pipeline import atomic, plots
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em;margin-bottom:0}.meta{color:#666;font-size:.9em}
+table{border-collapse:collapse;font-size:.85em;margin:1em 0}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td.l,th.l{text-align:left}.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}
+.skip{color:#888}figure{margin:1.5em 0}figcaption{color:#555;font-size:.85em;margin-top:.3em}
+section{margin-top:2em}.note{color:#555;font-size:.85em}
+"""
+COLUMNS = ["format", "variant", "status", "size MB", "PSNR dB", "max abs", "edge F", "corner <5%",
+           "p50 ms", "p90 ms", "gate"]
+
+
+def _num(v, spec):
+    return "–" if v is None or v == "" else format(v, spec)
+
+
+def _gate_cell(a: dict) -> str:
+    gate = a.get("gate")
+    if a["status"] != "ok":
+        return f'<span class="skip">{html.escape(a["status"])}</span>'
+    if not gate:
+        return '<span class="skip">reference</span>'
+    cls, word = ("pass", "pass") if gate["pass"] else ("fail", "FAIL")
+    return f'<span class="{cls}">{word}</span> <span class="note">{html.escape(gate["rule"])}</span>'
+
+
+def summary_table(artifacts: list[dict]) -> str:
+    head = "".join(f'<th class="{"l" if c in ("format", "variant", "status") else ""}">{c}</th>' for c in COLUMNS)
+    rows = []
+    for a in artifacts:
+        p, k, lat = a["parity"], a["task"], a["latency"]
+        cells = [html.escape(a["format"]), html.escape(a["variant"]), html.escape(a["status"])]
+        values = [_num(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"), _num(p.get("psnr_db"), ".1f"),
+                  _num(p.get("max_abs"), ".1e"), _num(k.get("f_score"), ".3f"), _num(k.get("under_5pct"), ".1%"),
+                  _num(lat.get("p50_ms"), ".2f"), _num(lat.get("p90_ms"), ".2f")]
+        tds = "".join(f'<td class="l">{c}</td>' for c in cells) + "".join(f"<td>{v}</td>" for v in values)
+        rows.append(f"<tr>{tds}<td class='l'>{_gate_cell(a)}</td></tr>")
+    notes = "".join(f"<li>{html.escape(a['format'])} {html.escape(a['variant'])}: {html.escape(a['reason'])}</li>"
+                    for a in artifacts if a.get("reason"))
+    return (f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            + (f'<ul class="note">{notes}</ul>' if notes else ""))
+
+
+def _figure(fig_id: str, body: str, caption: str) -> str:
+    return f'<figure id="{fig_id}">{body}<figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _pareto(artifacts) -> str:
+    rows = [{"label": f"{a['format']} {a['variant']}", "size_mb": a["size_bytes"] / 1e6,
+             "p50_ms": a["latency"]["p50_ms"], "accuracy": a["task"]["under_5pct"]}
+            for a in artifacts if a["status"] == "ok" and a["latency"].get("p50_ms") and "under_5pct" in a["task"]]
+    if not rows:
+        return '<p class="note">No artifact has both latency and task metrics yet.</p>'
+    return _figure("pareto", plots.pareto_svg(rows, "documents with corner error < 5% of diagonal"),
+                   "Each export's file size and latency against task accuracy. Filled markers are "
+                   "Pareto-optimal: nothing else is smaller, faster and at least as accurate.")
+
+
+def _layer_errors(artifacts) -> str:
+    from quantize.debug import ROUNDING_NOISE
+    layers = next((a.get("layers") for a in artifacts if a.get("layers")), None)
+    if not layers:
+        return '<p class="note">No int8 export with per-layer statistics in this run.</p>'
+    return _figure("layer-errors", plots.layer_error_svg(layers, ROUNDING_NOISE),
+                   "RMSE between each int8 layer and its float twin, in units of the layer's quantization "
+                   "step. Pure rounding gives about 0.29; red layers are candidates to keep in float.")
+
+
+def _latency(artifacts) -> str:
+    samples = {f"{a['format']} {a['variant']}": a["latency"]["samples_ms"]
+               for a in artifacts if a["latency"].get("samples_ms")}
+    if not samples:
+        return '<p class="note">No latency samples in this run.</p>'
+    return _figure("latency", plots.latency_svg(samples),
+                   "Every timed inference, models interleaved (A B A B ...) so machine drift hits all alike. "
+                   "Absolute times belong to this host; compare ratios.")
+
+
+def _scans(report: dict, run_dir: Path, count: int = 3) -> str:
+    """Re-run the float TFLite export (else Keras) on held-out documents."""
+    config = report.get("recipe", {}).get("config")
+    usable = [a for a in report["artifacts"] if a["status"] == "ok" and a["path"] and Path(a["path"]).exists()]
+    pick = next((a for a in usable if (a["format"], a["variant"]) == ("tflite", "float32")),
+                next((a for a in usable if a["format"] == "keras"), None))
+    if not config or pick is None:
+        return '<p class="note">Sample scans need the run\'s recipe and a float export.</p>'
+    from evaluate.runners import open_runner
+    from mobile_models.scan import scan
+    from train.docgen import generate
+    runner, size = open_runner(pick["path"]), config["model"]["input_size"]
+    samples = []
+    for i in range(count):
+        doc = generate(config["data"]["val_seed"], i, size)
+        r = scan(doc.image, runner)
+        samples.append({"photo": doc.image, "truth": doc.corners, "corners": r.corners, "edges": r.edges,
+                        "page": r.page, "title": f"held-out #{i}" + ("" if r.corners is not None else f": {r.reason}")})
+    return _figure("scans", f'<img alt="sample scans" src="{plots.scans_png(samples)}" style="max-width:100%">',
+                   f"Held-out documents scanned with {pick['format']} {pick['variant']}: found quad in green, "
+                   "truth dashed white, then the edge map and the rectified page.")
+
+
+def render(report: dict, run_dir) -> Path:
+    """Write ``run_dir/report.html`` atomically and return its path."""
+    run_dir = Path(run_dir)
+    recipe, arts = report.get("recipe", {}), report["artifacts"]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    timings = ", ".join(f"{k} {v} s" + (" (skipped)" if report.get("stages", {}).get(k, {}).get("skipped") else "")
+                        for k, v in report.get("timings_s", {}).items())
+    loss = report.get("train", {}).get("loss") or []
+    parts = [
+        f"<h1>edgepipe report: {html.escape(str(recipe.get('name', '')))}</h1>",
+        f'<p class="meta">recipe hash {html.escape(str(recipe.get("hash", "")))} · profile '
+        f'{html.escape(str(recipe.get("profile", "")))} · rendered {stamp}<br>stages: {html.escape(timings)}</p>',
+        "<section><h2>Exports</h2>", summary_table(arts),
+        '<p class="note">Latency: batch 1, one thread, this host. Int8 on x86 is not representative of ARM '
+        "phones. Core ML prediction needs macOS; on Linux its rows are converted but not run.</p></section>",
+        "<section><h2>Size, accuracy and latency</h2>", _pareto(arts), "</section>",
+        "<section><h2>Where int8 loses precision</h2>", _layer_errors(arts), "</section>",
+        "<section><h2>Latency distribution</h2>", _latency(arts), "</section>",
+        "<section><h2>Sample scans</h2>", _scans(report, run_dir), "</section>",
+    ]
+    if loss:
+        parts += ["<section><h2>Training</h2>", _figure("loss", plots.loss_svg(loss), "training loss per epoch"),
+                  "</section>"]
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgepipe report: '
+            f'{html.escape(str(recipe.get("name", "")))}</title><style>{CSS}</style></head><body>'
+            + "\n".join(parts) + "</body></html>\n")
+    return atomic.write_text(run_dir / "report.html", page)

@@ -1,0 +1,126 @@
+"""Figures for report.html, returned as inline SVG or PNG data URIs (no network)."""
+import base64
+import io
+
+import numpy as np
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    _plt().close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+
+
+def _png_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def pareto_front(points: list[tuple[float, float, float]]) -> list[bool]:
+    """Which (size, latency, accuracy) points no other point beats on all three
+    (smaller, faster and at least as accurate, and strictly better on one)."""
+    def beats(a, b):
+        no_worse = a[0] <= b[0] and a[1] <= b[1] and a[2] >= b[2]
+        return no_worse and (a[0] < b[0] or a[1] < b[1] or a[2] > b[2])
+    return [not any(beats(q, p) for q in points if q is not p) for p in points]
+
+
+def pareto_svg(rows: list[dict], accuracy_label: str) -> str:
+    """rows: label, size_mb, p50_ms, accuracy. Size and latency against accuracy,
+    Pareto-optimal exports filled, the others hollow."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    front = pareto_front([(r["size_mb"], r["p50_ms"], r["accuracy"]) for r in rows])
+    for i, (r, best) in enumerate(zip(rows, front)):
+        color = PALETTE[i % len(PALETTE)]
+        for ax, x in zip(axes, (r["size_mb"], r["p50_ms"])):
+            ax.scatter([x], [r["accuracy"]], s=70, color=color if best else "white", edgecolors=color,
+                       linewidths=2, label=r["label"] + (" (Pareto)" if best else ""), zorder=3)
+            ax.annotate(r["label"], (x, r["accuracy"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    axes[0].set_xlabel("size (MB)")
+    axes[1].set_xlabel("latency p50 (ms, 1 thread, this host)")
+    axes[0].set_ylabel(accuracy_label)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle("size vs accuracy vs latency (filled: Pareto-optimal)", fontsize=10)
+    return _svg(fig)
+
+
+def layer_error_svg(layers: list[dict], noise_floor: float) -> str:
+    """Horizontal bars of each int8 layer's RMSE in units of its quantization step."""
+    plt = _plt()
+    names = [r["layer"] for r in layers]
+    values = np.array([r["rmse_per_scale"] for r in layers], np.float64)
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.16 * len(layers) + 1)))
+    colors = ["#d62728" if v > 2 * noise_floor else "#1f77b4" for v in values]
+    ax.barh(range(len(names)), np.nan_to_num(values), color=colors)
+    ax.axvline(noise_floor, color="k", ls="--", lw=1, label=f"rounding noise ({noise_floor:.2f} step)")
+    ax.set_yticks(range(len(names)), names, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("RMSE vs float, in quantization steps (red: > 2x rounding noise)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("per-layer int8 error (TFLite QuantizationDebugger)", fontsize=10)
+    return _svg(fig)
+
+
+def latency_svg(samples: dict[str, list[float]]) -> str:
+    """One box per runnable artifact, every timed run as a dot."""
+    plt = _plt()
+    labels = list(samples)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))
+    data = [samples[k] for k in labels]
+    ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(d, i + rng.uniform(-0.15, 0.15, len(d)), s=6, alpha=0.5, color=PALETTE[(i - 1) % len(PALETTE)])
+    ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
+    ax.set_xlabel("ms per inference (batch 1)")
+    ax.set_title("latency distribution (interleaved runs)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    return _svg(fig)
+
+
+def loss_svg(loss: list[float]) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.plot(np.arange(1, len(loss) + 1), loss, marker="o", ms=3)
+    ax.set_xlabel("epoch (50 steps)")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def scans_png(samples: list[dict]) -> str:
+    """Rows of photo (found quad in green, truth dashed), edge map and rectified page."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(samples), 3, figsize=(9, 3 * len(samples)), squeeze=False)
+    for row, s in zip(axes, samples):
+        row[0].imshow(s["photo"])
+        quad = np.vstack([s["truth"], s["truth"][:1]])
+        row[0].plot(quad[:, 0], quad[:, 1], "w--", lw=1)
+        if s["corners"] is not None:
+            found = np.vstack([s["corners"], s["corners"][:1]])
+            row[0].plot(found[:, 0], found[:, 1], "-", color="lime", lw=2)
+        row[0].set_title(s["title"], fontsize=8)
+        row[1].imshow(s["edges"], cmap="magma", vmin=0, vmax=1)
+        row[1].set_title("edge map", fontsize=8)
+        if s["page"] is not None:
+            row[2].imshow(s["page"])
+        row[2].set_title("rectified page" if s["page"] is not None else "no document found", fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    return _png_uri(fig)

@@ -1,0 +1,83 @@
+"""report.json against its schema, and report.html rendered by a real headless
+browser (Debian's chromium): the table and the plots must be on the page."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.plots import pareto_front
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        from tests.conftest import _system_tool_missing
+        _system_tool_missing("chromium")
+    return exe
+
+
+def _headless(exe, tmp_path, *args):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=180)
+
+
+def test_report_json_follows_its_schema(tiny_run):
+    import jsonschema
+    schema = json.loads((SCHEMAS / "report.schema.json").read_text())
+    report = json.loads((tiny_run / "report.json").read_text())
+    jsonschema.validate(report, schema)
+    int8 = next(a for a in report["artifacts"] if a["variant"] == "int8")
+    assert int8["gate"]["rule"].startswith("psnr_db") and len(int8["layers"]) > 10
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(report, artifacts=[dict(int8, status="done")]), schema)
+
+
+def test_report_html_in_headless_chromium(tiny_run, tmp_path):
+    from PIL import Image
+    exe = _chromium()
+    page = tiny_run / "report.html"
+    text = page.read_text()
+    assert 'src="http' not in text and 'href="http' not in text and "<script" not in text  # self-contained
+    dom = _headless(exe, tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-500:]
+    html = dom.stdout
+    table = html[html.index('<table id="summary"'):html.index("</table>")]
+    assert table.count("<tr>") == 1 + 5  # header + keras, tflite float32, int8, onnx, coreml
+    assert "not_run" in table and "pass" in table
+    for figure in ("pareto", "layer-errors", "latency", "scans", "loss"):
+        start = html.index(f'<figure id="{figure}"')
+        body = html[start:html.index("</figure>", start)]
+        assert "<svg" in body or 'src="data:image/png;base64,' in body, figure
+    shot = tmp_path / "report.png"
+    result = _headless(exe, tmp_path, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri())
+    assert result.returncode == 0 and shot.exists(), result.stderr[-500:]
+    pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+    assert pixels.shape == (3000, 1200)
+    inked = (pixels < 200).mean(axis=1) > 0.01  # rows with visible content
+    assert inked[:300].any() and inked[1000:2000].mean() > 0.3  # the title, and plots down the page
+
+
+def test_report_command_rerenders(tiny_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    (copy / "report.html").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report.html").stat().st_size > 10_000
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "report.json not found" in capsys.readouterr().err
+    (copy / "report.json").write_text("[1, 2")
+    assert main(["report", str(copy)]) == 2
+    assert "is not an edgepipe report" in capsys.readouterr().err
+
+
+def test_pareto_front():
+    # (size, latency, accuracy): the int8 model is smallest, float fastest, keras dominated by float
+    points = [(1.6, 3.4, 0.80), (1.2, 1.0, 0.80), (0.5, 1.4, 0.75), (1.2, 1.1, 0.70)]
+    assert pareto_front(points) == [False, True, True, False]
