@@ -15,6 +15,24 @@ def _cmd_run(args):
     return 0
 
 
+def _cmd_train(args):
+    from pipeline.atomic import ensure_writable_dir
+    from pipeline.recipe import load_recipe
+    recipe = load_recipe(args.recipe, args.profile)
+    out = ensure_writable_dir(args.out)
+    if (out / "checkpoints" / "state.json").is_file() and not args.resume:
+        raise EdgePipeError(f"{out / 'checkpoints'} holds an earlier training: pass --resume to continue it, "
+                            "or choose another --out")
+    from pipeline.report import wide_console, write_json
+    from pipeline.run import stage_train
+    console = wide_console()
+    _, history = stage_train(recipe, out, console, resume=args.resume)
+    write_json(out / "history.json", history)
+    console.log(f"wrote {out / (recipe.model.name + '.keras')} (best weights), checkpoints in "
+                f"{out / 'checkpoints'}, TensorBoard logs in {out / 'logs'}")
+    return 0
+
+
 def _cmd_profile(args):
     import json
 
@@ -61,6 +79,13 @@ def build_parser():
     r.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
     r.add_argument("--force", action="store_true", help="re-run every stage, even those up to date")
     r.set_defaults(func=_cmd_run)
+
+    t = sub.add_parser("train", help="train the recipe's model only (checkpoints, TensorBoard, --resume)")
+    t.add_argument("--recipe", help="recipe YAML (default: recipes/default.yaml)")
+    t.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    t.add_argument("--profile", help="training profile from the recipe")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (weights, optimizer, data)")
+    t.set_defaults(func=_cmd_train)
 
     pr = sub.add_parser("profile", help="per-layer params, mult-adds, memory-access cost, peak memory")
     pr.add_argument("name", help="a registered network: hed_mobilenet_v2, hed_vgg, mobilenet_v1, mobilenet_v2, shufflenet_v1, shufflenet_v2, tiny_cnn")

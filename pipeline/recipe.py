@@ -46,8 +46,23 @@ class Phase(Strict):
 
 class TrainCfg(Strict):
     phases: list[Phase] = Field(min_length=1)
-    batch_size: int = Field(16, ge=1, le=1024, description="images per step")
-    learning_rate: float = Field(3e-3, gt=0, lt=1, description="Adam, cosine-decayed to 5% over all steps")
+    batch_size: int = Field(16, ge=1, le=1024, description="images per step (global, across replicas)")
+    steps_per_epoch: int = Field(50, ge=1, description="steps between checkpoints, validation and log lines")
+    learning_rate: float = Field(3e-3, gt=0, lt=1, description="initial learning rate (Adam, or AdamW with weight_decay)")
+    schedule: Literal["cosine", "step"] = Field("cosine", description="cosine: decay to 5% over all steps; "
+                                                "step: multiply by step_gamma every step_every_epochs")
+    step_every_epochs: int = Field(4, ge=1, description="step schedule: epochs between decays")
+    step_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: decay factor")
+    weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW decoupled weight decay; BN and biases excluded")
+    val_size: int = Field(16, ge=0, le=10_000, description="validation images (seed val_seed + 1) scored every "
+                          "epoch for the best checkpoint and early stopping; 0 turns validation off")
+    early_stopping_patience: int = Field(0, ge=0, description="stop after this many epochs without a better "
+                                         "validation loss; 0 = never")
+    restore_best: bool = Field(True, description="end with the best-validation weights rather than the last")
+    distribute: Literal["none", "mirrored", "multi_worker"] = Field(
+        "none", description="tf.distribute strategy: mirrored = all local devices, multi_worker = TF_CONFIG")
+    cpu_replicas: int = Field(0, ge=0, le=64, description="split the CPU into N logical devices (data-parallel "
+                              "on CPU-only hosts; mostly for testing the distributed path)")
     side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
                                       description="loss weights of side outputs 1-5 (deep supervision)")
     fuse_weight: float = Field(1.0, ge=0, description="loss weight of the fuse output")

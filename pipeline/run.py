@@ -22,20 +22,44 @@ def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
 
 
-def stage_train(recipe, out: Path, console):
+def train_key(recipe) -> str:
+    """What the training checkpoints belong to: a resume continues only the same training."""
+    cfg = [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)]
+    return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
+
+
+def stage_train(recipe, out: Path, console, resume: bool = True):
+    """Train (continuing from ``out/checkpoints`` when they belong to this recipe),
+    then save the fixed-size inference model as ``out/NAME.keras``."""
     import mobile_models
     from mobile_models.hed import inference_model
     from train.fit import train_hed
+    from train.loop import load_state
 
     name, size = recipe.model.name, recipe.model.input_size
-    trainable = mobile_models.build(name, input_shape=(None, None, 3))
-    history = train_hed(trainable, recipe.train, recipe.data.train_seed, out / "checkpoints",
-                        verbose=1 if console.is_terminal else 2)
+    ckpt = out / "checkpoints"
+    key = train_key(recipe)
+    if resume and (ckpt / "state.json").is_file():
+        try:
+            state = load_state(ckpt, key, True)
+            console.log(f"resuming training after epoch {state.epochs_done} (step {state.steps_done})")
+        except EdgePipeError:
+            console.log("checkpoints belong to another recipe: training from scratch")
+            resume = False
+    trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3)), recipe.train,
+                                 recipe.data.train_seed, ckpt, key=key, resume=resume,
+                                 val_seed=recipe.data.val_seed + 1, log_dir=out / "logs",
+                                 verbose=1 if console.is_terminal else 2)
+    strategy = trainable.distribute_strategy
+    console.log(f"trained {state.steps_done} steps on {strategy.num_replicas_in_sync} replica(s) "
+                f"({type(strategy).__name__})")
+    if state.stopped_early:
+        console.log(f"early stopping after epoch {state.epochs_done}")
     fixed = mobile_models.build(name, input_shape=(size, size, 3))
     fixed.set_weights(trainable.get_weights())
     model = inference_model(fixed, recipe.model.output)
     modelio.save_keras(model, out / f"{name}.keras")
-    return model, history
+    return model, state.history
 
 
 def stage_export(recipe, model, out: Path, console) -> list[dict]:
@@ -172,7 +196,7 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
 
     def do_train():
         models["model"], history = stage_train(recipe, out, console)
-        return {"loss": history["loss"]}, [keras_path]
+        return {"loss": history["loss"], "val_loss": history["val_loss"]}, [keras_path]
 
     def model():
         if "model" not in models:

@@ -35,37 +35,50 @@ def _settle_batchnorm(model, images):
     model(images, training=True)
 
 
+EPOCHS, BATCH = 15, 32
+
+
 def _train_on_digits(model, size):
-    """A few epochs on digits: int8 agreement means something only for a net whose
-    predictions are decisive, not for random weights."""
+    """Train to >85% on digits: int8 agreement means something only for a net whose
+    predictions are decisive, not for random weights. Returns the 270 held-out
+    images that agreement is measured on, and 200 training images to calibrate with."""
     from mobile_models.backend import keras
     from train.digits import digits_arrays
     x, y = digits_arrays(size, "train")
     for layer in model.layers:
         if hasattr(layer, "momentum"):
             layer.momentum = 0.9  # let BN statistics converge within a short run
-    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=64, epochs=3, verbose=0)
-    return digits_arrays(size, "val")[0][:100]
+    steps = EPOCHS * -(-len(x) // BATCH)
+    lr = keras.optimizers.schedules.CosineDecay(3e-3, steps, alpha=0.1)
+    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0)
+    xv, yv = digits_arrays(size, "val")
+    accuracy = model.evaluate(xv, yv, verbose=0)[1]
+    assert accuracy > 0.85, f"{model.name} reached only {accuracy:.1%} on digits"
+    return xv, x[:200]
 
 
 @pytest.fixture(scope="module", params=sorted(SMALL))
 def network(request, tmp_path_factory):
     from train.docgen import generate
+    from mobile_models.backend import keras
     name = request.param
+    keras.utils.set_random_seed(0)
     model = mobile_models.build(name, **SMALL[name])
     size = model.input_shape[1]
     if mobile_models.entry(name).task == "edges":
         model = inference_model(model)
         images = np.stack([generate(99, i, size).image for i in range(32)]).astype(np.float32) / 255.0
         _settle_batchnorm(model, images)
+        calibration = images
     else:
-        images = _train_on_digits(model, size)
-    return name, model, fold_batchnorm(model), images, tmp_path_factory.mktemp(name)
+        images, calibration = _train_on_digits(model, size)
+    return name, model, fold_batchnorm(model), images, calibration, tmp_path_factory.mktemp(name)
 
 
 def test_float_tflite_and_onnx_match(network):
-    name, model, folded, images, tmp = network
+    name, model, folded, images, calibration, tmp = network
     ref = KerasRunner(model).predict(images[:8])
     ref = next(iter(ref.values()))
     for variant in ("tflite_float32", "onnx_float32"):
@@ -76,16 +89,15 @@ def test_float_tflite_and_onnx_match(network):
 
 
 def test_int8_tflite_agrees(network):
-    name, model, folded, images, tmp = network
+    name, model, folded, images, calibration, tmp = network
     v = VARIANTS["tflite_int8"]
-    path = export(v, folded, tmp / f"{name}{v.suffix}", images)
+    path = export(v, folded, tmp / f"{name}{v.suffix}", calibration)
     ref = next(iter(KerasRunner(model).predict(images).values()))
     got = next(iter(open_runner(path).predict(images).values()))
     if mobile_models.entry(name).task == "classify":
         agree = np.mean(ref.argmax(-1) == got.argmax(-1))
-        # Issue 3 asks >= 98%. These 3-epoch nets at alpha 0.25-0.5 measure 83-95%: their
-        # softmax margins are often below the int8 output step (1/256). Still open.
-        assert agree >= 0.75, f"{name}: top-1 agreement {agree:.0%}"
+        print(f"{name}: int8 top-1 agreement {agree:.2%} on {len(images)} held-out digits")
+        assert agree >= 0.98, f"{name}: top-1 agreement {agree:.1%}"
         assert open_runner(path).inputs[0].dtype == "int8"
     else:
         assert parity(ref, got)["psnr_db"] > 20
@@ -93,7 +105,7 @@ def test_int8_tflite_agrees(network):
 
 def test_coreml_converts_with_expected_io(network):
     import coremltools as ct
-    name, model, folded, images, tmp = network
+    name, model, folded, images, calibration, tmp = network
     path = export(VARIANTS["coreml_fp16"], folded, tmp / f"{name}.mlpackage")
     spec = ct.utils.load_spec(str(path))
     assert [i.name for i in spec.description.input] == ["image"]

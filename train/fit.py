@@ -1,82 +1,107 @@
 """HED training: deep supervision with the class-balanced loss on every side
-output and the fuse output, progressive resizing, NaN guard and checkpoints."""
-import math
+output and the fuse output, progressive resizing, LR schedules, weight decay
+that skips BatchNorm and biases, and data-parallel strategies. The epoch loop,
+checkpoints and resume live in ``train.loop``."""
 from pathlib import Path
+
+import numpy as np
 
 from mobile_models.backend import keras, tf
 from mobile_models.hed import SIDE_NAMES
 from pipeline.errors import EdgePipeError
-from train.datasets import document_dataset
+from train import loop
+from train.datasets import document_arrays, document_dataset
 from train.losses import class_balanced_sigmoid_ce
 
-STEPS_PER_EPOCH = 50
+NO_DECAY = ["bias", "gamma", "beta"]  # BN scale/shift and biases: decaying them only hurts
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stop at the first non-finite loss and say at which step."""
+def make_strategy(name: str = "none", cpu_replicas: int = 0):
+    """``none``, ``mirrored`` (all local devices) or ``multi_worker`` (TF_CONFIG).
+    ``cpu_replicas`` > 1 splits the CPU into that many logical devices, to run the
+    data-parallel path on a machine without accelerators (must precede any TF op)."""
+    if cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        except RuntimeError:
+            if len(tf.config.list_logical_devices("CPU")) != cpu_replicas:
+                raise EdgePipeError("cpu_replicas must be set before TensorFlow starts; run training in a "
+                                    "fresh process") from None
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise EdgePipeError(f"unknown distribute strategy '{name}' (none, mirrored, multi_worker)")
 
-    def __init__(self):
-        super().__init__()
-        self.bad_step = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.bad_step = int(self.model.optimizer.iterations.numpy())
-            self.model.stop_training = True
+def lr_schedule(cfg, total_steps: int):
+    """Cosine decay to 5% over all steps, or step decay by ``step_gamma`` every ``step_every_epochs``."""
+    if cfg.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(total_steps, 1), alpha=0.05)
+    every = cfg.step_every_epochs * cfg.steps_per_epoch
+    bounds = list(range(every, max(total_steps, every + 1), every))
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        bounds, [cfg.learning_rate * cfg.step_gamma ** i for i in range(len(bounds) + 1)])
+
+
+def make_optimizer(cfg, total_steps: int):
+    schedule = lr_schedule(cfg, total_steps)
+    if not cfg.weight_decay:
+        return keras.optimizers.Adam(schedule), schedule
+    opt = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    opt.exclude_from_weight_decay(var_names=NO_DECAY)
+    return opt, schedule
 
 
 def compile_hed(model, cfg, total_steps):
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.05)
+    optimizer, schedule = make_optimizer(cfg, total_steps)
     weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight}
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    model.compile(optimizer=optimizer,
                   loss={name: class_balanced_sigmoid_ce for name in model.output_names},
                   loss_weights={name: weights[name] for name in model.output_names})
+    return schedule
 
 
-def train_hed(model, cfg, data_seed: int, ckpt_dir: Path, verbose: int = 1) -> dict:
-    """Train ``model`` (built with a None x None input) through ``cfg.phases``.
+def _validation(model, seed: int, count: int, size: int):
+    """Held-out documents for best-checkpoint selection and early stopping, at the
+    deployed size (the model is fully convolutional, so it is comparable across phases)."""
+    if not count:
+        return None
+    images, edges, _ = document_arrays(seed, count, size)
+    y = edges[..., None].astype(np.float32)
+    return images.astype(np.float32) / 255.0, {name: y for name in model.output_names}
 
-    Returns the loss history. Raises EdgePipeError on NaN loss, keeping the
-    last good weights in ``ckpt_dir/last.weights.h5``.
+
+def train_hed(build, cfg, data_seed: int, ckpt_dir: Path, *, key: str = "", resume: bool = False,
+              val_seed: int | None = None, log_dir: Path | None = None, verbose: int = 1):
+    """Build (``build()``, inside the strategy scope) and train through ``cfg.phases``.
+
+    Returns ``(model, state)``; ``state.history`` has per-epoch loss, val_loss and lr.
+    With ``resume``, continues from ``ckpt_dir`` (weights, optimizer state, data
+    position). NaN loss raises EdgePipeError and keeps the last good checkpoint.
     """
     keras.utils.set_random_seed(cfg.seed)
-    total = sum(p.steps for p in cfg.phases)
-    compile_hed(model, cfg, total)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last = ckpt_dir / "last.weights.h5"
-    guard = NaNGuard()
-    history, epoch = {"loss": [], "phase_size": []}, 0
-    for i, phase in enumerate(cfg.phases):
-        ds = document_dataset(data_seed + 7919 * i, phase.pool, phase.size, cfg.batch_size,
-                              model.output_names).repeat()
-        for epochs, steps in _epoch_chunks(phase.steps):
-            h = model.fit(ds, initial_epoch=epoch, epochs=epoch + epochs, steps_per_epoch=steps,
-                          verbose=verbose, callbacks=[guard, _SaveLast(last)])
-            epoch += epochs
-            history["loss"] += h.history["loss"]
-            history["phase_size"] += [phase.size] * len(h.history["loss"])
-            if guard.bad_step is not None:
-                raise EdgePipeError(f"training loss became NaN at step {guard.bad_step}; "
-                                    f"last good weights kept in {last}")
-    return history
+    state = loop.load_state(ckpt_dir, key, resume)
+    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)
+    plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
+    with strategy.scope():
+        model = build()
+        schedule = compile_hed(model, cfg, sum(p.steps for p in cfg.phases))
 
+    def dataset_for(phase: int, skip: int):
+        p = cfg.phases[phase]
+        ds = document_dataset(data_seed + 7919 * phase, p.pool, p.size, cfg.batch_size, model.output_names)
+        return ds.repeat().skip(skip)
 
-def _epoch_chunks(steps: int) -> list[tuple[int, int]]:
-    """(epochs, steps per epoch) runs that add up to exactly ``steps``."""
-    full, rest = divmod(steps, STEPS_PER_EPOCH)
-    return [(n, k) for n, k in ((full, STEPS_PER_EPOCH), (1 if rest else 0, rest)) if n]
-
-
-class _SaveLast(keras.callbacks.Callback):
-    """Keep the last finite epoch's weights (written atomically)."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        if math.isfinite((logs or {}).get("loss", 0.0)):
-            tmp = self.path.with_name(f".{self.path.name}.tmp.h5")
-            self.model.save_weights(str(tmp))
-            tmp.replace(self.path)
+    val = _validation(model, val_seed if val_seed is not None else data_seed + 1, cfg.val_size,
+                      cfg.phases[-1].size)
+    loop.run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
+                    log_dir=log_dir, verbose=verbose, lr_at=lambda step: float(schedule(step)))
+    if val is not None and cfg.restore_best:
+        loop.restore_best(model, ckpt_dir)
+    return model, state

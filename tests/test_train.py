@@ -1,0 +1,129 @@
+"""The trainer: exact steps, resume after a kill (same steps, same losses), NaN
+guard, early stopping, LR schedules, weight decay that skips BN and biases, and
+MirroredStrategy on two logical CPU devices."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mobile_models.backend import keras, tf
+from pipeline.errors import EdgePipeError
+from pipeline.recipe import Phase, TrainCfg
+from tests.conftest import TINY
+from train import fit, loop
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = dict(TINY, profiles={"quick": {
+    "phases": [{"size": 32, "steps": 10, "pool": 8}, {"size": 64, "steps": 3, "pool": 4}],
+    "batch_size": 2, "steps_per_epoch": 2, "val_size": 2}})
+
+
+def test_epoch_plan_runs_exactly_each_phase():
+    for steps in ([1], [40, 3], [50], [53, 450], [451]):
+        plan = loop.epoch_plan(steps, 50)
+        assert [sum(e.steps for e in plan if e.phase == i) for i in range(len(steps))] == steps
+
+
+def _train(out, *extra, recipe=TRAIN):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "r.yaml").write_text(yaml.safe_dump(recipe))
+    args = [sys.executable, "-m", "pipeline.cli", "train", "--recipe", str(out / "r.yaml"), "--out", str(out), *extra]
+    log = open(out / f"log{len(list(out.glob('log*')))}.txt", "w+")  # a file: a full pipe would stall it
+    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
+    proc.output = lambda: (proc.wait(), log.seek(0), log.read())[2]
+    return proc
+
+
+def _state(out):
+    p = out / "checkpoints" / "state.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def test_killed_training_resumes_with_the_same_steps_and_losses(tmp_path):
+    reference = _train(tmp_path / "ref")
+    killed = _train(tmp_path / "run")
+    deadline = time.time() + 300
+    while time.time() < deadline and ((_state(tmp_path / "run") or {}).get("epochs_done", 0) < 3):
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    at_kill = _state(tmp_path / "run")
+    assert at_kill and 3 <= at_kill["epochs_done"] < 7, "kill landed mid-training"
+    assert reference.wait() == 0, reference.output()[-2000:]
+    again = _train(tmp_path / "run")  # without --resume: refuses to overwrite
+    assert again.wait() == 2 and "pass --resume" in again.output()
+    resumed = _train(tmp_path / "run", "--resume")
+    log = resumed.output()
+    assert resumed.returncode == 0, log[-2000:]
+    assert f"resuming training after epoch {at_kill['epochs_done']}" in log
+    ref, got = _state(tmp_path / "ref"), _state(tmp_path / "run")
+    assert got["steps_done"] == ref["steps_done"] == 13 and got["epochs_done"] == 7
+    # optimizer state and data position restored: the loss curve continues as if never killed
+    np.testing.assert_allclose(got["history"]["loss"], ref["history"]["loss"], rtol=2e-3)
+    assert (tmp_path / "run" / "hed_mobilenet_v2.keras").is_file()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    recipe = json.loads(json.dumps(TRAIN))
+    recipe["profiles"]["quick"].update(distribute="mirrored", cpu_replicas=2, batch_size=4)
+    proc = _train(tmp_path / "m", recipe=recipe)
+    log = proc.output()
+    assert proc.returncode == 0, log[-2000:]
+    assert "on 2 replica(s) (MirroredStrategy)" in " ".join(log.split())
+    assert _state(tmp_path / "m")["steps_done"] == 13
+
+
+def _toy_model():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,))
+    h = keras.layers.BatchNormalization()(keras.layers.Dense(8, activation="relu")(x))
+    return keras.Model(x, keras.layers.Dense(1)(h))
+
+
+def _toy_data(x_fill=1.0, y=1.0):
+    def dataset_for(phase, skip):
+        xs = np.full((64, 4), x_fill, np.float32)
+        return tf.data.Dataset.from_tensor_slices((xs, np.full((64, 1), y, np.float32))).batch(4).repeat().skip(skip)
+    return dataset_for
+
+
+def test_nan_loss_stops_reports_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = _toy_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    plan = loop.epoch_plan([9], 3)
+    good = loop.run_epochs(model, plan[:2], _toy_data(), tmp_path, loop.TrainState("k"), verbose=0)
+    assert good.epochs_done == 2
+    with pytest.raises(EdgePipeError, match=r"NaN at step 7.*epoch 2, step 6"):
+        loop.run_epochs(model, plan, _toy_data(x_fill=np.nan), tmp_path, good, verbose=0)
+    assert json.loads((tmp_path / "state.json").read_text())["steps_done"] == 6
+
+
+def test_early_stopping_when_validation_gets_worse(tmp_path):
+    model = _toy_model()
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    val = (np.ones((8, 4), np.float32), np.full((8, 1), -5.0, np.float32))  # training pulls away from it
+    state = loop.run_epochs(model, loop.epoch_plan([40], 4), _toy_data(y=5.0), tmp_path, loop.TrainState("k"),
+                            val_data=val, patience=2, verbose=0)
+    assert state.stopped_early and state.epochs_done < 10 and state.bad_epochs == 2
+    best = state.history["val_loss"].index(min(state.history["val_loss"])) + 1
+    assert best < state.epochs_done and loop.restore_best(model, tmp_path)
+    assert model.evaluate(*val, verbose=0) == pytest.approx(state.best_val, rel=1e-5)
+
+
+def test_step_schedule_and_weight_decay_skip_batchnorm_and_bias():
+    cfg = TrainCfg(phases=[Phase(size=32, steps=40, pool=4)], schedule="step", step_every_epochs=1,
+                   steps_per_epoch=10, step_gamma=0.5, learning_rate=0.1, weight_decay=1e-4)
+    optimizer, schedule = fit.make_optimizer(cfg, 40)
+    assert [round(float(schedule(s)), 6) for s in (0, 9, 11, 25, 39)] == [0.1, 0.1, 0.05, 0.025, 0.0125]
+    model = _toy_model()
+    optimizer.build(model.trainable_variables)
+    decayed = {v.name.split("/")[-1].split(":")[0]: optimizer._use_weight_decay(v) for v in model.trainable_variables}
+    assert decayed == {"kernel": True, "bias": False, "gamma": False, "beta": False}

@@ -1,0 +1,165 @@
+"""The training loop every task shares: epochs through phases, checkpoints you can
+resume from (weights *and* optimizer state), best weights by validation loss,
+early stopping, a NaN guard, TensorBoard logs and a progress bar (Keras ``fit``).
+
+Layout of ``ckpt_dir``:
+    last/            tf.train.Checkpoint of model + optimizer, every epoch
+    best/            weights with the lowest validation loss so far (when validation is on)
+    state.json       epochs done, history, best loss: what --resume continues from
+"""
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mobile_models.backend import keras, tf
+from pipeline import atomic
+from pipeline.errors import EdgePipeError
+
+
+@dataclass
+class Epoch:
+    phase: int
+    steps: int
+
+
+@dataclass
+class TrainState:
+    key: str
+    epochs_done: int = 0
+    steps_done: int = 0
+    best_val: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [], "lr": [], "phase": []})
+
+    def save(self, path: Path):
+        atomic.write_text(path, json.dumps(asdict(self)) + "\n")
+
+
+def epoch_plan(phase_steps: list[int], steps_per_epoch: int) -> list[Epoch]:
+    """Every epoch of every phase; the last epoch of a phase may be short, so each
+    phase runs exactly its steps."""
+    plan = []
+    for i, steps in enumerate(phase_steps):
+        full, rest = divmod(steps, steps_per_epoch)
+        plan += [Epoch(i, steps_per_epoch)] * full + ([Epoch(i, rest)] if rest else [])
+    return plan
+
+
+def load_state(ckpt_dir: Path, key: str, resume: bool) -> TrainState:
+    """The saved state to continue from, or a fresh one. A checkpoint from another
+    recipe is never silently continued."""
+    path = ckpt_dir / "state.json"
+    if not resume or not path.is_file():
+        return TrainState(key)
+    try:
+        state = TrainState(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        raise EdgePipeError(f"{path} is corrupt; delete {ckpt_dir} to train from scratch") from None
+    if state.key != key:
+        raise EdgePipeError(f"checkpoint in {ckpt_dir} was made by a different recipe; "
+                            "use another --out, or drop --resume to start over")
+    return state
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """Per batch: stop on a non-finite loss. Per epoch: history, checkpoint, best
+    weights, early stopping, state.json (written last, so it never points ahead)."""
+
+    def __init__(self, state, plan, manager, ckpt_dir, patience, lr_at):
+        super().__init__()
+        self.state, self.plan, self.manager, self.dir = state, plan, manager, ckpt_dir
+        self.patience, self.lr_at = patience, lr_at
+        self.bad_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.bad_step is not None or not math.isfinite(logs.get("loss", math.nan)):
+            return
+        s = self.state
+        s.steps_done = int(self.model.optimizer.iterations.numpy())
+        s.epochs_done += 1
+        val = logs.get("val_loss")
+        for k, v in (("loss", logs["loss"]), ("val_loss", val), ("lr", self.lr_at(s.steps_done)),
+                     ("phase", self.plan[s.epochs_done - 1].phase)):
+            s.history[k].append(None if v is None else float(v))
+        if val is not None and math.isfinite(val):
+            if s.best_val is None or val < s.best_val:
+                s.best_val, s.bad_epochs = float(val), 0
+                save_best(self.model, self.dir)
+            else:
+                s.bad_epochs += 1
+                if self.patience and s.bad_epochs >= self.patience:
+                    s.stopped_early = True
+                    self.model.stop_training = True
+        self.manager.save(checkpoint_number=s.epochs_done)
+        s.save(self.dir / "state.json")
+
+
+def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, state: TrainState, *,
+               val_data=None, patience: int = 0, log_dir: Path | None = None, verbose: int = 1,
+               lr_at: Callable = lambda step: None) -> TrainState:
+    """Fit ``model`` (compiled) through ``plan[state.epochs_done:]``.
+
+    ``dataset_for(phase, skip_batches)`` returns that phase's repeated dataset with
+    the batches already trained on skipped, so a resumed run sees the same stream.
+    """
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir / "last"), max_to_keep=1)
+    if state.epochs_done:
+        _restore(model, checkpoint, manager, state, ckpt_dir)
+    end = _EpochEnd(state, plan, manager, ckpt_dir, patience, lr_at)
+    callbacks = [end] + ([keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0)]
+                         if log_dir else [])
+    while state.epochs_done < len(plan) and not state.stopped_early:
+        first, n = state.epochs_done, 1
+        while first + n < len(plan) and plan[first + n] == plan[first]:
+            n += 1  # consecutive epochs of one phase and length share one fit() call
+        phase = plan[first].phase
+        skip = sum(e.steps for e in plan[:first] if e.phase == phase)
+        model.fit(dataset_for(phase, skip), initial_epoch=first, epochs=first + n,
+                  steps_per_epoch=plan[first].steps, validation_data=val_data, verbose=verbose,
+                  callbacks=callbacks)
+        if end.bad_step is not None:
+            raise EdgePipeError(f"training loss became NaN at step {end.bad_step}; the last good checkpoint "
+                                f"(epoch {state.epochs_done}, step {state.steps_done}) is kept in {ckpt_dir}")
+    return state
+
+
+def _restore(model, checkpoint, manager, state, ckpt_dir):
+    if manager.latest_checkpoint is None:
+        raise EdgePipeError(f"{ckpt_dir}/state.json says {state.epochs_done} epochs are done "
+                            "but no checkpoint is there; delete the folder to start over")
+    model.optimizer.build(model.trainable_variables)  # create slots so they restore now
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    got = int(model.optimizer.iterations.numpy())
+    if got != state.steps_done:
+        raise EdgePipeError(f"checkpoint has {got} optimizer steps, state.json {state.steps_done}: "
+                            f"delete {ckpt_dir} to start over")
+
+
+def save_best(model, ckpt_dir: Path):
+    """A TF checkpoint, not .h5: Keras' h5 loader cannot assign mirrored BN statistics."""
+    tmp, best = ckpt_dir / ".best.tmp", ckpt_dir / "best"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tf.train.Checkpoint(model=model).write(str(tmp / "weights"))
+    shutil.rmtree(best, ignore_errors=True)
+    tmp.replace(best)
+
+
+def restore_best(model, ckpt_dir: Path) -> bool:
+    best = ckpt_dir / "best" / "weights"
+    if not (ckpt_dir / "best").is_dir():
+        return False
+    tf.train.Checkpoint(model=model).read(str(best)).assert_existing_objects_matched()
+    return True
