@@ -23,6 +23,35 @@ def edge_fscore(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5, tol
     return {"precision": precision, "recall": recall, "f_score": f}
 
 
+THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)
+
+
+def _counts(p: np.ndarray, t: np.ndarray, kernel) -> tuple[int, int, int, int]:
+    """Matched predicted, predicted, matched true, true edge pixels."""
+    return (int((p & cv2.dilate(t, kernel)).sum()), int(p.sum()), int((t & cv2.dilate(p, kernel)).sum()), int(t.sum()))
+
+
+def _f(c) -> float:
+    precision = c[0] / c[1] if c[1] else 0.0
+    recall = c[2] / c[3] if c[3] else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def ods_ois(pred: np.ndarray, truth: np.ndarray, tol: int = 2) -> dict:
+    """BSDS-style F-scores over thresholds: ODS picks one threshold for the whole
+    dataset, OIS the best threshold per image (counts summed over images)."""
+    kernel = np.ones((2 * tol + 1, 2 * tol + 1), np.uint8)
+    per_image = []  # image -> threshold -> counts
+    for p, t in zip(pred, truth):
+        p, t = np.squeeze(p), (np.squeeze(t) > 0).astype(np.uint8)
+        per_image.append(np.array([_counts((p >= th).astype(np.uint8), t, kernel) for th in THRESHOLDS]))
+    counts = np.stack(per_image)                      # (images, thresholds, 4)
+    dataset = [_f(c) for c in counts.sum(axis=0)]
+    best = int(np.argmax(dataset))
+    oist = counts[np.arange(len(counts)), [int(np.argmax([_f(c) for c in img])) for img in counts]].sum(axis=0)
+    return {"ods_f": dataset[best], "ods_threshold": float(THRESHOLDS[best]), "ois_f": _f(oist)}
+
+
 def corner_error(found: np.ndarray | None, truth: np.ndarray, size: int) -> float:
     """Mean corner distance as a percentage of the image diagonal (inf if not found).
     Both are TL, TR, BR, BL; the best cyclic alignment guards the ordering at 45 deg."""
@@ -47,4 +76,5 @@ def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, threshold: float 
 
 
 def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2) -> dict:
-    return edge_fscore(edge_maps, truth_edges, threshold, tol) | corner_metrics(edge_maps, corners, threshold)
+    return (edge_fscore(edge_maps, truth_edges, threshold, tol) | ods_ois(edge_maps, truth_edges, tol)
+            | corner_metrics(edge_maps, corners, threshold))

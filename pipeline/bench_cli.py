@@ -2,7 +2,6 @@
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import EdgePipeError

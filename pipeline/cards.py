@@ -96,10 +96,11 @@ def _created() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def model_card(recipe, model, entries, recipe_hash) -> dict:
+def model_card(meta: dict, entries) -> dict:
+    """``meta`` (what the bundle carries) plus every artifact's verify and bench results."""
     artifacts = [_artifact(e["format"], e["variant"], e["path"], e["size_bytes"], e["status"],
                            {"parity": e["parity"], "task": e["task"]}, e["latency"]) for e in entries]
-    return bundle_meta(recipe, model, recipe_hash) | {"created": _created(), "artifacts": artifacts}
+    return meta | {"created": _created(), "artifacts": artifacts}
 
 
 def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:

@@ -24,9 +24,13 @@ def _cmd_train(args):
         raise EdgePipeError(f"{out / 'checkpoints'} holds an earlier training: pass --resume to continue it, "
                             "or choose another --out")
     from pipeline.report import wide_console, write_json
-    from pipeline.run import stage_train
+    from pipeline.tasks import task_for, train_key
+    task = task_for(recipe)
+    if args.resume:
+        from train.loop import load_state
+        load_state(out / "checkpoints", train_key(recipe), True)  # refuses another recipe's checkpoint
     console = wide_console()
-    _, history = stage_train(recipe, out, console, resume=args.resume)
+    _, history = task.train(out, console, resume=args.resume)
     write_json(out / "history.json", history)
     console.log(f"wrote {out / (recipe.model.name + '.keras')} (best weights), checkpoints in "
                 f"{out / 'checkpoints'}, TensorBoard logs in {out / 'logs'}")

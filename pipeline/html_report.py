@@ -16,8 +16,6 @@ td.l,th.l{text-align:left}.pass{color:#1a7f37;font-weight:600}.fail{color:#c6282
 .skip{color:#888}figure{margin:1.5em 0}figcaption{color:#555;font-size:.85em;margin-top:.3em}
 section{margin-top:2em}.note{color:#555;font-size:.85em}
 """
-COLUMNS = ["format", "variant", "status", "size MB", "PSNR dB", "max abs", "edge F", "corner <5%",
-           "p50 ms", "p90 ms", "gate"]
 
 
 def _num(v, spec):
@@ -34,14 +32,17 @@ def _gate_cell(a: dict) -> str:
     return f'<span class="{cls}">{word}</span> <span class="note">{html.escape(gate["rule"])}</span>'
 
 
-def summary_table(artifacts: list[dict]) -> str:
-    head = "".join(f'<th class="{"l" if c in ("format", "variant", "status") else ""}">{c}</th>' for c in COLUMNS)
+def summary_table(artifacts: list[dict], task_columns: list) -> str:
+    columns = ["format", "variant", "status", "size MB", "PSNR dB", "max abs", *[c[0] for c in task_columns],
+               "p50 ms", "p90 ms", "gate"]
+    head = "".join(f'<th class="{"l" if c in ("format", "variant", "status", "gate") else ""}">{c}</th>'
+                   for c in columns)
     rows = []
     for a in artifacts:
         p, k, lat = a["parity"], a["task"], a["latency"]
         cells = [html.escape(a["format"]), html.escape(a["variant"]), html.escape(a["status"])]
         values = [_num(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"), _num(p.get("psnr_db"), ".1f"),
-                  _num(p.get("max_abs"), ".1e"), _num(k.get("f_score"), ".3f"), _num(k.get("under_5pct"), ".1%"),
+                  _num(p.get("max_abs"), ".1e"), *[_num(k.get(key), spec) for _, key, spec in task_columns],
                   _num(lat.get("p50_ms"), ".2f"), _num(lat.get("p90_ms"), ".2f")]
         tds = "".join(f'<td class="l">{c}</td>' for c in cells) + "".join(f"<td>{v}</td>" for v in values)
         rows.append(f"<tr>{tds}<td class='l'>{_gate_cell(a)}</td></tr>")
@@ -55,13 +56,15 @@ def _figure(fig_id: str, body: str, caption: str) -> str:
     return f'<figure id="{fig_id}">{body}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _pareto(artifacts) -> str:
+def _pareto(artifacts, task: dict) -> str:
+    key = task.get("accuracy_key", "under_5pct")
     rows = [{"label": f"{a['format']} {a['variant']}", "size_mb": a["size_bytes"] / 1e6,
-             "p50_ms": a["latency"]["p50_ms"], "accuracy": a["task"]["under_5pct"]}
-            for a in artifacts if a["status"] == "ok" and a["latency"].get("p50_ms") and "under_5pct" in a["task"]]
+             "p50_ms": a["latency"]["p50_ms"], "accuracy": a["task"][key]}
+            for a in artifacts if a["status"] == "ok" and a["latency"].get("p50_ms") and key in a["task"]]
     if not rows:
         return '<p class="note">No artifact has both latency and task metrics yet.</p>'
-    return _figure("pareto", plots.pareto_svg(rows, "documents with corner error < 5% of diagonal"),
+    label = task.get("accuracy_label", "documents with corner error < 5% of diagonal")
+    return _figure("pareto", plots.pareto_svg(rows, label),
                    "Each export's file size and latency against task accuracy. Filled markers are "
                    "Pareto-optimal: nothing else is smaller, faster and at least as accurate.")
 
@@ -109,10 +112,19 @@ def _scans(report: dict, run_dir: Path, count: int = 3) -> str:
                    "truth dashed white, then the edge map and the rectified page.")
 
 
+def _confusion(artifacts, recipe: dict) -> str:
+    keras = next((a for a in artifacts if a["format"] == "keras" and a["task"].get("confusion")), None)
+    if keras is None:
+        return '<p class="note">No confusion matrix in this run.</p>'
+    return _figure("confusion", plots.confusion_svg(keras["task"]["confusion"]),
+                   "Held-out predictions of the original model: rows are true classes, columns predicted.")
+
+
 def render(report: dict, run_dir) -> Path:
     """Write ``run_dir/report.html`` atomically and return its path."""
     run_dir = Path(run_dir)
-    recipe, arts = report.get("recipe", {}), report["artifacts"]
+    from pipeline.report import task_columns
+    recipe, arts, task = report.get("recipe", {}), report["artifacts"], report.get("task", {})
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     timings = ", ".join(f"{k} {v} s" + (" (skipped)" if report.get("stages", {}).get(k, {}).get("skipped") else "")
                         for k, v in report.get("timings_s", {}).items())
@@ -121,14 +133,17 @@ def render(report: dict, run_dir) -> Path:
         f"<h1>edgepipe report: {html.escape(str(recipe.get('name', '')))}</h1>",
         f'<p class="meta">recipe hash {html.escape(str(recipe.get("hash", "")))} · profile '
         f'{html.escape(str(recipe.get("profile", "")))} · rendered {stamp}<br>stages: {html.escape(timings)}</p>',
-        "<section><h2>Exports</h2>", summary_table(arts),
+        "<section><h2>Exports</h2>", summary_table(arts, task_columns(report)),
         '<p class="note">Latency: batch 1, one thread, this host. Int8 on x86 is not representative of ARM '
         "phones. Core ML prediction needs macOS; on Linux its rows are converted but not run.</p></section>",
-        "<section><h2>Size, accuracy and latency</h2>", _pareto(arts), "</section>",
+        "<section><h2>Size, accuracy and latency</h2>", _pareto(arts, task), "</section>",
         "<section><h2>Where int8 loses precision</h2>", _layer_errors(arts), "</section>",
         "<section><h2>Latency distribution</h2>", _latency(arts), "</section>",
-        "<section><h2>Sample scans</h2>", _scans(report, run_dir), "</section>",
     ]
+    if task.get("name", "edges") == "edges":
+        parts += ["<section><h2>Sample scans</h2>", _scans(report, run_dir), "</section>"]
+    else:
+        parts += ["<section><h2>Confusion matrix</h2>", _confusion(arts, recipe), "</section>"]
     if loss:
         parts += ["<section><h2>Training</h2>", _figure("loss", plots.loss_svg(loss), "training loss per epoch"),
                   "</section>"]

@@ -124,3 +124,19 @@ def scans_png(samples: list[dict]) -> str:
         for ax in row:
             ax.axis("off")
     return _png_uri(fig)
+
+
+def confusion_svg(matrix: list[list[int]], labels: list[str] | None = None) -> str:
+    plt = _plt()
+    m = np.asarray(matrix)
+    labels = labels or [str(i) for i in range(len(m))]
+    fig, ax = plt.subplots(figsize=(0.45 * len(m) + 2.5, 0.45 * len(m) + 2))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")
+    ax.set_xticks(range(len(m)), labels, fontsize=7)
+    ax.set_yticks(range(len(m)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _svg(fig)

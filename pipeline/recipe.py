@@ -23,18 +23,35 @@ class ModelCfg(Strict):
     name: str = Field("hed_mobilenet_v2", description="a registered network (`mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
+    options: dict[Literal["alpha", "groups", "scale"], float] = Field(
+        {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet)")
+
+
+class AugmentCfg(Strict):
+    flip: bool = Field(False, description="random horizontal flips (edge maps flip with the image)")
+    brightness: float = Field(0.0, ge=0, le=1, description="random brightness shift, up to this much of [0, 1]")
+    contrast: float = Field(0.0, ge=0, lt=1, description="random contrast factor in [1 - c, 1 + c]")
 
 
 class DataCfg(Strict):
-    kind: Literal["synthetic_documents"] = Field("synthetic_documents", description="dataset generator")
-    train_seed: int = Field(0, description="training stream; calibration data is drawn from it too")
-    val_seed: int = Field(10_000, description="held-out stream; must differ from train_seed")
-    val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify")
+    kind: Literal["synthetic_documents", "document_folder", "digits", "image_folder"] = Field(
+        "synthetic_documents", description="dataset (train/data.py): generated documents, a folder of photos "
+        "with corners.json/csv, scikit-learn digits, or a folder per class")
+    path: str | None = Field(None, description="the folder, for document_folder and image_folder")
+    train_seed: int = Field(0, description="training stream / split seed; calibration data is drawn from training")
+    val_seed: int = Field(10_000, description="held-out stream (synthetic documents); must differ from train_seed")
+    val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify (synthetic documents)")
+    augment: AugmentCfg = AugmentCfg()
 
     @model_validator(mode="after")
-    def _distinct_seeds(self):
+    def _consistent(self):
         if self.val_seed == self.train_seed:
             raise ValueError("val_seed must differ from train_seed (held-out data)")
+        folder = self.kind in ("document_folder", "image_folder")
+        if folder and not self.path:
+            raise ValueError(f"data.path is required for kind {self.kind}")
+        if not folder and self.path:
+            raise ValueError(f"data.path is only for document_folder or image_folder, not {self.kind}")
         return self
 
 
@@ -90,7 +107,7 @@ class BundleCfg(Strict):
     author: str = Field("edgepipe", description="written into Core ML, ONNX and the model card")
     license: str = Field("Apache-2.0", description="licence string in the bundle metadata")
     version: str = Field("0.1.0", description="model version in the bundle metadata")
-    description: str = "Document-edge detector (HED, MobileNetV2-style): edge probabilities for page-corner finding"
+    description: str = Field("", description="one line for the bundle; empty: a description of the task")
 
 
 class Recipe(Strict):

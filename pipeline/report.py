@@ -45,14 +45,24 @@ def _fmt(v, spec):
 
 def wide_console() -> Console:
     """Tables need ~110 columns; a pipe or CI log would otherwise get 80."""
-    return Console(width=max(Console().width, 120))
+    return Console(width=max(Console().width, 160))
+
+
+EDGE_COLUMNS = [["edge F", "f_score", ".3f"], ["corner med %", "corner_err_median_pct", ".2f"],
+                ["corner <5%", "under_5pct", ".1%"]]
+
+
+def task_columns(report: dict) -> list:
+    """(header, task-metric key, format) of the run's task; HED's for older reports."""
+    return report.get("task", {}).get("columns", EDGE_COLUMNS)
 
 
 def print_table(report: dict, console: Console | None = None):
     console = console or wide_console()
     t = Table(title=f"edgepipe run: {report.get('recipe', {}).get('name', '')}")
-    for col in ("format", "variant", "status", "MB", "PSNR dB", "max abs", "edge F", "corner med %",
-                "corner <5%", "p50 ms", "p90 ms"):
+    columns = task_columns(report)
+    for col in ("format", "variant", "status", "MB", "PSNR dB", "max abs", *[c[0] for c in columns],
+                "p50 ms", "p90 ms"):
         t.add_column(col, justify="right" if col not in ("format", "variant", "status") else "left")
     notes = []
     for a in report["artifacts"]:
@@ -62,8 +72,8 @@ def print_table(report: dict, console: Console | None = None):
             notes.append(f"[{len(notes) + 1}] {a['format']} {a['variant']}: {a['reason']}")
             status += f" [{len(notes)}]"
         t.add_row(a["format"], a["variant"], status, _fmt(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"),
-                  _fmt(p.get("psnr_db"), ".1f"), _fmt(p.get("max_abs"), ".1e"), _fmt(k.get("f_score"), ".3f"),
-                  _fmt(k.get("corner_err_median_pct"), ".2f"), _fmt(k.get("under_5pct"), ".0%"),
+                  _fmt(p.get("psnr_db"), ".1f"), _fmt(p.get("max_abs"), ".1e"),
+                  *[_fmt(k.get(key), spec) for _, key, spec in columns],
                   _fmt(lat.get("p50_ms"), ".2f"), _fmt(lat.get("p90_ms"), ".2f"))
     console.print(t)
     for note in notes:

@@ -3,7 +3,6 @@ import hashlib
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.progress import track
 
@@ -11,10 +10,9 @@ from convert.formats import VARIANTS, export
 from convert.fold import count_batchnorm, fold_batchnorm
 from evaluate.parity import parity
 from evaluate.runners import KerasRunner, NotRunnable, open_runner
-from evaluate.taskmetrics import task_metrics
 from pipeline import modelio
 from pipeline.atomic import ensure_writable_dir
-from pipeline.cards import bundle_meta, model_card
+from pipeline.cards import model_card
 from pipeline.errors import EdgePipeError
 from pipeline.report import artifact_entry, print_table, wide_console, write_json
 
@@ -22,54 +20,11 @@ def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
 
 
-def train_key(recipe) -> str:
-    """What the training checkpoints belong to: a resume continues only the same training."""
-    cfg = [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)]
-    return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
-
-
-def stage_train(recipe, out: Path, console, resume: bool = True):
-    """Train (continuing from ``out/checkpoints`` when they belong to this recipe),
-    then save the fixed-size inference model as ``out/NAME.keras``."""
-    import mobile_models
-    from mobile_models.hed import inference_model
-    from train.fit import train_hed
-    from train.loop import load_state
-
-    name, size = recipe.model.name, recipe.model.input_size
-    ckpt = out / "checkpoints"
-    key = train_key(recipe)
-    if resume and (ckpt / "state.json").is_file():
-        try:
-            state = load_state(ckpt, key, True)
-            console.log(f"resuming training after epoch {state.epochs_done} (step {state.steps_done})")
-        except EdgePipeError:
-            console.log("checkpoints belong to another recipe: training from scratch")
-            resume = False
-    trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3)), recipe.train,
-                                 recipe.data.train_seed, ckpt, key=key, resume=resume,
-                                 val_seed=recipe.data.val_seed + 1, log_dir=out / "logs",
-                                 verbose=1 if console.is_terminal else 2)
-    strategy = trainable.distribute_strategy
-    console.log(f"trained {state.steps_done} steps on {strategy.num_replicas_in_sync} replica(s) "
-                f"({type(strategy).__name__})")
-    if state.stopped_early:
-        console.log(f"early stopping after epoch {state.epochs_done}")
-    fixed = mobile_models.build(name, input_shape=(size, size, 3))
-    fixed.set_weights(trainable.get_weights())
-    model = inference_model(fixed, recipe.model.output)
-    modelio.save_keras(model, out / f"{name}.keras")
-    return model, state.history
-
-
-def stage_export(recipe, model, out: Path, console) -> list[dict]:
-    from train.datasets import representative_images
-
+def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
     folded = fold_batchnorm(model)
     console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers")
-    size = recipe.model.input_size
-    calib = representative_images(recipe.data.train_seed, recipe.export.calibration_samples, size)
-    meta = bundle_meta(recipe, model, recipe_hash(recipe))
+    calib = task.calibration()
+    meta = task.meta(model, recipe_hash(recipe))
     results = []
     for vname in track(recipe.export.variants, description="exporting", console=console):
         v = VARIANTS[vname]
@@ -92,45 +47,44 @@ def _match(ref_names, got: dict) -> dict:
     raise EdgePipeError(f"export outputs {list(got)} do not match the original's {ref_names}")
 
 
-def stage_verify(recipe, model, exports, val, out: Path, console) -> list[dict]:
-    images, edges, corners = val
-    x = images.astype(np.float32) / 255.0
-    cfg = recipe.verify
-    keras_runner = KerasRunner(model)
-    ref = keras_runner.predict(x)["edges"]
-    entries = [artifact_entry("keras", "float32", out / recipe_artifact(recipe, ".keras"),
-                              task=task_metrics(ref, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px))]
+def stage_verify(recipe, task, model, exports, out: Path, console) -> list[dict]:
+    """Every export against the Keras original on the task's held-out data."""
+    x, truth = task.heldout()
+    ref_outputs = KerasRunner(model).predict(x)
+    out_name = task.output or next(iter(ref_outputs))
+    ref = ref_outputs[out_name]
+    entries = [artifact_entry("keras", "float32", out / recipe_artifact(recipe, ".keras"), task=task.score(ref, truth))]
     for e in track(exports, description="verifying", console=console):
         v = e["variant"]
         if e["status"] != "ok":
             entries.append(artifact_entry(v.format, v.precision, None, e["status"], e["reason"]))
             continue
         try:
-            got = _match(["edges"], open_runner(e["path"]).predict(x))["edges"]
+            got = _match([out_name], open_runner(e["path"]).predict(x))[out_name]
         except NotRunnable as why:
             entries.append(artifact_entry(v.format, v.precision, e["path"], "not_run", f"converted; {why}"))
             continue
         entry = artifact_entry(v.format, v.precision, e["path"], parity=parity(ref, got),
-                               task=task_metrics(got, edges, corners, cfg.edge_threshold, cfg.edge_tolerance_px))
-        entry["gate"] = release_gate(v.precision, entry["parity"])
+                               task=task.score(got, truth, ref))
+        entry["gate"] = release_gate(v.precision, entry["parity"] | entry["task"], task.name == "classify")
         if v.precision == "int8":
-            entry["layers"] = _int8_layer_errors(recipe, model)
+            entry["layers"] = _int8_layer_errors(task, model)
         entries.append(entry)
     return entries
 
 
-def release_gate(precision: str, metrics: dict) -> dict:
-    """The default gate for a dense-output export (see evaluate.gates)."""
+def release_gate(precision: str, metrics: dict, classifier: bool) -> dict:
+    """The default release gate for the export (see evaluate.gates); classifiers'
+    int8 gate is top-1 agreement with the original."""
     from evaluate.gates import default_gate
-    gate = default_gate(precision, classifier=False)
-    value = metrics[gate.metric]
+    gate = default_gate(precision, classifier)
+    value = metrics["agreement" if gate.metric == "top1_agreement" else gate.metric]
     return {"rule": gate.describe(value), "pass": bool(gate.holds(value))}
 
 
-def _int8_layer_errors(recipe, model) -> list[dict]:
+def _int8_layer_errors(task, model) -> list[dict]:
     from quantize.debug import layer_errors
-    from train.datasets import representative_images
-    calib = representative_images(recipe.data.train_seed, recipe.export.calibration_samples, recipe.model.input_size)
+    calib = task.calibration()
     return layer_errors(fold_batchnorm(model), calib, debug_samples=min(8, len(calib)))
 
 
@@ -163,80 +117,94 @@ def _export_objects(records):
     return [r | {"variant": VARIANTS[r["variant"]], "path": r["path"] and Path(r["path"])} for r in records]
 
 
-def run(recipe, out_dir, console: Console | None = None, force: bool = False) -> dict:
-    """Run the recipe's stages, skipping those whose inputs and config are unchanged."""
-    from pipeline.manifest import Manifest, stage_key
-    console = console or wide_console()
-    out = ensure_writable_dir(out_dir)
-    from pipeline.atomic import remove_stale_temps
-    for name in remove_stale_temps(out):
-        console.log(f"removed {name}, left by an interrupted run")
-    manifest = Manifest(out, force)
-    t_start, timings, skipped = time.time(), {}, set()
+class _Run:
+    """One run folder: its manifest, stage timings and the model, loaded once."""
 
-    def stage(name, config, inputs, fn):
+    def __init__(self, recipe, out: Path, console, force: bool):
+        from pipeline.atomic import remove_stale_temps
+        from pipeline.manifest import Manifest
+        from pipeline.tasks import task_for
+        self.recipe, self.out, self.console = recipe, out, console
+        self.task = task_for(recipe)
+        for name in remove_stale_temps(out):
+            console.log(f"removed {name}, left by an interrupted run")
+        self.manifest = Manifest(out, force)
+        self.timings, self.skipped, self._model = {}, set(), None
+        self.keras_path = out / recipe_artifact(recipe, ".keras")
+
+    def stage(self, name, config, inputs, fn):
         """Run ``fn() -> (result, outputs)`` unless the manifest says it is done."""
+        from pipeline.manifest import stage_key
         key = stage_key(config, inputs)
-        console.rule(f"[bold]{name}")
-        done = manifest.finished(name, key)
+        self.console.rule(f"[bold]{name}")
+        done = self.manifest.finished(name, key)
         if done:
-            console.log(f"{name}: up to date (finished {done['finished']}), skipped")
-            timings[name] = 0.0
-            skipped.add(name)
+            self.console.log(f"{name}: up to date (finished {done['finished']}), skipped")
+            self.timings[name] = 0.0
+            self.skipped.add(name)
             return done["result"]
         t0 = time.time()
         result, outputs = fn()
-        timings[name] = round(time.time() - t0, 1)
-        manifest.record(name, key, outputs, result, timings[name])
-        console.log(f"{name} done in {timings[name]} s")
+        self.timings[name] = round(time.time() - t0, 1)
+        self.manifest.record(name, key, outputs, result, self.timings[name])
+        self.console.log(f"{name} done in {self.timings[name]} s")
         return result
 
-    keras_path = out / recipe_artifact(recipe, ".keras")
-    models = {}
+    def model(self):
+        if self._model is None:
+            self._model = modelio.load_keras(self.keras_path)
+        return self._model
+
+    def upstream(self, *stages) -> dict:
+        return {k: v for s in stages for k, v in self.manifest.output_hashes(s).items()}
+
+
+def run(recipe, out_dir, console: Console | None = None, force: bool = False) -> dict:
+    """Run the recipe's stages, skipping those whose inputs and config are unchanged."""
+    console = console or wide_console()
+    r = _Run(recipe, ensure_writable_dir(out_dir), console, force)
+    t_start = time.time()
 
     def do_train():
-        models["model"], history = stage_train(recipe, out, console)
-        return {"loss": history["loss"], "val_loss": history["val_loss"]}, [keras_path]
+        r._model, history = r.task.train(r.out, console)
+        return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]
 
-    def model():
-        if "model" not in models:
-            models["model"] = modelio.load_keras(keras_path)
-        return models["model"]
-
-    train_cfg = [recipe.model, recipe.data, recipe.train]
-    history = stage("train", [c.model_dump() for c in train_cfg], {}, do_train)
+    history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {}, do_train)
 
     def do_export():
-        exports = _export_records(stage_export(recipe, model(), out, console))
-        return exports, [r["path"] for r in exports]
+        exports = _export_records(stage_export(recipe, r.task, r.model(), r.out, console))
+        return exports, [x["path"] for x in exports]
 
-    exports = _export_objects(stage("export", [recipe.export.model_dump(), recipe.bundle.model_dump()],
-                                    manifest.output_hashes("train"), do_export))
-
-    def do_verify():
-        from train.datasets import document_arrays
-        val = document_arrays(recipe.data.val_seed, recipe.data.val_size, recipe.model.input_size)
-        return stage_verify(recipe, model(), exports, val, out, console), []
-
-    upstream = manifest.output_hashes("train") | manifest.output_hashes("export")
-    entries = stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()], upstream, do_verify)
+    exports = _export_objects(r.stage("export", [recipe.export.model_dump(), recipe.bundle.model_dump()],
+                                      r.upstream("train"), do_export))
+    entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()], r.upstream("train", "export"),
+                      lambda: (stage_verify(recipe, r.task, r.model(), exports, r.out, console), []))
 
     def do_bench():
         from mobile_models.profile import profile_model
-        macs = profile_model(model())["macs"]
-        stage_bench(recipe, entries, macs, out, console)
+        macs = profile_model(r.model())["macs"]
+        stage_bench(recipe, entries, macs, r.out, console)
         return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
 
-    bench = stage("bench", recipe.bench.model_dump(), upstream, do_bench)
+    bench = r.stage("bench", recipe.bench.model_dump(), r.upstream("train", "export"), do_bench)
     for e in entries:
         e["latency"] = bench["latency"].get(f"{e['format']}/{e['variant']}", {})
+    return _write_reports(r, history, entries, bench, t_start)
+
+
+def _write_reports(r, history, entries, bench, t_start) -> dict:
+    recipe, task, out, console = r.recipe, r.task, r.out, r.console
     report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile,
                          "config": recipe.model_dump()},
-              "artifacts": entries, "train": {"final_loss": history["loss"][-1], "loss": history["loss"]},
-              "stages": {k: {"seconds": v, "skipped": k in skipped} for k, v in timings.items()},
-              "timings_s": timings | {"total": round(time.time() - t_start, 1)}}
-    card = model_card(recipe, model(), entries, recipe_hash(recipe)) | {"macs": bench["macs"]}
-    write_json(out / "model_card.json", card)
+              "task": {"name": task.name, "columns": task.columns, "accuracy_key": task.accuracy_key,
+                       "accuracy_label": task.accuracy_label},
+              "artifacts": entries,
+              "train": {"final_loss": history["loss"][-1], "loss": history["loss"],
+                        "val_loss": history.get("val_loss", [])},
+              "stages": {k: {"seconds": v, "skipped": k in r.skipped} for k, v in r.timings.items()},
+              "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}
+    meta = task.meta(r.model(), recipe_hash(recipe))
+    write_json(out / "model_card.json", model_card(meta, entries) | {"macs": bench["macs"]})
     write_json(out / "report.json", report)
     print_table(report, console)
     from pipeline.html_report import render

@@ -13,7 +13,7 @@ def document_arrays(seed: int, count: int, size: int):
 
 
 def document_dataset(seed: int, count: int, size: int, batch_size: int, outputs: list[str],
-                     shuffle: bool = True) -> "tf.data.Dataset":
+                     shuffle: bool = True, batch: bool = True) -> "tf.data.Dataset":
     """Generated documents as (image in [0,1], {output: edge map}) batches.
 
     Generation runs in parallel (``num_parallel_calls``) in deterministic order
@@ -35,7 +35,8 @@ def document_dataset(seed: int, count: int, size: int, batch_size: int, outputs:
     ds = tf.data.Dataset.range(count).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
     if shuffle:
         ds = ds.shuffle(min(count, 1024), seed=seed, reshuffle_each_iteration=True)
-    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(2) if batch else ds
 
 
 def representative_images(seed: int, count: int, size: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from mobile_models.backend import keras, tf
 from mobile_models.hed import SIDE_NAMES
 from pipeline.errors import EdgePipeError
-from train import loop
+from train import data, loop
 from train.datasets import document_arrays, document_dataset
 from train.losses import class_balanced_sigmoid_ce
 
@@ -67,18 +67,35 @@ def compile_hed(model, cfg, total_steps):
     return schedule
 
 
-def _validation(model, seed: int, count: int, size: int):
-    """Held-out documents for best-checkpoint selection and early stopping, at the
-    deployed size (the model is fully convolutional, so it is comparable across phases)."""
+def _validation(model, data_cfg, count: int, size: int):
+    """Documents for best-checkpoint selection and early stopping, at the deployed
+    size (the model is fully convolutional, so it is comparable across phases).
+    Generated ones come from seed val_seed + 1, so verify's held-out set stays unseen."""
     if not count:
         return None
-    images, edges, _ = document_arrays(seed, count, size)
+    if data_cfg.kind == "synthetic_documents":
+        images, edges, _ = document_arrays(data_cfg.val_seed + 1, count, size)
+    else:
+        images, edges, _ = data.documents(data_cfg, "val", size, count)
     y = edges[..., None].astype(np.float32)
     return images.astype(np.float32) / 255.0, {name: y for name in model.output_names}
 
 
-def train_hed(build, cfg, data_seed: int, ckpt_dir: Path, *, key: str = "", resume: bool = False,
-              val_seed: int | None = None, log_dir: Path | None = None, verbose: int = 1):
+def _documents_dataset(data_cfg, phase: int, p, batch_size: int, outputs: list[str]):
+    """A phase's training stream: generated documents, or the folder's training split."""
+    if data_cfg.kind == "synthetic_documents":
+        ds = document_dataset(data_cfg.train_seed + 7919 * phase, p.pool, p.size, batch_size, outputs, batch=False)
+    else:
+        images, edges, _ = data.documents(data_cfg, "train", p.size)
+        x = images.astype(np.float32) / 255.0
+        y = edges[..., None].astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((x, {name: y for name in outputs}))
+        ds = ds.shuffle(len(x), seed=data_cfg.train_seed, reshuffle_each_iteration=True)
+    return ds.map(data.augment(data_cfg.augment), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+
+def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bool = False,
+              log_dir: Path | None = None, verbose: int = 1):
     """Build (``build()``, inside the strategy scope) and train through ``cfg.phases``.
 
     Returns ``(model, state)``; ``state.history`` has per-epoch loss, val_loss and lr.
@@ -94,12 +111,10 @@ def train_hed(build, cfg, data_seed: int, ckpt_dir: Path, *, key: str = "", resu
         schedule = compile_hed(model, cfg, sum(p.steps for p in cfg.phases))
 
     def dataset_for(phase: int, skip: int):
-        p = cfg.phases[phase]
-        ds = document_dataset(data_seed + 7919 * phase, p.pool, p.size, cfg.batch_size, model.output_names)
-        return ds.repeat().skip(skip)
+        ds = _documents_dataset(data_cfg, phase, cfg.phases[phase], cfg.batch_size, model.output_names)
+        return ds.repeat().skip(skip).prefetch(2)
 
-    val = _validation(model, val_seed if val_seed is not None else data_seed + 1, cfg.val_size,
-                      cfg.phases[-1].size)
+    val = _validation(model, data_cfg, cfg.val_size, cfg.phases[-1].size)
     loop.run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
                     log_dir=log_dir, verbose=verbose, lr_at=lambda step: float(schedule(step)))
     if val is not None and cfg.restore_best:

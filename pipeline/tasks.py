@@ -1,0 +1,161 @@
+"""What differs between the pipeline's tasks, in one place: how to train, which
+data calibrates and checks an export, how to score it, and what the bundle says.
+The stages in ``pipeline.run`` only call these."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import modelio
+from pipeline.errors import EdgePipeError
+from train.data import TASK_OF_KIND
+
+
+def train_key(recipe) -> str:
+    """What the training checkpoints belong to: a resume continues only the same training."""
+    cfg = [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)]
+    return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
+
+
+def _resume_allowed(recipe, ckpt: Path, console, resume: bool) -> bool:
+    from train.loop import load_state
+    if not (resume and (ckpt / "state.json").is_file()):
+        return False
+    try:
+        state = load_state(ckpt, train_key(recipe), True)
+    except EdgePipeError:
+        console.log("checkpoints belong to another recipe: training from scratch")
+        return False
+    console.log(f"resuming training after epoch {state.epochs_done} (step {state.steps_done})")
+    return True
+
+
+def _log_training(console, model, state):
+    strategy = model.distribute_strategy
+    console.log(f"trained {state.steps_done} steps on {strategy.num_replicas_in_sync} replica(s) "
+                f"({type(strategy).__name__})")
+    if state.stopped_early:
+        console.log(f"early stopping after epoch {state.epochs_done}")
+
+
+class EdgeTask:
+    """HED document edges, scored by edge F-score and corner error after quad finding."""
+    name = "edges"
+    columns = [("edge F", "f_score", ".3f"), ("ODS F", "ods_f", ".3f"), ("corner med %", "corner_err_median_pct", ".2f"),
+               ("corner p90 %", "corner_err_p90_pct", ".2f"), ("corner <2%", "under_2pct", ".1%"),
+               ("corner <5%", "under_5pct", ".1%"), ("detected", "detection_rate", ".1%")]
+    accuracy_key, accuracy_label = "under_5pct", "documents with corner error < 5% of diagonal"
+    output = "edges"
+
+    def __init__(self, recipe):
+        self.recipe = recipe
+
+    def train(self, out: Path, console, resume: bool = True):
+        import mobile_models
+        from mobile_models.hed import inference_model
+        from train.fit import train_hed
+        r = self.recipe
+        name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
+        trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3)), r.train,
+                                     r.data, ckpt, key=train_key(r), resume=_resume_allowed(r, ckpt, console, resume),
+                                     log_dir=out / "logs", verbose=1 if console.is_terminal else 2)
+        _log_training(console, trainable, state)
+        fixed = mobile_models.build(name, input_shape=(size, size, 3))
+        fixed.set_weights(trainable.get_weights())
+        model = inference_model(fixed, r.model.output)
+        modelio.save_keras(model, out / f"{name}.keras")
+        return model, state.history
+
+    def calibration(self) -> np.ndarray:
+        from train.data import documents
+        r = self.recipe
+        n, size = r.export.calibration_samples, r.model.input_size
+        if r.data.kind == "synthetic_documents":
+            from train.datasets import representative_images
+            return representative_images(r.data.train_seed, n, size)
+        return documents(r.data, "train", size, n)[0].astype(np.float32) / 255.0
+
+    def heldout(self):
+        from train.data import documents
+        images, edges, corners = documents(self.recipe.data, "val", self.recipe.model.input_size)
+        return images.astype(np.float32) / 255.0, (edges, corners)
+
+    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
+        from evaluate.taskmetrics import task_metrics
+        cfg = self.recipe.verify
+        return task_metrics(pred, truth[0], truth[1], cfg.edge_threshold, cfg.edge_tolerance_px)
+
+    def meta(self, model, recipe_hash: str) -> dict:
+        from pipeline.cards import bundle_meta
+        meta = bundle_meta(self.recipe, model, recipe_hash)
+        return meta | {"description": meta["description"] or
+                       f"Document-edge detector ({self.recipe.model.name}): edge probabilities for page-corner finding"}
+
+
+class ClassifyTask:
+    """Image classification, scored by top-1 and (for exports) agreement with the original."""
+    name = "classify"
+    columns = [("top-1", "top1", ".1%"), ("agreement", "agreement", ".1%")]
+    accuracy_key, accuracy_label = "top1", "top-1 accuracy (held-out)"
+    output = None  # the model's single output
+
+    def __init__(self, recipe):
+        self.recipe = recipe
+        self._labels = None
+
+    def train(self, out: Path, console, resume: bool = True):
+        import mobile_models
+        from train.classify import train_classifier
+        r = self.recipe
+        name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
+        opts = {k: int(v) if k == "groups" else v for k, v in r.model.options.items()}
+        opts["input_shape"] = (size, size, 3)
+        model, state, labels = train_classifier(
+            lambda classes: mobile_models.build(name, classes=classes, **opts), r.train, r.data, size, ckpt,
+            key=train_key(r), resume=_resume_allowed(r, ckpt, console, resume), log_dir=out / "logs",
+            verbose=1 if console.is_terminal else 2)
+        _log_training(console, model, state)
+        modelio.save_keras(model, out / f"{name}.keras")
+        return model, state.history
+
+    def labels(self) -> list[str]:
+        if self._labels is None:
+            from train.data import classes
+            self._labels = classes(self.recipe.data, "train", 8)[2] if self.recipe.data.kind == "digits" \
+                else classes(self.recipe.data, "val", 8)[2]
+        return self._labels
+
+    def calibration(self) -> np.ndarray:
+        from train.data import classes
+        return classes(self.recipe.data, "train", self.recipe.model.input_size)[0][:self.recipe.export.calibration_samples]
+
+    def heldout(self):
+        from train.data import classes
+        split = "test" if self.recipe.data.kind == "digits" else "val"
+        x, y, _ = classes(self.recipe.data, split, self.recipe.model.input_size)
+        return x, y
+
+    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
+        from train.classify import classification_metrics
+        metrics = classification_metrics(pred, truth)
+        if ref is not None:
+            metrics["agreement"] = float(np.mean(ref.argmax(-1) == pred.reshape(ref.shape).argmax(-1)))
+        return metrics
+
+    def meta(self, model, recipe_hash: str) -> dict:
+        from pipeline.cards import classifier_meta
+        r = self.recipe
+        meta = classifier_meta(model, self.labels(), r.model.name, r.bundle.model_dump())
+        return meta | {"description": meta["description"] or f"{r.model.name} image classifier "
+                       f"({len(self.labels())} classes, {r.data.kind})",
+                       "training": {"data": r.data.model_dump(), "profile": r.profile, "recipe_hash": recipe_hash}}
+
+
+def task_for(recipe):
+    import mobile_models
+    task = mobile_models.entry(recipe.model.name).task
+    kind_task = TASK_OF_KIND[recipe.data.kind]
+    if task != kind_task:
+        raise EdgePipeError(f"model {recipe.model.name} is a '{task}' model but data.kind {recipe.data.kind} "
+                            f"is '{kind_task}' data")
+    return EdgeTask(recipe) if task == "edges" else ClassifyTask(recipe)

@@ -1,0 +1,54 @@
+"""A classifier through the whole pipeline on a tiny image folder the test makes,
+and HED training from a folder of photos with corners."""
+import json
+
+import yaml
+
+from pipeline.cli import main
+from tests.test_data import make_document_folder, make_image_folder
+
+
+def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
+    root = make_image_folder(tmp_path / "imgs", per_class=8)
+    recipe = {"name": "colors", "model": {"name": "tiny_cnn", "input_size": 32},
+              "data": {"kind": "image_folder", "path": str(root)},
+              "profiles": {"quick": {"phases": [{"size": 32, "steps": 150, "pool": 1}], "batch_size": 8,
+                                     "steps_per_epoch": 50, "learning_rate": 0.01}},
+              "export": {"calibration_samples": 12}, "bench": {"warmup": 1, "runs": 3}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"]["name"] == "classify"
+    by = {(a["format"], a["variant"]): a for a in report["artifacts"]}
+    keras = by[("keras", "float32")]["task"]
+    assert keras["top1"] == 1.0 and keras["count"] == 6  # colours are easy: 2 held out per class
+    assert sum(map(sum, keras["confusion"])) == 6
+    int8 = by[("tflite", "int8")]
+    assert int8["task"]["agreement"] == 1.0 and int8["gate"]["rule"].startswith("top1_agreement")
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["labels"] == ["blue", "green", "red"] and card["task"] == "image classification"
+    shown = tflite_support_metadata.MetadataDisplayer.with_model_file(int8["path"])
+    assert shown.get_associated_file_buffer("labels.txt").decode().split() == ["blue", "green", "red"]
+    assert '<figure id="confusion"' in (out / "report.html").read_text()
+
+
+def test_hed_trains_from_a_document_folder(tmp_path):
+    root, _ = make_document_folder(tmp_path / "docs", count=5, size=96)
+    recipe = {"name": "mine", "model": {"name": "hed_mobilenet_v2", "input_size": 64},
+              "data": {"kind": "document_folder", "path": str(root), "augment": {"flip": True, "brightness": 0.1}},
+              "profiles": {"quick": {"phases": [{"size": 64, "steps": 3, "pool": 1}], "batch_size": 2,
+                                     "steps_per_epoch": 3, "val_size": 1}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 0
+    state = json.loads((tmp_path / "t" / "checkpoints" / "state.json").read_text())
+    assert state["steps_done"] == 3 and state["history"]["val_loss"][0] is not None
+    assert (tmp_path / "t" / "hed_mobilenet_v2.keras").is_file()
+
+
+def test_model_and_data_must_agree(tmp_path, capsys):
+    recipe = {"model": {"name": "tiny_cnn", "input_size": 32},
+              "profiles": {"quick": {"phases": [{"size": 32, "steps": 1, "pool": 1}]}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 2
+    assert "is a 'classify' model but data.kind synthetic_documents" in capsys.readouterr().err

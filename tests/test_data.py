@@ -1,0 +1,140 @@
+"""Datasets behind one interface, on tiny data the tests make: image folders,
+document folders (corners JSON / CSV), digits; the errors users cause; ODS/OIS."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from evaluate.taskmetrics import ods_ois
+from pipeline.errors import EdgePipeError
+from pipeline.recipe import AugmentCfg, DataCfg
+from train import data
+from train.docgen import generate
+from train.folders import document_folder, image_folder
+
+COLORS = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}  # BGR on disk
+
+
+def make_image_folder(root, per_class=5, size=20):
+    rng = np.random.default_rng(0)
+    for name, bgr in COLORS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = np.clip(np.array(bgr, np.float32) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / name / f"{i}.png"), img)
+    return root
+
+
+def make_document_folder(root, count=4, size=96, fmt="json"):
+    root.mkdir(parents=True)
+    table = {}
+    for i in range(count):
+        s = generate(31, i, size)
+        while (s.corners < 0).any() or (s.corners > size).any():  # user photos have the page in frame
+            s = generate(31, i + 1000 * count, size)
+            i += 1000 * count
+        cv2.imwrite(str(root / f"doc{i}.jpg"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        table[f"doc{i}.jpg"] = s.corners[::-1].tolist()  # any order: the loader sorts them
+    if fmt == "json":
+        (root / "corners.json").write_text(json.dumps(table))
+    else:
+        lines = ["file,x1,y1,x2,y2,x3,y3,x4,y4"] + [",".join([k] + [str(v) for p in pts for v in p])
+                                                   for k, pts in table.items()]
+        (root / "corners.csv").write_text("\n".join(lines) + "\n")
+    return root, table
+
+
+def test_image_folder_splits_are_stratified_and_disjoint(tmp_path):
+    root = make_image_folder(tmp_path / "imgs")
+    train, val = image_folder(root, 16, "train"), image_folder(root, 16, "val")
+    assert train.class_names == ["blue", "green", "red"]
+    assert train.images.shape == (12, 16, 16, 3) and val.images.shape == (3, 16, 16, 3)
+    assert sorted(np.bincount(val.labels).tolist()) == [1, 1, 1]
+    red = train.images[train.labels == 2].mean(axis=(0, 1, 2))
+    assert red[0] > 0.8 and red[2] < 0.2  # RGB order, scaled to [0, 1]
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda r: None, "does not exist"),
+    (lambda r: r.mkdir(), "has no class folders"),
+    (lambda r: (make_image_folder(r), [p.unlink() for p in list((r / "red").iterdir())[1:]]), "has 1 image"),
+    (lambda r: (make_image_folder(r), (r / "red" / "0.png").write_bytes(b"not a png")), "cannot read image"),
+])
+def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
+    root = tmp_path / "imgs"
+    setup(root)
+    with pytest.raises(EdgePipeError, match=message) as e:
+        image_folder(root, 16)
+    assert str(root) in str(e.value)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_document_folder_renders_edges_at_the_scaled_corners(tmp_path, fmt):
+    root, table = make_document_folder(tmp_path / "docs", fmt=fmt)
+    docs = document_folder(root, 64)
+    assert docs.images.shape == (4, 64, 64, 3) and docs.edges.shape == (4, 64, 64)
+    first = np.asarray(table[docs.files[0]]) * 64 / 96
+    assert np.allclose(sorted(docs.corners[0].tolist()), sorted(first.tolist()), atol=1e-4)
+    tl = np.round(docs.corners[0][0]).astype(int).clip(0, 63)
+    assert docs.edges[0][max(tl[1] - 2, 0):tl[1] + 3, max(tl[0] - 2, 0):tl[0] + 3].any()
+
+
+@pytest.mark.parametrize("corners, message", [
+    ([[1, 1], [50, 1], [50, 50]], "needs 4 corner points, got 3"),
+    ([[1, 1], [500, 1], [50, 50], [1, 50]], "fall outside"),
+    ([[1, 1], ["a", 1], [50, 50], [1, 50]], "must be numbers"),
+])
+def test_document_folder_rejects_bad_corners(tmp_path, corners, message):
+    root, table = make_document_folder(tmp_path / "docs", count=2)
+    table[next(iter(table))] = corners
+    (root / "corners.json").write_text(json.dumps(table))
+    with pytest.raises(EdgePipeError, match=message):
+        document_folder(root, 64)
+
+
+def test_document_folder_without_corners_file(tmp_path):
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(EdgePipeError, match="no corners.json or corners.csv"):
+        document_folder(tmp_path / "docs", 64)
+
+
+def test_one_interface_for_every_kind(tmp_path):
+    docs_root, _ = make_document_folder(tmp_path / "docs", count=5)
+    imgs_root = make_image_folder(tmp_path / "imgs")
+    x, y, names = data.classes(DataCfg(kind="digits"), "train", 16)
+    assert x.shape[1:] == (16, 16, 3) and names == [str(i) for i in range(10)]
+    x, y, names = data.classes(DataCfg(kind="image_folder", path=str(imgs_root)), "val", 16)
+    assert len(names) == 3 and len(x) == 3
+    images, edges, corners = data.documents(DataCfg(kind="document_folder", path=str(docs_root)), "val", 32)
+    assert images.dtype == np.uint8 and len(images) == 1 and corners.shape == (1, 4, 2)
+    images, _, _ = data.documents(DataCfg(val_size=3), "val", 32)
+    assert len(images) == 3
+    with pytest.raises(EdgePipeError, match="no class labels"):
+        data.classes(DataCfg(), "train", 16)
+    with pytest.raises(ValueError, match="data.path is required"):
+        DataCfg(kind="image_folder")
+
+
+def test_flip_augmentation_moves_the_edge_map_with_the_image():
+    from mobile_models.backend import tf
+    tf.random.set_seed(3)
+    image = np.zeros((8, 8, 3), np.float32)
+    image[:, 0] = 1.0
+    edges = image[..., :1].copy()
+    fn = data.augment(AugmentCfg(flip=True))
+    for _ in range(8):
+        x, y = fn(tf.constant(image), {"fuse": tf.constant(edges)})
+        assert np.array_equal(x.numpy()[..., :1], y["fuse"].numpy())
+
+
+def test_ods_is_at_least_the_fixed_threshold_f_and_ois_at_least_ods():
+    from evaluate.taskmetrics import edge_fscore
+    rng = np.random.default_rng(0)
+    truth = np.zeros((3, 32, 32), np.uint8)
+    truth[:, 10, 4:28] = 1
+    pred = truth * rng.uniform(0.2, 0.3, truth.shape) + rng.uniform(0, 0.15, truth.shape)  # faint edges
+    fixed = edge_fscore(pred, truth, 0.5)["f_score"]
+    m = ods_ois(pred, truth)
+    assert fixed == 0.0 and m["ods_f"] > 0.9 and 0.15 <= m["ods_threshold"] <= 0.2
+    assert m["ois_f"] >= m["ods_f"] - 1e-9

@@ -1,0 +1,57 @@
+"""Image-classifier training (digits, image folders) on the shared loop: the same
+checkpoints, resume, schedules, weight decay, early stopping and strategies as HED."""
+from pathlib import Path
+
+import numpy as np
+
+from mobile_models.backend import keras, tf
+from pipeline.errors import EdgePipeError
+from train import data, loop
+from train.fit import make_optimizer, make_strategy
+
+
+def _arrays_dataset(x, y, batch_size: int, seed: int, augment_cfg):
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.map(data.augment(augment_cfg), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+
+def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: str = "", resume: bool = False,
+                     log_dir: Path | None = None, verbose: int = 1):
+    """``build(classes)`` makes the model. Returns ``(model, state, class_names)``."""
+    if any(p.size != size for p in cfg.phases):
+        raise EdgePipeError(f"classifier phases must train at the model's input_size {size} "
+                            f"(got sizes {[p.size for p in cfg.phases]})")
+    keras.utils.set_random_seed(cfg.seed)
+    state = loop.load_state(ckpt_dir, key, resume)
+    x, y, names = data.classes(data_cfg, "train", size)
+    xv, yv, _ = data.classes(data_cfg, "val", size)
+    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)
+    with strategy.scope():
+        model = build(len(names))
+        optimizer, schedule = make_optimizer(cfg, sum(p.steps for p in cfg.phases))
+        model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    train_ds = _arrays_dataset(x, y, cfg.batch_size, data_cfg.train_seed, data_cfg.augment)
+
+    def dataset_for(phase: int, skip: int):
+        return train_ds.repeat().skip(skip)
+
+    plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
+    val = (xv, yv) if cfg.val_size else None
+    loop.run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
+                    log_dir=log_dir, verbose=verbose, lr_at=lambda step: float(schedule(step)))
+    if val is not None and cfg.restore_best:
+        loop.restore_best(model, ckpt_dir)
+    return model, state, names
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    m = np.zeros((classes, classes), np.int64)
+    np.add.at(m, (truth, predicted), 1)
+    return m
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
+    predicted = probs.reshape(len(labels), -1).argmax(-1)
+    m = confusion_matrix(labels, predicted, probs.shape[-1])
+    return {"top1": float(np.mean(predicted == labels)), "count": int(len(labels)), "confusion": m.tolist()}

@@ -1,0 +1,68 @@
+"""Every dataset behind one interface, chosen by the recipe's ``data.kind``:
+
+| kind                  | task     | source                                                  |
+|-----------------------|----------|---------------------------------------------------------|
+| synthetic_documents   | edges    | ``train/docgen.py`` (embedded default, generated)      |
+| document_folder       | edges    | ``data.path``: photos + corners.json / corners.csv     |
+| digits                | classify | scikit-learn's digits, upscaled (embedded default)      |
+| image_folder          | classify | ``data.path``: one folder per class                     |
+
+``documents(cfg, split, size)`` and ``classes(cfg, split, size)`` return arrays;
+``augment`` is the recipe-configurable augmentation applied in tf.data.
+Nothing downloads.
+"""
+import numpy as np
+
+from pipeline.errors import EdgePipeError
+
+TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "digits": "classify",
+                "image_folder": "classify"}
+
+
+def documents(cfg, split: str, size: int, count: int | None = None):
+    """(images uint8, edges uint8, corners) for ``split`` in train / val."""
+    if cfg.kind == "synthetic_documents":
+        from train.datasets import document_arrays
+        seed = cfg.train_seed if split == "train" else cfg.val_seed
+        return document_arrays(seed, count or cfg.val_size, size)
+    if cfg.kind == "document_folder":
+        from train.folders import document_folder, split_indices
+        docs = document_folder(cfg.path, size)
+        if len(docs.files) < 2:
+            raise EdgePipeError(f"document folder {cfg.path} needs at least 2 photos (1 is held out)")
+        keep = split_indices(np.zeros(len(docs.files), np.int64), split, cfg.train_seed)[:count]
+        return docs.images[keep], docs.edges[keep], docs.corners[keep]
+    raise EdgePipeError(f"data.kind '{cfg.kind}' holds no documents; the model needs document data")
+
+
+def classes(cfg, split: str, size: int):
+    """(images float32 in [0, 1], labels int64, class names)."""
+    if cfg.kind == "digits":
+        from train.digits import digits_arrays
+        x, y = digits_arrays(size, "val" if split == "val" else split, seed=cfg.train_seed)
+        return x, y, [str(i) for i in range(10)]
+    if cfg.kind == "image_folder":
+        from train.folders import image_folder
+        data = image_folder(cfg.path, size, split, cfg.train_seed)
+        return data.images, data.labels, data.class_names
+    raise EdgePipeError(f"data.kind '{cfg.kind}' has no class labels; the model needs classification data")
+
+
+def augment(cfg):
+    """A tf.data map fn ``(image, target) -> (image, target)`` for ``cfg`` (an AugmentCfg).
+    Dense targets (edge maps) are flipped with the image; labels are left alone."""
+    from mobile_models.backend import tf
+
+    def fn(image, target):
+        if cfg.flip:
+            flip = tf.random.uniform([]) < 0.5
+            image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+            target = tf.nest.map_structure(
+                lambda t: tf.cond(flip, lambda: tf.image.flip_left_right(t), lambda: t) if t.shape.rank >= 3 else t,
+                target)
+        if cfg.brightness:
+            image = tf.image.random_brightness(image, cfg.brightness)
+        if cfg.contrast:
+            image = tf.image.random_contrast(image, 1 - cfg.contrast, 1 + cfg.contrast)
+        return tf.clip_by_value(image, 0.0, 1.0), target
+    return fn
