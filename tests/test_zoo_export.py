@@ -10,7 +10,7 @@ from evaluate.runners import KerasRunner, open_runner
 from mobile_models.hed import inference_model
 
 SMALL = {
-    "mobilenet_v1": {"alpha": 0.25, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
+    "mobilenet_v1": {"alpha": 0.5, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
     "mobilenet_v2": {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
     "shufflenet_v1": {"groups": 3, "scale": 0.5, "input_shape": (32, 32, 3), "classes": 10,
                       "classifier_activation": None},
