@@ -8,7 +8,9 @@ it line by line:
 4. for every 4 lines and each way to split them into two opposite pairs, the
    quad of their intersections; keep convex quads with plausible angles and area;
 5. score each by how much of its in-frame perimeter the edge map supports; pick
-   the best-supported quad, or report "not found" below ``min_support``.
+   the best-supported quad, or report "not found" below ``min_support``;
+6. if no quad is found (a side out of frame or hidden), try three lines plus one
+   image border, scoring only the three real sides.
 """
 from dataclasses import dataclass
 from itertools import combinations
@@ -121,8 +123,10 @@ def _angle_between(t1, t2):
     return np.rad2deg(min(d, np.pi - d))
 
 
-def _candidate_quads(lines, params):
-    for four in combinations(range(len(lines)), 4):
+def _candidate_quads(lines, params, fours=None):
+    """Quads from 4 lines split into two roughly parallel pairs: yields (corners,
+    the line index under each side). Side k runs from corner k to corner k+1."""
+    for four in fours if fours is not None else combinations(range(len(lines)), 4):
         a, b, c, d = four
         for (p, q), (r, s) in (((a, b), (c, d)), ((a, c), (b, d)), ((a, d), (b, c))):
             lp, lq, lr, ls = lines[p], lines[q], lines[r], lines[s]
@@ -133,7 +137,12 @@ def _candidate_quads(lines, params):
                 continue
             pts = [_intersect(lp, lr), _intersect(lp, ls), _intersect(lq, ls), _intersect(lq, lr)]
             if all(pt is not None for pt in pts):
-                yield np.array(pts)
+                yield np.array(pts), (p, s, q, r)
+
+
+def border_lines(w: int, h: int) -> list[tuple[float, float]]:
+    """The image's four borders as (rho, theta): top, bottom, left, right."""
+    return [(0.0, np.pi / 2), (h - 1.0, np.pi / 2), (0.0, 0.0), (w - 1.0, 0.0)]
 
 
 def _is_convex(quad):
@@ -150,11 +159,14 @@ def _area(quad):
     return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def perimeter_support(quad, support_map):
-    """Fraction of in-frame perimeter samples (1 px apart) that lie on an edge."""
+def perimeter_support(quad, support_map, skip_side: int = -1):
+    """Fraction of in-frame perimeter samples (1 px apart) that lie on an edge;
+    ``skip_side`` (one lying on the image border) is not scored."""
     h, w = support_map.shape
     hits = total = 0
     for i in range(4):
+        if i == skip_side:
+            continue
         a, b = quad[i], quad[(i + 1) % 4]
         n = max(int(np.hypot(*(b - a))), 1)
         t = (np.arange(n) + 0.5) / n
@@ -193,19 +205,32 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams()) -> QuadRe
         if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
             lines.append(line)
     lines = lines[:params.max_lines]
-    if len(lines) < 4:
+    if len(lines) < 3:
         return QuadResult(None, 0.0, f"only {len(lines)} straight edges found")
     support_map = _dilate(binary, params.support_tol)
-    best, best_hits, best_frac = None, -1, 0.0
+    best = _best_quad(lines, support_map, params) if len(lines) >= 4 else None
+    if best is None:  # a side out of frame or hidden: let the image border stand in for it
+        n = len(lines)
+        lines = lines + border_lines(w, h)
+        fours = [(*three, n + k) for three in combinations(range(n), 3) for k in range(4)]
+        best = _best_quad(lines, support_map, params, fours, border_from=n)
+    if best is None:
+        return QuadResult(None, 0.0, "no plausible quadrilateral")
+    return QuadResult(order_corners(best[0]), best[1])
+
+
+def _best_quad(lines, support_map, params, fours=None, border_from=None):
+    """The plausible candidate with the most supported perimeter pixels, as (quad, support)."""
+    h, w = support_map.shape
+    best, best_hits = None, -1
     lo, hi = -0.5 * np.array([w, h]), 1.5 * np.array([w, h])
-    for quad in _candidate_quads(lines, params):
+    for quad, side_lines in _candidate_quads(lines, params, fours):
         if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
             continue
         if _area(quad) < params.min_area_frac * h * w:
             continue
-        frac, hits = perimeter_support(quad, support_map)
+        skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
+        frac, hits = perimeter_support(quad, support_map, skip)
         if frac >= params.min_support and hits > best_hits:
-            best, best_hits, best_frac = quad, hits, frac
-    if best is None:
-        return QuadResult(None, 0.0, "no plausible quadrilateral")
-    return QuadResult(order_corners(best), best_frac)
+            best, best_hits = (quad, frac), hits
+    return best

@@ -46,6 +46,12 @@ def drawn_cases():
         m = _draw(DRAWN[k])
         m[:, cols] = 0
         cases[f"broken_{k}"] = m
+    for name, side in (("bottom", 2), ("left", 3)):  # the page runs off the photo on that side
+        m = _draw(DRAWN["perspective"])
+        c = np.asarray(DRAWN["perspective"], np.float32)
+        a, b = c[side], c[(side + 1) % 4]
+        cv2.line(m, tuple(int(v) for v in a), tuple(int(v) for v in b), 0.0, 5)
+        cases[f"missing_side_{name}"] = m
     m = _draw(DRAWN["axis_aligned"])
     for y in range(60, 200, 12):
         cv2.line(m, (60, y), (180, y), 1.0, 1)
@@ -96,6 +102,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     cases = drawn_cases() | (hed_cases(args.model) if args.model else {})
     rows = [expected_row(name, write_pgm(OUT / f"{name}.pgm", prob)) for name, prob in cases.items()]
+    # real HED maps written earlier (with --model) stay; their answers are recomputed
+    rows += [expected_row(p.stem, read_pgm(p)) for p in sorted(OUT.glob("hed_doc_*.pgm")) if p.stem not in cases]
     (OUT / "expected.csv").write_text("name,found,x0,y0,x1,y1,x2,y2,x3,y3\n" + "\n".join(rows) + "\n")
     print(f"wrote {len(rows)} vectors to {OUT}")
 

@@ -142,3 +142,16 @@ def test_recipe_reference_is_generated_from_the_schema():
     from pipeline.recipe_docs import reference
     committed = (Path(__file__).resolve().parent.parent / "docs" / "recipe.md").read_text()
     assert committed == reference(), "run: python -m pipeline.recipe_docs > docs/recipe.md"
+
+
+def test_every_shipped_recipe_is_valid():
+    from pathlib import Path
+
+    from pipeline.recipe import load_recipe
+    from train.data import TASK_OF_KIND
+    import mobile_models
+    recipes = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 3
+    for path in recipes:
+        r = load_recipe(path)
+        assert mobile_models.entry(r.model.name).task == TASK_OF_KIND[r.data.kind], path.name

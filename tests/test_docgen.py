@@ -76,3 +76,33 @@ def test_tf_data_pipeline_is_deterministic():
     assert float(a[0].numpy().max()) <= 1.0
     expected = generate(5, 0, 64)
     assert np.allclose(a[0].numpy()[0], expected.image / 255.0)
+
+
+def test_heldout_composition_shares_no_background_or_layout_with_training():
+    from train.docgen import HELDOUT, TRAIN
+    for field in ("photos", "textures", "layouts"):
+        assert not set(getattr(TRAIN, field)) & set(getattr(HELDOUT, field)), field
+    a, b = generate(9, 1, 128, composition="heldout"), generate(9, 1, 128, composition="heldout")
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, generate(9, 1, 128).image)
+    drawn = np.zeros_like(a.edges)
+    cv2.polylines(drawn, [np.round(a.corners).astype(np.int32)], True, 1, 3)
+    assert (a.edges & drawn).sum() / a.edges.sum() > 0.95
+
+
+def test_realism_features_appear_in_the_stream():
+    """Hands, folds, receipts, low light and motion blur each occur in a few hundred samples."""
+    from unittest import mock
+
+    from train import docgen
+    seen = {name: 0 for name in ("_hand", "_fold", "_receipt", "_motion_blur")}
+    originals = {name: getattr(docgen, name) for name in seen}
+
+    def counting(name):
+        def wrapper(*args, **kwargs):
+            seen[name] += 1
+            return originals[name](*args, **kwargs)
+        return wrapper
+    with mock.patch.multiple(docgen, **{name: counting(name) for name in seen}):
+        for i in range(150):
+            docgen.generate(4, i, 64)
+    assert all(count >= 3 for count in seen.values()), seen

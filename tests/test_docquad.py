@@ -83,3 +83,25 @@ def test_order_corners_from_any_permutation():
     truth = np.array(QUADS["rotated"], np.float32)
     for perm in ([2, 0, 3, 1], [3, 2, 1, 0], [1, 3, 0, 2]):
         assert np.allclose(order_corners(truth[perm]), truth)
+
+
+def test_a_side_out_of_frame_falls_back_to_the_image_border():
+    """The page runs off the bottom of the photo: three sides are seen, the image's
+    bottom border stands in for the fourth."""
+    import cv2
+    edges = np.zeros((128, 128), np.float32)
+    tl, tr, br, bl = (30, 20), (100, 26), (104, 127), (24, 127)
+    for a, b in ((bl, tl), (tl, tr), (tr, br)):  # no bottom side
+        cv2.line(edges, a, b, 1.0, 2)
+    r = find_quad(edges)
+    assert r.found, r.reason
+    assert np.abs(r.corners - np.array([tl, tr, br, bl], np.float32)).max() < 3
+    assert np.allclose(r.corners[2:, 1], 127, atol=1)
+
+
+def test_border_fallback_does_not_invent_a_page_from_two_lines():
+    import cv2
+    edges = np.zeros((128, 128), np.float32)
+    cv2.line(edges, (30, 20), (100, 26), 1.0, 2)
+    cv2.line(edges, (100, 26), (104, 127), 1.0, 2)
+    assert not find_quad(edges).found

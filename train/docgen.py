@@ -1,9 +1,10 @@
 """Synthetic document photos: the embedded default dataset for HED.
 
-Each sample is a page-like quad (text lines, tables, blocks on a paper tone)
-pasted into a background (procedural textures or photos that scikit-image
-ships) under a random camera: perspective tilt, rotation, scale, partly out of
-frame, lighting gradient, shadow, blur, noise and JPEG. Labels are the four
+Each sample is a page (report, receipt, form or two-column layout on a paper
+tone, sometimes folded) pasted into a background (procedural textures or photos
+that scikit-image ships), sometimes under a hand, seen by a random camera:
+perspective tilt, rotation, scale, partly out of frame, lighting gradient,
+shadow, colour temperature, low light, defocus or motion blur, noise and JPEG. Labels are the four
 corners (TL, TR, BR, BL, in output pixels) and the quad-border edge map.
 Sample ``i`` of seed ``s`` depends only on ``(s, i)``: generation is
 deterministic and embarrassingly parallel.
@@ -21,6 +22,27 @@ PHOTO_NAMES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "gr
                "gravel", "rocket", "immunohistochemistry", "clock", "moon", "horse", "hubble_deep_field")
 
 
+@dataclass(frozen=True)
+class Composition:
+    """Which backgrounds and page styles a stream draws from. ``HELDOUT`` shares
+    none of ``TRAIN``'s photos, background textures or page layouts, so a score
+    on it says how the detector does on scenes unlike its training."""
+    photos: tuple[str, ...]
+    textures: tuple[str, ...]
+    layouts: tuple[str, ...]
+    aspects: tuple[float, ...]
+
+
+TRAIN = Composition(photos=("astronaut", "brick", "camera", "coins", "grass", "gravel", "immunohistochemistry",
+                            "moon", "horse"),
+                    textures=("wood", "cloth", "stone", "clutter"), layouts=("report", "receipt"),
+                    aspects=(1.414, 1.294, 1.586, 2.4, 0.707))
+HELDOUT = Composition(photos=("chelsea", "coffee", "rocket", "clock", "hubble_deep_field"),
+                      textures=("tiles", "gradient"), layouts=("form", "two_column"),
+                      aspects=(1.414, 1.333, 1.5, 0.75))
+COMPOSITIONS = {"train": TRAIN, "heldout": HELDOUT}
+
+
 @dataclass
 class DocSample:
     image: np.ndarray    # HxWx3 uint8 RGB
@@ -28,11 +50,11 @@ class DocSample:
     corners: np.ndarray  # 4x2 float32, TL TR BR BL, may lie outside the frame
 
 
-@lru_cache(maxsize=1)
-def _photos():
+@lru_cache(maxsize=4)
+def _photos(names=PHOTO_NAMES):
     import skimage.data as data
     out = []
-    for name in PHOTO_NAMES:
+    for name in names:
         im = getattr(data, name)()
         if im.ndim == 2:
             im = np.stack([im] * 3, -1)
@@ -51,10 +73,12 @@ def _noise_field(rng, size, octaves=4):
     return (field - field.min()) / (np.ptp(field) + 1e-6)
 
 
-def _background(rng, size):
-    kind = rng.integers(0, 5)
-    if kind == 0:  # photo that a dependency ships
-        photo = _photos()[rng.integers(len(_photos()))]
+def _background(rng, size, comp: Composition):
+    choices = ("photo",) + comp.textures
+    kind = choices[rng.integers(len(choices))]
+    if kind == "photo":  # a photo that a dependency ships
+        photos = _photos(comp.photos)
+        photo = photos[rng.integers(len(photos))]
         h, w = photo.shape[:2]
         s = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
         y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
@@ -62,14 +86,21 @@ def _background(rng, size):
     base = rng.integers(20, 200, 3).astype(np.float32)
     tint = rng.uniform(0.5, 1.5, 3).astype(np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    if kind == 1:  # wood: warped stripes
+    if kind == "wood":  # warped stripes
         warp = _noise_field(rng, size, 3) * rng.uniform(2, 6)
         v = 0.5 + 0.5 * np.sin((yy * rng.uniform(10, 40) + warp) * np.pi)
-    elif kind == 2:  # cloth: fine weave
+    elif kind == "cloth":  # fine weave
         f = rng.uniform(40, 90)
         v = 0.5 + 0.25 * (np.sin(xx * f * np.pi) + np.sin(yy * f * np.pi)) * _noise_field(rng, size, 2)
-    elif kind == 3:  # stone / noise texture
+    elif kind == "stone":  # noise texture
         v = _noise_field(rng, size, 5)
+    elif kind == "tiles":  # floor or table tiles with grout lines
+        n = rng.uniform(3, 9)
+        grout = (np.abs(np.sin(xx * n * np.pi)) < 0.06) | (np.abs(np.sin(yy * n * np.pi)) < 0.06)
+        v = np.where(grout, 0.15, 0.7 + 0.2 * _noise_field(rng, size, 2))
+    elif kind == "gradient":  # a plain desk under uneven light
+        angle = rng.uniform(0, 2 * np.pi)
+        v = 0.3 + 0.5 * (np.cos(angle) * xx + np.sin(angle) * yy + 1) / 2
     else:  # clutter: random rectangles and circles on a plain desk
         v = np.full((size, size), 0.5, np.float32)
         for _ in range(rng.integers(3, 12)):
@@ -84,13 +115,76 @@ def _background(rng, size):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _page(rng, width, height):
-    """A page texture: paper tone with text-like lines, tables and blocks."""
+def _page(rng, width, height, layout: str = "report"):
+    """A page texture: paper tone with text-like lines, tables and blocks, laid
+    out as a report, a receipt, a form or two columns; sometimes folded."""
     tone = np.array(PAPER_TONES[rng.integers(len(PAPER_TONES))], np.float32) + rng.normal(0, 4, 3)
     page = np.empty((height, width, 3), np.uint8)
     page[:] = np.clip(tone, 0, 255)
     ink = tuple(int(v) for v in rng.integers(0, 90, 3))
     margin = int(width * rng.uniform(0.06, 0.14))
+    if layout == "receipt":
+        _receipt(rng, page, ink, margin)
+    elif layout == "form":
+        _form(rng, page, ink, margin)
+    elif layout == "two_column":
+        half = width // 2
+        _report(rng, page[:, :half], ink, margin)
+        _report(rng, page[:, half:], ink, margin)
+    else:
+        _report(rng, page, ink, margin)
+    return _fold(rng, page) if rng.random() < 0.3 else page
+
+
+def _receipt(rng, page, ink, margin):
+    """Centred short lines of monospace-like blocks, with a total line."""
+    height, width = page.shape[:2]
+    y = margin
+    while y < height - margin:
+        n = int(rng.integers(3, 16))
+        x = (width - n * 6) // 2 if rng.random() < 0.3 else margin
+        for k in range(n):
+            cv2.rectangle(page, (x + 6 * k, y), (x + 6 * k + 4, y + 4), ink, -1)
+        y += int(rng.integers(8, 12))
+        if rng.random() < 0.08:
+            cv2.line(page, (margin, y), (width - margin, y), ink, 1)
+            y += 6
+
+
+def _form(rng, page, ink, margin):
+    """Labels, underlined fields and check boxes."""
+    height, width = page.shape[:2]
+    y = margin
+    while y < height - margin - 12:
+        label = int(rng.integers(15, width // 3))
+        cv2.rectangle(page, (margin, y), (margin + label, y + 4), ink, -1)
+        if rng.random() < 0.3:
+            for k in range(int(rng.integers(2, 5))):
+                x = margin + label + 10 + 22 * k
+                cv2.rectangle(page, (x, y - 2), (x + 8, y + 6), ink, 1)
+        else:
+            cv2.line(page, (margin + label + 8, y + 6), (width - margin, y + 6), ink, 1)
+        y += int(rng.integers(14, 22))
+
+
+def _fold(rng, page):
+    """A crease across the page: one side a little darker, a thin line along it."""
+    height, width = page.shape[:2]
+    out = page.astype(np.float32)
+    if rng.random() < 0.5:
+        at = int(rng.integers(height // 4, 3 * height // 4))
+        out[at:] *= rng.uniform(0.88, 0.97)
+        cv2.line(out, (0, at), (width, at), tuple(float(v) * 0.8 for v in out[at, width // 2]), 1)
+    else:
+        at = int(rng.integers(width // 4, 3 * width // 4))
+        out[:, at:] *= rng.uniform(0.88, 0.97)
+        cv2.line(out, (at, 0), (at, height), tuple(float(v) * 0.8 for v in out[height // 2, at]), 1)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _report(rng, page, ink, margin):
+    """Paragraphs, tables and blocks, top to bottom."""
+    height, width = page.shape[:2]
     y = margin
     while y < height - margin:
         kind = rng.random()
@@ -123,7 +217,6 @@ def _page(rng, width, height):
             cv2.rectangle(page, (x, y), (x + bw, y + bh), color, -1)
             y += bh
         y += int(rng.integers(6, 16))
-    return page
 
 
 def _camera_quad(rng, size, aspect):
@@ -172,14 +265,53 @@ def _lighting(rng, img):
         cv2.fillPoly(mask, [poly], 1.0)
         mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(3, 12))
         out *= 1 - rng.uniform(0.2, 0.55) * mask[..., None]
-    out *= rng.uniform(0.9, 1.1, 3)  # white balance
+    warm = rng.uniform(-0.12, 0.12)  # colour temperature, then per-channel white balance
+    out *= np.array([1 + warm, 1.0, 1 - warm], np.float32) * rng.uniform(0.93, 1.07, 3)
     return out
 
 
+def _hand(rng, img, corners):
+    """A skin-toned palm and fingers reaching over one side of the page."""
+    size = img.shape[0]
+    k = int(rng.integers(4))
+    a, b = corners[k], corners[(k + 1) % 4]
+    at = a + rng.uniform(0.25, 0.75) * (b - a)
+    outward = at - corners.mean(0)
+    outward /= np.linalg.norm(outward) + 1e-6
+    palm = at + outward * size * rng.uniform(0.08, 0.16)
+    skin = np.array([rng.uniform(150, 235), rng.uniform(100, 180), rng.uniform(80, 150)], np.float32)
+    mask = np.zeros((size, size), np.float32)
+    r = size * rng.uniform(0.07, 0.11)
+    cv2.ellipse(mask, (int(palm[0]), int(palm[1])), (int(r * 1.2), int(r)), float(np.degrees(np.arctan2(*outward[::-1]))),
+                0, 360, 1.0, -1)
+    side = np.array([-outward[1], outward[0]])
+    for f in range(4):  # fingers pointing onto the page
+        base = palm + side * r * (f - 1.5) * 0.55
+        tip = base - outward * r * rng.uniform(1.2, 1.9)
+        cv2.line(mask, (int(base[0]), int(base[1])), (int(tip[0]), int(tip[1])), 1.0, max(2, int(r * 0.35)))
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.0)[..., None]
+    shade = 0.75 + 0.25 * _noise_field(rng, size, 2)[..., None]
+    return img * (1 - mask) + skin * shade * mask
+
+
+def _motion_blur(rng, img):
+    length = int(rng.integers(5, 14))
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2] = 1.0 / length
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    return cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+
+
 def _degrade(rng, img):
-    if rng.random() < 0.6:
+    low_light = rng.random() < 0.15
+    if low_light:  # underexposed, then the camera's gain lifts the noise
+        img = 255 * (img / 255) ** rng.uniform(1.4, 2.2) * rng.uniform(0.35, 0.6)
+    if rng.random() < 0.15:
+        img = _motion_blur(rng, img)
+    elif rng.random() < 0.6:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.6))
-    img = img + rng.normal(0, rng.uniform(1, 8), img.shape).astype(np.float32)
+    img = img + rng.normal(0, rng.uniform(1, 8) * (2.5 if low_light else 1), img.shape).astype(np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
@@ -187,19 +319,24 @@ def _degrade(rng, img):
     return img
 
 
-def generate(seed: int, index: int, size: int = 256, edge_width: int = 2) -> DocSample:
-    """Sample ``index`` of the stream with ``seed``; same inputs, same sample."""
+def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, composition: str = "train") -> DocSample:
+    """Sample ``index`` of the stream with ``seed``; same inputs, same sample.
+    ``composition``: ``train`` or ``heldout`` (disjoint backgrounds and layouts)."""
+    comp = COMPOSITIONS[composition]
     rng = np.random.default_rng([seed, index])
-    img = _background(rng, size).astype(np.float32)
-    aspect = float(rng.choice([1.414, 1.294, 1.586, 2.4, 0.707]))
+    img = _background(rng, size, comp).astype(np.float32)
+    aspect = float(rng.choice(comp.aspects))
+    layout = "receipt" if aspect > 2 else comp.layouts[rng.integers(len(comp.layouts))]
     page_w = 192
-    page = _page(rng, page_w, int(page_w * aspect)).astype(np.float32)
+    page = _page(rng, page_w, int(page_w * aspect), layout).astype(np.float32)
     corners = _camera_quad(rng, size, aspect)
     src = np.array([[0, 0], [page_w, 0], [page_w, page.shape[0]], [0, page.shape[0]]], np.float32)
     homography = cv2.getPerspectiveTransform(src, corners)
     warped = cv2.warpPerspective(page, homography, (size, size), flags=cv2.INTER_AREA)
     mask = cv2.warpPerspective(np.ones(page.shape[:2], np.float32), homography, (size, size))
     img = img * (1 - mask[..., None]) + warped * mask[..., None]
+    if rng.random() < 0.15:
+        img = _hand(rng, img, order_corners(corners))
     img = _degrade(rng, _lighting(rng, img))
     corners = order_corners(corners)
     edges = np.zeros((size, size), np.uint8)

@@ -94,11 +94,33 @@ public final class QuadFinder {
             if (!dup) lines.add(line);
         }
         if (lines.size() > p.maxLines) lines = new ArrayList<>(lines.subList(0, p.maxLines));
-        if (lines.size() < 4) {
+        if (lines.size() < 3) {
             return new Result(null, 0, "only " + lines.size() + " straight edges found");
         }
         boolean[] support = dilate(binary, w, h, p.supportTol);
-        return bestQuad(lines, support, w, h);
+        int n = lines.size();
+        List<int[]> fours = new ArrayList<>();
+        for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
+        for (int i2 = i1 + 1; i2 < n; i2++) for (int i3 = i2 + 1; i3 < n; i3++) {
+            fours.add(new int[] {i0, i1, i2, i3});
+        }
+        Result best = bestQuad(lines, fours, Integer.MAX_VALUE, support, w, h);
+        if (best.found()) return best;
+        // A side out of frame or hidden: let the image border stand in for it.
+        List<double[]> withBorders = new ArrayList<>(lines);
+        withBorders.addAll(borderLines(w, h));
+        fours.clear();
+        for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
+        for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
+            fours.add(new int[] {i0, i1, i2, n + k});
+        }
+        return bestQuad(withBorders, fours, n, support, w, h);
+    }
+
+    /** The image's borders as {rho, theta}: top, bottom, left, right. */
+    static List<double[]> borderLines(int w, int h) {
+        return Arrays.asList(new double[] {0, Math.PI / 2}, new double[] {h - 1.0, Math.PI / 2},
+                new double[] {0, 0}, new double[] {w - 1.0, 0});
     }
 
     List<double[]> houghLines(boolean[] binary, int w, int h, int count) {
@@ -215,19 +237,23 @@ public final class QuadFinder {
         return new double[] {(l1[0] * d - b * l2[0]) / det, (a * l2[0] - l1[0] * c) / det};
     }
 
-    private Result bestQuad(List<double[]> lines, boolean[] support, int w, int h) {
+    /** Lines with index >= borderFrom are image borders; the side on one is not scored. */
+    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support, int w, int h) {
         double[] best = null;
         long bestHits = -1;
         double bestFrac = 0;
-        int n = lines.size();
         int[][] pairings = {{0, 1, 2, 3}, {0, 2, 1, 3}, {0, 3, 1, 2}};
-        for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
-        for (int i2 = i1 + 1; i2 < n; i2++) for (int i3 = i2 + 1; i3 < n; i3++) {
-            double[][] four = {lines.get(i0), lines.get(i1), lines.get(i2), lines.get(i3)};
+        for (int[] four : fours) {
             for (int[] pr : pairings) {
-                double[] quad = candidate(four[pr[0]], four[pr[1]], four[pr[2]], four[pr[3]]);
+                int ip = four[pr[0]], iq = four[pr[1]], ir = four[pr[2]], is = four[pr[3]];
+                double[] quad = candidate(lines.get(ip), lines.get(iq), lines.get(ir), lines.get(is));
                 if (quad == null || !plausible(quad, w, h)) continue;
-                double[] score = perimeterSupport(quad, support, w, h);
+                int[] sideLines = {ip, is, iq, ir};  // side k runs from corner k to corner k + 1
+                int skip = -1;
+                for (int k = 0; k < 4; k++) {
+                    if (sideLines[k] >= borderFrom) { skip = k; break; }
+                }
+                double[] score = perimeterSupport(quad, support, w, h, skip);
                 if (score[0] >= p.minSupport && score[1] > bestHits) {
                     best = quad;
                     bestHits = (long) score[1];
@@ -262,10 +288,11 @@ public final class QuadFinder {
         return Geometry.isConvex(q) && Geometry.area(q) >= p.minAreaFrac * h * w;
     }
 
-    /** {fraction of in-frame perimeter samples on an edge, number of such samples}. */
-    static double[] perimeterSupport(double[] q, boolean[] support, int w, int h) {
+    /** {fraction of in-frame perimeter samples on an edge, number of such samples}; side skipSide is not scored. */
+    static double[] perimeterSupport(double[] q, boolean[] support, int w, int h, int skipSide) {
         long hits = 0, total = 0;
         for (int k = 0; k < 4; k++) {
+            if (k == skipSide) continue;
             double ax = q[2 * k], ay = q[2 * k + 1];
             double bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
             int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
