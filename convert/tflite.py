@@ -14,11 +14,15 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
 
 
 def converter_for(model):
-    """A converter over the model's batch-1 concrete function."""
+    """A converter over the model's batch-1 concrete function.
+
+    No ``trackable_obj``: given the model, the converter round-trips it through a
+    SavedModel first, which takes 20 s instead of 2 s for ShuffleNet's 300 layers
+    and yields the same flatbuffer maths (the function captures the weights)."""
     shape = (1, *model.input_shape[1:])
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))
-    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
 
 
 def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,

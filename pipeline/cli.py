@@ -105,7 +105,9 @@ def build_parser():
     rp.add_argument("run_dir", help="folder of an `edgepipe run`")
     rp.set_defaults(func=_cmd_report)
 
-    from pipeline import bench_cli, scan_cli, verify_cli
+    from pipeline import bench_cli, prune_cli, quantize_cli, scan_cli, verify_cli
+    quantize_cli.add_parser(sub)
+    prune_cli.add_parser(sub)
     bench_cli.add_parser(sub)
     scan_cli.add_parser(sub)
     verify_cli.add_parsers(sub)

@@ -145,7 +145,9 @@ def render(report: dict, run_dir) -> Path:
     else:
         parts += ["<section><h2>Confusion matrix</h2>", _confusion(arts, recipe), "</section>"]
     if loss:
-        parts += ["<section><h2>Training</h2>", _figure("loss", plots.loss_svg(loss), "training loss per epoch"),
+        val = report.get("train", {}).get("val_loss")
+        parts += ["<section><h2>Training</h2>", _figure("loss", plots.loss_svg(loss, val),
+                                                        "loss per epoch; a jump marks a progressive-resize phase"),
                   "</section>"]
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgepipe report: '
             f'{html.escape(str(recipe.get("name", "")))}</title><style>{CSS}</style></head><body>'

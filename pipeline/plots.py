@@ -94,12 +94,17 @@ def latency_svg(samples: dict[str, list[float]]) -> str:
     return _svg(fig)
 
 
-def loss_svg(loss: list[float]) -> str:
+def loss_svg(loss: list[float], val_loss: list | None = None) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 2.6))
-    ax.plot(np.arange(1, len(loss) + 1), loss, marker="o", ms=3)
-    ax.set_xlabel("epoch (50 steps)")
-    ax.set_ylabel("training loss")
+    epochs = np.arange(1, len(loss) + 1)
+    ax.plot(epochs, loss, marker="o", ms=3, label="training")
+    if val_loss and any(v is not None for v in val_loss):
+        ax.plot(epochs[:len(val_loss)], [np.nan if v is None else v for v in val_loss], marker="s", ms=3,
+                label="validation (deployed size)")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     return _svg(fig)
 

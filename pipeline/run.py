@@ -139,8 +139,8 @@ class _Run:
         self.console.rule(f"[bold]{name}")
         done = self.manifest.finished(name, key)
         if done:
-            self.console.log(f"{name}: up to date (finished {done['finished']}), skipped")
-            self.timings[name] = 0.0
+            self.console.log(f"{name}: up to date (finished {done['finished']} in {done['seconds']} s), skipped")
+            self.timings[name] = done["seconds"]  # what the stage took when it ran; 'skipped' says it did not now
             self.skipped.add(name)
             return done["result"]
         t0 = time.time()
@@ -202,7 +202,7 @@ def _write_reports(r, history, entries, bench, t_start) -> dict:
               "train": {"final_loss": history["loss"][-1], "loss": history["loss"],
                         "val_loss": history.get("val_loss", [])},
               "stages": {k: {"seconds": v, "skipped": k in r.skipped} for k, v in r.timings.items()},
-              "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}
+              "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}  # total: this invocation
     meta = task.meta(r.model(), recipe_hash(recipe))
     write_json(out / "model_card.json", model_card(meta, entries) | {"macs": bench["macs"]})
     write_json(out / "report.json", report)

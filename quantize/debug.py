@@ -17,8 +17,8 @@ from quantize.ptq import check_representative, configure
 ROUNDING_NOISE = 1 / np.sqrt(12)
 
 
-def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
-    """One row per quantized layer, in graph order: op, tensor, scale, rmse/scale, max abs error."""
+def make_debugger(model, representative, debug_samples: int = 8):
+    """A calibrated QuantizationDebugger over ``model`` (full-int8 kernels, float I/O)."""
     from mobile_models.backend import tf
     data = check_representative(representative, (1, *model.input_shape[1:]))
     converter = configure(converter_for(model), "int8", data, int8_io=False)
@@ -28,7 +28,13 @@ def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
             yield [x[None]]
     with warnings.catch_warnings():  # it still uses tf.lite.Interpreter, which warns it is deprecated
         warnings.simplefilter("ignore")
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
+        return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
+
+
+def layer_statistics(debugger) -> list[dict]:
+    """Run the debugger; one row per quantized layer, in graph order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
@@ -38,10 +44,14 @@ def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
         scale = float(r["scale"]) if r.get("scale") else float("nan")
         rmse = float(np.sqrt(float(r["mean_squared_error"])))
         rows.append({"layer": short_name(r["tensor_name"]), "op": r["op_name"], "tensor": r["tensor_name"],
-                     "scale": scale,
-                     "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
+                     "scale": scale, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
                      "max_abs_error": float(r["max_abs_error"]), "rmse": rmse})
     return rows
+
+
+def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
+    """One row per quantized layer, in graph order: op, tensor, scale, rmse/scale, max abs error."""
+    return layer_statistics(make_debugger(model, representative, debug_samples))
 
 
 def short_name(tensor: str) -> str:

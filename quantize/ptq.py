@@ -50,4 +50,7 @@ def configure(converter, mode: str, representative=None, int8_io: bool = True):
         else:
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            if int8_io:  # integer I/O here means int16, matching the activations
+                converter.inference_input_type = tf.int16
+                converter.inference_output_type = tf.int16
     return converter

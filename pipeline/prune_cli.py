@@ -1,0 +1,97 @@
+"""``edgepipe prune``: magnitude pruning of a classifier, fine-tuned on its data,
+stripped, exported to TFLite float and int8, with the per-layer sparsity table and
+file/gzip sizes next to the unpruned model's."""
+from pathlib import Path
+
+from rich.table import Table
+
+from pipeline.errors import EdgePipeError
+from quantize.prune import STRUCTURES
+
+
+def _training_data(args, model):
+    from pipeline.recipe import DataCfg
+    from train.data import classes
+    size = model.input_shape[1]
+    cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
+    x, y, names = classes(cfg, "train", size)
+    if model.output_shape[-1] != len(names):
+        raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
+    return x, y
+
+
+def _exports(model, calib, stem: Path) -> dict:
+    from convert import tflite
+    from convert.fold import fold_batchnorm
+    from quantize.prune import file_sizes
+    folded = fold_batchnorm(model)
+    out = {}
+    for mode, suffix in (("float32", ".tflite"), ("int8", ".int8.tflite")):
+        path = tflite.write(folded, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None)
+        out[mode] = file_sizes(path) | {"path": str(path)}
+    return out
+
+
+def cmd_prune(args):
+    from mobile_models.backend import keras
+    from pipeline.modelio import load_keras, save_keras
+    from pipeline.report import wide_console
+    from quantize import prune
+    console = wide_console()
+    prune.check_sparsity(args.sparsity, args.structure)
+    out = Path(args.out)
+    if out.suffix != ".keras" or not out.parent.is_dir():
+        raise EdgePipeError(f"--out must be a .keras file in an existing folder, got {out}")
+    model = load_keras(args.model, trust=args.trust_model)
+    if len(model.outputs) != 1 or len(model.output_shape) != 2:
+        raise EdgePipeError("edgepipe prune fine-tunes classifiers (one (batch, classes) output)")
+    x, y = _training_data(args, model)
+    from pipeline.cards import output_activation
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
+    wrapped = prune.wrap(model, args.sparsity, args.steps, args.structure, args.schedule)
+    with console.status(f"pruning to {args.sparsity:.0%} ({args.structure}) over {args.steps} fine-tuning steps"):
+        prune.fine_tune(wrapped, x, y, loss, args.steps, args.batch_size, args.learning_rate)
+    pruned = prune.strip(wrapped)
+    save_keras(pruned, out)
+    rows = prune.sparsity_table(pruned)
+    t = Table(title=f"per-layer sparsity of {out.name} (overall {prune.overall_sparsity(rows):.1%})")
+    for col in ("layer", "type", "weights", "zeros", "sparsity"):
+        t.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for r in rows:
+        t.add_row(r["layer"], r["type"], f"{r['weights']:,}", f"{r['zeros']:,}", f"{r['sparsity']:.1%}")
+    console.print(t)
+    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
+    mine = _exports(pruned, x[:200], out.with_name(out.stem))
+    for mode in ("float32", "int8"):
+        console.print(f"{mode}: {base[mode]['bytes']:,} -> {mine[mode]['bytes']:,} bytes; gzip "
+                      f"{base[mode]['gzip_bytes']:,} -> {mine[mode]['gzip_bytes']:,} "
+                      f"({mine[mode]['gzip_bytes'] / base['float32']['gzip_bytes']:.1%} of the float model's gzip)")
+    acc = _accuracy(pruned, model, args)
+    console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {acc['pruned']:.2%} after pruning")
+    return 0
+
+
+def _accuracy(pruned, original, args) -> dict:
+    import numpy as np
+
+    from pipeline.recipe import DataCfg
+    from train.data import classes
+    cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
+    x, y, _ = classes(cfg, "val", original.input_shape[1])
+    return {name: float(np.mean(m.predict(x, verbose=0).argmax(-1) == y))
+            for name, m in (("original", original), ("pruned", pruned))}
+
+
+def add_parser(sub):
+    p = sub.add_parser("prune", help="magnitude pruning (unstructured or 2:4) with fine-tuning, for classifiers")
+    p.add_argument("--model", required=True, help="a trained classifier (.keras)")
+    p.add_argument("--sparsity", type=float, required=True, help="target share of zero weights, in [0, 1)")
+    p.add_argument("--structure", default="unstructured", choices=STRUCTURES)
+    p.add_argument("--schedule", default="polynomial", choices=["polynomial", "constant"])
+    p.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--data-folder", help="image folder (root/CLASS/*.jpg) to fine-tune on (default: digits)")
+    p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")
+    p.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    p.set_defaults(func=cmd_prune)

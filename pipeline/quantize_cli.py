@@ -1,0 +1,119 @@
+"""``edgepipe quantize``: every post-training quantization mode by name, a
+per-layer int8 error table, and selective float fallback until a gate holds."""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from pipeline.errors import EdgePipeError
+from quantize.ptq import MODES
+
+
+def _gate_for(model, x: np.ndarray, args):
+    """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
+    from evaluate.gates import check_output, default_gate
+    from evaluate.runners import KerasRunner, open_runner
+    ref = next(iter(KerasRunner(model).predict(x).values()))
+    classifier = ref.ndim == 2 and ref.shape[-1] > 1
+    gate = default_gate("int8", classifier, agreement=args.agreement, psnr_int=args.psnr)
+
+    def check(blob: bytes):
+        fd, tmp = tempfile.mkstemp(suffix=".tflite")
+        try:
+            os.write(fd, blob)
+            os.close(fd)
+            got = next(iter(open_runner(tmp).predict(x).values()))
+        finally:
+            os.unlink(tmp)
+        result = check_output(ref, got, gate)
+        return result["pass"], result[gate.metric]
+    return check, gate
+
+
+def _print_layers(layers, console, worst: int = 12):
+    t = Table(title=f"int8 error per layer (worst {min(worst, len(layers))} of {len(layers)}; "
+                    "RMSE in quantization steps, rounding alone ~0.29)")
+    for col in ("layer", "op", "RMSE/step", "max abs err"):
+        t.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for r in sorted(layers, key=lambda r: -r["rmse_per_scale"])[:worst]:
+        t.add_row(r["layer"], r["op"], f"{r['rmse_per_scale']:.2f}", f"{r['max_abs_error']:.3g}")
+    console.print(t)
+
+
+def _already_quantized(model) -> bool:
+    """A QAT model carries tfmot's Quantize* wrappers; quantizing it again would double-round."""
+    return any("Quantize" in type(layer).__name__ for layer in model.layers)
+
+
+def cmd_quantize(args):
+    from convert import tflite
+    from convert.fold import fold_batchnorm
+    from pipeline import atomic
+    from pipeline.cards import converted_card, generic_meta
+    from pipeline.modelio import load_keras
+    from pipeline.report import wide_console, write_json
+    from pipeline.verify_cli import sample_inputs
+    console = wide_console()
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise EdgePipeError(f"output folder {out.parent} does not exist")
+    model = load_keras(args.model, trust=args.trust_model)
+    if _already_quantized(model):
+        raise EdgePipeError(f"{args.model} went through quantization-aware training already; export it with "
+                            "`edgepipe convert --mode int8` instead of quantizing it a second time")
+    folded = fold_batchnorm(model)
+    meta = generic_meta(model, out.name.split(".")[0])
+    needs_data = args.mode in ("int8", "int16x8")
+    x = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples) if needs_data else None
+    keep = [k for k in (args.keep_float or "").split(",") if k]
+    if args.mode != "int8" and (keep or args.auto_fallback or args.debug):
+        raise EdgePipeError("--debug, --keep-float and --auto-fallback apply to --mode int8 only")
+    extra = {}
+    if args.mode == "int8" and (keep or args.auto_fallback):
+        from quantize.fallback import selective_fallback
+        check, gate = _gate_for(folded, x, args)
+        result = selective_fallback(folded, x, check, keep=keep, int8_io=not args.float_io,
+                                    max_float_layers=args.max_float_layers if args.auto_fallback else 0)
+        for s in result["steps"]:
+            console.print(f"float layers {s['float_layers'] or '[]'}: {gate.metric} {s['value']:.4g} "
+                          f"({'pass' if s['passed'] else 'fail'}), {s['size_bytes']:,} bytes")
+        if args.debug:
+            _print_layers(result["layers"], console)
+        from convert.tflite_metadata import attach
+        atomic.write_bytes(out, attach(result["model"], meta))
+        extra = {"float_layers": result["float_layers"], "gate": {"metric": gate.metric, "passed": result["passed"]}}
+        if not result["passed"]:
+            console.print(f"[yellow]gate {gate.describe(result['steps'][-1]['value'])} not met with "
+                          f"{len(result['float_layers'])} float layer(s)")
+    else:
+        if args.debug:
+            from quantize.debug import layer_errors
+            _print_layers(layer_errors(folded, x), console)
+        tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta)
+    card = out.with_name(out.name + ".model_card.json")
+    write_json(card, converted_card(meta, "tflite", args.mode, out) | extra)
+    console.print(f"wrote {out} ({args.mode}{', float I/O' if args.float_io else ''}) and {card.name}")
+    return 0
+
+
+def add_parser(sub):
+    q = sub.add_parser("quantize", help="post-training quantization to TFLite, with per-layer error and "
+                                        "selective float fallback")
+    q.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
+    q.add_argument("--mode", required=True, choices=[m for m in MODES if m != "float32"])
+    q.add_argument("--data", help=".npy (N,H,W,C) images in [0,1] for calibration and the gate "
+                                  "(default: generated documents)")
+    q.add_argument("--calibration-samples", type=int, default=200)
+    q.add_argument("--float-io", action="store_true", help="int8 kernels but float32 input/output")
+    q.add_argument("--debug", action="store_true", help="print the worst layers' int8 error")
+    q.add_argument("--keep-float", help="comma-separated layer names to keep in float (int8 mode)")
+    q.add_argument("--auto-fallback", action="store_true",
+                   help="keep the worst layers in float, one by one, until the gate holds")
+    q.add_argument("--max-float-layers", type=int, default=8)
+    q.add_argument("--agreement", type=float, default=0.98, help="gate for classifiers: top-1 agreement")
+    q.add_argument("--psnr", type=float, default=30.0, help="gate for dense outputs: PSNR in dB")
+    q.add_argument("--out", required=True)
+    q.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    q.set_defaults(func=cmd_quantize)

@@ -1,0 +1,38 @@
+"""Selective float fallback: keep the int8 layers that hurt most in float, one at a
+time (worst RMSE-per-step first), until the model passes its accuracy gate.
+Answers "int8 fell off a cliff": it names the layers and what keeping them costs."""
+from typing import Callable
+
+from pipeline.errors import EdgePipeError
+from quantize.debug import layer_statistics, make_debugger
+
+
+def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool, float]], *,
+                       max_float_layers: int = 8, keep: list[str] = (), debug_samples: int = 8,
+                       int8_io: bool = True) -> dict:
+    """``gate(tflite_bytes) -> (passes, value)``. ``keep``: layer names (see
+    ``quantize.debug.short_name``) to keep in float from the start.
+
+    Returns ``{"model": bytes, "passed", "float_layers", "steps": [...], "layers": [...]}``.
+    """
+    from mobile_models.backend import tf
+    debugger = make_debugger(model, representative, debug_samples)
+    layers = layer_statistics(debugger)
+    by_name = {r["layer"]: r for r in layers}
+    unknown = [k for k in keep if k not in by_name]
+    if unknown:
+        raise EdgePipeError(f"no quantized layer named {', '.join(unknown)}; layers: {', '.join(by_name)}")
+    ranked = [r for r in sorted(layers, key=lambda r: -r["rmse_per_scale"]) if r["layer"] not in keep]
+    kept = [by_name[k] for k in keep]
+    steps = []
+    while True:
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=[r["tensor"] for r in kept], fully_quantize=int8_io)
+        blob = debugger.get_nondebug_quantized_model()
+        passed, value = gate(blob)
+        steps.append({"float_layers": [r["layer"] for r in kept], "value": value, "passed": passed,
+                      "size_bytes": len(blob)})
+        if passed or len(kept) >= max_float_layers + len(keep) or not ranked:
+            return {"model": blob, "passed": passed, "float_layers": steps[-1]["float_layers"], "steps": steps,
+                    "layers": layers}
+        kept.append(ranked.pop(0))

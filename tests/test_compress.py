@@ -1,0 +1,135 @@
+"""Compression: every PTQ mode on every backbone with the expected tensor types,
+per-layer int8 error, selective float fallback until a gate holds, magnitude and
+2:4 pruning to their target sparsity, and the CLIs' bad-input errors."""
+import json
+
+import numpy as np
+import pytest
+
+import mobile_models
+from convert import tflite
+from convert.fold import fold_batchnorm
+from mobile_models.hed import inference_model
+from pipeline.cli import main
+from quantize import prune
+from quantize.fallback import selective_fallback
+from tests.test_zoo_export import SMALL
+
+# input dtype, output dtype, and a dtype the weights must include
+EXPECTED = {"dynamic": ("float32", "float32", "int8"), "float16": ("float32", "float32", "float16"),
+            "int16x8": ("int16", "int16", "int8")}
+
+
+def _tensor_types(blob: bytes):
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_content=blob)
+    dtypes = {np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    return (np.dtype(interp.get_input_details()[0]["dtype"]).name,
+            np.dtype(interp.get_output_details()[0]["dtype"]).name, dtypes)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_ptq_mode_on_every_backbone(name):
+    """int8 with int8 I/O is also checked, with agreement, in test_zoo_export."""
+    model = mobile_models.build(name, **SMALL[name])
+    if mobile_models.entry(name).task == "edges":
+        model = inference_model(model)
+    model = fold_batchnorm(model)
+    calib = np.random.default_rng(0).random((4, *model.input_shape[1:]), np.float32)
+    for mode, (dtype_in, dtype_out, weights) in EXPECTED.items():
+        got_in, got_out, dtypes = _tensor_types(tflite.to_tflite_bytes(model, mode, calib))
+        assert (got_in, got_out) == (dtype_in, dtype_out) and weights in dtypes, f"{name} {mode}: {dtypes}"
+
+
+def test_fallback_keeps_layers_in_float_until_the_gate_holds(tiny_hed, tiny_images):
+    from evaluate.parity import parity
+    from evaluate.runners import KerasRunner
+    folded = fold_batchnorm(tiny_hed)
+    ref = KerasRunner(tiny_hed).predict(tiny_images)["edges"]
+    seen = []
+
+    def gate(blob):  # passes once at least two layers are float: the loop must walk there and stop
+        from ai_edge_litert.interpreter import Interpreter
+        interp = Interpreter(model_content=blob)
+        floats = sum(1 for t in interp.get_tensor_details() if np.dtype(t["dtype"]) == np.float32)
+        seen.append(floats)
+        return len(seen) >= 3, float(floats)
+    result = selective_fallback(folded, tiny_images, gate, max_float_layers=5)
+    assert result["passed"] and len(result["float_layers"]) == 2 and len(result["steps"]) == 3
+    worst = sorted(result["layers"], key=lambda r: -r["rmse_per_scale"])
+    assert result["float_layers"] == [worst[0]["layer"], worst[1]["layer"]]
+    assert seen[2] > seen[0]  # more float tensors with layers kept in float
+    assert parity(ref, ref)["max_abs"] == 0
+
+
+def test_fallback_rejects_an_unknown_layer(tiny_hed, tiny_images):
+    from pipeline.errors import EdgePipeError
+    with pytest.raises(EdgePipeError, match="no quantized layer named nope"):
+        selective_fallback(fold_batchnorm(tiny_hed), tiny_images, lambda b: (True, 0.0), keep=["nope"])
+
+
+@pytest.mark.parametrize("structure, sparsity", [("unstructured", 0.5), ("unstructured", 0.75), ("2:4", 0.5)])
+def test_pruning_reaches_its_target_sparsity(structure, sparsity):
+    from mobile_models.backend import keras
+    from train.digits import digits_arrays
+    model = mobile_models.build("tiny_cnn", input_shape=(32, 32, 3), classes=10)
+    x, y = digits_arrays(32, "train")
+    wrapped = prune.wrap(model, sparsity, steps=20, structure=structure)
+    prune.fine_tune(wrapped, x[:256], y[:256], keras.losses.SparseCategoricalCrossentropy(), steps=20)
+    rows = prune.sparsity_table(prune.strip(wrapped))
+    pruned = rows
+    assert abs(prune.overall_sparsity(pruned) - sparsity) <= 0.01
+    if structure == "2:4":  # every group of 4 along the input channels keeps at most 2
+        kernel = prune.strip(wrapped).get_layer(pruned[-1]["layer"]).get_weights()[0]
+        groups = kernel.reshape(-1, kernel.shape[-2] // 4, 4, kernel.shape[-1]) if kernel.ndim == 4 else \
+            kernel.T.reshape(kernel.shape[1], -1, 4)
+        assert (np.count_nonzero(groups, axis=-2 if kernel.ndim == 4 else -1) <= 2).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sparsity", "1.0"], "sparsity must be in [0, 1)"),
+    (["--sparsity", "-0.1"], "sparsity must be in [0, 1)"),
+])
+def test_prune_cli_bad_sparsity(tmp_path, capsys, args, message):
+    from pipeline.modelio import save_keras
+    path = save_keras(mobile_models.build("tiny_cnn", input_shape=(32, 32, 3)), tmp_path / "m.keras")
+    assert main(["prune", "--model", str(path), *args, "--out", str(tmp_path / "p.keras")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_prune_cli_end_to_end(tmp_path, capsys):
+    from pipeline.modelio import save_keras
+    path = save_keras(mobile_models.build("tiny_cnn", input_shape=(32, 32, 3)), tmp_path / "m.keras")
+    assert main(["prune", "--model", str(path), "--sparsity", "0.75", "--steps", "20",
+                 "--out", str(tmp_path / "p.keras")]) == 0
+    printed = capsys.readouterr().out
+    assert "per-layer sparsity" in printed and "gzip" in printed
+    for f in ("p.keras", "p.tflite", "p.int8.tflite", "p.unpruned.tflite"):
+        assert (tmp_path / f).is_file()
+    assert (tmp_path / "p.int8.tflite").stat().st_size < (tmp_path / "p.unpruned.tflite").stat().st_size
+
+
+def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, capsys):
+    from pipeline.modelio import save_keras
+    path = save_keras(tiny_hed, tmp_path / "hed.keras")
+    data = tmp_path / "x.npy"
+    np.save(data, tiny_images)
+    out = tmp_path / "hed.int8.tflite"
+    rc = main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(data), "--debug",
+               "--auto-fallback", "--psnr", "200", "--max-float-layers", "2", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "int8 error per layer" in printed and "not met with 2 float layer(s)" in printed
+    card = json.loads((tmp_path / "hed.int8.tflite.model_card.json").read_text())
+    assert len(card["float_layers"]) == 2 and card["gate"]["passed"] is False
+    with pytest.raises(SystemExit) as bad_mode:  # argparse: one usage line, exit 2
+        main(["quantize", "--model", str(path), "--mode", "int4", "--out", str(out)])
+    assert bad_mode.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+    assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(data),
+                 "--keep-float", "nope", "--out", str(tmp_path / "x.tflite")]) == 2
+    assert "no quantized layer named nope" in capsys.readouterr().err
+    assert not (tmp_path / "x.tflite").exists()
+    bad = tmp_path / "nan.npy"
+    np.save(bad, np.full_like(tiny_images, np.nan))
+    assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(bad), "--out", str(out)]) == 2
+    assert "NaN" in capsys.readouterr().err
