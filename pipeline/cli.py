@@ -74,20 +74,22 @@ def _cmd_report(args):
     return 0
 
 
+def _recipe_parser(sub, name: str, help_text: str, default_out: str):
+    c = sub.add_parser(name, help=help_text)
+    c.add_argument("--recipe", help="recipe YAML (default: recipes/default.yaml)")
+    c.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    c.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
+    return c
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="edgepipe", description="Train, quantize, export and check mobile vision models.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a recipe end to end (train, export, verify, bench, report)")
-    r.add_argument("--recipe", help="recipe YAML (default: recipes/default.yaml)")
-    r.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
-    r.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
+    r = _recipe_parser(sub, "run", "run a recipe end to end (train, export, verify, bench, report)", "runs/default")
     r.add_argument("--force", action="store_true", help="re-run every stage, even those up to date")
     r.set_defaults(func=_cmd_run)
-
-    t = sub.add_parser("train", help="train the recipe's model only (checkpoints, TensorBoard, --resume)")
-    t.add_argument("--recipe", help="recipe YAML (default: recipes/default.yaml)")
-    t.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
-    t.add_argument("--profile", help="training profile from the recipe")
+    t = _recipe_parser(sub, "train", "train the recipe's model only (checkpoints, TensorBoard, --resume)",
+                       "runs/train")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (weights, optimizer, data)")
     t.set_defaults(func=_cmd_train)
 

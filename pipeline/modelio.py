@@ -28,6 +28,7 @@ def load_keras(path, trust: bool = False):
 
 
 def save_keras(model, path: Path) -> Path:
+    """The inference model, without optimizer state (checkpoints keep that)."""
     with atomic.staged_path(path) as tmp:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)
     return path

@@ -133,3 +133,26 @@ def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, 
     np.save(bad, np.full_like(tiny_images, np.nan))
     assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(bad), "--out", str(out)]) == 2
     assert "NaN" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_qat_on_every_backbone(name):
+    """Fake-quant wrappers go on (ShuffleNet's routing layers and HED's transposed
+    convs included), a training step runs, and the result converts to int8 kernels."""
+    from convert.tflite import converter_for
+    from mobile_models.backend import tf
+    from quantize.qat import qat_model
+    model = mobile_models.build(name, **SMALL[name])
+    if mobile_models.entry(name).task == "edges":
+        model = inference_model(model)
+    q = qat_model(model)
+    assert any("Quantize" in type(layer).__name__ for layer in q.layers)
+    x = np.random.default_rng(0).random((4, *model.input_shape[1:]), np.float32)
+    q.compile("sgd", "mse")
+    q.fit(x, model.predict(x, verbose=0), epochs=1, verbose=0)
+    converter = converter_for(q)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_content=converter.convert())
+    kinds = {np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    assert "int8" in kinds, kinds

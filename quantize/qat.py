@@ -1,0 +1,78 @@
+"""Quantization-aware training with tfmot for every registered backbone.
+
+tfmot knows Keras' own layers (HED's Conv2DTranspose included in this version);
+our two small layers that only route channels (``GroupSplit``, ``ChannelSplit``)
+get a pass-through config: they change no value, so they need no quantizer and
+their outputs keep the input's range.
+"""
+from mobile_models.backend import keras
+from mobile_models.custom_layers import ChannelSplit, GroupSplit
+
+
+def _tfmot():
+    import tensorflow_model_optimization as tfmot
+    return tfmot
+
+
+def _pass_through_config():
+    base = _tfmot().quantization.keras.QuantizeConfig
+
+    class PassThroughQuantizeConfig(base):
+        """No weights, no activations, no output quantizer: a routing layer."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+    return PassThroughQuantizeConfig
+
+
+def _output_only_config(base_cls):
+    """A BatchNormalization that follows a concat (ShuffleNet v1's grouped 1x1 convs)
+    has no conv to fold into: keep it float inside, fake-quantize its output."""
+    quantizers = _tfmot().quantization.keras.quantizers
+
+    class OutputOnlyQuantizeConfig(base_cls):
+        def get_output_quantizers(self, layer):
+            return [quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                      narrow_range=False)]
+    return OutputOnlyQuantizeConfig
+
+
+def _after_concat(layer) -> bool:
+    inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else []
+    inbound = inbound if isinstance(inbound, list) else [inbound]
+    return any(isinstance(i, keras.layers.Concatenate) for i in inbound)
+
+
+def qat_model(model):
+    """``model`` with fake-quantization wrappers, ready to fine-tune and convert to int8."""
+    q = _tfmot().quantization.keras
+    config = _pass_through_config()
+    output_only = _output_only_config(config)
+
+    def annotate(layer):
+        if isinstance(layer, (GroupSplit, ChannelSplit)):
+            return q.quantize_annotate_layer(layer, config())
+        if isinstance(layer, keras.layers.BatchNormalization) and _after_concat(layer):
+            return q.quantize_annotate_layer(layer, output_only())
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer
+        return q.quantize_annotate_layer(layer)
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    with q.quantize_scope({"PassThroughQuantizeConfig": config, "OutputOnlyQuantizeConfig": output_only,
+                           "GroupSplit": GroupSplit, "ChannelSplit": ChannelSplit}):
+        return q.quantize_apply(annotated)
