@@ -28,7 +28,6 @@ def load_keras(path, trust: bool = False):
 
 
 def save_keras(model, path: Path) -> Path:
-    """The inference model, without optimizer state (checkpoints keep that)."""
     with atomic.staged_path(path) as tmp:
-        model.save(tmp, include_optimizer=False)
+        model.save(tmp)
     return path

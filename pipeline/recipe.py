@@ -75,6 +75,10 @@ class TrainCfg(Strict):
                           "epoch for the best checkpoint and early stopping; 0 turns validation off")
     early_stopping_patience: int = Field(0, ge=0, description="stop after this many epochs without a better "
                                          "validation loss; 0 = never")
+    bn_momentum: float | None = Field(None, gt=0, lt=1, description="BatchNorm moving-average momentum for "
+                                      "training; empty keeps the network's 0.99. Runs of a few hundred steps "
+                                      "need ~0.9, or the inference statistics lag the weights (ShuffleNet v2 "
+                                      "on digits: 96% in training mode, 10% at inference with 0.99)")
     restore_best: bool = Field(True, description="end with the best-validation weights rather than the last")
     distribute: Literal["none", "mirrored", "multi_worker"] = Field(
         "none", description="tf.distribute strategy: mirrored = all local devices, multi_worker = TF_CONFIG")

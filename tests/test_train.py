@@ -127,3 +127,12 @@ def test_step_schedule_and_weight_decay_skip_batchnorm_and_bias():
     optimizer.build(model.trainable_variables)
     decayed = {v.name.split("/")[-1].split(":")[0]: optimizer._use_weight_decay(v) for v in model.trainable_variables}
     assert decayed == {"kernel": True, "bias": False, "gamma": False, "beta": False}
+
+
+def test_bn_momentum_is_set_for_training_and_bounded():
+    from pydantic import ValidationError
+    model = _toy_model()
+    fit.set_bn_momentum(model, 0.9)
+    assert [layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)] == [0.9]
+    with pytest.raises(ValidationError, match="bn_momentum"):
+        TrainCfg(phases=[Phase(size=32, steps=1, pool=1)], bn_momentum=1.5)

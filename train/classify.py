@@ -7,7 +7,7 @@ import numpy as np
 from mobile_models.backend import keras, tf
 from pipeline.errors import EdgePipeError
 from train import data, loop
-from train.fit import make_optimizer, make_strategy
+from train.fit import make_optimizer, make_strategy, set_bn_momentum
 
 
 def _arrays_dataset(x, y, batch_size: int, seed: int, augment_cfg):
@@ -28,6 +28,7 @@ def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: st
     strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)
     with strategy.scope():
         model = build(len(names))
+        set_bn_momentum(model, cfg.bn_momentum)
         optimizer, schedule = make_optimizer(cfg, sum(p.steps for p in cfg.phases))
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     train_ds = _arrays_dataset(x, y, cfg.batch_size, data_cfg.train_seed, data_cfg.augment)

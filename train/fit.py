@@ -58,6 +58,14 @@ def make_optimizer(cfg, total_steps: int):
     return opt, schedule
 
 
+def set_bn_momentum(model, momentum: float | None):
+    if momentum is None:
+        return
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def compile_hed(model, cfg, total_steps):
     optimizer, schedule = make_optimizer(cfg, total_steps)
     weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight}
@@ -108,6 +116,7 @@ def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bo
     plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
     with strategy.scope():
         model = build()
+        set_bn_momentum(model, cfg.bn_momentum)
         schedule = compile_hed(model, cfg, sum(p.steps for p in cfg.phases))
 
     def dataset_for(phase: int, skip: int):
