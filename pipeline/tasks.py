@@ -101,7 +101,6 @@ class ClassifyTask:
 
     def __init__(self, recipe):
         self.recipe = recipe
-        self._labels = None
 
     def train(self, out: Path, console, resume: bool = True):
         import mobile_models
@@ -119,11 +118,8 @@ class ClassifyTask:
         return model, state.history
 
     def labels(self) -> list[str]:
-        if self._labels is None:
-            from train.data import classes
-            self._labels = classes(self.recipe.data, "train", 8)[2] if self.recipe.data.kind == "digits" \
-                else classes(self.recipe.data, "val", 8)[2]
-        return self._labels
+        from train.data import class_names
+        return class_names(self.recipe.data)
 
     def calibration(self) -> np.ndarray:
         from train.data import classes

@@ -42,10 +42,7 @@ def test_every_ptq_mode_on_every_backbone(name):
 
 
 def test_fallback_keeps_layers_in_float_until_the_gate_holds(tiny_hed, tiny_images):
-    from evaluate.parity import parity
-    from evaluate.runners import KerasRunner
     folded = fold_batchnorm(tiny_hed)
-    ref = KerasRunner(tiny_hed).predict(tiny_images)["edges"]
     seen = []
 
     def gate(blob):  # passes once at least two layers are float: the loop must walk there and stop
@@ -59,7 +56,6 @@ def test_fallback_keeps_layers_in_float_until_the_gate_holds(tiny_hed, tiny_imag
     worst = sorted(result["layers"], key=lambda r: -r["rmse_per_scale"])
     assert result["float_layers"] == [worst[0]["layer"], worst[1]["layer"]]
     assert seen[2] > seen[0]  # more float tensors with layers kept in float
-    assert parity(ref, ref)["max_abs"] == 0
 
 
 def test_fallback_rejects_an_unknown_layer(tiny_hed, tiny_images):
@@ -77,10 +73,9 @@ def test_pruning_reaches_its_target_sparsity(structure, sparsity):
     wrapped = prune.wrap(model, sparsity, steps=20, structure=structure)
     prune.fine_tune(wrapped, x[:256], y[:256], keras.losses.SparseCategoricalCrossentropy(), steps=20)
     rows = prune.sparsity_table(prune.strip(wrapped))
-    pruned = rows
-    assert abs(prune.overall_sparsity(pruned) - sparsity) <= 0.01
+    assert abs(prune.overall_sparsity(rows) - sparsity) <= 0.01
     if structure == "2:4":  # every group of 4 along the input channels keeps at most 2
-        kernel = prune.strip(wrapped).get_layer(pruned[-1]["layer"]).get_weights()[0]
+        kernel = prune.strip(wrapped).get_layer(rows[-1]["layer"]).get_weights()[0]
         groups = kernel.reshape(-1, kernel.shape[-2] // 4, 4, kernel.shape[-1]) if kernel.ndim == 4 else \
             kernel.T.reshape(kernel.shape[1], -1, 4)
         assert (np.count_nonzero(groups, axis=-2 if kernel.ndim == 4 else -1) <= 2).all()

@@ -39,12 +39,22 @@ def classes(cfg, split: str, size: int):
     """(images float32 in [0, 1], labels int64, class names)."""
     if cfg.kind == "digits":
         from train.digits import digits_arrays
-        x, y = digits_arrays(size, "val" if split == "val" else split, seed=cfg.train_seed)
-        return x, y, [str(i) for i in range(10)]
+        x, y = digits_arrays(size, split, seed=cfg.train_seed)
+        return x, y, class_names(cfg)
     if cfg.kind == "image_folder":
         from train.folders import image_folder
         data = image_folder(cfg.path, size, split, cfg.train_seed)
         return data.images, data.labels, data.class_names
+    raise EdgePipeError(f"data.kind '{cfg.kind}' has no class labels; the model needs classification data")
+
+
+def class_names(cfg) -> list[str]:
+    """Label names without loading any image."""
+    if cfg.kind == "digits":
+        return [str(i) for i in range(10)]
+    if cfg.kind == "image_folder":
+        from train.folders import class_names as folder_classes
+        return folder_classes(cfg.path)
     raise EdgePipeError(f"data.kind '{cfg.kind}' has no class labels; the model needs classification data")
 
 

@@ -73,11 +73,18 @@ def split_indices(labels: np.ndarray, split: str, seed: int, val_fraction: float
     return np.sort(np.concatenate(picked))
 
 
-def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassImages:
+def class_names(root) -> list[str]:
+    """The class folders under ``root``, sorted: label i is the i-th name."""
     root = _existing_dir(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise EdgePipeError(f"data folder {root} has no class folders (expected {root}/CLASS/*.jpg)")
+    return classes
+
+
+def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassImages:
+    root = Path(root)
+    classes = class_names(root)
     files, labels = [], []
     for label, name in enumerate(classes):
         found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
