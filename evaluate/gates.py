@@ -1,9 +1,11 @@
 """Release gates: does an export hold its original's numbers?
 
-Defaults per variant (overridable on the CLI):
-- float32: max abs error <= 1e-4 on every output;
+Defaults per variant (overridable in the recipe's ``verify`` and on the CLI):
+- float32 / fp32: max abs error <= 1e-4 on every output;
 - fp16 / float16: PSNR >= 40 dB;
-- int8 / int16x8 / dynamic: classifiers keep top-1 agreement >= 98%; dense outputs PSNR >= 30 dB.
+- int8 / int16x8 / dynamic: classifiers keep top-1 agreement >= 98%; detectors
+  with task metrics lose <= 1 point of edge F-score; other dense outputs keep
+  PSNR >= 30 dB.
 """
 from dataclasses import dataclass
 
@@ -26,13 +28,18 @@ class Gate:
         return f"{self.metric} {value:.4g} {op} {self.threshold:g}"
 
 
-def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0):
-    if variant == "float32":
+def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0,
+                 task_drop: float | None = None):
+    """``task_drop``: gate a quantized non-classifier on its task metric's drop
+    (``f_score_drop``) instead of PSNR, where the caller has task metrics."""
+    if variant in ("float32", "fp32"):
         return Gate("max_abs", atol, False)
     if variant in ("fp16", "float16"):
         return Gate("psnr_db", psnr_fp16, True)
     if classifier:
         return Gate("top1_agreement", agreement, True)
+    if task_drop is not None:
+        return Gate("f_score_drop", task_drop, False)
     return Gate("psnr_db", psnr_int, True)
 
 

@@ -148,6 +148,11 @@ def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape
     from pathlib import Path
 
     from pipeline.errors import EdgePipeError
+    from convert.coreml import can_predict
+    coreml = [p for p in models.values() if str(p).rstrip("/").endswith((".mlpackage", ".mlmodel"))]
+    if coreml and not can_predict()[0]:
+        raise EdgePipeError(f"{coreml[0]}: Core ML latency needs macOS; here an .mlpackage runs only in the numpy "
+                            f"reference interpreter, which gives numerics (edgepipe verify), not timings")
     root = Path(__file__).resolve().parent.parent
     spec = {"models": models, "threads": threads, "warmup": warmup, "runs": runs, "input_shape": input_shape,
             **options}

@@ -27,6 +27,7 @@ class NotRunnable(Exception):
 
 class Runner:
     runtime = "?"
+    engine = "?"    # what computed the numbers: the runtime itself, or a reference
     version = "?"
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -41,6 +42,7 @@ class Runner:
 
 class KerasRunner(Runner):
     runtime = "keras"
+    engine = "keras"
 
     def __init__(self, model):
         from mobile_models.backend import tf
@@ -58,6 +60,7 @@ class KerasRunner(Runner):
 
 class TFLiteRunner(Runner):
     runtime = "litert"
+    engine = "litert"
 
     def __init__(self, path, threads=1, xnnpack=True):
         from ai_edge_litert import interpreter as litert
@@ -102,6 +105,7 @@ def _tflite_name(name: str) -> str:
 
 class OnnxRunner(Runner):
     runtime = "onnxruntime"
+    engine = "onnxruntime"
 
     def __init__(self, path, threads=1):
         import onnxruntime as ort
@@ -126,7 +130,9 @@ class OnnxRunner(Runner):
 
 
 class CoreMLRunner(Runner):
+    """Core ML's own ``MLModel.predict`` (macOS only)."""
     runtime = "coreml"
+    engine = "coreml"
 
     COMPUTE_UNITS = {"cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "all": "ALL"}
 
@@ -140,16 +146,76 @@ class CoreMLRunner(Runner):
         units = getattr(ct.ComputeUnit, self.COMPUTE_UNITS[compute_units])
         self.model = ct.models.MLModel(str(path), compute_units=units)
         spec = self.model.get_spec().description
+        self.labels = _class_labels(self.model.get_spec())
         self.inputs = [TensorInfo(i.name, (), "image") for i in spec.input]
-        self.outputs = [TensorInfo(o.name, (), "float32") for o in spec.output]
+        self.outputs = [TensorInfo(o.name, (), "float32") for o in spec.output
+                        if o.name != spec.predictedFeatureName]
 
     def _one(self, x):
         from PIL import Image
-        img = Image.fromarray(np.clip(np.round(x[0] * 255), 0, 255).astype(np.uint8))
-        return {k: np.asarray(v, np.float32) for k, v in self.model.predict({self.inputs[0].name: img}).items()}
+        img = Image.fromarray(_pixels(x)[0])
+        got = self.model.predict({self.inputs[0].name: img})
+        return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
 
     def predict(self, batch):
         return self._each(batch, self._one)
+
+
+class CoreMLReferenceRunner(Runner):
+    """The same ``.mlpackage`` run by the numpy reference interpreter
+    (``evaluate.milref``) where Core ML cannot run: reference numerics for
+    verify, labelled ``reference-interpreter``; never a latency figure."""
+    runtime = "coreml"
+
+    def __init__(self, path):
+        from evaluate.milref import ENGINE, ReferenceProgram
+        from convert.coreml import _coremltools
+        self.engine = ENGINE
+        self.version = f"coremltools {_coremltools().__version__} + {ENGINE}"
+        self.program = ReferenceProgram(path)
+        desc = self.program.spec.description
+        self.labels = self.program.class_labels()
+        self.inputs = [TensorInfo(n, self.program.input_shapes[n], "image") for n in self.program.input_names]
+        self.outputs = [TensorInfo(o.name, (), "float32") for o in desc.output if o.name != desc.predictedFeatureName]
+
+    def _one(self, x):
+        # what an ImageType input sees: 8-bit RGB pixels, here in the program's NCHW
+        image = _pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
+        got = self.program.run({self.inputs[0].name: image})
+        return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
+
+    def predict(self, batch):
+        return self._each(batch, self._one)
+
+
+def _pixels(x):
+    return np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.uint8)
+
+
+def _class_labels(spec):
+    """A classifier's label order, from the model card we embed (else None: sorted keys)."""
+    import json
+    card = spec.description.metadata.userDefined.get("model_card")
+    try:
+        return json.loads(card).get("labels") if card else None
+    except ValueError:
+        return None
+
+
+def _numeric(value, labels):
+    """A classifier's {label: probability} back to an array in label order."""
+    if isinstance(value, dict):
+        order = labels or sorted(value)
+        return np.asarray([[value[k] for k in order]], np.float32)
+    return np.asarray(value, np.float32)
+
+
+def coreml_runner(path, compute_units: str = "all") -> Runner:
+    """Core ML itself on macOS, the reference interpreter elsewhere."""
+    from convert.coreml import can_predict
+    if can_predict()[0]:
+        return CoreMLRunner(path, compute_units)
+    return CoreMLReferenceRunner(path)
 
 
 def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all") -> Runner:
@@ -163,7 +229,7 @@ def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str
     if name.endswith(".onnx"):
         return OnnxRunner(path, threads)
     if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
-        return CoreMLRunner(path, compute_units)
+        return coreml_runner(path, compute_units)
     if name.endswith((".keras", ".h5")) or path.is_dir():
         from pipeline.modelio import load_keras
         return KerasRunner(load_keras(path))

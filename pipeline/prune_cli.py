@@ -1,6 +1,8 @@
 """``edgepipe prune``: magnitude pruning of a classifier, fine-tuned on its data,
 stripped, exported to TFLite float and int8, with the per-layer sparsity table and
-file/gzip sizes next to the unpruned model's."""
+file/gzip sizes next to the unpruned model's. ``--structure channel`` removes
+whole filters instead (a narrower model): the table then lists channels, with
+MACs and one-thread TFLite latency before and after."""
 from pathlib import Path
 
 from rich.table import Table
@@ -48,6 +50,8 @@ def cmd_prune(args):
     x, y = _training_data(args, model)
     from pipeline.cards import output_activation
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
+    if args.structure == "channel":
+        return _cmd_channel(args, model, x, y, loss, out, console)
     wrapped = prune.wrap(model, args.sparsity, args.steps, args.structure, args.schedule)
     with console.status(f"pruning to {args.sparsity:.0%} ({args.structure}) over {args.steps} fine-tuning steps"):
         prune.fine_tune(wrapped, x, y, loss, args.steps, args.batch_size, args.learning_rate)
@@ -62,35 +66,87 @@ def cmd_prune(args):
     console.print(t)
     base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
     mine = _exports(pruned, x[:200], out.with_name(out.stem))
-    for mode in ("float32", "int8"):
-        console.print(f"{mode}: {base[mode]['bytes']:,} -> {mine[mode]['bytes']:,} bytes; gzip "
-                      f"{base[mode]['gzip_bytes']:,} -> {mine[mode]['gzip_bytes']:,} "
-                      f"({mine[mode]['gzip_bytes'] / base['float32']['gzip_bytes']:.1%} of the float model's gzip)")
-    acc = _accuracy(pruned, model, args)
+    _print_sizes(console, base, mine)
+    acc = _accuracy({"original": model, "pruned": pruned}, args)
     console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {acc['pruned']:.2%} after pruning")
     return 0
 
 
-def _accuracy(pruned, original, args) -> dict:
+def _cmd_channel(args, model, x, y, loss, out, console):
+    from mobile_models.profile import profile_model
+    from pipeline.modelio import save_keras
+    from quantize import channel_prune
+    if args.latency_runs < 1:
+        raise EdgePipeError(f"--latency-runs must be at least 1, got {args.latency_runs}")
+    pruned, rows = channel_prune.prune_channels(model, args.sparsity)
+    if not rows:
+        raise EdgePipeError("no prunable channels: every conv feeds an add, concat, split or the output")
+    untuned = _accuracy({"pruned": pruned}, args)["pruned"]
+    with console.status(f"fine-tuning the {args.sparsity:.0%} channel-pruned model for {args.steps} steps"):
+        channel_prune.fine_tune(pruned, x, y, loss, args.steps, args.batch_size, args.learning_rate)
+    save_keras(pruned, out)
+    t = Table(title=f"channels per pruned conv of {out.name} (lowest L1 norm removed)")
+    for col in ("layer", "before", "after", "consumer"):
+        t.add_column(col, justify="right" if col in ("before", "after") else "left")
+    for r in rows:
+        t.add_row(r["layer"], str(r["before"]), str(r["after"]), r["consumer"])
+    console.print(t)
+    before, after = profile_model(model), profile_model(pruned)
+    console.print(f"MACs: {before['macs']:,} -> {after['macs']:,} ({after['macs'] / before['macs']:.1%}); "
+                  f"params: {before['params']:,} -> {after['params']:,} ({after['params'] / before['params']:.1%})")
+    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
+    mine = _exports(pruned, x[:200], out.with_name(out.stem))
+    _print_sizes(console, base, mine)
+    lat = _latency({"unpruned": base["float32"]["path"], "pruned": mine["float32"]["path"]}, args.latency_runs)
+    console.print(f"TFLite float latency, 1 thread, p50 of {args.latency_runs} interleaved runs: "
+                  f"{lat['unpruned']:.3f} -> {lat['pruned']:.3f} ms ({lat['pruned'] / lat['unpruned']:.2f}x)")
+    acc = _accuracy({"original": model, "pruned": pruned}, args)
+    console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {untuned:.2%} pruned, "
+                  f"{acc['pruned']:.2%} after fine-tuning")
+    return 0
+
+
+def _latency(paths: dict, runs: int) -> dict:
+    """p50 ms per model at one thread, runs interleaved so load on the host hits both alike."""
+    import numpy as np
+
+    from evaluate.latency import interleaved
+    from evaluate.runners import open_runner
+    runners = {k: open_runner(p, threads=1) for k, p in paths.items()}
+    batch = np.random.default_rng(0).random((1, *runners["unpruned"].inputs[0].shape[1:]), np.float32)
+    stats = interleaved(runners, batch, warmup=max(1, runs // 10), runs=runs)
+    return {k: s["p50_ms"] for k, s in stats.items()}
+
+
+def _print_sizes(console, base, mine):
+    for mode in ("float32", "int8"):
+        console.print(f"{mode}: {base[mode]['bytes']:,} -> {mine[mode]['bytes']:,} bytes; gzip "
+                      f"{base[mode]['gzip_bytes']:,} -> {mine[mode]['gzip_bytes']:,} "
+                      f"({mine[mode]['gzip_bytes'] / base['float32']['gzip_bytes']:.1%} of the float model's gzip)")
+
+
+def _accuracy(models: dict, args) -> dict:
     import numpy as np
 
     from pipeline.recipe import DataCfg
     from train.data import classes
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
-    x, y, _ = classes(cfg, "val", original.input_shape[1])
-    return {name: float(np.mean(m.predict(x, verbose=0).argmax(-1) == y))
-            for name, m in (("original", original), ("pruned", pruned))}
+    x, y, _ = classes(cfg, "val", next(iter(models.values())).input_shape[1])
+    return {name: float(np.mean(m.predict(x, verbose=0).argmax(-1) == y)) for name, m in models.items()}
 
 
 def add_parser(sub):
-    p = sub.add_parser("prune", help="magnitude pruning (unstructured or 2:4) with fine-tuning, for classifiers")
+    p = sub.add_parser("prune", help="magnitude (unstructured, 2:4) or channel pruning with fine-tuning, "
+                                     "for classifiers")
     p.add_argument("--model", required=True, help="a trained classifier (.keras)")
-    p.add_argument("--sparsity", type=float, required=True, help="target share of zero weights, in [0, 1)")
+    p.add_argument("--sparsity", type=float, required=True,
+                   help="target share of zero weights (with --structure channel: of removed channels), in [0, 1)")
     p.add_argument("--structure", default="unstructured", choices=STRUCTURES)
     p.add_argument("--schedule", default="polynomial", choices=["polynomial", "constant"])
     p.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--latency-runs", type=int, default=50, help="timed runs per model (--structure channel)")
     p.add_argument("--data-folder", help="image folder (root/CLASS/*.jpg) to fine-tune on (default: digits)")
     p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")
     p.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")

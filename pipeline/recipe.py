@@ -99,6 +99,11 @@ class ExportCfg(Strict):
 class VerifyCfg(Strict):
     edge_threshold: float = Field(0.5, gt=0, lt=1, description="edge probability counted as edge")
     edge_tolerance_px: int = Field(2, ge=0, le=16, description="match distance for the edge F-score")
+    gate_atol: float = Field(1e-4, gt=0, description="float32 release gate: max abs error against Keras")
+    gate_psnr_db: float = Field(40.0, description="fp16/float16 release gate: minimum PSNR in dB")
+    gate_agreement: float = Field(0.98, gt=0, le=1, description="quantized classifiers: minimum top-1 agreement")
+    gate_task_drop: float = Field(0.01, ge=0, le=1, description="quantized detectors: largest edge F-score drop "
+                                                                 "against the original (0.01 = 1 point)")
 
 
 class BenchCfg(Strict):

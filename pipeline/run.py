@@ -47,6 +47,10 @@ def _match(ref_names, got: dict) -> dict:
     raise EdgePipeError(f"export outputs {list(got)} do not match the original's {ref_names}")
 
 
+REFERENCE_NOTE = {"reference-interpreter": "numerics from the numpy reference interpreter (evaluate.milref); "
+                                          "Core ML itself, and its latency, need macOS"}
+
+
 def stage_verify(recipe, task, model, exports, out: Path, console) -> list[dict]:
     """Every export against the Keras original on the task's held-out data."""
     x, truth = task.heldout()
@@ -60,24 +64,38 @@ def stage_verify(recipe, task, model, exports, out: Path, console) -> list[dict]
             entries.append(artifact_entry(v.format, v.precision, None, e["status"], e["reason"]))
             continue
         try:
-            got = _match([out_name], open_runner(e["path"]).predict(x))[out_name]
+            runner = open_runner(e["path"])
+            got = _match([out_name], runner.predict(x))[out_name]
         except NotRunnable as why:
             entries.append(artifact_entry(v.format, v.precision, e["path"], "not_run", f"converted; {why}"))
             continue
         entry = artifact_entry(v.format, v.precision, e["path"], parity=parity(ref, got),
-                               task=task.score(got, truth, ref))
-        entry["gate"] = release_gate(v.precision, entry["parity"] | entry["task"], task.name == "classify")
+                               task=task.score(got, truth, ref), reason=REFERENCE_NOTE.get(runner.engine, ""))
+        entry["engine"] = runner.engine
+        _add_task_deltas(entry["task"], entries[0]["task"])
+        entry["gate"] = release_gate(v.precision, entry["parity"] | entry["task"], task.name == "classify",
+                                     recipe.verify)
         if v.precision == "int8":
             entry["layers"] = _int8_layer_errors(task, model)
         entries.append(entry)
     return entries
 
 
-def release_gate(precision: str, metrics: dict, classifier: bool) -> dict:
-    """The default release gate for the export (see evaluate.gates); classifiers'
-    int8 gate is top-1 agreement with the original."""
+def _add_task_deltas(metrics: dict, original: dict):
+    """Each task metric's change against the Keras original (edge F-score, corner rates, top-1)."""
+    for key, value in list(metrics.items()):
+        if isinstance(original.get(key), float) and isinstance(value, float) and key != "agreement":
+            metrics[f"{key}_delta"] = value - original[key]
+    if "f_score" in metrics and "f_score" in original:
+        metrics["f_score_drop"] = original["f_score"] - metrics["f_score"]
+
+
+def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
+    """The recipe's release gate for the export (see evaluate.gates): classifiers'
+    quantized gate is top-1 agreement, the edge detector's its F-score drop."""
     from evaluate.gates import default_gate
-    gate = default_gate(precision, classifier)
+    gate = default_gate(precision, classifier, cfg.gate_atol, cfg.gate_psnr_db, cfg.gate_agreement,
+                        task_drop=cfg.gate_task_drop if "f_score_drop" in metrics else None)
     value = metrics["agreement" if gate.metric == "top1_agreement" else gate.metric]
     return {"rule": gate.describe(value), "pass": bool(gate.holds(value))}
 
@@ -96,7 +114,7 @@ def stage_bench(recipe, entries, macs: int, out: Path, console):
     """Time every runnable artifact in a fresh process (one thread, batch 1)."""
     from evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
-              if e["status"] == "ok" and e["path"]}
+              if e["status"] == "ok" and e["path"] and e.get("engine") not in REFERENCE_NOTE}
     try:
         with console.status(f"timing latency ({recipe.bench.threads} thread, interleaved)"):
             stats = measure_host(models, recipe.bench.threads, recipe.bench.warmup, recipe.bench.runs,

@@ -90,7 +90,10 @@ def _export_variant(runner, path: Path) -> str:
             return "int16x8"
         from evaluate.opprofile import tflite_op_histogram
         return "float16" if "DEQUANTIZE" in tflite_op_histogram(path) else "float32"
-    return "fp16" if runner.runtime == "coreml" else "float32"
+    if runner.runtime == "coreml":
+        from evaluate.milref.program import program_precision
+        return program_precision(path)
+    return "float32"
 
 
 def cmd_verify(args):
@@ -99,11 +102,13 @@ def cmd_verify(args):
     from pipeline.modelio import load_keras
     model = load_keras(args.model, trust=args.trust_model)
     x = sample_inputs(model.input_shape[1:], args.data)
-    ref = KerasRunner(model).predict(x)
     try:
         runner = open_runner(args.export)
     except NotRunnable as why:
-        return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml")
+        return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
+    if runner.runtime == "coreml":  # an ImageType input carries 8-bit pixels; compare like with like
+        x = np.round(np.clip(x, 0, 1) * 255) / 255
+    ref = KerasRunner(model).predict(x)
     variant = _export_variant(runner, Path(args.export))
     got = runner.predict(x)
     got = got if set(ref) <= set(got) else dict(zip(ref, got.values()))
@@ -112,26 +117,70 @@ def cmd_verify(args):
         if name not in got:
             raise EdgePipeError(f"export {args.export} has no output matching '{name}' (has {list(got)})")
         gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
-        rows.append({"output": name} | check_output(r, got[name], gate))
-    return _report(args, rows, variant)
+        rows.append({"output": name} | check_output(r, got[name], gate) | _accuracy(args, r, got[name], len(x)))
+    failed = not all(r["pass"] for r in rows)
+    drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
+    return _report(args, rows, variant, runner.engine, drill)
 
 
-def _report(args, rows, variant):
+def _accuracy(args, ref, got, count) -> dict:
+    """With ``--truth``, top-1 accuracy of the original and the export on labelled data."""
+    if not args.truth:
+        return {}
+    path = Path(args.truth)
+    if path.suffix != ".npy" or not path.is_file():
+        raise EdgePipeError(f"--truth must be an existing .npy file of class ids, got {args.truth}")
+    y = np.load(path, allow_pickle=False)
+    if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
+        raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
+    if ref.ndim != 2:
+        raise EdgePipeError("--truth needs a classifier output (batch, classes)")
+    original, export = (float(np.mean(a.reshape(ref.shape).argmax(-1) == y)) for a in (ref, got))
+    return {"top1_original": original, "top1": export, "top1_delta": export - original}
+
+
+def _drill_down(model, export, x, variant) -> dict:
+    from evaluate.drilldown import drill_down
+    return drill_down(model, export, x, variant)
+
+
+def _report(args, rows, variant, engine, drill=None):
     ok = all(r["pass"] for r in rows)
     if args.json:
-        print(json.dumps({"export": args.export, "variant": variant, "pass": ok, "outputs": rows}))
+        print(json.dumps({"export": args.export, "variant": variant, "engine": engine, "pass": ok,
+                          "outputs": rows, "drilldown": drill}))
         return 0 if ok else 1
-    t = Table(title=f"verify {Path(args.export).name} ({variant}) against {Path(args.model).name}")
-    for col in ("output", "max abs", "mean abs", "PSNR dB", "cosine", "top-1 agree", "gate", "result"):
+    note = " by the numpy reference interpreter" if engine == "reference-interpreter" else ""
+    t = Table(title=f"verify {Path(args.export).name} ({variant}{note}) against {Path(args.model).name}")
+    for col in ("output", "max abs", "mean abs", "PSNR dB", "SQNR dB", "cosine", "outside tol", "top-1 agree",
+                "top-1 export (original)", "gate", "result"):
         t.add_column(col)
     fmt = lambda r, k, f: format(r[k], f) if k in r else "-"  # noqa: E731
     for r in rows:
+        top1 = f"{r['top1']:.1%} ({r['top1_original']:.1%})" if "top1" in r else "-"
         t.add_row(r["output"], fmt(r, "max_abs", ".2e"), fmt(r, "mean_abs", ".2e"), fmt(r, "psnr_db", ".1f"),
-                  fmt(r, "cosine", ".6f"), fmt(r, "top1_agreement", ".1%"), r["gate"],
+                  fmt(r, "sqnr_db", ".1f"), fmt(r, "cosine", ".6f"), fmt(r, "outside_tol_frac", ".2%"),
+                  fmt(r, "top1_agreement", ".1%"), top1, r["gate"],
                   "pass" if r["pass"] else f"FAIL (by {abs(r.get('margin', 0)):.3g})")
     from pipeline.report import wide_console
-    wide_console().print(t)
+    console = wide_console()
+    console.print(t)
+    if drill:
+        _print_drill_down(console, drill)
     return 0 if ok else 1
+
+
+def _print_drill_down(console, drill):
+    if not drill["available"]:
+        console.print(f"drill-down: {drill['why']}", markup=False)
+        return
+    first = drill["first"]
+    if first is None:
+        console.print(f"drill-down: no layer's error exceeds round-off ({len(drill['layers'])} layers compared)")
+        return
+    console.print(f"first divergence at layer '{first['layer']}': relative error {first['relative_error']:.3g} "
+                  f"({first['kind']}, {first['jump']:.3g}x the worst before it, {first['before']:.2g}; "
+                  f"{len(drill['layers'])} layers compared on one input)", markup=False)
 
 
 def add_parsers(sub):
@@ -154,9 +203,12 @@ def add_parsers(sub):
     v.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
     v.add_argument("--export", required=True, help=".tflite, .onnx or .mlpackage")
     v.add_argument("--data", help=".npy (N,H,W,C) inputs in [0,1] (default: generated documents)")
+    v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
     v.add_argument("--atol", type=float, default=1e-4, help="float32 gate: max abs error")
     v.add_argument("--psnr", type=float, default=40.0, help="fp16 gate: minimum PSNR in dB")
     v.add_argument("--agreement", type=float, default=0.98, help="int8 gate for classifiers: top-1 agreement")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--no-drill-down", action="store_true",
+                   help="when a gate fails, skip comparing intermediate tensors layer by layer")
     v.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
     v.set_defaults(func=cmd_verify)

@@ -11,7 +11,8 @@ import numpy as np
 from mobile_models.backend import keras
 from pipeline.errors import EdgePipeError
 
-STRUCTURES = ("unstructured", "2:4")
+# "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
+STRUCTURES = ("unstructured", "2:4", "channel")
 # tfmot prunes these; depthwise kernels (3x3 per channel, ~1-3% of weights) it leaves dense
 PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
 
@@ -46,6 +47,9 @@ def _prunable(layer) -> bool:
 def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", kind: str = "polynomial"):
     """A copy of ``model`` whose prunable layers are wrapped for magnitude pruning."""
     check_sparsity(sparsity, structure)
+    if structure == "channel":
+        raise EdgePipeError("channel pruning rebuilds the model instead of masking it: "
+                            "use quantize.channel_prune.prune_channels")
     s = _tfmot().sparsity.keras
 
     def clone(layer):

@@ -1,4 +1,5 @@
-"""Quantization-aware training with tfmot for every registered backbone.
+"""Quantization-aware training with tfmot for every registered backbone, and
+pruning-preserving QAT (PQAT) for magnitude-pruned models.
 
 tfmot knows Keras' own layers (HED's Conv2DTranspose included in this version);
 our two small layers that only route channels (``GroupSplit``, ``ChannelSplit``)
@@ -58,7 +59,7 @@ def _after_concat(layer) -> bool:
     return any(isinstance(i, keras.layers.Concatenate) for i in inbound)
 
 
-def qat_model(model):
+def qat_model(model, scheme=None):
     """``model`` with fake-quantization wrappers, ready to fine-tune and convert to int8."""
     q = _tfmot().quantization.keras
     config = _pass_through_config()
@@ -75,4 +76,16 @@ def qat_model(model):
     annotated = keras.models.clone_model(model, clone_function=annotate)
     with q.quantize_scope({"PassThroughQuantizeConfig": config, "OutputOnlyQuantizeConfig": output_only,
                            "GroupSplit": GroupSplit, "ChannelSplit": ChannelSplit}):
-        return q.quantize_apply(annotated)
+        return q.quantize_apply(annotated, scheme) if scheme else q.quantize_apply(annotated)
+
+
+def pqat_model(pruned_model):
+    """QAT that keeps a pruned model's zeros: the weight quantizers of Conv2D and
+    Dense multiply by a mask taken from the zeros present now, so fine-tuning
+    cannot regrow them (tfmot's collaborative-optimization scheme). Pass a
+    stripped model (``quantize.prune.strip``); pruning wrappers are not allowed."""
+    if any(type(layer).__name__ == "PruneLowMagnitude" for layer in pruned_model.layers):
+        from pipeline.errors import EdgePipeError
+        raise EdgePipeError("strip the pruning wrappers (quantize.prune.strip) before PQAT")
+    scheme = _tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    return qat_model(pruned_model, scheme)

@@ -5,7 +5,8 @@ import pytest
 from convert.fold import count_batchnorm, fold_batchnorm
 from convert.formats import VARIANTS, export
 from evaluate.parity import parity
-from evaluate.runners import KerasRunner, NotRunnable, open_runner
+from evaluate.runners import KerasRunner, open_runner
+from pipeline.errors import EdgePipeError
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,25 @@ def test_coreml_mlpackage_has_image_input_and_named_output(folded, tmp_path):
     assert "batch_norm" not in ops and "conv_transpose" in ops
 
 
-def test_coreml_prediction_is_reported_not_run_on_linux(folded, tmp_path):
+def test_coreml_runs_in_the_reference_interpreter_off_macos(folded, tmp_path, tiny_images):
     import sys
     path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage")
     if sys.platform == "darwin":
         pytest.skip("real Core ML prediction available")
-    with pytest.raises(NotRunnable, match="macOS"):
-        open_runner(path)
+    runner = open_runner(path)
+    assert runner.engine == "reference-interpreter" and "reference-interpreter" in runner.version
+    ref = KerasRunner(folded).predict(tiny_images)["edges"]
+    assert parity(ref, runner.predict(tiny_images)["edges"])["psnr_db"] >= 40
+
+
+def test_coreml_latency_is_refused_off_macos(folded, tmp_path):
+    import sys
+    from evaluate.latency import measure_host
+    if sys.platform == "darwin":
+        pytest.skip("real Core ML prediction available")
+    path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage")
+    with pytest.raises(EdgePipeError, match="Core ML latency needs macOS"):
+        measure_host({"coreml": str(path)}, 1, 1, 1)
 
 
 def test_int8_calibration_rejects_nan(folded, tmp_path, tiny_images):

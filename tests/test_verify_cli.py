@@ -19,9 +19,23 @@ def external(tmp_path_factory):
                         ("mobilenet_v2", lambda: keras.applications.MobileNetV2(
             weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10))):
         path = d / f"{name}.keras"
-        build().save(path)
+        model = build()
+        _settle_batchnorm(model)
+        model.save(path)
         out[name] = path
     return out
+
+
+def _settle_batchnorm(model):
+    """Batch statistics as a trained net's BN would hold them; with the fresh
+    (0, 1) statistics a random net's activations vanish and every export agrees."""
+    from pipeline.verify_cli import sample_inputs
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in bns:
+        layer.momentum = 0.0
+    model(sample_inputs(model.input_shape[1:], count=16), training=True)
+    for layer in bns:
+        layer.momentum = 0.99
 
 
 @pytest.mark.parametrize("name", ["mobilenet", "mobilenet_v2"])
@@ -47,20 +61,62 @@ def test_int8_export_is_gated_on_top1_agreement(external, tmp_path, capsys):
     assert code == (0 if result["pass"] else 1)
 
 
-def test_a_broken_export_fails_verify_with_exit_1(external, tmp_path, capsys):
-    """An export whose classifier weights were corrupted must not pass."""
-    from pipeline.modelio import load_keras
-    other = load_keras(external["mobilenet"])
-    last = [l for l in other.layers if l.get_weights()][-1]
-    rng = np.random.default_rng(0)
-    last.set_weights([w + rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in last.get_weights()])
-    other_path = tmp_path / "other.keras"
-    other.save(other_path)
-    out = tmp_path / "other.tflite"
-    assert main(["convert", "--model", str(other_path), "--format", "tflite", "--out", str(out)]) == 0
+def _perturb_tflite_weights(path, layer: str):
+    """Flip the sign of a layer's first output channel in the .tflite flatbuffer itself."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    buf = bytearray(path.read_bytes())
+    model = schema.Model.GetRootAs(buf, 0)
+    graph = model.Subgraphs(0)
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        name = t.Name().decode()
+        if layer in name.split("/") and t.ShapeLength() == 4 and model.Buffers(t.Buffer()).DataLength():
+            data = model.Buffers(t.Buffer()).DataAsNumpy().view(np.float32)  # a view into buf
+            data[: data.size // t.Shape(0)] *= -1.0
+            path.write_bytes(bytes(buf))
+            return name
+    raise AssertionError(f"no weight tensor of {layer}")
+
+
+def test_a_broken_tflite_export_fails_verify_and_names_the_layer(external, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    assert main(["convert", "--model", str(external["mobilenet"]), "--format", "tflite", "--out", str(out)]) == 0
+    _perturb_tflite_weights(out, "conv_pw_6")
     capsys.readouterr()
+    assert main(["verify", "--model", str(external["mobilenet"]), "--export", str(out), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert not result["pass"] and result["engine"] == "litert"
+    first = result["drilldown"]["first"]
+    assert first["layer"].startswith("conv_pw_6") and first["kind"] == "jump", first
     assert main(["verify", "--model", str(external["mobilenet"]), "--export", str(out)]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    assert "first divergence at layer 'conv_pw_6" in capsys.readouterr().out
+
+
+def test_a_broken_coreml_export_fails_verify_and_names_the_layer(external, tmp_path, capsys):
+    """The same drill-down for Core ML, from the reference interpreter's per-op outputs."""
+    from pipeline.modelio import load_keras
+    broken = load_keras(external["mobilenet"])
+    layer = broken.get_layer("conv_pw_6")
+    kernel, *rest = layer.get_weights()
+    kernel[..., :4] *= -3.0
+    layer.set_weights([kernel, *rest])
+    broken_path, out = tmp_path / "broken.keras", tmp_path / "m.mlpackage"
+    broken.save(broken_path)
+    assert main(["convert", "--model", str(broken_path), "--format", "coreml", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(external["mobilenet"]), "--export", str(out), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["engine"] == "reference-interpreter" and result["variant"] == "fp16"
+    assert result["drilldown"]["first"]["layer"] == "conv_pw_6", result["drilldown"]["first"]
+
+
+def test_coreml_export_passes_verify_on_linux(external, tmp_path, capsys):
+    out = tmp_path / "m.mlpackage"
+    assert main(["convert", "--model", str(external["mobilenet_v2"]), "--format", "coreml", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(external["mobilenet_v2"]), "--export", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["variant"] == "fp16" and result["outputs"][0]["psnr_db"] >= 40 and result["drilldown"] is None
 
 
 def test_lambda_layer_model_is_refused(tmp_path):
@@ -88,3 +144,23 @@ def test_verify_rejects_nan_data(external, tmp_path):
     np.save(tmp_path / "d.npy", data)
     assert main(["verify", "--model", str(external["mobilenet"]), "--export", str(tmp_path / "x.onnx"),
                  "--data", str(tmp_path / "d.npy")]) == 2
+
+
+def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
+    from pipeline.modelio import load_keras
+    from pipeline.verify_cli import sample_inputs
+    x = sample_inputs((96, 96, 3), count=8)
+    pred = load_keras(external["mobilenet"]).predict(x, verbose=0).argmax(-1)
+    truth = pred.copy()
+    truth[:2] = (truth[:2] + 1) % 10  # two wrong labels: the original scores exactly 75%
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", truth)
+    out = tmp_path / "m.tflite"
+    assert main(["convert", "--model", str(external["mobilenet"]), "--format", "tflite", "--out", str(out)]) == 0
+    capsys.readouterr()
+    args = ["verify", "--model", str(external["mobilenet"]), "--export", str(out), "--data", str(tmp_path / "x.npy")]
+    assert main(args + ["--truth", str(tmp_path / "y.npy"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert row["top1_original"] == 0.75 and row["top1"] == 0.75 and row["top1_delta"] == 0
+    np.save(tmp_path / "short.npy", truth[:5])
+    assert main(args + ["--truth", str(tmp_path / "short.npy")]) == 2

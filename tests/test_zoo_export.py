@@ -110,3 +110,22 @@ def test_coreml_converts_with_expected_io(network):
     spec = ct.utils.load_spec(str(path))
     assert [i.name for i in spec.description.input] == ["image"]
     assert [o.name for o in spec.description.output] == model.output_names
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_coreml_matches_keras_in_the_reference_interpreter(network, precision):
+    """Whole-model Core ML numerics on Linux: fp32 max abs <= 1e-3, fp16 PSNR >= 40 dB,
+    on the 8-bit pixels an ImageType input carries."""
+    from convert import coreml
+    from evaluate.runners import CoreMLReferenceRunner
+    name, model, folded, images, calibration, tmp = network
+    path = tmp / f"{name}.{precision}.mlpackage"
+    if not path.exists():
+        coreml.write(folded, path, precision)
+    x = np.round(images[:8] * 255) / 255
+    ref = KerasRunner(model).predict(x)
+    got = CoreMLReferenceRunner(path).predict(x)
+    for out in model.output_names:
+        p = parity(ref[out], got[out])
+        print(f"{name} coreml {precision} {out}: max abs {p['max_abs']:.2e}, PSNR {p['psnr_db']:.1f} dB")
+        assert (p["max_abs"] <= 1e-3) if precision == "fp32" else (p["psnr_db"] >= 40), p

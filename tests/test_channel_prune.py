@@ -1,0 +1,121 @@
+"""Channel pruning: the pruned net is smaller for real (MACs, params), matches its
+own TFLite export, reproduces the original at ratio 0 and when the removed
+channels carried nothing, respects residuals/concats/splits, and the CLI runs."""
+import numpy as np
+import pytest
+
+import mobile_models
+from mobile_models.backend import layers
+from mobile_models.profile import profile_model
+from pipeline.cli import main
+from pipeline.errors import EdgePipeError
+from quantize.channel_prune import kept_channels, prunable_groups, prune_channels
+from tests.test_zoo_export import SMALL
+
+X = np.random.default_rng(1).random((4, 32, 32, 3), np.float32)
+
+
+def _model(name):
+    """A SMALL zoo net (logits) with non-trivial BN statistics, as a trained net has."""
+    model = mobile_models.build(name, **SMALL[name])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
+                               rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 2.0, v.shape)])
+    return model
+
+
+def _pruned_names(rows):
+    return {r["layer"] for r in rows if r["after"] < r["before"]}
+
+
+# which convs may lose channels: never one whose output meets an Add, Concatenate or split
+EXPECTED = {
+    "mobilenet_v2": lambda n: n.endswith("_expand") or n in ("conv1", "block0_project", "block16_project",
+                                                             "conv_last"),
+    "mobilenet_v1": lambda n: n.endswith("_pw") or n == "conv1",
+    "shufflenet_v2": lambda n: n.endswith("_pw1") or n == "conv5",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_pruned_net_is_smaller_and_matches_its_own_export(name):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from convert import tflite
+    model = _model(name)
+    pruned, rows = prune_channels(model, 0.5)
+    convs = {l.name for l in model.layers if type(l) is layers.Conv2D}
+    assert _pruned_names(rows) == {c for c in convs if EXPECTED[name](c)}
+    assert [l.name for l in pruned.layers] == [l.name for l in model.layers]
+    for r in rows:
+        assert pruned.get_layer(r["layer"]).filters == r["after"] == kept_channels(r["before"], 0.5)
+    assert profile_model(pruned)["macs"] < 0.7 * profile_model(model)["macs"]
+    assert pruned.count_params() < 0.7 * model.count_params()
+    interp = Interpreter(model_content=tflite.to_tflite_bytes(pruned, "float32"))
+    interp.allocate_tensors()
+    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    want = pruned.predict(X, verbose=0)
+    for k in range(len(X)):
+        interp.set_tensor(i["index"], X[k:k + 1])
+        interp.invoke()
+        assert np.abs(interp.get_tensor(o["index"])[0] - want[k]).max() <= 1e-4
+
+
+def test_ratio_zero_reproduces_the_original_exactly():
+    model = _model("mobilenet_v2")
+    pruned, rows = prune_channels(model, 0.0)
+    assert rows and all(r["after"] == r["before"] for r in rows)
+    np.testing.assert_array_equal(pruned.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+def test_removing_channels_that_carry_nothing_changes_nothing():
+    """Zero the weakest channels so they output exactly 0 after their BN and
+    activation (kernel 0, BN mean and beta 0, the same in the depthwise BN behind):
+    pruning them away must leave the logits unchanged."""
+    model = _model("mobilenet_v2")
+    rng = np.random.default_rng(2)
+    for g in prunable_groups(model):
+        conv, n = g["conv"], g["conv"].filters
+        dead = rng.choice(n, n - kept_channels(n, 0.5), replace=False)
+        kernel = conv.get_weights()[0]
+        kernel[..., dead] = 0
+        conv.set_weights([kernel])
+        for layer in g["path"]:
+            if isinstance(layer, layers.BatchNormalization):
+                gamma, beta, mean, var = layer.get_weights()
+                beta[dead], mean[dead] = 0, 0
+                layer.set_weights([gamma, beta, mean, var])
+    pruned, rows = prune_channels(model, 0.5)
+    assert sum(r["before"] - r["after"] for r in rows) > 0
+    np.testing.assert_allclose(pruned.predict(X, verbose=0), model.predict(X, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [1.0, -0.1, 1.5])
+def test_bad_ratio(ratio):
+    with pytest.raises(EdgePipeError, match=r"must be in \[0, 1\)"):
+        prune_channels(mobile_models.build("tiny_cnn", **SMALL["tiny_cnn"]), ratio)
+
+
+def test_kept_channels_rounds_up_to_multiples_of_eight():
+    assert [kept_channels(n, 0.5) for n in (48, 24, 72, 8, 3, 1)] == [24, 16, 40, 4, 2, 1]
+    assert kept_channels(96, 0.0) == 96 and kept_channels(96, 0.99) == 1
+
+
+def test_prune_cli_channel_end_to_end(tmp_path, capsys):
+    from pipeline.modelio import load_keras, save_keras
+    path = save_keras(mobile_models.build("tiny_cnn", input_shape=(32, 32, 3)), tmp_path / "m.keras")
+    assert main(["prune", "--model", str(path), "--structure", "channel", "--sparsity", "0.5", "--steps", "3",
+                 "--latency-runs", "3", "--out", str(tmp_path / "p.keras")]) == 0
+    printed = capsys.readouterr().out
+    for text in ("channels per pruned conv", "block3_expand", "MACs:", "latency, 1 thread", "after fine-tuning"):
+        assert text in printed
+    pruned = load_keras(tmp_path / "p.keras")
+    assert pruned.get_layer("block1_expand").filters == 24
+    assert (tmp_path / "p.tflite").stat().st_size < 0.8 * (tmp_path / "p.unpruned.tflite").stat().st_size
+    assert (tmp_path / "p.int8.tflite").is_file()
+    assert main(["prune", "--model", str(path), "--structure", "channel", "--sparsity", "1.0",
+                 "--out", str(tmp_path / "q.keras")]) == 2
+    assert "sparsity must be in [0, 1)" in capsys.readouterr().err
