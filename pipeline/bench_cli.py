@@ -84,15 +84,49 @@ def print_results(results, baseline: int = 0, console=None):
         for f in tflites:
             ops = ", ".join(f"{k} x{v}" for k, v in tflite_op_histogram(f).items())
             console.print(f"ops in {Path(f).name}: {ops}", markup=False)
-        console.print(PER_OP_UNAVAILABLE, markup=False)
+        console.print(PER_OP_UNAVAILABLE + "; or `edgepipe bench MODEL.keras --per-op` (prefix timing)",
+                      markup=False)
     r0 = results[0]
     console.print(f"{r0.get('device', '')} | {r0.get('cpu', '')} | {r0.get('os', '')}. Absolute times hold "
                   f"only for this machine; quote ratios.", markup=False)
 
 
+def per_op(files, threads, args):
+    """``--per-op``: prefix-timing profile of each Keras model's float TFLite export."""
+    import tempfile
+
+    from rich.progress import track
+
+    from convert.fold import fold_batchnorm
+    from evaluate.prefix_profile import profile_prefixes
+    from pipeline.modelio import load_keras
+    from pipeline.report import wide_console
+    console = wide_console()
+    for f in files:
+        if Path(f).suffix != ".keras":
+            raise EdgePipeError(f"--per-op cuts the Keras graph: give the .keras original, not {Path(f).name}")
+        model = fold_batchnorm(load_keras(f))
+        with tempfile.TemporaryDirectory() as tmp:
+            result = profile_prefixes(model, Path(tmp), threads[0], args.runs, args.warmup,
+                                      progress=lambda cuts: track(cuts, "converting prefixes", console=console))
+        t = Table(title=f"where TFLite float time goes in {Path(f).name} ({threads[0]} thread, prefix timing; "
+                        f"total {result['total_ms']:.2f} ms)")
+        for col in ("op", "ms", "share"):
+            t.add_column(col, justify="left" if col == "op" else "right")
+        for k in result["by_kind"]:
+            t.add_row(k["kind"], f"{k['ms']:.3f}", f"{k['share']:.1%}")
+        console.print(t)
+        top = sorted(result["segments"], key=lambda s: -s["ms"])[:5]
+        console.print("slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top),
+                      markup=False)
+    return 0
+
+
 def cmd_bench(args):
     from evaluate.bench_schema import validate
     threads = parse_threads(args.threads)
+    if args.per_op:
+        return per_op(args.files, threads, args)
     if args.device == "android":
         results = bench_device(args.files, threads, args)
     else:
@@ -121,6 +155,8 @@ def add_parser(sub):
     b.add_argument("--compute-units", choices=["cpu", "cpu_gpu", "all"], default="all",
                    help="Core ML compute units (macOS only)")
     b.add_argument("--json", action="store_true", help="print a JSON list of results")
+    b.add_argument("--per-op", action="store_true", help="time prefixes of a .keras model's TFLite export: "
+                   "where the time goes, by op type")
     b.add_argument("--device", choices=["host", "android"], default="host", help="where to run (default host)")
     b.add_argument("--serial", help="adb serial when several phones are attached")
     b.add_argument("--delegate", choices=["xnnpack", "cpu", "gpu"], default="xnnpack", help="Android delegate")

@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from convert.formats import VARIANTS
+from convert.formats import DEFAULT_VARIANTS, VARIANTS
 from pipeline.errors import EdgePipeError
 
 EXPORT_VARIANTS = tuple(VARIANTS)
@@ -91,9 +91,27 @@ class TrainCfg(Strict):
 
 
 class ExportCfg(Strict):
-    variants: list[Literal[EXPORT_VARIANTS]] = Field(list(EXPORT_VARIANTS),  # type: ignore[valid-type]
-                                                     description="artifacts to write (convert/formats.py)")
-    calibration_samples: int = Field(128, ge=1, le=10_000, description="int8 representative images")
+    variants: list[Literal[EXPORT_VARIANTS]] = Field(list(DEFAULT_VARIANTS),  # type: ignore[valid-type]
+                                                     description="artifacts to write (convert/formats.py): "
+                                                     + ", ".join(EXPORT_VARIANTS))
+    calibration_samples: int = Field(200, ge=1, le=10_000, description="int8/int16x8 representative images, "
+                                     "drawn from the training data")
+
+
+class PruneCfg(Strict):
+    sparsity: float = Field(0.5, ge=0, lt=1, description="share of weights (or, for channel, of filters) removed")
+    structure: Literal["unstructured", "2:4", "channel"] = Field(
+        "unstructured", description="magnitude pruning (unstructured or 2:4, tfmot) or channel removal (L1)")
+    schedule: Literal["polynomial", "constant"] = Field("polynomial", description="magnitude pruning schedule")
+    steps: int = Field(300, ge=1, description="fine-tuning steps")
+    batch_size: int = Field(32, ge=1, le=1024)
+    learning_rate: float = Field(1e-3, gt=0, lt=1)
+
+
+class QuantizeCfg(Strict):
+    qat_steps: int = Field(0, ge=0, description="quantization-aware fine-tuning steps before the int8 variants "
+                           "(0 = post-training only); after magnitude pruning this is PQAT, keeping the zeros")
+    qat_learning_rate: float = Field(1e-4, gt=0, lt=1)
 
 
 class VerifyCfg(Strict):
@@ -125,7 +143,10 @@ class Recipe(Strict):
     data: DataCfg = DataCfg()
     profile: str = Field("quick", description="which entry of `profiles` trains")
     profiles: dict[str, TrainCfg] = Field(description="named training settings")
+    prune: PruneCfg | None = Field(None, description="optional stage after training (classifiers): prune and "
+                                   "fine-tune; the exports are made from the pruned model")
     export: ExportCfg = ExportCfg()
+    quantize: QuantizeCfg = QuantizeCfg()
     verify: VerifyCfg = VerifyCfg()
     bench: BenchCfg = BenchCfg()
     bundle: BundleCfg = BundleCfg()
@@ -136,6 +157,9 @@ class Recipe(Strict):
             raise ValueError(f"profile '{self.profile}' not in profiles ({', '.join(self.profiles)})")
         if self.model.input_size % 16:
             raise ValueError(f"model.input_size must be a multiple of 16, got {self.model.input_size}")
+        classifier = self.data.kind in ("digits", "image_folder")
+        if not classifier and (self.prune or self.quantize.qat_steps):
+            raise ValueError("prune and quantize.qat_steps fine-tune classifiers; not yet the document detector")
         return self
 
     @property

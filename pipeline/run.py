@@ -25,18 +25,52 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
     console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers")
     calib = task.calibration()
     meta = task.meta(model, recipe_hash(recipe))
+    variants = [VARIANTS[name] for name in recipe.export.variants]
+    int8_source = _qat_model(recipe, task, model, console) if any(v.precision == "int8" for v in variants) else None
     results = []
-    for vname in track(recipe.export.variants, description="exporting", console=console):
-        v = VARIANTS[vname]
+    for v in track(variants, description="exporting", console=console):
         path = out / f"{recipe.model.name}{v.suffix}"
+        source = int8_source if v.precision == "int8" and int8_source is not None else folded
         try:
-            export(v, folded, path, calib if v.precision in ("int8", "int16x8") else None, meta)
+            export(v, source, path, calib if v.precision in ("int8", "int16x8") else None, meta)
             results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
         except EdgePipeError:
             raise
         except Exception as e:  # a converter failure is reported, not fatal to the run
-            results.append({"variant": v, "path": None, "status": "failed", "reason": str(e).splitlines()[0][:200]})
+            results.append({"variant": v, "path": None, "status": "failed",
+                            "reason": str(e).splitlines()[0][:200]})
     return results
+
+
+def _qat_model(recipe, task, model, console):
+    """With ``quantize.qat_steps``, the int8 variants come from quantization-aware
+    fine-tuning (PQAT after magnitude pruning: the zeros stay zeros)."""
+    q = recipe.quantize
+    if not q.qat_steps:
+        return None
+    from quantize.stages import quantization_aware
+    keep_zeros = bool(recipe.prune and recipe.prune.structure != "channel")
+    x, y = task.fine_tune_data()
+    with console.status(f"{'PQAT' if keep_zeros else 'QAT'}: {q.qat_steps} quantization-aware steps"):
+        return quantization_aware(model, x, y, q.qat_steps, q.qat_learning_rate, keep_zeros)
+
+
+def stage_prune(recipe, task, model, path: Path, console) -> dict:
+    """Prune and fine-tune the trained model; the exports are made from this one."""
+    from mobile_models.profile import profile_model
+    from quantize.stages import prune_and_fine_tune
+    cfg = recipe.prune
+    x, y = task.fine_tune_data()
+    with console.status(f"pruning {cfg.sparsity:.0%} ({cfg.structure}), {cfg.steps} fine-tuning steps"):
+        pruned, rows = prune_and_fine_tune(model, x, y, cfg)
+    modelio.save_keras(pruned, path)
+    xv, truth = task.heldout()
+    scores = {name: task.score(KerasRunner(m).predict(xv)[next(iter(m.output_names))], truth)
+              for name, m in (("trained", model), ("pruned", pruned))}
+    console.log(f"pruned: MACs {profile_model(model)['macs']:,} -> {profile_model(pruned)['macs']:,}; "
+                f"{task.accuracy_label} {scores['trained'][task.accuracy_key]:.2%} -> "
+                f"{scores['pruned'][task.accuracy_key]:.2%}")
+    return {"table": rows, "scores": scores, "macs": [profile_model(m)["macs"] for m in (model, pruned)]}
 
 
 def _match(ref_names, got: dict) -> dict:
@@ -51,25 +85,25 @@ REFERENCE_NOTE = {"reference-interpreter": "numerics from the numpy reference in
                                           "Core ML itself, and its latency, need macOS"}
 
 
-def stage_verify(recipe, task, model, exports, out: Path, console) -> list[dict]:
-    """Every export against the Keras original on the task's held-out data."""
+def stage_verify(recipe, task, model, exports, keras_path: Path, console) -> list[dict]:
+    """Every export against the Keras original (``keras_path``: trained, or pruned) on held-out data."""
     x, truth = task.heldout()
     ref_outputs = KerasRunner(model).predict(x)
     out_name = task.output or next(iter(ref_outputs))
     ref = ref_outputs[out_name]
-    entries = [artifact_entry("keras", "float32", out / recipe_artifact(recipe, ".keras"), task=task.score(ref, truth))]
+    entries = [artifact_entry("keras", "float32", keras_path, task=task.score(ref, truth))]
     for e in track(exports, description="verifying", console=console):
         v = e["variant"]
         if e["status"] != "ok":
-            entries.append(artifact_entry(v.format, v.precision, None, e["status"], e["reason"]))
+            entries.append(artifact_entry(v.format, v.label, None, e["status"], e["reason"]))
             continue
         try:
             runner = open_runner(e["path"])
             got = _match([out_name], runner.predict(x))[out_name]
         except NotRunnable as why:
-            entries.append(artifact_entry(v.format, v.precision, e["path"], "not_run", f"converted; {why}"))
+            entries.append(artifact_entry(v.format, v.label, e["path"], "not_run", f"converted; {why}"))
             continue
-        entry = artifact_entry(v.format, v.precision, e["path"], parity=parity(ref, got),
+        entry = artifact_entry(v.format, v.label, e["path"], parity=parity(ref, got),
                                task=task.score(got, truth, ref), reason=REFERENCE_NOTE.get(runner.engine, ""))
         entry["engine"] = runner.engine
         _add_task_deltas(entry["task"], entries[0]["task"])
@@ -149,6 +183,7 @@ class _Run:
         self.manifest = Manifest(out, force)
         self.timings, self.skipped, self._model = {}, set(), None
         self.keras_path = out / recipe_artifact(recipe, ".keras")
+        self.model_path = self.keras_path  # what the exports are made from: trained, or pruned
 
     def stage(self, name, config, inputs, fn):
         """Run ``fn() -> (result, outputs)`` unless the manifest says it is done."""
@@ -170,8 +205,11 @@ class _Run:
 
     def model(self):
         if self._model is None:
-            self._model = modelio.load_keras(self.keras_path)
+            self._model = modelio.load_keras(self.model_path)
         return self._model
+
+    def use_model(self, path: Path):
+        self.model_path, self._model = path, None
 
     def upstream(self, *stages) -> dict:
         return {k: v for s in stages for k, v in self.manifest.output_hashes(s).items()}
@@ -188,15 +226,24 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
         return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]
 
     history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {}, do_train)
+    model_stage, pruning = "train", None
+    if recipe.prune:
+        pruned_path = r.out / recipe_artifact(recipe, ".pruned.keras")
+        pruning = r.stage("prune", recipe.prune.model_dump(), r.upstream("train"),
+                          lambda: (stage_prune(recipe, r.task, r.model(), pruned_path, console), [pruned_path]))
+        r.use_model(pruned_path)
+        model_stage = "prune"
 
     def do_export():
         exports = _export_records(stage_export(recipe, r.task, r.model(), r.out, console))
         return exports, [x["path"] for x in exports]
 
-    exports = _export_objects(r.stage("export", [recipe.export.model_dump(), recipe.bundle.model_dump()],
-                                      r.upstream("train"), do_export))
-    entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()], r.upstream("train", "export"),
-                      lambda: (stage_verify(recipe, r.task, r.model(), exports, r.out, console), []))
+    exports = _export_objects(r.stage("export", [c.model_dump() for c in (recipe.export, recipe.quantize,
+                                                                             recipe.bundle)],
+                                      r.upstream(model_stage), do_export))
+    entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
+                      r.upstream(model_stage, "export"),
+                      lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
 
     def do_bench():
         from mobile_models.profile import profile_model
@@ -204,13 +251,13 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
         stage_bench(recipe, entries, macs, r.out, console)
         return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
 
-    bench = r.stage("bench", recipe.bench.model_dump(), r.upstream("train", "export"), do_bench)
+    bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench)
     for e in entries:
         e["latency"] = bench["latency"].get(f"{e['format']}/{e['variant']}", {})
-    return _write_reports(r, history, entries, bench, t_start)
+    return _write_reports(r, history, entries, bench, t_start, pruning)
 
 
-def _write_reports(r, history, entries, bench, t_start) -> dict:
+def _write_reports(r, history, entries, bench, t_start, pruning=None) -> dict:
     recipe, task, out, console = r.recipe, r.task, r.out, r.console
     report = {"recipe": {"name": recipe.name, "hash": recipe_hash(recipe), "profile": recipe.profile,
                          "config": recipe.model_dump()},
@@ -221,6 +268,8 @@ def _write_reports(r, history, entries, bench, t_start) -> dict:
                         "val_loss": history.get("val_loss", [])},
               "stages": {k: {"seconds": v, "skipped": k in r.skipped} for k, v in r.timings.items()},
               "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}  # total: this invocation
+    if pruning:
+        report["prune"] = pruning
     meta = task.meta(r.model(), recipe_hash(recipe))
     write_json(out / "model_card.json", model_card(meta, entries) | {"macs": bench["macs"]})
     write_json(out / "report.json", report)

@@ -125,6 +125,12 @@ class ClassifyTask:
         from train.data import classes
         return classes(self.recipe.data, "train", self.recipe.model.input_size)[0][:self.recipe.export.calibration_samples]
 
+    def fine_tune_data(self):
+        """Training arrays for the prune and QAT stages."""
+        from train.data import classes
+        x, y, _ = classes(self.recipe.data, "train", self.recipe.model.input_size)
+        return x, y
+
     def heldout(self):
         from train.data import classes
         split = "test" if self.recipe.data.kind == "digits" else "val"

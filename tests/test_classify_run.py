@@ -52,3 +52,46 @@ def test_model_and_data_must_agree(tmp_path, capsys):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 2
     assert "is a 'classify' model but data.kind synthetic_documents" in capsys.readouterr().err
+
+
+def test_recipe_prune_and_quantize_stages(tmp_path):
+    """prune (channel) -> QAT -> every PTQ variant, from one recipe; a re-run skips every stage."""
+    import numpy as np
+
+    from evaluate.runners import open_runner
+    root = make_image_folder(tmp_path / "imgs", per_class=8)
+    variants = ["tflite_float32", "tflite_int8", "tflite_int8_float_io", "tflite_dynamic", "tflite_float16",
+                "tflite_int16x8", "coreml_fp32"]
+    recipe = {"name": "slim", "model": {"name": "tiny_cnn", "input_size": 32},
+              "data": {"kind": "image_folder", "path": str(root)},
+              "profiles": {"quick": {"phases": [{"size": 32, "steps": 60, "pool": 1}], "batch_size": 8,
+                                     "steps_per_epoch": 30, "learning_rate": 0.01}},
+              "prune": {"sparsity": 0.5, "structure": "channel", "steps": 20, "batch_size": 8},
+              "quantize": {"qat_steps": 5},
+              "export": {"variants": variants, "calibration_samples": 12}, "bench": {"warmup": 1, "runs": 2}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["prune"]["macs"][1] < report["prune"]["macs"][0] and report["prune"]["table"]
+    by = {(a["format"], a["variant"]): a for a in report["artifacts"]}
+    assert by[("keras", "float32")]["path"].endswith("tiny_cnn.pruned.keras")
+    want = {("tflite", "float32"), ("tflite", "int8"), ("tflite", "int8-float-io"), ("tflite", "dynamic"),
+            ("tflite", "float16"), ("tflite", "int16x8"), ("coreml", "fp32")}
+    assert want <= {k for k, a in by.items() if a["status"] == "ok"}, by.keys()
+    dtypes = {v: open_runner(by[("tflite", v)]["path"]).inputs[0].dtype
+              for v in ("int8", "int8-float-io", "int16x8", "float16")}
+    assert dtypes == {"int8": "int8", "int8-float-io": "float32", "int16x8": "int16", "float16": "float32"}
+    assert by[("coreml", "fp32")]["gate"]["pass"] and by[("tflite", "float32")]["gate"]["pass"]
+    assert np.isfinite(by[("tflite", "int8")]["task"]["agreement"])
+    assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert all(s["skipped"] for s in again["stages"].values()), again["stages"]
+
+
+def test_detector_recipe_refuses_prune(tmp_path, capsys):
+    recipe = {"model": {"name": "hed_mobilenet_v2", "input_size": 64}, "prune": {"sparsity": 0.5},
+              "profiles": {"quick": {"phases": [{"size": 64, "steps": 1, "pool": 1}]}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 2
+    assert "prune and quantize.qat_steps fine-tune classifiers" in capsys.readouterr().err

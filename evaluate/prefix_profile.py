@@ -1,0 +1,105 @@
+"""Where TFLite time goes, by timing prefixes of the graph.
+
+LiteRT's Python interpreter has no per-op timer. Instead the (BN-folded) Keras
+model is cut after successive layers; each prefix (with every tensor still
+needed downstream as an output) is converted to float TFLite, and all prefixes
+are timed interleaved in one fresh process. The difference between consecutive
+prefixes is the cost of the layers in between. Deltas carry timing noise (a few
+percent of a prefix's time); the per-type totals are what to read.
+"""
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense", "SeparableConv2D")
+
+
+def layer_kind(layer) -> str:
+    """A short op description: type, kernel and stride for convolutions."""
+    name = type(layer).__name__
+    if name in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose"):
+        k, s = layer.kernel_size, layer.strides
+        kind = "Conv2D (grouped)" if name == "Conv2D" and getattr(layer, "groups", 1) > 1 else name
+        return f"{kind} {k[0]}x{k[1]}" + (f" /{s[0]}" if s[0] > 1 else "")
+    return name
+
+
+def _consumers(model) -> dict:
+    out = defaultdict(set)
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            inbound = node.inbound_layers
+            for src in inbound if isinstance(inbound, list) else [inbound]:
+                out[src.name].add(layer.name)
+    return out
+
+
+def prefix_model(model, k: int):
+    """Layers ``[0..k]`` (topological order) with every tensor that a later layer
+    or the model's output still needs as an output."""
+    from mobile_models.backend import keras
+    kept = model.layers[: k + 1]
+    names = {layer.name for layer in kept}
+    consumers = _consumers(model)
+    finals = {t.node.layer.name for t in model.outputs}
+    outs = [layer.output for layer in kept if type(layer).__name__ != "InputLayer"
+            and (layer.name in finals or not consumers[layer.name] <= names)]
+    return keras.Model(model.inputs, outs, name=f"prefix_{k}")
+
+
+def cut_points(model, max_cuts: int = 48) -> list[int]:
+    """Indices after which to cut: every weighted layer, thinned to ``max_cuts``."""
+    idx = [i for i, layer in enumerate(model.layers) if type(layer).__name__ in WEIGHTED]
+    idx = idx[:-1] + [len(model.layers) - 1]  # the last prefix is the whole model
+    if len(idx) > max_cuts:
+        keep = np.linspace(0, len(idx) - 1, max_cuts).round().astype(int)
+        idx = [idx[i] for i in sorted(set(keep))]
+    return idx
+
+
+def profile_prefixes(model, workdir: Path, threads: int = 1, runs: int = 30, warmup: int = 5,
+                     max_cuts: int = 48, progress=None) -> dict:
+    """Segment and per-op-type latency from prefix timings (model should be BN-folded)."""
+    from convert import tflite
+    from evaluate.latency import measure_host
+    cuts = cut_points(model, max_cuts)
+    paths = {}
+    for k in cuts if progress is None else progress(cuts):
+        paths[f"p{k:04d}"] = str(tflite.write(prefix_model(model, k), workdir / f"prefix_{k:04d}.tflite"))
+    stats = measure_host(paths, threads, warmup, runs)
+    cumulative = monotone([stats[f"p{k:04d}"]["p50_ms"] for k in cuts])
+    segments, previous, start = [], 0.0, 0
+    for k, t in zip(cuts, cumulative):
+        layers = [layer for layer in model.layers[start:k + 1] if type(layer).__name__ != "InputLayer"]
+        segments.append({"first": layers[0].name if layers else "", "last": model.layers[k].name,
+                         "kinds": [layer_kind(layer) for layer in layers], "cumulative_ms": t,
+                         "ms": t - previous})
+        previous, start = t, k + 1
+    return {"segments": segments, "by_kind": by_kind(segments), "total_ms": previous,
+            "threads": threads, "runs": runs}
+
+
+def monotone(times: list[float]) -> list[float]:
+    """The closest non-decreasing sequence (pool-adjacent-violators): a longer
+    prefix cannot be faster, so a dip is timing noise, spread over its neighbours."""
+    blocks = []  # [mean, count]
+    for t in times:
+        blocks.append([t, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, n2), (m1, n1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return [m for m, n in blocks for _ in range(n)]
+
+
+def by_kind(segments) -> list[dict]:
+    """Each segment's time to the weighted op that dominates it (a conv carries
+    its fused bias/activation), else split evenly over the segment's layers."""
+    totals = defaultdict(float)
+    for s in segments:
+        weighted = [k for k in s["kinds"] if k.split()[0] in WEIGHTED or k.startswith("Conv2D (grouped)")]
+        owners = weighted or s["kinds"] or ["(input)"]
+        for kind in owners:
+            totals[kind] += s["ms"] / len(owners)
+    total = sum(totals.values()) or 1.0
+    return [{"kind": k, "ms": v, "share": v / total} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]

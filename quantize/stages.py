@@ -1,0 +1,40 @@
+"""The prune and QAT steps of a recipe, on a classifier and its training arrays.
+
+``prune_and_fine_tune`` gives a stripped (magnitude, 2:4) or rebuilt (channel)
+model; ``quantization_aware`` fine-tunes with fake quantization, keeping the
+pruning mask (PQAT) when the model was magnitude-pruned, so the int8 export
+comes from ranges learnt in training rather than calibrated after it.
+"""
+from mobile_models.backend import keras, tf
+from pipeline.errors import EdgePipeError
+
+
+def classifier_loss(model):
+    from pipeline.cards import output_activation
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
+
+
+def prune_and_fine_tune(model, x, y, cfg) -> tuple:
+    """(pruned model, table rows) for a ``PruneCfg``."""
+    from quantize import channel_prune, prune
+    loss = classifier_loss(model)
+    if cfg.structure == "channel":
+        slim, rows = channel_prune.prune_channels(model, cfg.sparsity)
+        channel_prune.fine_tune(slim, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
+        return slim, rows
+    wrapped = prune.wrap(model, cfg.sparsity, cfg.steps, cfg.structure, cfg.schedule)
+    prune.fine_tune(wrapped, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
+    pruned = prune.strip(wrapped)
+    return pruned, prune.sparsity_table(pruned)
+
+
+def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros: bool, batch_size: int = 32):
+    """QAT (or PQAT with ``keep_zeros``) fine-tuning; returns the fake-quantized model."""
+    from quantize.qat import pqat_model, qat_model
+    if steps < 1:
+        raise EdgePipeError("quantization-aware training needs at least one step")
+    q = pqat_model(model) if keep_zeros else qat_model(model)
+    q.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model))
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
+    q.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return q
