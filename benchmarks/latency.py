@@ -54,6 +54,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--out", default="runs/bench-latency")
+    ap.add_argument("--per-op", default="hed_mobilenet_v2",
+                    help="backbone whose TFLite float time is broken down by op type (prefix timing); '' for none")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,8 +70,30 @@ def main():
     pair = measure_host({"ours": files["mobilenet_v2"]["tflite_float32"],
                          "keras_applications": files["keras_apps_mobilenet_v2"]["tflite_float32"]},
                         1, 5, 3 * args.runs)
-    (out / "latency.json").write_text(json.dumps({"backbones": rows, "mobilenet_v2_pair": pair}, indent=1))
+    breakdown = per_op(args.per_op, out, args.runs) if args.per_op else None
+    (out / "latency.json").write_text(json.dumps({"backbones": rows, "mobilenet_v2_pair": pair,
+                                                  "per_op": breakdown}, indent=1))
     print_table(rows, pair)
+    if breakdown:
+        print_per_op(args.per_op, breakdown, rows[args.per_op])
+
+
+def per_op(name, out: Path, runs: int) -> dict:
+    """Where one backbone's TFLite float time goes: prefixes of its folded graph, timed."""
+    from evaluate.prefix_profile import profile_prefixes
+    work = out / f"prefixes_{name}"
+    work.mkdir(exist_ok=True)
+    return profile_prefixes(fold_batchnorm(build(name)), work, runs=runs)
+
+
+def print_per_op(name, breakdown, row):
+    bound = row["tflite_float32"].get("roofline_bound_ms")
+    print(f"\nwhere {name}'s TFLite float time goes (prefix timing, 1 thread; full-model p50 "
+          f"{row['tflite_float32']['p50_ms']:.2f} ms, compute-bound floor {bound:.2f} ms at the host's peak):")
+    for k in breakdown["by_kind"]:
+        print(f"  {k['kind']:28} {k['ms']:7.2f} ms {k['share']:6.1%}")
+    top = sorted(breakdown["segments"], key=lambda s: -s["ms"])[:6]
+    print("  slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top))
 
 
 def print_table(rows, pair):

@@ -118,7 +118,8 @@ def stage_verify(recipe, task, model, exports, keras_path: Path, console) -> lis
 def _add_task_deltas(metrics: dict, original: dict):
     """Each task metric's change against the Keras original (edge F-score, corner rates, top-1)."""
     for key, value in list(metrics.items()):
-        if isinstance(original.get(key), float) and isinstance(value, float) and key != "agreement":
+        if isinstance(original.get(key), float) and isinstance(value, float) and key != "agreement" \
+                and "threshold" not in key:
             metrics[f"{key}_delta"] = value - original[key]
     if "f_score" in metrics and "f_score" in original:
         metrics["f_score_drop"] = original["f_score"] - metrics["f_score"]
