@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mobile_models  # noqa: E402
-from convert.fold import fold_batchnorm  # noqa: E402
+from convert.fold import export_graph  # noqa: E402
 from convert.formats import VARIANTS, export  # noqa: E402
 from evaluate.latency import measure_host  # noqa: E402
 from mobile_models.backend import keras  # noqa: E402
@@ -44,7 +44,7 @@ def export_all(name, model, out: Path) -> dict:
     shape = model.input_shape[1:]
     calib = np.random.default_rng(0).random((32, *shape), np.float32)
     files = {"keras": save_keras(model, out / f"{name}.keras")}
-    folded = fold_batchnorm(model)
+    folded = export_graph(model)
     for v in FORMATS:
         files[v] = export(VARIANTS[v], folded, out / f"{name}{VARIANTS[v].suffix}", calib)
     return {k: str(p) for k, p in files.items()}
@@ -83,7 +83,7 @@ def per_op(name, out: Path, runs: int) -> dict:
     from evaluate.prefix_profile import profile_prefixes
     work = out / f"prefixes_{name}"
     work.mkdir(exist_ok=True)
-    return profile_prefixes(fold_batchnorm(build(name)), work, runs=runs)
+    return profile_prefixes(export_graph(build(name)), work, runs=runs)
 
 
 def print_per_op(name, breakdown, row):

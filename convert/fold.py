@@ -91,3 +91,11 @@ def fold_batchnorm(model) -> "keras.Model":
 
 def count_batchnorm(model) -> int:
     return sum(isinstance(l, layers.BatchNormalization) for l in model.layers)
+
+
+def export_graph(model):
+    """The graph every exporter gets: BN folded into its convs, and HED's
+    transposed-conv upsamplers rewritten as sub-pixel convs (convert.upsample).
+    Both are exact; both remove work the phone would otherwise do."""
+    from convert.upsample import transposed_to_subpixel
+    return transposed_to_subpixel(fold_batchnorm(model))

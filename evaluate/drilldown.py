@@ -7,8 +7,9 @@ Keras layer path, fused ops join several with ';'), Core ML's through the
 reference interpreter's per-op outputs (op names carry the sanitised layer
 name). The first layer whose relative error jumps is the one to look at.
 
-The reference is the BN-folded original, which is what the exporters
-convert, so layer names and values line up (folding is exact to ~1e-6).
+The reference is the original rewritten as the exporters see it
+(``convert.fold.export_graph``: BN folded, sub-pixel upsamplers), so layer
+names and values line up (both rewrites are exact to ~1e-6).
 """
 import re
 
@@ -133,7 +134,7 @@ def first_jump(rows: list[dict], tolerance: float) -> dict | None:
 
 def drill_down(original, export_path, x, variant: str) -> dict:
     """Compare the export's intermediate tensors with the folded original's on one input."""
-    from convert.fold import fold_batchnorm
+    from convert.fold import export_graph
     path, x = str(export_path), np.asarray(x[:1], np.float32)
     if path.endswith(".tflite"):
         tensors = tflite_tensors(path, x, [t.node.layer.name for t in original.outputs])
@@ -142,7 +143,7 @@ def drill_down(original, export_path, x, variant: str) -> dict:
         tensors = coreml_tensors(path, x)
     else:
         return {"available": False, "why": "drill-down reads TFLite and Core ML intermediates only"}
-    folded = fold_batchnorm(original)
+    folded = export_graph(original)
     rows = compare_layers(keras_layer_outputs(folded, x), tensors, folded.name)
     tolerance = TOLERANCE.get(variant, QUANTIZED_TOLERANCE)
     return {"available": True, "layers": rows, "first": first_jump(rows, tolerance), "tolerance": tolerance}

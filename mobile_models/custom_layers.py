@@ -34,3 +34,25 @@ class GroupSplit(ChannelSplit):
     Core ML's TF frontend fails on a grouped Conv2D ("PartitionedCall not
     implemented"). Its own class lets the profiler see the group structure.
     """
+
+
+@_register
+class DepthToSpace(keras.layers.Layer):
+    """Rearrange ``block``² channel groups into a ``block``x larger image
+    (``tf.nn.depth_to_space``): the cheap half of a sub-pixel upsampler, which
+    TFLite (DEPTH_TO_SPACE), ONNX and Core ML all run natively."""
+
+    def __init__(self, block=2, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.block)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        b = self.block
+        return (n, h and h * b, w and w * b, c // (b * b))
+
+    def get_config(self):
+        return super().get_config() | {"block": self.block}

@@ -97,7 +97,7 @@ def per_op(files, threads, args):
 
     from rich.progress import track
 
-    from convert.fold import fold_batchnorm
+    from convert.fold import export_graph
     from evaluate.prefix_profile import profile_prefixes
     from pipeline.modelio import load_keras
     from pipeline.report import wide_console
@@ -105,7 +105,7 @@ def per_op(files, threads, args):
     for f in files:
         if Path(f).suffix != ".keras":
             raise EdgePipeError(f"--per-op cuts the Keras graph: give the .keras original, not {Path(f).name}")
-        model = fold_batchnorm(load_keras(f))
+        model = export_graph(load_keras(f))
         with tempfile.TemporaryDirectory() as tmp:
             result = profile_prefixes(model, Path(tmp), threads[0], args.runs, args.warmup,
                                       progress=lambda cuts: track(cuts, "converting prefixes", console=console))

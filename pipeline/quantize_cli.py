@@ -49,7 +49,7 @@ def _already_quantized(model) -> bool:
 
 def cmd_quantize(args):
     from convert import tflite
-    from convert.fold import fold_batchnorm
+    from convert.fold import export_graph
     from pipeline import atomic
     from pipeline.cards import converted_card, generic_meta
     from pipeline.modelio import load_keras
@@ -63,7 +63,7 @@ def cmd_quantize(args):
     if _already_quantized(model):
         raise EdgePipeError(f"{args.model} went through quantization-aware training already; export it with "
                             "`edgepipe convert --mode int8` instead of quantizing it a second time")
-    folded = fold_batchnorm(model)
+    folded = export_graph(model)
     meta = generic_meta(model, out.name.split(".")[0])
     needs_data = args.mode in ("int8", "int16x8")
     x = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples) if needs_data else None

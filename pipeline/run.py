@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import track
 
 from convert.formats import VARIANTS, export
-from convert.fold import count_batchnorm, fold_batchnorm
+from convert.fold import count_batchnorm, export_graph
 from evaluate.parity import parity
 from evaluate.runners import KerasRunner, NotRunnable, open_runner
 from pipeline import modelio
@@ -21,8 +21,10 @@ def recipe_hash(recipe) -> str:
 
 
 def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
-    folded = fold_batchnorm(model)
-    console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers")
+    folded = export_graph(model)
+    console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers; "
+                f"transposed convs as sub-pixel convs: {_count(model, 'Conv2DTranspose')} -> "
+                f"{_count(folded, 'Conv2DTranspose')}")
     calib = task.calibration()
     meta = task.meta(model, recipe_hash(recipe))
     variants = [VARIANTS[name] for name in recipe.export.variants]
@@ -40,6 +42,10 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
             results.append({"variant": v, "path": None, "status": "failed",
                             "reason": str(e).splitlines()[0][:200]})
     return results
+
+
+def _count(model, kind: str) -> int:
+    return sum(type(layer).__name__ == kind for layer in model.layers)
 
 
 def _qat_model(recipe, task, model, console):
@@ -138,7 +144,7 @@ def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
 def _int8_layer_errors(task, model) -> list[dict]:
     from quantize.debug import layer_errors
     calib = task.calibration()
-    return layer_errors(fold_batchnorm(model), calib, debug_samples=min(8, len(calib)))
+    return layer_errors(export_graph(model), calib, debug_samples=min(8, len(calib)))
 
 
 def recipe_artifact(recipe, suffix):

@@ -33,7 +33,7 @@ def sample_inputs(shape, data=None, count=32) -> np.ndarray:
 
 
 def cmd_convert(args):
-    from convert.fold import fold_batchnorm
+    from convert.fold import export_graph
     from convert.formats import Variant, export
     from pipeline.modelio import load_keras
     model = load_keras(args.model, trust=args.trust_model)
@@ -46,7 +46,7 @@ def cmd_convert(args):
     if precision in ("int8", "int16x8"):
         calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples)
     variant = Variant(f"{args.format}_{precision}", args.format, precision, FORMAT_SUFFIX[args.format], "")
-    export(variant, fold_batchnorm(model), out, calib, meta)
+    export(variant, export_graph(model), out, calib, meta)
     card = out.with_name(out.name + ".model_card.json")
     from pipeline.cards import converted_card
     from pipeline.report import write_json

@@ -126,6 +126,11 @@ def test_resampling_matches_tf():
            tf.image.resize(x, (10, 14), "nearest"))
 
 
+def test_depth_to_space_uses_tf_channel_order():
+    x = RNG.normal(size=(1, 3, 4, 12)).astype(np.float32)
+    _close(_nhwc(OPS["depth_to_space"](x=_nchw(x), block_size=2)), tf.nn.depth_to_space(x, 2))
+
+
 def test_same_padding_puts_the_odd_pixel_after():
     assert kernels.same_padding(10, 3, 2, 1) == (0, 1)
     assert kernels.same_padding(10, 3, 2, 1, lower=True) == (1, 0)

@@ -116,3 +116,39 @@ def test_coreml_carries_author_license_version_and_descriptions(folded, tmp_path
     assert (md.author, md.license, md.versionString, md.shortDescription) == ("tests", "MIT", "9.9.9", "a tiny HED")
     assert spec.description.output[0].shortDescription == "edge probability"
     assert "model_card" in md.userDefined
+
+
+def test_subpixel_rewrite_of_transposed_convs_is_exact(tmp_path):
+    from convert.fold import export_graph
+    from evaluate.opprofile import tflite_op_histogram
+    from mobile_models.backend import keras
+    keras.utils.set_random_seed(3)
+    x = keras.Input((16, 16, 5), name="image")
+    a = keras.layers.Conv2DTranspose(3, 8, strides=4, padding="same", name="up4")(x)   # rewritten
+    b = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", name="odd")(x)   # kernel != 2s: kept
+    model = keras.Model(x, [a, b])
+    for layer in model.layers[1:]:
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, np.random.default_rng(0).normal(size=bias.shape).astype(np.float32)])
+    graph = export_graph(model)
+    kinds = {type(layer).__name__ for layer in graph.layers}
+    assert "DepthToSpace" in kinds and [l.name for l in graph.layers if type(l).__name__ == "Conv2DTranspose"] == ["odd"]
+    images = np.random.default_rng(1).random((2, 16, 16, 5)).astype(np.float32)
+    for want, got in zip(model.predict(images, verbose=0), graph.predict(images, verbose=0)):
+        assert np.abs(want - got).max() < 1e-5
+    path = export(VARIANTS["tflite_float32"], graph, tmp_path / "m.tflite")
+    assert "DEPTH_TO_SPACE" in tflite_op_histogram(path)
+    got = open_runner(path).predict(images)
+    up = [g for g in got.values() if g.shape == (2, 64, 64, 3)]
+    assert len(up) == 1 and np.abs(model.predict(images, verbose=0)[0] - up[0]).max() < 1e-5
+
+
+def test_hed_export_graph_has_no_transposed_convs_and_matches_in_every_format(tiny_hed, tmp_path, tiny_images):
+    from convert.fold import export_graph
+    graph = export_graph(tiny_hed)
+    assert not [l for l in graph.layers if type(l).__name__ == "Conv2DTranspose"]
+    ref = tiny_hed.predict(tiny_images, verbose=0)
+    for variant in ("tflite_float32", "onnx_float32", "coreml_fp32"):
+        v = VARIANTS[variant]
+        got = next(iter(open_runner(export(v, graph, tmp_path / f"m{v.suffix}")).predict(tiny_images).values()))
+        assert parity(ref, got)["max_abs"] < 1e-4, variant

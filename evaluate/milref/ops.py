@@ -199,6 +199,15 @@ def slice_by_size(x, begin, size):
     return x[tuple(slice(bi, None if si == -1 else bi + si) for bi, si in zip(b, s))]
 
 
+@op("depth_to_space")
+def depth_to_space(x, block_size):
+    """TF's ordering (DCR): channel (by * b + bx) * C + c moves to pixel offset (by, bx)."""
+    b = int(block_size)
+    n, channels, h, w = x.shape
+    c = channels // (b * b)
+    return x.reshape(n, b, b, c, h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c, h * b, w * b)
+
+
 # resampling ----------------------------------------------------------------
 @op("upsample_nearest_neighbor")
 def upsample_nearest_neighbor(x, scale_factor_height=1, scale_factor_width=1):
