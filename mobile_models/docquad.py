@@ -7,8 +7,12 @@ it line by line:
 3. refine each line by a weighted least-squares fit to nearby edge pixels;
 4. for every 4 lines and each way to split them into two opposite pairs, the
    quad of their intersections; keep convex quads with plausible angles and area;
-5. score each by how much of its in-frame perimeter the edge map supports; pick
-   the best-supported quad, or report "not found" below ``min_support``;
+5. score each by its in-frame perimeter: samples on an edge minus ``miss_penalty``
+   times samples off any edge; pick the best-scoring quad among those with at
+   least ``min_support`` of the perimeter on edges, else report "not found".
+   Penalising gaps keeps the page's sides, extended to meet background lines
+   (floor tile grout, a cup's rim, another object), from outscoring the page just
+   because the larger quad has more supported pixels;
 6. if no quad is found (a side out of frame or hidden), try three lines plus one
    image border, scoring only the three real sides.
 """
@@ -32,6 +36,7 @@ class QuadParams:
     max_parallel_deg: float = 50.0
     support_tol: int = 2
     min_support: float = 0.5
+    miss_penalty: float = 2.0      # score = supported - miss_penalty * unsupported perimeter samples
 
 
 @dataclass(frozen=True)
@@ -160,8 +165,9 @@ def _area(quad):
 
 
 def perimeter_support(quad, support_map, skip_side: int = -1):
-    """Fraction of in-frame perimeter samples (1 px apart) that lie on an edge;
-    ``skip_side`` (one lying on the image border) is not scored."""
+    """In-frame perimeter samples (1 px apart) as (fraction on an edge, number on
+    an edge, number in frame); ``skip_side`` (one lying on the image border) is not
+    scored."""
     h, w = support_map.shape
     hits = total = 0
     for i in range(4):
@@ -175,7 +181,7 @@ def perimeter_support(quad, support_map, skip_side: int = -1):
         inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
         total += int(inside.sum())
         hits += int(support_map[yi[inside], xi[inside]].sum())
-    return hits / total if total else 0.0, hits
+    return hits / total if total else 0.0, hits, total
 
 
 def _dilate(binary, r):
@@ -220,9 +226,9 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams()) -> QuadRe
 
 
 def _best_quad(lines, support_map, params, fours=None, border_from=None):
-    """The plausible candidate with the most supported perimeter pixels, as (quad, support)."""
+    """The plausible candidate with the best perimeter score, as (quad, support)."""
     h, w = support_map.shape
-    best, best_hits = None, -1
+    best, best_score = None, -np.inf
     lo, hi = -0.5 * np.array([w, h]), 1.5 * np.array([w, h])
     for quad, side_lines in _candidate_quads(lines, params, fours):
         if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
@@ -230,7 +236,8 @@ def _best_quad(lines, support_map, params, fours=None, border_from=None):
         if _area(quad) < params.min_area_frac * h * w:
             continue
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
-        frac, hits = perimeter_support(quad, support_map, skip)
-        if frac >= params.min_support and hits > best_hits:
-            best, best_hits = (quad, frac), hits
+        frac, hits, total = perimeter_support(quad, support_map, skip)
+        score = hits - params.miss_penalty * (total - hits)
+        if frac >= params.min_support and score > best_score:
+            best, best_score = (quad, frac), score
     return best

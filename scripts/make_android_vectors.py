@@ -27,6 +27,7 @@ DRAWN = {
     "small": [[100, 100], [160, 105], [155, 170], [98, 160]],
     "corner_out_of_frame": [[-20, 30], [200, 10], [230, 230], [20, 240]],
     "large": [[5, 8], [250, 4], [252, 250], [3, 247]],
+    "perspective_small": [[60, 70], [140, 60], [165, 170], [65, 180]],
 }
 
 
@@ -56,6 +57,10 @@ def drawn_cases():
     for y in range(60, 200, 12):
         cv2.line(m, (60, y), (180, y), 1.0, 1)
     cases["clutter_text_lines"] = m
+    m = _draw(DRAWN["perspective_small"])
+    for a, b in (((0, 30), (255, 30)), ((200, 0), (200, 255))):  # tile grout / a table edge past two sides
+        cv2.line(m, a, b, 1.0, 2)
+    cases["background_lines"] = m
     rng = np.random.default_rng(0)
     blank = np.zeros((256, 256), np.float32)
     one = blank.copy()

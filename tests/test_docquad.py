@@ -58,6 +58,18 @@ def test_clutter_inside_the_page_does_not_win():
     assert r.found and _max_err(r.corners, truth) < 3
 
 
+def test_background_lines_past_the_page_do_not_win():
+    """Long lines beyond two sides (tile grout, a table edge) close a larger quad
+    with the page's other sides; it has more edge pixels but gaps where the page's
+    sides are extended, so the page must still win."""
+    truth = np.array([[60, 70], [140, 60], [165, 170], [65, 180]], np.float32)
+    m = _draw(truth)
+    cv2.line(m, (0, 30), (255, 30), 1.0, 2)
+    cv2.line(m, (200, 0), (200, 255), 1.0, 2)
+    r = find_quad(m)
+    assert r.found and _max_err(r.corners, truth) < 3
+
+
 @pytest.mark.parametrize("case", ["blank", "noise", "one_line", "two_lines"])
 def test_not_found(case):
     rng = np.random.default_rng(0)

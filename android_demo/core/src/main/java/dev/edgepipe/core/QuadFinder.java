@@ -10,8 +10,9 @@ import java.util.List;
  *
  * <p>A line-by-line port of {@code mobile_models/docquad.py}: threshold, Hough transform
  * (1 px x 1 degree) with non-maximum suppression, iterative weighted least-squares line
- * refinement, enumeration of 4-line quads, and a perimeter-support score. Cross-language
- * test vectors keep the two in step.
+ * refinement, enumeration of 4-line quads, and a perimeter score (samples on an edge minus
+ * {@code missPenalty} times samples off any edge). Cross-language test vectors keep the two
+ * in step.
  */
 public final class QuadFinder {
 
@@ -27,6 +28,8 @@ public final class QuadFinder {
         public double maxParallelDeg = 50.0;
         public int supportTol = 2;
         public double minSupport = 0.5;
+        /** score = supported - missPenalty * unsupported perimeter samples */
+        public double missPenalty = 2.0;
     }
 
     /** Result: corners TL, TR, BR, BL as {x0, y0, ..., x3, y3}, or null with a reason. */
@@ -240,7 +243,7 @@ public final class QuadFinder {
     /** Lines with index >= borderFrom are image borders; the side on one is not scored. */
     private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support, int w, int h) {
         double[] best = null;
-        long bestHits = -1;
+        double bestScore = Double.NEGATIVE_INFINITY;
         double bestFrac = 0;
         int[][] pairings = {{0, 1, 2, 3}, {0, 2, 1, 3}, {0, 3, 1, 2}};
         for (int[] four : fours) {
@@ -253,11 +256,12 @@ public final class QuadFinder {
                 for (int k = 0; k < 4; k++) {
                     if (sideLines[k] >= borderFrom) { skip = k; break; }
                 }
-                double[] score = perimeterSupport(quad, support, w, h, skip);
-                if (score[0] >= p.minSupport && score[1] > bestHits) {
+                double[] sup = perimeterSupport(quad, support, w, h, skip);
+                double score = sup[1] - p.missPenalty * (sup[2] - sup[1]);
+                if (sup[0] >= p.minSupport && score > bestScore) {
                     best = quad;
-                    bestHits = (long) score[1];
-                    bestFrac = score[0];
+                    bestScore = score;
+                    bestFrac = sup[0];
                 }
             }
         }
@@ -288,7 +292,10 @@ public final class QuadFinder {
         return Geometry.isConvex(q) && Geometry.area(q) >= p.minAreaFrac * h * w;
     }
 
-    /** {fraction of in-frame perimeter samples on an edge, number of such samples}; side skipSide is not scored. */
+    /**
+     * {fraction of in-frame perimeter samples on an edge, number on an edge, number in frame};
+     * side skipSide is not scored.
+     */
     static double[] perimeterSupport(double[] q, boolean[] support, int w, int h, int skipSide) {
         long hits = 0, total = 0;
         for (int k = 0; k < 4; k++) {
@@ -306,7 +313,7 @@ public final class QuadFinder {
                 }
             }
         }
-        return new double[] {total == 0 ? 0.0 : (double) hits / total, hits};
+        return new double[] {total == 0 ? 0.0 : (double) hits / total, hits, total};
     }
 
     static boolean[] dilate(boolean[] binary, int w, int h, int r) {
