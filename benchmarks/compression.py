@@ -59,13 +59,8 @@ def pruned(model, x, y, sparsity, steps):
 
 def qat(model, x, y, steps):
     """Quantization-aware fine-tuning, then int8 conversion from the learnt ranges."""
-    from mobile_models.backend import tf
-    from quantize.qat import qat_model
-    q = qat_model(model)
-    q.compile(keras.optimizers.Adam(1e-4), keras.losses.SparseCategoricalCrossentropy())
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(32).repeat()
-    q.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return q
+    from quantize.stages import quantization_aware
+    return quantization_aware(model, x, y, steps, 1e-4, keep_zeros=False)
 
 
 def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
@@ -90,13 +85,8 @@ def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
 
 def pqat_int8(pruned_model, x, y, steps, calib, path: Path):
     """Pruning-preserving QAT of a stripped pruned model, then int8 from the learnt ranges."""
-    from mobile_models.backend import tf
-    from quantize.qat import pqat_model
-    q = pqat_model(pruned_model)
-    q.compile(keras.optimizers.Adam(1e-4), keras.losses.SparseCategoricalCrossentropy())
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(32).repeat()
-    q.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return tflite.write(q, path, "int8", calib)
+    from quantize.stages import quantization_aware
+    return tflite.write(quantization_aware(pruned_model, x, y, steps, 1e-4, keep_zeros=True), path, "int8", calib)
 
 
 PARTS = ("ptq", "prune", "qat", "channel", "pqat")

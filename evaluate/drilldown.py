@@ -66,7 +66,8 @@ def coreml_tensors(path, x) -> list[tuple[str, np.ndarray]]:
     """(op output name, value) from the reference interpreter, in its own (mostly NCHW) layout."""
     from evaluate.milref import ReferenceProgram
     program = ReferenceProgram(path)
-    image = np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.float32).transpose(0, 3, 1, 2)
+    from evaluate.runners import image_pixels
+    image = image_pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
     program.run({program.input_names[0]: image}, keep_trace=True)
     return [(name, np.asarray(v, np.float32)) for name, v in program.trace.items() if isinstance(v, np.ndarray)]
 
@@ -139,7 +140,8 @@ def drill_down(original, export_path, x, variant: str) -> dict:
     if path.endswith(".tflite"):
         tensors = tflite_tensors(path, x, [t.node.layer.name for t in original.outputs])
     elif path.rstrip("/").endswith((".mlpackage", ".mlmodel")):
-        x = np.round(np.clip(x, 0, 1) * 255) / 255  # what an ImageType input can carry: 8-bit pixels
+        from evaluate.runners import image_pixels
+        x = image_pixels(x) / np.float32(255)  # compare on the 8-bit pixels Core ML sees
         tensors = coreml_tensors(path, x)
     else:
         return {"available": False, "why": "drill-down reads TFLite and Core ML intermediates only"}

@@ -153,7 +153,7 @@ class CoreMLRunner(Runner):
 
     def _one(self, x):
         from PIL import Image
-        img = Image.fromarray(_pixels(x)[0])
+        img = Image.fromarray(image_pixels(x)[0])
         got = self.model.predict({self.inputs[0].name: img})
         return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
 
@@ -180,7 +180,7 @@ class CoreMLReferenceRunner(Runner):
 
     def _one(self, x):
         # what an ImageType input sees: 8-bit RGB pixels, here in the program's NCHW
-        image = _pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
+        image = image_pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
         got = self.program.run({self.inputs[0].name: image})
         return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
 
@@ -188,7 +188,8 @@ class CoreMLReferenceRunner(Runner):
         return self._each(batch, self._one)
 
 
-def _pixels(x):
+def image_pixels(x):
+    """What a Core ML ImageType input carries: 8-bit RGB pixels."""
     return np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.uint8)
 
 

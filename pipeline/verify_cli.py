@@ -107,7 +107,8 @@ def cmd_verify(args):
     except NotRunnable as why:
         return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
     if runner.runtime == "coreml":  # an ImageType input carries 8-bit pixels; compare like with like
-        x = np.round(np.clip(x, 0, 1) * 255) / 255
+        from evaluate.runners import image_pixels
+        x = image_pixels(x) / np.float32(255)
     ref = KerasRunner(model).predict(x)
     variant = _export_variant(runner, Path(args.export))
     got = runner.predict(x)

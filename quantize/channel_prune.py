@@ -15,7 +15,7 @@ outputs, ShuffleNet v2 the middle channels of each branch.
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
+from mobile_models.backend import layers
 from pipeline.errors import EdgePipeError
 
 # Layers that map channel c to channel c and nothing else.
@@ -152,9 +152,6 @@ def prune_channels(model, ratio: float):
 
 
 def fine_tune(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3):
-    """A few steps of plain training so the remaining channels take over (as prune.fine_tune)."""
-    from mobile_models.backend import tf
-    model.compile(keras.optimizers.Adam(learning_rate), loss)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return model
+    """A few steps of plain training so the remaining channels take over."""
+    from quantize.stages import fit_steps
+    return fit_steps(model, x, y, loss, steps, batch_size, learning_rate)

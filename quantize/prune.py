@@ -77,12 +77,9 @@ def _copy_weights(src, dst):
 
 def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3):
     """Train the wrapped model ``steps`` steps so the remaining weights recover."""
-    from mobile_models.backend import tf
-    wrapped.compile(keras.optimizers.Adam(learning_rate), loss)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
-    wrapped.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0,
-                callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()])
-    return wrapped
+    from quantize.stages import fit_steps
+    return fit_steps(wrapped, x, y, loss, steps, batch_size, learning_rate,
+                     callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()])
 
 
 def strip(wrapped):

@@ -9,6 +9,15 @@ from mobile_models.backend import keras, tf
 from pipeline.errors import EdgePipeError
 
 
+def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, callbacks=()):
+    """``steps`` Adam steps over shuffled, repeated (x, y): the fine-tuning every
+    compression step uses (pruning, channel pruning, QAT)."""
+    model.compile(keras.optimizers.Adam(learning_rate), loss)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
+    return model
+
+
 def classifier_loss(model):
     from pipeline.cards import output_activation
     return keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
@@ -20,7 +29,7 @@ def prune_and_fine_tune(model, x, y, cfg) -> tuple:
     loss = classifier_loss(model)
     if cfg.structure == "channel":
         slim, rows = channel_prune.prune_channels(model, cfg.sparsity)
-        channel_prune.fine_tune(slim, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
+        fit_steps(slim, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
         return slim, rows
     wrapped = prune.wrap(model, cfg.sparsity, cfg.steps, cfg.structure, cfg.schedule)
     prune.fine_tune(wrapped, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
@@ -34,7 +43,4 @@ def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros
     if steps < 1:
         raise EdgePipeError("quantization-aware training needs at least one step")
     q = pqat_model(model) if keep_zeros else qat_model(model)
-    q.compile(keras.optimizers.Adam(learning_rate), classifier_loss(model))
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
-    q.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return q
+    return fit_steps(q, x, y, classifier_loss(model), steps, batch_size, learning_rate)

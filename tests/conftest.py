@@ -36,11 +36,16 @@ def tiny_run(tmp_path_factory):
 def tiny_hed():
     """A 64x64 MobileNetV2-style HED inference model with non-trivial BN statistics."""
     import mobile_models
-    from mobile_models.backend import layers
     from mobile_models.hed import inference_model
 
     model = inference_model(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3)))
-    rng = np.random.default_rng(0)
+    return randomise_batchnorm(model)
+
+
+def randomise_batchnorm(model, seed: int = 0):
+    """Non-trivial BN statistics, as a trained net has (fresh ones make BN an identity)."""
+    from mobile_models.backend import layers
+    rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
             g, b, m, v = layer.get_weights()

@@ -10,6 +10,7 @@ from mobile_models.profile import profile_model
 from pipeline.cli import main
 from pipeline.errors import EdgePipeError
 from quantize.channel_prune import kept_channels, prunable_groups, prune_channels
+from tests.conftest import randomise_batchnorm
 from tests.test_zoo_export import SMALL
 
 X = np.random.default_rng(1).random((4, 32, 32, 3), np.float32)
@@ -17,14 +18,7 @@ X = np.random.default_rng(1).random((4, 32, 32, 3), np.float32)
 
 def _model(name):
     """A SMALL zoo net (logits) with non-trivial BN statistics, as a trained net has."""
-    model = mobile_models.build(name, **SMALL[name])
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
-                               rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 2.0, v.shape)])
-    return model
+    return randomise_batchnorm(mobile_models.build(name, **SMALL[name]))
 
 
 def _pruned_names(rows):
