@@ -23,7 +23,7 @@ from convert.formats import VARIANTS, export  # noqa: E402
 from evaluate.latency import measure_host  # noqa: E402
 from mobile_models.backend import keras  # noqa: E402
 from mobile_models.hed import inference_model  # noqa: E402
-from mobile_models.profile import profile_model  # noqa: E402
+from mobile_models.profile import profile_model, roofline_terms  # noqa: E402
 from pipeline.modelio import save_keras  # noqa: E402
 
 BACKBONES = {
@@ -63,8 +63,10 @@ def main():
     for name in [*BACKBONES, "keras_apps_mobilenet_v2"]:
         model = build(name)
         macs = profile_model(model)["macs"]
+        terms = roofline_terms(profile_model(export_graph(model)))  # the graph the exporters see
         files[name] = export_all(name, model, out)
-        rows[name] = measure_host(files[name], 1, 5, args.runs, macs={k: macs for k in files[name]})
+        rows[name] = measure_host(files[name], 1, 5, args.runs, macs={k: macs for k in files[name]},
+                                  layer_costs={k: terms for k in files[name]})
         print(f"{name}: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in rows[name].items()), flush=True)
     # the two MobileNetV2 exports head to head, interleaved in one process
     pair = measure_host({"ours": files["mobilenet_v2"]["tflite_float32"],
@@ -87,7 +89,7 @@ def per_op(name, out: Path, runs: int) -> dict:
 
 
 def print_per_op(name, breakdown, row):
-    bound = row["tflite_float32"].get("roofline_bound_ms")
+    bound = row["tflite_float32"].get("compute_bound_ms")
     print(f"\nwhere {name}'s TFLite float time goes (prefix timing, 1 thread; full-model p50 "
           f"{row['tflite_float32']['p50_ms']:.2f} ms, compute-bound floor {bound:.2f} ms at the host's peak):")
     for k in breakdown["by_kind"]:
@@ -98,17 +100,22 @@ def print_per_op(name, breakdown, row):
 
 def print_table(rows, pair):
     head = f"{'backbone':26} {'MMACs':>7} {'keras':>8} {'tflite':>8} {'int8':>8} {'onnx':>8} " \
-           f"{'tfl/keras':>9} {'int8/fp':>8} {'tfl x roof':>10}"
+           f"{'keras/tfl':>9} {'int8/fp':>8} {'tfl x comp':>10} {'tfl x roof':>10}"
     print("\np50 ms at 1 thread, batch 1\n" + head + "\n" + "-" * len(head))
     for name, r in rows.items():
         k, f, i, o = (r[x]["p50_ms"] for x in ("keras", "tflite_float32", "tflite_int8", "onnx_float32"))
         print(f"{name:26} {r['keras']['macs'] / 1e6:7.1f} {k:8.2f} {f:8.2f} {i:8.2f} {o:8.2f} "
-              f"{f / k:9.2f} {i / f:8.2f} {r['tflite_float32']['roofline_ratio']:10.2f}")
+              f"{k / f:9.2f} {i / f:8.2f} {r['tflite_float32']['compute_bound_ratio']:10.2f} "
+              f"{r['tflite_float32']['roofline_ratio']:10.2f}")
     ours, theirs = pair["ours"], pair["keras_applications"]
     print(f"\nour MobileNetV2 TFLite / keras.applications MobileNetV2 TFLite (interleaved): "
           f"{ours['p50_ms'] / theirs['p50_ms']:.3f} (p50 {ours['p50_ms']:.2f} vs {theirs['p50_ms']:.2f} ms)")
     print(f"host single-core matmul peak: {ours['options']['host_peak_gflops_per_thread']:.1f} GFLOP/s; "
           f"{ours['cpu']}")
+    fp = next(iter(rows.values()))["tflite_float32"]["options"]["host_copy_gbps_by_bytes"]
+    print("one-thread copy bandwidth: " + ", ".join(f"{b / 2**20:.1f} MiB moved {g:.0f} GB/s" for b, g in fp))
+    print("x comp: p50 over all mult-adds at that peak. x roof: p50 over the roofline bound, per layer the "
+          "longer of its compute at peak and its traffic at the copy bandwidth for that traffic.")
     print("int8 on x86 is not representative of ARM phones.")
 
 

@@ -4,7 +4,8 @@ The seed's iPhone profile lost 35% of its frame time to unfolded BN. We fold
 in Keras, before any converter sees the model, so every format gets the same
 folded graph: the functional config is rewritten (BN removed, its consumers
 rewired to the conv, the conv given a bias) and the folded weights are set.
-A BN whose input is not a conv used only by that BN is left alone.
+A BN folds into a conv used only by it, or through a concat of such convs
+(ShuffleNet v1's grouped 1x1 convs); any other BN is left alone.
 """
 import numpy as np
 
@@ -13,25 +14,44 @@ from mobile_models.backend import keras, layers
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
 
 
-def _foldable_pairs(model):
+def _consumers(model) -> dict:
     consumers = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:
             for inbound in node.inbound_layers if isinstance(node.inbound_layers, list) else [node.inbound_layers]:
                 consumers.setdefault(inbound.name, []).append(layer.name)
+    return consumers
+
+
+def _foldable_pairs(model):
+    """BN name -> (the layer it is removed in favour of, [(conv, first channel), ...]).
+
+    A BN folds into a conv used only by it, or, through a channel concat used
+    only by it, into every conv feeding that concat (ShuffleNet v1's grouped
+    1x1 convs): each conv takes its slice of the BN's scale and shift."""
+    consumers = _consumers(model)
+
+    def sole(src, user):
+        return consumers.get(src.name) == [user.name]
+
     pairs = {}
     for layer in model.layers:
-        if not isinstance(layer, layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
+        if (not isinstance(layer, layers.BatchNormalization) or len(layer._inbound_nodes) != 1
+                or layer.axis not in ([-1], [3], -1, 3)):
             continue
         src = layer._inbound_nodes[0].inbound_layers
-        if (isinstance(src, FOLDABLE) and consumers.get(src.name) == [layer.name]
-                and layer.axis in ([-1], [3], -1, 3)):
-            pairs[layer.name] = src
+        if isinstance(src, FOLDABLE) and sole(src, layer):
+            pairs[layer.name] = (src, [(src, 0)])
+        elif isinstance(src, layers.Concatenate) and src.axis in (-1, 3) and sole(src, layer):
+            parts = src._inbound_nodes[0].inbound_layers
+            if all(isinstance(p, FOLDABLE) and sole(p, src) for p in parts):
+                offsets = np.cumsum([0] + [p.output_shape[-1] for p in parts])[:-1]
+                pairs[layer.name] = (src, list(zip(parts, offsets.tolist())))
     return pairs
 
 
 def _rewire(config, pairs):
-    bn_to_conv = {bn: conv.name for bn, conv in pairs.items()}
+    bn_to_conv = {bn: target.name for bn, (target, _) in pairs.items()}
 
     def fix(obj):
         if isinstance(obj, list):
@@ -43,7 +63,7 @@ def _rewire(config, pairs):
         return obj
 
     kept = [l for l in config["layers"] if l["name"] not in bn_to_conv]
-    folded_convs = {c.name for c in pairs.values()}
+    folded_convs = {conv.name for _, convs in pairs.values() for conv, _ in convs}
     for l in kept:
         if l["name"] in folded_convs:
             l["config"]["use_bias"] = True
@@ -52,8 +72,9 @@ def _rewire(config, pairs):
     return config
 
 
-def _folded_weights(conv, bn):
-    gamma, beta, mean, var = _bn_params(bn)
+def _folded_weights(conv, bn, first: int = 0):
+    """The conv's kernel and bias with the BN's channels [first, first + filters) folded in."""
+    gamma, beta, mean, var = (p[first:first + conv.output_shape[-1]] for p in _bn_params(bn))
     scale = gamma / np.sqrt(var + bn.epsilon)
     w = conv.get_weights()
     kernel, bias = w[0], (w[1] if conv.use_bias else np.zeros_like(mean))
@@ -79,11 +100,12 @@ def fold_batchnorm(model) -> "keras.Model":
     if not pairs:
         return model
     folded = keras.Model.from_config(_rewire(model.get_config(), pairs))
-    conv_to_bn = {conv.name: model.get_layer(bn) for bn, conv in pairs.items()}
+    conv_to_bn = {conv.name: (model.get_layer(bn), first) for bn, (_, convs) in pairs.items()
+                  for conv, first in convs}
     for layer in folded.layers:
         src = model.get_layer(layer.name)
         if layer.name in conv_to_bn:
-            layer.set_weights(_folded_weights(src, conv_to_bn[layer.name]))
+            layer.set_weights(_folded_weights(src, *conv_to_bn[layer.name]))
         else:
             layer.set_weights(src.get_weights())
     return folded
@@ -94,8 +116,10 @@ def count_batchnorm(model) -> int:
 
 
 def export_graph(model):
-    """The graph every exporter gets: BN folded into its convs, and HED's
-    transposed-conv upsamplers rewritten as sub-pixel convs (convert.upsample).
-    Both are exact; both remove work the phone would otherwise do."""
+    """The graph every exporter gets: BN folded into its convs, HED's
+    transposed-conv upsamplers rewritten as sub-pixel convs (convert.upsample)
+    and its fuse as a pyramid of sums and 2x depth-to-space steps
+    (convert.fuse_pyramid). All exact; all remove work the phone would do."""
+    from convert.fuse_pyramid import fuse_pyramid
     from convert.upsample import transposed_to_subpixel
-    return transposed_to_subpixel(fold_batchnorm(model))
+    return fuse_pyramid(transposed_to_subpixel(fold_batchnorm(model)))

@@ -30,7 +30,9 @@ class BenchResult(BaseModel):
     rss_delta_mb: float | None = None  # resident memory added by load + first inference
     macs: int | None = None
     achieved_gflops: float | None = None
-    roofline_bound_ms: float | None = None
+    compute_bound_ms: float | None = None   # all mult-adds at the host's matmul peak
+    compute_bound_ratio: float | None = None
+    roofline_bound_ms: float | None = None  # per layer max(compute at peak, traffic at copy bandwidth)
     roofline_ratio: float | None = None
     samples_ms: list[float] = []  # every timed run, in order (for the latency distribution plot)
     notes: list[str] = []

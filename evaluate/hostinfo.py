@@ -47,3 +47,32 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best / 1e9
+
+
+COPY_SIZES = (2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26)  # 256 KiB .. 64 MiB: L2, L3, DRAM
+
+
+def copy_bandwidth_curve(sizes=COPY_SIZES, repeats: int = 5) -> list[list[float]]:
+    """``[[bytes moved per copy, GB/s], ...]``: one thread copying a float32
+    buffer of each size, bytes read plus bytes written, best of ``repeats``. Small
+    buffers stay in cache, so the curve is the memory roof a layer of that
+    traffic sees (a cache-aware roofline)."""
+    curve = []
+    for size in sizes:
+        src = np.ones(size // 4, np.float32)
+        dst = np.empty_like(src)
+        inner = max(1, 2 ** 24 // size)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                np.copyto(dst, src)
+            best = min(best, (time.perf_counter() - t0) / inner)
+        curve.append([2.0 * size, 2.0 * size / best / 1e9])
+    return curve
+
+
+def bandwidth_at(curve, nbytes: float) -> float:
+    """GB/s for a layer moving ``nbytes``: the curve interpolated in log size, clamped at its ends."""
+    sizes = np.log2([c[0] for c in curve])
+    return float(np.interp(np.log2(max(nbytes, 1.0)), sizes, [c[1] for c in curve]))

@@ -16,6 +16,10 @@ import numpy as np
 
 from mobile_models.backend import layers
 
+# Layers a runtime fuses into their producer (activations) or runs as a view
+# (reshape): no memory traffic of their own in a roofline bound.
+FUSED_OR_VIEW = ("InputLayer", "ReLU", "Activation", "Reshape", "Flatten", "Dropout")
+
 ELEMENTWISE = (layers.Add, layers.Multiply, layers.ReLU, layers.Activation, layers.BatchNormalization,
                layers.Average, layers.Subtract)
 
@@ -115,3 +119,11 @@ def guideline_warnings(model, rows, totals) -> list[str]:
 def _ratio(layer):
     c_in, c_out = layer.input_shape[-1], layer.filters
     return max(c_in, c_out) / max(min(c_in, c_out), 1)
+
+
+def roofline_terms(profile: dict) -> list[list[int]]:
+    """``[mult-adds, float32 bytes moved]`` per layer of a ``profile_model`` result,
+    for a roofline bound: each layer needs at least the longer of its compute at
+    peak and its traffic (the MAC column) at the memory bandwidth. Skipping the
+    layers in FUSED_OR_VIEW keeps the sum a lower bound."""
+    return [[r["macs"], 4 * r["mac"]] for r in profile["layers"] if r["kind"] not in FUSED_OR_VIEW]

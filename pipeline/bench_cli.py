@@ -17,18 +17,19 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def model_macs(path) -> int | None:
-    """Mult-adds from the profiler: for a .keras file directly, else from a
-    model_card.json beside the file."""
+def model_work(path) -> tuple[int | None, list | None]:
+    """(mult-adds, per-layer roofline terms) from the profiler for a .keras file;
+    mult-adds alone from a model_card.json beside any other file."""
     path = Path(path)
     if path.suffix == ".keras":
-        from mobile_models.profile import profile_model
+        from mobile_models.profile import profile_model, roofline_terms
         from pipeline.modelio import load_keras
-        return profile_model(load_keras(path))["macs"]
+        profile = profile_model(load_keras(path))
+        return profile["macs"], roofline_terms(profile)
     card = path.parent / "model_card.json"
     if card.is_file():
-        return json.loads(card.read_text()).get("macs")
-    return None
+        return json.loads(card.read_text()).get("macs"), None
+    return None, None
 
 
 def bench_host(files, threads, args) -> list[dict]:
@@ -36,9 +37,10 @@ def bench_host(files, threads, args) -> list[dict]:
     for f in files:
         if not Path(f).exists():
             raise EdgePipeError(f"model not found: {f}")
-    macs = {f: model_macs(f) for f in files}
+    work = {f: model_work(f) for f in files}
     options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
-               "until_stable": args.until_stable, "macs": macs, "compute_units": args.compute_units}
+               "until_stable": args.until_stable, "macs": {f: w[0] for f, w in work.items()},
+               "layer_costs": {f: w[1] for f, w in work.items() if w[1]}, "compute_units": args.compute_units}
     results = []
     for t in threads:
         stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, args.warmup, args.runs, **options)
@@ -65,7 +67,7 @@ def print_results(results, baseline: int = 0, console=None):
     t = Table(title=f"latency, batch {results[0].get('batch', 1)} — ratio = p50 / p50 of "
                     f"{Path(results[baseline]['model']).name} at the same threads")
     for col in ("model", "runtime", "thr", "init ms", "first ms", "p50 ms", "p90 ms", "std ms", "ratio",
-                "GFLOP/s", "x roofline", "RSS +MB"):  # noqa: E501
+                "GFLOP/s", "x compute", "x roofline", "RSS +MB"):
         t.add_column(col, justify="left" if col in ("model", "runtime") else "right",
                      min_width=26 if col == "model" else None, overflow="fold")
     for r in results:
@@ -73,9 +75,13 @@ def print_results(results, baseline: int = 0, console=None):
         opt = lambda k, f: format(r[k], f) if r.get(k) is not None else "-"  # noqa: E731
         t.add_row(Path(r["model"]).name, r["runtime"], str(r["threads"]), f"{r['init_ms']:.1f}",
                   f"{r['first_ms']:.1f}", f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['std_ms']:.2f}",
-                  f"{ratio:.2f}", opt("achieved_gflops", ".1f"), opt("roofline_ratio", ".2f"),
-                  opt("rss_delta_mb", ".1f"))
+                  f"{ratio:.2f}", opt("achieved_gflops", ".1f"), opt("compute_bound_ratio", ".2f"),
+                  opt("roofline_ratio", ".2f"), opt("rss_delta_mb", ".1f"))
     console.print(t)
+    if any(r.get("compute_bound_ratio") for r in results):
+        console.print("x compute = p50 / (mult-adds at the host's one-thread matmul peak); x roofline adds the "
+                      "memory roof: per layer, its traffic at the measured copy bandwidth if that is longer "
+                      "(.keras files, 1 thread)", markup=False)
     for note in sorted({n for r in results for n in r.get("notes", [])}):
         console.print(f"note: {note}", markup=False)
     tflites = sorted({r["model"] for r in results if str(r["model"]).endswith(".tflite")})

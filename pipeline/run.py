@@ -151,7 +151,7 @@ def recipe_artifact(recipe, suffix):
     return f"{recipe.model.name}{suffix}"
 
 
-def stage_bench(recipe, entries, macs: int, out: Path, console):
+def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console):
     """Time every runnable artifact in a fresh process (one thread, batch 1)."""
     from evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
@@ -159,7 +159,8 @@ def stage_bench(recipe, entries, macs: int, out: Path, console):
     try:
         with console.status(f"timing latency ({recipe.bench.threads} thread, interleaved)"):
             stats = measure_host(models, recipe.bench.threads, recipe.bench.warmup, recipe.bench.runs,
-                                 [recipe.model.input_size] * 2 + [3], macs={k: macs for k in models})
+                                 [recipe.model.input_size] * 2 + [3], macs={k: macs for k in models},
+                                 layer_costs={k: terms for k in models})
     except EdgePipeError as e:
         console.log(f"[yellow]latency stage failed: {e}")
         return
@@ -253,9 +254,10 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
 
     def do_bench():
-        from mobile_models.profile import profile_model
+        from convert.fold import export_graph
+        from mobile_models.profile import profile_model, roofline_terms
         macs = profile_model(r.model())["macs"]
-        stage_bench(recipe, entries, macs, r.out, console)
+        stage_bench(recipe, entries, macs, roofline_terms(profile_model(export_graph(r.model()))), r.out, console)
         return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
 
     bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench)

@@ -14,6 +14,7 @@ from pipeline.errors import EdgePipeError
 # "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
 STRUCTURES = ("unstructured", "2:4", "channel")
 # tfmot prunes these; depthwise kernels (3x3 per channel, ~1-3% of weights) it leaves dense
+# (tfmot 0.8.1 wraps DepthwiseConv2D but masks none of its weights)
 PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
 
 

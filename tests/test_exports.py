@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from convert.fold import count_batchnorm, fold_batchnorm
+from tests.conftest import randomise_batchnorm
 from convert.formats import VARIANTS, export
 from evaluate.parity import parity
 from evaluate.runners import KerasRunner, open_runner
@@ -146,9 +147,50 @@ def test_subpixel_rewrite_of_transposed_convs_is_exact(tmp_path):
 def test_hed_export_graph_has_no_transposed_convs_and_matches_in_every_format(tiny_hed, tmp_path, tiny_images):
     from convert.fold import export_graph
     graph = export_graph(tiny_hed)
-    assert not [l for l in graph.layers if type(l).__name__ == "Conv2DTranspose"]
+    assert not [l for l in graph.layers if type(l).__name__ in ("Conv2DTranspose", "Concatenate")]
     ref = tiny_hed.predict(tiny_images, verbose=0)
     for variant in ("tflite_float32", "onnx_float32", "coreml_fp32"):
         v = VARIANTS[variant]
         got = next(iter(open_runner(export(v, graph, tmp_path / f"m{v.suffix}")).predict(tiny_images).values()))
         assert parity(ref, got)["max_abs"] < 1e-4, variant
+
+
+def test_batchnorm_folds_through_a_concat_of_grouped_convs():
+    """ShuffleNet v1's grouped 1x1 convs end in split -> convs -> concat -> BN: the
+    BN folds into each group's conv, slice by slice, and nothing changes."""
+    import mobile_models
+    from tests.conftest import randomise_batchnorm
+    model = mobile_models.build("shufflenet_v1", groups=3, scale=0.5, input_shape=(32, 32, 3), classes=10,
+                                classifier_activation=None)
+    randomise_batchnorm(model)
+    folded = fold_batchnorm(model)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), np.float32)
+    assert count_batchnorm(model) > 0 and count_batchnorm(folded) == 0
+    assert np.abs(model.predict(x, verbose=0) - folded.predict(x, verbose=0)).max() < 1e-4
+
+
+def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
+    """The fuse (a 1x1 conv over five upsampled sides) becomes sums and 2x
+    depth-to-space steps, with the fuse weights and bias folded into the side
+    convs; a training model, whose sides are outputs themselves, is not touched."""
+    import mobile_models
+    from convert.fuse_pyramid import d2s_permutation, fuse_pyramid
+    from convert.upsample import transposed_to_subpixel
+    from mobile_models.backend import tf
+    from mobile_models.hed import inference_model
+    for block in (2, 4, 8):
+        x = np.random.default_rng(block).random((1, 3, 3, block * block)).astype(np.float32)
+        y = x[..., d2s_permutation(block)]
+        while y.shape[-1] > 1:
+            y = tf.nn.depth_to_space(y, 2).numpy()
+        assert np.array_equal(y, tf.nn.depth_to_space(x, block).numpy())
+    train = randomise_batchnorm(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3)))
+    fuse = train.get_layer("fuse")
+    fuse.set_weights([np.array([0.7, -0.4, 1.3, 0.2, -0.9], np.float32).reshape(1, 1, 5, 1),
+                      np.array([0.25], np.float32)])
+    subpixel = transposed_to_subpixel(fold_batchnorm(inference_model(train)))
+    rewritten = fuse_pyramid(subpixel)
+    names = [l.name for l in rewritten.layers]
+    assert "dsn_concat" not in names and "fuse_up1" in names and "fuse" in names
+    assert np.abs(subpixel.predict(tiny_images, verbose=0) - rewritten.predict(tiny_images, verbose=0)).max() < 1e-5
+    assert fuse_pyramid(train) is train

@@ -7,6 +7,7 @@ import pytest
 
 from evaluate.bench_schema import BenchResult, validate
 from evaluate.latency import interleaved, summarize
+from evaluate.runners import Runner
 
 
 class FakeClock:
@@ -17,8 +18,8 @@ class FakeClock:
         return self.now
 
 
-class FakeRunner:
-    """Each predict advances the fake clock by the next scripted duration."""
+class FakeRunner(Runner):
+    """Each predict (and so each timed call) advances the fake clock by the next scripted duration."""
 
     def __init__(self, name, durations, clock, log):
         self.name, self.durations, self.clock, self.log = name, list(durations), clock, log
@@ -84,3 +85,23 @@ def test_result_schema_round_trip():
     assert BenchResult.model_validate(json.loads(json.dumps(parsed.model_dump()))) == parsed
     with pytest.raises(Exception):
         validate([r | {"unexpected": 1}])
+
+
+def test_roofline_bound_takes_the_longer_of_compute_and_traffic_per_layer():
+    from evaluate.latency import _roofline
+    curve = [[1e3, 1.0], [1e6, 10.0]]  # 1 GB/s for 1 kB of traffic, 10 GB/s from 1 MB
+    # layer 1: 1e6 MACs = 2e6 FLOP at 1 GFLOP/s = 2 ms, 1 kB at 1 GB/s = 1 us -> compute-bound, 2 ms
+    # layer 2: 0 MACs, 1e7 bytes at 10 GB/s = 1 ms -> memory-bound
+    out = _roofline({"p50_ms": 6.0}, 1_000_000, [[1_000_000, 1_000], [0, 10_000_000]], 1.0, curve, 1)
+    assert out["compute_bound_ms"] == pytest.approx(2.0) and out["compute_bound_ratio"] == pytest.approx(3.0)
+    assert out["roofline_bound_ms"] == pytest.approx(3.0) and out["roofline_ratio"] == pytest.approx(2.0)
+    assert "roofline_ratio" not in _roofline({"p50_ms": 6.0}, 1_000_000, None, 1.0, curve, 1)
+
+
+def test_bandwidth_interpolates_in_log_size_and_clamps():
+    from evaluate.hostinfo import bandwidth_at, copy_bandwidth_curve
+    curve = [[1e3, 1.0], [1e5, 3.0]]
+    assert bandwidth_at(curve, 1e4) == pytest.approx(2.0)
+    assert bandwidth_at(curve, 10) == 1.0 and bandwidth_at(curve, 1e9) == 3.0
+    measured = copy_bandwidth_curve(sizes=(2 ** 16, 2 ** 18), repeats=1)
+    assert [c[0] for c in measured] == [2 ** 17, 2 ** 19] and all(c[1] > 0 for c in measured)
