@@ -10,17 +10,9 @@ A BN folds into a conv used only by it, or through a concat of such convs
 import numpy as np
 
 from mobile_models.backend import keras, layers
+from mobile_models.graph import consumers
 
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
-
-
-def _consumers(model) -> dict:
-    consumers = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for inbound in node.inbound_layers if isinstance(node.inbound_layers, list) else [node.inbound_layers]:
-                consumers.setdefault(inbound.name, []).append(layer.name)
-    return consumers
 
 
 def _foldable_pairs(model):
@@ -29,10 +21,10 @@ def _foldable_pairs(model):
     A BN folds into a conv used only by it, or, through a channel concat used
     only by it, into every conv feeding that concat (ShuffleNet v1's grouped
     1x1 convs): each conv takes its slice of the BN's scale and shift."""
-    consumers = _consumers(model)
+    readers = consumers(model)
 
     def sole(src, user):
-        return consumers.get(src.name) == [user.name]
+        return [r.name for r in readers.get(src.name, [])] == [user.name]
 
     pairs = {}
     for layer in model.layers:

@@ -17,6 +17,7 @@ import numpy as np
 
 from mobile_models.backend import keras, layers, tf
 from mobile_models.custom_layers import DepthToSpace
+from mobile_models.graph import consumers
 
 
 def d2s_permutation(block: int) -> np.ndarray:
@@ -35,12 +36,7 @@ def d2s_permutation(block: int) -> np.ndarray:
 def _sole_consumer(model):
     """layer -> the one layer that reads it; None if several do or it is a model output."""
     outputs = {t.node.layer.name for t in model.outputs}
-    users = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            inbound = node.inbound_layers
-            for src in inbound if isinstance(inbound, list) else [inbound]:
-                users.setdefault(src.name, []).append(layer)
+    users = consumers(model)
     return lambda layer: (users[layer.name][0] if len(users.get(layer.name, [])) == 1
                           and layer.name not in outputs else None)
 

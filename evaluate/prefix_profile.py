@@ -25,26 +25,17 @@ def layer_kind(layer) -> str:
     return name
 
 
-def _consumers(model) -> dict:
-    out = defaultdict(set)
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            inbound = node.inbound_layers
-            for src in inbound if isinstance(inbound, list) else [inbound]:
-                out[src.name].add(layer.name)
-    return out
-
-
 def prefix_model(model, k: int):
     """Layers ``[0..k]`` (topological order) with every tensor that a later layer
     or the model's output still needs as an output."""
     from mobile_models.backend import keras
     kept = model.layers[: k + 1]
     names = {layer.name for layer in kept}
-    consumers = _consumers(model)
+    from mobile_models.graph import consumers
+    readers = {name: {r.name for r in rs} for name, rs in consumers(model).items()}
     finals = {t.node.layer.name for t in model.outputs}
     outs = [layer.output for layer in kept if type(layer).__name__ != "InputLayer"
-            and (layer.name in finals or not consumers[layer.name] <= names)]
+            and (layer.name in finals or not readers.get(layer.name, set()) <= names)]
     return keras.Model(model.inputs, outs, name=f"prefix_{k}")
 
 

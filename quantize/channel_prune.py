@@ -16,6 +16,7 @@ outputs, ShuffleNet v2 the middle channels of each branch.
 import numpy as np
 
 from mobile_models.backend import layers
+from mobile_models.graph import consumers
 from pipeline.errors import EdgePipeError
 
 # Layers that map channel c to channel c and nothing else.
@@ -58,19 +59,9 @@ def _channel_wise(layer) -> bool:
     return getattr(layer, "data_format", "channels_last") == "channels_last"
 
 
-def _consumers(model) -> dict:
-    out = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            inbound = node.inbound_layers
-            for src in inbound if isinstance(inbound, list) else [inbound]:
-                out.setdefault(src.name, []).append(layer)
-    return out
-
-
 def prunable_groups(model) -> list[dict]:
     """Each prunable conv with the channel-wise layers behind it and its one consumer."""
-    consumers = _consumers(model)
+    readers = consumers(model)
     outputs = set(model.output_names)
     groups = []
     for conv in model.layers:
@@ -81,7 +72,7 @@ def prunable_groups(model) -> list[dict]:
             layer = frontier.pop()
             if layer.name in outputs:
                 ok = False
-            for nxt in consumers.get(layer.name, []):
+            for nxt in readers.get(layer.name, []):
                 if len(nxt._inbound_nodes) != 1:  # a shared layer sees other tensors too
                     ok = False
                 elif _consumer_ok(nxt):

@@ -76,11 +76,11 @@ def _copy_weights(src, dst):
         inner.set_weights(source.get_weights())
 
 
-def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3):
+def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0):
     """Train the wrapped model ``steps`` steps so the remaining weights recover."""
     from quantize.stages import fit_steps
     return fit_steps(wrapped, x, y, loss, steps, batch_size, learning_rate,
-                     callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()])
+                     callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()], seed=seed)
 
 
 def strip(wrapped):

@@ -9,11 +9,12 @@ from mobile_models.backend import keras, tf
 from pipeline.errors import EdgePipeError
 
 
-def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, callbacks=()):
+def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, callbacks=(),
+              seed: int = 0):
     """``steps`` Adam steps over shuffled, repeated (x, y): the fine-tuning every
-    compression step uses (pruning, channel pruning, QAT)."""
+    compression step uses (pruning, channel pruning, QAT). ``seed`` sets the order."""
     model.compile(keras.optimizers.Adam(learning_rate), loss)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch_size).repeat()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size).repeat()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
     return model
 
@@ -37,7 +38,8 @@ def prune_and_fine_tune(model, x, y, cfg) -> tuple:
     return pruned, prune.sparsity_table(pruned)
 
 
-def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros: bool, batch_size: int = 32):
+def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros: bool, batch_size: int = 32,
+                       seed: int = 0):
     """QAT (or PQAT with ``keep_zeros``) fine-tuning; returns the fake-quantized model.
 
     BatchNorm statistics stay frozen (inference mode), as Krishnamoorthi (2018,
@@ -48,7 +50,7 @@ def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros
     if steps < 1:
         raise EdgePipeError("quantization-aware training needs at least one step")
     q = freeze_batchnorm(pqat_model(model) if keep_zeros else qat_model(model))
-    return fit_steps(q, x, y, classifier_loss(model), steps, batch_size, learning_rate)
+    return fit_steps(q, x, y, classifier_loss(model), steps, batch_size, learning_rate, seed=seed)
 
 
 def freeze_batchnorm(model):

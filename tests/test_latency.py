@@ -105,3 +105,19 @@ def test_bandwidth_interpolates_in_log_size_and_clamps():
     assert bandwidth_at(curve, 10) == 1.0 and bandwidth_at(curve, 1e9) == 3.0
     measured = copy_bandwidth_curve(sizes=(2 ** 16, 2 ** 18), repeats=1)
     assert [c[0] for c in measured] == [2 ** 17, 2 ** 19] and all(c[1] > 0 for c in measured)
+
+
+def test_a_timed_tflite_run_is_invoke_on_bound_inputs(tmp_path):
+    """What bench times for LiteRT is Invoke() on an input set beforehand (as
+    benchmark_model does); it computes what predict computes."""
+    import mobile_models
+    from convert import tflite
+    from evaluate.runners import open_runner
+    model = mobile_models.build("tiny_cnn", input_shape=(16, 16, 3), classes=4)
+    runner = open_runner(tflite.write(model, tmp_path / "m.tflite"))
+    x = np.random.default_rng(0).random((1, 16, 16, 3), np.float32)
+    call = runner.bound(x)
+    assert call == runner.interp.invoke
+    call()
+    got = runner.interp.get_tensor(runner._out[0]["index"])
+    assert np.allclose(got, next(iter(runner.predict(x).values())), atol=1e-6)

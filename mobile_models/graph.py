@@ -1,0 +1,20 @@
+"""Walking a functional Keras model's graph (the rewrites, pruners and profilers share it)."""
+
+
+def inbound_layers(layer) -> list:
+    """The layers feeding ``layer``'s first call."""
+    if not layer._inbound_nodes:
+        return []
+    inbound = layer._inbound_nodes[0].inbound_layers
+    return inbound if isinstance(inbound, list) else [inbound]
+
+
+def consumers(model) -> dict:
+    """Layer name -> the layers that read its output, in model order."""
+    out = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            inbound = node.inbound_layers
+            for src in inbound if isinstance(inbound, list) else [inbound]:
+                out.setdefault(src.name, []).append(layer)
+    return out
