@@ -4,6 +4,7 @@ export, and the per-layer sparsity table (as in SqueezeNet's deep-compression
 table) with file and gzip sizes — sparse weights only pay off once compressed.
 """
 import gzip
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,26 @@ from pipeline.errors import EdgePipeError
 
 # "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
 STRUCTURES = ("unstructured", "2:4", "channel")
-# tfmot prunes these; depthwise kernels (3x3 per channel, ~1-3% of weights) it leaves dense
-# (tfmot 0.8.1 wraps DepthwiseConv2D but masks none of its weights)
-PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
+PRUNABLE = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "Dense")
 
 
 def _tfmot():
     import tensorflow_model_optimization as tfmot
     return tfmot
+
+
+@lru_cache(maxsize=1)
+def prunable_depthwise():
+    """DepthwiseConv2D that names its kernel through tfmot's PrunableLayer
+    interface: tfmot 0.8.1 registers DepthwiseConv2D with no prunable weights,
+    so a "75%-sparse" MobileNet would keep every depthwise weight. ``strip``
+    turns it back into a plain DepthwiseConv2D."""
+    base = _tfmot().sparsity.keras.PrunableLayer
+
+    class PrunableDepthwiseConv2D(keras.layers.DepthwiseConv2D, base):
+        def get_prunable_weights(self):
+            return [self.depthwise_kernel]
+    return PrunableDepthwiseConv2D
 
 
 def check_sparsity(sparsity: float, structure: str):
@@ -42,7 +55,7 @@ def schedule(sparsity: float, steps: int, kind: str = "polynomial"):
 
 
 def _prunable(layer) -> bool:
-    return type(layer).__name__ in PRUNABLE
+    return type(layer).__name__ in PRUNABLE or isinstance(layer, keras.layers.DepthwiseConv2D)
 
 
 def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", kind: str = "polynomial"):
@@ -54,12 +67,15 @@ def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", ki
     s = _tfmot().sparsity.keras
 
     def clone(layer):
+        cls = layer.__class__
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            cls = prunable_depthwise()
+        fresh = cls.from_config(layer.get_config())
         if not _prunable(layer):
-            return layer.__class__.from_config(layer.get_config())
+            return fresh
         if structure == "2:4":
-            return s.prune_low_magnitude(layer.__class__.from_config(layer.get_config()), sparsity_m_by_n=(2, 4))
-        return s.prune_low_magnitude(layer.__class__.from_config(layer.get_config()),
-                                     pruning_schedule=schedule(sparsity, steps, kind))
+            return s.prune_low_magnitude(fresh, sparsity_m_by_n=(2, 4))
+        return s.prune_low_magnitude(fresh, pruning_schedule=schedule(sparsity, steps, kind))
     wrapped = keras.models.clone_model(model, clone_function=clone)
     _copy_weights(model, wrapped)
     return wrapped
@@ -84,7 +100,18 @@ def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_ra
 
 
 def strip(wrapped):
-    return _tfmot().sparsity.keras.strip_pruning(wrapped)
+    """The pruned model without tfmot's wrappers, in plain Keras layers only."""
+    stripped = _tfmot().sparsity.keras.strip_pruning(wrapped)
+    special = prunable_depthwise()
+    if not any(isinstance(layer, special) for layer in stripped.layers):
+        return stripped
+
+    def plain(layer):
+        cls = keras.layers.DepthwiseConv2D if isinstance(layer, special) else layer.__class__
+        return cls.from_config(layer.get_config())
+    model = keras.models.clone_model(stripped, clone_function=plain)
+    _copy_weights(stripped, model)
+    return model
 
 
 def sparsity_table(model) -> list[dict]:

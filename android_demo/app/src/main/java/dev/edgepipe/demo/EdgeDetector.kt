@@ -53,6 +53,9 @@ class EdgeDetector(model: MappedByteBuffer, private val card: ModelCard, options
         interpreter.run(inBuf, outBuf)
     }
 
+    /** The native Invoke() time of the last run (what benchmark_model and edgepipe's host bench time), ms. */
+    fun lastInvokeMs(): Double? = interpreter.lastNativeInferenceDurationNanoseconds?.let { it / 1e6 }
+
     fun fillInput(x: FloatArray) {
         inBuf.rewind()
         if (input.dataType() == DataType.INT8) {
