@@ -25,7 +25,7 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
     console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers; "
                 f"transposed convs as sub-pixel convs: {_count(model, 'Conv2DTranspose')} -> "
                 f"{_count(folded, 'Conv2DTranspose')}"
-                + ("; HED fuse as a pyramid of sums and 2x depth-to-space" if "fuse_up1" in folded.layer_names
+                + ("; HED fuse as a pyramid of sums and 2x depth-to-space" if any(l.name == "fuse_up1" for l in folded.layers)
                    else ""))
     calib = task.calibration()
     meta = task.meta(model, recipe_hash(recipe))
