@@ -22,11 +22,11 @@ def recipe_hash(recipe) -> str:
 
 def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
     folded = export_graph(model)
+    pyramid = any(layer.name == "fuse_up1" for layer in folded.layers)
     console.log(f"folded BatchNorm: {count_batchnorm(model)} -> {count_batchnorm(folded)} BN layers; "
                 f"transposed convs as sub-pixel convs: {_count(model, 'Conv2DTranspose')} -> "
                 f"{_count(folded, 'Conv2DTranspose')}"
-                + ("; HED fuse as a pyramid of sums and 2x depth-to-space" if any(l.name == "fuse_up1" for l in folded.layers)
-                   else ""))
+                + ("; HED fuse as a pyramid of sums and 2x depth-to-space" if pyramid else ""))
     calib = task.calibration()
     meta = task.meta(model, recipe_hash(recipe))
     variants = [VARIANTS[name] for name in recipe.export.variants]
