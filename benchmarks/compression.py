@@ -50,9 +50,9 @@ def export_pair(model, calib, stem: Path) -> dict:
     return {m: {"path": p, **prune.file_sizes(p)} for m, p in paths.items()}
 
 
-def pruned(model, x, y, sparsity, steps, seed=0):
+def pruned(model, x, y, sparsity, steps, seed=0, depthwise=False):
     loss = keras.losses.SparseCategoricalCrossentropy()
-    wrapped = prune.wrap(model, sparsity, steps)
+    wrapped = prune.wrap(model, sparsity, steps, depthwise=depthwise)
     prune.fine_tune(wrapped, x, y, loss, steps, learning_rate=3e-4, seed=seed)
     return prune.strip(wrapped)
 
@@ -104,6 +104,7 @@ def ptq_vs_pqat(model, x, y, xt, yt, steps, calib, out: Path, seeds: int, first=
 
 
 PARTS = ("ptq", "prune", "qat", "channel", "pqat")
+PRUNED = (("pruned50", 0.5, False), ("pruned75", 0.75, False), ("pruned75_depthwise", 0.75, True))
 
 
 def bench(recipe_path: str, prune_steps: int, parts=PARTS, seeds: int = 3) -> dict:
@@ -118,10 +119,12 @@ def bench(recipe_path: str, prune_steps: int, parts=PARTS, seeds: int = 3) -> di
     row["float_top1"], row["int8_top1"] = top1(base["float32"]["path"], xt, yt), top1(base["int8"]["path"], xt, yt)
     row["dense_sizes"] = {m: {k: v for k, v in d.items() if k != "path"} for m, d in base.items()}
     sparse = {}
-    for sparsity in (0.5, 0.75) if "prune" in parts else ():
-        sparse[sparsity] = pruned(model, x, y, sparsity, prune_steps)
-        p = export_pair(sparse[sparsity], calib, out / f"pruned{int(sparsity * 100)}")
-        row[f"pruned{int(sparsity * 100)}"] = {
+    # the 75% model once with depthwise kernels dense (tfmot's default) and once pruned too
+    for key, sparsity, depthwise in PRUNED if "prune" in parts else ():
+        sparse[key] = pruned(model, x, y, sparsity, prune_steps, depthwise=depthwise)
+        p = export_pair(sparse[key], calib, out / key)
+        row[key] = {
+            "sparsity_with_depthwise": prune.overall_sparsity(prune.sparsity_table(sparse[key], depthwise=True)),
             "float_top1": top1(p["float32"]["path"], xt, yt), "int8_top1": top1(p["int8"]["path"], xt, yt),
             "int8_gzip_vs_float_gzip": p["int8"]["gzip_bytes"] / base["float32"]["gzip_bytes"],
             "sizes": {m: {k: v for k, v in d.items() if k != "path"} for m, d in p.items()}}
@@ -129,7 +132,7 @@ def bench(recipe_path: str, prune_steps: int, parts=PARTS, seeds: int = 3) -> di
         q = tflite.write(qat(model, x, y, prune_steps), out / "qat.int8.tflite", "int8", calib)
         row["qat_int8_top1"] = top1(q, xt, yt)
     if "pqat" in parts:
-        row["pqat_vs_ptq"] = ptq_vs_pqat(model, x, y, xt, yt, prune_steps, calib, out, seeds, sparse.get(0.5))
+        row["pqat_vs_ptq"] = ptq_vs_pqat(model, x, y, xt, yt, prune_steps, calib, out, seeds, sparse.get("pruned50"))
     if "channel" in parts:
         row["channel50"] = channel_pruned(model, x, y, xt, yt, 0.5, prune_steps, out)
     return row
@@ -153,12 +156,14 @@ def main():
         ap.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}; valid: {', '.join(PARTS)}")
     rows = [bench(r, args.prune_steps, parts, args.seeds) for r in args.recipes.split(",")]
     print(f"{'model':14} {'float':>7} {'int8':>7} {'QAT int8':>9} {'50%+int8':>9} {'50%+PQAT':>9} "
-          f"{'75% int8 gzip/float gzip':>25}")
+          f"{'75% int8 gzip/float gzip (top-1)':>33} {'same, depthwise pruned too':>27}")
     for r in rows:
-        p75 = r.get("pruned75", {}).get("int8_gzip_vs_float_gzip")
+        gz = [(r[k]["int8_gzip_vs_float_gzip"], r[k]["int8_top1"]) if k in r else None
+              for k in ("pruned75", "pruned75_depthwise")]
+        gz = [f"{g:.1%} ({t:.2%})" if g else "-" for g, t in (x or (None, None) for x in gz)]
         print(f"{r['model']:14} {_pct(r, 'float_top1'):>7} {_pct(r, 'int8_top1'):>7} {_pct(r, 'qat_int8_top1'):>9} "
               f"{_pct(r, 'pruned50', 'int8_top1'):>9} {_pct(r, 'pqat_vs_ptq', 'mean_pqat_int8_top1'):>9} "
-              f"{f'{p75:.1%}' if p75 else '-':>25}")
+              f"{gz[0]:>33} {gz[1]:>27}")
     for r in rows:
         c = r.get("pqat_vs_ptq")
         if c:

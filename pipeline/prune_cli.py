@@ -52,12 +52,12 @@ def cmd_prune(args):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
     if args.structure == "channel":
         return _cmd_channel(args, model, x, y, loss, out, console)
-    wrapped = prune.wrap(model, args.sparsity, args.steps, args.structure, args.schedule)
+    wrapped = prune.wrap(model, args.sparsity, args.steps, args.structure, args.schedule, args.depthwise)
     with console.status(f"pruning to {args.sparsity:.0%} ({args.structure}) over {args.steps} fine-tuning steps"):
         prune.fine_tune(wrapped, x, y, loss, args.steps, args.batch_size, args.learning_rate)
     pruned = prune.strip(wrapped)
     save_keras(pruned, out)
-    rows = prune.sparsity_table(pruned)
+    rows = prune.sparsity_table(pruned, args.depthwise)
     t = Table(title=f"per-layer sparsity of {out.name} (overall {prune.overall_sparsity(rows):.1%})")
     for col in ("layer", "type", "weights", "zeros", "sparsity"):
         t.add_column(col, justify="left" if col in ("layer", "type") else "right")
@@ -143,6 +143,8 @@ def add_parser(sub):
                    help="target share of zero weights (with --structure channel: of removed channels), in [0, 1)")
     p.add_argument("--structure", default="unstructured", choices=STRUCTURES)
     p.add_argument("--schedule", default="polynomial", choices=["polynomial", "constant"])
+    p.add_argument("--depthwise", action="store_true",
+                   help="prune depthwise kernels too (tfmot leaves them dense; smaller, less accurate)")
     p.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)

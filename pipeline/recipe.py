@@ -103,6 +103,8 @@ class PruneCfg(Strict):
     structure: Literal["unstructured", "2:4", "channel"] = Field(
         "unstructured", description="magnitude pruning (unstructured or 2:4, tfmot) or channel removal (L1)")
     schedule: Literal["polynomial", "constant"] = Field("polynomial", description="magnitude pruning schedule")
+    depthwise: bool = Field(False, description="magnitude pruning reaches depthwise kernels too (smaller, less "
+                            "accurate)")
     steps: int = Field(300, ge=1, description="fine-tuning steps")
     batch_size: int = Field(32, ge=1, le=1024)
     learning_rate: float = Field(1e-3, gt=0, lt=1)

@@ -1,5 +1,6 @@
 """Generate the recipe reference (docs/recipe.md) from the pydantic schema, so the
 docs cannot drift from what the loader accepts. A test compares the two."""
+import types
 import typing
 
 from pydantic import BaseModel
@@ -25,6 +26,9 @@ def _section(name: str, model: type[BaseModel]) -> list[str]:
     nested = []
     for key, field in model.model_fields.items():
         ann = field.annotation
+        optional = [a for a in typing.get_args(ann) if a is not type(None)]
+        if typing.get_origin(ann) in (typing.Union, types.UnionType) and len(optional) == 1:
+            ann = optional[0]  # an optional section (``prune: null`` = off) documents its keys
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             nested.append((f"{name}.{key}" if name != "(top level)" else key, ann))
         if typing.get_origin(ann) is dict and issubclass(typing.get_args(ann)[1], BaseModel):

@@ -14,7 +14,10 @@ from pipeline.errors import EdgePipeError
 
 # "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
 STRUCTURES = ("unstructured", "2:4", "channel")
-PRUNABLE = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "Dense")
+PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
+# Depthwise kernels are ~4% of a MobileNet's weights and the most sensitive to
+# zeros: opt in. On digits MobileNetV2 at 75%, pruning them too took the int8
+# gzip from 15.4% to 14.5% of the float model's and top-1 from 98.15% to 92.99%.
 
 
 def _tfmot():
@@ -54,12 +57,14 @@ def schedule(sparsity: float, steps: int, kind: str = "polynomial"):
                              frequency=max(1, steps // 20))
 
 
-def _prunable(layer) -> bool:
-    return type(layer).__name__ in PRUNABLE or isinstance(layer, keras.layers.DepthwiseConv2D)
+def _prunable(layer, depthwise: bool = False) -> bool:
+    return type(layer).__name__ in PRUNABLE or (depthwise and isinstance(layer, keras.layers.DepthwiseConv2D))
 
 
-def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", kind: str = "polynomial"):
-    """A copy of ``model`` whose prunable layers are wrapped for magnitude pruning."""
+def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", kind: str = "polynomial",
+         depthwise: bool = False):
+    """A copy of ``model`` whose prunable layers (and depthwise convs, with
+    ``depthwise``) are wrapped for magnitude pruning."""
     check_sparsity(sparsity, structure)
     if structure == "channel":
         raise EdgePipeError("channel pruning rebuilds the model instead of masking it: "
@@ -68,10 +73,10 @@ def wrap(model, sparsity: float, steps: int, structure: str = "unstructured", ki
 
     def clone(layer):
         cls = layer.__class__
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if depthwise and isinstance(layer, keras.layers.DepthwiseConv2D):
             cls = prunable_depthwise()
         fresh = cls.from_config(layer.get_config())
-        if not _prunable(layer):
+        if not _prunable(layer, depthwise):
             return fresh
         if structure == "2:4":
             return s.prune_low_magnitude(fresh, sparsity_m_by_n=(2, 4))
@@ -114,12 +119,12 @@ def strip(wrapped):
     return model
 
 
-def sparsity_table(model) -> list[dict]:
+def sparsity_table(model, depthwise: bool = False) -> list[dict]:
     """Per prunable layer: weights, zeros and sparsity of its kernel."""
     rows = []
     for layer in model.layers:
         layer = getattr(layer, "layer", layer)
-        if not _prunable(layer) or not layer.get_weights():
+        if not _prunable(layer, depthwise) or not layer.get_weights():
             continue
         kernel = layer.get_weights()[0]
         zeros = int(np.sum(kernel == 0))

@@ -32,10 +32,10 @@ def prune_and_fine_tune(model, x, y, cfg) -> tuple:
         slim, rows = channel_prune.prune_channels(model, cfg.sparsity)
         fit_steps(slim, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
         return slim, rows
-    wrapped = prune.wrap(model, cfg.sparsity, cfg.steps, cfg.structure, cfg.schedule)
+    wrapped = prune.wrap(model, cfg.sparsity, cfg.steps, cfg.structure, cfg.schedule, cfg.depthwise)
     prune.fine_tune(wrapped, x, y, loss, cfg.steps, cfg.batch_size, cfg.learning_rate)
     pruned = prune.strip(wrapped)
-    return pruned, prune.sparsity_table(pruned)
+    return pruned, prune.sparsity_table(pruned, cfg.depthwise)
 
 
 def quantization_aware(model, x, y, steps: int, learning_rate: float, keep_zeros: bool, batch_size: int = 32,

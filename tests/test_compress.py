@@ -151,3 +151,25 @@ def test_qat_on_every_backbone(name):
     interp = Interpreter(model_content=converter.convert())
     kinds = {np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
     assert "int8" in kinds, kinds
+
+
+def test_depthwise_pruning_is_opt_in_and_strips_to_plain_layers():
+    """tfmot leaves depthwise kernels dense; ``depthwise=True`` prunes them too
+    (through tfmot's PrunableLayer interface) and the stripped model holds only
+    Keras' own DepthwiseConv2D, so it saves and converts like any other."""
+    from mobile_models.backend import keras
+    from train.digits import digits_arrays
+    model = mobile_models.build("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 3), classes=10)
+    x, y = digits_arrays(32, "train")
+    loss = keras.losses.SparseCategoricalCrossentropy()
+
+    def depthwise_sparsity(depthwise):
+        wrapped = prune.wrap(model, 0.5, steps=10, kind="constant", depthwise=depthwise)
+        prune.fine_tune(wrapped, x[:128], y[:128], loss, steps=4)
+        stripped = prune.strip(wrapped)
+        assert {type(l).__name__ for l in stripped.layers if "depthwise" in l.name.lower()} <= {
+            "DepthwiseConv2D", "ReLU", "BatchNormalization"}
+        rows = [r for r in prune.sparsity_table(stripped, depthwise=True) if r["type"] == "DepthwiseConv2D"]
+        return prune.overall_sparsity(rows)
+    assert depthwise_sparsity(False) == 0.0
+    assert abs(depthwise_sparsity(True) - 0.5) <= 0.01
