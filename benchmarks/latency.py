@@ -40,11 +40,11 @@ def build(name):
     return inference_model(model) if mobile_models.entry(name).task == "edges" else model
 
 
-def export_all(name, model, out: Path) -> dict:
+def export_all(name, model, folded, out: Path) -> dict:
+    """The Keras original and every format, converted from ``folded`` (its export graph)."""
     shape = model.input_shape[1:]
     calib = np.random.default_rng(0).random((32, *shape), np.float32)
     files = {"keras": save_keras(model, out / f"{name}.keras")}
-    folded = export_graph(model)
     for v in FORMATS:
         files[v] = export(VARIANTS[v], folded, out / f"{name}{VARIANTS[v].suffix}", calib)
     return {k: str(p) for k, p in files.items()}
@@ -63,8 +63,9 @@ def main():
     for name in [*BACKBONES, "keras_apps_mobilenet_v2"]:
         model = build(name)
         macs = profile_model(model)["macs"]
-        terms = roofline_terms(profile_model(export_graph(model)))  # the graph the exporters see
-        files[name] = export_all(name, model, out)
+        folded = export_graph(model)
+        terms = roofline_terms(profile_model(folded))  # the graph the exporters see
+        files[name] = export_all(name, model, folded, out)
         rows[name] = measure_host(files[name], 1, 5, args.runs, macs={k: macs for k in files[name]},
                                   layer_costs={k: terms for k in files[name]})
         print(f"{name}: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in rows[name].items()), flush=True)

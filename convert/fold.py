@@ -10,7 +10,7 @@ A BN folds into a conv used only by it, or through a concat of such convs
 import numpy as np
 
 from mobile_models.backend import keras, layers
-from mobile_models.graph import consumers
+from mobile_models.graph import sole_reader
 
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
 
@@ -21,10 +21,7 @@ def _foldable_pairs(model):
     A BN folds into a conv used only by it, or, through a channel concat used
     only by it, into every conv feeding that concat (ShuffleNet v1's grouped
     1x1 convs): each conv takes its slice of the BN's scale and shift."""
-    readers = consumers(model)
-
-    def sole(src, user):
-        return [r.name for r in readers.get(src.name, [])] == [user.name]
+    reader = sole_reader(model)
 
     pairs = {}
     for layer in model.layers:
@@ -32,11 +29,11 @@ def _foldable_pairs(model):
                 or layer.axis not in ([-1], [3], -1, 3)):
             continue
         src = layer._inbound_nodes[0].inbound_layers
-        if isinstance(src, FOLDABLE) and sole(src, layer):
+        if isinstance(src, FOLDABLE) and reader(src) is layer:
             pairs[layer.name] = (src, [(src, 0)])
-        elif isinstance(src, layers.Concatenate) and src.axis in (-1, 3) and sole(src, layer):
+        elif isinstance(src, layers.Concatenate) and src.axis in (-1, 3) and reader(src) is layer:
             parts = src._inbound_nodes[0].inbound_layers
-            if all(isinstance(p, FOLDABLE) and sole(p, src) for p in parts):
+            if all(isinstance(p, FOLDABLE) and reader(p) is src for p in parts):
                 offsets = np.cumsum([0] + [p.output_shape[-1] for p in parts])[:-1]
                 pairs[layer.name] = (src, list(zip(parts, offsets.tolist())))
     return pairs

@@ -17,7 +17,7 @@ import numpy as np
 
 from mobile_models.backend import keras, layers, tf
 from mobile_models.custom_layers import DepthToSpace
-from mobile_models.graph import consumers
+from mobile_models.graph import sole_reader
 
 
 def d2s_permutation(block: int) -> np.ndarray:
@@ -31,14 +31,6 @@ def d2s_permutation(block: int) -> np.ndarray:
     perm = np.empty(block * block, int)
     perm[steps] = once.astype(int)  # position holding channel steps[i] must hold channel once[i]
     return perm
-
-
-def _sole_consumer(model):
-    """layer -> the one layer that reads it; None if several do or it is a model output."""
-    outputs = {t.node.layer.name for t in model.outputs}
-    users = consumers(model)
-    return lambda layer: (users[layer.name][0] if len(users.get(layer.name, [])) == 1
-                          and layer.name not in outputs else None)
 
 
 def _linear(layer) -> bool:
@@ -63,7 +55,7 @@ def _side_source(layer, sole, concat):
 
 def find_pyramid(model):
     """(fuse conv, [(phase conv, block), ...], layers to drop) for HED's fuse, or None."""
-    sole = _sole_consumer(model)
+    sole = sole_reader(model)
     for concat in model.layers:
         fuse = sole(concat) if isinstance(concat, layers.Concatenate) else None
         if not (type(fuse) is layers.Conv2D and fuse.kernel_size == (1, 1) and fuse.filters == 1
@@ -88,7 +80,9 @@ def fuse_pyramid(model):
     w = fuse.get_weights()
     fuse_w, fuse_b = w[0].ravel(), (w[1] if fuse.use_bias else np.zeros(1, np.float32))
     config = model.get_config()
-    config["layers"] = [e for e in config["layers"] if e["name"] not in set(dropped) | {fuse.name}]
+    at = [e["name"] for e in config["layers"]].index(fuse.name)  # sides come before it, its readers after
+    before = [e for e in config["layers"][:at] if e["name"] not in set(dropped)]
+    after = config["layers"][at + 1:]
     by_block = {}
     for conv, block in sides:
         by_block.setdefault(block, []).append(conv.name)
@@ -110,13 +104,12 @@ def fuse_pyramid(model):
             added.append(("edgepipe>DepthToSpace", DepthToSpace(2, name=up), [current]))
             current = up
         block //= 2
-    for class_name, layer, terms in added:
-        config["layers"].append({"class_name": class_name, "config": layer.get_config(), "name": layer.name,
-                                 "inbound_nodes": [[[t, 0, 0, {}] for t in terms]]})
+    config["layers"] = before + [
+        {"class_name": class_name, "config": layer.get_config(), "name": layer.name,
+         "inbound_nodes": [[[t, 0, 0, {}] for t in terms]]} for class_name, layer, terms in added] + after
     for e in config["layers"]:
         if any(e["name"] == conv.name for conv, _ in sides):
             e["config"]["use_bias"] = True  # it takes the fuse bias or its scaled own
-    config["layers"] = _topological(config["layers"])
     rewritten = keras.Model.from_config(config, custom_objects={"DepthToSpace": DepthToSpace})
     scale = {conv.name: (float(fuse_w[i]), block) for i, (conv, block) in enumerate(sides)}
     bias_to = next(conv.name for conv, block in sides if block == 1)
@@ -134,19 +127,3 @@ def fuse_pyramid(model):
         layer.set_weights(src)
     return rewritten
 
-
-def _topological(entries):
-    """Order config entries so every layer follows its inputs (new layers were appended)."""
-    done, ordered, pending = set(), [], list(entries)
-    while pending:
-        rest = []
-        for e in pending:
-            if {n[0] for node in e["inbound_nodes"] for n in node} <= done:
-                ordered.append(e)
-                done.add(e["name"])
-            else:
-                rest.append(e)
-        if len(rest) == len(pending):
-            raise ValueError(f"cycle or missing input among {[e['name'] for e in rest]}")
-        pending = rest
-    return ordered

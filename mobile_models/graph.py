@@ -18,3 +18,16 @@ def consumers(model) -> dict:
             for src in inbound if isinstance(inbound, list) else [inbound]:
                 out.setdefault(src.name, []).append(layer)
     return out
+
+
+def sole_reader(model):
+    """A function: layer -> the one layer that reads its output, or None when
+    several do or the output is also a model output (a rewrite that changes
+    that tensor would change what the model returns)."""
+    outputs = {t.node.layer.name for t in model.outputs}
+    readers = consumers(model)
+
+    def reader(layer):
+        found = readers.get(layer.name, [])
+        return found[0] if len(found) == 1 and layer.name not in outputs else None
+    return reader

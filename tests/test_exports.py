@@ -194,3 +194,17 @@ def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
     assert "dsn_concat" not in names and "fuse_up1" in names and "fuse" in names
     assert np.abs(subpixel.predict(tiny_images, verbose=0) - rewritten.predict(tiny_images, verbose=0)).max() < 1e-5
     assert fuse_pyramid(train) is train
+
+
+def test_a_conv_that_is_also_a_model_output_keeps_its_batchnorm():
+    """Folding would change the conv's own output, which the model returns too."""
+    from mobile_models.backend import keras
+    x = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    bn = keras.layers.BatchNormalization(name="bn")(conv)
+    model = randomise_batchnorm(keras.Model(x, [conv, bn]))
+    folded = fold_batchnorm(model)
+    images = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
+    assert count_batchnorm(folded) == 1
+    for want, got in zip(model.predict(images, verbose=0), folded.predict(images, verbose=0)):
+        assert np.abs(want - got).max() < 1e-6
