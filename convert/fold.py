@@ -112,3 +112,11 @@ def export_graph(model):
     from convert.fuse_pyramid import fuse_pyramid
     from convert.upsample import transposed_to_subpixel
     return fuse_pyramid(transposed_to_subpixel(fold_batchnorm(model)))
+
+
+def roofline_graph(model):
+    """The least work any of our exports does: the export graph with grouped
+    convs merged as the TFLite writer merges them. Its profile gives the
+    roofline bound's per-layer costs (no split or concat copies counted)."""
+    from convert.grouped import merge_groups
+    return merge_groups(export_graph(model))

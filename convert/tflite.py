@@ -1,5 +1,6 @@
 """TFLite writer: a batch-1 concrete function, so shapes are static and no
-SHAPE/PACK ops survive around transposed convolutions."""
+SHAPE/PACK ops survive around transposed convolutions; grouped convs built
+from parts become one grouped CONV_2D (convert.grouped)."""
 from pathlib import Path
 
 from mobile_models.backend import tf
@@ -19,6 +20,8 @@ def converter_for(model):
     No ``trackable_obj``: given the model, the converter round-trips it through a
     SavedModel first, which takes 20 s instead of 2 s for ShuffleNet's 300 layers
     and yields the same flatbuffer maths (the function captures the weights)."""
+    from convert.grouped import merge_groups
+    model = merge_groups(model)
     shape = (1, *model.input_shape[1:])
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))

@@ -22,10 +22,11 @@ def model_work(path) -> tuple[int | None, list | None]:
     mult-adds alone from a model_card.json beside any other file."""
     path = Path(path)
     if path.suffix == ".keras":
+        from convert.fold import roofline_graph
         from mobile_models.profile import profile_model, roofline_terms
         from pipeline.modelio import load_keras
-        profile = profile_model(load_keras(path))
-        return profile["macs"], roofline_terms(profile)
+        model = load_keras(path)
+        return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(model)))
     card = path.parent / "model_card.json"
     if card.is_file():
         return json.loads(card.read_text()).get("macs"), None

@@ -256,10 +256,10 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
 
     def do_bench():
-        from convert.fold import export_graph
+        from convert.fold import roofline_graph
         from mobile_models.profile import profile_model, roofline_terms
         macs = profile_model(r.model())["macs"]
-        stage_bench(recipe, entries, macs, roofline_terms(profile_model(export_graph(r.model()))), r.out, console)
+        stage_bench(recipe, entries, macs, roofline_terms(profile_model(roofline_graph(r.model()))), r.out, console)
         return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
 
     bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench)

@@ -208,3 +208,33 @@ def test_a_conv_that_is_also_a_model_output_keeps_its_batchnorm():
     assert count_batchnorm(folded) == 1
     for want, got in zip(model.predict(images, verbose=0), folded.predict(images, verbose=0)):
         assert np.abs(want - got).max() < 1e-6
+
+
+def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
+    """GroupSplit -> per-group convs -> concat becomes Conv2D(groups=g) in the graph
+    LiteRT gets: no SPLIT or CONCATENATION left inside the units, outputs unchanged;
+    the roofline graph no longer counts the split and concat copies."""
+    import mobile_models
+    from convert.fold import export_graph, roofline_graph
+    from convert.grouped import merge_groups
+    from evaluate.opprofile import tflite_op_histogram
+    from mobile_models.custom_layers import GroupSplit
+    from mobile_models.profile import profile_model
+    from tests.conftest import randomise_batchnorm
+    model = mobile_models.build("shufflenet_v1", groups=3, scale=0.5, input_shape=(32, 32, 3), classes=5,
+                                classifier_activation=None)
+    randomise_batchnorm(model)
+    graph = export_graph(model)
+    merged = merge_groups(graph)
+    grouped = [l for l in merged.layers if getattr(l, "groups", 1) == 3]
+    assert not any(isinstance(l, GroupSplit) for l in merged.layers) and len(grouped) == 2 * 16 - 1
+    images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    want = model.predict(images, verbose=0)
+    assert np.abs(merged.predict(images, verbose=0) - want).max() < 1e-4
+    path = export(VARIANTS["tflite_float32"], graph, tmp_path / "m.tflite")
+    ops = tflite_op_histogram(path)
+    assert "SPLIT" not in ops and ops.get("CONCATENATION", 0) == 3  # the stride-2 units' shortcut concats
+    got, = open_runner(path).predict(images).values()
+    assert np.abs(got - want).max() < 1e-4
+    assert profile_model(roofline_graph(model))["mac"] < profile_model(graph)["mac"]
+    assert merge_groups(merged) is merged  # nothing left to merge
