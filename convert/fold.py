@@ -10,7 +10,7 @@ A BN folds into a conv used only by it, or through a concat of such convs
 import numpy as np
 
 from mobile_models.backend import keras, layers
-from mobile_models.graph import sole_reader
+from mobile_models.graph import drop_layers, sole_reader
 
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
 
@@ -40,25 +40,11 @@ def _foldable_pairs(model):
 
 
 def _rewire(config, pairs):
-    bn_to_conv = {bn: target.name for bn, (target, _) in pairs.items()}
-
-    def fix(obj):
-        if isinstance(obj, list):
-            if obj and isinstance(obj[0], str) and obj[0] in bn_to_conv:
-                return [bn_to_conv[obj[0]]] + [fix(o) for o in obj[1:]]
-            return [fix(o) for o in obj]
-        if isinstance(obj, dict):
-            return {k: fix(v) for k, v in obj.items()}
-        return obj
-
-    kept = [l for l in config["layers"] if l["name"] not in bn_to_conv]
     folded_convs = {conv.name for _, convs in pairs.values() for conv, _ in convs}
-    for l in kept:
+    for l in config["layers"]:
         if l["name"] in folded_convs:
             l["config"]["use_bias"] = True
-    config["layers"] = fix(kept)
-    config["output_layers"] = fix(config["output_layers"])
-    return config
+    return drop_layers(config, {bn: target.name for bn, (target, _) in pairs.items()})
 
 
 def _folded_weights(conv, bn, first: int = 0):
@@ -105,13 +91,15 @@ def count_batchnorm(model) -> int:
 
 
 def export_graph(model):
-    """The graph every exporter gets: BN folded into its convs, HED's
+    """The graph every exporter gets: BN folded into its convs, channel shuffles
+    that convs can absorb dropped (convert.shuffle), HED's
     transposed-conv upsamplers rewritten as sub-pixel convs (convert.upsample)
     and its fuse as a pyramid of sums and 2x depth-to-space steps
     (convert.fuse_pyramid). All exact; all remove work the phone would do."""
     from convert.fuse_pyramid import fuse_pyramid
+    from convert.shuffle import absorb_shuffles
     from convert.upsample import transposed_to_subpixel
-    return fuse_pyramid(transposed_to_subpixel(fold_batchnorm(model)))
+    return fuse_pyramid(transposed_to_subpixel(absorb_shuffles(fold_batchnorm(model))))
 
 
 def roofline_graph(model):

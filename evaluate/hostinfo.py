@@ -52,15 +52,16 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
 COPY_SIZES = (2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26)  # 256 KiB .. 64 MiB: L2, L3, DRAM
 
 
-def copy_bandwidth_curve(sizes=COPY_SIZES, repeats: int = 5) -> list[list[float]]:
+def copy_bandwidth_curve(sizes=COPY_SIZES, repeats: int = 7) -> list[list[float]]:
     """``[[bytes moved per copy, GB/s], ...]``: one thread copying a float32
     buffer of each size, bytes read plus bytes written, best of ``repeats``. Small
     buffers stay in cache, so the curve is the memory roof a layer of that
-    traffic sees (a cache-aware roofline)."""
+    traffic sees (a cache-aware roofline). It never rises with size: a smaller
+    buffer sits in a nearer cache, so a lower reading there is interference."""
     curve = []
     for size in sizes:
         src = np.ones(size // 4, np.float32)
-        dst = np.empty_like(src)
+        dst = np.zeros_like(src)  # pages touched before timing
         inner = max(1, 2 ** 24 // size)
         best = float("inf")
         for _ in range(repeats):
@@ -69,7 +70,20 @@ def copy_bandwidth_curve(sizes=COPY_SIZES, repeats: int = 5) -> list[list[float]
                 np.copyto(dst, src)
             best = min(best, (time.perf_counter() - t0) / inner)
         curve.append([2.0 * size, 2.0 * size / best / 1e9])
+    for i in reversed(range(len(curve) - 1)):
+        curve[i][1] = max(curve[i][1], curve[i + 1][1])
     return curve
+
+
+def best_roofs(*readings) -> tuple[float, list | None]:
+    """The highest peak and, size by size, the highest bandwidth of several
+    ``(matmul_peak_gflops, copy_bandwidth_curve)`` readings: a roof is the best the
+    host did, and a neighbour's burst during one reading should not lower it."""
+    peak = max(p for p, _ in readings)
+    curves = [c for _, c in readings if c]
+    if not curves:
+        return peak, None
+    return peak, [[size, max(c[i][1] for c in curves)] for i, (size, _) in enumerate(curves[0])]
 
 
 def bandwidth_at(curve, nbytes: float) -> float:

@@ -124,7 +124,7 @@ def _notes(runner, machine):
 
 def _main(spec_path):
     spec = json.loads(open(spec_path).read())
-    from evaluate.hostinfo import copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
+    from evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
     from evaluate.runners import set_tf_threads
     set_tf_threads(spec["threads"])
     rng = np.random.default_rng(0)
@@ -133,12 +133,15 @@ def _main(spec_path):
     def batch_for(runner):
         return rng.random([batch, *(spec.get("input_shape") or runner.inputs[0].shape[1:])], np.float32)
 
+    def roofs():
+        return matmul_peak_gflops(), copy_bandwidth_curve() if spec.get("layer_costs") else None
+
     runners, extra = _open_all(spec, batch_for)
     batches = {k: batch_for(r) for k, r in runners.items()}
+    before = roofs()
     stats = interleaved(runners, batches, spec["warmup"], spec["runs"], budget_s=spec.get("budget_s"),
                         until_stable=spec.get("until_stable", False))
-    peak = matmul_peak_gflops()
-    curve = copy_bandwidth_curve() if spec.get("layer_costs") else None
+    peak, curve = best_roofs(before, roofs())
     info = host()
     out = {}
     for k, r in runners.items():

@@ -31,3 +31,20 @@ def sole_reader(model):
         found = readers.get(layer.name, [])
         return found[0] if len(found) == 1 and layer.name not in outputs else None
     return reader
+
+
+def drop_layers(config: dict, replaced: dict) -> dict:
+    """A functional config without the layers named in ``replaced`` (name -> the
+    layer whose output their readers take instead)."""
+    def fix(obj):
+        if isinstance(obj, list):
+            if obj and isinstance(obj[0], str) and obj[0] in replaced:
+                return [replaced[obj[0]]] + [fix(o) for o in obj[1:]]
+            return [fix(o) for o in obj]
+        if isinstance(obj, dict):
+            return {k: fix(v) for k, v in obj.items()}
+        return obj
+
+    config["layers"] = fix([l for l in config["layers"] if l["name"] not in replaced])
+    config["output_layers"] = fix(config["output_layers"])
+    return config

@@ -238,3 +238,31 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     assert np.abs(got - want).max() < 1e-4
     assert profile_model(roofline_graph(model))["mac"] < profile_model(graph)["mac"]
     assert merge_groups(merged) is merged  # nothing left to merge
+
+
+def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
+    """ShuffleNet v2's stage-ending shuffles are read by convs (through a
+    depthwise conv on the stride-2 unit's left branch) and vanish from the export
+    graph; those read by a channel split stay. Outputs are unchanged in TFLite and ONNX."""
+    import mobile_models
+    from convert.fold import export_graph
+    from convert.shuffle import absorb_shuffles, shuffle_permutation
+    from mobile_models.backend import tf
+    x = np.arange(12.0).reshape(1, 1, 1, 12)
+    assert np.array_equal(x[..., shuffle_permutation(3, 12)], tf.reshape(
+        tf.transpose(tf.reshape(x, (1, 1, 1, 3, 4)), (0, 1, 2, 4, 3)), (1, 1, 1, 12)).numpy())
+    model = mobile_models.build("shufflenet_v2", scale=0.5, input_shape=(32, 32, 3), classes=5,
+                                classifier_activation=None)
+    randomise_batchnorm(model)
+    folded = fold_batchnorm(model)
+    graph = absorb_shuffles(folded)
+    permutes = lambda m: [l.name for l in m.layers if type(l).__name__ == "Permute"]
+    assert len(permutes(folded)) == 16 and len(permutes(graph)) == 13  # one per stage absorbed
+    assert not {"stage2_3_shuffle", "stage3_7_shuffle", "stage4_3_shuffle"} & {l.name for l in graph.layers}
+    images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    want = model.predict(images, verbose=0)
+    assert np.abs(graph.predict(images, verbose=0) - want).max() < 1e-4
+    for variant in ("tflite_float32", "onnx_float32"):
+        path = export(VARIANTS[variant], export_graph(model), tmp_path / f"m{VARIANTS[variant].suffix}")
+        got, = open_runner(path).predict(images).values()
+        assert np.abs(got - want).max() < 1e-4, variant

@@ -105,6 +105,15 @@ def test_bandwidth_interpolates_in_log_size_and_clamps():
     assert bandwidth_at(curve, 10) == 1.0 and bandwidth_at(curve, 1e9) == 3.0
     measured = copy_bandwidth_curve(sizes=(2 ** 16, 2 ** 18), repeats=1)
     assert [c[0] for c in measured] == [2 ** 17, 2 ** 19] and all(c[1] > 0 for c in measured)
+    assert measured[0][1] >= measured[1][1]  # never rises with size
+
+
+def test_the_roofs_are_the_best_of_the_readings_before_and_after_timing():
+    from evaluate.hostinfo import best_roofs
+    before = (90.0, [[1e3, 50.0], [1e6, 20.0]])
+    after = (93.0, [[1e3, 6.0], [1e6, 24.0]])  # a burst next door during the small copy
+    assert best_roofs(before, after) == (93.0, [[1e3, 50.0], [1e6, 24.0]])
+    assert best_roofs((90.0, None), (91.0, None)) == (91.0, None)
 
 
 def test_a_timed_tflite_run_is_invoke_on_bound_inputs(tmp_path):
