@@ -90,13 +90,12 @@ def per_op(name, out: Path, runs: int) -> dict:
 
 
 def print_per_op(name, breakdown, row):
-    bound = row["tflite_float32"].get("compute_bound_ms")
-    print(f"\nwhere {name}'s TFLite float time goes (prefix timing, 1 thread; full-model p50 "
-          f"{row['tflite_float32']['p50_ms']:.2f} ms, compute-bound floor {bound:.2f} ms at the host's peak):")
-    for k in breakdown["by_kind"]:
-        print(f"  {k['kind']:28} {k['ms']:7.2f} ms {k['share']:6.1%}")
-    top = sorted(breakdown["segments"], key=lambda s: -s["ms"])[:6]
-    print("  slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top))
+    from pipeline.bench_cli import print_per_op as table
+    from pipeline.report import wide_console
+    f = row["tflite_float32"]
+    print(f"\n{name}: full-model TFLite float p50 {f['p50_ms']:.2f} ms; compute-bound floor "
+          f"{f['compute_bound_ms']:.2f} ms, roofline bound {f['roofline_bound_ms']:.2f} ms")
+    table(wide_console(), name, breakdown)
 
 
 def print_table(rows, pair):

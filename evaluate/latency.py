@@ -108,10 +108,16 @@ def _roofline(result, macs, terms, peak_gflops, curve, threads):
     out = {"macs": int(macs), "achieved_gflops": 2 * macs / (result["p50_ms"] / 1e3) / 1e9,
            "compute_bound_ms": compute_ms, "compute_bound_ratio": result["p50_ms"] / compute_ms}
     if terms and threads == 1:
-        from evaluate.hostinfo import bandwidth_at
-        bound_ms = sum(max(2 * m / (peak_gflops * 1e9), b / (bandwidth_at(curve, b) * 1e9)) for m, b in terms) * 1e3
+        bound_ms = sum(layer_bound_ms(m, b, peak_gflops, curve) for m, b in terms)
         out |= {"roofline_bound_ms": bound_ms, "roofline_ratio": result["p50_ms"] / bound_ms}
     return out
+
+
+def layer_bound_ms(macs: int, nbytes: int, peak_gflops: float, curve) -> float:
+    """One layer's one-thread roofline time: the longer of its mult-adds at the
+    matmul peak and its traffic at the copy bandwidth for that much traffic."""
+    from evaluate.hostinfo import bandwidth_at
+    return max(2 * macs / (peak_gflops * 1e9), nbytes / (bandwidth_at(curve, nbytes) * 1e9)) * 1e3
 
 
 def _notes(runner, machine):

@@ -5,7 +5,10 @@ model is cut after successive layers; each prefix (with every tensor still
 needed downstream as an output) is converted to float TFLite, and all prefixes
 are timed interleaved in one fresh process. The difference between consecutive
 prefixes is the cost of the layers in between. Deltas carry timing noise (a few
-percent of a prefix's time); the per-type totals are what to read.
+percent of a prefix's time); the per-type totals are what to read. At one
+thread each segment and op type also gets its roofline bound (the same
+per-layer bound as ``bench``'s ``x roofline``), so the report shows where time
+is lost, not only where it is spent.
 """
 from collections import defaultdict
 from pathlib import Path
@@ -54,21 +57,35 @@ def profile_prefixes(model, workdir: Path, threads: int = 1, runs: int = 30, war
     """Segment and per-op-type latency from prefix timings (model should be BN-folded)."""
     from convert import tflite
     from evaluate.latency import measure_host
+    from mobile_models.profile import profile_model, roofline_terms
     cuts = cut_points(model, max_cuts)
     paths = {}
     for k in cuts if progress is None else progress(cuts):
         paths[f"p{k:04d}"] = str(tflite.write(prefix_model(model, k), workdir / f"prefix_{k:04d}.tflite"))
-    stats = measure_host(paths, threads, warmup, runs)
+    profile = profile_model(model)
+    full = f"p{cuts[-1]:04d}"  # the whole model: its result carries the host's roofs
+    stats = measure_host(paths, threads, warmup, runs, layer_costs={full: roofline_terms(profile)})
+    bounds = _layer_bounds(profile, stats[full]["options"]) if threads == 1 else {}
     cumulative = monotone([stats[f"p{k:04d}"]["p50_ms"] for k in cuts])
     segments, previous, start = [], 0.0, 0
     for k, t in zip(cuts, cumulative):
         layers = [layer for layer in model.layers[start:k + 1] if type(layer).__name__ != "InputLayer"]
         segments.append({"first": layers[0].name if layers else "", "last": model.layers[k].name,
                          "kinds": [layer_kind(layer) for layer in layers], "cumulative_ms": t,
-                         "ms": t - previous})
+                         "ms": t - previous}
+                        | ({"bound_ms": sum(bounds.get(layer.name, 0.0) for layer in layers)} if bounds else {}))
         previous, start = t, k + 1
     return {"segments": segments, "by_kind": by_kind(segments), "total_ms": previous,
             "threads": threads, "runs": runs}
+
+
+def _layer_bounds(profile, options) -> dict:
+    """Layer name -> its one-thread roofline time (ms) on this host."""
+    from evaluate.latency import layer_bound_ms
+    from mobile_models.profile import FUSED_OR_VIEW
+    peak, curve = options["host_peak_gflops_per_thread"], options["host_copy_gbps_by_bytes"]
+    return {r["name"]: layer_bound_ms(r["macs"], 4 * r["mac"], peak, curve)
+            for r in profile["layers"] if r["kind"] not in FUSED_OR_VIEW}
 
 
 def monotone(times: list[float]) -> list[float]:
@@ -84,13 +101,22 @@ def monotone(times: list[float]) -> list[float]:
 
 
 def by_kind(segments) -> list[dict]:
-    """Each segment's time to the weighted op that dominates it (a conv carries
-    its fused bias/activation), else split evenly over the segment's layers."""
-    totals = defaultdict(float)
+    """Each segment's time (and bound, where known) to the weighted op that
+    dominates it (a conv carries its fused bias/activation), else split evenly
+    over the segment's layers."""
+    totals, bounds = defaultdict(float), defaultdict(float)
     for s in segments:
         weighted = [k for k in s["kinds"] if k.split()[0] in WEIGHTED or k.startswith("Conv2D (grouped)")]
         owners = weighted or s["kinds"] or ["(input)"]
         for kind in owners:
             totals[kind] += s["ms"] / len(owners)
+            bounds[kind] += s.get("bound_ms", 0.0) / len(owners)
     total = sum(totals.values()) or 1.0
-    return [{"kind": k, "ms": v, "share": v / total} for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+    known = all("bound_ms" in s for s in segments)
+    return [{"kind": k, "ms": v, "share": v / total} | ({"bound_ms": bounds[k]} if known else {})
+            for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+
+
+def time_lost(segments, top: int = 6) -> list[dict]:
+    """The segments furthest above their roofline bound, in ms: where to look first."""
+    return sorted((s for s in segments if "bound_ms" in s), key=lambda s: s["bound_ms"] - s["ms"])[:top]

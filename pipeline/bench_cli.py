@@ -116,17 +116,31 @@ def per_op(files, threads, args):
         with tempfile.TemporaryDirectory() as tmp:
             result = profile_prefixes(model, Path(tmp), threads[0], args.runs, args.warmup,
                                       progress=lambda cuts: track(cuts, "converting prefixes", console=console))
-        t = Table(title=f"where TFLite float time goes in {Path(f).name} ({threads[0]} thread, prefix timing; "
-                        f"total {result['total_ms']:.2f} ms)")
-        for col in ("op", "ms", "share"):
-            t.add_column(col, justify="left" if col == "op" else "right")
-        for k in result["by_kind"]:
-            t.add_row(k["kind"], f"{k['ms']:.3f}", f"{k['share']:.1%}")
-        console.print(t)
-        top = sorted(result["segments"], key=lambda s: -s["ms"])[:5]
-        console.print("slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top),
-                      markup=False)
+        print_per_op(console, Path(f).name, result)
     return 0
+
+
+def print_per_op(console, name: str, result: dict):
+    """The per-op-type table and the segments that lose the most time."""
+    from evaluate.prefix_profile import time_lost
+    bounded = all("bound_ms" in k for k in result["by_kind"])
+    t = Table(title=f"where TFLite float time goes in {name} ({result['threads']} thread, prefix timing; "
+                    f"total {result['total_ms']:.2f} ms)")
+    for col in ("op", "ms", "share") + (("roofline ms", "x roofline") if bounded else ()):
+        t.add_column(col, justify="left" if col == "op" else "right")
+    for k in result["by_kind"]:
+        bound = (f"{k['bound_ms']:.3f}", f"{k['ms'] / k['bound_ms']:.2f}" if k["bound_ms"] else "-") if bounded else ()
+        t.add_row(k["kind"], f"{k['ms']:.3f}", f"{k['share']:.1%}", *bound)
+    console.print(t)
+    top = sorted(result["segments"], key=lambda s: -s["ms"])[:5]
+    console.print("slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top),
+                  markup=False)
+    if bounded:
+        console.print("most time above the roofline bound: " + "; ".join(
+            f"{s['first']}..{s['last']} {s['ms']:.2f} ms vs {s['bound_ms']:.2f}" for s in time_lost(result["segments"])),
+            markup=False)
+    else:
+        console.print("(roofline bounds are one-thread only)")
 
 
 def cmd_bench(args):

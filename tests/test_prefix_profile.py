@@ -43,6 +43,18 @@ def test_prefix_profile_accounts_for_the_whole_model(tmp_path):
     assert abs(sum(s["ms"] for s in segments) - result["total_ms"]) < 1e-9
     assert abs(sum(k["share"] for k in result["by_kind"]) - 1) < 1e-9
     assert {k["kind"] for k in result["by_kind"]} <= {"Conv2D 3x3", "Conv2D 1x1", "DepthwiseConv2D 3x3"}
+    # every layer's roofline bound lands in exactly one segment and one op type
+    from evaluate.latency import layer_bound_ms
+    from evaluate.prefix_profile import time_lost
+    from mobile_models.profile import FUSED_OR_VIEW, profile_model
+    assert all(s["bound_ms"] > 0 for s in segments)
+    assert abs(sum(s["bound_ms"] for s in segments) - sum(k["bound_ms"] for k in result["by_kind"])) < 1e-9
+    assert len({s["bound_ms"] for s in segments}) > 1
+    lost = time_lost(segments, top=2)
+    assert lost[0]["ms"] - lost[0]["bound_ms"] >= lost[1]["ms"] - lost[1]["bound_ms"]
+    one = profile_model(model)["layers"][0]
+    assert layer_bound_ms(one["macs"], 4 * one["mac"], 1.0, [[1.0, 1e9]]) == 2 * one["macs"] / 1e9 * 1e3
+    assert one["kind"] not in FUSED_OR_VIEW
 
 
 def test_bench_per_op_cli(tmp_path, capsys):
@@ -52,6 +64,7 @@ def test_bench_per_op_cli(tmp_path, capsys):
     assert main(["bench", str(path), "--per-op", "--runs", "3", "--warmup", "1"]) == 0
     out = capsys.readouterr().out
     assert "where TFLite float time goes in m.keras" in out and "Conv2D 3x3" in out
+    assert "x roofline" in out and "most time above the roofline bound" in out
     tfl = tmp_path / "m.tflite"
     tfl.write_bytes(b"x")
     assert main(["bench", str(tfl), "--per-op"]) == 2
