@@ -120,8 +120,13 @@ def layer_bound_ms(macs: int, nbytes: int, peak_gflops: float, curve) -> float:
     return max(2 * macs / (peak_gflops * 1e9), nbytes / (bandwidth_at(curve, nbytes) * 1e9)) * 1e3
 
 
-def _notes(runner, machine):
+def _notes(runner, machine, coverage=None, name=""):
     notes = []
+    if coverage and coverage["partitions"] and coverage["outside"]:
+        ops = ", ".join(f"{k} x{v}" for k, v in coverage["outside"].items())
+        notes.append(f"{name}: {sum(coverage['outside'].values())} of {coverage['ops']} ops run "
+                     f"outside XNNPACK ({ops}), in {coverage['partitions']} partitions; on a phone they run on "
+                     f"reference kernels and each partition boundary costs a hand-over")
     if runner.runtime == "litert" and runner.inputs[0].dtype in ("int8", "uint8"):
         if machine in ("x86_64", "AMD64", "i686"):
             notes.append("int8 on x86 is not representative of ARM phones; measure on the device")
@@ -131,6 +136,7 @@ def _notes(runner, machine):
 def _main(spec_path):
     spec = json.loads(open(spec_path).read())
     from evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
+    from evaluate.opprofile import xnnpack_coverage
     from evaluate.runners import set_tf_threads
     set_tf_threads(spec["threads"])
     rng = np.random.default_rng(0)
@@ -151,6 +157,7 @@ def _main(spec_path):
     info = host()
     out = {}
     for k, r in runners.items():
+        coverage = xnnpack_coverage(r.interp) if r.runtime == "litert" and spec.get("xnnpack", True) else None
         res = stats[k] | {"model": spec["models"][k], "model_sha256": file_sha256(spec["models"][k]),
                           "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
                           "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": batch,
@@ -159,10 +166,10 @@ def _main(spec_path):
                                       "until_stable": spec.get("until_stable", False),
                                       "timed": "inference on bound inputs (benchmark_model's Invoke)",
                                       "host_peak_gflops_per_thread": peak,
-                                      "host_copy_gbps_by_bytes": curve},
+                                      "host_copy_gbps_by_bytes": curve, "xnnpack_coverage": coverage},
                           "init_ms": extra[k]["init_ms"], "first_ms": extra[k]["first_ms"],
                           "rss_delta_mb": extra[k]["rss_delta"],
-                          "notes": _notes(r, info["machine"])}
+                          "notes": _notes(r, info["machine"], coverage, os.path.basename(spec["models"][k]))}
         out[k] = res | _roofline(res, (spec.get("macs") or {}).get(k), (spec.get("layer_costs") or {}).get(k),
                                  peak, curve, spec["threads"])
     print(json.dumps(out))

@@ -130,3 +130,37 @@ def test_a_timed_tflite_run_is_invoke_on_bound_inputs(tmp_path):
     call()
     got = runner.interp.get_tensor(runner._out[0]["index"])
     assert np.allclose(got, next(iter(runner.predict(x).values())), atol=1e-6)
+
+
+def _tflite(fn, shape):
+    from mobile_models.backend import tf
+    concrete = tf.function(fn).get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+
+
+def test_xnnpack_coverage_names_the_ops_left_outside_and_the_partitions(tmp_path):
+    """PACK has no XNNPACK kernel: between two delegated ops it splits the graph
+    in two partitions and runs on the reference kernels; bench says so in a note."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from evaluate.latency import measure_host
+    from evaluate.opprofile import xnnpack_coverage
+    from mobile_models.backend import tf
+    split = tmp_path / "split.tflite"
+    split.write_bytes(_tflite(lambda x: tf.nn.relu(tf.reshape(tf.stack([tf.nn.relu(x), x * 2.0], -1), (1, 4, 4, 6))) * 3.0,
+                              (1, 4, 4, 3)))
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(_tflite(lambda x: tf.nn.relu(x * 2.0) + 1.0, (1, 4, 4, 3)))
+
+    def coverage(path, resolver=OpResolverType.AUTO):
+        interp = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
+        interp.allocate_tensors()
+        return xnnpack_coverage(interp)
+    got = coverage(split)
+    assert got["outside"] == {"PACK": 1} and got["partitions"] == 2
+    assert coverage(plain)["outside"] == {} and coverage(plain)["partitions"] == 1
+    off = coverage(plain, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    assert off["partitions"] == 0 and sum(off["outside"].values()) == off["ops"]
+    res = measure_host({"split": str(split), "plain": str(plain)}, 1, 1, 3)
+    assert res["split"]["options"]["xnnpack_coverage"]["outside"] == {"PACK": 1}
+    assert any("split.tflite: 1 of" in n and "PACK x1" in n for n in res["split"]["notes"])
+    assert not any("outside XNNPACK" in n for n in res["plain"]["notes"])
