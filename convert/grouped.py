@@ -11,24 +11,26 @@ import numpy as np
 
 from mobile_models.backend import keras, layers
 from mobile_models.custom_layers import GroupSplit
-from mobile_models.graph import sole_reader
+from mobile_models.graph import consumers, sole_reader
 
-_SAME = ("kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias", "groups",
-         "data_format")
+_SAME = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias", "groups",
+         "data_format")  # a grouped conv's groups are alike: equal widths (a channel-pruned group may differ)
 
 
 def _group_sites(model, entries: dict) -> list:
     """(split, [conv of group 0, 1, ...], concat) wherever the pattern is exact:
-    group i's conv reads the split's output i, and the concat reads only them, in order."""
-    reader = sole_reader(model)
+    group i's conv alone reads the split's output i, and the concat reads only them, in order."""
+    reader, readers = sole_reader(model), consumers(model)
+    outputs = {t.node.layer.name for t in model.outputs}
     sites = []
-    for split in (l for l in model.layers if isinstance(l, GroupSplit)):
+    for split in (l for l in model.layers if isinstance(l, GroupSplit) and l.name not in outputs):
         convs = [None] * split.parts
-        for layer in model.layers:
+        for layer in readers.get(split.name, []):
             node = entries[layer.name]["inbound_nodes"]
-            if len(node) == 1 and len(node[0]) == 1 and node[0][0][0] == split.name:
+            if len(node) == 1 and len(node[0]) == 1:
                 convs[node[0][0][2]] = layer
-        if any(c is None or type(c) is not layers.Conv2D for c in convs):
+        if (len(readers.get(split.name, [])) != split.parts
+                or any(c is None or type(c) is not layers.Conv2D for c in convs)):
             continue
         concat = reader(convs[0])
         if (isinstance(concat, layers.Concatenate) and concat.axis in (-1, 3)

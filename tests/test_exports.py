@@ -238,6 +238,15 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     assert np.abs(got - want).max() < 1e-4
     assert profile_model(roofline_graph(model))["mac"] < profile_model(graph)["mac"]
     assert merge_groups(merged) is merged  # nothing left to merge
+    # a split whose output the model also returns, or groups of unequal width, stay as they are
+    from mobile_models.backend import keras
+    x = keras.Input((8, 8, 6))
+    a, b = GroupSplit(2)(x)
+    returned = keras.layers.Concatenate()([keras.layers.Conv2D(4, 1)(a), keras.layers.Conv2D(4, 1)(b)])
+    c, d = GroupSplit(2)(x)
+    unequal = keras.layers.Concatenate()([keras.layers.Conv2D(4, 1)(c), keras.layers.Conv2D(2, 1)(d)])
+    odd = keras.Model(x, [returned, a, unequal])
+    assert merge_groups(odd) is odd
 
 
 def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
