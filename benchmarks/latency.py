@@ -2,10 +2,12 @@
 int8, ONNX Runtime} at one thread, batch 1, plus our MobileNetV2 against
 keras.applications' MobileNetV2 exported by the same pipeline.
 
-    .venv/bin/python benchmarks/latency.py [--runs 30] [--out runs/bench-latency]
+    .venv/bin/python benchmarks/latency.py [--runs 30] [--rounds 3] [--out runs/bench-latency]
 
 Weights are random (latency does not depend on them); classifiers run at 224,
-HED at 256. Models of one backbone are timed interleaved in one fresh process.
+HED at 256. Models of one backbone are timed interleaved in one fresh process;
+each backbone is timed in ``--rounds`` such processes and its least disturbed
+round is kept.
 Ratios are what to quote; absolute times hold only for this machine.
 """
 import argparse
@@ -56,19 +58,19 @@ def main():
     ap.add_argument("--out", default="runs/bench-latency")
     ap.add_argument("--per-op", default="hed_mobilenet_v2",
                     help="backbone whose TFLite float time is broken down by op type (prefix timing); '' for none")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="time every backbone this many times, round robin; keep its least disturbed round")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, files = {}, {}
+    files, work = {}, {}
     for name in [*BACKBONES, "keras_apps_mobilenet_v2"]:
         model = build(name)
         macs = profile_model(model)["macs"]
-        folded = export_graph(model)
         terms = roofline_terms(profile_model(roofline_graph(model)))  # the least work an export does
-        files[name] = export_all(name, model, folded, out)
-        rows[name] = measure_host(files[name], 1, 5, args.runs, macs={k: macs for k in files[name]},
-                                  layer_costs={k: terms for k in files[name]})
-        print(f"{name}: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in rows[name].items()), flush=True)
+        files[name] = export_all(name, model, export_graph(model), out)
+        work[name] = {"macs": {k: macs for k in files[name]}, "layer_costs": {k: terms for k in files[name]}}
+    rows = least_disturbed(files, work, args.runs, args.rounds)
     # the two MobileNetV2 exports head to head, interleaved in one process
     pair = measure_host({"ours": files["mobilenet_v2"]["tflite_float32"],
                          "keras_applications": files["keras_apps_mobilenet_v2"]["tflite_float32"]},
@@ -79,6 +81,23 @@ def main():
     print_table(rows, pair)
     if breakdown:
         print_per_op(args.per_op, breakdown, rows[args.per_op])
+
+
+def least_disturbed(files, work, runs: int, rounds: int) -> dict:
+    """Backbone -> the round (one fresh process, its models interleaved) with the
+    lowest summed p50. This host is a shared VM: a neighbour's burst can slow one
+    process by a third, and it slows every model of that round alike, so every
+    ratio in a row still comes from one process."""
+    rows = {}
+    for r in range(rounds):
+        for name in files:
+            got = measure_host(files[name], 1, 5, runs, **work[name])
+            total = sum(v["p50_ms"] for v in got.values())
+            if name not in rows or total < sum(v["p50_ms"] for v in rows[name].values()):
+                rows[name] = got
+            print(f"round {r + 1}/{rounds} {name}: " + ", ".join(f"{k} {v['p50_ms']:.2f} ms" for k, v in got.items()),
+                  flush=True)
+    return rows
 
 
 def per_op(name, out: Path, runs: int) -> dict:
