@@ -19,7 +19,7 @@ def shuffle_permutation(groups: int, channels: int) -> np.ndarray:
     return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1)
 
 
-def _shuffle_at(model, reshape, reader):
+def _shuffle_at(reshape, reader):
     """(first reshape, permute, groups) when ``reshape`` ends a channel shuffle."""
     permute = inbound_layers(reshape)[0] if len(inbound_layers(reshape)) == 1 else None
     if not isinstance(permute, layers.Permute) or tuple(permute.dims) != (1, 2, 4, 3) or reader(permute) is not reshape:
@@ -57,7 +57,7 @@ def absorb_shuffles(model):
     for layer in model.layers:
         if not isinstance(layer, layers.Reshape) or layer.name in outputs:
             continue
-        shuffle = _shuffle_at(model, layer, reader)
+        shuffle = _shuffle_at(layer, reader)
         absorbers = _absorbers(readers, outputs, layer) if shuffle else None
         if not absorbers or any(a.name in inverse for a, _ in absorbers):
             continue
