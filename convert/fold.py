@@ -10,7 +10,7 @@ A BN folds into a conv used only by it, or through a concat of such convs
 import numpy as np
 
 from mobile_models.backend import keras, layers
-from mobile_models.graph import drop_layers, sole_reader
+from mobile_models.graph import drop_layers, rebuild, sole_reader
 
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
 
@@ -74,16 +74,9 @@ def fold_batchnorm(model) -> "keras.Model":
     pairs = _foldable_pairs(model)
     if not pairs:
         return model
-    folded = keras.Model.from_config(_rewire(model.get_config(), pairs))
-    conv_to_bn = {conv.name: (model.get_layer(bn), first) for bn, (_, convs) in pairs.items()
-                  for conv, first in convs}
-    for layer in folded.layers:
-        src = model.get_layer(layer.name)
-        if layer.name in conv_to_bn:
-            layer.set_weights(_folded_weights(src, *conv_to_bn[layer.name]))
-        else:
-            layer.set_weights(src.get_weights())
-    return folded
+    folded = {conv.name: _folded_weights(conv, model.get_layer(bn), first)
+              for bn, (_, convs) in pairs.items() for conv, first in convs}
+    return rebuild(model, _rewire(model.get_config(), pairs), folded)
 
 
 def count_batchnorm(model) -> int:
@@ -102,9 +95,9 @@ def export_graph(model):
     return fuse_pyramid(transposed_to_subpixel(absorb_shuffles(fold_batchnorm(model))))
 
 
-def roofline_graph(model):
-    """The least work any of our exports does: the export graph with grouped
-    convs merged as the TFLite writer merges them. Its profile gives the
+def roofline_graph(exported):
+    """The least work any of our exports does: an ``export_graph`` result with
+    grouped convs merged as the TFLite writer merges them. Its profile gives the
     roofline bound's per-layer costs (no split or concat copies counted)."""
     from convert.grouped import merge_groups
-    return merge_groups(export_graph(model))
+    return merge_groups(exported)

@@ -9,9 +9,9 @@ convs from parts (mobile_models.custom_layers.GroupSplit).
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
+from mobile_models.backend import layers
 from mobile_models.custom_layers import GroupSplit
-from mobile_models.graph import consumers, sole_reader
+from mobile_models.graph import consumers, output_layers, rebuild, sole_reader
 
 _SAME = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias", "groups",
          "data_format")  # a grouped conv's groups are alike: equal widths (a channel-pruned group may differ)
@@ -21,7 +21,7 @@ def _group_sites(model, entries: dict) -> list:
     """(split, [conv of group 0, 1, ...], concat) wherever the pattern is exact:
     group i's conv alone reads the split's output i, and the concat reads only them, in order."""
     reader, readers = sole_reader(model), consumers(model)
-    outputs = {t.node.layer.name for t in model.outputs}
+    outputs = output_layers(model)
     sites = []
     for split in (l for l in model.layers if isinstance(l, GroupSplit) and l.name not in outputs):
         convs = [None] * split.parts
@@ -53,20 +53,13 @@ def merge_groups(model):
     sites = _group_sites(model, entries)
     if not sites:
         return model
-    merged = {}  # concat name -> (split, convs, config entry of the grouped conv)
+    merged, weights = {}, {}  # concat name -> config entry of the grouped conv; -> its weights
     for split, convs, concat in sites:
         conv_config = convs[0].get_config() | {"name": concat.name, "groups": split.parts,
                                                "filters": sum(c.filters for c in convs)}
-        merged[concat.name] = (convs, {"class_name": "Conv2D", "config": conv_config, "name": concat.name,
-                                       "inbound_nodes": entries[split.name]["inbound_nodes"]})
+        merged[concat.name] = {"class_name": "Conv2D", "config": conv_config, "name": concat.name,
+                               "inbound_nodes": entries[split.name]["inbound_nodes"]}
+        weights[concat.name] = [np.concatenate(w, axis=-1) for w in zip(*(c.get_weights() for c in convs))]
     dropped = {l.name for split, convs, _ in sites for l in (split, *convs)}
-    config["layers"] = [merged[e["name"]][1] if e["name"] in merged else e
-                        for e in config["layers"] if e["name"] not in dropped]
-    out = keras.Model.from_config(config)
-    for layer in out.layers:
-        if layer.name in merged:
-            per_group = [c.get_weights() for c in merged[layer.name][0]]
-            layer.set_weights([np.concatenate(w, axis=-1) for w in zip(*per_group)])
-        else:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return out
+    config["layers"] = [merged.get(e["name"], e) for e in config["layers"] if e["name"] not in dropped]
+    return rebuild(model, config, weights)

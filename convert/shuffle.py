@@ -10,8 +10,8 @@ at a fraction of copy speed in LiteRT. Shuffles read by a channel split stay.
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
-from mobile_models.graph import consumers, drop_layers, inbound_layers, sole_reader
+from mobile_models.backend import layers
+from mobile_models.graph import consumers, drop_layers, inbound_layers, output_layers, rebuild, sole_reader
 
 
 def shuffle_permutation(groups: int, channels: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def _absorbers(readers, outputs, layer) -> list | None:
 def absorb_shuffles(model):
     """A new model without the channel shuffles its convs can absorb (exact)."""
     reader, readers = sole_reader(model), consumers(model)
-    outputs = {t.node.layer.name for t in model.outputs}
+    outputs = output_layers(model)
     replaced, inverse = {}, {}  # dropped layer -> its replacement; absorbing layer -> inverse permutation
     for layer in model.layers:
         if not isinstance(layer, layers.Reshape) or layer.name in outputs:
@@ -71,12 +71,8 @@ def absorb_shuffles(model):
         inverse |= {a.name: (kind, inv) for a, kind in absorbers}
     if not replaced:
         return model
-    rewritten = keras.Model.from_config(drop_layers(model.get_config(), replaced))
-    for layer in rewritten.layers:
-        weights = model.get_layer(layer.name).get_weights()
-        if layer.name in inverse:
-            kind, inv = inverse[layer.name]
-            weights = [weights[0][:, :, inv, :]] + ([weights[1][inv]] if kind == "channels" and len(weights) > 1
-                                                     else weights[1:])
-        layer.set_weights(weights)
-    return rewritten
+    weights = {}
+    for name, (kind, inv) in inverse.items():
+        kernel, *rest = model.get_layer(name).get_weights()
+        weights[name] = [kernel[:, :, inv, :]] + ([r[inv] for r in rest] if kind == "channels" else rest)
+    return rebuild(model, drop_layers(model.get_config(), replaced), weights)

@@ -10,8 +10,9 @@ XNNPACK take the conv. Weights are rearranged, not retrained.
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
+from mobile_models.backend import layers
 from mobile_models.custom_layers import DepthToSpace
+from mobile_models.graph import rebuild
 
 
 def _rewritable(layer) -> bool:
@@ -64,12 +65,9 @@ def transposed_to_subpixel(model):
         entries.append({"class_name": "edgepipe>DepthToSpace", "config": shuffle.get_config(), "name": layer.name,
                         "inbound_nodes": [[[phases, 0, 0, {}]]]})
     config["layers"] = entries
-    rewritten = keras.Model.from_config(config, custom_objects={"DepthToSpace": DepthToSpace})
-    for layer in rewritten.layers:
-        if layer.name.endswith("_phases") and layer.name[: -len("_phases")] in targets:
-            src = targets[layer.name[: -len("_phases")]]
-            w = src.get_weights()
-            layer.set_weights(subpixel_weights(w[0], w[1] if src.use_bias else np.zeros(src.filters), src.strides[0]))
-        elif layer.name not in targets and layer.get_weights():
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return rewritten
+    weights = {}
+    for name, src in targets.items():
+        w = src.get_weights()
+        weights[f"{name}_phases"] = subpixel_weights(w[0], w[1] if src.use_bias else np.zeros(src.filters),
+                                                     src.strides[0])
+    return rebuild(model, config, weights, custom_objects={"DepthToSpace": DepthToSpace})

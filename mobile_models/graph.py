@@ -1,4 +1,5 @@
 """Walking a functional Keras model's graph (the rewrites, pruners and profilers share it)."""
+from mobile_models.backend import keras
 
 
 def inbound_layers(layer) -> list:
@@ -20,11 +21,16 @@ def consumers(model) -> dict:
     return out
 
 
+def output_layers(model) -> set:
+    """Names of the layers whose outputs the model returns."""
+    return {t.node.layer.name for t in model.outputs}
+
+
 def sole_reader(model):
     """A function: layer -> the one layer that reads its output, or None when
     several do or the output is also a model output (a rewrite that changes
     that tensor would change what the model returns)."""
-    outputs = {t.node.layer.name for t in model.outputs}
+    outputs = output_layers(model)
     readers = consumers(model)
 
     def reader(layer):
@@ -48,3 +54,15 @@ def drop_layers(config: dict, replaced: dict) -> dict:
     config["layers"] = fix([l for l in config["layers"] if l["name"] not in replaced])
     config["output_layers"] = fix(config["output_layers"])
     return config
+
+
+def rebuild(model, config: dict, weights: dict, custom_objects=None):
+    """A rewrite's last step: ``config`` as a model whose layers take
+    ``weights[name]`` where given, else the weights of their namesake in ``model``."""
+    rebuilt = keras.Model.from_config(config, custom_objects=custom_objects)
+    for layer in rebuilt.layers:
+        if layer.name in weights:
+            layer.set_weights(weights[layer.name])
+        elif layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt

@@ -22,11 +22,11 @@ def model_work(path) -> tuple[int | None, list | None]:
     mult-adds alone from a model_card.json beside any other file."""
     path = Path(path)
     if path.suffix == ".keras":
-        from convert.fold import roofline_graph
+        from convert.fold import export_graph, roofline_graph
         from mobile_models.profile import profile_model, roofline_terms
         from pipeline.modelio import load_keras
         model = load_keras(path)
-        return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(model)))
+        return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
     card = path.parent / "model_card.json"
     if card.is_file():
         return json.loads(card.read_text()).get("macs"), None
@@ -136,9 +136,9 @@ def print_per_op(console, name: str, result: dict):
     console.print("slowest segments: " + "; ".join(f"{s['first']}..{s['last']} {s['ms']:.2f} ms" for s in top),
                   markup=False)
     if bounded:
+        lost = time_lost(result["segments"])
         console.print("most time above the roofline bound: " + "; ".join(
-            f"{s['first']}..{s['last']} {s['ms']:.2f} ms vs {s['bound_ms']:.2f}" for s in time_lost(result["segments"])),
-            markup=False)
+            f"{s['first']}..{s['last']} {s['ms']:.2f} ms vs {s['bound_ms']:.2f}" for s in lost), markup=False)
     else:
         console.print("(roofline bounds are one-thread only)")
 

@@ -259,7 +259,8 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
         from convert.fold import roofline_graph
         from mobile_models.profile import profile_model, roofline_terms
         macs = profile_model(r.model())["macs"]
-        stage_bench(recipe, entries, macs, roofline_terms(profile_model(roofline_graph(r.model()))), r.out, console)
+        terms = roofline_terms(profile_model(roofline_graph(export_graph(r.model()))))
+        stage_bench(recipe, entries, macs, terms, r.out, console)
         return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
 
     bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench)

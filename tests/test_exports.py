@@ -236,7 +236,7 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     assert "SPLIT" not in ops and ops.get("CONCATENATION", 0) == 3  # the stride-2 units' shortcut concats
     got, = open_runner(path).predict(images).values()
     assert np.abs(got - want).max() < 1e-4
-    assert profile_model(roofline_graph(model))["mac"] < profile_model(graph)["mac"]
+    assert profile_model(roofline_graph(graph))["mac"] < profile_model(graph)["mac"]
     assert merge_groups(merged) is merged  # nothing left to merge
     # a split whose output the model also returns, or groups of unequal width, stay as they are
     from mobile_models.backend import keras
