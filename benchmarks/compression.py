@@ -20,14 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convert import tflite  # noqa: E402
-from convert.fold import fold_batchnorm  # noqa: E402
-from evaluate.runners import open_runner  # noqa: E402
-from mobile_models.backend import keras  # noqa: E402
-from pipeline.modelio import load_keras  # noqa: E402
-from pipeline.recipe import load_recipe  # noqa: E402
-from quantize import prune  # noqa: E402
-from train.data import classes  # noqa: E402
+from edgepipe.convert import tflite  # noqa: E402
+from edgepipe.convert.fold import fold_batchnorm  # noqa: E402
+from edgepipe.evaluate.runners import open_runner  # noqa: E402
+from edgepipe.base.backend import keras  # noqa: E402
+from edgepipe.base.modelio import load_keras  # noqa: E402
+from edgepipe.pipeline.recipe import load_recipe  # noqa: E402
+from edgepipe.quantize import prune  # noqa: E402
+from edgepipe.train.data import classes  # noqa: E402
 
 
 def top1(path, x, y) -> float:
@@ -38,7 +38,7 @@ def trained(recipe_path: str) -> tuple:
     recipe = load_recipe(recipe_path)
     run = Path("runs") / recipe.name
     if not (run / "report.json").is_file():
-        from pipeline.run import run as run_pipeline
+        from edgepipe.pipeline.run import run as run_pipeline
         run_pipeline(recipe, run)
     return recipe, load_keras(run / f"{recipe.model.name}.keras")
 
@@ -59,16 +59,16 @@ def pruned(model, x, y, sparsity, steps, seed=0, depthwise=False):
 
 def qat(model, x, y, steps):
     """Quantization-aware fine-tuning, then int8 conversion from the learnt ranges."""
-    from quantize.stages import quantization_aware
+    from edgepipe.quantize.stages import quantization_aware
     return quantization_aware(model, x, y, steps, 1e-4, keep_zeros=False)
 
 
 def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
     """Channel-prune, fine-tune, and time both float exports at one thread in one
     fresh worker, runs interleaved (A B A B) so host load hits both alike."""
-    from evaluate.latency import measure_host
-    from mobile_models.profile import profile_model
-    from quantize import channel_prune
+    from edgepipe.evaluate.latency import measure_host
+    from edgepipe.mobile_models.profile import profile_model
+    from edgepipe.quantize import channel_prune
     slim, rows = channel_prune.prune_channels(model, ratio)
     untuned = float(np.mean(slim.predict(xt, verbose=0).argmax(-1) == yt))
     channel_prune.fine_tune(slim, x, y, keras.losses.SparseCategoricalCrossentropy(), steps, learning_rate=1e-3)
@@ -85,7 +85,7 @@ def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
 
 def pqat_int8(pruned_model, x, y, steps, calib, path: Path, seed=0):
     """Pruning-preserving QAT of a stripped pruned model, then int8 from the learnt ranges."""
-    from quantize.stages import quantization_aware
+    from edgepipe.quantize.stages import quantization_aware
     return tflite.write(quantization_aware(pruned_model, x, y, steps, 1e-4, keep_zeros=True, seed=seed), path,
                         "int8", calib)
 

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluate.runners import open_runner  # noqa: E402
-from evaluate.taskmetrics import task_metrics  # noqa: E402
-from pipeline.recipe import Recipe, load_recipe  # noqa: E402
-from train.docgen import generate  # noqa: E402
+from edgepipe.evaluate.runners import open_runner  # noqa: E402
+from edgepipe.evaluate.taskmetrics import task_metrics  # noqa: E402
+from edgepipe.pipeline.recipe import Recipe, load_recipe  # noqa: E402
+from edgepipe.train.docgen import generate  # noqa: E402
 
 TARGETS = {"under_2pct": 0.90, "detection_rate": 0.95}
 
@@ -41,10 +41,10 @@ def evaluate(runner, composition: str, seed: int, count: int, size: int) -> dict
 
 def continue_training(run: Path, recipe, steps: int) -> dict:
     """Reload the last checkpoint and train ``steps`` more at the last phase's size."""
-    import mobile_models
-    from mobile_models.backend import tf
-    from train.datasets import document_dataset
-    from train.fit import compile_hed
+    from edgepipe import mobile_models
+    from edgepipe.base.backend import tf
+    from edgepipe.train.datasets import document_dataset
+    from edgepipe.train.fit import compile_hed
     cfg = recipe.train
     model = mobile_models.build(recipe.model.name, input_shape=(None, None, 3))
     compile_hed(model, cfg, sum(p.steps for p in cfg.phases))
@@ -73,7 +73,7 @@ def main():
     args = ap.parse_args()
     run = Path(args.run)
     if not (run / "report.json").is_file():
-        from pipeline.run import run as run_pipeline
+        from edgepipe.pipeline.run import run as run_pipeline
         run_pipeline(load_recipe(), run)
     report = json.loads((run / "report.json").read_text())
     recipe = Recipe.model_validate(report["recipe"]["config"])

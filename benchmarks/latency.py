@@ -19,14 +19,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mobile_models  # noqa: E402
-from convert.fold import export_graph, roofline_graph  # noqa: E402
-from convert.formats import VARIANTS, export  # noqa: E402
-from evaluate.latency import measure_host  # noqa: E402
-from mobile_models.backend import keras  # noqa: E402
-from mobile_models.hed import inference_model  # noqa: E402
-from mobile_models.profile import profile_model, roofline_terms  # noqa: E402
-from pipeline.modelio import save_keras  # noqa: E402
+from edgepipe import mobile_models  # noqa: E402
+from edgepipe.convert.fold import export_graph, roofline_graph  # noqa: E402
+from edgepipe.convert.formats import VARIANTS, export  # noqa: E402
+from edgepipe.evaluate.latency import measure_host  # noqa: E402
+from edgepipe.base.backend import keras  # noqa: E402
+from edgepipe.mobile_models.hed import inference_model  # noqa: E402
+from edgepipe.mobile_models.profile import profile_model, roofline_terms  # noqa: E402
+from edgepipe.base.modelio import save_keras  # noqa: E402
 
 BACKBONES = {
     "mobilenet_v1": {}, "mobilenet_v2": {}, "shufflenet_v1": {"groups": 3}, "shufflenet_v2": {"scale": 1.0},
@@ -103,15 +103,15 @@ def least_disturbed(files, work, runs: int, rounds: int) -> dict:
 
 def per_op(name, out: Path, runs: int) -> dict:
     """Where one backbone's TFLite float time goes: prefixes of its folded graph, timed."""
-    from evaluate.prefix_profile import profile_prefixes
+    from edgepipe.evaluate.prefix_profile import profile_prefixes
     work = out / f"prefixes_{name}"
     work.mkdir(exist_ok=True)
     return profile_prefixes(export_graph(build(name)), work, runs=runs)
 
 
 def print_per_op(name, breakdown, row):
-    from pipeline.bench_cli import print_per_op as table
-    from pipeline.report import wide_console
+    from edgepipe.cli.bench import print_per_op as table
+    from edgepipe.pipeline.report import wide_console
     f = row["tflite_float32"]
     print(f"\n{name}: full-model TFLite float p50 {f['p50_ms']:.2f} ms; compute-bound floor "
           f"{f['compute_bound_ms']:.2f} ms, roofline bound {f['roofline_bound_ms']:.2f} ms")

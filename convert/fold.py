@@ -9,8 +9,8 @@ A BN folds into a conv used only by it, or through a concat of such convs
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
-from mobile_models.graph import drop_layers, rebuild, sole_reader
+from edgepipe.base.backend import keras, layers
+from edgepipe.mobile_models.graph import drop_layers, flatten, rebuild, sole_reader
 
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)  # Conv2DTranspose is a Conv2D subclass
 
@@ -84,20 +84,22 @@ def count_batchnorm(model) -> int:
 
 
 def export_graph(model):
-    """The graph every exporter gets: BN folded into its convs, channel shuffles
-    that convs can absorb dropped (convert.shuffle), HED's
-    transposed-conv upsamplers rewritten as sub-pixel convs (convert.upsample)
-    and its fuse as a pyramid of sums and 2x depth-to-space steps
-    (convert.fuse_pyramid). All exact; all remove work the phone would do."""
-    from convert.fuse_pyramid import fuse_pyramid
-    from convert.shuffle import absorb_shuffles
-    from convert.upsample import transposed_to_subpixel
-    return fuse_pyramid(transposed_to_subpixel(absorb_shuffles(fold_batchnorm(model))))
+    """The graph every exporter gets: one flat functional graph (Sequential and
+    nested models inlined and their inference no-ops dropped, since the rewrites
+    read a functional config: mobile_models.graph.flatten), BN folded into its
+    convs, channel shuffles that convs can absorb dropped (convert.shuffle),
+    HED's transposed-conv upsamplers rewritten as sub-pixel convs
+    (convert.upsample) and its fuse as a pyramid of sums and 2x depth-to-space
+    steps (convert.fuse_pyramid). All exact; all remove work the phone would do."""
+    from edgepipe.convert.fuse_pyramid import fuse_pyramid
+    from edgepipe.convert.shuffle import absorb_shuffles
+    from edgepipe.convert.upsample import transposed_to_subpixel
+    return fuse_pyramid(transposed_to_subpixel(absorb_shuffles(fold_batchnorm(flatten(model)))))
 
 
 def roofline_graph(exported):
     """The least work any of our exports does: an ``export_graph`` result with
     grouped convs merged as the TFLite writer merges them. Its profile gives the
     roofline bound's per-layer costs (no split or concat copies counted)."""
-    from convert.grouped import merge_groups
+    from edgepipe.convert.grouped import merge_groups
     return merge_groups(exported)

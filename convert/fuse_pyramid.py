@@ -15,9 +15,9 @@ about 1.4 of 10.4 ms there on one x86 core (prefix timing).
 """
 import numpy as np
 
-from mobile_models.backend import layers, tf
-from mobile_models.custom_layers import DepthToSpace
-from mobile_models.graph import rebuild, sole_reader
+from edgepipe.base.backend import layers, tf
+from edgepipe.base.custom_layers import DepthToSpace
+from edgepipe.mobile_models.graph import rebuild, sole_reader
 
 
 def d2s_permutation(block: int) -> np.ndarray:

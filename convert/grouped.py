@@ -9,9 +9,9 @@ convs from parts (mobile_models.custom_layers.GroupSplit).
 """
 import numpy as np
 
-from mobile_models.backend import layers
-from mobile_models.custom_layers import GroupSplit
-from mobile_models.graph import consumers, output_layers, rebuild, sole_reader
+from edgepipe.base.backend import layers
+from edgepipe.base.custom_layers import GroupSplit
+from edgepipe.mobile_models.graph import consumers, output_layers, rebuild, sole_reader
 
 _SAME = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias", "groups",
          "data_format")  # a grouped conv's groups are alike: equal widths (a channel-pruned group may differ)

@@ -2,8 +2,8 @@
 import json
 from pathlib import Path
 
-from mobile_models.backend import tf
-from pipeline import atomic
+from edgepipe.base.backend import tf
+from edgepipe.base import atomic
 
 OPSET = 17
 

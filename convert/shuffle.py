@@ -10,8 +10,8 @@ at a fraction of copy speed in LiteRT. Shuffles read by a channel split stay.
 """
 import numpy as np
 
-from mobile_models.backend import layers
-from mobile_models.graph import consumers, drop_layers, inbound_layers, output_layers, rebuild, sole_reader
+from edgepipe.base.backend import layers
+from edgepipe.mobile_models.graph import consumers, drop_layers, inbound_layers, output_layers, rebuild, sole_reader
 
 
 def shuffle_permutation(groups: int, channels: int) -> np.ndarray:

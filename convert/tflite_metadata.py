@@ -18,11 +18,13 @@ import zipfile
 import flatbuffers
 import numpy as np
 
+from edgepipe.convert.inputspec import from_card
+
 METADATA_NAME = "TFLITE_METADATA"
 MIN_PARSER_VERSION = "1.0.0"   # we use no feature newer than the 1.0 schema
 # enum values from the schema
 FILE_DESCRIPTIONS, FILE_TENSOR_AXIS_LABELS = 1, 2
-COLOR_RGB, COLOR_GRAYSCALE = 1, 2
+COLOR_UNKNOWN, COLOR_RGB, COLOR_GRAYSCALE = 0, 1, 2  # the schema has no BGR
 CONTENT_FEATURE, CONTENT_IMAGE = 1, 2
 OPTIONS_NORMALIZATION = 1
 
@@ -96,12 +98,16 @@ def _tensor(w, name, description, content, process_units=(), stats=None, files=(
 
 
 def _input_tensor(w, spec):
-    """An image input: RGB, its size, and normalisation x = (pixel - mean) / std."""
-    norm = spec.get("normalization", {"scale": 1.0, "bias": 0.0})
-    mean, std = 0.0 - norm["bias"] / norm["scale"], 1.0 / norm["scale"]
+    """An image input: its colour space, its size, and normalisation x = (pixel - mean) / std,
+    one value for all channels or one per channel (see ``convert.inputspec``)."""
     _, height, width, channels = spec["shape"]
-    units = [_normalization(w, [mean], [std])]
-    content = _image_content(w, COLOR_RGB if channels == 3 else COLOR_GRAYSCALE, width, height)
+    norm = from_card(spec)
+    mean, std = norm.per_channel(channels)
+    if norm.uniform:
+        mean, std = mean[:1], std[:1]
+    units = [_normalization(w, mean, std)]
+    color = (COLOR_RGB if norm.color_order == "RGB" else COLOR_UNKNOWN) if channels == 3 else COLOR_GRAYSCALE
+    content = _image_content(w, color, width, height)
     return _tensor(w, spec["name"], spec.get("description", ""), content, units, spec.get("range"))
 
 

@@ -10,9 +10,9 @@ XNNPACK take the conv. Weights are rearranged, not retrained.
 """
 import numpy as np
 
-from mobile_models.backend import layers
-from mobile_models.custom_layers import DepthToSpace
-from mobile_models.graph import rebuild
+from edgepipe.base.backend import layers
+from edgepipe.base.custom_layers import DepthToSpace
+from edgepipe.mobile_models.graph import rebuild
 
 
 def _rewritable(layer) -> bool:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
 
 PACKAGE = "dev.edgepipe.demo"
 ACTIVITY = f"{PACKAGE}/.BenchmarkActivity"

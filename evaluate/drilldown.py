@@ -23,7 +23,7 @@ QUANTIZED_TOLERANCE = 0.2
 
 def keras_layer_outputs(model, x) -> dict[str, np.ndarray]:
     """Every layer's output for ``x``, in the model's topological order."""
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     chosen = [layer for layer in model.layers
               if type(layer).__name__ != "InputLayer" and not isinstance(layer.output, (list, tuple))]
     probe = keras.Model(model.inputs, [layer.output for layer in chosen])
@@ -64,9 +64,9 @@ def tflite_tensors(path, x, output_layers=()) -> list[tuple[str, np.ndarray]]:
 
 def coreml_tensors(path, x) -> list[tuple[str, np.ndarray]]:
     """(op output name, value) from the reference interpreter, in its own (mostly NCHW) layout."""
-    from evaluate.milref import ReferenceProgram
+    from edgepipe.evaluate.milref import ReferenceProgram
     program = ReferenceProgram(path)
-    from evaluate.runners import image_pixels
+    from edgepipe.evaluate.runners import image_pixels
     image = image_pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
     program.run({program.input_names[0]: image}, keep_trace=True)
     return [(name, np.asarray(v, np.float32)) for name, v in program.trace.items() if isinstance(v, np.ndarray)]
@@ -135,12 +135,12 @@ def first_jump(rows: list[dict], tolerance: float) -> dict | None:
 
 def drill_down(original, export_path, x, variant: str) -> dict:
     """Compare the export's intermediate tensors with the folded original's on one input."""
-    from convert.fold import export_graph
+    from edgepipe.convert.fold import export_graph
     path, x = str(export_path), np.asarray(x[:1], np.float32)
     if path.endswith(".tflite"):
         tensors = tflite_tensors(path, x, [t.node.layer.name for t in original.outputs])
     elif path.rstrip("/").endswith((".mlpackage", ".mlmodel")):
-        from evaluate.runners import image_pixels
+        from edgepipe.evaluate.runners import image_pixels
         x = image_pixels(x) / np.float32(255)  # compare on the 8-bit pixels Core ML sees
         tensors = coreml_tensors(path, x)
     else:

@@ -5,13 +5,16 @@ Defaults per variant (overridable in the recipe's ``verify`` and on the CLI):
 - fp16 / float16: PSNR >= 40 dB;
 - int8 / int16x8 / dynamic: classifiers keep top-1 agreement >= 98%; detectors
   with task metrics lose <= 1 point of edge F-score; other dense outputs keep
-  PSNR >= 30 dB.
+  PSNR >= 30 dB. Dynamic range (int8 weights, float activations) carries the
+  int8 weights' rounding error, so it is held to the same quantized gates.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from evaluate.parity import parity
+from edgepipe.evaluate.parity import parity
+
+QUANTIZED = ("int8", "int16x8", "dynamic")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agre
         return Gate("max_abs", atol, False)
     if variant in ("fp16", "float16"):
         return Gate("psnr_db", psnr_fp16, True)
+    if variant not in QUANTIZED:  # a misnamed precision must not slip into a looser gate
+        raise ValueError(f"no gate for precision '{variant}'")
     if classifier:
         return Gate("top1_agreement", agreement, True)
     if task_drop is not None:

@@ -84,12 +84,12 @@ def _rss_mb() -> float:
 
 def _open_all(spec, batches_for):
     """Load each model and run its first inference, measuring time and memory each took."""
-    from evaluate.runners import open_runner
+    from edgepipe.evaluate.runners import open_runner
     runners, extra = {}, {}
     for key, path in spec["models"].items():
         rss0, t0 = _rss_mb(), time.perf_counter()
         runners[key] = open_runner(path, spec["threads"], xnnpack=spec.get("xnnpack", True),
-                                   compute_units=spec.get("compute_units", "all"))
+                                   compute_units=spec.get("compute_units", "all"), trust=spec.get("trust", False))
         extra[key] = {"init_ms": (time.perf_counter() - t0) * 1e3}
         x = batches_for(runners[key])
         t1 = time.perf_counter()
@@ -116,7 +116,7 @@ def _roofline(result, macs, terms, peak_gflops, curve, threads):
 def layer_bound_ms(macs: int, nbytes: int, peak_gflops: float, curve) -> float:
     """One layer's one-thread roofline time: the longer of its mult-adds at the
     matmul peak and its traffic at the copy bandwidth for that much traffic."""
-    from evaluate.hostinfo import bandwidth_at
+    from edgepipe.evaluate.hostinfo import bandwidth_at
     return max(2 * macs / (peak_gflops * 1e9), nbytes / (bandwidth_at(curve, nbytes) * 1e9)) * 1e3
 
 
@@ -135,9 +135,9 @@ def _notes(runner, machine, coverage=None, name=""):
 
 def _main(spec_path):
     spec = json.loads(open(spec_path).read())
-    from evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
-    from evaluate.opprofile import xnnpack_coverage
-    from evaluate.runners import set_tf_threads
+    from edgepipe.evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
+    from edgepipe.evaluate.opprofile import xnnpack_coverage
+    from edgepipe.evaluate.runners import set_tf_threads
     set_tf_threads(spec["threads"])
     rng = np.random.default_rng(0)
     batch = spec.get("batch", 1)
@@ -183,23 +183,24 @@ def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape
     import tempfile
     from pathlib import Path
 
-    from pipeline.errors import EdgePipeError
-    from convert.coreml import can_predict
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.convert.coreml import can_predict
     coreml = [p for p in models.values() if str(p).rstrip("/").endswith((".mlpackage", ".mlmodel"))]
     if coreml and not can_predict()[0]:
         raise EdgePipeError(f"{coreml[0]}: Core ML latency needs macOS; here an .mlpackage runs only in the numpy "
                             f"reference interpreter, which gives numerics (edgepipe verify), not timings")
-    root = Path(__file__).resolve().parent.parent
+    import edgepipe
+    root = Path(edgepipe.__file__).resolve().parent.parent  # where `edgepipe` imports from
     spec = {"models": models, "threads": threads, "warmup": warmup, "runs": runs, "input_shape": input_shape,
             **options}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     n = str(threads)  # size BLAS/OpenMP pools before numpy loads in the worker
-    env = os.environ | {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": n,
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": n,
                         "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
     try:
-        proc = subprocess.run([sys.executable, "-m", "evaluate.latency", f.name], capture_output=True, text=True,
-                              env=env, cwd=root)
+        proc = subprocess.run([sys.executable, "-m", "edgepipe.evaluate.latency", f.name], capture_output=True, text=True,
+                              env=env)
     finally:
         os.unlink(f.name)
     if proc.returncode != 0:

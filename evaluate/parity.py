@@ -24,3 +24,25 @@ def _db(signal, noise):
     if noise == 0:
         return float("inf")
     return float(10 * np.log10(signal / noise)) if signal else float("-inf")
+
+
+# An output is "constant" when no element of it varies across the inputs by more
+# than this fraction of the output's peak |value|. 1e-4 of peak is below what any
+# gate resolves (fp32's atol is 1e-4 on outputs of order 1; fp16's 40 dB PSNR
+# allows 1e-2 of peak), so an export printing the mean output would pass too;
+# float32 round-off on a truly constant output (~1e-7 of peak) stays far below.
+CONSTANT_SPREAD = 1e-4
+
+
+def output_spread(ref: np.ndarray) -> float:
+    """How much an output varies across the batch (axis 0): the largest
+    per-element standard deviation over the output's peak |value|; 0 when all
+    is zero. The largest element, so one varying channel is enough: only an
+    output that is flat everywhere counts as constant."""
+    r = np.asarray(ref, np.float64).reshape(len(ref), -1)
+    peak = float(np.max(np.abs(r))) if r.size else 0.0
+    return float(np.max(r.std(axis=0)) / peak) if peak else 0.0
+
+
+def is_constant(ref: np.ndarray) -> bool:
+    return len(ref) > 1 and output_spread(ref) <= CONSTANT_SPREAD

@@ -31,10 +31,10 @@ def layer_kind(layer) -> str:
 def prefix_model(model, k: int):
     """Layers ``[0..k]`` (topological order) with every tensor that a later layer
     or the model's output still needs as an output."""
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     kept = model.layers[: k + 1]
     names = {layer.name for layer in kept}
-    from mobile_models.graph import consumers
+    from edgepipe.mobile_models.graph import consumers
     readers = {name: {r.name for r in rs} for name, rs in consumers(model).items()}
     finals = {t.node.layer.name for t in model.outputs}
     outs = [layer.output for layer in kept if type(layer).__name__ != "InputLayer"
@@ -55,9 +55,9 @@ def cut_points(model, max_cuts: int = 48) -> list[int]:
 def profile_prefixes(model, workdir: Path, threads: int = 1, runs: int = 30, warmup: int = 5,
                      max_cuts: int = 48, progress=None) -> dict:
     """Segment and per-op-type latency from prefix timings (model should be BN-folded)."""
-    from convert import tflite
-    from evaluate.latency import measure_host
-    from mobile_models.profile import profile_model, roofline_terms
+    from edgepipe.convert import tflite
+    from edgepipe.evaluate.latency import measure_host
+    from edgepipe.mobile_models.profile import profile_model, roofline_terms
     cuts = cut_points(model, max_cuts)
     paths = {}
     for k in cuts if progress is None else progress(cuts):
@@ -81,8 +81,8 @@ def profile_prefixes(model, workdir: Path, threads: int = 1, runs: int = 30, war
 
 def _layer_bounds(profile, options) -> dict:
     """Layer name -> its one-thread roofline time (ms) on this host."""
-    from evaluate.latency import layer_bound_ms
-    from mobile_models.profile import FUSED_OR_VIEW
+    from edgepipe.evaluate.latency import layer_bound_ms
+    from edgepipe.mobile_models.profile import FUSED_OR_VIEW
     peak, curve = options["host_peak_gflops_per_thread"], options["host_copy_gbps_by_bytes"]
     return {r["name"]: layer_bound_ms(r["macs"], 4 * r["mac"], peak, curve)
             for r in profile["layers"] if r["kind"] not in FUSED_OR_VIEW}

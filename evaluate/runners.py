@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,23 @@ class Runner:
         return lambda: self.predict(batch)
 
     def _each(self, batch, fn):
-        per_item = [fn(x[None]) for x in np.asarray(batch, np.float32)]
+        batch = np.asarray(batch, np.float32)
+        self.check_input(batch)
+        per_item = [fn(x[None]) for x in batch]
         return {k: np.concatenate([p[k] for p in per_item]) for k in per_item[0]}
+
+
+    def check_input(self, batch: np.ndarray):
+        """A batch the model cannot take is the user's error (an export of another model, wrong --data)."""
+        want, got = self.inputs[0].shape[1:], batch.shape[1:]
+        if not self.inputs[0].shape:  # the runtime does not say (Core ML's own predict)
+            return
+        if self.inputs[0].dtype == "image" and len(want) == 3:  # Core ML images are (N, C, H, W) inside
+            want = (*want[1:], want[0])
+        free = (None, -1, 0)  # a dimension the model leaves open
+        if len(want) != len(got) or any(w not in free and int(w) != g for w, g in zip(want, got)):
+            raise EdgePipeError(f"the model takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
+                                f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
 
 
 class KerasRunner(Runner):
@@ -52,7 +67,7 @@ class KerasRunner(Runner):
     engine = "keras"
 
     def __init__(self, model):
-        from mobile_models.backend import tf
+        from edgepipe.base.backend import tf
         self.version = tf.__version__
         self.model = model
         self._fn = tf.function(lambda x: model(x, training=False))
@@ -60,12 +75,14 @@ class KerasRunner(Runner):
         self.outputs = [TensorInfo(n, tuple(o.shape), "float32") for n, o in zip(model.output_names, model.outputs)]
 
     def bound(self, batch):
-        from mobile_models.backend import tf
+        from edgepipe.base.backend import tf
         x = tf.constant(np.asarray(batch, np.float32))
         return lambda: self._fn(x)
 
     def predict(self, batch):
-        out = self._fn(np.asarray(batch, np.float32))
+        batch = np.asarray(batch, np.float32)
+        self.check_input(batch)
+        out = self._fn(batch)
         out = out if isinstance(out, (list, tuple)) else [out]
         return {n: np.asarray(o) for n, o in zip(self.model.output_names, out)}
 
@@ -172,7 +189,7 @@ class CoreMLRunner(Runner):
     COMPUTE_UNITS = {"cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "all": "ALL"}
 
     def __init__(self, path, compute_units: str = "all"):
-        from convert.coreml import _coremltools, can_predict
+        from edgepipe.convert.coreml import _coremltools, can_predict
         ok, why = can_predict()
         if not ok:
             raise NotRunnable(why)
@@ -203,8 +220,8 @@ class CoreMLReferenceRunner(Runner):
     runtime = "coreml"
 
     def __init__(self, path):
-        from evaluate.milref import ENGINE, ReferenceProgram
-        from convert.coreml import _coremltools
+        from edgepipe.evaluate.milref import ENGINE, ReferenceProgram
+        from edgepipe.convert.coreml import _coremltools
         self.engine = ENGINE
         self.version = f"coremltools {_coremltools().__version__} + {ENGINE}"
         self.program = ReferenceProgram(path)
@@ -248,17 +265,28 @@ def _numeric(value, labels):
 
 def coreml_runner(path, compute_units: str = "all") -> Runner:
     """Core ML itself on macOS, the reference interpreter elsewhere."""
-    from convert.coreml import can_predict
+    from edgepipe.convert.coreml import can_predict
     if can_predict()[0]:
         return CoreMLRunner(path, compute_units)
     return CoreMLReferenceRunner(path)
 
 
-def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all") -> Runner:
+def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all",
+                trust: bool = False) -> Runner:
     """A runner for a saved artifact, chosen by its suffix."""
     path = Path(path)
     if not path.exists():
         raise EdgePipeError(f"model not found: {path}")
+    try:
+        return _open(path, threads, xnnpack, compute_units, trust)
+    except (EdgePipeError, NotRunnable):
+        raise
+    except Exception as e:  # each runtime raises its own types for a corrupt or truncated file
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EdgePipeError(f"{path}: not a readable model ({msg})") from None
+
+
+def _open(path: Path, threads, xnnpack, compute_units, trust) -> Runner:
     name = path.name.lower()
     if name.endswith(".tflite"):
         return TFLiteRunner(path, threads, xnnpack)
@@ -267,14 +295,14 @@ def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str
     if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
         return coreml_runner(path, compute_units)
     if name.endswith((".keras", ".h5")) or path.is_dir():
-        from pipeline.modelio import load_keras
-        return KerasRunner(load_keras(path))
+        from edgepipe.base.modelio import load_keras
+        return KerasRunner(load_keras(path, trust=trust))
     raise EdgePipeError(f"{path}: unknown model format (expected .keras, .h5, .tflite, .onnx or .mlpackage)")
 
 
 def set_tf_threads(threads: int):
     """Must run before TensorFlow executes anything in this process."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)

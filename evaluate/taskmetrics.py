@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from mobile_models.docquad import QuadParams, find_quad
+from edgepipe.mobile_models.docquad import QuadParams, find_quad
 
 
 def edge_fscore(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5, tol: int = 2) -> dict:

@@ -3,7 +3,7 @@
 Layer names are stable (``block3_1_expand``, ``block3_1_expand_bn``) because they
 surface in TFLite, Core ML and ONNX graphs and in per-layer error reports.
 """
-from mobile_models.backend import layers
+from edgepipe.base.backend import layers
 
 ACTIVATIONS = {"relu": lambda name: layers.ReLU(name=name),
                "relu6": lambda name: layers.ReLU(6.0, name=name)}
@@ -43,7 +43,7 @@ def inverted_residual(x, expansion, filters, stride, name):
 
 def grouped_pointwise_bn(x, filters, groups, name, act="relu"):
     """1x1 conv with ``groups`` groups (GroupSplit -> per-group conv -> concat) -> BN."""
-    from mobile_models.custom_layers import GroupSplit
+    from edgepipe.base.custom_layers import GroupSplit
     if groups == 1:
         return conv_bn(x, filters, 1, 1, name, act=act)
     parts = GroupSplit(groups, name=f"{name}_split")(x)

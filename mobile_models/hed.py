@@ -10,10 +10,10 @@ fuse; ``inference_model`` adds the sigmoid edge map that apps consume.
 """
 import numpy as np
 
-from mobile_models.backend import keras, layers
-from mobile_models.blocks import conv_bn, inverted_residual
-from mobile_models.registry import register
-from pipeline.errors import EdgePipeError
+from edgepipe.base.backend import keras, layers
+from edgepipe.mobile_models.blocks import conv_bn, inverted_residual
+from edgepipe.mobile_models.registry import register
+from edgepipe.base.errors import EdgePipeError
 
 HED_VGG = [
     # block  t    c   n  s  side

@@ -3,10 +3,10 @@
 The tables' rows are the papers' rows. Widths follow keras.applications, so the
 parameter counts match it exactly (4,253,864 and 3,538,984 at 1.0/224/1000).
 """
-from mobile_models.backend import keras
-from mobile_models.blocks import classifier_head, conv_bn, depthwise_bn, inverted_residual
-from mobile_models.registry import register
-from mobile_models.validate import check_alpha, check_input
+from edgepipe.base.backend import keras
+from edgepipe.mobile_models.blocks import classifier_head, conv_bn, depthwise_bn, inverted_residual
+from edgepipe.mobile_models.registry import register
+from edgepipe.mobile_models.validate import check_alpha, check_input
 
 MOBILENET_V1 = [
     # type    stride  filters   (Table 1; "dw" = 3x3 depthwise + 1x1 pointwise)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mobile_models.backend import layers
+from edgepipe.base.backend import layers
 
 # Layers a runtime fuses into their producer (activations) or runs as a view
 # (reshape): no memory traffic of their own in a roofline bound.
@@ -93,7 +93,7 @@ def peak_activation_bytes(model) -> int:
 
 
 def guideline_warnings(model, rows, totals) -> list[str]:
-    from mobile_models.custom_layers import GroupSplit
+    from edgepipe.base.custom_layers import GroupSplit
     warnings = []
     unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(model.get_layer(r.name)) > 4
                and model.get_layer(r.name).input_shape[-1] > 4]  # the RGB stem must widen

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(name: str, task: str, summary: str):
     def wrap(fn):
+        if name in _REGISTRY and _REGISTRY[name].builder is not fn:
+            raise ValueError(f"network name '{name}' is registered twice "
+                             f"({_REGISTRY[name].builder.__module__} and {fn.__module__})")
         _REGISTRY[name] = ModelEntry(name, task, fn, summary)
         return fn
     return wrap
@@ -54,4 +57,4 @@ def build(name: str, **options):
 
 def _load_zoo():
     # Importing the zoo modules runs their @register decorators.
-    from mobile_models import hed, mobilenet, shufflenet, tiny  # noqa: F401
+    from edgepipe.mobile_models import hed, mobilenet, shufflenet, tiny  # noqa: F401

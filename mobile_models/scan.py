@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mobile_models.docquad import QuadParams, find_quad
+from edgepipe.mobile_models.docquad import QuadParams, find_quad
 
 
 @dataclass

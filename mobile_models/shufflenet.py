@@ -4,13 +4,12 @@ Channel shuffle is Reshape -> Permute -> Reshape; grouped 1x1 convs and the v2
 channel split are small registered layers (no Lambda), so models load in safe
 mode and convert to every format.
 """
-from mobile_models.backend import keras, layers
-from mobile_models.blocks import (channel_shuffle, classifier_head, conv_bn, depthwise_bn,
+from edgepipe.base.backend import keras, layers
+from edgepipe.mobile_models.blocks import (channel_shuffle, classifier_head, conv_bn, depthwise_bn,
                                   grouped_pointwise_bn)
-from mobile_models.custom_layers import ChannelSplit
-from mobile_models.registry import register
-from mobile_models.validate import check_alpha, check_input
-from pipeline.errors import EdgePipeError
+from edgepipe.mobile_models.registry import register
+from edgepipe.mobile_models.validate import check_alpha, check_input
+from edgepipe.base.errors import EdgePipeError
 
 # v1, Table 1: output channels of stages 2, 3, 4 at 1x, per group count g
 SHUFFLENET_V1_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
@@ -72,6 +71,7 @@ def shufflenet_v1(groups=3, scale=1.0, input_shape=(224, 224, 3), classes=1000, 
 def _v2_unit(x, out, stride, name):
     half = out // 2
     if stride == 1:
+        from edgepipe.base.custom_layers import ChannelSplit  # a Keras subclass: loads TensorFlow
         left, right = ChannelSplit(2, name=f"{name}_split")(x)
     else:
         left = depthwise_bn(x, 3, 2, f"{name}_left_dw", act=None)

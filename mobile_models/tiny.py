@@ -1,8 +1,8 @@
 """Small nets for fast tests: one of each block family, a few thousand params."""
-from mobile_models.backend import keras
-from mobile_models.blocks import classifier_head, conv_bn, inverted_residual
-from mobile_models.registry import register
-from mobile_models.validate import check_input
+from edgepipe.base.backend import keras
+from edgepipe.mobile_models.blocks import classifier_head, conv_bn, inverted_residual
+from edgepipe.mobile_models.registry import register
+from edgepipe.mobile_models.validate import check_input
 
 
 @register("tiny_cnn", "classify", "a 5-layer MobileNetV2-flavoured net for fast tests")

@@ -1,5 +1,5 @@
 """Option checks shared by the builders: clear errors that list valid choices."""
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
 
 
 def check_input(input_shape, multiple, name):

@@ -3,8 +3,10 @@ import time
 
 import numpy as np
 
-from mobile_models.docquad import QuadParams
-from pipeline.errors import EdgePipeError
+from edgepipe.convert.inputspec import InputSpec, spec_for
+from edgepipe.mobile_models.docquad import QuadParams
+from edgepipe.mobile_models.graph import output_activation
+from edgepipe.base.errors import EdgePipeError
 
 
 def _quant_params(path):
@@ -18,24 +20,33 @@ def _quant_params(path):
     return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
 
 
-def image_input(model, scale: float = 1 / 255.0, bias: float = 0.0) -> dict:
-    """The model's (single) image input: RGB pixels mapped by ``pixel * scale + bias``."""
+def image_input(model, spec: InputSpec | None = None) -> dict:
+    """The model's (single) image input: pixels mapped by ``spec`` (default: what
+    the model itself says, else pixel / 255). ``scale``/``bias`` are numbers when
+    every channel shares them, lists otherwise; ``mean``/``std`` are per channel."""
+    spec = spec or spec_for(model)
     _, h, w, c = model.input_shape
-    lo, hi = bias, 255 * scale + bias
+    scale, bias = spec.scale_bias(c)
+    mean, std = spec.per_channel(c)
+    lo, hi = spec.value_range(c)
+    num = lambda v: float(v) + 0.0  # noqa: E731 - no "-0.0" in the card
+    one = (lambda v: num(v[0])) if spec.uniform else (lambda v: [num(x) for x in v])  # noqa: E731
+    formula = ("x = pixel * scale + bias" if spec.uniform
+               else "x = pixel * scale[c] + bias[c] = (pixel - mean[c]) / std[c]")
+    values = "raw pixels [0, 255]" if (lo, hi) == (0.0, 255.0) else f"pixels scaled to [{lo:g}, {hi:g}]"
     return {"name": model.input_names[0], "shape": [1, h, w, c], "dtype": "float32", "layout": "NHWC",
-            "color_order": "RGB", "range": [lo, hi],
-            "normalization": {"scale": scale, "bias": bias, "formula": "x = pixel * scale + bias"},
-            "description": f"RGB image resized to {w}x{h}, pixels scaled to [{lo:g}, {hi:g}]"}
+            "color_order": spec.color_order, "range": [num(lo), num(hi)],
+            "normalization": {"scale": one(scale), "bias": one(bias), "formula": formula,
+                              "mean": [num(m) for m in mean], "std": [num(s) for s in std],
+                              "source": spec.source},
+            "description": f"{spec.color_order} image resized to {w}x{h}, {values}"
+                           + (f"; {spec.note}" if spec.note else "")}
 
 
-def output_activation(model, index: int = 0) -> str:
-    """The activation of the layer behind output ``index`` ('linear' for logits)."""
-    layer = model.get_layer(model.output_names[index])
-    return str(layer.get_config().get("activation", "linear"))
-
-
-def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = None) -> dict:
-    """Model card for an image classifier; ``bundle`` holds author, license, version, description."""
+def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = None,
+                    spec: InputSpec | None = None) -> dict:
+    """Model card for an image classifier; ``bundle`` holds author, license, version, description;
+    ``spec`` how to feed it (default: what the model says, else pixel / 255)."""
     if len(model.outputs) != 1 or len(model.output_shape) != 2:
         raise EdgePipeError(f"labels need a classifier with one (batch, classes) output; {name} has {model.output_shape}")
     classes = model.output_shape[-1]
@@ -44,17 +55,17 @@ def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = N
     activation = output_activation(model)
     meaning = "class probabilities" if activation == "softmax" else "class scores (logits; argmax = class)"
     return {"name": name, "task": "image classification", **_bundle_fields(bundle),
-            "inputs": [image_input(model)],
+            "inputs": [image_input(model, spec)],
             "outputs": [{"name": model.output_names[0], "shape": [1, classes], "activation": activation,
                          "meaning": f"{meaning}, in labels order"}],
             "labels": list(labels)}
 
 
-def generic_meta(model, name: str, bundle: dict | None = None) -> dict:
+def generic_meta(model, name: str, bundle: dict | None = None, spec: InputSpec | None = None) -> dict:
     """Model card for any image model without labels."""
     outputs = [{"name": n, "shape": [1, *shape[1:]], "activation": output_activation(model, i), "meaning": n}
                for i, (n, shape) in enumerate(zip(model.output_names, _output_shapes(model)))]
-    return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": [image_input(model)],
+    return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": [image_input(model, spec)],
             "outputs": outputs, "labels": []}
 
 
@@ -105,6 +116,6 @@ def model_card(meta: dict, entries) -> dict:
 
 def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
     """The card beside one artifact written by ``edgepipe convert``."""
-    from pipeline.report import artifact_entry
+    from edgepipe.pipeline.report import artifact_entry
     size = artifact_entry(fmt, variant, path)["size_bytes"]
     return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok")]}

@@ -5,7 +5,8 @@ import html
 import time
 from pathlib import Path
 
-from pipeline import atomic, plots
+from edgepipe.pipeline import plots
+from edgepipe.base import atomic
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -70,7 +71,7 @@ def _pareto(artifacts, task: dict) -> str:
 
 
 def _layer_errors(artifacts) -> str:
-    from quantize.debug import ROUNDING_NOISE
+    from edgepipe.quantize.debug import ROUNDING_NOISE
     layers = next((a.get("layers") for a in artifacts if a.get("layers")), None)
     if not layers:
         return '<p class="note">No int8 export with per-layer statistics in this run.</p>'
@@ -97,9 +98,9 @@ def _scans(report: dict, run_dir: Path, count: int = 3) -> str:
                 next((a for a in usable if a["format"] == "keras"), None))
     if not config or pick is None:
         return '<p class="note">Sample scans need the run\'s recipe and a float export.</p>'
-    from evaluate.runners import open_runner
-    from mobile_models.scan import scan
-    from train.docgen import generate
+    from edgepipe.evaluate.runners import open_runner
+    from edgepipe.mobile_models.scan import scan
+    from edgepipe.train.docgen import generate
     runner, size = open_runner(pick["path"]), config["model"]["input_size"]
     samples = []
     for i in range(count):
@@ -123,7 +124,7 @@ def _confusion(artifacts, recipe: dict) -> str:
 def render(report: dict, run_dir) -> Path:
     """Write ``run_dir/report.html`` atomically and return its path."""
     run_dir = Path(run_dir)
-    from pipeline.report import task_columns
+    from edgepipe.pipeline.report import task_columns
     recipe, arts, task = report.get("recipe", {}), report["artifacts"], report.get("task", {})
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     timings = ", ".join(f"{k} {v} s" + (" (skipped)" if report.get("stages", {}).get(k, {}).get("skipped") else "")

@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from evaluate.hostinfo import file_sha256
-from pipeline.report import write_json
+from edgepipe.evaluate.hostinfo import file_sha256
+from edgepipe.pipeline.report import write_json
 
 
 def stage_key(config, inputs: dict) -> str:
@@ -46,6 +46,11 @@ class Manifest:
         self.data["stages"][name] = rec
         write_json(self.path, self.data)
         return rec
+
+    def forget(self, name: str):
+        """Drop a stage's record (it did not finish cleanly), so it runs again."""
+        if self.data["stages"].pop(name, None) is not None:
+            write_json(self.path, self.data)
 
     def output_hashes(self, name: str) -> dict:
         return self.data["stages"].get(name, {}).get("outputs", {})

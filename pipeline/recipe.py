@@ -3,14 +3,15 @@
 Unknown keys and bad values are refused with one line naming the key. The
 schema is the single source of truth for the recipe reference in the docs.
 """
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from convert.formats import DEFAULT_VARIANTS, VARIANTS
-from pipeline.errors import EdgePipeError
+from edgepipe.convert.formats import DEFAULT_VARIANTS, VARIANTS
+from edgepipe.base.errors import EdgePipeError
 
 EXPORT_VARIANTS = tuple(VARIANTS)
 
@@ -20,7 +21,7 @@ class Strict(BaseModel):
 
 
 class ModelCfg(Strict):
-    name: str = Field("hed_mobilenet_v2", description="a registered network (`mobile_models.names()`)")
+    name: str = Field("hed_mobilenet_v2", description="a registered network (`edgepipe.mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
     options: dict[Literal["alpha", "groups", "scale"], float] = Field(
@@ -169,7 +170,8 @@ class Recipe(Strict):
         return self.profiles[self.profile]
 
 
-DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
+# recipes/ installs as the package data edgepipe.recipes
+DEFAULT_RECIPE = Path(str(resources.files("edgepipe.recipes") / "default.yaml"))
 
 
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:

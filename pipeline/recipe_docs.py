@@ -5,10 +5,10 @@ import typing
 
 from pydantic import BaseModel
 
-from pipeline.recipe import Recipe
+from edgepipe.pipeline.recipe import Recipe
 
 HEADER = ("# Recipe reference\n\nGenerated from `pipeline/recipe.py` by "
-          "`python -m pipeline.recipe_docs > docs/recipe.md`; do not edit by hand.\n"
+          "`python -m edgepipe.pipeline.recipe_docs > docs/recipe.md`; do not edit by hand.\n"
           "Unknown keys are refused. `profiles` maps a name to a `train` section; `profile` picks one.\n")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import atomic
+from edgepipe.base import atomic
 
 
 def artifact_entry(fmt, variant, path, status="ok", reason="", parity=None, task=None, latency=None):

@@ -6,15 +6,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import track
 
-from convert.formats import VARIANTS, export
-from convert.fold import count_batchnorm, export_graph
-from evaluate.parity import parity
-from evaluate.runners import KerasRunner, NotRunnable, open_runner
-from pipeline import modelio
-from pipeline.atomic import ensure_writable_dir
-from pipeline.cards import model_card
-from pipeline.errors import EdgePipeError
-from pipeline.report import artifact_entry, print_table, wide_console, write_json
+from edgepipe.convert.formats import VARIANTS, export
+from edgepipe.convert.fold import count_batchnorm, export_graph
+from edgepipe.evaluate.parity import parity
+from edgepipe.evaluate.runners import KerasRunner, NotRunnable, open_runner
+from edgepipe.base import interrupts, modelio
+from edgepipe.base.atomic import ensure_writable_dir
+from edgepipe.pipeline.cards import model_card
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.pipeline.report import artifact_entry, print_table, wide_console, write_json
 
 def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
@@ -36,13 +36,15 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
         path = out / f"{recipe.model.name}{v.suffix}"
         source = int8_source if v.precision == "int8" and int8_source is not None else folded
         try:
-            export(v, source, path, calib if v.precision in ("int8", "int16x8") else None, meta)
+            export(v, source, path, calib if v.needs_calibration else None, meta)
             results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
         except EdgePipeError:
             raise
         except Exception as e:  # a converter failure is reported, not fatal to the run
+            interrupts.check()  # ...unless it was Ctrl-C that the converter swallowed
             results.append({"variant": v, "path": None, "status": "failed",
-                            "reason": str(e).splitlines()[0][:200]})
+                            "reason": (str(e).splitlines() or [type(e).__name__])[0][:200]})
+        interrupts.check()
     return results
 
 
@@ -56,7 +58,7 @@ def _qat_model(recipe, task, model, console):
     q = recipe.quantize
     if not q.qat_steps:
         return None
-    from quantize.stages import quantization_aware
+    from edgepipe.quantize.stages import quantization_aware
     keep_zeros = bool(recipe.prune and recipe.prune.structure != "channel")
     x, y = task.fine_tune_data()
     with console.status(f"{'PQAT' if keep_zeros else 'QAT'}: {q.qat_steps} quantization-aware steps"):
@@ -65,8 +67,8 @@ def _qat_model(recipe, task, model, console):
 
 def stage_prune(recipe, task, model, path: Path, console) -> dict:
     """Prune and fine-tune the trained model; the exports are made from this one."""
-    from mobile_models.profile import profile_model
-    from quantize.stages import prune_and_fine_tune
+    from edgepipe.mobile_models.profile import profile_model
+    from edgepipe.quantize.stages import prune_and_fine_tune
     cfg = recipe.prune
     x, y = task.fine_tune_data()
     with console.status(f"pruning {cfg.sparsity:.0%} ({cfg.structure}), {cfg.steps} fine-tuning steps"):
@@ -136,7 +138,7 @@ def _add_task_deltas(metrics: dict, original: dict):
 def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
     """The recipe's release gate for the export (see evaluate.gates): classifiers'
     quantized gate is top-1 agreement, the edge detector's its F-score drop."""
-    from evaluate.gates import default_gate
+    from edgepipe.evaluate.gates import default_gate
     gate = default_gate(precision, classifier, cfg.gate_atol, cfg.gate_psnr_db, cfg.gate_agreement,
                         task_drop=cfg.gate_task_drop if "f_score_drop" in metrics else None)
     value = metrics["agreement" if gate.metric == "top1_agreement" else gate.metric]
@@ -144,7 +146,7 @@ def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
 
 
 def _int8_layer_errors(task, model) -> list[dict]:
-    from quantize.debug import layer_errors
+    from edgepipe.quantize.debug import layer_errors
     calib = task.calibration()
     return layer_errors(export_graph(model), calib, debug_samples=min(8, len(calib)))
 
@@ -155,7 +157,7 @@ def recipe_artifact(recipe, suffix):
 
 def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console):
     """Time every runnable artifact in a fresh process (one thread, batch 1)."""
-    from evaluate.latency import measure_host
+    from edgepipe.evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
               if e["status"] == "ok" and e["path"] and e.get("engine") not in REFERENCE_NOTE}
     try:
@@ -183,9 +185,9 @@ class _Run:
     """One run folder: its manifest, stage timings and the model, loaded once."""
 
     def __init__(self, recipe, out: Path, console, force: bool):
-        from pipeline.atomic import remove_stale_temps
-        from pipeline.manifest import Manifest
-        from pipeline.tasks import task_for
+        from edgepipe.base.atomic import remove_stale_temps
+        from edgepipe.pipeline.manifest import Manifest
+        from edgepipe.pipeline.tasks import task_for
         self.recipe, self.out, self.console = recipe, out, console
         self.task = task_for(recipe)
         for name in remove_stale_temps(out):
@@ -195,9 +197,11 @@ class _Run:
         self.keras_path = out / recipe_artifact(recipe, ".keras")
         self.model_path = self.keras_path  # what the exports are made from: trained, or pruned
 
-    def stage(self, name, config, inputs, fn):
-        """Run ``fn() -> (result, outputs)`` unless the manifest says it is done."""
-        from pipeline.manifest import stage_key
+    def stage(self, name, config, inputs, fn, complete=lambda result: True):
+        """Run ``fn() -> (result, outputs)`` unless the manifest says it is done.
+        A stage whose result is not ``complete`` (a failed export) is not recorded,
+        so the next run tries it again."""
+        from edgepipe.pipeline.manifest import stage_key
         key = stage_key(config, inputs)
         self.console.rule(f"[bold]{name}")
         done = self.manifest.finished(name, key)
@@ -209,8 +213,12 @@ class _Run:
         t0 = time.time()
         result, outputs = fn()
         self.timings[name] = round(time.time() - t0, 1)
-        self.manifest.record(name, key, outputs, result, self.timings[name])
-        self.console.log(f"{name} done in {self.timings[name]} s")
+        if complete(result):
+            self.manifest.record(name, key, outputs, result, self.timings[name])
+            self.console.log(f"{name} done in {self.timings[name]} s")
+        else:
+            self.manifest.forget(name)
+            self.console.log(f"{name} finished with failures in {self.timings[name]} s; the next run retries it")
         return result
 
     def model(self):
@@ -227,7 +235,23 @@ class _Run:
 
 def run(recipe, out_dir, console: Console | None = None, force: bool = False) -> dict:
     """Run the recipe's stages, skipping those whose inputs and config are unchanged."""
-    console = console or wide_console()
+    with interrupts.watch():
+        return _run(recipe, out_dir, console or wide_console(), force)
+
+
+def gate_failures(report: dict) -> list[str]:
+    """Every export that failed to convert or failed its release gate, named."""
+    failures = []
+    for e in report["artifacts"]:
+        name = f"{e['format']}/{e['variant']}"
+        if e["status"] == "failed":
+            failures.append(f"{name}: export failed ({e['reason']})")
+        elif e.get("gate") and not e["gate"]["pass"]:
+            failures.append(f"{name}: gate failed ({e['gate']['rule']})")
+    return failures
+
+
+def _run(recipe, out_dir, console, force: bool) -> dict:
     r = _Run(recipe, ensure_writable_dir(out_dir), console, force)
     t_start = time.time()
 
@@ -250,14 +274,15 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False) ->
 
     exports = _export_objects(r.stage("export", [c.model_dump() for c in (recipe.export, recipe.quantize,
                                                                              recipe.bundle)],
-                                      r.upstream(model_stage), do_export))
+                                      r.upstream(model_stage), do_export,
+                                      complete=lambda records: all(x["status"] == "ok" for x in records)))
     entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
                       r.upstream(model_stage, "export"),
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
 
     def do_bench():
-        from convert.fold import roofline_graph
-        from mobile_models.profile import profile_model, roofline_terms
+        from edgepipe.convert.fold import roofline_graph
+        from edgepipe.mobile_models.profile import profile_model, roofline_terms
         macs = profile_model(r.model())["macs"]
         terms = roofline_terms(profile_model(roofline_graph(export_graph(r.model()))))
         stage_bench(recipe, entries, macs, terms, r.out, console)
@@ -286,7 +311,7 @@ def _write_reports(r, history, entries, bench, t_start, pruning=None) -> dict:
     write_json(out / "model_card.json", model_card(meta, entries) | {"macs": bench["macs"]})
     write_json(out / "report.json", report)
     print_table(report, console)
-    from pipeline.html_report import render
+    from edgepipe.pipeline.html_report import render
     with console.status("rendering report.html"):
         render(report, out)
     console.log(f"wrote {out / 'report.json'}, report.html and model_card.json in {report['timings_s']['total']} s")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import modelio
-from pipeline.errors import EdgePipeError
-from train.data import TASK_OF_KIND
+from edgepipe.base import modelio
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.train.data import TASK_OF_KIND
 
 
 def train_key(recipe) -> str:
@@ -18,7 +18,7 @@ def train_key(recipe) -> str:
 
 
 def _resume_allowed(recipe, ckpt: Path, console, resume: bool) -> bool:
-    from train.loop import load_state
+    from edgepipe.train.loop import load_state
     if not (resume and (ckpt / "state.json").is_file()):
         return False
     try:
@@ -51,9 +51,9 @@ class EdgeTask:
         self.recipe = recipe
 
     def train(self, out: Path, console, resume: bool = True):
-        import mobile_models
-        from mobile_models.hed import inference_model
-        from train.fit import train_hed
+        from edgepipe import mobile_models
+        from edgepipe.mobile_models.hed import inference_model
+        from edgepipe.train.fit import train_hed
         r = self.recipe
         name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
         trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3)), r.train,
@@ -67,26 +67,26 @@ class EdgeTask:
         return model, state.history
 
     def calibration(self) -> np.ndarray:
-        from train.data import documents
+        from edgepipe.train.data import documents
         r = self.recipe
         n, size = r.export.calibration_samples, r.model.input_size
         if r.data.kind == "synthetic_documents":
-            from train.datasets import representative_images
+            from edgepipe.train.datasets import representative_images
             return representative_images(r.data.train_seed, n, size)
         return documents(r.data, "train", size, n)[0].astype(np.float32) / 255.0
 
     def heldout(self):
-        from train.data import documents
+        from edgepipe.train.data import documents
         images, edges, corners = documents(self.recipe.data, "val", self.recipe.model.input_size)
         return images.astype(np.float32) / 255.0, (edges, corners)
 
     def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
-        from evaluate.taskmetrics import task_metrics
+        from edgepipe.evaluate.taskmetrics import task_metrics
         cfg = self.recipe.verify
         return task_metrics(pred, truth[0], truth[1], cfg.edge_threshold, cfg.edge_tolerance_px)
 
     def meta(self, model, recipe_hash: str) -> dict:
-        from pipeline.cards import bundle_meta
+        from edgepipe.pipeline.cards import bundle_meta
         meta = bundle_meta(self.recipe, model, recipe_hash)
         return meta | {"description": meta["description"] or
                        f"Document-edge detector ({self.recipe.model.name}): edge probabilities for page-corner finding"}
@@ -103,8 +103,8 @@ class ClassifyTask:
         self.recipe = recipe
 
     def train(self, out: Path, console, resume: bool = True):
-        import mobile_models
-        from train.classify import train_classifier
+        from edgepipe import mobile_models
+        from edgepipe.train.classify import train_classifier
         r = self.recipe
         name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
         opts = {k: int(v) if k == "groups" else v for k, v in r.model.options.items()}
@@ -118,34 +118,34 @@ class ClassifyTask:
         return model, state.history
 
     def labels(self) -> list[str]:
-        from train.data import class_names
+        from edgepipe.train.data import class_names
         return class_names(self.recipe.data)
 
     def calibration(self) -> np.ndarray:
-        from train.data import classes
+        from edgepipe.train.data import classes
         return classes(self.recipe.data, "train", self.recipe.model.input_size)[0][:self.recipe.export.calibration_samples]
 
     def fine_tune_data(self):
         """Training arrays for the prune and QAT stages."""
-        from train.data import classes
+        from edgepipe.train.data import classes
         x, y, _ = classes(self.recipe.data, "train", self.recipe.model.input_size)
         return x, y
 
     def heldout(self):
-        from train.data import classes
+        from edgepipe.train.data import classes
         split = "test" if self.recipe.data.kind == "digits" else "val"
         x, y, _ = classes(self.recipe.data, split, self.recipe.model.input_size)
         return x, y
 
     def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
-        from train.classify import classification_metrics
+        from edgepipe.train.classify import classification_metrics
         metrics = classification_metrics(pred, truth)
         if ref is not None:
             metrics["agreement"] = float(np.mean(ref.argmax(-1) == pred.reshape(ref.shape).argmax(-1)))
         return metrics
 
     def meta(self, model, recipe_hash: str) -> dict:
-        from pipeline.cards import classifier_meta
+        from edgepipe.pipeline.cards import classifier_meta
         r = self.recipe
         meta = classifier_meta(model, self.labels(), r.model.name, r.bundle.model_dump())
         return meta | {"description": meta["description"] or f"{r.model.name} image classifier "
@@ -154,7 +154,7 @@ class ClassifyTask:
 
 
 def task_for(recipe):
-    import mobile_models
+    from edgepipe import mobile_models
     task = mobile_models.entry(recipe.model.name).task
     kind_task = TASK_OF_KIND[recipe.data.kind]
     if task != kind_task:

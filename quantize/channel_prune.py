@@ -15,9 +15,9 @@ outputs, ShuffleNet v2 the middle channels of each branch.
 """
 import numpy as np
 
-from mobile_models.backend import layers
-from mobile_models.graph import consumers
-from pipeline.errors import EdgePipeError
+from edgepipe.base.backend import layers
+from edgepipe.mobile_models.graph import consumers
+from edgepipe.base.errors import EdgePipeError
 
 # Layers that map channel c to channel c and nothing else.
 CHANNEL_WISE = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.DepthwiseConv2D,
@@ -144,5 +144,5 @@ def prune_channels(model, ratio: float):
 
 def fine_tune(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3):
     """A few steps of plain training so the remaining channels take over."""
-    from quantize.stages import fit_steps
+    from edgepipe.train.finetune import fit_steps
     return fit_steps(model, x, y, loss, steps, batch_size, learning_rate)

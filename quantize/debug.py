@@ -11,15 +11,14 @@ import warnings
 
 import numpy as np
 
-from convert.tflite import converter_for
-from quantize.ptq import check_representative, configure
+from edgepipe.quantize.ptq import check_representative, configure, converter_for
 
 ROUNDING_NOISE = 1 / np.sqrt(12)
 
 
 def make_debugger(model, representative, debug_samples: int = 8):
     """A calibrated QuantizationDebugger over ``model`` (full-int8 kernels, float I/O)."""
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
     data = check_representative(representative, (1, *model.input_shape[1:]))
     converter = configure(converter_for(model), "int8", data, int8_io=False)
 

@@ -3,8 +3,8 @@ time (worst RMSE-per-step first), until the model passes its accuracy gate.
 Answers "int8 fell off a cliff": it names the layers and what keeping them costs."""
 from typing import Callable
 
-from pipeline.errors import EdgePipeError
-from quantize.debug import layer_statistics, make_debugger
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.quantize.debug import layer_statistics, make_debugger
 
 
 def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool, float]], *,
@@ -15,7 +15,7 @@ def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool
 
     Returns ``{"model": bytes, "passed", "float_layers", "steps": [...], "layers": [...]}``.
     """
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
     debugger = make_debugger(model, representative, debug_samples)
     layers = layer_statistics(debugger)
     by_name = {r["layer"]: r for r in layers}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_models.backend import keras
-from pipeline.errors import EdgePipeError
+from edgepipe.base.backend import keras
+from edgepipe.base.errors import EdgePipeError
 
 # "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
 STRUCTURES = ("unstructured", "2:4", "channel")
@@ -99,7 +99,7 @@ def _copy_weights(src, dst):
 
 def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0):
     """Train the wrapped model ``steps`` steps so the remaining weights recover."""
-    from quantize.stages import fit_steps
+    from edgepipe.train.finetune import fit_steps
     return fit_steps(wrapped, x, y, loss, steps, batch_size, learning_rate,
                      callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()], seed=seed)
 

@@ -6,8 +6,8 @@ mysterious converter crash.
 """
 import numpy as np
 
-from mobile_models.backend import tf
-from pipeline.errors import EdgePipeError
+from edgepipe.base.backend import tf
+from edgepipe.base.errors import EdgePipeError
 
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 
@@ -54,3 +54,15 @@ def configure(converter, mode: str, representative=None, int8_io: bool = True):
                 converter.inference_input_type = tf.int16
                 converter.inference_output_type = tf.int16
     return converter
+
+
+def converter_for(model):
+    """A converter over the model's batch-1 concrete function.
+
+    No ``trackable_obj``: given the model, the converter round-trips it through a
+    SavedModel first, which takes 20 s instead of 2 s for ShuffleNet's 300 layers
+    and yields the same flatbuffer maths (the function captures the weights)."""
+    shape = (1, *model.input_shape[1:])
+    fn = tf.function(lambda x: model(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete])

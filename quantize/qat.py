@@ -6,8 +6,8 @@ our two small layers that only route channels (``GroupSplit``, ``ChannelSplit``)
 get a pass-through config: they change no value, so they need no quantizer and
 their outputs keep the input's range.
 """
-from mobile_models.backend import keras
-from mobile_models.custom_layers import ChannelSplit, GroupSplit
+from edgepipe.base.backend import keras
+from edgepipe.base.custom_layers import ChannelSplit, GroupSplit
 
 
 def _tfmot():
@@ -85,7 +85,7 @@ def pqat_model(pruned_model):
     cannot regrow them (tfmot's collaborative-optimization scheme). Pass a
     stripped model (``quantize.prune.strip``); pruning wrappers are not allowed."""
     if any(type(layer).__name__ == "PruneLowMagnitude" for layer in pruned_model.layers):
-        from pipeline.errors import EdgePipeError
+        from edgepipe.base.errors import EdgePipeError
         raise EdgePipeError("strip the pruning wrappers (quantize.prune.strip) before PQAT")
     scheme = _tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme()
     return qat_model(pruned_model, scheme)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "android_demo" / "core" / "src" / "test" / "resources" / "parity"
 
-from mobile_models.docquad import find_quad  # noqa: E402
+from edgepipe.mobile_models.docquad import find_quad  # noqa: E402
 
 DRAWN = {
     "axis_aligned": [[40, 30], [210, 30], [210, 225], [40, 225]],
@@ -73,8 +73,8 @@ def drawn_cases():
 
 
 def hed_cases(model_path, count=8):
-    from evaluate.runners import open_runner
-    from train.docgen import generate
+    from edgepipe.evaluate.runners import open_runner
+    from edgepipe.train.docgen import generate
     runner = open_runner(model_path)
     images = np.stack([generate(20_000, i).image for i in range(count)]).astype(np.float32) / 255.0
     probs = next(iter(runner.predict(images).values()))

@@ -8,5 +8,10 @@ bash scripts/setup.sh
 if [ ! -d .venv/reference/tensorflow_lite_support ]; then
   .venv/bin/python -m pip install --quiet --no-deps --target .venv/reference tflite-support==0.4.4
 fi
+# PyPI's `evaluate` (Hugging Face), whose name edgepipe once took: tests/test_packaging.py
+# checks that both import side by side. Without its dependencies, beside the environment.
+if [ ! -d .venv/pypi-evaluate/evaluate ]; then
+  .venv/bin/python -m pip install --quiet --no-deps --target .venv/pypi-evaluate evaluate==0.4.6
+fi
 # two worker processes, one test file each (module fixtures are built once): ~11 min on 2 cores
 exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"

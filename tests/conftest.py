@@ -24,7 +24,7 @@ TINY = {
 def tiny_run(tmp_path_factory):
     """The whole pipeline once on the TINY recipe; tests read its run folder."""
     import yaml
-    from pipeline.cli import main
+    from edgepipe.cli.main import main
     root = tmp_path_factory.mktemp("tiny_run")
     recipe = root / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(TINY))
@@ -35,8 +35,8 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_hed():
     """A 64x64 MobileNetV2-style HED inference model with non-trivial BN statistics."""
-    import mobile_models
-    from mobile_models.hed import inference_model
+    from edgepipe import mobile_models
+    from edgepipe.mobile_models.hed import inference_model
 
     model = inference_model(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3)))
     return randomise_batchnorm(model)
@@ -44,7 +44,7 @@ def tiny_hed():
 
 def randomise_batchnorm(model, seed: int = 0):
     """Non-trivial BN statistics, as a trained net has (fresh ones make BN an identity)."""
-    from mobile_models.backend import layers
+    from edgepipe.base.backend import layers
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
@@ -56,7 +56,7 @@ def randomise_batchnorm(model, seed: int = 0):
 
 @pytest.fixture(scope="session")
 def tiny_images():
-    from train.docgen import generate
+    from edgepipe.train.docgen import generate
     return np.stack([generate(123, i, 64).image for i in range(8)]).astype(np.float32) / 255.0
 
 

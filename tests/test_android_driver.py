@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from evaluate.android import bench_android
-from pipeline.errors import EdgePipeError
+from edgepipe.evaluate.android import bench_android
+from edgepipe.base.errors import EdgePipeError
 
 RECORDED_RESULT = {"model": "edgepipe_model.tflite", "model_sha256": "00" * 32, "runtime": "litert-android",
                    "runtime_version": "1.0.1", "device": "Google Pixel 7", "os": "Android 14 (API 34)",
@@ -55,7 +55,7 @@ def test_recorded_adb_session_runs_the_documented_sequence(model):
 
 
 def test_recorded_device_result_fits_the_host_schema():
-    from evaluate.bench_schema import validate
+    from edgepipe.evaluate.bench_schema import validate
     (r,) = validate([RECORDED_RESULT])
     assert r.runtime == "litert-android" and r.threads == 4
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mobile_models.docquad import find_quad
+from edgepipe.mobile_models.docquad import find_quad
 
 PARITY = Path(__file__).resolve().parent.parent / "android_demo/core/src/test/resources/parity"
 ROWS = [line.split(",") for line in (PARITY / "expected.csv").read_text().splitlines()[1:] if line]

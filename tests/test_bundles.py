@@ -6,19 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mobile_models
-from convert import tflite
-from convert.tflite_metadata import associated_files, attach
-from evaluate.runners import open_runner
-from pipeline.cards import classifier_meta, generic_meta
-from pipeline.cli import main
+from edgepipe import mobile_models
+from edgepipe.convert import tflite
+from edgepipe.convert.tflite_metadata import associated_files, attach
+from edgepipe.evaluate.runners import open_runner
+from edgepipe.pipeline.cards import classifier_meta, generic_meta
+from edgepipe.cli.main import main
 
 LABELS = [f"digit {i}" for i in range(10)]
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    from pipeline.modelio import save_keras
+    from edgepipe.base.modelio import save_keras
     model = mobile_models.build("tiny_cnn", input_shape=(32, 32, 3), classes=10)
     path = save_keras(model, tmp_path_factory.mktemp("cls") / "digits.keras")
     return model, path
@@ -68,14 +68,14 @@ def test_classifier_tflite_packs_labels_and_reattaching_replaces(classifier, tmp
 
 
 def test_labels_must_match_the_classes(classifier):
-    from pipeline.errors import EdgePipeError
+    from edgepipe.base.errors import EdgePipeError
     with pytest.raises(EdgePipeError, match="3 labels given, the model has 10 classes"):
         classifier_meta(classifier[0], ["a", "b", "c"], "digits")
 
 
 def test_coreml_classifier_gets_labels_and_image_input(classifier, tmp_path):
     import coremltools as ct
-    from convert import coreml
+    from edgepipe.convert import coreml
     model, _ = classifier
     path = coreml.write(model, tmp_path / "digits.mlpackage", "fp16", classifier_meta(model, LABELS, "digits"))
     spec = ct.utils.load_spec(str(path))

@@ -4,12 +4,12 @@ channels carried nothing, respects residuals/concats/splits, and the CLI runs.""
 import numpy as np
 import pytest
 
-import mobile_models
-from mobile_models.backend import layers
-from mobile_models.profile import profile_model
-from pipeline.cli import main
-from pipeline.errors import EdgePipeError
-from quantize.channel_prune import kept_channels, prunable_groups, prune_channels
+from edgepipe import mobile_models
+from edgepipe.base.backend import layers
+from edgepipe.mobile_models.profile import profile_model
+from edgepipe.cli.main import main
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.quantize.channel_prune import kept_channels, prunable_groups, prune_channels
 from tests.conftest import randomise_batchnorm
 from tests.test_zoo_export import SMALL
 
@@ -38,7 +38,7 @@ EXPECTED = {
 def test_pruned_net_is_smaller_and_matches_its_own_export(name):
     from ai_edge_litert.interpreter import Interpreter
 
-    from convert import tflite
+    from edgepipe.convert import tflite
     model = _model(name)
     pruned, rows = prune_channels(model, 0.5)
     convs = {l.name for l in model.layers if type(l) is layers.Conv2D}
@@ -99,7 +99,7 @@ def test_kept_channels_rounds_up_to_multiples_of_eight():
 
 
 def test_prune_cli_channel_end_to_end(tmp_path, capsys):
-    from pipeline.modelio import load_keras, save_keras
+    from edgepipe.base.modelio import load_keras, save_keras
     path = save_keras(mobile_models.build("tiny_cnn", input_shape=(32, 32, 3)), tmp_path / "m.keras")
     assert main(["prune", "--model", str(path), "--structure", "channel", "--sparsity", "0.5", "--steps", "3",
                  "--latency-runs", "3", "--out", str(tmp_path / "p.keras")]) == 0

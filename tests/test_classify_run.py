@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from pipeline.cli import main
+from edgepipe.cli.main import main
 from tests.test_data import make_document_folder, make_image_folder
 
 
@@ -58,7 +58,7 @@ def test_recipe_prune_and_quantize_stages(tmp_path):
     """prune (channel) -> QAT -> every PTQ variant, from one recipe; a re-run skips every stage."""
     import numpy as np
 
-    from evaluate.runners import open_runner
+    from edgepipe.evaluate.runners import open_runner
     root = make_image_folder(tmp_path / "imgs", per_class=8)
     variants = ["tflite_float32", "tflite_int8", "tflite_int8_float_io", "tflite_dynamic", "tflite_float16",
                 "tflite_int16x8", "coreml_fp32"]

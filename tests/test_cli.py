@@ -8,8 +8,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.recipe import DEFAULT_RECIPE
+from edgepipe.cli.main import main
+from edgepipe.pipeline.recipe import DEFAULT_RECIPE
 from tests.conftest import TINY
 
 def _recipe(tmp_path, data, name="r.yaml"):
@@ -21,7 +21,7 @@ def _recipe(tmp_path, data, name="r.yaml"):
 def _run_cli(args):
     """Run in a subprocess to see exactly what a user sees."""
     env = os.environ | {"PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "edgepipe.cli.main", *args], capture_output=True, text=True, env=env)
 
 
 def _assert_clean_error(proc, needle):
@@ -70,7 +70,7 @@ def test_unwritable_out(tmp_path):
 
 
 def test_default_recipe_is_valid():
-    from pipeline.recipe import load_recipe
+    from edgepipe.pipeline.recipe import load_recipe
     r = load_recipe(DEFAULT_RECIPE)
     assert r.model.input_size == 256 and r.profile == "quick"
     assert r.export.calibration_samples >= 100
@@ -113,7 +113,7 @@ def test_tiny_pipeline_end_to_end(tiny_run):
 
 
 def test_bench_host_json(tmp_path, tiny_hed):
-    from convert.formats import VARIANTS, export
+    from edgepipe.convert.formats import VARIANTS, export
     path = export(VARIANTS["tflite_float32"], tiny_hed, tmp_path / "m.tflite")
     proc = _run_cli(["bench", str(path), "--runs", "3", "--warmup", "1", "--json"])
     assert proc.returncode == 0, proc.stderr
@@ -141,17 +141,17 @@ def test_bench_android_without_adb_says_so(tmp_path):
 def test_recipe_reference_is_generated_from_the_schema():
     from pathlib import Path
 
-    from pipeline.recipe_docs import reference
+    from edgepipe.pipeline.recipe_docs import reference
     committed = (Path(__file__).resolve().parent.parent / "docs" / "recipe.md").read_text()
-    assert committed == reference(), "run: python -m pipeline.recipe_docs > docs/recipe.md"
+    assert committed == reference(), "run: python -m edgepipe.pipeline.recipe_docs > docs/recipe.md"
 
 
 def test_every_shipped_recipe_is_valid():
     from pathlib import Path
 
-    from pipeline.recipe import load_recipe
-    from train.data import TASK_OF_KIND
-    import mobile_models
+    from edgepipe.pipeline.recipe import load_recipe
+    from edgepipe.train.data import TASK_OF_KIND
+    from edgepipe import mobile_models
     recipes = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
     assert len(recipes) >= 3
     for path in recipes:

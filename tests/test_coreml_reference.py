@@ -4,9 +4,9 @@ coremltools' own, and its refusals."""
 import numpy as np
 import pytest
 
-from evaluate.milref import kernels
-from evaluate.milref.ops import OPS
-from mobile_models.backend import tf
+from edgepipe.evaluate.milref import kernels
+from edgepipe.evaluate.milref.ops import OPS
+from edgepipe.base.backend import tf
 
 RNG = np.random.default_rng(0)
 
@@ -163,7 +163,7 @@ def test_weight_decompression_matches_coremltools():
 
 
 def _tiny_keras(activation="relu"):
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     keras.utils.set_random_seed(1)
     inp = keras.Input((16, 16, 3), name="image")
     h = keras.layers.Conv2D(8, 3, padding="same", activation=activation)(inp)
@@ -176,7 +176,7 @@ def test_an_unsupported_op_is_refused_by_name(tmp_path):
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
 
-    from evaluate.milref import ReferenceProgram, UnsupportedOp
+    from edgepipe.evaluate.milref import ReferenceProgram, UnsupportedOp
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4))], opset_version=ct.target.iOS15)
     def program(x):
@@ -188,8 +188,8 @@ def test_an_unsupported_op_is_refused_by_name(tmp_path):
 
 
 def test_corrupt_package_is_a_clear_error(tmp_path):
-    from evaluate.milref import ReferenceProgram
-    from pipeline.errors import EdgePipeError
+    from edgepipe.evaluate.milref import ReferenceProgram
+    from edgepipe.base.errors import EdgePipeError
     bad = tmp_path / "bad.mlpackage"
     bad.mkdir()
     (bad / "Manifest.json").write_text("{not json")
@@ -203,7 +203,7 @@ def test_compressed_weights_run_close_to_the_dense_program(tmp_path):
     import coremltools as ct
     import coremltools.optimize.coreml as cto
 
-    from evaluate.milref import ReferenceProgram
+    from edgepipe.evaluate.milref import ReferenceProgram
     model = _tiny_keras()
     dense = ct.convert(model, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                        compute_precision=ct.precision.FLOAT32)
@@ -231,7 +231,7 @@ def test_compressed_weights_run_close_to_the_dense_program(tmp_path):
 
 def _magnitude_pruned(model, sparsity):
     """The same model with each kernel's smallest |w| zeroed, as coremltools' pruner does."""
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     pruned = keras.models.clone_model(model)
     for src, dst in zip(model.layers, pruned.layers):
         weights = src.get_weights()

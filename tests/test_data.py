@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluate.taskmetrics import ods_ois
-from pipeline.errors import EdgePipeError
-from pipeline.recipe import AugmentCfg, DataCfg
-from train import data
-from train.docgen import generate
-from train.folders import document_folder, image_folder
+from edgepipe.evaluate.taskmetrics import ods_ois
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.pipeline.recipe import AugmentCfg, DataCfg
+from edgepipe.train import data
+from edgepipe.train.docgen import generate
+from edgepipe.train.folders import document_folder, image_folder
 
 COLORS = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}  # BGR on disk
 
@@ -117,7 +117,7 @@ def test_one_interface_for_every_kind(tmp_path):
 
 
 def test_flip_augmentation_moves_the_edge_map_with_the_image():
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
     tf.random.set_seed(3)
     image = np.zeros((8, 8, 3), np.float32)
     image[:, 0] = 1.0
@@ -129,7 +129,7 @@ def test_flip_augmentation_moves_the_edge_map_with_the_image():
 
 
 def test_ods_is_at_least_the_fixed_threshold_f_and_ois_at_least_ods():
-    from evaluate.taskmetrics import edge_fscore
+    from edgepipe.evaluate.taskmetrics import edge_fscore
     rng = np.random.default_rng(0)
     truth = np.zeros((3, 32, 32), np.uint8)
     truth[:, 10, 4:28] = 1

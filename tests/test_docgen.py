@@ -1,8 +1,8 @@
 import cv2
 import numpy as np
 
-from mobile_models.docquad import order_corners
-from train.docgen import generate
+from edgepipe.mobile_models.docquad import order_corners
+from edgepipe.train.docgen import generate
 
 
 def test_same_seed_and_index_give_identical_samples():
@@ -68,7 +68,7 @@ def test_document_is_brighter_than_background_on_average():
 
 
 def test_tf_data_pipeline_is_deterministic():
-    from train.datasets import document_dataset
+    from edgepipe.train.datasets import document_dataset
     a = next(iter(document_dataset(5, 4, 64, 4, ["fuse"], shuffle=False)))
     b = next(iter(document_dataset(5, 4, 64, 4, ["fuse"], shuffle=False)))
     assert np.array_equal(a[0].numpy(), b[0].numpy())
@@ -79,7 +79,7 @@ def test_tf_data_pipeline_is_deterministic():
 
 
 def test_heldout_composition_shares_no_background_or_layout_with_training():
-    from train.docgen import HELDOUT, TRAIN
+    from edgepipe.train.docgen import HELDOUT, TRAIN
     for field in ("photos", "textures", "layouts"):
         assert not set(getattr(TRAIN, field)) & set(getattr(HELDOUT, field)), field
     a, b = generate(9, 1, 128, composition="heldout"), generate(9, 1, 128, composition="heldout")
@@ -93,7 +93,7 @@ def test_realism_features_appear_in_the_stream():
     """Hands, folds, receipts, low light and motion blur each occur in a few hundred samples."""
     from unittest import mock
 
-    from train import docgen
+    from edgepipe.train import docgen
     seen = {name: 0 for name in ("_hand", "_fold", "_receipt", "_motion_blur")}
     originals = {name: getattr(docgen, name) for name in seen}
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mobile_models.docquad import find_quad, order_corners
+from edgepipe.mobile_models.docquad import find_quad, order_corners
 
 
 def _draw(corners, size=256, thickness=2, prob=1.0):

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from convert.fold import count_batchnorm, fold_batchnorm
+from edgepipe.convert.fold import count_batchnorm, fold_batchnorm
 from tests.conftest import randomise_batchnorm
-from convert.formats import VARIANTS, export
-from evaluate.parity import parity
-from evaluate.runners import KerasRunner, open_runner
-from pipeline.errors import EdgePipeError
+from edgepipe.convert.formats import VARIANTS, export
+from edgepipe.evaluate.parity import parity
+from edgepipe.evaluate.runners import KerasRunner, open_runner
+from edgepipe.base.errors import EdgePipeError
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_coreml_runs_in_the_reference_interpreter_off_macos(folded, tmp_path, ti
 
 def test_coreml_latency_is_refused_off_macos(folded, tmp_path):
     import sys
-    from evaluate.latency import measure_host
+    from edgepipe.evaluate.latency import measure_host
     if sys.platform == "darwin":
         pytest.skip("real Core ML prediction available")
     path = export(VARIANTS["coreml_fp16"], folded, tmp_path / "m.mlpackage")
@@ -87,7 +87,7 @@ def test_coreml_latency_is_refused_off_macos(folded, tmp_path):
 
 
 def test_int8_calibration_rejects_nan(folded, tmp_path, tiny_images):
-    from pipeline.errors import EdgePipeError
+    from edgepipe.base.errors import EdgePipeError
     bad = tiny_images.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(EdgePipeError, match="NaN"):
@@ -120,9 +120,9 @@ def test_coreml_carries_author_license_version_and_descriptions(folded, tmp_path
 
 
 def test_subpixel_rewrite_of_transposed_convs_is_exact(tmp_path):
-    from convert.fold import export_graph
-    from evaluate.opprofile import tflite_op_histogram
-    from mobile_models.backend import keras
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.evaluate.opprofile import tflite_op_histogram
+    from edgepipe.base.backend import keras
     keras.utils.set_random_seed(3)
     x = keras.Input((16, 16, 5), name="image")
     a = keras.layers.Conv2DTranspose(3, 8, strides=4, padding="same", name="up4")(x)   # rewritten
@@ -145,7 +145,7 @@ def test_subpixel_rewrite_of_transposed_convs_is_exact(tmp_path):
 
 
 def test_hed_export_graph_has_no_transposed_convs_and_matches_in_every_format(tiny_hed, tmp_path, tiny_images):
-    from convert.fold import export_graph
+    from edgepipe.convert.fold import export_graph
     graph = export_graph(tiny_hed)
     assert not [l for l in graph.layers if type(l).__name__ in ("Conv2DTranspose", "Concatenate")]
     ref = tiny_hed.predict(tiny_images, verbose=0)
@@ -158,7 +158,7 @@ def test_hed_export_graph_has_no_transposed_convs_and_matches_in_every_format(ti
 def test_batchnorm_folds_through_a_concat_of_grouped_convs():
     """ShuffleNet v1's grouped 1x1 convs end in split -> convs -> concat -> BN: the
     BN folds into each group's conv, slice by slice, and nothing changes."""
-    import mobile_models
+    from edgepipe import mobile_models
     from tests.conftest import randomise_batchnorm
     model = mobile_models.build("shufflenet_v1", groups=3, scale=0.5, input_shape=(32, 32, 3), classes=10,
                                 classifier_activation=None)
@@ -173,11 +173,11 @@ def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
     """The fuse (a 1x1 conv over five upsampled sides) becomes sums and 2x
     depth-to-space steps, with the fuse weights and bias folded into the side
     convs; a training model, whose sides are outputs themselves, is not touched."""
-    import mobile_models
-    from convert.fuse_pyramid import d2s_permutation, fuse_pyramid
-    from convert.upsample import transposed_to_subpixel
-    from mobile_models.backend import tf
-    from mobile_models.hed import inference_model
+    from edgepipe import mobile_models
+    from edgepipe.convert.fuse_pyramid import d2s_permutation, fuse_pyramid
+    from edgepipe.convert.upsample import transposed_to_subpixel
+    from edgepipe.base.backend import tf
+    from edgepipe.mobile_models.hed import inference_model
     for block in (2, 4, 8):
         x = np.random.default_rng(block).random((1, 3, 3, block * block)).astype(np.float32)
         y = x[..., d2s_permutation(block)]
@@ -198,7 +198,7 @@ def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
 
 def test_a_conv_that_is_also_a_model_output_keeps_its_batchnorm():
     """Folding would change the conv's own output, which the model returns too."""
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     x = keras.Input((8, 8, 3))
     conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
     bn = keras.layers.BatchNormalization(name="bn")(conv)
@@ -214,12 +214,12 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     """GroupSplit -> per-group convs -> concat becomes Conv2D(groups=g) in the graph
     LiteRT gets: no SPLIT or CONCATENATION left inside the units, outputs unchanged;
     the roofline graph no longer counts the split and concat copies."""
-    import mobile_models
-    from convert.fold import export_graph, roofline_graph
-    from convert.grouped import merge_groups
-    from evaluate.opprofile import tflite_op_histogram
-    from mobile_models.custom_layers import GroupSplit
-    from mobile_models.profile import profile_model
+    from edgepipe import mobile_models
+    from edgepipe.convert.fold import export_graph, roofline_graph
+    from edgepipe.convert.grouped import merge_groups
+    from edgepipe.evaluate.opprofile import tflite_op_histogram
+    from edgepipe.base.custom_layers import GroupSplit
+    from edgepipe.mobile_models.profile import profile_model
     from tests.conftest import randomise_batchnorm
     model = mobile_models.build("shufflenet_v1", groups=3, scale=0.5, input_shape=(32, 32, 3), classes=5,
                                 classifier_activation=None)
@@ -239,7 +239,7 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     assert profile_model(roofline_graph(graph))["mac"] < profile_model(graph)["mac"]
     assert merge_groups(merged) is merged  # nothing left to merge
     # a split whose output the model also returns, or groups of unequal width, stay as they are
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     x = keras.Input((8, 8, 6))
     a, b = GroupSplit(2)(x)
     returned = keras.layers.Concatenate()([keras.layers.Conv2D(4, 1)(a), keras.layers.Conv2D(4, 1)(b)])
@@ -253,10 +253,10 @@ def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
     """ShuffleNet v2's stage-ending shuffles are read by convs (through a
     depthwise conv on the stride-2 unit's left branch) and vanish from the export
     graph; those read by a channel split stay. Outputs are unchanged in TFLite and ONNX."""
-    import mobile_models
-    from convert.fold import export_graph
-    from convert.shuffle import absorb_shuffles, shuffle_permutation
-    from mobile_models.backend import tf
+    from edgepipe import mobile_models
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.convert.shuffle import absorb_shuffles, shuffle_permutation
+    from edgepipe.base.backend import tf
     x = np.arange(12.0).reshape(1, 1, 1, 12)
     assert np.array_equal(x[..., shuffle_permutation(3, 12)], tf.reshape(
         tf.transpose(tf.reshape(x, (1, 1, 1, 3, 4)), (0, 1, 2, 4, 3)), (1, 1, 1, 12)).numpy())

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from evaluate.bench_schema import BenchResult, validate
-from evaluate.latency import interleaved, summarize
-from evaluate.runners import Runner
+from edgepipe.evaluate.bench_schema import BenchResult, validate
+from edgepipe.evaluate.latency import interleaved, summarize
+from edgepipe.evaluate.runners import Runner
 
 
 class FakeClock:
@@ -88,7 +88,7 @@ def test_result_schema_round_trip():
 
 
 def test_roofline_bound_takes_the_longer_of_compute_and_traffic_per_layer():
-    from evaluate.latency import _roofline
+    from edgepipe.evaluate.latency import _roofline
     curve = [[1e3, 1.0], [1e6, 10.0]]  # 1 GB/s for 1 kB of traffic, 10 GB/s from 1 MB
     # layer 1: 1e6 MACs = 2e6 FLOP at 1 GFLOP/s = 2 ms, 1 kB at 1 GB/s = 1 us -> compute-bound, 2 ms
     # layer 2: 0 MACs, 1e7 bytes at 10 GB/s = 1 ms -> memory-bound
@@ -99,7 +99,7 @@ def test_roofline_bound_takes_the_longer_of_compute_and_traffic_per_layer():
 
 
 def test_bandwidth_interpolates_in_log_size_and_clamps():
-    from evaluate.hostinfo import bandwidth_at, copy_bandwidth_curve
+    from edgepipe.evaluate.hostinfo import bandwidth_at, copy_bandwidth_curve
     curve = [[1e3, 1.0], [1e5, 3.0]]
     assert bandwidth_at(curve, 1e4) == pytest.approx(2.0)
     assert bandwidth_at(curve, 10) == 1.0 and bandwidth_at(curve, 1e9) == 3.0
@@ -109,7 +109,7 @@ def test_bandwidth_interpolates_in_log_size_and_clamps():
 
 
 def test_the_roofs_are_the_best_of_the_readings_before_and_after_timing():
-    from evaluate.hostinfo import best_roofs
+    from edgepipe.evaluate.hostinfo import best_roofs
     before = (90.0, [[1e3, 50.0], [1e6, 20.0]])
     after = (93.0, [[1e3, 6.0], [1e6, 24.0]])  # a burst next door during the small copy
     assert best_roofs(before, after) == (93.0, [[1e3, 50.0], [1e6, 24.0]])
@@ -119,9 +119,9 @@ def test_the_roofs_are_the_best_of_the_readings_before_and_after_timing():
 def test_a_timed_tflite_run_is_invoke_on_bound_inputs(tmp_path):
     """What bench times for LiteRT is Invoke() on an input set beforehand (as
     benchmark_model does); it computes what predict computes."""
-    import mobile_models
-    from convert import tflite
-    from evaluate.runners import open_runner
+    from edgepipe import mobile_models
+    from edgepipe.convert import tflite
+    from edgepipe.evaluate.runners import open_runner
     model = mobile_models.build("tiny_cnn", input_shape=(16, 16, 3), classes=4)
     runner = open_runner(tflite.write(model, tmp_path / "m.tflite"))
     x = np.random.default_rng(0).random((1, 16, 16, 3), np.float32)
@@ -133,7 +133,7 @@ def test_a_timed_tflite_run_is_invoke_on_bound_inputs(tmp_path):
 
 
 def _tflite(fn, shape):
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
     concrete = tf.function(fn).get_concrete_function(tf.TensorSpec(shape, tf.float32))
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
 
@@ -142,9 +142,9 @@ def test_xnnpack_coverage_names_the_ops_left_outside_and_the_partitions(tmp_path
     """PACK has no XNNPACK kernel: between two delegated ops it splits the graph
     in two partitions and runs on the reference kernels; bench says so in a note."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from evaluate.latency import measure_host
-    from evaluate.opprofile import xnnpack_coverage
-    from mobile_models.backend import tf
+    from edgepipe.evaluate.latency import measure_host
+    from edgepipe.evaluate.opprofile import xnnpack_coverage
+    from edgepipe.base.backend import tf
     split = tmp_path / "split.tflite"
     split.write_bytes(_tflite(lambda x: tf.nn.relu(tf.reshape(tf.stack([tf.nn.relu(x), x * 2.0], -1), (1, 4, 4, 6))) * 3.0,
                               (1, 4, 4, 3)))

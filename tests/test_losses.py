@@ -1,6 +1,6 @@
 import numpy as np
 
-from train.losses import class_balanced_sigmoid_ce
+from edgepipe.train.losses import class_balanced_sigmoid_ce
 
 
 def _numpy_loss(y, x):

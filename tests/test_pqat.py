@@ -4,9 +4,9 @@ the zeros still in the int8 kernels."""
 import numpy as np
 import pytest
 
-import mobile_models
-from quantize import prune
-from quantize.qat import pqat_model, qat_model
+from edgepipe import mobile_models
+from edgepipe.quantize import prune
+from edgepipe.quantize.qat import pqat_model, qat_model
 from tests.test_zoo_export import SMALL
 
 TARGET = 0.5
@@ -36,14 +36,14 @@ def _int8_kernel_sparsity(blob):
 
 @pytest.fixture(scope="module")
 def digits():
-    from train.digits import digits_arrays
+    from edgepipe.train.digits import digits_arrays
     x, y = digits_arrays(32, "train")
     return x[:256], y[:256]
 
 
 @pytest.fixture(scope="module")
 def pruned(digits):
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     model = mobile_models.build("tiny_cnn", **SMALL["tiny_cnn"])
     wrapped = prune.wrap(model, TARGET, steps=10, kind="constant")
     prune.fine_tune(wrapped, *digits, keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps=10)
@@ -53,7 +53,7 @@ def pruned(digits):
 
 
 def _train(q, digits, steps=4):
-    from mobile_models.backend import keras
+    from edgepipe.base.backend import keras
     q.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = digits
     q.fit(x[:32 * steps], y[:32 * steps], batch_size=32, epochs=1, verbose=0)
@@ -61,7 +61,7 @@ def _train(q, digits, steps=4):
 
 
 def test_pqat_keeps_the_sparsity_and_converts_to_int8(pruned, digits):
-    from convert import tflite
+    from edgepipe.convert import tflite
     q = _train(pqat_model(pruned), digits)
     assert _kernel_sparsity(q) >= TARGET - 0.01
     blob = tflite.to_tflite_bytes(q, "int8", digits[0][:8])
@@ -74,7 +74,7 @@ def test_plain_qat_regrows_the_zeros(pruned, digits):
 
 
 def test_pqat_refuses_an_unstripped_model():
-    from pipeline.errors import EdgePipeError
+    from edgepipe.base.errors import EdgePipeError
     wrapped = prune.wrap(mobile_models.build("tiny_cnn", **SMALL["tiny_cnn"]), TARGET, steps=10)
     with pytest.raises(EdgePipeError, match="strip the pruning wrappers"):
         pqat_model(wrapped)

@@ -1,8 +1,8 @@
 """Per-op-type TFLite latency from timing prefixes of the graph."""
 import numpy as np
 
-from evaluate.prefix_profile import cut_points, monotone, prefix_model, profile_prefixes
-from mobile_models.backend import keras
+from edgepipe.evaluate.prefix_profile import cut_points, monotone, prefix_model, profile_prefixes
+from edgepipe.base.backend import keras
 
 
 def _branchy():
@@ -44,9 +44,9 @@ def test_prefix_profile_accounts_for_the_whole_model(tmp_path):
     assert abs(sum(k["share"] for k in result["by_kind"]) - 1) < 1e-9
     assert {k["kind"] for k in result["by_kind"]} <= {"Conv2D 3x3", "Conv2D 1x1", "DepthwiseConv2D 3x3"}
     # every layer's roofline bound lands in exactly one segment and one op type
-    from evaluate.latency import layer_bound_ms
-    from evaluate.prefix_profile import time_lost
-    from mobile_models.profile import FUSED_OR_VIEW, profile_model
+    from edgepipe.evaluate.latency import layer_bound_ms
+    from edgepipe.evaluate.prefix_profile import time_lost
+    from edgepipe.mobile_models.profile import FUSED_OR_VIEW, profile_model
     assert all(s["bound_ms"] > 0 for s in segments)
     assert abs(sum(s["bound_ms"] for s in segments) - sum(k["bound_ms"] for k in result["by_kind"])) < 1e-9
     assert len({s["bound_ms"] for s in segments}) > 1
@@ -58,7 +58,7 @@ def test_prefix_profile_accounts_for_the_whole_model(tmp_path):
 
 
 def test_bench_per_op_cli(tmp_path, capsys):
-    from pipeline.cli import main
+    from edgepipe.cli.main import main
     path = tmp_path / "m.keras"
     _branchy().save(path)
     assert main(["bench", str(path), "--per-op", "--runs", "3", "--warmup", "1"]) == 0

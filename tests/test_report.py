@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.plots import pareto_front
+from edgepipe.cli.main import main
+from edgepipe.pipeline.plots import pareto_front
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.cli import main
+from edgepipe.cli.main import main
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_killed_run_completes_on_rerun(tmp_path):
     out = tmp_path / "run"
     recipe = _recipe(tmp_path, TINY)
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--recipe", str(recipe), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "edgepipe.cli.main", "run", "--recipe", str(recipe), "--out", str(out)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = out / "manifest.json"
     deadline = time.time() + 300

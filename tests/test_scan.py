@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluate.runners import TensorInfo
-from mobile_models.scan import rectify, scan
-from pipeline.cli import main
-from train.docgen import generate
+from edgepipe.evaluate.runners import TensorInfo
+from edgepipe.mobile_models.scan import rectify, scan
+from edgepipe.cli.main import main
+from edgepipe.train.docgen import generate
 
 
 class OracleEdgeRunner:
@@ -50,7 +50,7 @@ def test_rectify_flattens_a_known_quad():
 
 
 def test_scan_cli_json_and_errors(tmp_path, tiny_hed, capsys):
-    from convert.formats import VARIANTS, export
+    from edgepipe.convert.formats import VARIANTS, export
     model = export(VARIANTS["tflite_float32"], tiny_hed, tmp_path / "hed.tflite")
     photo = tmp_path / "blank.png"
     cv2.imwrite(str(photo), np.full((120, 160, 3), 128, np.uint8))

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from mobile_models.backend import keras, tf
-from pipeline.errors import EdgePipeError
-from pipeline.recipe import Phase, TrainCfg
+from edgepipe.base.backend import keras, tf
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.pipeline.recipe import Phase, TrainCfg
 from tests.conftest import TINY
-from train import fit, loop
+from edgepipe.train import fit, loop
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = dict(TINY, profiles={"quick": {
@@ -34,7 +34,7 @@ def test_epoch_plan_runs_exactly_each_phase():
 def _train(out, *extra, recipe=TRAIN):
     out.mkdir(parents=True, exist_ok=True)
     (out / "r.yaml").write_text(yaml.safe_dump(recipe))
-    args = [sys.executable, "-m", "pipeline.cli", "train", "--recipe", str(out / "r.yaml"), "--out", str(out), *extra]
+    args = [sys.executable, "-m", "edgepipe.cli.main", "train", "--recipe", str(out / "r.yaml"), "--out", str(out), *extra]
     log = open(out / f"log{len(list(out.glob('log*')))}.txt", "w+")  # a file: a full pipe would stall it
     proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
@@ -104,6 +104,46 @@ def test_nan_loss_stops_reports_the_step_and_keeps_the_last_good_checkpoint(tmp_
     with pytest.raises(EdgePipeError, match=r"NaN at step 7.*epoch 2, step 6"):
         loop.run_epochs(model, plan, _toy_data(x_fill=np.nan), tmp_path, good, verbose=0)
     assert json.loads((tmp_path / "state.json").read_text())["steps_done"] == 6
+
+
+class _AbsorbNaN(keras.layers.Layer):
+    """What ReLU does on a CPU whose max returns the non-NaN operand (AVX-512):
+    NaN activations become 0, so the loss stays finite. Made explicit here so the
+    test behaves the same on every CPU."""
+
+    def call(self, x):
+        return tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
+
+
+def test_nan_guard_holds_when_the_network_hides_nan_from_the_loss(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,))
+    model = keras.Model(x, keras.layers.Dense(1)(_AbsorbNaN()(keras.layers.Dense(8)(x))))
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    plan = loop.epoch_plan([9], 3)
+    good = loop.run_epochs(model, plan[:2], _toy_data(), tmp_path, loop.TrainState("k"), verbose=0)
+    with pytest.raises(EdgePipeError, match=r"NaN at step 7.*epoch 2, step 6"):
+        loop.run_epochs(model, plan, _toy_data(x_fill=np.nan), tmp_path, good, verbose=0)
+    assert json.loads((tmp_path / "state.json").read_text())["steps_done"] == 6
+    fresh = keras.models.clone_model(model)  # the kept checkpoint holds finite weights
+    fresh.compile(keras.optimizers.SGD(0.01), "mse")
+    fresh.optimizer.build(fresh.trainable_variables)
+    tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(
+        tf.train.latest_checkpoint(str(tmp_path / "last"))).expect_partial()
+    assert loop.weights_finite(fresh) and not loop.weights_finite(model)
+
+
+def test_truncated_checkpoint_on_resume_is_one_error(tmp_path):
+    model = _toy_model()
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    plan = loop.epoch_plan([6], 3)
+    state = loop.run_epochs(model, plan[:1], _toy_data(), tmp_path, loop.TrainState("k"), verbose=0)
+    for data in (tmp_path / "last").glob("*.data-*"):
+        data.write_bytes(data.read_bytes()[:7])  # a disk that filled up, a copy cut short
+    fresh = _toy_model()
+    fresh.compile(keras.optimizers.SGD(0.01), "mse")
+    with pytest.raises(EdgePipeError, match="cannot be restored.*delete the folder"):
+        loop.run_epochs(fresh, plan, _toy_data(), tmp_path, state, verbose=0)
 
 
 def test_early_stopping_when_validation_gets_worse(tmp_path):

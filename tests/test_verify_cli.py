@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mobile_models.backend import keras
-from pipeline.cli import main
+from edgepipe.base.backend import keras
+from edgepipe.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def external(tmp_path_factory):
 def _settle_batchnorm(model):
     """Batch statistics as a trained net's BN would hold them; with the fresh
     (0, 1) statistics a random net's activations vanish and every export agrees."""
-    from pipeline.verify_cli import sample_inputs
+    from edgepipe.cli.verify import sample_inputs
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in bns:
         layer.momentum = 0.0
@@ -94,7 +94,7 @@ def test_a_broken_tflite_export_fails_verify_and_names_the_layer(external, tmp_p
 
 def test_a_broken_coreml_export_fails_verify_and_names_the_layer(external, tmp_path, capsys):
     """The same drill-down for Core ML, from the reference interpreter's per-op outputs."""
-    from pipeline.modelio import load_keras
+    from edgepipe.base.modelio import load_keras
     broken = load_keras(external["mobilenet"])
     layer = broken.get_layer("conv_pw_6")
     kernel, *rest = layer.get_weights()
@@ -147,8 +147,8 @@ def test_verify_rejects_nan_data(external, tmp_path):
 
 
 def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
-    from pipeline.modelio import load_keras
-    from pipeline.verify_cli import sample_inputs
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.cli.verify import sample_inputs
     x = sample_inputs((96, 96, 3), count=8)
     pred = load_keras(external["mobilenet"]).predict(x, verbose=0).argmax(-1)
     truth = pred.copy()

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import mobile_models
-from mobile_models.profile import profile_model
-from pipeline.errors import EdgePipeError
+from edgepipe import mobile_models
+from edgepipe.mobile_models.profile import profile_model
+from edgepipe.base.errors import EdgePipeError
 
 
 def test_registry_lists_the_mission_networks():
@@ -51,8 +51,8 @@ def test_shufflenet_v1_every_group_count_builds(groups):
 
 def test_channel_shuffle_order():
     """[0..8] with g = 3 becomes [0 3 6 1 4 7 2 5 8] (seed S0)."""
-    from mobile_models.backend import keras
-    from mobile_models.blocks import channel_shuffle
+    from edgepipe.base.backend import keras
+    from edgepipe.mobile_models.blocks import channel_shuffle
     x = keras.Input((1, 1, 9))
     m = keras.Model(x, channel_shuffle(x, 3, "t"))
     out = m(np.arange(9, dtype=np.float32).reshape(1, 1, 1, 9)).numpy().ravel()
@@ -92,26 +92,26 @@ def test_profile_warns_about_shufflenet_guidelines():
 
 def test_profile_cli_json(capsys):
     import json
-    from pipeline.cli import main
+    from edgepipe.cli.main import main
     assert main(["profile", "mobilenet_v2", "--alpha", "0.35", "--size", "96", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert isinstance(out["params"], int) and isinstance(out["macs"], int) and out["macs"] > 0
 
 
 def test_profile_cli_unknown_name():
-    from pipeline.cli import main
+    from edgepipe.cli.main import main
     assert main(["profile", "nope"]) == 2
 
 
 def test_shufflenets_round_trip_through_keras_files_in_safe_mode(tmp_path):
     import subprocess
     import sys
-    from pipeline.modelio import save_keras
+    from edgepipe.base.modelio import save_keras
     for name, opts in (("shufflenet_v1", {"groups": 3, "scale": 0.5}), ("shufflenet_v2", {"scale": 0.5})):
         path = save_keras(mobile_models.build(name, input_shape=(64, 64, 3), classes=5, **opts),
                           tmp_path / f"{name}.keras")
         # a fresh process, where nothing imported our custom layers yet
-        code = ("import sys; from pipeline.modelio import load_keras; "
+        code = ("import sys; from edgepipe.base.modelio import load_keras; "
                 f"print(load_keras(sys.argv[1]).count_params())")
         proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                               cwd=str(tmp_path.parent), env={**__import__("os").environ,

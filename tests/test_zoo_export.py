@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-import mobile_models
-from convert.fold import fold_batchnorm
-from convert.formats import VARIANTS, export
-from evaluate.parity import parity
-from evaluate.runners import KerasRunner, open_runner
-from mobile_models.hed import inference_model
+from edgepipe import mobile_models
+from edgepipe.convert.fold import fold_batchnorm
+from edgepipe.convert.formats import VARIANTS, export
+from edgepipe.evaluate.parity import parity
+from edgepipe.evaluate.runners import KerasRunner, open_runner
+from edgepipe.mobile_models.hed import inference_model
 
 SMALL = {
     "mobilenet_v1": {"alpha": 0.5, "input_shape": (32, 32, 3), "classes": 10, "classifier_activation": None},
@@ -42,8 +42,8 @@ def _train_on_digits(model, size):
     """Train to >85% on digits: int8 agreement means something only for a net whose
     predictions are decisive, not for random weights. Returns the 270 held-out
     images that agreement is measured on, and 200 training images to calibrate with."""
-    from mobile_models.backend import keras
-    from train.digits import digits_arrays
+    from edgepipe.base.backend import keras
+    from edgepipe.train.digits import digits_arrays
     x, y = digits_arrays(size, "train")
     for layer in model.layers:
         if hasattr(layer, "momentum"):
@@ -61,8 +61,8 @@ def _train_on_digits(model, size):
 
 @pytest.fixture(scope="module", params=sorted(SMALL))
 def network(request, tmp_path_factory):
-    from train.docgen import generate
-    from mobile_models.backend import keras
+    from edgepipe.train.docgen import generate
+    from edgepipe.base.backend import keras
     name = request.param
     keras.utils.set_random_seed(0)
     model = mobile_models.build(name, **SMALL[name])
@@ -116,8 +116,8 @@ def test_coreml_converts_with_expected_io(network):
 def test_coreml_matches_keras_in_the_reference_interpreter(network, precision):
     """Whole-model Core ML numerics on Linux: fp32 max abs <= 1e-3, fp16 PSNR >= 40 dB,
     on the 8-bit pixels an ImageType input carries."""
-    from convert import coreml
-    from evaluate.runners import CoreMLReferenceRunner
+    from edgepipe.convert import coreml
+    from edgepipe.evaluate.runners import CoreMLReferenceRunner
     name, model, folded, images, calibration, tmp = network
     path = tmp / (f"{name}.mlpackage" if precision == "fp16" else f"{name}.fp32.mlpackage")
     if not path.exists():  # the fp16 package is the one test_coreml_converts_with_expected_io wrote

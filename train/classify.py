@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_models.backend import keras, tf
-from pipeline.errors import EdgePipeError
-from train import data, loop
-from train.fit import make_optimizer, make_strategy, set_bn_momentum
+from edgepipe.base.backend import keras, tf
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.train import data, loop
+from edgepipe.train.fit import make_optimizer, make_strategy, set_bn_momentum
 
 
 def _arrays_dataset(x, y, batch_size: int, seed: int, augment_cfg):

@@ -13,7 +13,7 @@ Nothing downloads.
 """
 import numpy as np
 
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
 
 TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "digits": "classify",
                 "image_folder": "classify"}
@@ -22,11 +22,11 @@ TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "dig
 def documents(cfg, split: str, size: int, count: int | None = None):
     """(images uint8, edges uint8, corners) for ``split`` in train / val."""
     if cfg.kind == "synthetic_documents":
-        from train.datasets import document_arrays
+        from edgepipe.train.datasets import document_arrays
         seed = cfg.train_seed if split == "train" else cfg.val_seed
         return document_arrays(seed, count or cfg.val_size, size)
     if cfg.kind == "document_folder":
-        from train.folders import document_folder, split_indices
+        from edgepipe.train.folders import document_folder, split_indices
         docs = document_folder(cfg.path, size)
         if len(docs.files) < 2:
             raise EdgePipeError(f"document folder {cfg.path} needs at least 2 photos (1 is held out)")
@@ -38,11 +38,11 @@ def documents(cfg, split: str, size: int, count: int | None = None):
 def classes(cfg, split: str, size: int):
     """(images float32 in [0, 1], labels int64, class names)."""
     if cfg.kind == "digits":
-        from train.digits import digits_arrays
+        from edgepipe.train.digits import digits_arrays
         x, y = digits_arrays(size, split, seed=cfg.train_seed)
         return x, y, class_names(cfg)
     if cfg.kind == "image_folder":
-        from train.folders import image_folder
+        from edgepipe.train.folders import image_folder
         data = image_folder(cfg.path, size, split, cfg.train_seed)
         return data.images, data.labels, data.class_names
     raise EdgePipeError(f"data.kind '{cfg.kind}' has no class labels; the model needs classification data")
@@ -53,7 +53,7 @@ def class_names(cfg) -> list[str]:
     if cfg.kind == "digits":
         return [str(i) for i in range(10)]
     if cfg.kind == "image_folder":
-        from train.folders import class_names as folder_classes
+        from edgepipe.train.folders import class_names as folder_classes
         return folder_classes(cfg.path)
     raise EdgePipeError(f"data.kind '{cfg.kind}' has no class labels; the model needs classification data")
 
@@ -61,7 +61,7 @@ def class_names(cfg) -> list[str]:
 def augment(cfg):
     """A tf.data map fn ``(image, target) -> (image, target)`` for ``cfg`` (an AugmentCfg).
     Dense targets (edge maps) are flipped with the image; labels are left alone."""
-    from mobile_models.backend import tf
+    from edgepipe.base.backend import tf
 
     def fn(image, target):
         if cfg.flip:

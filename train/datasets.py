@@ -1,8 +1,8 @@
 """tf.data pipelines over the dataset generators, with parallel generation."""
 import numpy as np
 
-from mobile_models.backend import tf
-from train.docgen import generate
+from edgepipe.base.backend import tf
+from edgepipe.train.docgen import generate
 
 
 def document_arrays(seed: int, count: int, size: int):

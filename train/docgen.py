@@ -15,7 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from mobile_models.docquad import order_corners
+from edgepipe.mobile_models.docquad import order_corners
 
 PAPER_TONES = [(250, 250, 248), (242, 238, 228), (235, 232, 215), (225, 228, 232), (248, 244, 236), (214, 206, 190)]
 PHOTO_NAMES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
@@ -107,7 +107,7 @@ def _background(rng, size, comp: Composition):
             c = float(rng.random())
             p = rng.integers(0, size, 2)
             if rng.random() < 0.5:
-                cv2.circle(v, (int(p[0]), int(p[1])), int(rng.integers(5, size // 4)), c, -1)
+                cv2.circle(v, (int(p[0]), int(p[1])), int(rng.integers(5, max(6, size // 4))), c, -1)
             else:
                 q = p + rng.integers(-size // 3, size // 3, 2)
                 cv2.rectangle(v, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), c, -1)

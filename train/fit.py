@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_models.backend import keras, tf
-from mobile_models.hed import SIDE_NAMES
-from pipeline.errors import EdgePipeError
-from train import data, loop
-from train.datasets import document_arrays, document_dataset
-from train.losses import class_balanced_sigmoid_ce
+from edgepipe.base.backend import keras, tf
+from edgepipe.mobile_models.hed import SIDE_NAMES
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.train import data, loop
+from edgepipe.train.datasets import document_arrays, document_dataset
+from edgepipe.train.losses import class_balanced_sigmoid_ce
 
 NO_DECAY = ["bias", "gamma", "beta"]  # BN scale/shift and biases: decaying them only hurts
 

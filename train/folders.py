@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mobile_models.docquad import order_corners
-from pipeline.errors import EdgePipeError
+from edgepipe.mobile_models.docquad import order_corners
+from edgepipe.base.errors import EdgePipeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -39,7 +39,10 @@ class Documents:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as RGB uint8, or a clear error naming it."""
+    """An image file as RGB uint8, or a clear error naming it. Its header is read
+    first: an image over ``EDGEPIPE_MAX_IMAGE_PIXELS`` is refused undecoded."""
+    from edgepipe.base.safety import image_size
+    image_size(path, unreadable=f"cannot read image {path} (corrupt or not an image)")
     data = np.fromfile(str(path), np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:

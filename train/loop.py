@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mobile_models.backend import keras, tf
-from pipeline import atomic
-from pipeline.errors import EdgePipeError
+from edgepipe.base.backend import keras, tf
+from edgepipe.base import atomic
+from edgepipe.base.errors import EdgePipeError
 
 
 @dataclass
@@ -77,7 +77,7 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
+        if (loss is not None and not math.isfinite(loss)) or not weights_finite(self.model):
             self.bad_step = int(self.model.optimizer.iterations.numpy())
             self.model.stop_training = True
 
@@ -103,6 +103,13 @@ class _EpochEnd(keras.callbacks.Callback):
                     self.model.stop_training = True
         self.manager.save(checkpoint_number=s.epochs_done)
         s.save(self.dir / "state.json")
+
+
+def weights_finite(model) -> bool:
+    """Whether every weight is finite. The loss alone is not enough: where the CPU's
+    max instruction returns the non-NaN operand (AVX-512 kernels do), ReLU turns a NaN
+    activation into 0, so the loss stays finite while NaN gradients poison the weights."""
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in model.weights]))
 
 
 def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, state: TrainState, *,
@@ -141,7 +148,12 @@ def _restore(model, checkpoint, manager, state, ckpt_dir):
         raise EdgePipeError(f"{ckpt_dir}/state.json says {state.epochs_done} epochs are done "
                             "but no checkpoint is there; delete the folder to start over")
     model.optimizer.build(model.trainable_variables)  # create slots so they restore now
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # truncated, corrupt, another model
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise EdgePipeError(f"checkpoint in {ckpt_dir} cannot be restored ({reason}); "
+                            "delete the folder to train from scratch") from None
     got = int(model.optimizer.iterations.numpy())
     if got != state.steps_done:
         raise EdgePipeError(f"checkpoint has {got} optimizer steps, state.json {state.steps_done}: "

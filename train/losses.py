@@ -5,7 +5,7 @@ loss = (1 - beta) * CE(labels, logits, pos_weight = beta / (1 - beta)),
 which weighs edges by beta and non-edges by 1 - beta. An image with no edge
 pixels contributes 0, as in the seed.
 """
-from mobile_models.backend import tf
+from edgepipe.base.backend import tf
 
 
 def class_balanced_sigmoid_ce(y_true, logits):

@@ -1,4 +1,4 @@
 """A numpy reference interpreter for Core ML ML programs (see ``program``)."""
-from evaluate.milref.program import ENGINE, ReferenceProgram, UnsupportedOp
+from edgepipe.evaluate.milref.program import ENGINE, ReferenceProgram, UnsupportedOp
 
 __all__ = ["ENGINE", "ReferenceProgram", "UnsupportedOp"]

@@ -3,9 +3,11 @@
 Each op takes the MIL op's named inputs and returns its output(s). An op that
 is not in ``OPS`` is refused by name when the program loads, never guessed.
 """
+import math
+
 import numpy as np
 
-from evaluate.milref import kernels
+from edgepipe.evaluate.milref import kernels
 
 OPS = {}
 
@@ -57,7 +59,47 @@ def leaky_relu(x, alpha=0.01):
 
 @op("sigmoid")
 def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    # exp(-x) overflows to inf for very negative x, which still gives the right 0
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+@op("silu")
+def silu(x):
+    """swish: x * sigmoid(x) (EfficientNet's activation)."""
+    return x * sigmoid(x)
+
+
+@op("sigmoid_hard")
+def sigmoid_hard(x, alpha=0.2, beta=0.5):
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+@op("gelu")
+def gelu(x, mode="EXACT"):
+    """The three modes of MIL's gelu: erf, tanh or sigmoid approximation."""
+    mode = str(mode)
+    if mode == "EXACT":
+        return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+    if mode == "TANH_APPROXIMATION":
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    if mode == "SIGMOID_APPROXIMATION":
+        return x * sigmoid(1.702 * x)
+    raise ValueError(f"gelu mode {mode}")
+
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(np.result_type(x, np.float32))
+
+
+@op("softplus")
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+@op("elu")
+def elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
 @op("softmax")

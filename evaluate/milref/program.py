@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluate.milref.ops import OPS
-from pipeline.errors import EdgePipeError
+from edgepipe.evaluate.milref.ops import OPS
+from edgepipe.base.errors import EdgePipeError
 
 ENGINE = "reference-interpreter"
 

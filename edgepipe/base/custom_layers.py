@@ -1,6 +1,6 @@
 """Small serialisable layers where Keras has none. No Lambda layers: they break
 safe loading and most converters. Registered, so ``safe_mode`` loads them."""
-from mobile_models.backend import keras, tf
+from edgepipe.base.backend import keras, tf
 
 _register = keras.utils.register_keras_serializable(package="edgepipe")
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipeline.errors import EdgePipeError
-from quantize.prune import STRUCTURES
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, fraction, int_range, positive
+from edgepipe.quantize.prune import STRUCTURES
 
 
 def _training_data(args, model):
-    from pipeline.recipe import DataCfg
-    from train.data import classes
+    from edgepipe.pipeline.recipe import DataCfg
+    from edgepipe.train.data import classes
     size = model.input_shape[1]
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
     x, y, names = classes(cfg, "train", size)
@@ -23,9 +24,9 @@ def _training_data(args, model):
 
 
 def _exports(model, calib, stem: Path) -> dict:
-    from convert import tflite
-    from convert.fold import fold_batchnorm
-    from quantize.prune import file_sizes
+    from edgepipe.convert import tflite
+    from edgepipe.convert.fold import fold_batchnorm
+    from edgepipe.quantize.prune import file_sizes
     folded = fold_batchnorm(model)
     out = {}
     for mode, suffix in (("float32", ".tflite"), ("int8", ".int8.tflite")):
@@ -35,20 +36,21 @@ def _exports(model, calib, stem: Path) -> dict:
 
 
 def cmd_prune(args):
-    from mobile_models.backend import keras
-    from pipeline.modelio import load_keras, save_keras
-    from pipeline.report import wide_console
-    from quantize import prune
+    from edgepipe.base.backend import keras
+    from edgepipe.base.modelio import load_keras, save_keras
+    from edgepipe.pipeline.report import wide_console
+    from edgepipe.quantize import prune
     console = wide_console()
     prune.check_sparsity(args.sparsity, args.structure)
-    out = Path(args.out)
-    if out.suffix != ".keras" or not out.parent.is_dir():
-        raise EdgePipeError(f"--out must be a .keras file in an existing folder, got {out}")
+    from edgepipe.base.atomic import check_target
+    if Path(args.out).suffix != ".keras":
+        raise EdgePipeError(f"--out must be a .keras file, got {args.out}")
+    out = check_target(args.out, inputs=[args.model])
     model = load_keras(args.model, trust=args.trust_model)
     if len(model.outputs) != 1 or len(model.output_shape) != 2:
         raise EdgePipeError("edgepipe prune fine-tunes classifiers (one (batch, classes) output)")
     x, y = _training_data(args, model)
-    from pipeline.cards import output_activation
+    from edgepipe.mobile_models.graph import output_activation
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
     if args.structure == "channel":
         return _cmd_channel(args, model, x, y, loss, out, console)
@@ -73,9 +75,9 @@ def cmd_prune(args):
 
 
 def _cmd_channel(args, model, x, y, loss, out, console):
-    from mobile_models.profile import profile_model
-    from pipeline.modelio import save_keras
-    from quantize import channel_prune
+    from edgepipe.mobile_models.profile import profile_model
+    from edgepipe.base.modelio import save_keras
+    from edgepipe.quantize import channel_prune
     if args.latency_runs < 1:
         raise EdgePipeError(f"--latency-runs must be at least 1, got {args.latency_runs}")
     pruned, rows = channel_prune.prune_channels(model, args.sparsity)
@@ -110,8 +112,8 @@ def _latency(paths: dict, runs: int) -> dict:
     """p50 ms per model at one thread, runs interleaved so load on the host hits both alike."""
     import numpy as np
 
-    from evaluate.latency import interleaved
-    from evaluate.runners import open_runner
+    from edgepipe.evaluate.latency import interleaved
+    from edgepipe.evaluate.runners import open_runner
     runners = {k: open_runner(p, threads=1) for k, p in paths.items()}
     batch = np.random.default_rng(0).random((1, *runners["unpruned"].inputs[0].shape[1:]), np.float32)
     stats = interleaved(runners, batch, warmup=max(1, runs // 10), runs=runs)
@@ -128,8 +130,8 @@ def _print_sizes(console, base, mine):
 def _accuracy(models: dict, args) -> dict:
     import numpy as np
 
-    from pipeline.recipe import DataCfg
-    from train.data import classes
+    from edgepipe.pipeline.recipe import DataCfg
+    from edgepipe.train.data import classes
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
     x, y, _ = classes(cfg, "val", next(iter(models.values())).input_shape[1])
     return {name: float(np.mean(m.predict(x, verbose=0).argmax(-1) == y)) for name, m in models.items()}
@@ -139,17 +141,17 @@ def add_parser(sub):
     p = sub.add_parser("prune", help="magnitude (unstructured, 2:4) or channel pruning with fine-tuning, "
                                      "for classifiers")
     p.add_argument("--model", required=True, help="a trained classifier (.keras)")
-    p.add_argument("--sparsity", type=float, required=True,
+    p.add_argument("--sparsity", type=fraction, required=True,
                    help="target share of zero weights (with --structure channel: of removed channels), in [0, 1)")
     p.add_argument("--structure", default="unstructured", choices=STRUCTURES)
     p.add_argument("--schedule", default="polynomial", choices=["polynomial", "constant"])
     p.add_argument("--depthwise", action="store_true",
                    help="prune depthwise kernels too (tfmot leaves them dense; smaller, less accurate)")
-    p.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--latency-runs", type=int, default=50, help="timed runs per model (--structure channel)")
+    p.add_argument("--steps", type=int_range(1, 10_000_000), default=300, help="fine-tuning steps")
+    p.add_argument("--batch-size", type=int_range(1, 65536), default=32)
+    p.add_argument("--learning-rate", type=positive, default=1e-3)
+    p.add_argument("--latency-runs", type=int_range(1, 1_000_000), default=50, help="timed runs per model (--structure channel)")
     p.add_argument("--data-folder", help="image folder (root/CLASS/*.jpg) to fine-tune on (default: digits)")
     p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")
-    p.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    add_trust(p)
     p.set_defaults(func=cmd_prune)

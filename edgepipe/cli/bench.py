@@ -4,7 +4,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, count, int_range, positive, positive_int
 
 
 def parse_threads(text: str) -> list[int]:
@@ -17,15 +18,15 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def model_work(path) -> tuple[int | None, list | None]:
+def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
     """(mult-adds, per-layer roofline terms) from the profiler for a .keras file;
     mult-adds alone from a model_card.json beside any other file."""
     path = Path(path)
     if path.suffix == ".keras":
-        from convert.fold import export_graph, roofline_graph
-        from mobile_models.profile import profile_model, roofline_terms
-        from pipeline.modelio import load_keras
-        model = load_keras(path)
+        from edgepipe.convert.fold import export_graph, roofline_graph
+        from edgepipe.mobile_models.profile import profile_model, roofline_terms
+        from edgepipe.base.modelio import load_keras
+        model = load_keras(path, trust=trust)
         return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
     card = path.parent / "model_card.json"
     if card.is_file():
@@ -34,14 +35,15 @@ def model_work(path) -> tuple[int | None, list | None]:
 
 
 def bench_host(files, threads, args) -> list[dict]:
-    from evaluate.latency import measure_host
+    from edgepipe.evaluate.latency import measure_host
     for f in files:
         if not Path(f).exists():
             raise EdgePipeError(f"model not found: {f}")
-    work = {f: model_work(f) for f in files}
+    work = {f: model_work(f, args.trust_model) for f in files}
     options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
                "until_stable": args.until_stable, "macs": {f: w[0] for f, w in work.items()},
-               "layer_costs": {f: w[1] for f, w in work.items() if w[1]}, "compute_units": args.compute_units}
+               "layer_costs": {f: w[1] for f, w in work.items() if w[1]}, "compute_units": args.compute_units,
+               "trust": args.trust_model}
     results = []
     for t in threads:
         stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, args.warmup, args.runs, **options)
@@ -50,7 +52,7 @@ def bench_host(files, threads, args) -> list[dict]:
 
 
 def bench_device(files, threads, args) -> list[dict]:
-    from evaluate.android import bench_android
+    from edgepipe.evaluate.android import bench_android
     results = []
     for f in files:
         for t in threads:
@@ -61,7 +63,7 @@ def bench_device(files, threads, args) -> list[dict]:
 
 
 def print_results(results, baseline: int = 0, console=None):
-    from pipeline.report import wide_console
+    from edgepipe.pipeline.report import wide_console
     console = console or wide_console()
     base_model = results[baseline]["model"]
     base = {r["threads"]: r["p50_ms"] for r in results if r["model"] == base_model}
@@ -87,7 +89,7 @@ def print_results(results, baseline: int = 0, console=None):
         console.print(f"note: {note}", markup=False)
     tflites = sorted({r["model"] for r in results if str(r["model"]).endswith(".tflite")})
     if tflites:
-        from evaluate.opprofile import PER_OP_UNAVAILABLE, tflite_op_histogram
+        from edgepipe.evaluate.opprofile import PER_OP_UNAVAILABLE, tflite_op_histogram
         for f in tflites:
             ops = ", ".join(f"{k} x{v}" for k, v in tflite_op_histogram(f).items())
             console.print(f"ops in {Path(f).name}: {ops}", markup=False)
@@ -104,15 +106,15 @@ def per_op(files, threads, args):
 
     from rich.progress import track
 
-    from convert.fold import export_graph
-    from evaluate.prefix_profile import profile_prefixes
-    from pipeline.modelio import load_keras
-    from pipeline.report import wide_console
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.evaluate.prefix_profile import profile_prefixes
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.pipeline.report import wide_console
     console = wide_console()
     for f in files:
         if Path(f).suffix != ".keras":
             raise EdgePipeError(f"--per-op cuts the Keras graph: give the .keras original, not {Path(f).name}")
-        model = export_graph(load_keras(f))
+        model = export_graph(load_keras(f, trust=args.trust_model))
         with tempfile.TemporaryDirectory() as tmp:
             result = profile_prefixes(model, Path(tmp), threads[0], args.runs, args.warmup,
                                       progress=lambda cuts: track(cuts, "converting prefixes", console=console))
@@ -122,7 +124,7 @@ def per_op(files, threads, args):
 
 def print_per_op(console, name: str, result: dict):
     """The per-op-type table and the segments that lose the most time."""
-    from evaluate.prefix_profile import time_lost
+    from edgepipe.evaluate.prefix_profile import time_lost
     bounded = all("bound_ms" in k for k in result["by_kind"])
     t = Table(title=f"where TFLite float time goes in {name} ({result['threads']} thread, prefix timing; "
                     f"total {result['total_ms']:.2f} ms)")
@@ -144,7 +146,7 @@ def print_per_op(console, name: str, result: dict):
 
 
 def cmd_bench(args):
-    from evaluate.bench_schema import validate
+    from edgepipe.evaluate.bench_schema import validate
     threads = parse_threads(args.threads)
     if args.per_op:
         return per_op(args.files, threads, args)
@@ -166,13 +168,13 @@ def add_parser(sub):
     b = sub.add_parser("bench", help="latency of exported models (host, or an Android phone over adb)")
     b.add_argument("files", nargs="+", help=".keras/.tflite/.onnx/.mlpackage files; timed interleaved")
     b.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2,4 (default 1)")
-    b.add_argument("--runs", type=int, default=50, help="timed runs per model; the cap with --until-stable")
-    b.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
-    b.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    b.add_argument("--budget-s", type=float, help="time budget in seconds instead of a run count")
+    b.add_argument("--runs", type=int_range(1, 1_000_000), default=50, help="timed runs per model; the cap with --until-stable")
+    b.add_argument("--warmup", type=int_range(0, 100_000), default=5, help="warm-up runs (default 5)")
+    b.add_argument("--batch", type=int_range(1, 4096), default=1, help="batch size (default 1)")
+    b.add_argument("--budget-s", type=positive, help="time budget in seconds instead of a run count")
     b.add_argument("--until-stable", action="store_true", help="stop when every median moves < 1%%")
     b.add_argument("--no-xnnpack", action="store_true", help="TFLite without the XNNPACK delegate")
-    b.add_argument("--baseline", type=int, default=0, help="index of the model ratios are taken to")
+    b.add_argument("--baseline", type=count, default=0, help="index of the model ratios are taken to")
     b.add_argument("--compute-units", choices=["cpu", "cpu_gpu", "all"], default="all",
                    help="Core ML compute units (macOS only)")
     b.add_argument("--json", action="store_true", help="print a JSON list of results")
@@ -182,4 +184,5 @@ def add_parser(sub):
     b.add_argument("--serial", help="adb serial when several phones are attached")
     b.add_argument("--delegate", choices=["xnnpack", "cpu", "gpu"], default="xnnpack", help="Android delegate")
     b.add_argument("--apk", help="demo app APK to install if it is missing")
+    add_trust(b)
     b.set_defaults(func=cmd_bench)

@@ -2,15 +2,17 @@
 import json
 from pathlib import Path
 
-import cv2
-
-from pipeline.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust
 
 
 def read_photo(path):
+    import cv2
     path = Path(path)
     if not path.is_file():
         raise EdgePipeError(f"photo not found: {path}")
+    from edgepipe.base.safety import image_size
+    image_size(path)  # header only: refuses what is not an image, or too many pixels to decode
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise EdgePipeError(f"{path}: not a readable image")
@@ -18,16 +20,22 @@ def read_photo(path):
 
 
 def cmd_scan(args):
-    from evaluate.runners import NotRunnable, open_runner
-    from mobile_models.scan import scan
-    from pipeline import atomic
+    from edgepipe.evaluate.runners import NotRunnable, open_runner
+    from edgepipe.mobile_models.scan import scan
+    from edgepipe.base import atomic
+    import cv2
+    if args.output:
+        atomic.check_target(args.output, inputs=[args.photo, args.model])
     photo = read_photo(args.photo)
     try:
-        runner = open_runner(args.model)
+        runner = open_runner(args.model, trust=args.trust_model)
     except NotRunnable as why:
         raise EdgePipeError(f"{args.model}: {why}") from None
-    if len(runner.inputs[0].shape) != 4 or runner.inputs[0].shape[-1] != 3:
-        raise EdgePipeError(f"{args.model}: expected an HED edge model with an NHWC RGB input")
+    edge_maps = [o for o in runner.outputs if len(o.shape) == 4 and o.shape[-1] == 1]
+    if len(runner.inputs[0].shape) != 4 or runner.inputs[0].shape[-1] != 3 or not edge_maps:
+        raise EdgePipeError(f"{args.model}: expected an HED edge model (NHWC RGB input, (N, H, W, 1) edge map "
+                            f"output); it has inputs {[i.shape for i in runner.inputs]}, "
+                            f"outputs {[o.shape for o in runner.outputs]}")
     result = scan(photo, runner)
     if result.page is not None and args.output:
         ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
@@ -53,4 +61,5 @@ def add_parser(sub):
     s.add_argument("--model", required=True, help="HED export: .tflite, .onnx or .keras")
     s.add_argument("-o", "--output", help="rectified page image (.png/.jpg)")
     s.add_argument("--json", action="store_true", help='print {"corners": [[x, y] x4] | null}')
+    add_trust(s)
     s.set_defaults(func=cmd_scan)

@@ -7,14 +7,16 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from pipeline.errors import EdgePipeError
-from quantize.ptq import MODES
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, fraction, int_range, positive
+from edgepipe.cli.inputs import add_input_spec_args
+from edgepipe.convert.formats import find, precisions
 
 
 def _gate_for(model, x: np.ndarray, args):
     """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
-    from evaluate.gates import check_output, default_gate
-    from evaluate.runners import KerasRunner, open_runner
+    from edgepipe.evaluate.gates import check_output, default_gate
+    from edgepipe.evaluate.runners import KerasRunner, open_runner
     ref = next(iter(KerasRunner(model).predict(x).values()))
     classifier = ref.ndim == 2 and ref.shape[-1] > 1
     gate = default_gate("int8", classifier, agreement=args.agreement, psnr_int=args.psnr)
@@ -48,40 +50,42 @@ def _already_quantized(model) -> bool:
 
 
 def cmd_quantize(args):
-    from convert import tflite
-    from convert.fold import export_graph
-    from pipeline import atomic
-    from pipeline.cards import converted_card, generic_meta
-    from pipeline.modelio import load_keras
-    from pipeline.report import wide_console, write_json
-    from pipeline.verify_cli import sample_inputs
+    from edgepipe.convert import tflite
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.base import atomic
+    from edgepipe.pipeline.cards import converted_card, generic_meta
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.pipeline.report import wide_console, write_json
+    from edgepipe.cli.inputs import input_spec, sample_inputs
     console = wide_console()
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise EdgePipeError(f"output folder {out.parent} does not exist")
+    out = atomic.check_target(args.out, inputs=[args.model])
+    card = atomic.check_target(out.with_name(out.name + ".model_card.json"), inputs=[args.model])
     model = load_keras(args.model, trust=args.trust_model)
     if _already_quantized(model):
         raise EdgePipeError(f"{args.model} went through quantization-aware training already; export it with "
                             "`edgepipe convert --mode int8` instead of quantizing it a second time")
+    spec = input_spec(args, model)
     folded = export_graph(model)
-    meta = generic_meta(model, out.name.split(".")[0])
-    needs_data = args.mode in ("int8", "int16x8")
-    x = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples) if needs_data else None
+    meta = generic_meta(model, out.name.split(".")[0], spec=spec)
+    needs_data = find("tflite", args.mode).needs_calibration
+    x = (sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
+         if needs_data else None)
     keep = [k for k in (args.keep_float or "").split(",") if k]
     if args.mode != "int8" and (keep or args.auto_fallback or args.debug):
         raise EdgePipeError("--debug, --keep-float and --auto-fallback apply to --mode int8 only")
     extra = {}
     if args.mode == "int8" and (keep or args.auto_fallback):
-        from quantize.fallback import selective_fallback
+        from edgepipe.quantize.fallback import selective_fallback
         check, gate = _gate_for(folded, x, args)
-        result = selective_fallback(folded, x, check, keep=keep, int8_io=not args.float_io,
+        from edgepipe.convert.grouped import merge_groups  # the graph the TFLite writer converts
+        result = selective_fallback(merge_groups(folded), x, check, keep=keep, int8_io=not args.float_io,
                                     max_float_layers=args.max_float_layers if args.auto_fallback else 0)
         for s in result["steps"]:
             console.print(f"float layers {s['float_layers'] or '[]'}: {gate.metric} {s['value']:.4g} "
                           f"({'pass' if s['passed'] else 'fail'}), {s['size_bytes']:,} bytes")
         if args.debug:
             _print_layers(result["layers"], console)
-        from convert.tflite_metadata import attach
+        from edgepipe.convert.tflite_metadata import attach
         atomic.write_bytes(out, attach(result["model"], meta))
         extra = {"float_layers": result["float_layers"], "gate": {"metric": gate.metric, "passed": result["passed"]}}
         if not result["passed"]:
@@ -89,31 +93,31 @@ def cmd_quantize(args):
                           f"{len(result['float_layers'])} float layer(s)")
     else:
         if args.debug:
-            from quantize.debug import layer_errors
+            from edgepipe.quantize.debug import layer_errors
             _print_layers(layer_errors(folded, x), console)
         tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta)
-    card = out.with_name(out.name + ".model_card.json")
     write_json(card, converted_card(meta, "tflite", args.mode, out) | extra)
     console.print(f"wrote {out} ({args.mode}{', float I/O' if args.float_io else ''}) and {card.name}")
-    return 0
+    return 1 if extra and not extra["gate"]["passed"] else 0  # a missed gate is a failed gate
 
 
 def add_parser(sub):
     q = sub.add_parser("quantize", help="post-training quantization to TFLite, with per-layer error and "
                                         "selective float fallback")
     q.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
-    q.add_argument("--mode", required=True, choices=[m for m in MODES if m != "float32"])
-    q.add_argument("--data", help=".npy (N,H,W,C) images in [0,1] for calibration and the gate "
-                                  "(default: generated documents)")
-    q.add_argument("--calibration-samples", type=int, default=200)
+    q.add_argument("--mode", required=True, choices=[m for m in precisions("tflite") if m != "float32"])
+    q.add_argument("--data", help=".npy (N,H,W,C) RGB images in [0,1] for calibration and the gate, mapped "
+                                  "through the input spec (default: generated documents)")
+    q.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
     q.add_argument("--float-io", action="store_true", help="int8 kernels but float32 input/output")
     q.add_argument("--debug", action="store_true", help="print the worst layers' int8 error")
     q.add_argument("--keep-float", help="comma-separated layer names to keep in float (int8 mode)")
     q.add_argument("--auto-fallback", action="store_true",
                    help="keep the worst layers in float, one by one, until the gate holds")
-    q.add_argument("--max-float-layers", type=int, default=8)
-    q.add_argument("--agreement", type=float, default=0.98, help="gate for classifiers: top-1 agreement")
-    q.add_argument("--psnr", type=float, default=30.0, help="gate for dense outputs: PSNR in dB")
+    q.add_argument("--max-float-layers", type=int_range(0, 10_000), default=8)
+    q.add_argument("--agreement", type=fraction, default=0.98, help="gate for classifiers: top-1 agreement")
+    q.add_argument("--psnr", type=positive, default=30.0, help="gate for dense outputs: PSNR in dB")
     q.add_argument("--out", required=True)
-    q.add_argument("--trust-model", action="store_true", help="load Lambda layers / custom code (unsafe)")
+    add_input_spec_args(q)
+    add_trust(q)
     q.set_defaults(func=cmd_quantize)

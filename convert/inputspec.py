@@ -1,0 +1,204 @@
+"""What an app feeds a model's image input, in one object that every bundle
+format is written from: the model card, TFLite metadata, the Core ML ImageType,
+ONNX metadata, and the calibration data edgepipe generates.
+
+It comes from the user (``--input-range``, ``--mean/--std``, ``--bgr``), else from
+the model itself (a model that starts with its own ``Rescaling``/``Normalization``
+takes raw pixels), else the default: pixel / 255, what the zoo trains on.
+"""
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.mobile_models.graph import leading_layers
+
+SOURCES = ("model", "user", "default")
+COLOR_ORDERS = ("RGB", "BGR")
+# A leading affine layer maps the input to values of order one: a span of at most
+# this over [0, 255] says the input is raw pixels, over [0, 1] that it is pixel / 255.
+NORMALISED_SPAN = 20.0
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """``x = (pixel - mean) / std`` per channel, pixels 0..255, channels in the
+    model's order (``color_order``); one value stands for every channel."""
+    mean: tuple = (0.0,)
+    std: tuple = (255.0,)
+    color_order: str = "RGB"
+    source: str = "default"
+    note: str = ""  # why, in words, for the card's description
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        values = self.mean + self.std
+        if not all(math.isfinite(v) for v in values) or min(self.std) <= 0:
+            raise EdgePipeError(f"input normalisation needs finite values and std > 0, got mean {self.mean}, "
+                                f"std {self.std}")
+        if len(self.mean) != len(self.std) and 1 not in (len(self.mean), len(self.std)):
+            raise EdgePipeError(f"--mean has {len(self.mean)} values and --std {len(self.std)}: give one "
+                                "value or one per channel for each")
+        if self.color_order not in COLOR_ORDERS or self.source not in SOURCES:
+            raise ValueError(f"color_order {self.color_order!r} / source {self.source!r}")
+
+    @property
+    def uniform(self) -> bool:
+        """One scale and bias for every channel (Core ML's ImageType takes one scale)."""
+        return len(set(self.mean)) == 1 and len(set(self.std)) == 1
+
+    def per_channel(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) as float64 arrays of ``channels`` values."""
+        for name, v in (("mean", self.mean), ("std", self.std)):
+            if len(v) not in (1, channels):
+                raise EdgePipeError(f"--{name} has {len(v)} values, the model's input has {channels} channels")
+        return (np.broadcast_to(np.asarray(self.mean), (channels,)).astype(np.float64),
+                np.broadcast_to(np.asarray(self.std), (channels,)).astype(np.float64))
+
+    def scale_bias(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """The same map as ``x = pixel * scale + bias``."""
+        mean, std = self.per_channel(channels)
+        return 1.0 / std, -mean / std
+
+    def value_range(self, channels: int = 3) -> list[float]:
+        """[lowest, highest] value the input tensor takes (pixels 0 and 255, every channel)."""
+        scale, bias = self.scale_bias(channels)
+        ends = np.concatenate([bias, 255 * scale + bias])
+        return [float(ends.min()), float(ends.max())]
+
+    @property
+    def is_default(self) -> bool:
+        """pixel / 255 in RGB order, wherever it came from."""
+        return (self.mean, self.std, self.color_order) == (DEFAULT.mean, DEFAULT.std, "RGB")
+
+    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """RGB pixels (..., C) in 0..255 -> what the model's input takes (float32)."""
+        if self.is_default:
+            return np.asarray(pixels).astype(np.float32) / 255.0  # bit for bit what edgepipe always fed
+        pixels = np.asarray(pixels, np.float64)
+        if self.color_order == "BGR":
+            pixels = pixels[..., ::-1]
+        scale, bias = self.scale_bias(pixels.shape[-1])
+        return (pixels * scale + bias).astype(np.float32)
+
+    def from_unit(self, images: np.ndarray) -> np.ndarray:
+        """RGB images in [0, 1] -> the model's input; the default spec returns them unchanged."""
+        images = np.asarray(images, np.float32)
+        if self.is_default:
+            return images  # exactly, not images * 255 / 255
+        return self.from_pixels(images.astype(np.float64) * 255)
+
+
+DEFAULT = InputSpec()  # pixel / 255 -> [0, 1]: every zoo model, and any model that says nothing
+
+
+def raw_pixels(source: str = "model", note: str = "") -> InputSpec:
+    return InputSpec((0.0,), (1.0,), source=source, note=note)
+
+
+def from_range(lo: float, hi: float, source: str = "user") -> InputSpec:
+    """Pixels 0..255 mapped linearly onto [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        raise EdgePipeError(f"--input-range needs LO < HI, got {lo:g},{hi:g}")
+    std = 255.0 / (hi - lo)
+    return InputSpec((-lo * std,), (std,), source=source)
+
+
+def from_model(model) -> InputSpec | None:
+    """What the model's own leading Rescaling/Normalization layers (or the
+    ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say it takes,
+    or None when it starts with neither."""
+    scale, bias, found = np.ones(1), np.zeros(1), []
+    for layer in leading_layers(model):
+        step = _affine(layer)
+        if step is None:
+            break
+        a, b = step
+        scale, bias = scale * a, bias * a + b
+        found.append(type(layer).__name__ if type(layer).__name__ != "TFOpLambda" else layer.symbol)
+    if not found:
+        return None
+    span = float(np.max(np.abs(scale)))
+    note = f"the model normalises its input itself ({', '.join(found)})"
+    if span * 255 <= NORMALISED_SPAN:
+        return raw_pixels("model", note)
+    if span <= NORMALISED_SPAN:
+        return replace(DEFAULT, source="model", note=f"the model's own {', '.join(found)} expects pixels / 255")
+    return None
+
+
+_SCALAR_OPS = {"math.truediv": lambda c: (1 / c, 0.0), "math.divide": lambda c: (1 / c, 0.0),
+               "math.multiply": lambda c: (c, 0.0), "math.add": lambda c: (1.0, c),
+               "__operators__.add": lambda c: (1.0, c), "math.subtract": lambda c: (1.0, -c)}
+
+
+def _affine(layer):
+    """(scale, bias) arrays when ``layer`` is an elementwise/per-channel affine map, else None."""
+    kind = type(layer).__name__
+    if kind == "Rescaling":
+        return np.asarray(layer.scale, np.float64).reshape(-1), np.asarray(layer.offset, np.float64).reshape(-1)
+    if kind == "Normalization" and not layer.invert and layer.axis in ((), (-1,), (len(layer.input_shape) - 1,)):
+        mean = np.asarray(layer.mean, np.float64).reshape(-1)
+        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon
+        return 1 / std, -mean / std
+    if kind == "TFOpLambda" and layer.symbol in _SCALAR_OPS and len(layer._inbound_nodes) == 1:
+        node = layer._inbound_nodes[0]  # x op c, with x the tensor (c - x is no such map)
+        const = node.call_args[1] if len(node.call_args) > 1 else node.call_kwargs.get("y")
+        first = node.call_args[0] if node.call_args else None
+        if (isinstance(const, (int, float)) and not isinstance(const, bool) and const != 0
+                and hasattr(first, "shape")):
+            return tuple(np.asarray([v], np.float64) for v in _SCALAR_OPS[layer.symbol](float(const)))
+    return None
+
+
+def from_card(entry: dict) -> InputSpec:
+    """The spec a model card's input entry states (see ``pipeline.cards.image_input``)."""
+    norm = entry.get("normalization")
+    if not norm:
+        return DEFAULT
+    if "mean" in norm and "std" in norm:
+        mean, std = np.atleast_1d(norm["mean"]), np.atleast_1d(norm["std"])
+    else:  # a card written before mean/std: x = pixel * scale + bias
+        scale, bias = np.atleast_1d(np.asarray(norm["scale"], np.float64)), np.atleast_1d(norm["bias"])
+        mean, std = -bias / scale, 1 / scale
+    return InputSpec(tuple(mean), tuple(std), entry.get("color_order", "RGB"), norm.get("source", "default"))
+
+
+def spec_for(model, user: InputSpec | None = None) -> InputSpec:
+    """The user's spec, else the model's own, else the default."""
+    return user or from_model(model) or DEFAULT
+
+
+def bundle_card(path) -> dict | None:
+    """The model card an export carries (TFLite associated file, ONNX
+    ``metadata_props``, Core ML ``userDefined``), else the ``<file>.model_card.json``
+    edgepipe writes beside it; None when there is neither."""
+    path, text = Path(path), None
+    if path.suffix == ".tflite":
+        from edgepipe.convert.tflite_metadata import associated_files
+        text = associated_files(path).get("model_card.json")
+    elif path.suffix == ".onnx":
+        import onnx
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+        text = next((p.value for p in props if p.key == "model_card"), None)
+    elif path.suffix in (".mlpackage", ".mlmodel"):
+        from edgepipe.convert.coreml import _coremltools
+        text = _coremltools().utils.load_spec(str(path)).description.metadata.userDefined.get("model_card")
+    side = path.with_name(path.name + ".model_card.json")
+    if not text and side.is_file():
+        text = side.read_text(encoding="utf-8")
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def bundle_spec(path) -> InputSpec | None:
+    """The input spec an export's bundle states (verify feeds the export what it says)."""
+    card = bundle_card(path)
+    inputs = (card or {}).get("inputs") or [{}]
+    return from_card(inputs[0]) if inputs[0].get("normalization") else None

@@ -1,0 +1,134 @@
+"""Atomic artifact writes: write beside the target, then rename over it, so a
+killed run never leaves a half-written model.
+
+The user's things are sacred: a target is replaced only when it is the same kind
+of artifact (a file by a file; an ``.mlpackage`` folder recognised as one by an
+``.mlpackage``), never a plain folder, and never the input. Temp names carry one
+prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run touches nothing else.
+"""
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgepipe.base.errors import EdgePipeError
+
+TEMP_PREFIX = ".edgepipe-tmp-"
+
+
+def ensure_writable_dir(path) -> Path:
+    """Create ``path`` if needed and prove we can write there."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise EdgePipeError(f"output folder {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=TEMP_PREFIX)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise EdgePipeError(f"output folder {out} is not writable ({e.strerror or e})") from None
+    return out
+
+
+def is_mlpackage(path: Path) -> bool:
+    """A Core ML package folder as coremltools writes it."""
+    path = Path(path)
+    return path.suffix == ".mlpackage" and path.is_dir() and (path / "Manifest.json").is_file() \
+        and (path / "Data" / "com.apple.CoreML").is_dir()
+
+
+def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
+    """Refuse an output path that would replace something edgepipe did not make,
+    or that is one of ``inputs`` (through links too)."""
+    path = Path(path)
+    for src in inputs:
+        if src and same_path(src, path):
+            raise EdgePipeError(f"the output {path} is the input {src}; choose another --out")
+    if path.is_symlink():
+        raise EdgePipeError(f"{path} is a symbolic link; edgepipe does not replace links, choose another output")
+    if path.is_dir() and not (folder_artifact and is_mlpackage(path)):
+        raise EdgePipeError(f"{path} is an existing folder edgepipe did not make; it is left alone, "
+                            "choose another output")
+    if folder_artifact and path.exists() and not path.is_dir():
+        raise EdgePipeError(f"{path} is an existing file, not an .mlpackage; choose another output")
+    if not path.parent.is_dir():
+        raise EdgePipeError(f"output folder {path.parent} does not exist")
+    return path
+
+
+def same_path(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path = check_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are meant to be shared
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def remove_stale_temps(directory: Path) -> list[str]:
+    """Temp files and folders of a killed edgepipe run: only names with edgepipe's prefix."""
+    stale = [p for p in Path(directory).iterdir() if p.name.startswith(TEMP_PREFIX)]
+    for p in stale:
+        _remove(p)
+    return [p.name for p in stale]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def staged_path(path: Path, folder_artifact: bool = False):
+    """Yield a temporary sibling path (file or folder) that replaces ``path`` only
+    if the block finishes without an exception. ``folder_artifact``: the artifact
+    is a folder (.mlpackage, SavedModel) and may replace one of its own kind."""
+    path = check_target(path, folder_artifact)
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the suffix tools check
+    _remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop
+            old = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{path.name}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(p: Path):
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()

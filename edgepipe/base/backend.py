@@ -1,0 +1,72 @@
+"""The one module that imports TensorFlow and Keras.
+
+tfmot needs Keras 2 (``tf_keras``), while TF 2.21 ships Keras 3, so
+``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is first imported.
+Every other module does ``from edgepipe.base.backend import tf, keras``.
+
+``tf``, ``keras`` and ``layers`` are stand-ins that import TensorFlow on first
+use (about 4.5 s): the CLI answers ``--help`` and argument errors, and lists
+the registry's networks, without loading it.
+"""
+import os
+import sys
+from contextlib import contextmanager
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+_modules: dict = {}
+
+
+@contextmanager
+def _quiet_native_stderr():
+    """TensorFlow's C++ runtime logs CUDA probing to fd 2 before it reads
+    TF_CPP_MIN_LOG_LEVEL; users should see one-line errors, not that."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load() -> dict:
+    if not _modules:
+        with _quiet_native_stderr():
+            import tensorflow
+            import tf_keras
+        _modules.update(tf=tensorflow, keras=tf_keras, layers=tf_keras.layers)
+    return _modules
+
+
+class _Deferred:
+    """Stands for a module and imports it on first attribute access."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(_load()[self._name], attr)
+
+    def __repr__(self):
+        return f"<deferred {self._name}>"
+
+
+def loaded() -> bool:
+    """Whether TensorFlow has been imported by this process."""
+    return "tensorflow" in sys.modules
+
+
+tf = _Deferred("tf")
+keras = _Deferred("keras")
+layers = _Deferred("layers")
+
+__all__ = ["tf", "keras", "layers", "loaded"]

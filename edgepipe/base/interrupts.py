@@ -1,0 +1,41 @@
+"""Ctrl-C that no library can swallow.
+
+coremltools (and other converters) catch ``KeyboardInterrupt`` inside their
+conversion loops and raise their own error, so the interrupt looks like a failed
+export. ``watch()`` remembers that SIGINT arrived; ``check()`` turns the
+remembered interrupt back into ``KeyboardInterrupt`` after any step, so an
+interrupted stage is never recorded, as done or as failed.
+"""
+import signal
+import threading
+from contextlib import contextmanager
+
+_state = {"interrupted": False}
+
+
+@contextmanager
+def watch():
+    """Within the block, remember every SIGINT (and still raise KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        _state["interrupted"] = True
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    _state["interrupted"] = False
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check():
+    """Raise KeyboardInterrupt if SIGINT arrived, whatever happened to it since."""
+    if _state["interrupted"]:
+        raise KeyboardInterrupt

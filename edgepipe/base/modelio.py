@@ -1,0 +1,364 @@
+"""Loading and saving Keras models, safely: no foreign code without consent.
+
+Before Keras deserialises anything, the model's config is read as plain JSON
+from every format (``.keras`` zip: ``config.json``; HDF5: the ``model_config``
+attribute; SavedModel folder: each node of ``keras_metadata.pb``) and refused,
+unless the user says ``trust=True`` (``--trust-model``), when it holds
+
+* a Lambda layer, anywhere (inside Sequential, Functional, TimeDistributed, ...);
+* serialized Python code: a ``function`` field or a ``*_type: lambda`` pair
+  (Lambda, RNN cell wrappers), or a ``__lambda__`` object;
+* a ``module`` (or ``registered_name`` package) outside Keras, TensorFlow,
+  tfmot and edgepipe: Keras *imports* such a module before it fails;
+* a class that is neither a Keras built-in, one of edgepipe's registered layers
+  (``edgepipe.base.custom_layers``) nor a tfmot (QAT / pruning) class;
+* a TensorFlow op layer reaching for files or Python (``tf.io.write_file``,
+  ``tf.py_function``, ...).
+
+Resource limits (``edgepipe.base.safety``) hold even for trusted models.
+"""
+import functools
+import json
+import sys
+from pathlib import Path
+
+from edgepipe.base import atomic, safety
+from edgepipe.base.backend import keras, tf
+from edgepipe.base.errors import EdgePipeError
+
+TRUSTED_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "edgepipe"})
+TRUST_HINT = "pass --trust-model to load it anyway"
+# json_utils' and serialization_lib's own encodings: data, never a class lookup
+_STRUCTURAL = frozenset({"__tuple__", "__ellipsis__", "__bytes__", "__tensor__", "__numpy__", "__typespec__",
+                         "TensorShape", "TypeSpec", "CompositeTensor", "InputSpec"})
+# edgepipe.quantize.qat's QuantizeConfigs: they appear (unregistered) in QAT models
+_EDGEPIPE_UNREGISTERED = frozenset({"PassThroughQuantizeConfig", "OutputOnlyQuantizeConfig"})
+# keras_metadata.pb node identifiers of whole models
+_MODEL_NODES = frozenset({"_tf_keras_network", "_tf_keras_model", "_tf_keras_sequential"})
+# Layers that call a TensorFlow API symbol named in their config
+_TF_SYMBOL_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod",
+                               "InstanceProperty"})
+# ... and the symbols that reach outside the tensor maths
+_TF_SYMBOL_DENIED = ("io.", "gfile", "write_file", "read_file", "matching_files", "py_function", "numpy_function",
+                     "py_func", "summary.", "saved_model", "train.", "data.", "load_op_library", "load_library",
+                     "sysconfig", "debugging.experimental", "print", "profiler", "autograph", "distribute",
+                     "experimental.dtensor")
+
+
+def load_keras(path, trust: bool = False):
+    import edgepipe.base.custom_layers  # noqa: F401  (registers our layers for safe_mode loading)
+    path = Path(path)
+    if not path.exists():
+        raise EdgePipeError(f"model not found: {path}")
+    kind = model_format(path)
+    check_resources(path, kind)
+    if kind == "savedmodel":
+        savedmodel_nodes(path)  # even trusted: a SavedModel without Keras objects loads as no model at all
+    if not trust:
+        check_configs(path, kind)
+    try:
+        if kind == "keras":
+            return keras.models.load_model(path, compile=False, safe_mode=not trust)
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for corrupt or hostile files
+        msg = _first_line(e)
+        if "Lambda" in msg or "safe_mode" in msg:
+            raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
+                                f"({TRUST_HINT})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({msg})") from None
+
+
+def save_keras(model, path: Path) -> Path:
+    with atomic.staged_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+# -- formats -------------------------------------------------------------------------------------------------------
+
+def model_format(path: Path) -> str:
+    """"keras" (v3 zip), "h5" (legacy HDF5) or "savedmodel" (tf.keras SavedModel folder), as Keras would pick."""
+    import h5py
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
+            raise EdgePipeError(f"{path}: not a loadable Keras model (a folder without saved_model.pb "
+                                f"is no SavedModel)")
+        return "savedmodel"
+    if path.suffix == ".keras":
+        return "keras"
+    try:
+        if h5py.is_hdf5(str(path)):
+            return "h5"
+    except OSError:
+        pass
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise EdgePipeError(f"{path}: not a loadable Keras model (not an HDF5 file)")
+    raise EdgePipeError(f"{path}: not a loadable Keras model (expected a .keras file, an HDF5 .h5 file or a "
+                        f"SavedModel folder)")
+
+
+def check_resources(path: Path, kind: str) -> None:
+    """Refuse models that would expand past ``safety.max_model_bytes()``, reading headers only."""
+    if kind == "savedmodel":
+        safety.check_folder_size(path)
+    elif kind == "keras":
+        import zipfile
+        safety.check_model_zip(path)
+        with zipfile.ZipFile(path) as zf:
+            if "model.weights.h5" in zf.namelist():
+                with zf.open("model.weights.h5") as member:
+                    with _h5(path, member) as f:
+                        safety.check_hdf5_size(path, f, "the weights in model.weights.h5")
+    else:
+        with _h5(path, str(path)) as f:
+            safety.check_hdf5_size(path, f)
+
+
+def _h5(path: Path, source):
+    import h5py
+    try:
+        return h5py.File(source, "r")
+    except Exception as e:  # noqa: BLE001  h5py raises OSError, ValueError, ... on corrupt files
+        raise EdgePipeError(f"{path}: not a loadable Keras model (corrupt HDF5: {_first_line(e)})") from None
+
+
+def read_configs(path: Path, kind: str) -> list[tuple[object, bool, str]]:
+    """The JSON Keras deserialises on load, as (config, check class names, "model" or "layer") triples."""
+    if kind == "keras":
+        import zipfile
+        with zipfile.ZipFile(path) as zf:
+            if "config.json" not in zf.namelist():
+                raise EdgePipeError(f"{path}: not a loadable Keras model (no config.json in the archive)")
+            return [(_json(path, zf.read("config.json"), "config.json"), True, "model")]
+    if kind == "h5":
+        with _h5(path, str(path)) as f:
+            raw = f.attrs.get("model_config")
+        if raw is None:
+            raise EdgePipeError(f"{path}: not a loadable Keras model (no model config in the HDF5 file: "
+                                f"weights only?)")
+        return [(_json(path, raw, "its model_config"), True, "model")]
+    configs = []
+    for identifier, raw in savedmodel_nodes(path):
+        config = _json(path, raw, "keras_metadata.pb")
+        if isinstance(config, dict):
+            config.pop("training_config", None)  # only read by compile=True
+        # compile=False: Keras revives metrics but ignores the failures; class names there run no code
+        configs.append((config, identifier != "_tf_keras_metric", "model" if identifier in _MODEL_NODES else "layer"))
+    return configs
+
+
+def savedmodel_nodes(path: Path) -> list[tuple[str, str]]:
+    """(identifier, metadata JSON) of each Keras object in a SavedModel folder, as Keras reads them: from
+    ``keras_metadata.pb``, or for SavedModels written before TF 2.5, from the object graph itself."""
+    if (path / "keras_metadata.pb").is_file():
+        metadata = keras.protobuf.saved_metadata_pb2.SavedMetadata()
+        try:
+            metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
+        except Exception as e:  # noqa: BLE001  protobuf's DecodeError and friends
+            raise EdgePipeError(f"{path}: not a loadable Keras model (keras_metadata.pb is corrupt: "
+                                f"{_first_line(e)})") from None
+        return [(node.identifier, node.metadata) for node in metadata.nodes]
+    try:
+        graph = tf.__internal__.saved_model.parse_saved_model(str(path)).meta_graphs[0].object_graph_def
+    except Exception as e:  # noqa: BLE001  a corrupt saved_model.pb
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({_first_line(e)})") from None
+    nodes = [(n.user_object.identifier, n.user_object.metadata) for n in graph.nodes
+             if n.WhichOneof("kind") == "user_object" and n.user_object.identifier.startswith("_tf_keras_")
+             and n.user_object.metadata]
+    if not nodes:
+        raise EdgePipeError(f"{path}: not a Keras SavedModel (no keras_metadata.pb: written by tf.saved_model.save "
+                            f"or not Keras at all); save the model from Keras as .keras or .h5")
+    return nodes
+
+
+def _json(path: Path, raw, where: str):
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({where} is not valid JSON)") from None
+
+
+def check_configs(path: Path, kind: str) -> None:
+    """Raise EdgePipeError for the first thing in the model's config that would run foreign code."""
+    for config, check_classes, root in read_configs(path, kind):
+        problem = find_foreign_code(config, check_classes, root)
+        if problem:
+            raise EdgePipeError(f"{path}: refused: {safety.one_line(problem, 400)}; {TRUST_HINT}")
+
+
+# -- the config walk -----------------------------------------------------------------------------------------------
+
+def find_foreign_code(config, check_classes: bool = True, root: str = "model") -> str | None:
+    """What in a Keras config (plain JSON) would run code from outside Keras and
+    edgepipe, in words, or None. Walks the whole tree iteratively. ``root``: what
+    the config describes, "model" or "layer" (for the messages)."""
+    stack = [(config, None, "the model")]  # (value, class of the object whose "config" this is, enclosing layer)
+    while stack:
+        value, owner_class, layer = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, None, layer) for v in reversed(value))
+            continue
+        if not isinstance(value, dict):
+            continue
+        cls = value.get("class_name")
+        if isinstance(cls, str):
+            inner = value.get("config")
+            name = inner.get("name") if isinstance(inner, dict) else None
+            name = name if isinstance(name, str) else value.get("name")
+            kind = root if value is config else "layer"
+            here = f"{kind} '{name}'" if isinstance(name, str) else layer
+            problem = _class_problem(value, cls, here, check_classes)
+            if problem:
+                return problem
+            children = [(v, cls if k == "config" else None, here) for k, v in value.items()]
+        else:
+            here = layer
+            children = [(v, None, here) for v in value.values()]
+        problem = _field_problem(value, owner_class, here)
+        if problem:
+            return problem
+        stack.extend(reversed(children))
+    return None
+
+
+def _class_problem(obj: dict, cls: str, here: str, check_classes: bool) -> str | None:
+    if cls == "Lambda":
+        return f"{here} is a Lambda layer (arbitrary Python code)"
+    if cls == "__lambda__":
+        return f"{here} holds a serialized Python lambda (arbitrary Python code)"
+    if cls == "TensorFlowOpLayer":
+        return f"{here} is a TensorFlowOpLayer (a raw TensorFlow graph op)"
+    registered = obj.get("registered_name")
+    if isinstance(registered, str) and _registered(registered) is None:
+        package = registered.split(">", 1)[0] if ">" in registered else registered
+        if ("." in package or ">" in registered) and _module_root(package) not in TRUSTED_MODULES:
+            return f"{here} ({cls}) names package '{package}', outside Keras and edgepipe"
+    if cls == "function":
+        return _function_problem(obj, here)
+    if not check_classes or cls in _STRUCTURAL:
+        return None
+    if isinstance(registered, str) and _registered(registered) is not None:
+        return None
+    if _registered(cls) is not None or cls in _keras_class_names() or cls in _EDGEPIPE_UNREGISTERED:
+        return None
+    if cls in _tfmot_class_names():
+        return None
+    return f"{here} has class '{cls}', which is neither a Keras built-in nor an edgepipe layer"
+
+
+def _function_problem(obj: dict, here: str) -> str | None:
+    """``{"class_name": "function", "config": NAME, "module": "builtins"}``: Keras looks NAME up among
+    registered functions, then its own activations/losses/metrics, then in the module (for
+    ``builtins``, Python's own: ``exec``, ``open``...)."""
+    fn, module = obj.get("config"), obj.get("module")
+    if not isinstance(fn, str):
+        return f"{here} holds a function Keras cannot look up by name"
+    if _registered(fn) is not None:
+        return None
+    root = _module_root(module) if isinstance(module, str) else None
+    if root in ("edgepipe", "tensorflow_model_optimization"):
+        return None
+    if (module is None or module == "builtins" or root in ("keras", "tf_keras")) and fn in _keras_function_names():
+        return None
+    return f"{here} names function '{fn}', which is neither a Keras nor an edgepipe function"
+
+
+def _field_problem(obj: dict, owner_class: str | None, here: str) -> str | None:
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            continue
+        if (key == "module" or key.endswith("_module")) and isinstance(value, str) and value:
+            if _module_root(value) not in TRUSTED_MODULES and value != "builtins":
+                return (f"{here} names Python module '{value}', outside Keras and edgepipe "
+                        f"(loading would import it and run its code)")
+        elif key == "function" and value is not None:
+            if owner_class in _TF_SYMBOL_LAYERS and isinstance(value, str):
+                if _denied_symbol(value):
+                    return f"{here} calls TensorFlow's '{value}' (file, Python or system access)"
+            else:
+                return f"{here} holds a serialized Python function (arbitrary Python code)"
+        elif key == "cls_symbol" and owner_class in _TF_SYMBOL_LAYERS and isinstance(value, str) \
+                and _denied_symbol(value):
+            return f"{here} calls TensorFlow's '{value}' (file, Python or system access)"
+        elif key.endswith("_type") and value == "lambda":
+            return f"{here} holds a serialized Python lambda in '{key[:-5]}' (arbitrary Python code)"
+    return None
+
+
+def _denied_symbol(symbol: str) -> bool:
+    s = symbol.lower()
+    s = s[len("compat.v1."):] if s.startswith("compat.v1.") else s
+    s = s[len("compat.v2."):] if s.startswith("compat.v2.") else s
+    return any(s.startswith(d) or f".{d}" in s or (not d.endswith(".") and d in s) for d in _TF_SYMBOL_DENIED)
+
+
+def _module_root(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _registered(name: str):
+    try:
+        return keras.utils.get_registered_object(name)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _public_classes(namespace) -> set[str]:
+    return {n for n in dir(namespace) if not n.startswith("_") and isinstance(getattr(namespace, n, None), type)}
+
+
+@functools.cache
+def _keras_class_names() -> frozenset:
+    """Every class name Keras itself resolves: layers (its deserialisation table
+    included: Functional, TFOpLambda, ...), initializers, regularizers, ..."""
+    names = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda"}
+    try:  # tf_keras' own table of deserialisable layers (pinned version; public namespaces below otherwise)
+        table = keras.src.layers.serialization
+        table.populate_deserializable_objects()
+        names |= {n for n, v in table.LOCAL.ALL_OBJECTS.items() if isinstance(v, type)}
+    except Exception:  # noqa: BLE001
+        pass
+    for ns in ("layers", "initializers", "regularizers", "constraints", "optimizers", "optimizers.schedules",
+               "optimizers.legacy", "losses", "metrics", "mixed_precision", "models"):
+        namespace = keras
+        try:
+            for part in ns.split("."):
+                namespace = getattr(namespace, part)
+        except AttributeError:
+            continue
+        names |= _public_classes(namespace)
+    return frozenset(names - {"Lambda", "TensorFlowOpLayer"})
+
+
+@functools.cache
+def _keras_function_names() -> frozenset:
+    names = set()
+    for ns in ("activations", "losses", "metrics"):
+        namespace = getattr(keras, ns)
+        names |= {n for n in dir(namespace) if not n.startswith("_") and callable(getattr(namespace, n, None))
+                  and not isinstance(getattr(namespace, n), type)}
+    return frozenset(names - {"get", "serialize", "deserialize"})
+
+
+@functools.cache
+def _tfmot_class_names() -> frozenset:
+    """Classes tfmot defines (QAT wrappers, quantize configs, quantizers, pruning
+    wrappers): tfmot is trusted and QAT exports name them without a module."""
+    try:
+        import tensorflow_model_optimization as tfmot
+        for part in ("quantization.keras", "sparsity.keras", "clustering.keras", "experimental.combine"):
+            obj = tfmot
+            for attr in part.split("."):
+                obj = getattr(obj, attr)
+    except Exception:  # noqa: BLE001  tfmot missing or broken: its classes stay unknown
+        return frozenset()
+    names = set()
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name.startswith("tensorflow_model_optimization") and mod is not None:
+            names |= {n for n, v in vars(mod).items() if isinstance(v, type) and not n.startswith("_")}
+    return frozenset(names)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

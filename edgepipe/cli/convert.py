@@ -1,0 +1,78 @@
+"""``edgepipe convert``: any Keras model (.keras/.h5/SavedModel) to TFLite, ONNX or
+Core ML, with the bundle metadata an app reads."""
+from pathlib import Path
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, int_range
+from edgepipe.cli.inputs import add_input_spec_args, input_spec, sample_inputs
+from edgepipe.convert.formats import export_formats, find, precisions
+
+
+def cmd_convert(args):
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.convert.formats import export
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.base.atomic import check_target
+    variant = find(args.format, args.mode if args.format == "tflite" else None)
+    out = check_target(args.out, variant.format == "coreml", inputs=[args.model])
+    card = out.with_name(out.name + ".model_card.json")
+    check_target(card, inputs=[args.model])
+    model = load_keras(args.model, trust=args.trust_model)
+    precision = variant.precision
+    spec = input_spec(args, model)
+    meta = _bundle_meta(args, model, out, spec)
+    calib = None
+    if variant.needs_calibration:
+        calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
+    export(variant, export_graph(model), out, calib, meta)
+    from edgepipe.pipeline.cards import converted_card
+    from edgepipe.pipeline.report import write_json
+    write_json(card, converted_card(meta, args.format, precision, out))
+    print(f"wrote {out} ({args.format}, {precision}) and {card.name}")
+    return 0
+
+
+def read_labels(path) -> list[str]:
+    """A labels file: one class name per line, in output order."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgePipeError(f"labels file {path} does not exist")
+    try:
+        labels = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
+    if not labels:
+        raise EdgePipeError(f"labels file {path} is empty")
+    return labels
+
+
+def _bundle_meta(args, model, out: Path, spec=None) -> dict:
+    from edgepipe.pipeline.cards import classifier_meta, generic_meta
+    bundle = {"author": args.author, "license": args.license, "version": args.model_version,
+              "description": args.description}
+    name = out.name.split(".")[0]
+    if None in model.input_shape[1:]:
+        raise EdgePipeError(f"convert needs a fixed input size, the model has {model.input_shape}")
+    if args.labels:
+        return classifier_meta(model, read_labels(args.labels), name, bundle, spec)
+    return generic_meta(model, name, bundle, spec)
+
+
+def add_parser(sub):
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) to tflite, onnx or coreml")
+    c.add_argument("--model", required=True)
+    c.add_argument("--format", required=True, choices=export_formats())
+    c.add_argument("--mode", default="float32", choices=precisions("tflite"),
+                   help="TFLite quantization mode (default float32)")
+    c.add_argument("--data", help=".npy (N,H,W,C) RGB calibration images in [0,1], mapped through the input spec "
+                                  "(default: generated documents)")
+    c.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
+    c.add_argument("--out", required=True)
+    c.add_argument("--labels", help="text file, one class name per line: makes a TFLite/Core ML classifier bundle")
+    c.add_argument("--author", default="", help="bundle metadata: author")
+    c.add_argument("--license", default="", help="bundle metadata: licence")
+    c.add_argument("--model-version", default="", help="bundle metadata: model version")
+    c.add_argument("--description", default="", help="bundle metadata: one-line description")
+    add_input_spec_args(c)
+    add_trust(c)
+    c.set_defaults(func=cmd_convert)

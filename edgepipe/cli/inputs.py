@@ -1,0 +1,112 @@
+"""What the commands feed a model: the user's ``--data`` or generated documents."""
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.base.errors import EdgePipeError
+
+
+def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
+    """``--data`` (.npy, NHWC RGB in [0, 1]) or generated documents at the model's size:
+    realistic pixels, not uniform noise, so activations have real ranges. ``spec``
+    (convert.inputspec) maps them to what the model takes, so a model that reads
+    raw pixels calibrates on 0..255; without one they stay in [0, 1]."""
+    from edgepipe.convert.inputspec import DEFAULT
+    spec = spec or DEFAULT
+    h, w, c = shape
+    if data:
+        x = load_npy(data, "--data")
+        if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
+            raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {h}, {w}, {c})")
+        x = np.asarray(x, np.float32)
+        if not np.isfinite(x).all():
+            raise EdgePipeError(f"--data {data} contains NaN or Inf")
+        return spec.from_unit(x)
+    if c != 3 or h is None or w is None:
+        raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
+    from edgepipe.train.docgen import generate
+    side = max(h, w)
+    return spec.from_pixels(np.stack([generate(424242, i, side).image[:h, :w] for i in range(count)]))
+
+
+def _numbers(counts: tuple, what: str, check=lambda values: True):
+    """An argparse type: comma-separated finite numbers, as many as one of ``counts``,
+    that pass ``check`` (so nonsense is a one-line usage error before the model loads)."""
+    def parse(text: str):
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if len(values) not in counts or not all(math.isfinite(v) for v in values) or not check(values):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+    parse.__name__ = what
+    return parse
+
+
+def add_input_spec_args(parser):
+    """How the app's pixels map to the model's input (default: what the model's own
+    Rescaling/Normalization layers say, else pixel / 255)."""
+    # "-1,1" is a value, not an option: argparse only knows "-1" and "-.5" as negative numbers
+    parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(e-?\d+)?(,-?[\d.]+(e-?\d+)?)+$")
+    g = parser.add_argument_group("input spec (written to the model card, TFLite metadata, Core ML ImageType)")
+    g.add_argument("--input-range", type=_numbers((2,), "LO,HI with LO < HI", lambda v: v[0] < v[1]), metavar="LO,HI",
+                   help="pixels 0..255 map linearly onto [LO, HI], e.g. -1,1 (keras.applications MobileNetV2), "
+                        "0,1 or 0,255 (raw pixels)")
+    g.add_argument("--mean", type=_numbers((1, 3), "one or three numbers"), metavar="R,G,B",
+                   help="pixel-space mean per channel, in the model's channel order: x = (pixel - mean) / std "
+                        "(ImageNet: 123.675,116.28,103.53)")
+    g.add_argument("--std", type=_numbers((1, 3), "one or three numbers > 0", lambda v: min(v) > 0), metavar="R,G,B",
+                   help="pixel-space std per channel (ImageNet: 58.395,57.12,57.375)")
+    g.add_argument("--bgr", action="store_true", help="the model takes its channels in BGR order")
+
+
+def input_spec(args, model):
+    """The spec the user's flags give, else the model's own, else the default."""
+    from dataclasses import replace
+    from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_model, from_range
+    if args.input_range and (args.mean or args.std):
+        raise EdgePipeError("--input-range and --mean/--std both say how pixels map to the input; give one")
+    user = None
+    if args.input_range:
+        user = from_range(*args.input_range)
+    elif args.mean or args.std:
+        user = InputSpec(args.mean or (0.0,), args.std or (1.0,), source="user")
+    own = from_model(model)
+    if user and own and (user.mean, user.std) != (own.mean, own.std):  # the user may know better; say so
+        print(f"note: {own.note}, so it takes pixels in [{own.value_range()[0]:g}, {own.value_range()[1]:g}]; "
+              f"the bundle states the given [{user.value_range()[0]:g}, {user.value_range()[1]:g}]",
+              file=sys.stderr)
+    spec = user or own or DEFAULT
+    if args.bgr:
+        spec = replace(spec, color_order="BGR")
+    spec.per_channel(model.input_shape[-1])  # a one-line error when the counts do not fit the model
+    return spec
+
+
+MAX_DATA_BYTES = 4 << 30  # what --data may hold in memory as float32
+
+
+def load_npy(path, option: str) -> np.ndarray:
+    """A user's .npy array, memory-mapped first so a lying header costs nothing:
+    no pickles, no empty or non-numeric arrays, nothing over ``MAX_DATA_BYTES``."""
+    path = Path(path)
+    if path.suffix != ".npy" or not path.is_file():
+        raise EdgePipeError(f"{option} must be an existing .npy file, got {path}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise EdgePipeError(f"{option} {path} is not a readable .npy array ({reason})") from None
+    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise EdgePipeError(f"{option} {path} must hold a numeric array, has {getattr(arr, 'dtype', type(arr))}")
+    if arr.size == 0:
+        raise EdgePipeError(f"{option} {path} is empty (shape {arr.shape})")
+    if arr.size * 4 > MAX_DATA_BYTES:
+        raise EdgePipeError(f"{option} {path} holds {arr.size:,} values, over the {MAX_DATA_BYTES >> 30} GiB "
+                            "edgepipe reads into memory; pass a smaller sample")
+    return np.array(arr)

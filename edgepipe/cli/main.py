@@ -1,0 +1,54 @@
+"""The ``edgepipe`` command line: one module per command, each with
+``add_parser(sub)``. Errors a user can cause print one line and exit 2; a failed
+gate exits 1; Ctrl-C exits 130. Nothing here imports TensorFlow, so ``--help``
+and argument errors answer at once."""
+import argparse
+import signal
+import sys
+
+from edgepipe.base.errors import EdgePipeError
+
+COMMANDS = ("run", "train", "profile", "convert", "quantize", "prune", "verify", "bench", "scan", "report")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``edgepipe: error:`` line (exit 2) like every other."""
+
+    def error(self, message):
+        raise EdgePipeError(f"{self.prog.removeprefix('edgepipe').strip() or 'arguments'}: {message} "
+                            f"(see `{self.prog} --help`)")
+
+
+def build_parser():
+    from importlib import import_module
+    p = Parser(prog="edgepipe", description="Train, quantize, export and check mobile vision models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        import_module(f"edgepipe.cli.{name}").add_parser(sub)
+    return p
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except EdgePipeError as e:
+        print(f"edgepipe: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgepipe: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry():
+    """Console script: Ctrl-C before ``main`` runs is still one line and 130."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("edgepipe: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    entry()

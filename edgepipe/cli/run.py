@@ -1,0 +1,25 @@
+"""``edgepipe run``: a recipe end to end (train, export, verify, bench, report)."""
+import sys
+
+from edgepipe.cli.args import recipe_parser
+
+
+def cmd_run(args):
+    from edgepipe.pipeline.recipe import load_recipe
+    from edgepipe.base.atomic import ensure_writable_dir
+    recipe = load_recipe(args.recipe, args.profile)
+    ensure_writable_dir(args.out)  # fail on a bad --out before TensorFlow even loads
+    from edgepipe.pipeline.run import gate_failures, run
+    failures = gate_failures(run(recipe, args.out, force=args.force))
+    for failure in failures:
+        print(f"edgepipe: gate: {failure}", file=sys.stderr)
+    if failures:
+        print(f"edgepipe: {len(failures)} export(s) failed their release gate; exit 1", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def add_parser(sub):
+    r = recipe_parser(sub, "run", "run a recipe end to end (train, export, verify, bench, report); "
+                      "exit 1 when an export fails its gate", "runs/default")
+    r.add_argument("--force", action="store_true", help="re-run every stage, even those up to date")
+    r.set_defaults(func=cmd_run)

@@ -1,0 +1,32 @@
+"""``edgepipe train``: the recipe's model only, with checkpoints and --resume."""
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import recipe_parser
+
+
+def cmd_train(args):
+    from edgepipe.base.atomic import ensure_writable_dir
+    from edgepipe.pipeline.recipe import load_recipe
+    recipe = load_recipe(args.recipe, args.profile)
+    out = ensure_writable_dir(args.out)
+    if (out / "checkpoints" / "state.json").is_file() and not args.resume:
+        raise EdgePipeError(f"{out / 'checkpoints'} holds an earlier training: pass --resume to continue it, "
+                            "or choose another --out")
+    from edgepipe.pipeline.report import wide_console, write_json
+    from edgepipe.pipeline.tasks import task_for, train_key
+    task = task_for(recipe)
+    if args.resume:
+        from edgepipe.train.loop import load_state
+        load_state(out / "checkpoints", train_key(recipe), True)  # refuses another recipe's checkpoint
+    console = wide_console()
+    _, history = task.train(out, console, resume=args.resume)
+    write_json(out / "history.json", history)
+    console.log(f"wrote {out / (recipe.model.name + '.keras')} (best weights), checkpoints in "
+                f"{out / 'checkpoints'}, TensorBoard logs in {out / 'logs'}")
+    return 0
+
+
+def add_parser(sub):
+    t = recipe_parser(sub, "train", "train the recipe's model only (checkpoints, TensorBoard, --resume)",
+                      "runs/train")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (weights, optimizer, data)")
+    t.set_defaults(func=cmd_train)

@@ -1,0 +1,173 @@
+"""``edgepipe verify``: an export against its original, for any Keras model, ours or a user's."""
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, fraction, positive
+from edgepipe.cli.inputs import sample_inputs
+
+def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
+    """The precision the export really computes in, read from the file (not guessed
+    from its op mix), and for TFLite the dtypes of its input and output."""
+    if runner.runtime == "litert":
+        from edgepipe.evaluate.quantinfo import tflite_quantization
+        found = tflite_quantization(path)
+        return found["precision"], found["io"]
+    if runner.runtime == "coreml":
+        from edgepipe.evaluate.milref.program import program_precision
+        return program_precision(path), None
+    return "float32", None
+
+
+def cmd_verify(args):
+    from edgepipe.evaluate.gates import check_output, default_gate
+    from edgepipe.evaluate.runners import KerasRunner, NotRunnable, open_runner
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.convert.inputspec import bundle_spec, spec_for
+    model = load_keras(args.model, trust=args.trust_model)
+    images = sample_inputs(model.input_shape[1:], args.data)  # RGB in [0, 1]
+    try:
+        runner = open_runner(args.export)
+    except NotRunnable as why:
+        return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
+    spec = bundle_spec(args.export) or spec_for(model)  # what the bundle tells an app to feed
+    if runner.runtime == "coreml":  # an ImageType input carries 8-bit pixels; compare like with like
+        from edgepipe.evaluate.runners import image_pixels
+        images = image_pixels(images) / np.float32(255)
+    x = spec.from_unit(images)
+    ref = KerasRunner(model).predict(x)
+    variant, io = _export_variant(runner, Path(args.export))
+    got = runner.predict(images if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
+    got = got if set(ref) <= set(got) else dict(zip(ref, got.values()))
+    rows = []
+    for name, r in ref.items():
+        if name not in got:
+            raise EdgePipeError(f"export {args.export} has no output matching '{name}' (has {list(got)})")
+        gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
+        rows.append({"output": name} | check_output(r, got[name], gate) | _accuracy(args, r, got[name], len(x)))
+    failed = not all(r["pass"] for r in rows)
+    drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
+    extra = {"io": io} | _constant_outputs(rows, ref, len(x), args.allow_constant_outputs)
+    return _report(args, rows, variant, runner.engine, drill, extra)
+
+
+def _constant_outputs(rows, ref, count, allow) -> dict:
+    """Fail outputs of the original that do not vary across the inputs (see
+    evaluate.parity.CONSTANT_SPREAD): an untrained zero head gives every input the
+    same answer, and any export of the right shape matches it. One input shows no
+    variation either way, so the check needs two."""
+    from edgepipe.evaluate.parity import is_constant, output_spread
+    flat = []
+    for row in rows:
+        r = ref[row["output"]]
+        row["spread"] = output_spread(r) if count > 1 else None
+        if is_constant(r):
+            flat.append(row["output"])
+            row["constant"], row["gate_pass"] = True, row["pass"]
+            row["pass"] = row["pass"] and allow
+    if not flat:
+        return {"constant_outputs": [], "reason": None}
+    why = f"the original's outputs do not vary across the {count} inputs: parity on constant outputs proves nothing"
+    which = f" (constant: {', '.join(flat)})"
+    if allow:
+        return {"constant_outputs": flat, "reason": None,
+                "note": f"{why}; accepted by --allow-constant-outputs{which}"}
+    return {"constant_outputs": flat, "reason": f"{why}; pass --allow-constant-outputs to accept{which}"}
+
+
+def _accuracy(args, ref, got, count) -> dict:
+    """With ``--truth``, top-1 accuracy of the original and the export on labelled data."""
+    if not args.truth:
+        return {}
+    path = Path(args.truth)
+    if path.suffix != ".npy" or not path.is_file():
+        raise EdgePipeError(f"--truth must be an existing .npy file of class ids, got {args.truth}")
+    try:
+        y = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:  # pickled objects, a corrupt header
+        raise EdgePipeError(f"--truth {args.truth} is not a plain .npy array ({e})") from None
+    if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
+        raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
+    if ref.ndim != 2:
+        raise EdgePipeError("--truth needs a classifier output (batch, classes)")
+    original, export = (float(np.mean(a.reshape(ref.shape).argmax(-1) == y)) for a in (ref, got))
+    return {"top1_original": original, "top1": export, "top1_delta": export - original}
+
+
+def _drill_down(model, export, x, variant) -> dict:
+    from edgepipe.evaluate.drilldown import drill_down
+    return drill_down(model, export, x, variant)
+
+
+def _report(args, rows, variant, engine, drill=None, extra=None):
+    """``extra``: the export's I/O dtypes and what the constant-output check found."""
+    ok, extra = all(r["pass"] for r in rows), extra or {}
+    if args.json:
+        print(json.dumps({"export": args.export, "variant": variant, "engine": engine, "pass": ok,
+                          "outputs": rows, "drilldown": drill} | extra))
+        return 0 if ok else 1
+    note = " by the numpy reference interpreter" if engine == "reference-interpreter" else ""
+    io = extra.get("io")
+    io = f", {io['input']} in, {io['output']} out" if io else ""
+    t = Table(title=f"verify {Path(args.export).name} ({variant}{io}{note}) against {Path(args.model).name}")
+    for col in ("output", "max abs", "mean abs", "PSNR dB", "SQNR dB", "cosine", "outside tol", "top-1 agree",
+                "top-1 export (original)", "gate", "result"):
+        t.add_column(col)
+    fmt = lambda r, k, f: format(r[k], f) if k in r else "-"  # noqa: E731
+    for r in rows:
+        top1 = f"{r['top1']:.1%} ({r['top1_original']:.1%})" if "top1" in r else "-"
+        t.add_row(r["output"], fmt(r, "max_abs", ".2e"), fmt(r, "mean_abs", ".2e"), fmt(r, "psnr_db", ".1f"),
+                  fmt(r, "sqnr_db", ".1f"), fmt(r, "cosine", ".6f"), fmt(r, "outside_tol_frac", ".2%"),
+                  fmt(r, "top1_agreement", ".1%"), top1, r["gate"], _result(r))
+    from edgepipe.pipeline.report import wide_console
+    console = wide_console()
+    console.print(t)
+    if extra.get("reason"):
+        console.print(f"FAIL: {extra['reason']}", markup=False, soft_wrap=True)
+    if extra.get("note"):
+        console.print(f"note: {extra['note']}", markup=False, soft_wrap=True)
+    if drill:
+        _print_drill_down(console, drill)
+    return 0 if ok else 1
+
+
+def _result(row) -> str:
+    if row["pass"]:
+        return "pass"
+    if not row.get("gate_pass"):
+        return f"FAIL (by {abs(row.get('margin', 0)):.3g})"
+    return "FAIL (constant)"
+
+
+def _print_drill_down(console, drill):
+    if not drill["available"]:
+        console.print(f"drill-down: {drill['why']}", markup=False)
+        return
+    first = drill["first"]
+    if first is None:
+        console.print(f"drill-down: no layer's error exceeds round-off ({len(drill['layers'])} layers compared)")
+        return
+    console.print(f"first divergence at layer '{first['layer']}': relative error {first['relative_error']:.3g} "
+                  f"({first['kind']}, {first['jump']:.3g}x the worst before it, {first['before']:.2g}; "
+                  f"{len(drill['layers'])} layers compared on one input)", markup=False)
+
+
+def add_parser(sub):
+    v = sub.add_parser("verify", help="check an export against its original; exit 1 when a gate fails")
+    v.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
+    v.add_argument("--export", required=True, help=".tflite, .onnx or .mlpackage")
+    v.add_argument("--data", help=".npy (N,H,W,C) inputs in [0,1] (default: generated documents)")
+    v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
+    v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error")
+    v.add_argument("--psnr", type=positive, default=40.0, help="fp16 gate: minimum PSNR in dB")
+    v.add_argument("--agreement", type=fraction, default=0.98, help="int8 gate for classifiers: top-1 agreement")
+    v.add_argument("--allow-constant-outputs", action="store_true",
+                   help="accept an original whose outputs do not vary across the inputs (parity then proves little)")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--no-drill-down", action="store_true",
+                   help="when a gate fails, skip comparing intermediate tensors layer by layer")
+    add_trust(v)
+    v.set_defaults(func=cmd_verify)

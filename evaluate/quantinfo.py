@@ -1,0 +1,72 @@
+"""What precision a TFLite export really computes in, read from its tensors.
+
+The converter's mode is not evidence: a full-int8 model with float I/O has
+QUANTIZE/DEQUANTIZE ops like a float16 one, and dynamic-range quantization
+leaves small weights (under 1024 values) in float32, so a "dynamic" export of a
+small net may be plain float32. The graph itself says what runs:
+
+- activations: what the compute ops write (QUANTIZE/DEQUANTIZE at the I/O
+  boundary and on fp16 weights are bookkeeping, not computation);
+- weights: constant tensors the ops read (not written by any op, not an input).
+
+An 8/16-bit integer tensor counts as quantized only with a scale in its
+quantization parameters.
+
+Rule: int16 activations -> int16x8; int8 activations -> int8 (whatever the I/O
+dtype); float activations with int8 weights -> dynamic; float16 weights ->
+float16; otherwise float32.
+"""
+from collections import Counter
+
+import numpy as np
+
+BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+INT8 = ("int8", "uint8")
+
+
+def tflite_quantization(path) -> dict:
+    """``{"precision", "io", "activations", "weights"}``: the detected precision,
+    the input and output dtypes, and dtype counts of activations and weights."""
+    tensors, ops, io = _graph(path)
+    written = {int(t) for op in ops for t in op["outputs"]}
+    read = {int(t) for op in ops for t in op["inputs"] if t >= 0}
+    inputs = {d["index"] for d in io[0]}
+    activations = Counter(tensors.get(int(t), "?") for op in ops if op["op_name"] not in BOUNDARY_OPS
+                          for t in op["outputs"])
+    weights = Counter(tensors.get(t, "?") for t in sorted(read - written - inputs))
+    return {"precision": precision_of(activations, weights),
+            "io": {"input": tensors[io[0][0]["index"]], "output": tensors[io[1][0]["index"]]},
+            "activations": dict(activations), "weights": dict(weights)}
+
+
+def precision_of(activations, weights) -> str:
+    """The rule above, on dtype names of activations and weights."""
+    if "int16" in activations:
+        return "int16x8"
+    if any(d in activations for d in INT8):
+        return "int8"
+    if any(d in weights for d in INT8):
+        return "dynamic"
+    if "float16" in weights:
+        return "float16"
+    return "float32"
+
+
+def _kind(detail) -> str:
+    """A tensor's dtype name; a small integer tensor without a scale is no quantized
+    value (an index, a CAST result), so it is named apart and never counts as int8."""
+    name = np.dtype(detail["dtype"]).name
+    if name in (*INT8, "int16") and not len(detail["quantization_parameters"]["scales"]):
+        return f"{name}-unquantized"
+    return name
+
+
+def _graph(path):
+    """Tensor dtype names by index, ops, and (input, output) details of the main
+    subgraph, from an interpreter without delegates: XNNPACK would fold the ops
+    into DELEGATE nodes and hide them."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interp = Interpreter(model_path=str(path),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {d["index"]: _kind(d) for d in interp.get_tensor_details()}
+    return tensors, interp._get_ops_details(), (interp.get_input_details(), interp.get_output_details())

@@ -1,0 +1,315 @@
+"""Careless and hostile inputs across every command (issue #17).
+
+Every case runs the CLI in-process on files this module generates, and asserts:
+the exit code; exactly one ``edgepipe: error:`` line and no traceback; the inputs'
+hashes unchanged and the user's other files intact; no stray temp files.
+Hostile model files (Lambda layers, foreign modules, archive bombs) are in
+tests/test_hostile_models.py; export gates in tests/test_verify_gates.py.
+"""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgepipe.base import atomic
+from edgepipe.cli.main import main
+
+PROC_OUT = "/proc/edgepipe-test/out"  # a place no one can write
+
+
+def _tree_hashes(root: Path) -> dict:
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A user's workspace: a tiny model, its exports, data files good and bad, and files of theirs."""
+    from edgepipe.base.backend import keras
+    from edgepipe.base.modelio import save_keras
+    from edgepipe.convert import onnx, tflite
+    root = tmp_path_factory.mktemp("ws")
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(x))
+    model = keras.Model(x, keras.layers.Dense(3, name="logits")(h))
+    save_keras(model, root / "m.keras")
+    tflite.write(model, root / "m.tflite")
+    onnx.write(model, root / "m.onnx")
+    from edgepipe.convert import coreml
+    coreml.write(model, root / "m.mlpackage")
+    _truncated_mlpackage(root / "m.mlpackage", root / "truncated.mlpackage")
+    other = keras.Model(y := keras.Input((8, 8, 3)), keras.layers.Dense(3)(keras.layers.Flatten()(y)))
+    tflite.write(other, root / "other.tflite")
+    rng = np.random.default_rng(0)
+    np.save(root / "good.npy", rng.random((4, 16, 16, 3), np.float32))
+    np.save(root / "empty.npy", np.zeros((0, 16, 16, 3), np.float32))
+    np.save(root / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (root / "text.npy").write_text("1 2 3\n4 5 6\n")
+    np.save(root / "nan.npy", np.full((2, 16, 16, 3), np.nan, np.float32))
+    np.save(root / "wrong_shape.npy", np.zeros((2, 9, 9, 3), np.float32))
+    np.save(root / "labels_float.npy", np.zeros(4, np.float32))
+    _huge_header_npy(root / "huge_header.npy")
+    _lying_npy(root / "lying.npy")
+    (root / "data.txt").write_text("not an array")
+    (root / "garbage.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    (root / "garbage.h5").write_bytes(os.urandom(256))
+    (root / "garbage.tflite").write_bytes(b"TFL3" + os.urandom(200))
+    data = (root / "m.tflite").read_bytes()
+    (root / "truncated.tflite").write_bytes(data[: len(data) // 2])
+    data = (root / "m.onnx").read_bytes()
+    (root / "truncated.onnx").write_bytes(data[: len(data) // 3])
+    (root / "empty_savedmodel").mkdir()
+    (root / "notes.txt").write_text("my notes")
+    (root / "photo.png").write_bytes(_png(40, 30))
+    (root / "not_a_photo.png").write_text("hello")
+    (root / "userdir").mkdir()
+    (root / "userdir" / "keep.txt").write_text("mine")
+    (root / "userdir.mlpackage").mkdir()  # a folder of theirs that merely has the suffix
+    (root / "userdir.mlpackage" / "keep.txt").write_text("mine too")
+    (root / "x.keras").mkdir()
+    (root / "x.keras" / "keep.txt").write_text("a folder named like a model")
+    os.symlink(root / "m.keras", root / "link_to_m.keras")
+    (root / "run_file").write_text("a file where a folder is expected")
+    (root / "bad.yaml").write_text("model: [unclosed\n")
+    (root / "unknown_key.yaml").write_text(yaml.safe_dump({"name": "x", "modle": {"name": "tiny_cnn"}}))
+    (root / "report_dir").mkdir()
+    (root / "badjson").mkdir()
+    (root / "badjson" / "report.json").write_text("{not json")
+    (root / "wrongjson").mkdir()
+    (root / "wrongjson" / "report.json").write_text(json.dumps({"artifacts": 3}))
+    return root
+
+
+def _truncated_mlpackage(src: Path, dst: Path):
+    import shutil
+    shutil.copytree(src, dst)
+    for weights in dst.rglob("weight.bin"):
+        weights.write_bytes(weights.read_bytes()[:64])
+
+
+def _png(w: int, h: int) -> bytes:
+    import cv2
+    ok, buf = cv2.imencode(".png", np.full((h, w, 3), 200, np.uint8))
+    return buf.tobytes()
+
+
+def _huge_header_npy(path: Path):
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), " + " " * 200_000 + "}\n"
+    path.write_bytes(b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header.encode() + b"\0" * 4)
+
+
+def _lying_npy(path: Path):
+    """A header that claims 10^12 floats over 16 bytes of data."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000, 1000, 1), }"
+    header += " " * (63 - len(header) % 64) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 16)
+
+
+def run_cli(argv, ws, capsys):
+    before = _tree_hashes(ws)
+    code = main([str(a).replace("WS", str(ws)) for a in argv])
+    err = capsys.readouterr().err
+    after = _tree_hashes(ws)
+    return code, err, before, after
+
+
+def assert_clean_error(code, err, before, after, expect_code=2):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == expect_code, err
+    assert "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("edgepipe: error: "), err
+    assert after == before, "the workspace changed"  # inputs, user files, and no temps left behind
+    assert not [k for k in after if atomic.TEMP_PREFIX in k]
+
+
+# argv with WS for the workspace; each must end in one error line, exit 2, nothing written
+USAGE = {
+    "no_command": [],
+    "unknown_command": ["frobnicate"],
+    "profile_unknown_name": ["profile", "nope"],
+    "profile_size_zero": ["profile", "tiny_cnn", "--size", "0"],
+    "profile_size_text": ["profile", "tiny_cnn", "--size", "big"],
+    "profile_alpha_negative": ["profile", "mobilenet_v2", "--alpha", "-1"],
+    "profile_classes_zero": ["profile", "tiny_cnn", "--classes", "0"],
+    "profile_size_huge": ["profile", "tiny_cnn", "--size", "999999999"],
+    "bench_runs_zero": ["bench", "WS/m.tflite", "--runs", "0"],
+    "bench_warmup_negative": ["bench", "WS/m.tflite", "--warmup", "-1"],
+    "bench_batch_zero": ["bench", "WS/m.tflite", "--batch", "0"],
+    "bench_runs_nan": ["bench", "WS/m.tflite", "--runs", "nan"],
+    "bench_budget_negative": ["bench", "WS/m.tflite", "--budget-s", "-5"],
+    "bench_budget_inf": ["bench", "WS/m.tflite", "--budget-s", "inf"],
+    "bench_baseline_negative": ["bench", "WS/m.tflite", "--baseline", "-1"],
+    "bench_baseline_out_of_range": ["bench", "WS/m.tflite", "--baseline", "5", "--runs", "1", "--warmup", "0"],
+    "bench_threads_zero": ["bench", "WS/m.tflite", "--threads", "0"],
+    "bench_threads_text": ["bench", "WS/m.tflite", "--threads", "a,b"],
+    "bench_device_unknown": ["bench", "WS/m.tflite", "--device", "toaster"],
+    "quantize_samples_zero": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                              "--calibration-samples", "0"],
+    "quantize_max_float_negative": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                                    "--max-float-layers", "-1"],
+    "quantize_agreement_over_one": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                                    "--agreement", "1.5"],
+    "quantize_mode_unknown": ["quantize", "--model", "WS/m.keras", "--mode", "int4", "--out", "WS/q.tflite"],
+    "quantize_psnr_zero": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                           "--psnr", "0"],
+    "convert_format_unknown": ["convert", "--model", "WS/m.keras", "--format", "caffe", "--out", "WS/o"],
+    "convert_mode_unknown": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--mode", "int3",
+                             "--out", "WS/o.tflite"],
+    "convert_missing_out": ["convert", "--model", "WS/m.keras", "--format", "tflite"],
+    "convert_samples_zero": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--mode", "int8",
+                             "--calibration-samples", "0", "--out", "WS/o.tflite"],
+    "prune_steps_zero": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--steps", "0", "--out", "WS/p.keras"],
+    "prune_sparsity_over_one": ["prune", "--model", "WS/m.keras", "--sparsity", "1.5", "--out", "WS/p.keras"],
+    "prune_batch_zero": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--batch-size", "0",
+                         "--out", "WS/p.keras"],
+    "prune_lr_zero": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--learning-rate", "0",
+                      "--out", "WS/p.keras"],
+    "prune_latency_runs_zero": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--latency-runs", "0",
+                                "--out", "WS/p.keras"],
+    "verify_atol_negative": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--atol", "-1"],
+    "verify_psnr_inf": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--psnr", "inf"],
+    "verify_missing_export": ["verify", "--model", "WS/m.keras"],
+}
+
+
+@pytest.mark.parametrize("argv", USAGE.values(), ids=USAGE.keys())
+def test_usage_errors_are_one_line(argv, ws, capsys):
+    assert_clean_error(*run_cli(argv, ws, capsys))
+
+
+# argv that get past parsing and must be refused by edgepipe itself
+REFUSED = {
+    "convert_missing_model": ["convert", "--model", "WS/missing.keras", "--format", "tflite", "--out", "WS/o.tflite"],
+    "convert_text_as_keras": ["convert", "--model", "WS/garbage.keras", "--format", "tflite", "--out", "WS/o.tflite"],
+    "convert_garbage_h5": ["convert", "--model", "WS/garbage.h5", "--format", "tflite", "--out", "WS/o.tflite"],
+    "convert_empty_savedmodel": ["convert", "--model", "WS/empty_savedmodel", "--format", "onnx",
+                                 "--out", "WS/o.onnx"],
+    "convert_out_is_input": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", "WS/m.keras"],
+    "convert_out_links_to_input": ["convert", "--model", "WS/m.keras", "--format", "tflite",
+                                   "--out", "WS/link_to_m.keras"],
+    "convert_coreml_over_user_folder": ["convert", "--model", "WS/m.keras", "--format", "coreml",
+                                        "--out", "WS/userdir"],
+    "convert_coreml_over_user_mlpackage_named_folder": ["convert", "--model", "WS/m.keras", "--format", "coreml",
+                                                        "--out", "WS/userdir.mlpackage"],
+    "convert_tflite_over_user_folder": ["convert", "--model", "WS/m.keras", "--format", "tflite",
+                                        "--out", "WS/userdir"],
+    "convert_out_under_proc": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", PROC_OUT],
+    "convert_out_missing_folder": ["convert", "--model", "WS/m.keras", "--format", "tflite",
+                                   "--out", "WS/nowhere/o.tflite"],
+    "convert_labels_missing": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", "WS/o.tflite",
+                               "--labels", "WS/missing.txt"],
+    "quantize_out_is_input": ["quantize", "--model", "WS/m.keras", "--mode", "dynamic", "--out", "WS/m.keras"],
+    "quantize_data_empty": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                            "--data", "WS/empty.npy"],
+    "quantize_data_pickled": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                              "--data", "WS/pickled.npy"],
+    "quantize_data_text": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                           "--data", "WS/text.npy"],
+    "quantize_data_huge_header": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                                  "--data", "WS/huge_header.npy"],
+    "quantize_data_lying_header": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                                   "--data", "WS/lying.npy"],
+    "quantize_data_nan": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                          "--data", "WS/nan.npy"],
+    "quantize_data_wrong_shape": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                                  "--data", "WS/wrong_shape.npy"],
+    "quantize_data_not_npy": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
+                              "--data", "WS/data.txt"],
+    "quantize_out_user_folder": ["quantize", "--model", "WS/m.keras", "--mode", "dynamic", "--out", "WS/userdir"],
+    "prune_out_is_folder": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--out", "WS/x.keras"],
+    "prune_out_is_input": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--out", "WS/m.keras"],
+    "prune_out_not_keras": ["prune", "--model", "WS/m.keras", "--sparsity", "0.5", "--out", "WS/p.h5"],
+    "verify_export_missing": ["verify", "--model", "WS/m.keras", "--export", "WS/missing.tflite"],
+    "verify_export_of_another_model": ["verify", "--model", "WS/m.keras", "--export", "WS/other.tflite",
+                                       "--data", "WS/good.npy"],
+    "verify_export_garbage": ["verify", "--model", "WS/m.keras", "--export", "WS/garbage.tflite",
+                              "--data", "WS/good.npy"],
+    "verify_export_truncated_tflite": ["verify", "--model", "WS/m.keras", "--export", "WS/truncated.tflite",
+                                       "--data", "WS/good.npy"],
+    "verify_export_truncated_onnx": ["verify", "--model", "WS/m.keras", "--export", "WS/truncated.onnx",
+                                     "--data", "WS/good.npy"],
+    "verify_export_unknown_suffix": ["verify", "--model", "WS/m.keras", "--export", "WS/notes.txt",
+                                     "--data", "WS/good.npy"],
+    "verify_export_truncated_mlpackage": ["verify", "--model", "WS/m.keras", "--export", "WS/truncated.mlpackage",
+                                          "--data", "WS/good.npy"],
+    "bench_export_truncated_mlpackage": ["bench", "WS/truncated.mlpackage", "--runs", "1", "--warmup", "0"],
+    "verify_data_empty": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/empty.npy"],
+    "verify_data_pickled": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite",
+                            "--data", "WS/pickled.npy"],
+    "verify_truth_float": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
+                           "--truth", "WS/labels_float.npy"],
+    "verify_truth_pickled": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
+                             "--truth", "WS/pickled.npy"],
+    "bench_missing_file": ["bench", "WS/missing.tflite"],
+    "bench_garbage_tflite": ["bench", "WS/garbage.tflite", "--runs", "1", "--warmup", "0"],
+    "bench_unknown_suffix": ["bench", "WS/notes.txt", "--runs", "1", "--warmup", "0"],
+    "scan_missing_photo": ["scan", "WS/missing.png", "--model", "WS/m.tflite"],
+    "scan_not_an_image": ["scan", "WS/not_a_photo.png", "--model", "WS/m.tflite"],
+    "scan_output_is_photo": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", "WS/photo.png"],
+    "scan_output_is_folder": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", "WS/userdir"],
+    "scan_output_under_proc": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", PROC_OUT + ".png"],
+    "scan_model_garbage": ["scan", "WS/photo.png", "--model", "WS/garbage.tflite"],
+    "scan_model_not_an_edge_model": ["scan", "WS/photo.png", "--model", "WS/m.tflite"],
+    "report_no_report": ["report", "WS/report_dir"],
+    "report_not_json": ["report", "WS/badjson"],
+    "report_wrong_shape": ["report", "WS/wrongjson"],
+    "run_recipe_missing": ["run", "--recipe", "WS/missing.yaml", "--out", "WS/run"],
+    "run_recipe_malformed": ["run", "--recipe", "WS/bad.yaml", "--out", "WS/run"],
+    "run_recipe_unknown_key": ["run", "--recipe", "WS/unknown_key.yaml", "--out", "WS/run"],
+    "run_out_is_a_file": ["run", "--out", "WS/run_file"],
+    "run_out_under_proc": ["run", "--out", PROC_OUT],
+    "train_recipe_malformed": ["train", "--recipe", "WS/bad.yaml", "--out", "WS/run"],
+    "train_out_is_a_file": ["train", "--out", "WS/run_file"],
+}
+
+
+@pytest.mark.parametrize("argv", REFUSED.values(), ids=REFUSED.keys())
+def test_refused_with_one_line_and_nothing_touched(argv, ws, capsys):
+    assert_clean_error(*run_cli(argv, ws, capsys))
+
+
+def test_stale_temp_cleanup_removes_only_edgepipe_temps(tmp_path):
+    theirs = [".tmp123-notes", "draft.tmp", ".old.tmp", "model.tmp.keras", ".tmpdir"]
+    for name in theirs:
+        (tmp_path / name).write_text("mine")
+    ours = tmp_path / f"{atomic.TEMP_PREFIX}42-model.tflite"
+    ours.write_text("half-written")
+    assert atomic.remove_stale_temps(tmp_path) == [ours.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
+
+
+def test_an_mlpackage_edgepipe_wrote_may_be_replaced_but_not_a_lookalike(tmp_path):
+    real = tmp_path / "a.mlpackage"
+    (real / "Data" / "com.apple.CoreML").mkdir(parents=True)
+    (real / "Manifest.json").write_text("{}")
+    with atomic.staged_path(real, folder_artifact=True) as tmp:
+        tmp.mkdir()
+        (tmp / "Manifest.json").write_text('{"new": 1}')
+    assert (real / "Manifest.json").read_text() == '{"new": 1}'
+    fake = tmp_path / "b.mlpackage"
+    fake.mkdir()
+    (fake / "thesis.tex").write_text("mine")
+    with pytest.raises(Exception, match="folder edgepipe did not make"):
+        with atomic.staged_path(fake, folder_artifact=True):
+            pass
+    assert (fake / "thesis.tex").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(atomic.TEMP_PREFIX)]
+
+
+def test_ctrl_c_early_in_a_command_is_one_line_and_130(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "edgepipe.cli.main", "run", "--out", str(tmp_path / "run")],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    time.sleep(1.5)  # inside the TensorFlow import or the first stage
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "edgepipe: interrupted", err

@@ -1,0 +1,450 @@
+"""Hostile model and image files: no foreign code without consent, bounded memory.
+
+Every model format we load (.keras zip, HDF5 .h5, tf.keras SavedModel folder) is
+inspected before Keras deserialises it: Lambda layers, serialized Python code,
+foreign modules and unknown classes are refused unless --trust-model. Zip bombs,
+HDF5 bombs and images with absurd pixel counts are refused from their headers.
+
+Each refusal is checked through the CLI in-process: exit code 2, exactly one
+``edgepipe: error:`` line, the hostile code never ran (a marker file it would
+write stays absent), the input unchanged and nothing written.
+"""
+import hashlib
+import json
+import resource
+import struct
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.main import main
+
+HINT = "pass --trust-model to load it anyway"
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+
+def _digest(path: Path) -> str:
+    if path.is_dir():
+        return hashlib.sha256(b"".join(p.relative_to(path).as_posix().encode() + p.read_bytes()
+                                       for p in sorted(path.rglob("*")) if p.is_file())).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _listing(folder: Path) -> set:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def refused(capsys, argv, model: Path, marker: Path | None = None, expect: str | None = None) -> str:
+    """Run the CLI; assert a clean refusal (rc 2, one line, nothing ran, nothing changed). Returns the line."""
+    capsys.readouterr()
+    folder = model.parent
+    before, listing = _digest(model), _listing(folder)
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("edgepipe: error: "), err
+    assert "Traceback" not in err
+    if marker is not None:
+        assert not marker.exists(), "the model's code ran"
+    assert _digest(model) == before, "the input changed"
+    assert _listing(folder) == listing, "something was written"
+    if expect is not None:
+        assert expect in lines[0], lines[0]
+    return lines[0]
+
+
+def convert_argv(model: Path, *extra) -> list:
+    return [str(a) for a in ("convert", "--model", model, "--format", "tflite", "--out", model.parent / "o.tflite",
+                             *extra)]
+
+
+def _marker_lambda(marker: Path):
+    """A Lambda whose function writes ``marker`` whenever it runs (the path rides in a default argument,
+    which Keras serializes with the bytecode)."""
+    return lambda x, _m=str(marker): (open(_m, "w").write("ran"), x)[1]
+
+
+def as_legacy_savedmodel(src: Path, dst: Path) -> Path:
+    """A SavedModel as TF < 2.5 wrote it: the Keras metadata inside saved_model.pb's object graph,
+    no keras_metadata.pb. Keras still reads it from there."""
+    import shutil
+    from edgepipe.base.backend import keras, tf
+    shutil.copytree(src, dst)
+    metadata = keras.protobuf.saved_metadata_pb2.SavedMetadata()
+    metadata.ParseFromString((dst / "keras_metadata.pb").read_bytes())
+    saved = tf.__internal__.saved_model.parse_saved_model(str(dst))
+    for node in metadata.nodes:
+        saved.meta_graphs[0].object_graph_def.nodes[node.node_id].user_object.metadata = node.metadata
+    (dst / "saved_model.pb").write_bytes(saved.SerializeToString())
+    (dst / "keras_metadata.pb").unlink()
+    return dst
+
+
+def rewrite_keras(src: Path, dst: Path, mutate) -> Path:
+    """Copy a .keras zip, passing its config.json through ``mutate(config)``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                mutate(config)
+                data = json.dumps(config).encode()
+            zout.writestr(info, data)
+    return dst
+
+
+def layer_named(config: dict, name: str) -> dict:
+    return next(layer for layer in config["config"]["layers"] if layer["config"]["name"] == name)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def huge_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A valid 1-bit grayscale PNG of width x height: a few tens of KB on disk, 1.2 GB decoded as BGR."""
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
+                     + _png_chunk(b"IEND", b""))
+    return path
+
+
+def small_png(path: Path, width: int = 40, height: int = 30) -> Path:
+    import cv2
+    ok, buf = cv2.imencode(".png", np.full((height, width, 3), 200, np.uint8))
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A model whose Lambda (nested: Functional > Sequential > TimeDistributed > Lambda) writes a marker
+    when it runs, in all three formats. Saving traces the Lambda, so the marker is removed afterwards."""
+    from edgepipe.base.backend import keras
+    root = tmp_path_factory.mktemp("hostile")
+    marker = root / "MARKER"
+    inner = keras.Sequential([keras.layers.TimeDistributed(keras.layers.Lambda(_marker_lambda(marker), name="lambda"),
+                                                           input_shape=(8, 8, 4))], name="inner")
+    x = keras.Input((8, 8, 3))
+    model = keras.Model(x, inner(keras.layers.Conv2D(4, 1)(x)))
+    paths = {"keras": root / "lambda.keras", "h5": root / "lambda.h5", "savedmodel": root / "lambda_savedmodel"}
+    model.save(paths["keras"])
+    model.save(paths["h5"])
+    model.save(paths["savedmodel"], save_format="tf")
+    paths["legacy_savedmodel"] = as_legacy_savedmodel(paths["savedmodel"], root / "lambda_legacy_savedmodel")
+    marker.unlink(missing_ok=True)
+    return paths, marker
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """A small benign model, .keras and .h5, to craft hostile variants from. ``tf.nn.relu`` on a Keras
+    tensor makes a TFOpLambda layer, whose config names the TensorFlow function it calls."""
+    from edgepipe.base.backend import keras, tf
+    root = tmp_path_factory.mktemp("plain")
+    x = keras.Input((8, 8, 3))
+    y = tf.nn.relu(keras.layers.Conv2D(4, 3, name="conv")(x))
+    model = keras.Model(x, keras.layers.Dense(2, name="dense")(keras.layers.GlobalAveragePooling2D()(y)))
+    model.save(root / "plain.keras")
+    model.save(root / "plain.h5")
+    return root
+
+
+def isolated(src: Path, tmp_path: Path) -> Path:
+    """A copy of a fixture model alone in its own folder (so 'nothing written' is checkable)."""
+    import shutil
+    dst = tmp_path / "in" / src.name
+    dst.parent.mkdir()
+    (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    return dst
+
+
+# -- Lambda layers, in every format and command --------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel", "legacy_savedmodel"])
+def test_lambda_is_refused_in_every_format(hostile, fmt, tmp_path, capsys):
+    paths, marker = hostile
+    model = isolated(paths[fmt], tmp_path)
+    line = refused(capsys, convert_argv(model), model, marker)
+    assert "layer 'lambda' is a Lambda layer (arbitrary Python code)" in line and line.endswith(HINT), line
+
+
+def test_lambda_is_refused_by_verify_bench_and_scan(hostile, tmp_path, capsys):
+    paths, marker = hostile
+    h5, keras_file = isolated(paths["h5"], tmp_path), paths["keras"]
+    refused(capsys, ["verify", "--model", h5, "--export", h5.parent / "missing.tflite"], h5, marker, "Lambda")
+    refused(capsys, ["bench", keras_file, "--runs", "1", "--warmup", "0"], keras_file, marker, "Lambda")
+    photo = small_png(tmp_path / "photo.png")
+    refused(capsys, ["scan", photo, "--model", keras_file], keras_file, marker, "Lambda")
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel", "legacy_savedmodel"])
+def test_the_marker_is_real_when_trusted(hostile, fmt, tmp_path):
+    """The fixture is hostile for real: trusted, loading these formats runs the Lambda's code."""
+    from edgepipe.base.modelio import load_keras
+    paths, marker = hostile
+    try:
+        load_keras(isolated(paths[fmt], tmp_path), trust=True)
+        assert marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def test_trusted_lambda_model_converts(tmp_path, capsys):
+    from edgepipe.base.backend import keras
+    x = keras.Input((8, 8, 3))
+    model = keras.Model(x, keras.layers.Lambda(lambda t: t * 2.0, name="double")(x))
+    path = tmp_path / "benign.keras"
+    model.save(path)
+    refused(capsys, convert_argv(path), path, expect="Lambda")
+    assert main(convert_argv(path, "--trust-model")) == 0
+    assert (tmp_path / "o.tflite").stat().st_size > 0
+
+
+# -- crafted configs -----------------------------------------------------------------------------------------------
+
+def test_foreign_module_is_never_imported(plain, tmp_path, capsys, monkeypatch):
+    """Keras imports a config's ``module`` before it finds the class missing, even in safe_mode."""
+    marker = tmp_path / "IMPORTED"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "evilmod_xyz.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(sys.modules, "evilmod_xyz", raising=False)
+
+    def evil(config):  # the model's own class: Keras resolves it by module, not by its layer table
+        config.update(module="evilmod_xyz", registered_name=None)
+    (tmp_path / "in").mkdir()
+    path = rewrite_keras(plain / "plain.keras", tmp_path / "in" / "evil.keras", evil)
+    line = refused(capsys, convert_argv(path), path, marker, "names Python module 'evilmod_xyz'")
+    assert "evilmod_xyz" not in sys.modules and line.endswith(HINT)
+
+    # The fixture is hostile for real: Keras' own safe_mode imports the module.
+    from edgepipe.base.backend import keras
+    with pytest.raises(Exception):
+        keras.models.load_model(path, compile=False, safe_mode=True)
+    assert marker.exists()
+    sys.modules.pop("evilmod_xyz", None)
+
+
+def _set(layer: str, **fields):
+    return lambda config: layer_named(config, layer).update(fields)
+
+
+def _set_in_config(layer: str, **fields):
+    return lambda config: layer_named(config, layer)["config"].update(fields)
+
+
+def _lambda_activation(config):
+    layer_named(config, "dense")["config"]["activation"] = {
+        "class_name": "__lambda__", "config": {"value": ["4wEAAAAA", None, None]}}
+
+
+def _builtin_function(config):
+    layer_named(config, "dense")["config"]["activation"] = {
+        "module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}
+
+
+def _nested_unknown(config):
+    dense = layer_named(config, "dense")
+    dense["config"]["kernel_initializer"] = {"module": "keras.initializers", "class_name": "EvilInit",
+                                             "config": {}, "registered_name": None}
+
+
+CRAFTED = {
+    "unknown_class": (_set("conv", class_name="EvilLayer"), "has class 'EvilLayer'"),
+    "unknown_class_multiline": (_set("conv", class_name="Evil\nLayer"), "has class 'Evil\\nLayer'"),
+    "unknown_class_nested": (_nested_unknown, "has class 'EvilInit'"),
+    "function_field": (_set_in_config("dense", function=["4wEAAAAAAAAAAAAAAAAA", None, None]),
+                       "serialized Python function"),
+    "lambda_function_type": (_set_in_config("dense", function_type="lambda"), "serialized Python lambda"),
+    "lambda_object": (_lambda_activation, "serialized Python lambda"),
+    "foreign_package": (_set("conv", registered_name="evilpkg>Conv2D"), "names package 'evilpkg'"),
+    "builtins_function": (_builtin_function, "function 'exec', which is neither a Keras nor an edgepipe"),
+    "tf_op_writing_files": (_set_in_config("tf.nn.relu", function="io.write_file"),
+                            "calls TensorFlow's 'io.write_file'"),
+    "module_of_a_layer": (_set("conv", module="os", registered_name=None), "names Python module 'os'"),
+    "module_in_nested_field": (_set_in_config("dense", activation_module="subprocess"),
+                               "names Python module 'subprocess'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_keras_config_is_refused(plain, tmp_path, capsys, case):
+    mutate, expect = CRAFTED[case]
+    (tmp_path / "in").mkdir()
+    path = rewrite_keras(plain / "plain.keras", tmp_path / "in" / f"{case}.keras", mutate)
+    refused(capsys, convert_argv(path), path, expect=expect)
+
+
+def test_crafted_h5_config_is_refused(plain, tmp_path, capsys):
+    import h5py
+    path = isolated(plain / "plain.h5", tmp_path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        layer_named(config, "conv")["class_name"] = "EvilLayer"
+        f.attrs["model_config"] = json.dumps(config)
+    refused(capsys, convert_argv(path), path, expect="has class 'EvilLayer'")
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel"])
+def test_models_with_edgepipe_layers_still_load(tmp_path, fmt):
+    from edgepipe.base.backend import keras, tf
+    from edgepipe.base.custom_layers import ChannelSplit, DepthToSpace, GroupSplit
+    from edgepipe.base.modelio import load_keras
+    x = keras.Input((8, 8, 8))
+    a, b = ChannelSplit(2)(keras.layers.Conv2D(8, 1, activation="relu")(x))
+    g = keras.layers.Concatenate()([keras.layers.Conv2D(2, 1)(t) for t in GroupSplit(2)(b)])
+    y = DepthToSpace(2)(tf.nn.relu(keras.layers.Concatenate()([a, g])))
+    model = keras.Model(x, y)
+    path = tmp_path / {"keras": "m.keras", "h5": "m.h5", "savedmodel": "m_savedmodel"}[fmt]
+    model.save(path, **({"save_format": "tf"} if fmt == "savedmodel" else {}))
+    loaded = load_keras(path)
+    data = np.random.default_rng(0).random((1, 8, 8, 8), np.float32)
+    np.testing.assert_allclose(loaded.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)
+
+
+def test_config_walk_accepts_edgepipe_and_tfmot_classes():
+    """Our registered layers, a QAT model's tfmot wrappers and quantize configs (ours among them: the
+    pass-through config of ChannelSplit, the output-only one of a BN after a concat) and pruning
+    wrappers all pass the inspection."""
+    from edgepipe.base.backend import keras
+    from edgepipe.base.custom_layers import ChannelSplit
+    from edgepipe.base.modelio import find_foreign_code
+    from edgepipe.quantize import prune
+    from edgepipe.quantize.qat import qat_model
+    x = keras.Input((8, 8, 3))
+    parts = ChannelSplit(2)(keras.layers.Conv2D(8, 1)(x))
+    y = keras.layers.BatchNormalization()(keras.layers.Concatenate()([keras.layers.Conv2D(4, 1)(t) for t in parts]))
+    model = keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(y)))
+    qat = json.loads(qat_model(model).to_json())
+    assert "PassThroughQuantizeConfig" in json.dumps(qat) and "OutputOnlyQuantizeConfig" in json.dumps(qat)
+    for config in (json.loads(model.to_json()), qat, json.loads(prune.wrap(model, 0.5, steps=2).to_json())):
+        assert find_foreign_code(config) is None
+
+
+# -- resource bombs ------------------------------------------------------------------------------------------------
+
+def test_zip_bomb_is_refused_from_its_directory(plain, tmp_path, capsys):
+    """300 MB of zeros deflated to ~300 KB: refused by its ratio, without being inflated."""
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        with zipfile.ZipFile(plain / "plain.keras") as zin:
+            zout.writestr("config.json", zin.read("config.json"))
+        with zout.open("model.weights.h5", "w", force_zip64=True) as member:
+            chunk = bytes(1 << 20)
+            for _ in range(300):
+                member.write(chunk)
+    assert path.stat().st_size < 2_000_000
+    peak = _peak_rss_mb()
+    line = refused(capsys, convert_argv(path), path, expect="zip bomb")
+    assert "model.weights.h5" in line
+    assert _peak_rss_mb() - peak < 150, "the bomb was inflated"
+
+
+def test_model_over_the_size_limit_names_the_limit(plain, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EDGEPIPE_MAX_MODEL_BYTES", "10000")
+    path = isolated(plain / "plain.keras", tmp_path)
+    line = refused(capsys, convert_argv(path), path, expect="EDGEPIPE_MAX_MODEL_BYTES")
+    assert "9.766 KiB limit" in line
+    (tmp_path / "h5").mkdir()
+    h5 = isolated(plain / "plain.h5", tmp_path / "h5")
+    monkeypatch.setenv("EDGEPIPE_MAX_MODEL_BYTES", "100")
+    refused(capsys, convert_argv(h5), h5, expect="EDGEPIPE_MAX_MODEL_BYTES")
+    monkeypatch.setenv("EDGEPIPE_MAX_MODEL_BYTES", "lots")
+    refused(capsys, convert_argv(path), path, expect="EDGEPIPE_MAX_MODEL_BYTES must be a positive whole number")
+
+
+def test_hdf5_dataset_bomb_is_refused(plain, tmp_path, capsys):
+    """A chunked dataset declared at 16 GB but never written: a few KB on disk."""
+    import h5py
+    path = isolated(plain / "plain.h5", tmp_path)
+    with h5py.File(path, "r+") as f:
+        f.create_dataset("model_weights/bomb", shape=(1 << 32,), dtype="f4", chunks=(1 << 16,),
+                         compression="gzip")
+    assert path.stat().st_size < 1_000_000
+    refused(capsys, convert_argv(path), path, expect="declare 16 GiB")
+
+
+def test_huge_image_is_refused_from_its_header(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    photo = huge_png(tmp_path / "in" / "huge.png")
+    assert photo.stat().st_size < 2_000_000
+    peak = _peak_rss_mb()
+    line = refused(capsys, ["scan", photo, "--model", tmp_path / "none.tflite"], photo,
+                   expect="20000x20000 image has 400 megapixels, over the 40-megapixel limit")
+    assert "EDGEPIPE_MAX_IMAGE_PIXELS" in line
+    assert _peak_rss_mb() - peak < 150, "the image was decoded"
+
+
+def test_image_limit_applies_to_folders_and_can_be_raised(tmp_path, monkeypatch):
+    from edgepipe.cli.scan import read_photo
+    from edgepipe.train.folders import image_folder, read_rgb
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(2):
+            small_png(tmp_path / "data" / c / f"{i}.png")
+    assert image_folder(tmp_path / "data", 8).images.shape == (4, 8, 8, 3)
+    monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(EdgePipeError, match="40x30 image .* over the 0.001-megapixel limit"):
+        image_folder(tmp_path / "data", 8)
+    with pytest.raises(EdgePipeError, match="EDGEPIPE_MAX_IMAGE_PIXELS"):
+        read_photo(tmp_path / "data" / "a" / "0.png")
+    monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "1200")
+    assert read_rgb(tmp_path / "data" / "a" / "0.png").shape == (30, 40, 3)
+    (tmp_path / "data" / "a" / "bad.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(EdgePipeError, match="corrupt or not an image"):
+        read_rgb(tmp_path / "data" / "a" / "bad.png")
+    with pytest.raises(EdgePipeError, match="not a readable image"):
+        read_photo(tmp_path / "data" / "a" / "bad.png")
+
+
+# -- garbage and non-Keras files -----------------------------------------------------------------------------------
+
+GARBAGE = b"\x00not a model\xff" * 10
+
+
+@pytest.mark.parametrize("name", ["bad.h5", "bad.keras", "bad_savedmodel", "empty_folder"])
+def test_garbage_is_one_line(tmp_path, capsys, name):
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / name
+    if name.endswith("savedmodel"):
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(GARBAGE)
+        (path / "keras_metadata.pb").write_bytes(GARBAGE)
+    elif name == "empty_folder":
+        path.mkdir()
+    else:
+        path.write_bytes(GARBAGE)
+    refused(capsys, convert_argv(path), path, expect="not a loadable Keras model")
+
+
+def test_non_keras_savedmodel_is_one_line(tmp_path, capsys):
+    from edgepipe.base.backend import tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def __call__(self, x):
+            return x * 2.0
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "plain_savedmodel"
+    tf.saved_model.save(Doubler(), str(path))
+    refused(capsys, convert_argv(path), path, expect="not a Keras SavedModel (no keras_metadata.pb")
+    refused(capsys, convert_argv(path, "--trust-model"), path, expect="not a Keras SavedModel")

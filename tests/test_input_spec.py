@@ -1,0 +1,272 @@
+"""The user's own model, converted right (issue #20): the TF image-classification
+tutorial's Sequential model (augmentation block, Rescaling(1/255)) converts and
+verifies, and every bundle states the input its model really takes: fed what
+its bundle says, each export matches the Keras original fed its true input."""
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.base.backend import keras
+from edgepipe.cli.main import main
+from edgepipe.convert.inputspec import DEFAULT, InputSpec, bundle_card, from_model, from_range
+from edgepipe.evaluate.runners import open_runner
+
+SIZE = 32
+IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
+def tutorial_model(size=SIZE):
+    """tensorflow.org/tutorials/images/classification, at a small input size."""
+    L = keras.layers
+    augment = keras.Sequential([L.RandomFlip("horizontal"), L.RandomRotation(0.1), L.RandomZoom(0.1)])
+    return keras.Sequential([
+        keras.Input((size, size, 3)), augment, L.Rescaling(1. / 255),
+        L.Conv2D(16, 3, padding="same", activation="relu"), L.MaxPooling2D(),
+        L.Conv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(), L.Dropout(0.2),
+        L.Flatten(), L.Dense(128, activation="relu"), L.Dense(5)])
+
+
+def plain_model(size=SIZE):
+    """No preprocessing layers: the user says what it takes."""
+    L = keras.layers
+    return keras.Sequential([keras.Input((size, size, 3), name="image"), L.Conv2D(8, 3, activation="relu"),
+                             L.GlobalAveragePooling2D(), L.Dense(4, bias_initializer="ones")])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    keras.utils.set_random_seed(7)
+    folder = tmp_path_factory.mktemp("spec")
+    paths = {}
+    for name, build in (("tutorial", tutorial_model), ("plain", plain_model)):
+        paths[name] = folder / f"{name}.keras"
+        build().save(paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    from edgepipe.train.docgen import generate
+    return np.stack([generate(99, i, SIZE).image for i in range(4)])  # uint8 RGB
+
+
+def _convert(model, out, *flags):
+    assert main(["convert", "--model", str(model), "--out", str(out), *flags]) == 0
+    return out
+
+
+def _keras(path, x):
+    from edgepipe.base.modelio import load_keras
+    return load_keras(path).predict(np.asarray(x, np.float32), verbose=0)
+
+
+def _run(path, x):
+    return next(iter(open_runner(path).predict(np.asarray(x, np.float32)).values()))
+
+
+def _close(ref, got, rel=1e-4):
+    err = np.abs(np.asarray(got).reshape(ref.shape) - ref).max()
+    assert err <= rel * np.abs(ref).max(), f"max abs {err:.3g} against outputs up to {np.abs(ref).max():.3g}"
+
+
+# --- reading each format's own statement of the input back -------------------------------
+
+def _tflite_normalization(path):
+    """(mean, std, colour space) from the TFLITE_METADATA flatbuffer, parsed here by schema slot."""
+    import flatbuffers
+    from flatbuffers import number_types as N
+    from tensorflow.lite.tools import flatbuffer_utils
+    from edgepipe.convert.tflite_metadata import strip_associated_files
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(strip_associated_files(path.read_bytes())))
+    entry = next(m for m in model.metadata if m.name.decode() == "TFLITE_METADATA")
+    buf = bytearray(model.buffers[entry.buffer].data.tobytes())
+
+    def table(t, slot):  # the table a field points at
+        o = t.Offset(4 + 2 * slot)
+        return flatbuffers.table.Table(t.Bytes, t.Indirect(o + t.Pos))
+
+    def first(t, slot):  # the first table of a vector field
+        o = t.Offset(4 + 2 * slot)
+        return flatbuffers.table.Table(t.Bytes, t.Indirect(t.Vector(o)))
+
+    root = flatbuffers.table.Table(buf, flatbuffers.encode.Get(N.UOffsetTFlags.packer_type, buf, 0))
+    tensor = first(first(root, 3), 2)  # subgraph_metadata[0].input_tensor_metadata[0]
+    options = table(first(tensor, 4), 1)  # process_units[0].options (NormalizationOptions)
+    mean, std = (options.GetVectorAsNumpy(N.Float32Flags, options.Offset(4 + 2 * s)) for s in (0, 1))
+    props = table(table(tensor, 3), 1)  # content.content_properties (ImageProperties)
+    o = props.Offset(4)
+    color = props.Get(N.Int8Flags, o + props.Pos) if o else 0
+    return mean.astype(np.float64), std.astype(np.float64), {0: "UNKNOWN", 1: "RGB", 2: "GRAYSCALE"}[color]
+
+
+def _coreml_image_type(path):
+    """(scale, bias, colour space, input name) of the ImageType: the mul/add coremltools puts first."""
+    import coremltools as ct
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    name = spec.description.input[0].name
+    block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
+    consts = {op.outputs[0].name: op.attributes["val"] for op in block.operations if op.type == "const"}
+
+    def value(kind, default):
+        v = consts.get(f"{name}__{kind}___y_0")
+        return np.asarray(v.immediateValue.tensor.floats.values, np.float64) if v else np.asarray([default])
+    space = spec.description.input[0].type.imageType.colorSpace
+    color = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(space)
+    return value("scaled", 1.0), value("biased", 0.0), color, name
+
+
+def _coreml_on_pixels(path, pixels):
+    """The reference interpreter fed 8-bit pixels, as a CVPixelBuffer would (planes in the layout's order)."""
+    from edgepipe.evaluate.milref import ReferenceProgram
+    _, _, color, name = _coreml_image_type(path)
+    planes = pixels[..., ::-1] if color == "BGR" else pixels
+    program = ReferenceProgram(path)
+    out = [next(iter(program.run({name: p[None].astype(np.float32).transpose(0, 3, 1, 2)}).values()))
+           for p in planes]
+    return np.concatenate(out)
+
+
+# --- the tutorial model ------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,suffix", [("tflite", ".tflite"), ("onnx", ".onnx")])
+def test_tutorial_model_converts_and_verifies(saved, tmp_path, fmt, suffix):
+    out = _convert(saved["tutorial"], tmp_path / f"flowers{suffix}", "--format", fmt)
+    assert main(["verify", "--model", str(saved["tutorial"]), "--export", str(out)]) == 0
+
+
+def test_tutorial_model_coreml_verifies(saved, tmp_path):
+    out = _convert(saved["tutorial"], tmp_path / "flowers.mlpackage", "--format", "coreml")
+    assert main(["verify", "--model", str(saved["tutorial"]), "--export", str(out)]) == 0
+
+
+def test_flatten_inlines_nested_models_and_reads_tf_op_preprocessing():
+    """The transfer-learning tutorial's shape: augmentation, preprocess_input's tf.math ops,
+    a nested functional backbone called with training=False, dropout, a head."""
+    from edgepipe.convert.fold import count_batchnorm, export_graph
+    from edgepipe.mobile_models.graph import flatten
+    L = keras.layers
+    inner_in = keras.Input((16, 16, 3))
+    inner = L.ReLU()(L.BatchNormalization()(L.Conv2D(4, 3)(inner_in)))
+    base = keras.Model(inner_in, inner, name="backbone")
+    base.layers[2].set_weights([np.full(4, v, np.float32) for v in (1.5, 0.1, 0.2, 2.0)])
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.Sequential([L.RandomFlip("horizontal")])(inp)
+    x = keras.applications.mobilenet_v2.preprocess_input(x)
+    x = L.GlobalAveragePooling2D()(base(x, training=False))
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Dropout(0.2)(x)))
+    flat = flatten(model)
+    assert not any(isinstance(l, keras.Model) or "Random" in type(l).__name__ for l in flat.layers)
+    assert (flat.input_names, flat.output_names) == (["image"], ["logits"])
+    px = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(flat.predict(px, verbose=0), model.predict(px, verbose=0), atol=1e-5)
+    assert count_batchnorm(export_graph(model)) == 0  # the nested backbone's BN folds too
+    spec = from_model(model)
+    assert (spec.source, spec.mean, spec.std) == ("model", (0.0,), (1.0,))  # raw pixels in
+
+
+# --- end to end: what each bundle says, fed to each export -------------------------------
+
+CASES = {  # model, flags, the Keras original's true input for uint8 pixels
+    "rescaling": ("tutorial", [], lambda p: p.astype(np.float32)),
+    "range": ("plain", ["--input-range", "-1,1"], lambda p: p.astype(np.float32) / 127.5 - 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_export_fed_what_its_bundle_says_matches_keras(saved, pixels, tmp_path, case):
+    model, flags, truth = CASES[case]
+    ref = _keras(saved[model], truth(pixels))
+    p = pixels.astype(np.float64)
+    tfl = _convert(saved[model], tmp_path / "m.tflite", "--format", "tflite", *flags)
+    mean, std, color = _tflite_normalization(tfl)
+    assert color == "RGB"
+    _close(ref, _run(tfl, (p - mean) / std))
+    onx = _convert(saved[model], tmp_path / "m.onnx", "--format", "onnx", *flags)
+    norm = bundle_card(onx)["inputs"][0]["normalization"]
+    _close(ref, _run(onx, p * norm["scale"] + norm["bias"]))
+    mlp = _convert(saved[model], tmp_path / "m.mlpackage", "--format", "coreml", *flags)
+    scale, bias, color, _ = _coreml_image_type(mlp)
+    np.testing.assert_allclose([scale[0], bias[0]], [norm["scale"], norm["bias"]], rtol=1e-6)
+    assert color == "RGB"
+    _close(ref, _coreml_on_pixels(mlp, pixels), rel=1e-2)  # fp16 Core ML
+
+
+def test_per_channel_mean_std_and_bgr_reach_every_format(saved, pixels, tmp_path):
+    """ImageNet mean/std in BGR: TFLite metadata per channel, Core ML's one scale plus
+    the exact per-channel rest in the graph, the card says BGR."""
+    flags = ["--mean", ",".join(map(str, IMAGENET_MEAN)), "--std", ",".join(map(str, IMAGENET_STD)), "--bgr"]
+    truth = (pixels[..., ::-1] - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    ref = _keras(saved["plain"], truth)
+    tfl = _convert(saved["plain"], tmp_path / "m.tflite", "--format", "tflite", *flags)
+    mean, std, color = _tflite_normalization(tfl)
+    np.testing.assert_allclose(mean, IMAGENET_MEAN, rtol=1e-6)
+    np.testing.assert_allclose(std, IMAGENET_STD, rtol=1e-6)
+    assert color == "UNKNOWN"  # the metadata schema has no BGR; the description says it
+    card = json.loads((tmp_path / "m.tflite.model_card.json").read_text())
+    entry = card["inputs"][0]
+    assert entry["color_order"] == "BGR" and entry["normalization"]["source"] == "user"
+    assert entry["description"].startswith("BGR image")
+    _close(ref, _run(tfl, (pixels[..., ::-1] - mean) / std))
+    mlp = _convert(saved["plain"], tmp_path / "m.mlpackage", "--format", "coreml", *flags)
+    scale, bias, color, _ = _coreml_image_type(mlp)
+    assert color == "BGR" and scale.size == 1 and bias.size == 3
+    _close(ref, _coreml_on_pixels(mlp, pixels), rel=1e-2)
+
+
+def test_zoo_models_keep_pixel_over_255(saved):
+    from edgepipe import mobile_models
+    from edgepipe.pipeline.cards import generic_meta
+    entry = generic_meta(mobile_models.build("tiny_cnn", input_shape=(32, 32, 3), classes=10), "zoo")["inputs"][0]
+    assert entry["normalization"] | {"formula": None} == {
+        "scale": 1 / 255, "bias": 0.0, "formula": None, "mean": [0.0] * 3, "std": [255.0] * 3, "source": "default"}
+    assert (entry["range"], entry["color_order"]) == ([0.0, 1.0], "RGB")
+
+
+def test_calibration_data_follows_the_spec(saved, tmp_path):
+    """A raw-pixel model calibrates on 0..255: its int8 input scale is ~1, not ~1/255."""
+    from edgepipe.cli.inputs import sample_inputs
+    unit = sample_inputs((SIZE, SIZE, 3), count=2)
+    assert np.array_equal(sample_inputs((SIZE, SIZE, 3), count=2, spec=DEFAULT), unit)
+    raw = sample_inputs((SIZE, SIZE, 3), count=2, spec=InputSpec((0.0,), (1.0,)))
+    np.testing.assert_allclose(raw, unit * 255, atol=1e-3)
+    np.testing.assert_allclose(sample_inputs((SIZE, SIZE, 3), count=2, spec=from_range(-1, 1)), unit * 2 - 1, atol=1e-6)
+    out = tmp_path / "q.int8.tflite"
+    assert main(["quantize", "--model", str(saved["tutorial"]), "--mode", "int8", "--calibration-samples", "8",
+                 "--out", str(out)]) == 0
+    card = json.loads(out.with_name(out.name + ".model_card.json").read_text())
+    assert card["artifacts"][0]["quantization"]["input"]["scale"] > 0.5
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--input-range", "1,-1"], "LO,HI with LO < HI"),
+    (["--input-range", "0"], "LO,HI"),
+    (["--mean", "1,2"], "one or three numbers"),
+    (["--std", "0"], "> 0"),
+    (["--mean", "nan"], "one or three numbers"),
+])
+def test_bad_spec_flags_are_one_line_errors(saved, tmp_path, capsys, flags, needle):
+    code = main(["convert", "--model", str(saved["plain"]), "--format", "tflite", "--out",
+                 str(tmp_path / "m.tflite"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_range_and_mean_std_together_are_refused(saved, tmp_path, capsys):
+    code = main(["quantize", "--model", str(saved["plain"]), "--mode", "dynamic", "--out", str(tmp_path / "q.tflite"),
+                 "--input-range", "0,1", "--mean", "127"])
+    assert code == 2 and "give one" in capsys.readouterr().err
+
+
+def test_googles_reader_reads_per_channel_and_raw_pixel_metadata(saved, tmp_path, tflite_support_metadata):
+    flags = ["--mean", ",".join(map(str, IMAGENET_MEAN)), "--std", ",".join(map(str, IMAGENET_STD))]
+    for model, extra, mean, std in (("plain", flags, list(IMAGENET_MEAN), list(IMAGENET_STD)),
+                                    ("tutorial", [], [0.0], [1.0])):
+        out = _convert(saved[model], tmp_path / f"{model}.tflite", "--format", "tflite", *extra)
+        shown = tflite_support_metadata.MetadataDisplayer.with_model_file(str(out))
+        image = json.loads(shown.get_metadata_json())["subgraph_metadata"][0]["input_tensor_metadata"][0]
+        options = image["process_units"][0]["options"]
+        np.testing.assert_allclose(options["mean"], mean, rtol=1e-6)
+        np.testing.assert_allclose(options["std"], std, rtol=1e-6)
+        assert image["content"]["content_properties"]["color_space"] == "RGB"

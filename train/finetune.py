@@ -1,0 +1,14 @@
+"""Fine-tuning: the few Adam steps every compression stage runs after it changes
+a model (magnitude pruning, channel pruning, QAT, PQAT). One helper, so the
+stages and the pruning modules share it without importing each other."""
+from edgepipe.base.backend import keras, tf
+
+
+def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, callbacks=(),
+              seed: int = 0):
+    """``steps`` Adam steps over shuffled, repeated (x, y): the fine-tuning every
+    compression step uses (pruning, channel pruning, QAT). ``seed`` sets the order."""
+    model.compile(keras.optimizers.Adam(learning_rate), loss)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size).repeat()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
+    return model
