@@ -136,6 +136,8 @@ USAGE = {
     "no_command": [],
     "unknown_command": ["frobnicate"],
     "profile_unknown_name": ["profile", "nope"],
+    "profile_file_with_build_options": ["profile", "WS/m.keras", "--alpha", "0.5"],
+    "profile_garbage_file": ["profile", "WS/garbage.keras"],
     "profile_size_zero": ["profile", "tiny_cnn", "--size", "0"],
     "profile_size_text": ["profile", "tiny_cnn", "--size", "big"],
     "profile_alpha_negative": ["profile", "mobilenet_v2", "--alpha", "-1"],
@@ -275,6 +277,12 @@ REFUSED = {
 @pytest.mark.parametrize("argv", REFUSED.values(), ids=REFUSED.keys())
 def test_refused_with_one_line_and_nothing_touched(argv, ws, capsys):
     assert_clean_error(*run_cli(argv, ws, capsys))
+
+
+def test_profile_takes_a_model_file(ws, capsys):
+    assert main(["profile", str(ws / "m.keras"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["params"] == 4 * 3 * 3 * 3 + 4 + 4 * 3 + 3  # conv + dense of the workspace's model
 
 
 def test_stale_temp_cleanup_removes_only_edgepipe_temps(tmp_path):

@@ -1,6 +1,12 @@
-"""``edgepipe profile``: per-layer params, mult-adds, memory-access cost, peak memory."""
+"""``edgepipe profile``: per-layer params, mult-adds, memory-access cost, peak
+memory, of a registered network or of a user's model file."""
+from pathlib import Path
+
 from edgepipe import mobile_models
-from edgepipe.cli.args import int_range, positive, positive_int
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust, int_range, positive, positive_int
+
+BUILD_OPTIONS = ("alpha", "groups", "scale", "classes", "size")
 
 
 def cmd_profile(args):
@@ -8,13 +14,7 @@ def cmd_profile(args):
 
     from edgepipe.mobile_models.profile import profile_model
     from edgepipe.pipeline.profile_table import print_profile
-
-    entry = mobile_models.entry(args.name)
-    opts = {k: v for k, v in (("alpha", args.alpha), ("groups", args.groups), ("scale", args.scale),
-                              ("classes", args.classes)) if v is not None}
-    if args.size:
-        opts["input_shape"] = (args.size, args.size, 3)
-    result = profile_model(mobile_models.build(entry.name, **opts))
+    result = profile_model(_model(args))
     if args.json:
         print(json.dumps(result))
     else:
@@ -22,14 +22,35 @@ def cmd_profile(args):
     return 0
 
 
+def _model(args):
+    """The registered network built with the options, or the user's file as it is."""
+    if args.name in mobile_models.names():
+        opts = {k: getattr(args, k) for k in ("alpha", "groups", "scale", "classes") if getattr(args, k) is not None}
+        if args.size:
+            opts["input_shape"] = (args.size, args.size, 3)
+        return mobile_models.build(args.name, **opts)
+    if not Path(args.name).exists():
+        raise EdgePipeError(f"'{args.name}' is neither a registered network ({', '.join(mobile_models.names())}) "
+                            "nor a model file")
+    given = [f"--{k}" for k in BUILD_OPTIONS if getattr(args, k) is not None]
+    if given:
+        raise EdgePipeError(f"{', '.join(given)} build a registered network; a model file is profiled as it is")
+    from edgepipe.base.modelio import load_keras
+    model = load_keras(args.name, trust=args.trust_model)
+    if any(d is None for d in model.input_shape[1:]):
+        raise EdgePipeError(f"{args.name} has a free input size {model.input_shape}; profile needs a fixed one")
+    return model
+
+
 def add_parser(sub):
     pr = sub.add_parser("profile", help="per-layer params, mult-adds, memory-access cost, peak memory")
-    pr.add_argument("name", choices=mobile_models.names(), metavar="NAME",
-                    help="a registered network: " + ", ".join(mobile_models.names()))
+    pr.add_argument("name", metavar="NAME_OR_FILE",
+                    help="a registered network (" + ", ".join(mobile_models.names()) + ") or a .keras/.h5/SavedModel")
     pr.add_argument("--alpha", type=positive, help="width multiplier (MobileNet)")
     pr.add_argument("--groups", type=positive_int, help="groups g (ShuffleNet v1)")
     pr.add_argument("--scale", type=positive, help="scale (ShuffleNet)")
     pr.add_argument("--classes", type=int_range(1, 100_000), help="classifier outputs")
     pr.add_argument("--size", type=int_range(8, 4096), help="square input side")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_trust(pr)
     pr.set_defaults(func=cmd_profile)
