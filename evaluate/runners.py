@@ -56,8 +56,8 @@ class Runner:
             return
         if self.inputs[0].dtype == "image" and len(want) == 3:  # Core ML images are (N, C, H, W) inside
             want = (*want[1:], want[0])
-        free = (None, -1, 0)  # a dimension the model leaves open
-        if len(want) != len(got) or any(w not in free and int(w) != g for w, g in zip(want, got)):
+        fixed = [w if isinstance(w, (int, np.integer)) and w > 0 else None for w in want]  # 'N', -1: open
+        if len(want) != len(got) or any(w is not None and int(w) != g for w, g in zip(fixed, got)):
             raise EdgePipeError(f"the model takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
                                 f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
 

@@ -15,6 +15,14 @@ from edgepipe.evaluate.hostinfo import file_sha256
 from edgepipe.pipeline.report import write_json
 
 
+def _well_formed(data) -> bool:
+    """A manifest as edgepipe writes it; anything else is treated as none."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return isinstance(stages, dict) and all(
+        isinstance(r, dict) and {"key", "outputs", "result", "seconds", "finished"} <= set(r)
+        and isinstance(r["outputs"], dict) for r in stages.values())
+
+
 def stage_key(config, inputs: dict) -> str:
     blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -27,15 +35,20 @@ class Manifest:
         if self.path.is_file() and not force:
             try:
                 self.data = json.loads(self.path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (OSError, ValueError):
                 self.data = {"stages": {}}  # a damaged manifest only costs a re-run
+        if not _well_formed(self.data):
+            self.data = {"stages": {}}
 
     def finished(self, name: str, key: str) -> dict | None:
         rec = self.data["stages"].get(name)
         if not rec or rec["key"] != key:
             return None
         for path, digest in rec["outputs"].items():
-            if not Path(path).exists() or file_sha256(path) != digest:
+            try:
+                if not Path(path).exists() or file_sha256(path) != digest:
+                    return None
+            except OSError:
                 return None
         return rec
 

@@ -39,6 +39,7 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
             export(v, source, path, calib if v.needs_calibration else None, meta)
             results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
         except EdgePipeError:
+            interrupts.check()
             raise
         except Exception as e:  # a converter failure is reported, not fatal to the run
             interrupts.check()  # ...unless it was Ctrl-C that the converter swallowed
@@ -213,6 +214,7 @@ class _Run:
         t0 = time.time()
         result, outputs = fn()
         self.timings[name] = round(time.time() - t0, 1)
+        interrupts.check()  # a Ctrl-C some library swallowed: not done
         if complete(result):
             self.manifest.record(name, key, outputs, result, self.timings[name])
             self.console.log(f"{name} done in {self.timings[name]} s")

@@ -78,6 +78,9 @@ def ws(tmp_path_factory):
     (root / "x.keras").mkdir()
     (root / "x.keras" / "keep.txt").write_text("a folder named like a model")
     os.symlink(root / "m.keras", root / "link_to_m.keras")
+    os.symlink("loop.tflite", root / "loop.tflite")  # a link to itself
+    (root / "model_card.json").write_text("{")  # another tool's file where bench looks for MACs
+    (root / "labels.txt").write_text("a\nb\nc\n")
     (root / "run_file").write_text("a file where a folder is expected")
     (root / "bad.yaml").write_text("model: [unclosed\n")
     (root / "unknown_key.yaml").write_text(yaml.safe_dump({"name": "x", "modle": {"name": "tiny_cnn"}}))
@@ -207,6 +210,15 @@ REFUSED = {
     "convert_out_under_proc": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", PROC_OUT],
     "convert_out_missing_folder": ["convert", "--model", "WS/m.keras", "--format", "tflite",
                                    "--out", "WS/nowhere/o.tflite"],
+    "convert_out_is_a_link_loop": ["convert", "--model", "WS/m.keras", "--format", "tflite",
+                                   "--out", "WS/loop.tflite"],
+    "convert_out_is_the_labels": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--labels",
+                                  "WS/labels.txt", "--out", "WS/labels.txt"],
+    "convert_model_name_with_newline": ["convert", "--model", "WS/evil\nname.keras", "--format", "tflite",
+                                        "--out", "WS/o.tflite"],
+    "quantize_out_is_the_data": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--data", "WS/good.npy",
+                                 "--out", "WS/good.npy"],
+    "scan_output_unknown_image_type": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", "WS/page.xyz"],
     "convert_labels_missing": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", "WS/o.tflite",
                                "--labels", "WS/missing.txt"],
     "quantize_out_is_input": ["quantize", "--model", "WS/m.keras", "--mode", "dynamic", "--out", "WS/m.keras"],
@@ -283,6 +295,13 @@ def test_profile_takes_a_model_file(ws, capsys):
     assert main(["profile", str(ws / "m.keras"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["params"] == 4 * 3 * 3 * 3 + 4 + 4 * 3 + 3  # conv + dense of the workspace's model
+
+
+def test_a_manifest_edgepipe_did_not_write_is_treated_as_none(tmp_path):
+    from edgepipe.pipeline.manifest import Manifest
+    for foreign in ('{"name": "my web app"}', "[]", '{"stages": {"train": {"key": "k"}}}'):
+        (tmp_path / "manifest.json").write_text(foreign)
+        assert Manifest(tmp_path).finished("train", "k") is None
 
 
 def test_stale_temp_cleanup_removes_only_edgepipe_temps(tmp_path):

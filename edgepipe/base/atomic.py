@@ -43,11 +43,11 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
     """Refuse an output path that would replace something edgepipe did not make,
     or that is one of ``inputs`` (through links too)."""
     path = Path(path)
+    if path.is_symlink():
+        raise EdgePipeError(f"{path} is a symbolic link; edgepipe does not replace links, choose another output")
     for src in inputs:
         if src and same_path(src, path):
             raise EdgePipeError(f"the output {path} is the input {src}; choose another --out")
-    if path.is_symlink():
-        raise EdgePipeError(f"{path} is a symbolic link; edgepipe does not replace links, choose another output")
     if path.is_dir() and not (folder_artifact and is_mlpackage(path)):
         raise EdgePipeError(f"{path} is an existing folder edgepipe did not make; it is left alone, "
                             "choose another output")
@@ -63,9 +63,9 @@ def same_path(a, b) -> bool:
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a link loop is nobody's input
+        return False
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -116,6 +116,13 @@ def staged_path(path: Path, folder_artifact: bool = False):
     _remove(tmp)
     try:
         yield tmp
+        _replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _replace(tmp: Path, path: Path):
+    try:
         if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop
             old = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{path.name}")
             os.replace(path, old)
@@ -123,8 +130,8 @@ def staged_path(path: Path, folder_artifact: bool = False):
             _remove(old)
         else:
             os.replace(tmp, path)
-    finally:
-        _remove(tmp)
+    except OSError as e:
+        raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
 
 
 def _remove(p: Path):

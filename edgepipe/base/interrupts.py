@@ -10,6 +10,8 @@ import signal
 import threading
 from contextlib import contextmanager
 
+from edgepipe.base.errors import EdgePipeError
+
 _state = {"interrupted": False}
 
 
@@ -33,6 +35,26 @@ def watch():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def converter_errors(what: str):
+    """A converter's own exception means the user's model does not convert (an
+    unsupported op, a shape it cannot handle): one line, exit 2. A Ctrl-C the
+    converter swallowed stays a Ctrl-C."""
+    try:
+        yield
+    except EdgePipeError:
+        check()
+        raise
+    except Exception as e:  # noqa: BLE001  TFLite, tf2onnx and coremltools raise anything
+        check()
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EdgePipeError(f"{what} failed: {reason}") from None
+
+
+def interrupted() -> bool:
+    return _state["interrupted"]
 
 
 def check():

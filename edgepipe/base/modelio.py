@@ -51,11 +51,16 @@ def load_keras(path, trust: bool = False):
     if not path.exists():
         raise EdgePipeError(f"model not found: {path}")
     kind = model_format(path)
-    check_resources(path, kind)
-    if kind == "savedmodel":
-        savedmodel_nodes(path)  # even trusted: a SavedModel without Keras objects loads as no model at all
-    if not trust:
-        check_configs(path, kind)
+    try:
+        check_resources(path, kind)
+        if kind == "savedmodel":
+            savedmodel_nodes(path)  # even trusted: a SavedModel without Keras objects loads as no model at all
+        if not trust:
+            check_configs(path, kind)
+    except EdgePipeError:
+        raise
+    except Exception as e:  # noqa: BLE001  a bad CRC, an encrypted member, a corrupt HDF5 tree...
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({_first_line(e)})") from None
     try:
         if kind == "keras":
             return keras.models.load_model(path, compile=False, safe_mode=not trust)

@@ -29,9 +29,11 @@ def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
         model = load_keras(path, trust=trust)
         return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
     card = path.parent / "model_card.json"
-    if card.is_file():
-        return json.loads(card.read_text()).get("macs"), None
-    return None, None
+    try:
+        macs = json.loads(card.read_text()).get("macs") if card.is_file() else None
+    except (OSError, ValueError, AttributeError):  # not ours, or not a card: latency needs no MACs
+        macs = None
+    return (macs if isinstance(macs, int) else None), None
 
 
 def bench_host(files, threads, args) -> list[dict]:

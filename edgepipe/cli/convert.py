@@ -14,9 +14,10 @@ def cmd_convert(args):
     from edgepipe.base.modelio import load_keras
     from edgepipe.base.atomic import check_target
     variant = find(args.format, args.mode if args.format == "tflite" else None)
-    out = check_target(args.out, variant.format == "coreml", inputs=[args.model])
+    inputs = [args.model, args.data, args.labels]
+    out = check_target(args.out, variant.format == "coreml", inputs=inputs)
     card = out.with_name(out.name + ".model_card.json")
-    check_target(card, inputs=[args.model])
+    check_target(card, inputs=inputs)
     model = load_keras(args.model, trust=args.trust_model)
     precision = variant.precision
     spec = input_spec(args, model)
@@ -24,7 +25,9 @@ def cmd_convert(args):
     calib = None
     if variant.needs_calibration:
         calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
-    export(variant, export_graph(model), out, calib, meta)
+    from edgepipe.base.interrupts import converter_errors
+    with converter_errors(f"converting {args.model} to {variant.format} ({precision})"):
+        export(variant, export_graph(model), out, calib, meta)
     from edgepipe.pipeline.cards import converted_card
     from edgepipe.pipeline.report import write_json
     write_json(card, converted_card(meta, args.format, precision, out))

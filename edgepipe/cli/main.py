@@ -29,15 +29,23 @@ def build_parser():
 
 
 def main(argv=None):
+    from edgepipe.base import interrupts
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        with interrupts.watch():
+            return args.func(args)
     except EdgePipeError as e:
-        print(f"edgepipe: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split("\n"))  # a file name may hold a newline; the error stays one line
+        print(f"edgepipe: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgepipe: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if interrupts.interrupted():  # a library turned Ctrl-C into its own error
+            print("edgepipe: interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 def entry():

@@ -46,6 +46,9 @@ def cmd_prune(args):
     if Path(args.out).suffix != ".keras":
         raise EdgePipeError(f"--out must be a .keras file, got {args.out}")
     out = check_target(args.out, inputs=[args.model])
+    for stem in (out.stem, out.stem + ".unpruned"):  # the TFLite exports written beside it
+        for suffix in (".tflite", ".int8.tflite"):
+            check_target(out.with_name(stem + suffix), inputs=[args.model])
     model = load_keras(args.model, trust=args.trust_model)
     if len(model.outputs) != 1 or len(model.output_shape) != 2:
         raise EdgePipeError("edgepipe prune fine-tunes classifiers (one (batch, classes) output)")

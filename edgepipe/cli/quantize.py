@@ -58,8 +58,8 @@ def cmd_quantize(args):
     from edgepipe.pipeline.report import wide_console, write_json
     from edgepipe.cli.inputs import input_spec, sample_inputs
     console = wide_console()
-    out = atomic.check_target(args.out, inputs=[args.model])
-    card = atomic.check_target(out.with_name(out.name + ".model_card.json"), inputs=[args.model])
+    out = atomic.check_target(args.out, inputs=[args.model, args.data])
+    card = atomic.check_target(out.with_name(out.name + ".model_card.json"), inputs=[args.model, args.data])
     model = load_keras(args.model, trust=args.trust_model)
     if _already_quantized(model):
         raise EdgePipeError(f"{args.model} went through quantization-aware training already; export it with "
@@ -95,7 +95,9 @@ def cmd_quantize(args):
         if args.debug:
             from edgepipe.quantize.debug import layer_errors
             _print_layers(layer_errors(folded, x), console)
-        tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta)
+        from edgepipe.base.interrupts import converter_errors
+        with converter_errors(f"quantizing {args.model} ({args.mode})"):
+            tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta)
     write_json(card, converted_card(meta, "tflite", args.mode, out) | extra)
     console.print(f"wrote {out} ({args.mode}{', float I/O' if args.float_io else ''}) and {card.name}")
     return 1 if extra and not extra["gate"]["passed"] else 0  # a missed gate is a failed gate

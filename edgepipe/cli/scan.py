@@ -25,6 +25,8 @@ def cmd_scan(args):
     from edgepipe.base import atomic
     import cv2
     if args.output:
+        if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+            raise EdgePipeError(f"-o {args.output}: use .png or .jpg (the rectified page is an image)")
         atomic.check_target(args.output, inputs=[args.photo, args.model])
     photo = read_photo(args.photo)
     try:
