@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str
     except (EdgePipeError, NotRunnable):
         raise
     except Exception as e:  # each runtime raises its own types for a corrupt or truncated file
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        msg = first_line(e)
         raise EdgePipeError(f"{path}: not a readable model ({msg})") from None
 
 

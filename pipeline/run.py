@@ -13,7 +13,7 @@ from edgepipe.evaluate.runners import KerasRunner, NotRunnable, open_runner
 from edgepipe.base import interrupts, modelio
 from edgepipe.base.atomic import ensure_writable_dir
 from edgepipe.pipeline.cards import model_card
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 from edgepipe.pipeline.report import artifact_entry, print_table, wide_console, write_json
 
 def recipe_hash(recipe) -> str:
@@ -44,7 +44,7 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
         except Exception as e:  # a converter failure is reported, not fatal to the run
             interrupts.check()  # ...unless it was Ctrl-C that the converter swallowed
             results.append({"variant": v, "path": None, "status": "failed",
-                            "reason": (str(e).splitlines() or [type(e).__name__])[0][:200]})
+                            "reason": first_line(e)})
         interrupts.check()
     return results
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 from edgepipe.base.backend import keras, tf
 from edgepipe.base import atomic
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _restore(model, checkpoint, manager, state, ckpt_dir):
     try:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # truncated, corrupt, another model
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        reason = first_line(e, 160)
         raise EdgePipeError(f"checkpoint in {ckpt_dir} cannot be restored ({reason}); "
                             "delete the folder to train from scratch") from None
     got = int(model.optimizer.iterations.numpy())

@@ -10,7 +10,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 _state = {"interrupted": False}
 
@@ -49,7 +49,7 @@ def converter_errors(what: str):
         raise
     except Exception as e:  # noqa: BLE001  TFLite, tf2onnx and coremltools raise anything
         check()
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        reason = first_line(e)
         raise EdgePipeError(f"{what} failed: {reason}") from None
 
 

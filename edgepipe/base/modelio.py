@@ -24,7 +24,7 @@ from pathlib import Path
 
 from edgepipe.base import atomic, safety
 from edgepipe.base.backend import keras, tf
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 TRUSTED_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "edgepipe"})
 TRUST_HINT = "pass --trust-model to load it anyway"
@@ -60,13 +60,13 @@ def load_keras(path, trust: bool = False):
     except EdgePipeError:
         raise
     except Exception as e:  # noqa: BLE001  a bad CRC, an encrypted member, a corrupt HDF5 tree...
-        raise EdgePipeError(f"{path}: not a loadable Keras model ({_first_line(e)})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
     try:
         if kind == "keras":
             return keras.models.load_model(path, compile=False, safe_mode=not trust)
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for corrupt or hostile files
-        msg = _first_line(e)
+        msg = first_line(e)
         if "Lambda" in msg or "safe_mode" in msg:
             raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
                                 f"({TRUST_HINT})") from None
@@ -124,7 +124,7 @@ def _h5(path: Path, source):
     try:
         return h5py.File(source, "r")
     except Exception as e:  # noqa: BLE001  h5py raises OSError, ValueError, ... on corrupt files
-        raise EdgePipeError(f"{path}: not a loadable Keras model (corrupt HDF5: {_first_line(e)})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras model (corrupt HDF5: {first_line(e)})") from None
 
 
 def read_configs(path: Path, kind: str) -> list[tuple[object, bool, str]]:
@@ -161,12 +161,12 @@ def savedmodel_nodes(path: Path) -> list[tuple[str, str]]:
             metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
         except Exception as e:  # noqa: BLE001  protobuf's DecodeError and friends
             raise EdgePipeError(f"{path}: not a loadable Keras model (keras_metadata.pb is corrupt: "
-                                f"{_first_line(e)})") from None
+                                f"{first_line(e)})") from None
         return [(node.identifier, node.metadata) for node in metadata.nodes]
     try:
         graph = tf.__internal__.saved_model.parse_saved_model(str(path)).meta_graphs[0].object_graph_def
     except Exception as e:  # noqa: BLE001  a corrupt saved_model.pb
-        raise EdgePipeError(f"{path}: not a loadable Keras model ({_first_line(e)})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
     nodes = [(n.user_object.identifier, n.user_object.metadata) for n in graph.nodes
              if n.WhichOneof("kind") == "user_object" and n.user_object.identifier.startswith("_tf_keras_")
              and n.user_object.metadata]
@@ -363,7 +363,3 @@ def _tfmot_class_names() -> frozenset:
             names |= {n for n, v in vars(mod).items() if isinstance(v, type) and not n.startswith("_")}
     return frozenset(names)
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -15,7 +15,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 MODEL_BYTES_ENV = "EDGEPIPE_MAX_MODEL_BYTES"
 IMAGE_PIXELS_ENV = "EDGEPIPE_MAX_IMAGE_PIXELS"
@@ -72,7 +72,7 @@ def check_model_zip(path) -> None:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
-        raise EdgePipeError(f"{path}: not a loadable Keras model (not a valid .keras zip: {_first_line(e)})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras model (not a valid .keras zip: {first_line(e)})") from None
     total = sum(i.file_size for i in infos)
     if total > limit:
         raise _too_big(path, "unpacks to", total, limit)
@@ -152,7 +152,3 @@ def one_line(text: str, limit: int = 200) -> str:
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return text if len(text) <= limit else text[:limit] + "..."
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

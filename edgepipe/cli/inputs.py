@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.errors import EdgePipeError, first_line
 
 
 def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
@@ -100,7 +100,7 @@ def load_npy(path, option: str) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError, TypeError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        reason = first_line(e, 120)
         raise EdgePipeError(f"{option} {path} is not a readable .npy array ({reason})") from None
     if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise EdgePipeError(f"{option} {path} must hold a numeric array, has {getattr(arr, 'dtype', type(arr))}")
