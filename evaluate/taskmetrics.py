@@ -61,6 +61,24 @@ def corner_error(found: np.ndarray | None, truth: np.ndarray, size: int) -> floa
     return float(min(np.linalg.norm(np.roll(found, k, 0) - truth, axis=1).mean() for k in range(4)) / diag * 100)
 
 
+def worst_corner_error(found: np.ndarray | None, truth: np.ndarray, width: int, height: int) -> float:
+    """The farthest corner's distance as a percentage of the photo's diagonal
+    (inf if not found): "every corner within 2%" means this is under 2."""
+    if found is None:
+        return float("inf")
+    diag = np.hypot(width, height)
+    return float(min(np.linalg.norm(np.roll(found, k, 0) - truth, axis=1).max() for k in range(4)) / diag * 100)
+
+
+def error_summary(errs) -> dict:
+    """Found rate, share within 2% and 5%, median and p90 of corner errors (inf = not found)."""
+    errs = np.asarray(errs, np.float64)
+    return {"count": int(errs.size), "found": float(np.isfinite(errs).mean()),
+            "under_2pct": float(np.mean(errs < 2)), "under_5pct": float(np.mean(errs < 5)),
+            "median_pct": float(np.percentile(errs, 50, method="nearest")),
+            "p90_pct": float(np.percentile(errs, 90, method="nearest"))}
+
+
 def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, threshold: float = 0.5) -> dict:
     params = QuadParams(threshold=threshold)
     size = edge_maps.shape[1]

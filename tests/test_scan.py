@@ -7,19 +7,23 @@ import numpy as np
 import pytest
 
 from edgepipe.evaluate.runners import TensorInfo
-from edgepipe.mobile_models.scan import rectify, scan
+from edgepipe.mobile_models.scan import letterbox, letterbox_geometry, rectify, scan
 from edgepipe.cli.main import main
 from edgepipe.train.docgen import generate
 
 
 class OracleEdgeRunner:
-    """Stands in for a perfect HED: returns the generator's true edge map. It
-    isolates everything scan does around the network."""
+    """Stands in for a perfect HED: draws the true quad into the letterboxed
+    input's frame. It isolates everything scan does around the network."""
     runtime = "oracle"
 
-    def __init__(self, edges):
-        self.edges = edges.astype(np.float32)
-        self.inputs = [TensorInfo("image", (1, *edges.shape, 3), "float32")]
+    def __init__(self, photo_corners=None, photo_size=(480, 640), size=256):
+        self.inputs = [TensorInfo("image", (1, size, size, 3), "float32")]
+        self.edges = np.zeros((size, size), np.float32)
+        if photo_corners is not None:
+            box = letterbox_geometry(*photo_size, size, size)
+            quad = np.round(box.to_input(photo_corners) * 16).astype(np.int32)
+            cv2.polylines(self.edges, [quad], True, 1.0, 2, cv2.LINE_8, shift=4)
 
     def predict(self, batch):
         return {"edges": self.edges[None, ..., None]}
@@ -30,15 +34,25 @@ def test_scan_recovers_known_corners_in_photo_pixels(index):
     s = generate(31337, index)
     photo = cv2.resize(s.image, (640, 480), interpolation=cv2.INTER_LINEAR)  # a non-square "camera" photo
     truth = s.corners * np.array([640 / 256, 480 / 256], np.float32)
-    r = scan(photo, OracleEdgeRunner(s.edges))
+    r = scan(photo, OracleEdgeRunner(truth))
     assert r.corners is not None, r.reason
     err = np.linalg.norm(r.corners - truth, axis=1).mean() / np.hypot(640, 480)
     assert err < 0.02
     assert r.page is not None and r.page.ndim == 3 and min(r.page.shape[:2]) > 20
 
 
+def test_letterbox_keeps_the_aspect_and_maps_points_back():
+    photo = np.full((200, 100, 3), 200, np.uint8)  # portrait
+    image, box = letterbox(photo, 64, 64)
+    assert (box.x, box.y, box.w, box.h) == (16, 0, 32, 64)
+    assert image[:, :16].max() == 0 and image[:, 48:].max() == 0 and image[:, 16:48].min() == 200
+    pts = np.array([[0, 0], [100, 200], [50, 100]], np.float32)
+    assert np.allclose(box.to_photo(box.to_input(pts)), pts, atol=1e-4)
+    assert np.allclose(box.to_input(pts), [[16, 0], [48, 64], [32, 32]])
+
+
 def test_blank_image_reports_no_document():
-    r = scan(np.zeros((300, 400, 3), np.uint8), OracleEdgeRunner(np.zeros((256, 256))))
+    r = scan(np.zeros((300, 400, 3), np.uint8), OracleEdgeRunner())
     assert r.corners is None and r.page is None and r.reason
 
 

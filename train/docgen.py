@@ -1,46 +1,63 @@
 """Synthetic document photos: the embedded default dataset for HED.
 
-Each sample is a page (report, receipt, form or two-column layout on a paper
-tone, sometimes folded) pasted into a background (procedural textures or photos
-that scikit-image ships), sometimes under a hand, seen by a random camera:
-perspective tilt, rotation, scale, partly out of frame, lighting gradient,
-shadow, colour temperature, low light, defocus or motion blur, noise and JPEG. Labels are the four
-corners (TL, TR, BR, BL, in output pixels) and the quad-border edge map.
-Sample ``i`` of seed ``s`` depends only on ``(s, i)``: generation is
-deterministic and embarrassingly parallel.
+Each sample is a page (report, receipt, form, two-column layout, packaging, or a
+real picture printed on paper; sometimes folded) pasted into a background
+(procedural textures, object clutter, a pale desk, or real photos that the
+packages ship), sometimes under a hand or thumb, seen by a random camera:
+perspective tilt, rotation, scale (small pages too), partly out of frame,
+lighting gradient, shadow, colour temperature, low light, defocus or motion
+blur, noise and JPEG. Some samples are non-square frames letterboxed into the
+square input, as ``edgepipe scan`` feeds a phone photo. Labels are the four
+corners (TL, TR, BR, BL, in output pixels) and the quad-border edge map (zero
+in letterbox bands). Sample ``i`` of seed ``s`` depends only on ``(s, i)``:
+generation is deterministic and embarrassingly parallel.
 """
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from edgepipe.mobile_models.docquad import order_corners
+from edgepipe.mobile_models.scan import PAD_VALUE, letterbox_geometry
+from edgepipe.train import realimages
 
 PAPER_TONES = [(250, 250, 248), (242, 238, 228), (235, 232, 215), (225, 228, 232), (248, 244, 236), (214, 206, 190)]
-PHOTO_NAMES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
-               "gravel", "rocket", "immunohistochemistry", "clock", "moon", "horse", "hubble_deep_field")
 
 
 @dataclass(frozen=True)
 class Composition:
     """Which backgrounds and page styles a stream draws from. ``HELDOUT`` shares
-    none of ``TRAIN``'s photos, background textures or page layouts, so a score
-    on it says how the detector does on scenes unlike its training."""
+    none of ``TRAIN``'s photos, background textures, page layouts or printed
+    pictures, so a score on it says how the detector does on scenes unlike its
+    training."""
     photos: tuple[str, ...]
     textures: tuple[str, ...]
     layouts: tuple[str, ...]
     aspects: tuple[float, ...]
+    pictures: tuple[str, ...] = ()
 
 
-TRAIN = Composition(photos=("astronaut", "brick", "camera", "coins", "grass", "gravel", "immunohistochemistry",
-                            "moon", "horse"),
-                    textures=("wood", "cloth", "stone", "clutter"), layouts=("report", "receipt"),
-                    aspects=(1.414, 1.294, 1.586, 2.4, 0.707))
-HELDOUT = Composition(photos=("chelsea", "coffee", "rocket", "clock", "hubble_deep_field"),
-                      textures=("tiles", "gradient"), layouts=("form", "two_column"),
-                      aspects=(1.414, 1.333, 1.5, 0.75))
+@dataclass(frozen=True)
+class Camera:
+    """How the page is seen: tilt (degrees about the horizontal axis), the page's
+    share of the frame, and how often a hand or thumb covers a side."""
+    max_tilt: float = 50.0
+    min_tilt: float = 0.0
+    scale: tuple[float, float] = (0.25, 0.95)
+    out_of_frame: float = 0.2
+    hand: float = 0.2
+
+
+TRAIN = Composition(photos=realimages.TRAIN_PHOTOS,
+                    textures=("wood", "cloth", "stone", "clutter", "objects", "pale"),
+                    layouts=("report", "receipt", "package", "picture"),
+                    aspects=(1.414, 1.294, 1.586, 2.4, 0.707), pictures=realimages.TRAIN_PICTURES)
+HELDOUT = Composition(photos=realimages.EVAL_PHOTOS, textures=("tiles", "gradient"),
+                      layouts=("form", "two_column", "picture"), aspects=(1.414, 1.333, 1.5, 0.75),
+                      pictures=realimages.EVAL_PICTURES)
 COMPOSITIONS = {"train": TRAIN, "heldout": HELDOUT}
+LETTERBOX_SHARE = 0.3       # training samples that are letterboxed phone frames
+FRAME_ASPECTS = (4 / 3, 3 / 4, 16 / 9, 9 / 16)
 
 
 @dataclass
@@ -50,80 +67,112 @@ class DocSample:
     corners: np.ndarray  # 4x2 float32, TL TR BR BL, may lie outside the frame
 
 
-@lru_cache(maxsize=4)
-def _photos(names=PHOTO_NAMES):
-    import skimage.data as data
-    out = []
-    for name in names:
-        im = getattr(data, name)()
-        if im.ndim == 2:
-            im = np.stack([im] * 3, -1)
-        if im.dtype != np.uint8:  # a few samples ship as bool or float
-            im = (255 * (im.astype(np.float32) / max(float(im.max()), 1e-6))).astype(np.uint8)
-        out.append(np.ascontiguousarray(im[..., :3]))
-    return out
-
-
-def _noise_field(rng, size, octaves=4):
-    field = np.zeros((size, size), np.float32)
+def _noise_field(rng, shape, octaves=4):
+    h, w = (shape, shape) if np.isscalar(shape) else shape
+    field = np.zeros((h, w), np.float32)
     for o in range(octaves):
         cells = 2 ** (o + 2)
         grid = rng.random((cells, cells)).astype(np.float32)
-        field += cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC) / 2 ** o
+        field += cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC) / 2 ** o
     return (field - field.min()) / (np.ptp(field) + 1e-6)
 
 
-def _background(rng, size, comp: Composition):
-    choices = ("photo",) + comp.textures
+def _photo_crop(rng, photo, h, w):
+    """A random crop of ``photo`` with the frame's aspect, resized to h x w."""
+    ph, pw = photo.shape[:2]
+    ch = int(rng.integers(max(8, ph // 2), ph + 1))
+    cw = min(pw, max(8, int(round(ch * w / h))))
+    ch = min(ph, max(8, int(round(cw * h / w))))
+    y, x = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
+    crop = photo[y:y + ch, x:x + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    interp = cv2.INTER_AREA if ch > h else cv2.INTER_LINEAR
+    return cv2.resize(crop, (w, h), interpolation=interp)
+
+
+def _objects(rng, v, h, w):
+    """Object clutter with strong outlines: cups, books, phones, cables, table edges."""
+    for _ in range(rng.integers(4, 14)):
+        c, ink = float(rng.random()), float(rng.random() < 0.5)
+        p = rng.integers(0, [w, h])
+        kind = rng.random()
+        thick = int(rng.integers(1, 4))
+        if kind < 0.35:
+            axes = (int(rng.integers(5, max(6, w // 5))), int(rng.integers(5, max(6, h // 5))))
+            cv2.ellipse(v, (int(p[0]), int(p[1])), axes, float(rng.uniform(0, 180)), 0, 360, c, -1)
+            cv2.ellipse(v, (int(p[0]), int(p[1])), axes, float(rng.uniform(0, 180)), 0, 360, ink, thick)
+        elif kind < 0.7:
+            size = rng.uniform(0.05, 0.3) * np.array([w, h])
+            box = cv2.boxPoints(((float(p[0]), float(p[1])), tuple(map(float, size)), float(rng.uniform(0, 90))))
+            cv2.fillPoly(v, [box.astype(np.int32)], c)
+            cv2.polylines(v, [box.astype(np.int32)], True, ink, thick)
+        else:  # a long straight edge: a shelf, a table's rim, a cable
+            q = rng.integers(0, [w, h])
+            cv2.line(v, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), c, int(rng.integers(1, 6)))
+    return v
+
+
+def _background(rng, h, w, comp: Composition, pale=False):
+    if pale:  # a pale desk under a pale page: the low-contrast case
+        base = rng.uniform(175, 235) + rng.normal(0, 6, 3)
+        v = 0.9 + 0.1 * _noise_field(rng, (h, w), 3)
+        return np.clip(base * v[..., None], 0, 255).astype(np.uint8)
+    choices = ("photo",) * 4 + comp.textures
     kind = choices[rng.integers(len(choices))]
     if kind == "photo":  # a photo that a dependency ships
-        photos = _photos(comp.photos)
-        photo = photos[rng.integers(len(photos))]
-        h, w = photo.shape[:2]
-        s = int(rng.integers(min(h, w) // 2, min(h, w) + 1))
-        y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
-        return cv2.resize(photo[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+        return _photo_crop(rng, realimages.load(comp.photos[rng.integers(len(comp.photos))]), h, w)
+    if kind == "pale":
+        return _background(rng, h, w, comp, pale=True)
     base = rng.integers(20, 200, 3).astype(np.float32)
     tint = rng.uniform(0.5, 1.5, 3).astype(np.float32)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
     if kind == "wood":  # warped stripes
-        warp = _noise_field(rng, size, 3) * rng.uniform(2, 6)
+        warp = _noise_field(rng, (h, w), 3) * rng.uniform(2, 6)
         v = 0.5 + 0.5 * np.sin((yy * rng.uniform(10, 40) + warp) * np.pi)
     elif kind == "cloth":  # fine weave
         f = rng.uniform(40, 90)
-        v = 0.5 + 0.25 * (np.sin(xx * f * np.pi) + np.sin(yy * f * np.pi)) * _noise_field(rng, size, 2)
+        v = 0.5 + 0.25 * (np.sin(xx * f * np.pi) + np.sin(yy * f * np.pi)) * _noise_field(rng, (h, w), 2)
     elif kind == "stone":  # noise texture
-        v = _noise_field(rng, size, 5)
+        v = _noise_field(rng, (h, w), 5)
     elif kind == "tiles":  # floor or table tiles with grout lines
         n = rng.uniform(3, 9)
         grout = (np.abs(np.sin(xx * n * np.pi)) < 0.06) | (np.abs(np.sin(yy * n * np.pi)) < 0.06)
-        v = np.where(grout, 0.15, 0.7 + 0.2 * _noise_field(rng, size, 2))
+        v = np.where(grout, 0.15, 0.7 + 0.2 * _noise_field(rng, (h, w), 2))
     elif kind == "gradient":  # a plain desk under uneven light
         angle = rng.uniform(0, 2 * np.pi)
         v = 0.3 + 0.5 * (np.cos(angle) * xx + np.sin(angle) * yy + 1) / 2
+    elif kind == "objects":
+        v = _objects(rng, np.full((h, w), float(rng.uniform(0.2, 0.8)), np.float32), h, w)
     else:  # clutter: random rectangles and circles on a plain desk
-        v = np.full((size, size), 0.5, np.float32)
+        v = np.full((h, w), 0.5, np.float32)
+        side = min(h, w)
         for _ in range(rng.integers(3, 12)):
             c = float(rng.random())
-            p = rng.integers(0, size, 2)
+            p = rng.integers(0, [w, h])
             if rng.random() < 0.5:
-                cv2.circle(v, (int(p[0]), int(p[1])), int(rng.integers(5, max(6, size // 4))), c, -1)
+                cv2.circle(v, (int(p[0]), int(p[1])), int(rng.integers(5, max(6, side // 4))), c, -1)
             else:
-                q = p + rng.integers(-size // 3, size // 3, 2)
+                q = p + rng.integers(-side // 3, side // 3, 2)
                 cv2.rectangle(v, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), c, -1)
     img = base * tint * (0.6 + 0.8 * v[..., None])
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _page(rng, width, height, layout: str = "report"):
+def _page(rng, width, height, layout: str = "report", pictures=()):
     """A page texture: paper tone with text-like lines, tables and blocks, laid
-    out as a report, a receipt, a form or two columns; sometimes folded."""
+    out as a report, a receipt, a form or two columns; a printed box (packaging);
+    or a real picture printed on paper. Sometimes folded."""
     tone = np.array(PAPER_TONES[rng.integers(len(PAPER_TONES))], np.float32) + rng.normal(0, 4, 3)
     page = np.empty((height, width, 3), np.uint8)
     page[:] = np.clip(tone, 0, 255)
     ink = tuple(int(v) for v in rng.integers(0, 90, 3))
     margin = int(width * rng.uniform(0.06, 0.14))
-    if layout == "receipt":
+    if layout == "package":
+        _package(rng, page, margin)
+    elif layout == "picture" and pictures:
+        _picture(rng, page, realimages.load(pictures[rng.integers(len(pictures))]), margin)
+    elif layout == "receipt":
         _receipt(rng, page, ink, margin)
     elif layout == "form":
         _form(rng, page, ink, margin)
@@ -134,6 +183,36 @@ def _page(rng, width, height, layout: str = "report"):
     else:
         _report(rng, page, ink, margin)
     return _fold(rng, page) if rng.random() < 0.3 else page
+
+
+def _package(rng, page, margin):
+    """A printed card or box face: a saturated colour, bands and a logo block."""
+    height, width = page.shape[:2]
+    page[:] = rng.integers(0, 256, 3)
+    for _ in range(rng.integers(1, 4)):
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            y = int(rng.integers(0, height))
+            cv2.rectangle(page, (0, y), (width, y + int(rng.integers(4, height // 4))), colour, -1)
+        else:
+            c = (int(rng.integers(margin, width - margin)), int(rng.integers(margin, height - margin)))
+            cv2.circle(page, c, int(rng.integers(5, width // 3)), colour, -1)
+    _report(rng, page[height // 2:], tuple(int(v) for v in rng.integers(0, 256, 3)), margin)
+
+
+def _picture(rng, page, picture, margin):
+    """A real picture printed on the paper (ink multiplies the paper tone), tiled
+    down the page like a book's pages or a flyer."""
+    height, width = page.shape[:2]
+    inner = width - 2 * margin
+    tile_h = max(4, int(inner * picture.shape[0] / picture.shape[1]))
+    tile = cv2.resize(picture, (inner, tile_h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    y = margin
+    while y + 4 < height - margin:
+        rows = min(tile_h, height - margin - y)
+        region = page[y:y + rows, margin:margin + inner].astype(np.float32)
+        page[y:y + rows, margin:margin + inner] = (region * tile[:rows]).astype(np.uint8)
+        y += tile_h + int(rng.integers(4, 20))
 
 
 def _receipt(rng, page, ink, margin):
@@ -219,13 +298,13 @@ def _report(rng, page, ink, margin):
         y += int(rng.integers(6, 16))
 
 
-def _camera_quad(rng, size, aspect):
+def _camera_quad(rng, h, w, aspect, camera: Camera = Camera()):
     """Project a rectangle of the given aspect through a random 3-D pose."""
-    ax = np.deg2rad(rng.uniform(0, 35)) * rng.choice([-1, 1])
+    ax = np.deg2rad(rng.uniform(camera.min_tilt, camera.max_tilt)) * rng.choice([-1, 1])
     ay = np.deg2rad(rng.uniform(-15, 15))
     az = np.deg2rad(rng.uniform(-25, 25))
-    w, h = 1.0, aspect
-    pts = np.array([[-w, -h, 0], [w, -h, 0], [w, h, 0], [-w, h, 0]], np.float64) / 2
+    pw, ph = 1.0, aspect
+    pts = np.array([[-pw, -ph, 0], [pw, -ph, 0], [pw, ph, 0], [-pw, ph, 0]], np.float64) / 2
     cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
@@ -234,36 +313,37 @@ def _camera_quad(rng, size, aspect):
     p[:, 2] += 2.5
     proj = p[:, :2] / p[:, 2:3]
     proj -= proj.mean(0)
-    scale = rng.uniform(0.45, 0.95) * size / max(np.ptp(proj[:, 0]), np.ptp(proj[:, 1]))
-    proj *= scale
-    out_of_frame = rng.random() < 0.2
+    proj *= rng.uniform(*camera.scale) * min(w / np.ptp(proj[:, 0]), h / np.ptp(proj[:, 1]))
+    centre, frame = np.array([w, h]) / 2, np.array([w, h], np.float64)
+    out_of_frame = rng.random() < camera.out_of_frame
     for _ in range(20):
-        shift = rng.uniform(-0.12, 0.12, 2) * size
+        slack = np.maximum(frame - np.ptp(proj, 0), 0) / 2  # room to move while staying in frame
+        shift = rng.uniform(-1, 1, 2) * np.maximum(slack, 0.05 * frame)
         if out_of_frame:  # push a corner or two out, but keep every side visible
-            shift += rng.choice([-1, 1], 2) * rng.uniform(0.1, 0.3, 2) * size
-        quad = (proj + size / 2 + shift).astype(np.float32)
-        if min(_visible_fraction(quad, i, size) for i in range(4)) >= 0.35:
+            shift += rng.choice([-1, 1], 2) * rng.uniform(0.1, 0.3, 2) * frame
+        quad = (proj + centre + shift).astype(np.float32)
+        if min(_visible_fraction(quad, i, h, w) for i in range(4)) >= 0.35:
             return quad
-    return (proj + size / 2).astype(np.float32)
+    return (proj + centre).astype(np.float32)
 
 
-def _visible_fraction(quad, side, size):
+def _visible_fraction(quad, side, h, w):
     a, b = quad[side], quad[(side + 1) % 4]
     pts = a + np.linspace(0, 1, 32)[:, None] * (b - a)
-    return float(np.mean(np.all((pts >= 0) & (pts <= size - 1), axis=1)))
+    return float(np.mean(np.all((pts >= 0) & (pts <= np.array([w - 1, h - 1])), axis=1)))
 
 
 def _lighting(rng, img):
-    size = img.shape[0]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
     angle = rng.uniform(0, 2 * np.pi)
     grad = 1 + rng.uniform(-0.35, 0.25) * (np.cos(angle) * xx + np.sin(angle) * yy)
     out = img.astype(np.float32) * grad[..., None] * rng.uniform(0.6, 1.15)
     if rng.random() < 0.5:  # a soft shadow across the scene
-        mask = np.zeros((size, size), np.float32)
-        poly = rng.integers(-size // 2, size + size // 2, (int(rng.integers(3, 6)), 2)).astype(np.int32)
+        mask = np.zeros((h, w), np.float32)
+        poly = (rng.uniform(-0.5, 1.5, (int(rng.integers(3, 6)), 2)) * [w, h]).astype(np.int32)
         cv2.fillPoly(mask, [poly], 1.0)
-        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(3, 12))
+        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(3, 12) * max(h, w) / 256)
         out *= 1 - rng.uniform(0.2, 0.55) * mask[..., None]
     warm = rng.uniform(-0.12, 0.12)  # colour temperature, then per-channel white balance
     out *= np.array([1 + warm, 1.0, 1 - warm], np.float32) * rng.uniform(0.93, 1.07, 3)
@@ -271,31 +351,33 @@ def _lighting(rng, img):
 
 
 def _hand(rng, img, corners):
-    """A skin-toned palm and fingers reaching over one side of the page."""
-    size = img.shape[0]
+    """A skin-toned palm and fingers (or a thumb) reaching over one side of the page."""
+    h, w = img.shape[:2]
+    size = min(h, w)
     k = int(rng.integers(4))
     a, b = corners[k], corners[(k + 1) % 4]
     at = a + rng.uniform(0.25, 0.75) * (b - a)
     outward = at - corners.mean(0)
     outward /= np.linalg.norm(outward) + 1e-6
-    palm = at + outward * size * rng.uniform(0.08, 0.16)
-    skin = np.array([rng.uniform(150, 235), rng.uniform(100, 180), rng.uniform(80, 150)], np.float32)
-    mask = np.zeros((size, size), np.float32)
     r = size * rng.uniform(0.07, 0.11)
+    palm = at + outward * r * rng.uniform(0.6, 1.1)  # just outside the side, so fingers cross it
+    skin = np.array([rng.uniform(150, 235), rng.uniform(100, 180), rng.uniform(80, 150)], np.float32)
+    mask = np.zeros((h, w), np.float32)
     cv2.ellipse(mask, (int(palm[0]), int(palm[1])), (int(r * 1.2), int(r)), float(np.degrees(np.arctan2(*outward[::-1]))),
                 0, 360, 1.0, -1)
     side = np.array([-outward[1], outward[0]])
-    for f in range(4):  # fingers pointing onto the page
-        base = palm + side * r * (f - 1.5) * 0.55
-        tip = base - outward * r * rng.uniform(1.2, 1.9)
+    thumb = rng.random() < 0.5
+    for f in range(1 if thumb else 4):  # fingers (or one thumb) pointing onto the page
+        base = palm + side * r * (0 if thumb else (f - 1.5) * 0.55)
+        tip = base - outward * r * rng.uniform(1.5, 2.2)
         cv2.line(mask, (int(base[0]), int(base[1])), (int(tip[0]), int(tip[1])), 1.0, max(2, int(r * 0.35)))
-    mask = cv2.GaussianBlur(mask, (0, 0), 1.0)[..., None]
-    shade = 0.75 + 0.25 * _noise_field(rng, size, 2)[..., None]
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 256))[..., None]
+    shade = 0.75 + 0.25 * _noise_field(rng, (h, w), 2)[..., None]
     return img * (1 - mask) + skin * shade * mask
 
 
-def _motion_blur(rng, img):
-    length = int(rng.integers(5, 14))
+def _motion_blur(rng, img, px=1.0):
+    length = int(rng.integers(5, 14) * px)
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
@@ -304,13 +386,16 @@ def _motion_blur(rng, img):
 
 
 def _degrade(rng, img):
+    """Camera faults, in units of a 256-pixel frame so that a phone-sized frame
+    blurs as much once scaled down."""
+    px = max(img.shape[:2]) / 256
     low_light = rng.random() < 0.15
     if low_light:  # underexposed, then the camera's gain lifts the noise
         img = 255 * (img / 255) ** rng.uniform(1.4, 2.2) * rng.uniform(0.35, 0.6)
     if rng.random() < 0.15:
-        img = _motion_blur(rng, img)
+        img = _motion_blur(rng, img, px)
     elif rng.random() < 0.6:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.6))
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.6) * px)
     img = img + rng.normal(0, rng.uniform(1, 8) * (2.5 if low_light else 1), img.shape).astype(np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
@@ -319,26 +404,43 @@ def _degrade(rng, img):
     return img
 
 
-def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, composition: str = "train") -> DocSample:
-    """Sample ``index`` of the stream with ``seed``; same inputs, same sample.
-    ``composition``: ``train`` or ``heldout`` (disjoint backgrounds and layouts)."""
-    comp = COMPOSITIONS[composition]
-    rng = np.random.default_rng([seed, index])
-    img = _background(rng, size, comp).astype(np.float32)
+def render_scene(rng, h: int, w: int, comp: Composition, camera: Camera = Camera(), pale: bool = False):
+    """One h x w photo of a page: (RGB uint8 image, corners TL TR BR BL in pixels)."""
+    img = _background(rng, h, w, comp, pale=pale or rng.random() < 0.08).astype(np.float32)
     aspect = float(rng.choice(comp.aspects))
     layout = "receipt" if aspect > 2 else comp.layouts[rng.integers(len(comp.layouts))]
     page_w = 192
-    page = _page(rng, page_w, int(page_w * aspect), layout).astype(np.float32)
-    corners = _camera_quad(rng, size, aspect)
+    page = _page(rng, page_w, int(page_w * aspect), layout, comp.pictures).astype(np.float32)
+    corners = _camera_quad(rng, h, w, aspect, camera)
     src = np.array([[0, 0], [page_w, 0], [page_w, page.shape[0]], [0, page.shape[0]]], np.float32)
     homography = cv2.getPerspectiveTransform(src, corners)
-    warped = cv2.warpPerspective(page, homography, (size, size), flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(np.ones(page.shape[:2], np.float32), homography, (size, size))
+    flags = cv2.INTER_AREA if max(h, w) <= 512 else cv2.INTER_LINEAR
+    warped = cv2.warpPerspective(page, homography, (w, h), flags=flags)
+    mask = cv2.warpPerspective(np.ones(page.shape[:2], np.float32), homography, (w, h))
     img = img * (1 - mask[..., None]) + warped * mask[..., None]
-    if rng.random() < 0.15:
+    if rng.random() < camera.hand:
         img = _hand(rng, img, order_corners(corners))
-    img = _degrade(rng, _lighting(rng, img))
-    corners = order_corners(corners)
+    return _degrade(rng, _lighting(rng, img)), order_corners(corners)
+
+
+def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, composition: str = "train") -> DocSample:
+    """Sample ``index`` of the stream with ``seed``; same inputs, same sample.
+    ``composition``: ``train`` or ``heldout`` (disjoint backgrounds and layouts).
+    A share of samples are non-square frames letterboxed as ``scan`` does."""
+    comp = COMPOSITIONS[composition]
+    rng = np.random.default_rng([seed, index])
+    h = w = size
+    if rng.random() < LETTERBOX_SHARE:
+        aspect = float(rng.choice(FRAME_ASPECTS))  # width / height
+        box = letterbox_geometry(int(round(1000 / aspect)), 1000, size, size)
+        h, w = box.h, box.w
+    img, corners = render_scene(rng, h, w, comp)
+    x0, y0 = (size - w) // 2, (size - h) // 2
+    image = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    image[y0:y0 + h, x0:x0 + w] = img
+    corners = corners + np.array([x0, y0], np.float32)
     edges = np.zeros((size, size), np.uint8)
     cv2.polylines(edges, [np.round(corners * 16).astype(np.int32)], True, 1, edge_width, cv2.LINE_8, shift=4)
-    return DocSample(img, edges, corners)
+    inside = np.zeros_like(edges)
+    inside[y0:y0 + h, x0:x0 + w] = 1
+    return DocSample(image, edges * inside, corners)
