@@ -36,6 +36,9 @@ class BenchResult(BaseModel):
     roofline_ratio: float | None = None
     samples_ms: list[float] = []  # every timed run, in order (for the latency distribution plot)
     notes: list[str] = []
+    # `bench --device android --check`: the phone's outputs on golden inputs against this host's
+    # LiteRT run of the same file: {"pass", "precision", "gate_variant", "outputs": {name: metrics}}
+    parity: dict | None = None
 
 
 def validate(results: list[dict]) -> list[BenchResult]:

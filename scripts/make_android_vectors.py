@@ -1,9 +1,19 @@
 """Write cross-language test vectors for the Android core's Java tests.
 
-Each vector is an 8-bit PGM edge map plus the Python quad finder's answer on
-that exact map (probabilities = byte / 255). The Java tests must find the same
-corners within 1 px and the same "not found" cases. tests/test_android_vectors.py
-re-checks the Python side, so a change to either finder shows up in CI.
+Quad finder: each vector is an 8-bit PGM edge map, an optional roi (the content
+of a letterboxed input) and the Python quad finder's answer on that exact map
+(probabilities = byte / 255), in expected.csv. The Java tests must find the same
+corners within 1 px and the same "not found" cases.
+
+Preprocessing (the path the app runs on every camera frame): small photos (PPM)
+letterboxed into a model input as ``mobile_models/scan.py`` does it (area resize,
+centred, black bands), normalised with the model card's formula and written in
+each input type the pipeline makes (float32, int8, uint8, int16) with the
+quantization edgepipe's TFLite runner applies; plus letterbox coordinate
+mapping (preprocess.csv, letterbox.csv, prep_*.ppm / *.bin).
+
+tests/test_android_vectors.py re-checks the Python side, so a change to either
+language shows up in CI.
 
     python scripts/make_android_vectors.py [--model runs/default/hed_mobilenet_v2.tflite]
 """
@@ -19,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "android_demo" / "core" / "src" / "test" / "resources" / "parity"
 
 from edgepipe.mobile_models.docquad import find_quad  # noqa: E402
+from edgepipe.mobile_models.scan import letterbox, letterbox_geometry  # noqa: E402
 
 DRAWN = {
     "axis_aligned": [[40, 30], [210, 30], [210, 225], [40, 225]],
@@ -72,13 +83,45 @@ def drawn_cases():
     return cases
 
 
+LANDSCAPE = letterbox_geometry(480, 640, 256, 256).roi   # a 4:3 phone frame in a square input
+PORTRAIT = letterbox_geometry(640, 480, 256, 256).roi
+
+
+def roi_cases():
+    """Edge maps of letterboxed inputs, as (map, roi): edges in the bands are ignored and
+    the roi's borders, not the map's, stand in for a hidden side."""
+    cases = {"roi_landscape_drawn": (_draw([[50, 60], [200, 50], [215, 200], [40, 190]]), LANDSCAPE)}
+    m = _draw([[60, 70], [190, 64], [200, 190], [55, 180]])
+    for y in (6, 14, 240, 250):  # strong lines in the bands must not become sides
+        cv2.line(m, (0, y), (255, y), 1.0, 2)
+    cv2.line(m, (0, 0), (255, 28), 1.0, 2)
+    cases["roi_landscape_band_clutter"] = (m, LANDSCAPE)
+    m = _draw([[5, 40], [180, 30], [200, 220], [12, 230]])  # the left side lies in the band
+    cases["roi_portrait_side_in_band"] = (m, PORTRAIT)
+    m = _draw([[70, 90], [180, 95], [175, 170], [75, 165]])
+    for y in (LANDSCAPE[1], LANDSCAPE[1] + LANDSCAPE[3] - 1):  # HED's response to the band's edge
+        cv2.line(m, (0, y), (255, y), 0.8, 2)
+    cases["roi_landscape_band_edges"] = (m, LANDSCAPE)
+    m = np.zeros((256, 256), np.float32)
+    for y in (5, 20, 235, 250):
+        cv2.line(m, (0, y), (255, y), 1.0, 2)
+    cv2.line(m, (40, 0), (200, 28), 1.0, 2)
+    cases["roi_none_edges_only_in_bands"] = (m, LANDSCAPE)
+    return cases
+
+
 def hed_cases(model_path, count=8):
+    """Real HED edge maps: square generated documents, and 4:3 crops of them letterboxed
+    as ``edgepipe scan`` and the app feed a phone frame."""
     from edgepipe.evaluate.runners import open_runner
     from edgepipe.train.docgen import generate
     runner = open_runner(model_path)
-    images = np.stack([generate(20_000, i).image for i in range(count)]).astype(np.float32) / 255.0
-    probs = next(iter(runner.predict(images).values()))
-    return {f"hed_doc_{i:02d}": probs[i, ..., 0] for i in range(count)}
+    docs = [generate(20_000, i).image for i in range(count)]
+    probs = next(iter(runner.predict(np.stack(docs).astype(np.float32) / 255.0).values()))
+    cases = {f"hed_doc_{i:02d}": (probs[i, ..., 0], None) for i in range(count)}
+    boxed = [letterbox(d[32:224], 256, 256) for d in docs[:4]]  # 256x192: a landscape frame
+    probs = next(iter(runner.predict(np.stack([b[0] for b in boxed]).astype(np.float32) / 255.0).values()))
+    return cases | {f"hed_lb_doc_{i:02d}": (probs[i, ..., 0], b[1].roi) for i, b in enumerate(boxed)}
 
 
 def write_pgm(path, prob):
@@ -94,10 +137,99 @@ def read_pgm(path):
     return np.frombuffer(parts[3], np.uint8).reshape(h, w)
 
 
-def expected_row(name, data):
-    r = find_quad(data.astype(np.float32) / np.float32(255))
-    coords = ",".join(f"{v:.4f}" for v in r.corners.ravel()) if r.found else ""
-    return f"{name},{int(r.found)},{coords}"
+# (name, photo w, photo h, input w, input h): every path OpenCV's INTER_AREA takes
+PHOTOS = [("shrink_landscape", 61, 45, 24, 24),    # non-integer shrink, bands top and bottom
+          ("shrink_portrait", 30, 52, 16, 20),     # non-integer shrink, bands left and right
+          ("shrink_2x", 64, 48, 32, 32),           # integer 2x2 blocks
+          ("shrink_3x", 96, 72, 32, 32),           # integer 3x3 blocks
+          ("enlarge", 10, 7, 24, 24),              # a photo smaller than the input
+          ("enlarge_x_only", 31, 13, 32, 32)]      # wider by 1/31, same height: the linear path
+IMAGENET = ([1 / (255 * s) for s in (0.229, 0.224, 0.225)], [-m / s for m, s in ((0.485, 0.229), (0.456, 0.224),
+                                                                                    (0.406, 0.225))])
+# (dtype, per-channel scale, per-channel bias, quantization scale, zero point): the card's
+# normalisation and the input tensor's quantization, as the pipeline's exports carry them
+INPUT_TYPES = [("float32", [1 / 255] * 3, [0.0] * 3, 0.0, 0),
+               ("int8", [1 / 255] * 3, [0.0] * 3, 0.003921568859368563, -128),
+               ("uint8", [1 / 255] * 3, [0.0] * 3, 0.003921568859368563, 0),
+               ("int16", *IMAGENET, 2.7 / 32767, 0)]
+LETTERBOXES = [(640, 480, 256, 256), (480, 640, 256, 256), (1920, 1080, 256, 256), (1000, 1000, 256, 256),
+               (100, 50, 320, 240), (3, 1000, 256, 256), (4032, 3024, 224, 224), (257, 100, 256, 256),
+               (255, 101, 256, 256), (300, 301, 256, 192), (37, 23, 24, 24)]
+PREPROCESS_HEADER = ("name,dtype,photo_w,photo_h,in_w,in_h,box_x,box_y,box_w,box_h,scale_r,scale_g,scale_b,"
+                     "bias_r,bias_g,bias_b,q_scale,q_zero_point")
+
+
+def _photo(w, h, seed):
+    """A small RGB photo with smooth gradients and sharp detail, so rounding shows."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1), (xx + yy) % 256], -1)
+    return np.clip(base * 0.6 + rng.integers(0, 102, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def model_input(boxed, dtype, scale, bias, q_scale, zero):
+    """The card's formula in float32, then the input tensor's quantization exactly as
+    edgepipe's TFLite runner applies it (round half to even, clip)."""
+    x = boxed.astype(np.float32) * np.array(scale, np.float32) + np.array(bias, np.float32)
+    if dtype == "float32":
+        return x
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / float(np.float32(q_scale)) + zero), info.min, info.max).astype(dtype)
+
+
+def write_ppm(path, rgb):
+    path.write_bytes(f"P6\n{rgb.shape[1]} {rgb.shape[0]}\n255\n".encode() + rgb.tobytes())
+
+
+def _f32(v) -> str:
+    return repr(float(np.float32(v)))
+
+
+def write_preprocess_vectors() -> int:
+    rows = []
+    for i, (name, w, h, in_w, in_h) in enumerate(PHOTOS):
+        photo = _photo(w, h, i)
+        boxed, box = letterbox(photo, in_h, in_w)
+        write_ppm(OUT / f"prep_{name}.ppm", photo)
+        write_ppm(OUT / f"prep_{name}_boxed.ppm", boxed)
+        for dtype, scale, bias, q_scale, zero in INPUT_TYPES:
+            x = model_input(boxed, dtype, scale, bias, q_scale, zero)
+            (OUT / f"prep_{name}_{dtype}.bin").write_bytes(x.astype(x.dtype.newbyteorder("<")).tobytes())
+            rows.append(",".join([name, dtype, *map(str, (w, h, in_w, in_h, *box.roi)), *map(_f32, scale),
+                                  *map(_f32, bias), _f32(q_scale), str(zero)]))
+    (OUT / "preprocess.csv").write_text(PREPROCESS_HEADER + "\n" + "\n".join(rows) + "\n")
+    (OUT / "letterbox.csv").write_text("\n".join(letterbox_rows()) + "\n")
+    return len(rows)
+
+
+def letterbox_rows():
+    """Geometry and Letterbox.to_photo on the input's corners and centre, per photo shape."""
+    rows = ["photo_w,photo_h,in_w,in_h,box_x,box_y,box_w,box_h,input points (x y)*5,photo points (x y)*5"]
+    for w, h, in_w, in_h in LETTERBOXES:
+        box = letterbox_geometry(h, w, in_h, in_w)
+        pts = np.array([[0, 0], [in_w - 1, 0], [in_w - 1, in_h - 1], [0, in_h - 1], [in_w / 2, in_h / 3]],
+                       np.float32)
+        mapped = box.to_photo(pts)
+        rows.append(",".join(map(str, (w, h, in_w, in_h, *box.roi)))
+                    + "," + ",".join(f"{v:.6f}" for v in pts.ravel())
+                    + "," + ",".join(f"{v:.6f}" for v in mapped.ravel()))
+    return rows
+
+
+EXPECTED_HEADER = "name,found,x0,y0,x1,y1,x2,y2,x3,y3,roi_x,roi_y,roi_w,roi_h"
+
+
+def expected_row(name, data, roi=None):
+    r = find_quad(data.astype(np.float32) / np.float32(255), roi=roi)
+    coords = ",".join(f"{v:.4f}" for v in r.corners.ravel()) if r.found else ",,,,,,,"
+    return f"{name},{int(r.found)},{coords},{','.join(str(int(v)) for v in roi) if roi else ',,,'}"
+
+
+def _earlier_rois():
+    """The roi of each vector in the current expected.csv: real HED maps are kept between runs."""
+    path = OUT / "expected.csv"
+    rows = [ln.split(",") for ln in path.read_text().splitlines()[1:] if ln] if path.is_file() else []
+    return {r[0]: tuple(int(v) for v in r[10:14]) if len(r) >= 14 and r[10] else None for r in rows}
 
 
 def main():
@@ -105,12 +237,16 @@ def main():
     ap.add_argument("--model", help="exported HED (.tflite/.onnx) for real edge maps")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    cases = drawn_cases() | (hed_cases(args.model) if args.model else {})
-    rows = [expected_row(name, write_pgm(OUT / f"{name}.pgm", prob)) for name, prob in cases.items()]
+    cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases()
+    cases |= hed_cases(args.model) if args.model else {}
+    rows = [expected_row(name, write_pgm(OUT / f"{name}.pgm", prob), roi) for name, (prob, roi) in cases.items()]
     # real HED maps written earlier (with --model) stay; their answers are recomputed
-    rows += [expected_row(p.stem, read_pgm(p)) for p in sorted(OUT.glob("hed_doc_*.pgm")) if p.stem not in cases]
-    (OUT / "expected.csv").write_text("name,found,x0,y0,x1,y1,x2,y2,x3,y3\n" + "\n".join(rows) + "\n")
-    print(f"wrote {len(rows)} vectors to {OUT}")
+    earlier = _earlier_rois()
+    rows += [expected_row(p.stem, read_pgm(p), earlier.get(p.stem)) for p in sorted(OUT.glob("hed_*.pgm"))
+             if p.stem not in cases]
+    (OUT / "expected.csv").write_text(EXPECTED_HEADER + "\n" + "\n".join(rows) + "\n")
+    n_prep = write_preprocess_vectors()
+    print(f"wrote {len(rows)} quad-finder vectors and {n_prep} preprocessing vectors to {OUT}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,34 @@
-"""The Android core's parity vectors still hold for the Python quad finder.
+"""The Android core's parity vectors still hold for the Python side: the quad
+finder (with and without a letterbox roi), the letterbox geometry and mapping,
+and the preprocessing path the app runs (letterbox, normalisation, quantization).
 
 The Java tests (android_demo/core/run_tests.sh, run by .ci/run) check the Java
-finder against the same files, so together they keep both languages in step."""
+core against the same files, so together they keep both languages in step."""
+import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgepipe.mobile_models.docquad import find_quad
+from edgepipe.mobile_models.scan import letterbox, letterbox_geometry
 
 PARITY = Path(__file__).resolve().parent.parent / "android_demo/core/src/test/resources/parity"
 ROWS = [line.split(",") for line in (PARITY / "expected.csv").read_text().splitlines()[1:] if line]
+PREP = list(csv.DictReader((PARITY / "preprocess.csv").read_text().splitlines()))
 
 
-def _read_pgm(path):
+def _read_pnm(path):
+    """Binary PGM (P5) or PPM (P6), 8-bit."""
     raw = path.read_bytes()
     parts = raw.split(b"\n", 3)
     w, h = map(int, parts[1].split())
-    return np.frombuffer(parts[3], np.uint8).reshape(h, w)
+    channels = 3 if parts[0] == b"P6" else 1
+    return np.frombuffer(parts[3], np.uint8).reshape((h, w, channels) if channels == 3 else (h, w))
+
+
+def _roi(row):
+    return tuple(int(v) for v in row[10:14]) if len(row) >= 14 and row[10] else None
 
 
 def test_enough_vectors_of_each_kind():
@@ -25,13 +36,45 @@ def test_enough_vectors_of_each_kind():
     assert len(names) >= 20
     assert any(n.startswith("hed_doc") for n in names) and any(n.startswith("none_") for n in names)
     assert any(n.startswith("thick_") for n in names) and any(n.startswith("broken_") for n in names)
+    assert sum(_roi(r) is not None for r in ROWS) >= 5
+    assert {r["dtype"] for r in PREP} == {"float32", "int8", "uint8", "int16"}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
 def test_python_finder_reproduces_the_vector(row):
     name, found = row[0], row[1] == "1"
-    prob = _read_pgm(PARITY / f"{name}.pgm").astype(np.float32) / np.float32(255)
-    r = find_quad(prob)
+    prob = _read_pnm(PARITY / f"{name}.pgm").astype(np.float32) / np.float32(255)
+    r = find_quad(prob, roi=_roi(row))
     assert r.found == found, r.reason
     if found:
         assert np.abs(r.corners.ravel() - np.array(row[2:10], float)).max() < 1e-3
+
+
+def test_letterbox_geometry_and_mapping():
+    lines = (PARITY / "letterbox.csv").read_text().splitlines()[1:]
+    for line in filter(None, lines):
+        v = [float(x) for x in line.split(",")]
+        w, h, in_w, in_h = map(int, v[:4])
+        box = letterbox_geometry(h, w, in_h, in_w)
+        assert box.roi == tuple(int(x) for x in v[4:8]), line
+        got = box.to_photo(np.array(v[8:18], np.float32).reshape(5, 2))
+        assert np.allclose(got.ravel(), v[18:28], atol=1e-3, rtol=1e-6), line
+
+
+@pytest.mark.parametrize("row", PREP, ids=[f"{r['name']}_{r['dtype']}" for r in PREP])
+def test_python_preprocessing_reproduces_the_vector(row):
+    """Letterbox as ``edgepipe scan``, then ``x = pixel * scale + bias`` and the
+    quantization edgepipe's TFLite runner applies (np.round, clip)."""
+    photo = _read_pnm(PARITY / f"prep_{row['name']}.ppm")
+    boxed, box = letterbox(photo, int(row["in_h"]), int(row["in_w"]))
+    assert box.roi == tuple(int(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+    assert np.array_equal(boxed, _read_pnm(PARITY / f"prep_{row['name']}_boxed.ppm"))
+    scale = np.array([float(row[f"scale_{c}"]) for c in "rgb"], np.float32)
+    bias = np.array([float(row[f"bias_{c}"]) for c in "rgb"], np.float32)
+    x = boxed.astype(np.float32) * scale + bias
+    dtype = np.dtype(row["dtype"])
+    if dtype != np.float32:
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x / float(row["q_scale"]) + int(row["q_zero_point"])), info.min, info.max)
+    want = np.frombuffer((PARITY / f"prep_{row['name']}_{row['dtype']}.bin").read_bytes(), dtype.newbyteorder("<"))
+    assert np.array_equal(x.astype(dtype).ravel(), want)

@@ -36,6 +36,8 @@ dependencies {
     implementation(project(":core"))
     implementation("com.google.ai.edge.litert:litert:1.0.1")
     implementation("com.google.ai.edge.litert:litert-gpu:1.0.1")
+    // GpuDelegate's options class lives here: without it, GpuDelegate() throws NoClassDefFoundError
+    implementation("com.google.ai.edge.litert:litert-gpu-api:1.0.1")
     implementation("androidx.core:core-ktx:1.13.1")
     implementation("androidx.appcompat:appcompat:1.7.0")
     implementation("androidx.camera:camera-core:1.4.0")

@@ -54,14 +54,52 @@ def bench_host(files, threads, args) -> list[dict]:
 
 
 def bench_device(files, threads, args) -> list[dict]:
-    from edgepipe.evaluate.android import bench_android
+    from edgepipe.evaluate.android import Adb, bench_android, pick_device
+    if args.check:  # no phone: say so before preparing golden inputs
+        pick_device(Adb(), args.serial)
     results = []
     for f in files:
+        golden, host = _golden(f) if args.check else (None, None)
         for t in threads:
-            r = bench_android(f, t, args.delegate, args.warmup, args.runs, args.serial, args.apk)
-            serial = r.pop("serial")
+            r = bench_android(f, t, args.delegate, args.warmup, args.runs, args.serial, args.apk, golden=golden)
+            serial, raw = r.pop("serial"), r.pop("golden_outputs", None)
+            if golden:
+                from edgepipe.evaluate.android_check import check_device
+                r["parity"] = check_device(f, host, raw, args.delegate)
             results.append(r | {"model": f, "options": r.get("options", {}) | {"serial": serial}})
     return results
+
+
+def _golden(model):
+    """Golden inputs for the phone and this host's outputs on them."""
+    from edgepipe.evaluate.android_check import golden_inputs, host_outputs
+    if not Path(model).is_file() or Path(model).suffix != ".tflite":
+        raise EdgePipeError(f"{model}: on-device benchmark needs an existing .tflite file")
+    golden = golden_inputs(model)
+    return golden, host_outputs(model, golden)
+
+
+def print_parity(results, console) -> bool:
+    """One line per output of each --check result; True when every gate holds."""
+    ok = True
+    for r in results:
+        if not r.get("parity"):
+            continue
+        p = r["parity"]
+        ok &= bool(p["pass"])
+        for name, m in p["outputs"].items():
+            task = ""
+            if m.get("edge_f_vs_host") is not None:
+                corners = m.get("corner_err_max_pct")
+                task = (f", edge F vs host {m['edge_f_vs_host']:.4f}, quads agree {m['quads_agree']:.0%}"
+                        + (f", corners within {corners:.2f}%" if corners is not None else ""))
+            elif "top1_agreement" in m:
+                task = f", top-1 agreement {m['top1_agreement']:.1%}"
+            console.print(f"parity on the phone, {Path(r['model']).name} x{r['threads']} {name} "
+                          f"({p['golden_inputs']} golden inputs, {p['gate_variant']} gate): max abs "
+                          f"{m['max_abs']:.3g}, PSNR {m['psnr_db']:.1f} dB{task}; {m['gate']} "
+                          f"{'pass' if m['pass'] else 'FAIL'}", markup=False)
+    return ok
 
 
 def print_results(results, baseline: int = 0, console=None):
@@ -150,6 +188,8 @@ def print_per_op(console, name: str, result: dict):
 def cmd_bench(args):
     from edgepipe.evaluate.bench_schema import validate
     threads = parse_threads(args.threads)
+    if args.check and args.device != "android":
+        raise EdgePipeError("--check compares a phone's outputs with this host's: use it with --device android")
     if args.per_op:
         return per_op(args.files, threads, args)
     if args.device == "android":
@@ -159,11 +199,13 @@ def cmd_bench(args):
     results = [r.model_dump() for r in validate(results)]
     if args.json:
         print(json.dumps(results))
-    else:
-        if not 0 <= args.baseline < len(args.files):
-            raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
-        print_results(results, args.baseline)
-    return 0
+        return 0 if all(r["parity"]["pass"] for r in results if r.get("parity")) else 1
+    if not 0 <= args.baseline < len(args.files):
+        raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
+    from edgepipe.pipeline.report import wide_console
+    console = wide_console()
+    print_results(results, args.baseline, console)
+    return 0 if print_parity(results, console) else 1  # a failed gate exits 1
 
 
 def add_parser(sub):
@@ -186,5 +228,7 @@ def add_parser(sub):
     b.add_argument("--serial", help="adb serial when several phones are attached")
     b.add_argument("--delegate", choices=["xnnpack", "cpu", "gpu"], default="xnnpack", help="Android delegate")
     b.add_argument("--apk", help="demo app APK to install if it is missing")
+    b.add_argument("--check", action="store_true", help="with --device android: also run golden inputs on the "
+                   "phone and gate its outputs against this host's LiteRT run (max abs, PSNR, task metric)")
     add_trust(b)
     b.set_defaults(func=cmd_bench)

@@ -1,9 +1,14 @@
 package dev.edgepipe.demo
 
 import android.content.Context
+import dev.edgepipe.core.Letterbox
 import dev.edgepipe.core.Preprocess
+import dev.edgepipe.core.TensorType
+import dev.edgepipe.core.Tensors
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
+import org.tensorflow.lite.Tensor
+import org.tensorflow.lite.gpu.CompatibilityList
 import org.tensorflow.lite.gpu.GpuDelegate
 import java.io.FileInputStream
 import java.nio.ByteBuffer
@@ -14,67 +19,92 @@ import java.nio.channels.FileChannel
 /** Runtime options the UI toggles and benchmark mode takes from intent extras. */
 data class RunOptions(val threads: Int = 4, val xnnpack: Boolean = true, val gpu: Boolean = false)
 
+/** The edge map at the model's input size and where the photo lies in it. */
+class Detection(val edges: FloatArray, val box: Letterbox)
+
 /**
- * Runs the HED TFLite model on a packed-ARGB frame and returns the edge-probability map.
- * Preprocessing and int8 (de)quantization follow the model card and the tensor's own
- * quantization parameters, exactly as edgepipe's Python TFLite runner does.
+ * A LiteRT interpreter for one model: the live screen's HED detector (letterboxed, normalised,
+ * quantized input from the model card; dequantized edge map out) and benchmark mode's raw runs.
+ * Input and output tensors may be float32, int8, uint8 or int16 (int16x8 models).
+ *
+ * GPU: the delegate needs `litert-gpu` and `litert-gpu-api`, a phone whose GPU LiteRT supports,
+ * and a model whose ops it supports. When any of that is missing, [open] falls back to the CPU
+ * and says why in [notice]; with `strictGpu` (benchmark mode) it throws instead, so a number
+ * labelled "gpu" was measured on the GPU.
  */
-class EdgeDetector(model: MappedByteBuffer, private val card: ModelCard, options: RunOptions) : AutoCloseable {
-    private val gpuDelegate = if (options.gpu) GpuDelegate() else null
-    private val interpreter = Interpreter(model, Interpreter.Options().apply {
-        setNumThreads(options.threads)
-        setUseXNNPACK(options.xnnpack)
-        gpuDelegate?.let { addDelegate(it) }
-    })
-    private val input = interpreter.getInputTensor(0)
-    private val output = interpreter.getOutputTensor(0)
+class EdgeDetector private constructor(
+    private val interpreter: Interpreter,
+    private val gpuDelegate: GpuDelegate?,
+    val notice: String?,
+) : AutoCloseable {
+    private val input: Tensor = interpreter.getInputTensor(0)
+    private val outputs: List<Tensor> = (0 until interpreter.outputTensorCount).map { interpreter.getOutputTensor(it) }
+    val inputType: TensorType = typeOf(input)
+    private val outputType: TensorType = typeOf(outputs[0])
     private val inBuf = ByteBuffer.allocateDirect(input.numBytes()).order(ByteOrder.nativeOrder())
-    private val outBuf = ByteBuffer.allocateDirect(output.numBytes()).order(ByteOrder.nativeOrder())
+    private val outBufs = outputs.map { ByteBuffer.allocateDirect(it.numBytes()).order(ByteOrder.nativeOrder()) }
+    val usesGpu get() = gpuDelegate != null
 
     var lastPreprocessMs = 0.0; private set
     var lastInferenceMs = 0.0; private set
 
-    /** Edge probabilities, row-major card.inputHeight x card.inputWidth. */
-    fun detect(argb: IntArray, width: Int, height: Int): FloatArray {
+    /**
+     * The model card must describe this model: same input size, and where the card records the
+     * input's type and quantization, the same ones. Otherwise the numbers would be garbage.
+     */
+    fun checkAgainst(card: ModelCard) {
+        val shape = input.shape()
+        require(shape.size == 4 && shape[1] == card.inputHeight && shape[2] == card.inputWidth && shape[3] == 3) {
+            "model_card.json says a ${card.inputWidth}x${card.inputHeight} RGB input, ${card.modelFile} takes " +
+                "${shape.contentToString()}: copy the card that came with this model"
+        }
+        val q = input.quantizationParams()
+        card.input?.let {
+            require(it.type == inputType && (!inputType.quantized() || (it.scale == q.scale && it.zeroPoint == q.zeroPoint))) {
+                "model_card.json says a ${it.type.numpyName()} input (scale ${it.scale}, zero point ${it.zeroPoint}), " +
+                    "${card.modelFile} takes ${inputType.numpyName()} (scale ${q.scale}, zero point ${q.zeroPoint})"
+            }
+        }
+    }
+
+    /** Letterbox the upright frame into the input, run, and return the dequantized first output. */
+    fun detect(argb: IntArray, width: Int, height: Int, card: ModelCard): Detection {
         val t0 = System.nanoTime()
-        val x = Preprocess.toInput(argb, width, height, card.inputWidth, card.inputHeight, card.scale, card.bias)
-        fillInput(x)
+        val boxed = Preprocess.letterbox(argb, width, height, card.inputWidth, card.inputHeight)
+        val q = input.quantizationParams()
+        inBuf.clear()
+        Tensors.write(Preprocess.normalize(boxed.argb, card.scale, card.bias), inputType, q.scale, q.zeroPoint, inBuf)
         val t1 = System.nanoTime()
         invoke()
         lastPreprocessMs = (t1 - t0) / 1e6
         lastInferenceMs = (System.nanoTime() - t1) / 1e6
-        return readOutput()
+        val out = outputs[0].quantizationParams()
+        outBufs[0].rewind()
+        return Detection(Tensors.read(outBufs[0], outputType, out.scale, out.zeroPoint, outputs[0].numElements()), boxed.box)
     }
 
-    /** One timed inference on whatever is in the input buffer (benchmark mode). */
+    /** One inference on whatever is in the input buffer (benchmark mode times this). */
     fun invoke() {
         inBuf.rewind()
-        outBuf.rewind()
-        interpreter.run(inBuf, outBuf)
+        outBufs.forEach { it.rewind() }
+        interpreter.runForMultipleInputsOutputs(arrayOf<Any>(inBuf), outBufs.indices.associateWith { outBufs[it] })
     }
 
     /** The native Invoke() time of the last run (what benchmark_model and edgepipe's host bench time), ms. */
     fun lastInvokeMs(): Double? = interpreter.lastNativeInferenceDurationNanoseconds?.let { it / 1e6 }
 
-    fun fillInput(x: FloatArray) {
-        inBuf.rewind()
-        if (input.dataType() == DataType.INT8) {
-            val q = input.quantizationParams()
-            inBuf.put(Preprocess.quantize(x, q.scale, q.zeroPoint))
-        } else {
-            x.forEach { inBuf.putFloat(it) }
+    /**
+     * A golden input as the host wrote it (the input tensor's exact bytes, little-endian, as
+     * every Android ABI is) -> every output tensor's bytes, in output order.
+     */
+    fun runRaw(bytes: ByteArray): List<ByteArray> {
+        require(bytes.size == inBuf.capacity()) {
+            "golden input has ${bytes.size} bytes, the model's input takes ${inBuf.capacity()}"
         }
-    }
-
-    private fun readOutput(): FloatArray {
-        outBuf.rewind()
-        val n = output.numElements()
-        return if (output.dataType() == DataType.INT8) {
-            val q = output.quantizationParams()
-            FloatArray(n) { (outBuf.get() - q.zeroPoint) * q.scale }
-        } else {
-            FloatArray(n) { outBuf.getFloat() }
-        }
+        inBuf.clear()
+        inBuf.put(bytes)
+        invoke()
+        return outBufs.map { buf -> ByteArray(buf.capacity()).also { buf.rewind(); buf.get(it) } }
     }
 
     override fun close() {
@@ -83,6 +113,61 @@ class EdgeDetector(model: MappedByteBuffer, private val card: ModelCard, options
     }
 
     companion object {
+        private fun typeOf(t: Tensor): TensorType = when (t.dataType()) {
+            DataType.FLOAT32 -> TensorType.FLOAT32
+            DataType.INT8 -> TensorType.INT8
+            DataType.UINT8 -> TensorType.UINT8
+            DataType.INT16 -> TensorType.INT16
+            else -> throw IllegalArgumentException("tensor '${t.name()}' is ${t.dataType()}: the app handles " +
+                "float32, int8, uint8 and int16")
+        }
+
+        fun open(model: MappedByteBuffer, options: RunOptions, strictGpu: Boolean = false): EdgeDetector {
+            var notice: String? = null
+            if (options.gpu) {
+                try {
+                    val delegate = gpuDelegateOrNull()
+                    if (delegate != null) {
+                        val interpreter = try {
+                            Interpreter(model, Interpreter.Options().addDelegate(delegate))
+                        } catch (e: Exception) {  // an op the GPU cannot run, a driver that refuses the model
+                            delegate.close()
+                            notice = "the GPU delegate cannot run this model (${e.message?.lineSequence()?.first()})"
+                            null
+                        }
+                        if (interpreter != null) return wrap(interpreter, delegate, null)
+                    } else {
+                        notice = "LiteRT does not support this phone's GPU"
+                    }
+                } catch (e: LinkageError) {  // NoClassDefFoundError / UnsatisfiedLinkError: artifact or .so missing
+                    notice = "the GPU delegate is not in this build ($e)"
+                }
+                if (strictGpu) throw IllegalStateException("GPU requested but unavailable: $notice")
+                notice = "$notice; running on the CPU"
+            }
+            val cpu = Interpreter.Options().setNumThreads(options.threads).setUseXNNPACK(options.xnnpack)
+            return wrap(Interpreter(model, cpu), null, notice)
+        }
+
+        /** The interpreter is closed if its tensors are of a type the app cannot feed. */
+        private fun wrap(interpreter: Interpreter, delegate: GpuDelegate?, notice: String?): EdgeDetector =
+            try {
+                EdgeDetector(interpreter, delegate, notice)
+            } catch (e: Exception) {
+                interpreter.close()
+                delegate?.close()
+                throw e
+            }
+
+        private fun gpuDelegateOrNull(): GpuDelegate? {
+            val compat = CompatibilityList()
+            try {
+                return if (compat.isDelegateSupportedOnThisDevice) GpuDelegate(compat.bestOptionsForThisDevice) else null
+            } finally {
+                compat.close()
+            }
+        }
+
         fun loadAsset(context: Context, name: String): MappedByteBuffer =
             context.assets.openFd(name).use { fd ->
                 FileInputStream(fd.fileDescriptor).channel.map(

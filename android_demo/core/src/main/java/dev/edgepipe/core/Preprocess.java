@@ -1,40 +1,55 @@
 package dev.edgepipe.core;
 
 /**
- * Model-input preprocessing: resize a packed-ARGB frame to the model's input size
- * (bilinear, pixel centres aligned as OpenCV's INTER_LINEAR) and normalise each
- * channel as {@code x = pixel * scale + bias}, the formula in model_card.json.
+ * Model-input preprocessing, the path {@code mobile_models/scan.py} takes in Python: letterbox
+ * the photo into the model's input (area resize as OpenCV's INTER_AREA, centred, {@link
+ * Letterbox#PAD_VALUE} bands), then normalise each channel as {@code x = pixel * scale + bias},
+ * the formula in model_card.json, and write it in the input tensor's type ({@link Tensors}).
  */
 public final class Preprocess {
     private Preprocess() {}
 
-    /** NHWC float RGB of size outW x outH x 3. */
-    public static float[] toInput(int[] argb, int w, int h, int outW, int outH, float scale, float bias) {
-        float[] out = new float[outW * outH * 3];
-        double sx = (double) w / outW, sy = (double) h / outH;
-        for (int y = 0; y < outH; y++) {
-            for (int x = 0; x < outW; x++) {
-                int px = sampleBilinear(argb, w, h, (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5);
-                int o = (y * outW + x) * 3;
-                out[o] = ((px >> 16) & 0xff) * scale + bias;
-                out[o + 1] = ((px >> 8) & 0xff) * scale + bias;
-                out[o + 2] = (px & 0xff) * scale + bias;
+    /** The letterboxed {@code inW x inH} packed-ARGB image (alpha 255) and where the photo lies in it. */
+    public static final class Boxed {
+        public final int[] argb;
+        public final Letterbox box;
+
+        Boxed(int[] argb, Letterbox box) {
+            this.argb = argb;
+            this.box = box;
+        }
+    }
+
+    public static Boxed letterbox(int[] argb, int w, int h, int inW, int inH) {
+        Letterbox box = Letterbox.of(h, w, inH, inW);
+        int[] content = AreaResize.resize(argb, w, h, box.w, box.h);
+        int pad = 0xff000000 | (Letterbox.PAD_VALUE * 0x010101);
+        int[] canvas = new int[inW * inH];
+        java.util.Arrays.fill(canvas, pad);
+        for (int y = 0; y < box.h; y++) {
+            System.arraycopy(content, y * box.w, canvas, (box.y + y) * inW + box.x, box.w);
+        }
+        return new Boxed(canvas, box);
+    }
+
+    /** NHWC float RGB: {@code x = pixel * scale[c] + bias[c]} in float32, as numpy computes it. */
+    public static float[] normalize(int[] argb, float[] scale, float[] bias) {
+        float[] out = new float[argb.length * 3];
+        for (int i = 0; i < argb.length; i++) {
+            for (int c = 0; c < 3; c++) {
+                int pixel = (argb[i] >> (16 - 8 * c)) & 0xff;
+                out[3 * i + c] = pixel * scale[c] + bias[c];
             }
         }
         return out;
     }
 
-    /** Quantize a float input for an int8 model: q = round(x / scale) + zeroPoint, clamped. */
-    public static byte[] quantize(float[] x, float scale, int zeroPoint) {
-        byte[] q = new byte[x.length];
-        for (int i = 0; i < x.length; i++) {
-            long v = Math.round(Math.rint(x[i] / scale)) + zeroPoint;
-            q[i] = (byte) Math.max(-128, Math.min(127, v));
-        }
-        return q;
+    /** The same scale and bias for every channel. */
+    public static float[] normalize(int[] argb, float scale, float bias) {
+        return normalize(argb, new float[] {scale, scale, scale}, new float[] {bias, bias, bias});
     }
 
-    /** Bilinear sample with edge clamping; returns packed ARGB (alpha 255). */
+    /** Bilinear sample with edge clamping; returns packed ARGB (alpha 255). Used by page rectification. */
     public static int sampleBilinear(int[] argb, int w, int h, double fx, double fy) {
         fx = Math.max(0, Math.min(w - 1, fx));
         fy = Math.max(0, Math.min(h - 1, fy));

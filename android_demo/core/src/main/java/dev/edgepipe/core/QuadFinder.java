@@ -11,8 +11,9 @@ import java.util.List;
  * <p>A line-by-line port of {@code mobile_models/docquad.py}: threshold, Hough transform
  * (1 px x 1 degree) with non-maximum suppression, iterative weighted least-squares line
  * refinement, enumeration of 4-line quads, and a perimeter score (samples on an edge minus
- * {@code missPenalty} times samples off any edge). Cross-language test vectors keep the two
- * in step.
+ * {@code missPenalty} times samples off any edge), and an optional roi (a letterboxed input's
+ * content) that confines the edges and whose borders stand in for hidden sides. Cross-language
+ * test vectors keep the two in step.
  */
 public final class QuadFinder {
 
@@ -74,22 +75,38 @@ public final class QuadFinder {
 
     /** @param prob row-major edge probabilities in [0, 1], {@code h * w} values */
     public Result find(float[] prob, int w, int h) {
-        boolean[] binary = new boolean[w * h];
-        int count = 0;
-        for (int i = 0; i < prob.length; i++) {
-            if (Float.isNaN(prob[i]) || Float.isInfinite(prob[i])) {
+        return find(prob, w, h, null);
+    }
+
+    /**
+     * @param roi {x, y, w, h}: the part of the map that shows the photo (a letterboxed input's
+     *     content); edges outside it are ignored and its borders stand in for hidden sides. Null:
+     *     the whole map.
+     */
+    public Result find(float[] prob, int mapW, int mapH, int[] roi) {
+        for (float v : prob) {
+            if (Float.isNaN(v) || Float.isInfinite(v)) {
                 return new Result(null, 0, "edge map is not a finite 2-D array");
             }
-            binary[i] = prob[i] >= p.threshold;
-            if (binary[i]) count++;
+        }
+        int[] frame = frame(roi, mapW, mapH);
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        boolean[] binary = new boolean[mapW * mapH];
+        int count = 0;
+        for (int y = y0; y < y0 + h; y++) {
+            for (int x = x0; x < x0 + w; x++) {
+                int i = y * mapW + x;
+                binary[i] = prob[i] >= p.threshold;
+                if (binary[i]) count++;
+            }
         }
         if (count < p.minVotesFrac * Math.min(h, w)) {
             return new Result(null, 0, "too few edge pixels");
         }
-        double cx = w / 2.0, cy = h / 2.0;
+        double cx = mapW / 2.0, cy = mapH / 2.0;
         List<double[]> lines = new ArrayList<>();
-        for (double[] peak : houghLines(binary, w, h, count)) {
-            double[] line = refineLine(prob, binary, w, h, peak[0], peak[1]);
+        for (double[] peak : houghLines(binary, mapW, mapH, count)) {
+            double[] line = refineLine(prob, binary, mapW, mapH, peak[0], peak[1]);
             boolean dup = false;
             for (double[] other : lines) {
                 if (sameLine(line, other, cx, cy)) { dup = true; break; }
@@ -100,30 +117,38 @@ public final class QuadFinder {
         if (lines.size() < 3) {
             return new Result(null, 0, "only " + lines.size() + " straight edges found");
         }
-        boolean[] support = dilate(binary, w, h, p.supportTol);
+        boolean[] support = dilate(binary, mapW, mapH, p.supportTol);
         int n = lines.size();
         List<int[]> fours = new ArrayList<>();
         for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
         for (int i2 = i1 + 1; i2 < n; i2++) for (int i3 = i2 + 1; i3 < n; i3++) {
             fours.add(new int[] {i0, i1, i2, i3});
         }
-        Result best = bestQuad(lines, fours, Integer.MAX_VALUE, support, w, h);
+        Result best = bestQuad(lines, fours, Integer.MAX_VALUE, support, mapW, frame);
         if (best.found()) return best;
-        // A side out of frame or hidden: let the image border stand in for it.
+        // A side out of frame or hidden: let the frame's border stand in for it.
         List<double[]> withBorders = new ArrayList<>(lines);
-        withBorders.addAll(borderLines(w, h));
+        withBorders.addAll(borderLines(frame));
         fours.clear();
         for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
         for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
             fours.add(new int[] {i0, i1, i2, n + k});
         }
-        return bestQuad(withBorders, fours, n, support, w, h);
+        return bestQuad(withBorders, fours, n, support, mapW, frame);
     }
 
-    /** The image's borders as {rho, theta}: top, bottom, left, right. */
-    static List<double[]> borderLines(int w, int h) {
-        return Arrays.asList(new double[] {0, Math.PI / 2}, new double[] {h - 1.0, Math.PI / 2},
-                new double[] {0, 0}, new double[] {w - 1.0, 0});
+    /** {@code roi} clipped to the map, or the whole map, as {x, y, w, h}. */
+    static int[] frame(int[] roi, int mapW, int mapH) {
+        if (roi == null) return new int[] {0, 0, mapW, mapH};
+        int x = Math.min(Math.max(roi[0], 0), mapW - 1), y = Math.min(Math.max(roi[1], 0), mapH - 1);
+        return new int[] {x, y, Math.max(1, Math.min(roi[2], mapW - x)), Math.max(1, Math.min(roi[3], mapH - y))};
+    }
+
+    /** The borders of {@code frame} (x, y, w, h) as {rho, theta}: top, bottom, left, right. */
+    static List<double[]> borderLines(int[] frame) {
+        int x = frame[0], y = frame[1], w = frame[2], h = frame[3];
+        return Arrays.asList(new double[] {y, Math.PI / 2}, new double[] {y + h - 1.0, Math.PI / 2},
+                new double[] {x, 0}, new double[] {x + w - 1.0, 0});
     }
 
     List<double[]> houghLines(boolean[] binary, int w, int h, int count) {
@@ -240,8 +265,9 @@ public final class QuadFinder {
         return new double[] {(l1[0] * d - b * l2[0]) / det, (a * l2[0] - l1[0] * c) / det};
     }
 
-    /** Lines with index >= borderFrom are image borders; the side on one is not scored. */
-    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support, int w, int h) {
+    /** Lines with index >= borderFrom are frame borders; the side on one is not scored. */
+    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support, int mapW,
+                            int[] frame) {
         double[] best = null;
         double bestScore = Double.NEGATIVE_INFINITY;
         double bestFrac = 0;
@@ -250,13 +276,13 @@ public final class QuadFinder {
             for (int[] pr : pairings) {
                 int ip = four[pr[0]], iq = four[pr[1]], ir = four[pr[2]], is = four[pr[3]];
                 double[] quad = candidate(lines.get(ip), lines.get(iq), lines.get(ir), lines.get(is));
-                if (quad == null || !plausible(quad, w, h)) continue;
+                if (quad == null || !plausible(quad, frame)) continue;
                 int[] sideLines = {ip, is, iq, ir};  // side k runs from corner k to corner k + 1
                 int skip = -1;
                 for (int k = 0; k < 4; k++) {
                     if (sideLines[k] >= borderFrom) { skip = k; break; }
                 }
-                double[] sup = perimeterSupport(quad, support, w, h, skip);
+                double[] sup = perimeterSupport(quad, support, mapW, skip, frame);
                 double score = sup[1] - p.missPenalty * (sup[2] - sup[1]);
                 if (sup[0] >= p.minSupport && score > bestScore) {
                     best = quad;
@@ -284,19 +310,21 @@ public final class QuadFinder {
         return quad;
     }
 
-    private boolean plausible(double[] q, int w, int h) {
+    private boolean plausible(double[] q, int[] frame) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
         for (int k = 0; k < 4; k++) {
             double x = q[2 * k], y = q[2 * k + 1];
-            if (x < -0.5 * w || y < -0.5 * h || x > 1.5 * w || y > 1.5 * h) return false;
+            if (x < x0 - 0.5 * w || y < y0 - 0.5 * h || x > x0 + 1.5 * w || y > y0 + 1.5 * h) return false;
         }
         return Geometry.isConvex(q) && Geometry.area(q) >= p.minAreaFrac * h * w;
     }
 
     /**
      * {fraction of in-frame perimeter samples on an edge, number on an edge, number in frame};
-     * side skipSide is not scored.
+     * side skipSide is not scored. {@code frame} (x, y, w, h): the part of the map that shows the photo.
      */
-    static double[] perimeterSupport(double[] q, boolean[] support, int w, int h, int skipSide) {
+    static double[] perimeterSupport(double[] q, boolean[] support, int mapW, int skipSide, int[] frame) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
         long hits = 0, total = 0;
         for (int k = 0; k < 4; k++) {
             if (k == skipSide) continue;
@@ -307,9 +335,9 @@ public final class QuadFinder {
                 double t = (i + 0.5) / n;
                 int xi = (int) Math.rint(ax + t * (bx - ax));
                 int yi = (int) Math.rint(ay + t * (by - ay));
-                if (xi >= 0 && xi < w && yi >= 0 && yi < h) {
+                if (xi >= x0 && xi < x0 + w && yi >= y0 && yi < y0 + h) {
                     total++;
-                    if (support[yi * w + xi]) hits++;
+                    if (support[yi * mapW + xi]) hits++;
                 }
             }
         }

@@ -19,7 +19,8 @@ import org.junit.runners.Parameterized.Parameters;
 
 /**
  * Cross-language parity: every vector written by scripts/make_android_vectors.py must give
- * the Python quad finder's corners within 1 px, and the same "not found" cases.
+ * the Python quad finder's corners within 1 px, and the same "not found" cases, with the same
+ * roi (the content of a letterboxed input) where the vector has one.
  */
 @RunWith(Parameterized.class)
 public class ParityVectorsTest {
@@ -53,7 +54,12 @@ public class ParityVectorsTest {
         String[] f = row.split(",", -1);
         boolean expectFound = f[1].equals("1");
         Pgm pgm = Pgm.read(dir().resolve(name + ".pgm"));
-        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height);
+        int[] roi = null;
+        if (f.length >= 14 && !f[10].isEmpty()) {
+            roi = new int[4];
+            for (int i = 0; i < 4; i++) roi[i] = Integer.parseInt(f[10 + i]);
+        }
+        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height, roi);
         assertEquals(name + ": found? (" + r.reason + ")", expectFound, r.found());
         if (!expectFound) return;
         assertNotNull(r.corners);

@@ -1,14 +1,16 @@
 package dev.edgepipe.core;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 
 import org.junit.Test;
 
 public class PreprocessTest {
     @Test
-    public void identityResizeNormalisesToUnitRange() {
+    public void identitySizeNormalisesToUnitRange() {
         int[] img = {0xff000000, 0xffffffff, 0xff808080, 0xff102030};
-        float[] x = Preprocess.toInput(img, 2, 2, 2, 2, 1 / 255f, 0f);
+        Preprocess.Boxed b = Preprocess.letterbox(img, 2, 2, 2, 2);
+        float[] x = Preprocess.normalize(b.argb, 1 / 255f, 0f);
         assertEquals(12, x.length);
         assertEquals(0f, x[0], 1e-6);
         assertEquals(1f, x[3], 1e-6);
@@ -17,18 +19,27 @@ public class PreprocessTest {
     }
 
     @Test
-    public void downscaleAveragesNeighbours() {
-        int[] img = {0xff000000, 0xff0000ff, 0xff000000, 0xff0000ff};  // blue 0 | 255 columns
-        float[] x = Preprocess.toInput(img, 2, 2, 1, 1, 1f, 0f);
-        assertEquals(127.5f, x[2], 1.0f);
+    public void integerShrinkAveragesBlocks() {
+        int[] img = {0xff000000, 0xff0000ff, 0xff000000, 0xff0000fe};  // blue 0 | 255, 0 | 254
+        int[] out = AreaResize.resize(img, 2, 2, 1, 1);
+        assertEquals((255 + 254 + 2) >> 2, out[0] & 0xff);  // OpenCV's 2x2 rounding: (sum + 2) >> 2
     }
 
     @Test
-    public void int8QuantizationMatchesTfliteParameters() {
-        // the HED int8 input: scale 1/255, zero point -128 -> pixel p maps to p - 128
-        byte[] q = Preprocess.quantize(new float[] {0f, 1f, 128 / 255f}, 1 / 255f, -128);
-        assertEquals(-128, q[0]);
-        assertEquals(127, q[1]);
-        assertEquals(0, q[2]);
+    public void letterboxCentresTheContentBetweenBlackBands() {
+        int[] img = new int[8 * 4];
+        java.util.Arrays.fill(img, 0xffffffff);
+        Preprocess.Boxed b = Preprocess.letterbox(img, 8, 4, 4, 4);  // 2:1 into a square: rows 1..2
+        assertArrayEquals(new int[] {0, 1, 4, 2}, b.box.roi());
+        assertEquals(0xff000000, b.argb[0]);
+        assertEquals(0xffffffff, b.argb[4]);
+        assertEquals(0xffffffff, b.argb[11]);
+        assertEquals(0xff000000, b.argb[12]);
+    }
+
+    @Test
+    public void perChannelNormalisation() {
+        float[] x = Preprocess.normalize(new int[] {0xff7f7f7f}, new float[] {1f, 2f, 3f}, new float[] {0f, -1f, -2f});
+        assertArrayEquals(new float[] {127f, 253f, 379f}, x, 0f);
     }
 }

@@ -33,6 +33,21 @@ public class QuadFinderTest {
     }
 
     @Test
+    public void edgesOutsideTheRoiAreIgnored() {
+        float[] m = drawQuad(new double[] {70, 20, 230, 70, 180, 240, 20, 190}, 256, 2);
+        QuadFinder.Result r = new QuadFinder().find(m, 256, 256, new int[] {0, 0, 10, 10});
+        assertFalse(r.found());
+        assertEquals("too few edge pixels", r.reason);
+    }
+
+    @Test
+    public void roiIsClippedToTheMapAsInPython() {
+        assertArrayEquals(new int[] {0, 0, 64, 48}, QuadFinder.frame(null, 64, 48));
+        assertArrayEquals(new int[] {0, 5, 64, 43}, QuadFinder.frame(new int[] {-3, 5, 100, 100}, 64, 48));
+        assertArrayEquals(new int[] {63, 47, 1, 1}, QuadFinder.frame(new int[] {70, 50, 10, 10}, 64, 48));
+    }
+
+    @Test
     public void blankMapIsNotFound() {
         QuadFinder.Result r = new QuadFinder().find(new float[64 * 64], 64, 64);
         assertFalse(r.found());
