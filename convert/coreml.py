@@ -1,7 +1,9 @@
-"""Core ML writer: an mlprogram ``.mlpackage`` with an ImageType input, so iOS
-feeds a CVPixelBuffer directly (pixels 0..255 mapped by the bundle's input spec,
-``convert.inputspec``: by default x 1/255 to the [0, 1] the zoo trains on), and
-outputs renamed to the Keras output names.
+"""Core ML writer: an mlprogram ``.mlpackage`` with an ImageType for each image
+input (NHWC, 3 channels), so iOS feeds a CVPixelBuffer directly (pixels 0..255
+mapped by the bundle's input spec, ``convert.inputspec``: by default x 1/255 to
+the [0, 1] the zoo trains on), a plain tensor for any other input, and outputs
+renamed to the model's output names. A SavedModel's serving signature (not
+Keras) is converted from its concrete function.
 
 An ImageType has one scale and a bias per channel. A spec whose std differs per
 channel (ImageNet's mean/std) gets scale 1/mean(std) there and the exact rest,
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from edgepipe.base import atomic
 from edgepipe.base.backend import keras
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 
 PRECISIONS = ("fp16", "fp32")
@@ -32,39 +36,58 @@ def image_preprocessing(spec: InputSpec, channels: int = 3):
     return 1 / ref, [float(b) for b in -mean / ref], ref / std
 
 
-def _with_channel_scale(model, factors):
-    """``model`` behind a per-channel multiply (the part of the std an ImageType cannot take)."""
-    image = keras.Input(shape=model.input_shape[1:], name=model.input_names[0])
-    scaled = keras.layers.Rescaling([float(f) for f in factors], name="per_channel_std")(image)
-    return keras.Model(image, model(scaled))
+def _with_channel_scale(model, factors, images: set):
+    """``model`` behind a per-channel multiply on its image inputs (the part of the
+    std an ImageType cannot take)."""
+    inputs = [keras.Input(shape=t.shape[1:], name=n) for n, t in zip(model.input_names, model.inputs)]
+    scale = keras.layers.Rescaling([float(f) for f in factors], name="per_channel_std")
+    fed = [scale(x) if n in images else x for n, x in zip(model.input_names, inputs)]
+    return keras.Model(inputs, model(fed[0] if len(fed) == 1 else fed))
 
 
 def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: float = 0.0,
-               labels: list[str] | None = None, spec: InputSpec | None = None):
+               labels: list[str] | None = None, spec: InputSpec | None = None, ports: list | None = None):
     """``labels`` make it a Core ML classifier: Vision returns VNClassificationObservation
     and Xcode shows ``classLabel`` plus a label -> score dictionary. ``spec`` (else
-    ``scale``/``bias``) says how the ImageType maps pixels to the model's input."""
+    ``scale``/``bias``) says how the ImageType maps pixels to the model's image inputs;
+    other inputs are plain tensors. ``ports``: the export's inputs (default: the
+    model's, batch 1). A SavedModel's serving signature converts from its concrete function."""
     ct = _coremltools()
     spec = spec or InputSpec((-bias / scale,), (1 / scale,))
-    scale, biases, factors = image_preprocessing(spec, model.input_shape[-1])
-    names = model.output_names
-    graph = model if factors is None else _with_channel_scale(model, factors)
+    ports = ports or graphio.export_inputs(model)
+    if any(p.dynamic_batch for p in ports):
+        raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
+    images = {p.name for p in ports if p.is_image}
+    scale, biases, factors = image_preprocessing(spec, 3)
+    names, graph, renames = _source(model, ports, images, factors)
     precision_flag = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
     layout = ct.colorlayout.RGB if spec.color_order == "RGB" else ct.colorlayout.BGR
-    image = ct.ImageType(name=model.input_names[0], shape=(1, *model.input_shape[1:]), scale=scale,
-                         bias=biases, color_layout=layout)
+    inputs = [ct.ImageType(name=p.name, shape=p.shape, scale=scale, bias=biases, color_layout=layout)
+              if p.name in images else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None
-    mlmodel = ct.convert(graph, convert_to="mlprogram", inputs=[image], classifier_config=classifier,
+    mlmodel = ct.convert(graph, convert_to="mlprogram", inputs=inputs, classifier_config=classifier,
                          compute_precision=precision_flag, minimum_deployment_target=ct.target.iOS15)
     proto = mlmodel.get_spec()
     described = proto.description
     outputs = [o.name for o in described.output if o.name != described.predictedFeatureName]
-    for old, new in zip(outputs, names):
-        if old != new:
+    pairs = [(o, renames.get(o)) for o in outputs] if renames else list(zip(outputs, names))
+    for old, new in pairs:
+        if new and old != new:
             ct.utils.rename_feature(proto, old, new)
     if labels:
         proto.description.predictedProbabilitiesName = names[0]
     return ct.models.MLModel(proto, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+
+
+def _source(model, ports, images: set, factors):
+    """(output names, what coremltools converts, {converter's output name: ours} or {} for
+    positional): a Keras model as is, a serving signature as its concrete function."""
+    if graphio.is_serving(model):
+        scale = None if factors is None else {n: factors for n in images}
+        function = graphio.concrete_function(model, ports, scale)
+        return model.output_names, [function], graphio.output_tensor_names(function)
+    graph = model if factors is None else _with_channel_scale(model, factors, images)
+    return model.output_names, graph, {}
 
 
 def _describe(mlmodel, meta: dict):
@@ -85,9 +108,10 @@ def _describe(mlmodel, meta: dict):
     mlmodel.user_defined_metadata["model_card"] = json.dumps(meta)
 
 
-def write(model, path: Path, precision: str = "fp16", meta: dict | None = None) -> Path:
-    spec = from_card(meta["inputs"][0]) if meta and meta.get("inputs") else DEFAULT
-    mlmodel = to_mlmodel(model, precision, labels=(meta or {}).get("labels"), spec=spec)
+def write(model, path: Path, precision: str = "fp16", meta: dict | None = None, ports: list | None = None) -> Path:
+    images = [i for i in (meta or {}).get("inputs", []) if i.get("normalization")]
+    spec = from_card(images[0]) if images else DEFAULT
+    mlmodel = to_mlmodel(model, precision, labels=(meta or {}).get("labels"), spec=spec, ports=ports)
     if meta:
         _describe(mlmodel, meta)
     with atomic.staged_path(path, folder_artifact=True) as tmp:

@@ -61,16 +61,18 @@ def find(fmt: str, precision: str | None = None, integer_io: bool = True) -> Var
 DEFAULT_VARIANTS = ("tflite_float32", "tflite_int8", "onnx_float32", "coreml_fp16")
 
 
-def export(variant: Variant, model, path, representative=None, meta: dict | None = None):
+def export(variant: Variant, model, path, representative=None, meta: dict | None = None, ports: list | None = None):
     """Write ``model`` as ``variant`` to ``path`` atomically; return the path.
-    ``meta`` (see ``pipeline.cards.bundle_meta``) is embedded where the format has room."""
+    ``meta`` (see ``pipeline.cards.bundle_meta``) is embedded where the format has room;
+    ``ports`` (``convert.graphio``): the export's inputs, default the model's at batch 1."""
     if variant.format == "tflite":
         from edgepipe.convert import tflite
-        return tflite.write(model, path, variant.precision, representative, variant.integer_io, meta=meta)
+        return tflite.write(model, path, variant.precision, representative, variant.integer_io, meta=meta,
+                            ports=ports)
     if variant.format == "onnx":
         from edgepipe.convert import onnx
-        return onnx.write(model, path, meta)
+        return onnx.write(model, path, meta, ports)
     if variant.format == "coreml":
         from edgepipe.convert import coreml
-        return coreml.write(model, path, variant.precision, meta)
+        return coreml.write(model, path, variant.precision, meta, ports)
     raise ValueError(variant.format)

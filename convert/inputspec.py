@@ -111,7 +111,9 @@ def from_range(lo: float, hi: float, source: str = "user") -> InputSpec:
 def from_model(model) -> InputSpec | None:
     """What the model's own leading Rescaling/Normalization layers (or the
     ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say it takes,
-    or None when it starts with neither."""
+    or None when it starts with neither, or has no layers (a SavedModel signature)."""
+    if not hasattr(model, "layers"):
+        return None
     scale, bias, found = np.ones(1), np.zeros(1), []
     for layer in leading_layers(model):
         step = _affine(layer)
@@ -198,7 +200,8 @@ def bundle_card(path) -> dict | None:
 
 
 def bundle_spec(path) -> InputSpec | None:
-    """The input spec an export's bundle states (verify feeds the export what it says)."""
+    """The input spec an export's bundle states for its image inputs (verify feeds the
+    export what it says)."""
     card = bundle_card(path)
-    inputs = (card or {}).get("inputs") or [{}]
-    return from_card(inputs[0]) if inputs[0].get("normalization") else None
+    images = [i for i in (card or {}).get("inputs") or [] if isinstance(i, dict) and i.get("normalization")]
+    return from_card(images[0]) if images else None

@@ -1,18 +1,26 @@
-"""ONNX writer via tf2onnx (opset 17), batch-1 static input named like the Keras input."""
+"""ONNX writer via tf2onnx (opset 17): inputs named like the model's inputs, at
+the export's shapes (batch 1, or a free batch named ``batch``). A SavedModel's
+serving signature is converted from its concrete function, outputs named by
+the signature's keys."""
 import json
 from pathlib import Path
 
-from edgepipe.base.backend import tf
 from edgepipe.base import atomic
+from edgepipe.convert import graphio
 
 OPSET = 17
 
 
-def to_onnx_bytes(model, meta: dict | None = None) -> bytes:
+def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None) -> bytes:
     import tf2onnx
 
-    spec = [tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=model.input_names[0])]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    ports = ports or graphio.export_inputs(model)
+    specs = [p.spec() for p in ports]
+    if graphio.is_serving(model):
+        proto, _ = tf2onnx.convert.from_function(graphio.function(model, ports), input_signature=specs, opset=OPSET)
+    else:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=OPSET)
+    _name_free_batch(proto)
     if meta:
         proto.doc_string = meta.get("description", "")
         proto.model_version = int(meta.get("version_int", 1))
@@ -23,5 +31,13 @@ def to_onnx_bytes(model, meta: dict | None = None) -> bytes:
     return proto.SerializeToString()
 
 
-def write(model, path: Path, meta: dict | None = None) -> Path:
-    return atomic.write_bytes(path, to_onnx_bytes(model, meta))
+def _name_free_batch(proto):
+    """tf2onnx names a free batch ``unk__12``; an app reads ``batch`` more easily."""
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            dims[0].dim_param = "batch"
+
+
+def write(model, path: Path, meta: dict | None = None, ports: list | None = None) -> Path:
+    return atomic.write_bytes(path, to_onnx_bytes(model, meta, ports))

@@ -1,28 +1,74 @@
-"""TFLite writer: a batch-1 concrete function, so shapes are static and no
-SHAPE/PACK ops survive around transposed convolutions; grouped convs built
-from parts become one grouped CONV_2D (convert.grouped)."""
+"""TFLite writer: a concrete function at the export's input shapes (batch 1 by
+default), so shapes are static and no SHAPE/PACK ops survive around transposed
+convolutions; grouped convs built from parts become one grouped CONV_2D
+(convert.grouped). A SavedModel's serving signature goes through the same path:
+its inputs, outputs and their names become the TFLite signature's."""
 from pathlib import Path
 
 from edgepipe.base import atomic
+from edgepipe.base.backend import tf
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.convert import graphio
 from edgepipe.quantize import ptq
 
 
-def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True) -> bytes:
+def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True,
+                    ports: list | None = None) -> bytes:
     if representative is not None:
-        representative = ptq.check_representative(representative, (1, *model.input_shape[1:]))
-    return ptq.configure(converter_for(model), mode, representative, int8_io).convert()
+        taking = ports or graphio.export_inputs(model)
+        if len(taking) != 1:
+            raise EdgePipeError(f"{mode} calibration feeds one input; the model has {len(taking)} "
+                                f"({', '.join(p.name for p in taking)})")
+        representative = ptq.check_representative(representative, (1, *taking[0].shape[1:]))
+    converter, names = _converter(model, ports)
+    data = ptq.configure(converter, mode, representative, int8_io).convert()
+    return _name_outputs(data, names) if names else data
 
 
-def converter_for(model):
-    """A converter over the TFLite export graph (grouped convs merged, exact)."""
+def converter_for(model, ports: list | None = None):
+    """A converter over the TFLite export graph (grouped convs merged, exact);
+    ``ports``: the export's inputs (default: the model's, batch 1)."""
+    return _converter(model, ports)[0]
+
+
+def _converter(model, ports: list | None):
+    """(converter, {graph tensor name: output name} for the outputs to rename)."""
     from edgepipe.convert.grouped import merge_groups
-    return ptq.converter_for(merge_groups(model))
+    if _zoo_like(model, ports):
+        return ptq.converter_for(merge_groups(model)), {}
+    graph = model if graphio.is_serving(model) else merge_groups(model)
+    function = graphio.concrete_function(graph, ports or graphio.export_inputs(model))
+    return tf.lite.TFLiteConverter.from_concrete_functions([function]), graphio.output_tensor_names(function)
+
+
+def _zoo_like(model, ports) -> bool:
+    """A one-input, one-output Keras model at its own shape and batch 1: the graph
+    every zoo export took (several outputs are named through ``graphio`` instead)."""
+    if graphio.is_serving(model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        return False
+    own = graphio.model_inputs(model)[0]
+    return ports is None or (ports[0].shape[0] == 1 and ports[0].shape[1:] == own.shape[1:])
+
+
+def _name_outputs(data: bytes, names: dict) -> bytes:
+    """Output tensors named like the model's outputs. Without a trackable object the
+    converter writes no signature and keeps graph names (``Identity_1``); passing one
+    costs a SavedModel round trip (see ``quantize.ptq.converter_for``)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+    flat = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    graph = flat.subgraphs[0]
+    for i in graph.outputs:
+        tensor = graph.tensors[i]
+        name = names.get(tensor.name.decode().split(":")[0])
+        if name:
+            tensor.name = name.encode()
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,
-          meta: dict | None = None) -> Path:
+          meta: dict | None = None, ports: list | None = None) -> Path:
     """Convert and write atomically; ``meta`` (a model card) becomes TFLite metadata."""
-    data = to_tflite_bytes(model, mode, representative, int8_io)
+    data = to_tflite_bytes(model, mode, representative, int8_io, ports)
     if meta:
         from edgepipe.convert.tflite_metadata import attach
         data = attach(data, meta)

@@ -99,7 +99,10 @@ def _tensor(w, name, description, content, process_units=(), stats=None, files=(
 
 def _input_tensor(w, spec):
     """An image input: its colour space, its size, and normalisation x = (pixel - mean) / std,
-    one value for all channels or one per channel (see ``convert.inputspec``)."""
+    one value for all channels or one per channel (see ``convert.inputspec``); any
+    other input (``kind: tensor``) as a plain feature tensor."""
+    if spec.get("kind") == "tensor":
+        return _tensor(w, spec["name"], spec.get("description", ""), _feature_content(w))
     _, height, width, channels = spec["shape"]
     norm = from_card(spec)
     mean, std = norm.per_channel(channels)

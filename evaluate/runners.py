@@ -31,8 +31,11 @@ class Runner:
     version = "?"
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
+    dynamic_batch = False  # the model takes any batch: ``predict`` runs ``batch_size`` items a call
+    batch_size = 1
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(self, batch) -> dict[str, np.ndarray]:
+        """``batch``: an array for the first input, or {input name: array}."""
         raise NotImplementedError
 
     def bound(self, batch: np.ndarray):
@@ -42,36 +45,64 @@ class Runner:
         than ``predict`` (no conversions, no output copies) override this."""
         return lambda: self.predict(batch)
 
+    def feeds(self, batch) -> dict[str, np.ndarray]:
+        """``batch`` as {input name: float32 array}, every input given, shapes checked."""
+        if not isinstance(batch, dict):
+            batch = {self.inputs[0].name: batch}
+        names = [i.name for i in self.inputs]
+        if set(batch) != set(names):
+            raise EdgePipeError(f"the model's inputs are {', '.join(names)}; given {', '.join(batch)}")
+        feeds = {n: np.asarray(batch[n], np.float32) for n in names}
+        for info in self.inputs:
+            self.check_input(feeds[info.name], info)
+        if len({len(x) for x in feeds.values()}) != 1:
+            raise EdgePipeError(f"inputs {', '.join(names)} hold different numbers of items")
+        return feeds
+
     def _each(self, batch, fn):
-        batch = np.asarray(batch, np.float32)
-        self.check_input(batch)
-        per_item = [fn(x[None]) for x in batch]
-        return {k: np.concatenate([p[k] for p in per_item]) for k in per_item[0]}
+        """``fn({name: array})`` on ``batch_size`` items at a time (one where the batch is fixed)."""
+        feeds = self.feeds(batch)
+        n, step = len(next(iter(feeds.values()))), self.batch_size if self.dynamic_batch else 1
+        parts = [fn({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
+    def input_shapes(self) -> dict[str, tuple]:
+        """{input name: NHWC shape, None where free}: what the model takes."""
+        return {i.name: _nhwc(i) for i in self.inputs}
 
-    def check_input(self, batch: np.ndarray):
+    def check_input(self, batch: np.ndarray, info: TensorInfo | None = None):
         """A batch the model cannot take is the user's error (an export of another model, wrong --data)."""
-        want, got = self.inputs[0].shape[1:], batch.shape[1:]
-        if not self.inputs[0].shape:  # the runtime does not say (Core ML's own predict)
+        info = info or self.inputs[0]
+        if not info.shape:  # the runtime does not say (Core ML's own predict)
             return
-        if self.inputs[0].dtype == "image" and len(want) == 3:  # Core ML images are (N, C, H, W) inside
-            want = (*want[1:], want[0])
-        fixed = [w if isinstance(w, (int, np.integer)) and w > 0 else None for w in want]  # 'N', -1: open
-        if len(want) != len(got) or any(w is not None and int(w) != g for w, g in zip(fixed, got)):
-            raise EdgePipeError(f"the model takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
+        want, got = _nhwc(info)[1:], batch.shape[1:]
+        if len(want) != len(got) or any(w is not None and int(w) != g for w, g in zip(want, got)):
+            named = f"input '{info.name}'" if len(self.inputs) > 1 else "the model"
+            raise EdgePipeError(f"{named} takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
                                 f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
+
+
+def _nhwc(info: TensorInfo) -> tuple:
+    """A tensor's shape with free dimensions (None, -1, 'N') as None; Core ML images,
+    (N, C, H, W) inside, as NHWC."""
+    shape = tuple(int(d) if isinstance(d, (int, np.integer)) and d > 0 else None for d in info.shape)
+    if info.dtype == "image" and len(shape) == 4:
+        shape = (shape[0], *shape[2:], shape[1])
+    return shape
 
 
 class KerasRunner(Runner):
     runtime = "keras"
     engine = "keras"
+    dynamic_batch = True
 
     def __init__(self, model):
         from edgepipe.base.backend import tf
         self.version = tf.__version__
         self.model = model
         self._fn = tf.function(lambda x: model(x, training=False))
-        self.inputs = [TensorInfo(model.input_names[0], tuple(model.input_shape), "float32")]
+        self.inputs = [TensorInfo(n, tuple(t.shape.as_list()), "float32")
+                       for n, t in zip(model.input_names, model.inputs)]
         self.outputs = [TensorInfo(n, tuple(o.shape), "float32") for n, o in zip(model.output_names, model.outputs)]
 
     def bound(self, batch):
@@ -80,11 +111,42 @@ class KerasRunner(Runner):
         return lambda: self._fn(x)
 
     def predict(self, batch):
-        batch = np.asarray(batch, np.float32)
-        self.check_input(batch)
-        out = self._fn(batch)
+        feeds = self.feeds(batch)
+        args = [feeds[i.name] for i in self.inputs]
+        out = self._fn(args[0] if len(args) == 1 else args)
         out = out if isinstance(out, (list, tuple)) else [out]
         return {n: np.asarray(o) for n, o in zip(self.model.output_names, out)}
+
+
+class ServingRunner(Runner):
+    """A SavedModel's serving signature (``edgepipe.base.serving``): the original a
+    non-Keras SavedModel's exports are checked against."""
+    runtime = "savedmodel"
+    engine = "tensorflow"
+
+    def __init__(self, model):
+        from edgepipe.base.backend import tf
+        self.version = tf.__version__
+        self.model = model
+        self.inputs = [TensorInfo(n, s, d) for n, s, d in model.inputs]
+        self.outputs = [TensorInfo(n, s, d) for n, s, d in model.outputs]
+        self.dynamic_batch = all(s and s[0] is None for _, s, _ in model.inputs)
+        self.batch_size = 64  # a free batch: run it in slices that bound memory
+
+    def _run(self, feeds):
+        from edgepipe.base.backend import tf
+        dtypes = {i.name: i.dtype for i in self.inputs}
+        out = self.model({k: tf.cast(v, dtypes[k]) for k, v in feeds.items()})
+        return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+    def predict(self, batch):
+        return self._each(batch, self._run)
+
+
+def reference_runner(model) -> Runner:
+    """The original's runner: Keras, or a SavedModel's serving signature."""
+    from edgepipe.base.serving import ServingModel
+    return ServingRunner(model) if isinstance(model, ServingModel) else KerasRunner(model)
 
 
 class TFLiteRunner(Runner):
@@ -103,21 +165,28 @@ class TFLiteRunner(Runner):
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgePipeError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
-        self._in = self.interp.get_input_details()[0]
+        self._ins = {_tflite_name(d["name"]): d for d in self.interp.get_input_details()}
+        self._in = next(iter(self._ins.values()))  # the first input: what a timed run sets
         self._out = self.interp.get_output_details()
-        self.inputs = [TensorInfo(self._in["name"], tuple(self._in["shape"]), np.dtype(self._in["dtype"]).name)]
+        self.inputs = [TensorInfo(n, tuple(d["shape_signature"]), np.dtype(d["dtype"]).name)
+                       for n, d in self._ins.items()]
         self.outputs = [TensorInfo(_tflite_name(d["name"]), tuple(d["shape"]), np.dtype(d["dtype"]).name)
                         for d in self._out]
+        self.dynamic_batch = all(len(d["shape_signature"]) and d["shape_signature"][0] == -1
+                                 for d in self._ins.values())
+        self._batch = 1
 
-    def _to_input(self, x):
-        scale, zero = self._in["quantization"]
+    def _to_input(self, x, detail=None):
+        detail = detail or self._in
+        scale, zero = detail["quantization"]
         if scale:
-            info = np.iinfo(self._in["dtype"])
+            info = np.iinfo(detail["dtype"])
             x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        return x.astype(self._in["dtype"])
+        return x.astype(detail["dtype"])
 
     def bound(self, batch):
         items = [self._to_input(x[None]) for x in np.asarray(batch, np.float32)]
+        self._resize(1)
         if len(items) == 1:  # the common case: set once, time Invoke() alone
             self.interp.set_tensor(self._in["index"], items[0])
             return self.interp.invoke
@@ -128,8 +197,19 @@ class TFLiteRunner(Runner):
                 self.interp.invoke()
         return run
 
-    def _one(self, x):
-        self.interp.set_tensor(self._in["index"], self._to_input(x))
+    def _resize(self, batch: int):
+        """A free batch takes the slice's size (the tensors are reallocated when it changes)."""
+        if not self.dynamic_batch or batch == self._batch:
+            return
+        for d in self._ins.values():
+            self.interp.resize_tensor_input(d["index"], [batch, *d["shape_signature"][1:]])
+        self.interp.allocate_tensors()
+        self._batch = batch
+
+    def _one(self, feeds):
+        self._resize(len(next(iter(feeds.values()))))
+        for name, x in feeds.items():
+            self.interp.set_tensor(self._ins[name]["index"], self._to_input(x, self._ins[name]))
         self.interp.invoke()
         out = {}
         for d in self._out:
@@ -161,9 +241,10 @@ class OnnxRunner(Runner):
             self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for bad files
             raise EdgePipeError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:160]})") from None
-        i = self.sess.get_inputs()[0]
-        self.inputs = [TensorInfo(i.name, tuple(i.shape), i.type)]
+        self.inputs = [TensorInfo(i.name, tuple(i.shape), i.type) for i in self.sess.get_inputs()]
         self.outputs = [TensorInfo(o.name, tuple(o.shape), o.type) for o in self.sess.get_outputs()]
+        self.dynamic_batch = all(i.shape and not isinstance(i.shape[0], int) for i in self.inputs)
+        self._types = {i.name: _ONNX_TYPES.get(i.dtype, np.float32) for i in self.inputs}
 
     def bound(self, batch):
         feeds = [{self.inputs[0].name: x[None]} for x in np.asarray(batch, np.float32)]
@@ -173,71 +254,16 @@ class OnnxRunner(Runner):
                 self.sess.run(None, feed)
         return run
 
-    def _one(self, x):
-        outs = self.sess.run(None, {self.inputs[0].name: x})
+    def _one(self, feeds):
+        outs = self.sess.run(None, {k: v.astype(self._types[k]) for k, v in feeds.items()})
         return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
 
     def predict(self, batch):
         return self._each(batch, self._one)
 
 
-class CoreMLRunner(Runner):
-    """Core ML's own ``MLModel.predict`` (macOS only)."""
-    runtime = "coreml"
-    engine = "coreml"
-
-    COMPUTE_UNITS = {"cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "all": "ALL"}
-
-    def __init__(self, path, compute_units: str = "all"):
-        from edgepipe.convert.coreml import _coremltools, can_predict
-        ok, why = can_predict()
-        if not ok:
-            raise NotRunnable(why)
-        ct = _coremltools()
-        self.version = ct.__version__
-        units = getattr(ct.ComputeUnit, self.COMPUTE_UNITS[compute_units])
-        self.model = ct.models.MLModel(str(path), compute_units=units)
-        spec = self.model.get_spec().description
-        self.labels = _class_labels(self.model.get_spec())
-        self.inputs = [TensorInfo(i.name, (), "image") for i in spec.input]
-        self.outputs = [TensorInfo(o.name, (), "float32") for o in spec.output
-                        if o.name != spec.predictedFeatureName]
-
-    def _one(self, x):
-        from PIL import Image
-        img = Image.fromarray(image_pixels(x)[0])
-        got = self.model.predict({self.inputs[0].name: img})
-        return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
-
-    def predict(self, batch):
-        return self._each(batch, self._one)
-
-
-class CoreMLReferenceRunner(Runner):
-    """The same ``.mlpackage`` run by the numpy reference interpreter
-    (``evaluate.milref``) where Core ML cannot run: reference numerics for
-    verify, labelled ``reference-interpreter``; never a latency figure."""
-    runtime = "coreml"
-
-    def __init__(self, path):
-        from edgepipe.evaluate.milref import ENGINE, ReferenceProgram
-        from edgepipe.convert.coreml import _coremltools
-        self.engine = ENGINE
-        self.version = f"coremltools {_coremltools().__version__} + {ENGINE}"
-        self.program = ReferenceProgram(path)
-        desc = self.program.spec.description
-        self.labels = self.program.class_labels()
-        self.inputs = [TensorInfo(n, self.program.input_shapes[n], "image") for n in self.program.input_names]
-        self.outputs = [TensorInfo(o.name, (), "float32") for o in desc.output if o.name != desc.predictedFeatureName]
-
-    def _one(self, x):
-        # what an ImageType input sees: 8-bit RGB pixels, here in the program's NCHW
-        image = image_pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
-        got = self.program.run({self.inputs[0].name: image})
-        return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
-
-    def predict(self, batch):
-        return self._each(batch, self._one)
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+               "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
 
 
 def image_pixels(x):
@@ -245,30 +271,10 @@ def image_pixels(x):
     return np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.uint8)
 
 
-def _class_labels(spec):
-    """A classifier's label order, from the model card we embed (else None: sorted keys)."""
-    import json
-    card = spec.description.metadata.userDefined.get("model_card")
-    try:
-        return json.loads(card).get("labels") if card else None
-    except ValueError:
-        return None
-
-
-def _numeric(value, labels):
-    """A classifier's {label: probability} back to an array in label order."""
-    if isinstance(value, dict):
-        order = labels or sorted(value)
-        return np.asarray([[value[k] for k in order]], np.float32)
-    return np.asarray(value, np.float32)
-
-
 def coreml_runner(path, compute_units: str = "all") -> Runner:
-    """Core ML itself on macOS, the reference interpreter elsewhere."""
-    from edgepipe.convert.coreml import can_predict
-    if can_predict()[0]:
-        return CoreMLRunner(path, compute_units)
-    return CoreMLReferenceRunner(path)
+    """Core ML itself on macOS, the reference interpreter elsewhere (``evaluate.coreml_runners``)."""
+    from edgepipe.evaluate.coreml_runners import coreml_runner as pick
+    return pick(path, compute_units)
 
 
 def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all",
@@ -295,8 +301,8 @@ def _open(path: Path, threads, xnnpack, compute_units, trust) -> Runner:
     if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
         return coreml_runner(path, compute_units)
     if name.endswith((".keras", ".h5")) or path.is_dir():
-        from edgepipe.base.modelio import load_keras
-        return KerasRunner(load_keras(path, trust=trust))
+        from edgepipe.base.modelio import load_model
+        return reference_runner(load_model(path, trust=trust))
     raise EdgePipeError(f"{path}: unknown model format (expected .keras, .h5, .tflite, .onnx or .mlpackage)")
 
 

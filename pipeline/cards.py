@@ -20,12 +20,15 @@ def _quant_params(path):
     return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
 
 
-def image_input(model, spec: InputSpec | None = None) -> dict:
-    """The model's (single) image input: pixels mapped by ``spec`` (default: what
-    the model itself says, else pixel / 255). ``scale``/``bias`` are numbers when
-    every channel shares them, lists otherwise; ``mean``/``std`` are per channel."""
+def image_input(model, spec: InputSpec | None = None, port=None) -> dict:
+    """The model's image input (``port``, a ``convert.graphio.Port``: the export's;
+    default the model's single input at batch 1): pixels mapped by ``spec`` (default:
+    what the model itself says, else pixel / 255). ``scale``/``bias`` are numbers when
+    every channel shares them, lists otherwise; ``mean``/``std`` are per channel. A
+    free batch is -1."""
     spec = spec or spec_for(model)
-    _, h, w, c = model.input_shape
+    name, (_, h, w, c) = (port.name, port.shape) if port else (model.input_names[0], model.input_shape)
+    batch = -1 if port and port.dynamic_batch else 1
     scale, bias = spec.scale_bias(c)
     mean, std = spec.per_channel(c)
     lo, hi = spec.value_range(c)
@@ -34,7 +37,7 @@ def image_input(model, spec: InputSpec | None = None) -> dict:
     formula = ("x = pixel * scale + bias" if spec.uniform
                else "x = pixel * scale[c] + bias[c] = (pixel - mean[c]) / std[c]")
     values = "raw pixels [0, 255]" if (lo, hi) == (0.0, 255.0) else f"pixels scaled to [{lo:g}, {hi:g}]"
-    return {"name": model.input_names[0], "shape": [1, h, w, c], "dtype": "float32", "layout": "NHWC",
+    return {"name": name, "shape": [batch, h, w, c], "dtype": "float32", "layout": "NHWC",
             "color_order": spec.color_order, "range": [num(lo), num(hi)],
             "normalization": {"scale": one(scale), "bias": one(bias), "formula": formula,
                               "mean": [num(m) for m in mean], "std": [num(s) for s in std],
@@ -43,34 +46,61 @@ def image_input(model, spec: InputSpec | None = None) -> dict:
                            + (f"; {spec.note}" if spec.note else "")}
 
 
+def tensor_input(port) -> dict:
+    """An input that is not an image (a feature vector, a mask): fed as the model takes it."""
+    shape = [-1 if d is None else d for d in port.shape]
+    return {"name": port.name, "kind": "tensor", "shape": shape, "dtype": port.dtype,
+            "description": f"{port.dtype} tensor of shape {shape}, fed as the model takes it"}
+
+
+def _inputs(model, spec, ports) -> list[dict]:
+    if ports is None:
+        return [image_input(model, spec)]
+    return [image_input(model, spec, p) if p.is_image else tensor_input(p) for p in ports]
+
+
+def _activation(model, index: int):
+    """The output layer's activation; None where there are no layers (a SavedModel signature)."""
+    return output_activation(model, index) if hasattr(model, "get_layer") else None
+
+
 def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = None,
-                    spec: InputSpec | None = None) -> dict:
+                    spec: InputSpec | None = None, ports=None, outputs=None) -> dict:
     """Model card for an image classifier; ``bundle`` holds author, license, version, description;
-    ``spec`` how to feed it (default: what the model says, else pixel / 255)."""
-    if len(model.outputs) != 1 or len(model.output_shape) != 2:
-        raise EdgePipeError(f"labels need a classifier with one (batch, classes) output; {name} has {model.output_shape}")
-    classes = model.output_shape[-1]
+    ``spec`` how to feed it (default: what the model says, else pixel / 255); ``ports``,
+    ``outputs``: the export's inputs and outputs (``convert.graphio``; default the model's)."""
+    shapes = _shapes(model, outputs)
+    if len(shapes) != 1 or len(shapes[0]) != 2:
+        raise EdgePipeError(f"labels need a classifier with one (batch, classes) output; {name} has "
+                            f"{shapes if outputs else model.output_shape}")
+    classes = shapes[0][-1]
     if len(labels) != classes:
         raise EdgePipeError(f"{len(labels)} labels given, the model has {classes} classes")
-    activation = output_activation(model)
+    activation = _activation(model, 0)
     meaning = "class probabilities" if activation == "softmax" else "class scores (logits; argmax = class)"
     return {"name": name, "task": "image classification", **_bundle_fields(bundle),
-            "inputs": [image_input(model, spec)],
-            "outputs": [{"name": model.output_names[0], "shape": [1, classes], "activation": activation,
+            "inputs": _inputs(model, spec, ports),
+            "outputs": [{"name": model.output_names[0], "shape": list(shapes[0]), "activation": activation,
                          "meaning": f"{meaning}, in labels order"}],
             "labels": list(labels)}
 
 
-def generic_meta(model, name: str, bundle: dict | None = None, spec: InputSpec | None = None) -> dict:
-    """Model card for any image model without labels."""
-    outputs = [{"name": n, "shape": [1, *shape[1:]], "activation": output_activation(model, i), "meaning": n}
-               for i, (n, shape) in enumerate(zip(model.output_names, _output_shapes(model)))]
-    return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": [image_input(model, spec)],
+def generic_meta(model, name: str, bundle: dict | None = None, spec: InputSpec | None = None,
+                 ports=None, outputs=None) -> dict:
+    """Model card for any model without labels (``ports``, ``outputs`` as in ``classifier_meta``)."""
+    outputs = [{"name": n, "shape": list(shape), "activation": _activation(model, i), "meaning": n}
+               for i, (n, shape) in enumerate(zip(model.output_names, _shapes(model, outputs)))]
+    return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": _inputs(model, spec, ports),
             "outputs": outputs, "labels": []}
 
 
-def _output_shapes(model):
-    return model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+def _shapes(model, outputs=None) -> list[tuple]:
+    """Output shapes as the card states them: the export's (a free batch is -1), else
+    the model's at batch 1."""
+    if outputs:
+        return [tuple(-1 if d is None else d for d in o.shape) for o in outputs]
+    shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+    return [(1, *s[1:]) for s in shapes]
 
 
 def _bundle_fields(bundle: dict | None) -> dict:

@@ -436,15 +436,21 @@ def test_garbage_is_one_line(tmp_path, capsys, name):
     refused(capsys, convert_argv(path), path, expect="not a loadable Keras model")
 
 
-def test_non_keras_savedmodel_is_one_line(tmp_path, capsys):
+def test_non_keras_savedmodel_runs_no_file_op_without_trust(tmp_path, capsys):
+    """A SavedModel from a plain tf.Module is its serving signature (convert and verify
+    take it); a graph that writes files is refused unless --trust-model, and commands
+    that need a Keras model say so in one line."""
     from edgepipe.base.backend import tf
+    marker = tmp_path / "ran"
 
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
-        def __call__(self, x):
-            return x * 2.0
+    class Writer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="image")])
+        def __call__(self, image):
+            tf.io.write_file(str(marker), "ran")
+            return {"y": image * 2.0}
     (tmp_path / "in").mkdir()
     path = tmp_path / "in" / "plain_savedmodel"
-    tf.saved_model.save(Doubler(), str(path))
-    refused(capsys, convert_argv(path), path, expect="not a Keras SavedModel (no keras_metadata.pb")
-    refused(capsys, convert_argv(path, "--trust-model"), path, expect="not a Keras SavedModel")
+    tf.saved_model.save(Writer(), str(path))
+    refused(capsys, convert_argv(path), path, marker, expect="its graph runs op 'WriteFile'")
+    refused(capsys, ["verify", "--model", path, "--export", path.parent / "x.tflite"], path, marker, expect=HINT)
+    refused(capsys, ["profile", path], path, marker, expect="not a Keras SavedModel (no keras_metadata.pb")

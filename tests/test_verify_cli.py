@@ -13,6 +13,7 @@ from edgepipe.cli.main import main
 def external(tmp_path_factory):
     """keras.applications networks with random weights, saved as users would."""
     d = tmp_path_factory.mktemp("external")
+    keras.utils.set_random_seed(0)  # the same weights whichever test file ran before in this process
     out = {}
     for name, build in (("mobilenet", lambda: keras.applications.MobileNet(
             weights=None, alpha=0.25, input_shape=(96, 96, 3), classes=10)),
@@ -29,7 +30,7 @@ def external(tmp_path_factory):
 def _settle_batchnorm(model):
     """Batch statistics as a trained net's BN would hold them; with the fresh
     (0, 1) statistics a random net's activations vanish and every export agrees."""
-    from edgepipe.cli.verify import sample_inputs
+    from edgepipe.cli.inputs import sample_inputs
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in bns:
         layer.momentum = 0.0
@@ -148,7 +149,7 @@ def test_verify_rejects_nan_data(external, tmp_path):
 
 def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
     from edgepipe.base.modelio import load_keras
-    from edgepipe.cli.verify import sample_inputs
+    from edgepipe.cli.inputs import sample_inputs
     x = sample_inputs((96, 96, 3), count=8)
     pred = load_keras(external["mobilenet"]).predict(x, verbose=0).argmax(-1)
     truth = pred.copy()

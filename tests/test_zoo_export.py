@@ -117,7 +117,7 @@ def test_coreml_matches_keras_in_the_reference_interpreter(network, precision):
     """Whole-model Core ML numerics on Linux: fp32 max abs <= 1e-3, fp16 PSNR >= 40 dB,
     on the 8-bit pixels an ImageType input carries."""
     from edgepipe.convert import coreml
-    from edgepipe.evaluate.runners import CoreMLReferenceRunner
+    from edgepipe.evaluate.coreml_runners import CoreMLReferenceRunner
     name, model, folded, images, calibration, tmp = network
     path = tmp / (f"{name}.mlpackage" if precision == "fp16" else f"{name}.fp32.mlpackage")
     if not path.exists():  # the fp16 package is the one test_coreml_converts_with_expected_io wrote

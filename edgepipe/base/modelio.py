@@ -45,6 +45,16 @@ _TF_SYMBOL_DENIED = ("io.", "gfile", "write_file", "read_file", "matching_files"
                      "experimental.dtensor")
 
 
+def load_model(path, trust: bool = False):
+    """A Keras model, or for a SavedModel without Keras objects its serving
+    signature (``edgepipe.base.serving``; its graph is checked as strictly)."""
+    from edgepipe.base import serving
+    path = Path(path)
+    if path.is_dir() and model_format(path) == "savedmodel" and serving.is_plain_savedmodel(path):
+        return serving.load_serving(path, trust)
+    return load_keras(path, trust)
+
+
 def load_keras(path, trust: bool = False):
     import edgepipe.base.custom_layers  # noqa: F401  (registers our layers for safe_mode loading)
     path = Path(path)
@@ -172,7 +182,8 @@ def savedmodel_nodes(path: Path) -> list[tuple[str, str]]:
              and n.user_object.metadata]
     if not nodes:
         raise EdgePipeError(f"{path}: not a Keras SavedModel (no keras_metadata.pb: written by tf.saved_model.save "
-                            f"or not Keras at all); save the model from Keras as .keras or .h5")
+                            f"or not Keras at all); convert and verify take its serving signature, this command needs "
+                            f"a Keras model (.keras, .h5)")
     return nodes
 
 

@@ -1,38 +1,52 @@
-"""``edgepipe convert``: any Keras model (.keras/.h5/SavedModel) to TFLite, ONNX or
-Core ML, with the bundle metadata an app reads."""
+"""``edgepipe convert``: any Keras model (.keras/.h5/SavedModel), or a SavedModel's
+serving signature, to TFLite, ONNX or Core ML, with the bundle metadata an app reads."""
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, int_range
-from edgepipe.cli.inputs import add_input_spec_args, input_spec, sample_inputs
+from edgepipe.cli.inputs import add_input_spec_args, add_shape_args, given_shapes, input_spec, sample_inputs
 from edgepipe.convert.formats import export_formats, find, precisions
 
 
 def cmd_convert(args):
-    from edgepipe.convert.fold import export_graph
-    from edgepipe.convert.formats import export
-    from edgepipe.base.modelio import load_keras
     from edgepipe.base.atomic import check_target
+    from edgepipe.base.modelio import load_model
+    from edgepipe.convert import graphio
+    from edgepipe.convert.formats import export
     variant = find(args.format, args.mode if args.format == "tflite" else None)
+    if args.dynamic_batch and variant.format == "coreml":
+        raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
     inputs = [args.model, args.data, args.labels]
     out = check_target(args.out, variant.format == "coreml", inputs=inputs)
     card = out.with_name(out.name + ".model_card.json")
     check_target(card, inputs=inputs)
-    model = load_keras(args.model, trust=args.trust_model)
+    model = load_model(args.model, trust=args.trust_model)
+    ports = graphio.export_inputs(model, given_shapes(args), args.dynamic_batch)
     precision = variant.precision
-    spec = input_spec(args, model)
-    meta = _bundle_meta(args, model, out, spec)
+    spec = input_spec(args, model, ports)
+    meta = _bundle_meta(args, model, out, spec, ports)
     calib = None
     if variant.needs_calibration:
-        calib = sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
+        if len(ports) != 1:
+            raise EdgePipeError(f"{precision} calibration feeds one input; the model has {len(ports)} "
+                                f"({', '.join(p.name for p in ports)})")
+        calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec)
     from edgepipe.base.interrupts import converter_errors
     with converter_errors(f"converting {args.model} to {variant.format} ({precision})"):
-        export(variant, export_graph(model), out, calib, meta)
+        export(variant, _export_graph(model), out, calib, meta, ports)
     from edgepipe.pipeline.cards import converted_card
     from edgepipe.pipeline.report import write_json
     write_json(card, converted_card(meta, args.format, precision, out))
-    print(f"wrote {out} ({args.format}, {precision}) and {card.name}")
+    print(f"wrote {out} ({args.format}, {precision}{', dynamic batch' if args.dynamic_batch else ''}) "
+          f"and {card.name}")
     return 0
+
+
+def _export_graph(model):
+    """The Keras graph rewrites (convert.fold); a serving signature is exported as it is."""
+    from edgepipe.convert import graphio
+    from edgepipe.convert.fold import export_graph
+    return model if graphio.is_serving(model) else export_graph(model)
 
 
 def read_labels(path) -> list[str]:
@@ -49,20 +63,21 @@ def read_labels(path) -> list[str]:
     return labels
 
 
-def _bundle_meta(args, model, out: Path, spec=None) -> dict:
+def _bundle_meta(args, model, out: Path, spec, ports) -> dict:
+    from edgepipe.convert.graphio import output_ports
     from edgepipe.pipeline.cards import classifier_meta, generic_meta
     bundle = {"author": args.author, "license": args.license, "version": args.model_version,
               "description": args.description}
     name = out.name.split(".")[0]
-    if None in model.input_shape[1:]:
-        raise EdgePipeError(f"convert needs a fixed input size, the model has {model.input_shape}")
+    outputs = output_ports(model, ports)
     if args.labels:
-        return classifier_meta(model, read_labels(args.labels), name, bundle, spec)
-    return generic_meta(model, name, bundle, spec)
+        return classifier_meta(model, read_labels(args.labels), name, bundle, spec, ports, outputs)
+    return generic_meta(model, name, bundle, spec, ports, outputs)
 
 
 def add_parser(sub):
-    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) to tflite, onnx or coreml")
+    c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) or a SavedModel's serving "
+                                       "signature to tflite, onnx or coreml")
     c.add_argument("--model", required=True)
     c.add_argument("--format", required=True, choices=export_formats())
     c.add_argument("--mode", default="float32", choices=precisions("tflite"),
@@ -77,5 +92,6 @@ def add_parser(sub):
     c.add_argument("--model-version", default="", help="bundle metadata: model version")
     c.add_argument("--description", default="", help="bundle metadata: one-line description")
     add_input_spec_args(c)
+    add_shape_args(c)
     add_trust(c)
     c.set_defaults(func=cmd_convert)

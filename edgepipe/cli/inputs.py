@@ -10,6 +10,9 @@ import numpy as np
 from edgepipe.base.errors import EdgePipeError, first_line
 
 
+MIN_SIDE = 64  # the document generator's camera blur needs room: smaller inputs get a scaled-down document
+
+
 def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
     """``--data`` (.npy, NHWC RGB in [0, 1]) or generated documents at the model's size:
     realistic pixels, not uniform noise, so activations have real ranges. ``spec``
@@ -28,9 +31,16 @@ def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
         return spec.from_unit(x)
     if c != 3 or h is None or w is None:
         raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
-    from edgepipe.train.docgen import generate
     side = max(h, w)
-    return spec.from_pixels(np.stack([generate(424242, i, side).image[:h, :w] for i in range(count)]))
+    return spec.from_pixels(np.stack([_document(i, side)[:h, :w] for i in range(count)]))
+
+
+def _document(index: int, side: int) -> np.ndarray:
+    from edgepipe.train.docgen import generate
+    if side >= MIN_SIDE:
+        return generate(424242, index, side).image
+    import cv2
+    return cv2.resize(generate(424242, index, MIN_SIDE).image, (side, side), interpolation=cv2.INTER_AREA)
 
 
 def _numbers(counts: tuple, what: str, check=lambda values: True):
@@ -65,8 +75,9 @@ def add_input_spec_args(parser):
     g.add_argument("--bgr", action="store_true", help="the model takes its channels in BGR order")
 
 
-def input_spec(args, model):
-    """The spec the user's flags give, else the model's own, else the default."""
+def input_spec(args, model, ports=None):
+    """The spec the user's flags give, else the model's own, else the default;
+    ``ports`` (``convert.graphio``): the export's inputs, whose images it applies to."""
     from dataclasses import replace
     from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_model, from_range
     if args.input_range and (args.mean or args.std):
@@ -84,11 +95,108 @@ def input_spec(args, model):
     spec = user or own or DEFAULT
     if args.bgr:
         spec = replace(spec, color_order="BGR")
-    spec.per_channel(model.input_shape[-1])  # a one-line error when the counts do not fit the model
+    images = [p for p in ports or [] if p.is_image]
+    channels = images[0].shape[-1] if images else 3 if ports else model.input_shape[-1]
+    spec.per_channel(channels)  # a one-line error when the counts do not fit the model
     return spec
 
 
+def add_shape_args(parser):
+    """Free dimensions and the batch of an export (``convert.graphio``)."""
+    g = parser.add_argument_group("input shapes")
+    g.add_argument("--input-shape", action="append", type=_shape, metavar="[NAME:]1xHxWxC",
+                   help="fix the free dimensions of an input, batch first, e.g. 1x224x224x3; repeat with "
+                        "NAME: for each input of a model that has several")
+    g.add_argument("--dynamic-batch", action="store_true",
+                   help="keep the batch free in the export (tflite, onnx; default: a batch of 1)")
+
+
+def _shape(text: str):
+    from edgepipe.convert.graphio import parse_shape
+    try:
+        return parse_shape(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected [NAME:]1xHxWxC (positive integers), got {text!r}") from None
+
+
+def given_shapes(args) -> dict:
+    """{input name or None: shape} from ``--input-shape``; one input given twice is an error."""
+    given = {}
+    for name, shape in args.input_shape or []:
+        if name in given:
+            raise EdgePipeError(f"--input-shape given twice for {f'input {name!r}' if name else 'the input'}")
+        given[name] = shape
+    return given
+
+
+def sample_feeds(shapes: dict, data=None, count=32) -> dict:
+    """{input name: array} for ``shapes`` ({name: shape, batch first}): ``--data``
+    (.npy for a model with one input, .npz keyed by input name) or generated inputs:
+    documents for image inputs (NHWC, 3 channels), seeded uniform [0, 1) for others.
+    Image inputs are RGB in [0, 1] (the input spec maps them), others as the model takes them."""
+    if data:
+        return _data_feeds(shapes, data)
+    from edgepipe.convert.graphio import is_image_shape
+    rng = np.random.default_rng(20)
+    return {name: sample_inputs(shape[1:], count=count) if is_image_shape(shape)
+            else rng.random((count, *shape[1:]), np.float32) for name, shape in shapes.items()}
+
+
+def _data_feeds(shapes: dict, data) -> dict:
+    names = list(shapes)
+    if Path(data).suffix != ".npz":
+        if len(names) != 1:
+            raise EdgePipeError(f"the model has {len(names)} inputs ({', '.join(names)}): give --data as an .npz "
+                                f"with one array per input name")
+        return {names[0]: _checked(load_npy(data, "--data"), shapes[names[0]], data, names[0])}
+    arrays = load_npz(data, "--data")
+    if set(arrays) != set(names):
+        raise EdgePipeError(f"--data {data} holds {', '.join(sorted(arrays)) or 'nothing'}; the model's inputs are "
+                            f"{', '.join(names)}")
+    feeds = {n: _checked(arrays[n], shapes[n], data, n) for n in names}
+    if len({len(x) for x in feeds.values()}) != 1:
+        raise EdgePipeError(f"--data {data}: the arrays hold different numbers of items "
+                            f"({', '.join(f'{n}: {len(x)}' for n, x in feeds.items())})")
+    return feeds
+
+
+def _checked(x: np.ndarray, shape, data, name) -> np.ndarray:
+    want = tuple(shape[1:])
+    if x.ndim != len(shape) or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+        free = ", ".join("?" if d is None else str(d) for d in want)
+        raise EdgePipeError(f"--data {name!r} has shape {x.shape}, the model expects (N, {free})")
+    x = np.asarray(x, np.float32)
+    if not np.isfinite(x).all():
+        raise EdgePipeError(f"--data {data} contains NaN or Inf")
+    return x
+
+
 MAX_DATA_BYTES = 4 << 30  # what --data may hold in memory as float32
+
+
+def load_npz(path, option: str) -> dict:
+    """A user's .npz of named arrays, sized from the zip's directory before any is read
+    (a member never yields more than its declared size); each array as ``load_npy``."""
+    import zipfile
+    path = Path(path)
+    if not path.is_file():
+        raise EdgePipeError(f"{option} must be an existing .npy or .npz file, got {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(i.file_size for i in archive.infolist())
+        if declared > MAX_DATA_BYTES:
+            raise EdgePipeError(f"{option} {path} unpacks to {declared:,} bytes, over the {MAX_DATA_BYTES >> 30} GiB "
+                                "edgepipe reads into memory; pass a smaller sample")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except EdgePipeError:
+        raise
+    except (ValueError, OSError, EOFError, TypeError, zipfile.BadZipFile) as e:
+        raise EdgePipeError(f"{option} {path} is not a readable .npz archive ({first_line(e, 120)})") from None
+    for k, arr in arrays.items():
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.size == 0:
+            raise EdgePipeError(f"{option} {path}: array {k!r} must hold numbers, has {arr.dtype} {arr.shape}")
+    return arrays
 
 
 def load_npy(path, option: str) -> np.ndarray:

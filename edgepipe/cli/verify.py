@@ -1,4 +1,6 @@
-"""``edgepipe verify``: an export against its original, for any Keras model, ours or a user's."""
+"""``edgepipe verify``: an export against its original, for any Keras model, ours or a
+user's, or a SavedModel's serving signature; inputs and outputs matched by name, a
+free batch checked at 1 and at 3."""
 import json
 from pathlib import Path
 
@@ -7,7 +9,7 @@ from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, fraction, positive
-from edgepipe.cli.inputs import sample_inputs
+from edgepipe.cli.inputs import sample_feeds
 
 def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
     """The precision the export really computes in, read from the file (not guessed
@@ -23,35 +25,80 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
 
 
 def cmd_verify(args):
+    from edgepipe.base.modelio import load_model
     from edgepipe.evaluate.gates import check_output, default_gate
-    from edgepipe.evaluate.runners import KerasRunner, NotRunnable, open_runner
-    from edgepipe.base.modelio import load_keras
-    from edgepipe.convert.inputspec import bundle_spec, spec_for
-    model = load_keras(args.model, trust=args.trust_model)
-    images = sample_inputs(model.input_shape[1:], args.data)  # RGB in [0, 1]
+    from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
+    model = load_model(args.model, trust=args.trust_model)
     try:
         runner = open_runner(args.export)
     except NotRunnable as why:
         return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
-    spec = bundle_spec(args.export) or spec_for(model)  # what the bundle tells an app to feed
-    if runner.runtime == "coreml":  # an ImageType input carries 8-bit pixels; compare like with like
-        from edgepipe.evaluate.runners import image_pixels
-        images = image_pixels(images) / np.float32(255)
-    x = spec.from_unit(images)
-    ref = KerasRunner(model).predict(x)
+    original = reference_runner(model)
+    names = _input_names(original, runner, args.export)
+    x, fed = _inputs(args, model, runner, names)
+    ref = original.predict({names[k]: v for k, v in x.items()})
     variant, io = _export_variant(runner, Path(args.export))
-    got = runner.predict(images if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
-    got = got if set(ref) <= set(got) else dict(zip(ref, got.values()))
     rows = []
-    for name, r in ref.items():
-        if name not in got:
-            raise EdgePipeError(f"export {args.export} has no output matching '{name}' (has {list(got)})")
-        gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
-        rows.append({"output": name} | check_output(r, got[name], gate) | _accuracy(args, r, got[name], len(x)))
+    free = runner.dynamic_batch and runner.runtime in ("litert", "onnxruntime")  # an export with a free batch
+    for batch in (1, 3) if free else (None,):  # ... is checked at batch 1 and at batch 3
+        runner.batch_size = batch or 1
+        got = _matched(ref, runner.predict(fed), args.export)
+        for name, r in ref.items():
+            gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
+            rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
+                        | _accuracy(args, r, got[name], len(r)))
     failed = not all(r["pass"] for r in rows)
     drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
-    extra = {"io": io} | _constant_outputs(rows, ref, len(x), args.allow_constant_outputs)
+    extra = {"io": io} | _constant_outputs(rows, ref, len(next(iter(x.values()))), args.allow_constant_outputs)
     return _report(args, rows, variant, runner.engine, drill, extra)
+
+
+def _input_names(original, runner, export) -> dict:
+    """{export input name: the original's}: by name, or the one input of each."""
+    ours, theirs = [i.name for i in runner.inputs], [i.name for i in original.inputs]
+    if set(ours) == set(theirs):
+        return {n: n for n in ours}
+    if len(ours) == len(theirs) == 1:
+        return {ours[0]: theirs[0]}
+    raise EdgePipeError(f"export {export} takes inputs {', '.join(ours)}, the original {', '.join(theirs)}: "
+                        f"is the export from this model?")
+
+
+def _inputs(args, model, runner, names) -> tuple[dict, dict]:
+    """(what the original takes, what the export is fed), by export input name: image
+    inputs are mapped through the input spec the bundle states; Core ML's ImageType
+    takes 8-bit pixels, so both sides see those."""
+    from edgepipe.convert.graphio import is_image_shape, model_inputs
+    from edgepipe.convert.inputspec import bundle_spec, spec_for
+    from edgepipe.evaluate.runners import image_pixels
+    own = {p.name: p.shape for p in model_inputs(model)}
+    shapes = {n: _filled(s, own.get(names[n])) for n, s in runner.input_shapes().items()}
+    unit = sample_feeds(shapes, args.data)  # images RGB in [0, 1]
+    spec = bundle_spec(args.export) or spec_for(model)  # what the bundle tells an app to feed
+    images = {n for n, s in shapes.items() if is_image_shape(s)}
+    if runner.runtime == "coreml":
+        unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
+    x = {n: spec.from_unit(v) if n in images else v for n, v in unit.items()}
+    return x, (unit if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
+
+
+def _filled(shape, own) -> tuple:
+    """The export's shape, free dimensions other than the batch taken from the original
+    where it fixes them; the original's where the runtime does not say (Core ML's predict)."""
+    if own is None or not shape:
+        return shape or own or ()
+    if len(own) != len(shape):
+        return shape
+    return (shape[0], *(s if s is not None else o for s, o in zip(shape[1:], own[1:])))
+
+
+def _matched(ref: dict, got: dict, export) -> dict:
+    """The export's outputs under the original's names: by name, else in order."""
+    if set(ref) <= set(got):
+        return got
+    if len(ref) == len(got):
+        return dict(zip(ref, got.values()))
+    raise EdgePipeError(f"export {export} has outputs {', '.join(got)}, the original {', '.join(ref)}")
 
 
 def _constant_outputs(rows, ref, count, allow) -> dict:
@@ -97,9 +144,11 @@ def _accuracy(args, ref, got, count) -> dict:
     return {"top1_original": original, "top1": export, "top1_delta": export - original}
 
 
-def _drill_down(model, export, x, variant) -> dict:
+def _drill_down(model, export, x: dict, variant) -> dict:
     from edgepipe.evaluate.drilldown import drill_down
-    return drill_down(model, export, x, variant)
+    if not hasattr(model, "layers") or len(x) != 1:
+        return {"available": False, "why": "drill-down compares the layers of a one-input Keras original"}
+    return drill_down(model, export, next(iter(x.values())), variant)
 
 
 def _report(args, rows, variant, engine, drill=None, extra=None):
@@ -119,7 +168,8 @@ def _report(args, rows, variant, engine, drill=None, extra=None):
     fmt = lambda r, k, f: format(r[k], f) if k in r else "-"  # noqa: E731
     for r in rows:
         top1 = f"{r['top1']:.1%} ({r['top1_original']:.1%})" if "top1" in r else "-"
-        t.add_row(r["output"], fmt(r, "max_abs", ".2e"), fmt(r, "mean_abs", ".2e"), fmt(r, "psnr_db", ".1f"),
+        label = r["output"] + (f" (batch {r['batch']})" if r.get("batch") else "")
+        t.add_row(label, fmt(r, "max_abs", ".2e"), fmt(r, "mean_abs", ".2e"), fmt(r, "psnr_db", ".1f"),
                   fmt(r, "sqnr_db", ".1f"), fmt(r, "cosine", ".6f"), fmt(r, "outside_tol_frac", ".2%"),
                   fmt(r, "top1_agreement", ".1%"), top1, r["gate"], _result(r))
     from edgepipe.pipeline.report import wide_console
@@ -159,7 +209,9 @@ def add_parser(sub):
     v = sub.add_parser("verify", help="check an export against its original; exit 1 when a gate fails")
     v.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
     v.add_argument("--export", required=True, help=".tflite, .onnx or .mlpackage")
-    v.add_argument("--data", help=".npy (N,H,W,C) inputs in [0,1] (default: generated documents)")
+    v.add_argument("--data", help=".npy (N,H,W,C) images in [0,1], or for a model with several inputs an .npz "
+                                  "with one array per input name (images in [0,1], other inputs as the model "
+                                  "takes them; default: generated documents and uniform [0,1) tensors)")
     v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
     v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error")
     v.add_argument("--psnr", type=positive, default=40.0, help="fp16 gate: minimum PSNR in dB")

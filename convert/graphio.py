@@ -1,0 +1,151 @@
+"""The inputs and outputs an export is written for, the same way for a Keras
+model and a SavedModel's serving signature (``edgepipe.base.serving``): names,
+shapes with the free dimensions fixed (``--input-shape``), a batch of 1 or a
+free one (``--dynamic-batch``), and which inputs are images (NHWC, 3 channels:
+the input spec, the Core ML ImageType and generated data apply to those)."""
+import re
+from dataclasses import dataclass, replace
+
+from edgepipe.base.backend import tf
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.serving import ServingModel
+
+
+@dataclass(frozen=True)
+class Port:
+    """One named tensor of the model: shape with the batch first, None where free."""
+    name: str
+    shape: tuple
+    dtype: str = "float32"
+
+    @property
+    def is_image(self) -> bool:
+        return is_image_shape(self.shape)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return bool(self.shape) and self.shape[0] is None
+
+    def spec(self):
+        return tf.TensorSpec(self.shape, tf.as_dtype(self.dtype), name=self.name)
+
+
+def is_image_shape(shape) -> bool:
+    """NHWC with 3 channels: what the input spec, an ImageType and generated documents fit."""
+    return len(shape) == 4 and shape[-1] == 3
+
+
+def is_serving(model) -> bool:
+    return isinstance(model, ServingModel)
+
+
+def model_inputs(model) -> list[Port]:
+    """The model's own inputs, free dimensions as None."""
+    if is_serving(model):
+        return [Port(n, s, d) for n, s, d in model.inputs]
+    return [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.input_names, model.inputs)]
+
+
+def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False) -> list[Port]:
+    """The inputs as the export takes them: ``given`` ({input name or None: shape
+    with batch}, from ``--input-shape``) fixes free dimensions, the batch is 1 or
+    free. A free dimension left over is the user's to fix, in one line."""
+    ports, given = model_inputs(model), dict(given or {})
+    if None in given and len(ports) > 1:
+        raise EdgePipeError(f"the model has {len(ports)} inputs ({', '.join(p.name for p in ports)}): name the one "
+                            f"--input-shape fixes, e.g. --input-shape {ports[0].name}:{_example(ports[0])}")
+    unknown = set(given) - {None} - {p.name for p in ports}
+    if unknown:
+        raise EdgePipeError(f"--input-shape names input '{sorted(unknown)[0]}'; the model's inputs are "
+                            f"{', '.join(p.name for p in ports)}")
+    return [_fixed(p, given.get(p.name, given.get(None)), dynamic_batch) for p in ports]
+
+
+def _fixed(port: Port, shape, dynamic_batch: bool) -> Port:
+    if not port.shape:
+        raise EdgePipeError(f"input '{port.name}' is a scalar; exports take tensors with a batch dimension")
+    if shape is not None:
+        if len(shape) != len(port.shape) or any(m is not None and m != g for m, g in zip(port.shape[1:], shape[1:])):
+            raise EdgePipeError(f"--input-shape {_text(shape)} does not fit input '{port.name}' of shape "
+                                f"{_text(port.shape)}")
+        if shape[0] != 1:
+            raise EdgePipeError(f"--input-shape {_text(shape)}: exports take a batch of 1 (--dynamic-batch "
+                                f"keeps it free for TFLite and ONNX)")
+        port = replace(port, shape=tuple(shape))
+    if None in port.shape[1:]:
+        raise EdgePipeError(f"input '{port.name}' has free dimensions ({_text(port.shape)}); fix them with "
+                            f"--input-shape, e.g. --input-shape {_example(port)}")
+    return replace(port, shape=(None if dynamic_batch else 1, *port.shape[1:]))
+
+
+def _text(shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def _example(port: Port) -> str:
+    """The port's shape at batch 1 with its free dimensions at 224 (a common image size)."""
+    return "x".join("1" if i == 0 else str(d or 224) for i, d in enumerate(port.shape))
+
+
+def parse_shape(text: str) -> tuple[str | None, tuple]:
+    """``[NAME:]1x64x64x3`` -> (NAME or None, (1, 64, 64, 3)); ValueError when malformed."""
+    name, _, dims = text.rpartition(":")
+    if not re.fullmatch(r"[1-9]\d{0,5}(x[1-9]\d{0,5})*", dims.strip().lower()):
+        raise ValueError(text)
+    return name or None, tuple(int(d) for d in dims.strip().lower().split("x"))
+
+
+# -- calling the model ------------------------------------------------------------------------------------------
+
+def call(model, feeds: dict, names: list[str] | None = None):
+    """The model on ``feeds`` ({input name: tensor}) at inference: a Keras model
+    with one output returns its tensor (as the writers always traced it), else
+    {output name: tensor}."""
+    if is_serving(model):
+        return model(feeds)
+    args = [feeds[n] for n in model.input_names]
+    out = model(args[0] if len(args) == 1 else args, training=False)
+    if len(model.outputs) == 1:
+        return out
+    return dict(zip(model.output_names, out))
+
+
+def function(model, ports: list[Port], scale: dict | None = None):
+    """The model as a tf.function of ``ports``' shapes, positional arguments in
+    input order, named like the inputs (TFLite signatures and tf2onnx take the names
+    from here). ``scale``: {input name: per-channel factors} applied first (Core ML's
+    ImageType has one scale; the rest of a per-channel std goes here)."""
+    names, scale = [p.name for p in ports], scale or {}
+
+    def run(*args):
+        feeds = {n: a * tf.constant(scale[n], a.dtype) if n in scale else a for n, a in zip(names, args)}
+        return call(model, feeds)
+    return tf.function(run, input_signature=[p.spec() for p in ports])
+
+
+def concrete_function(model, ports: list[Port], scale: dict | None = None):
+    return function(model, ports, scale).get_concrete_function()
+
+
+def output_ports(model, ports: list[Port]) -> list[Port]:
+    """The outputs as the export gives them, shapes traced on ``ports`` (free
+    dimensions of the original become the export's fixed ones)."""
+    batch = ports[0].shape[0] if ports else 1
+    if is_serving(model):
+        own = [Port(n, s, d) for n, s, d in model.outputs]
+    else:
+        own = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.output_names, model.outputs)]
+    if all(None not in p.shape[1:] for p in own):
+        return [replace(p, shape=(batch, *p.shape[1:])) for p in own]
+    traced = concrete_function(model, ports).structured_outputs
+    traced = traced if isinstance(traced, dict) else {own[0].name: traced}
+    return [Port(p.name, tuple(traced[p.name].shape.as_list()), p.dtype) for p in own]
+
+
+def output_tensor_names(function) -> dict[str, str]:
+    """Graph tensor name (``Identity_1``) -> output name, for converters that name
+    outputs after the graph (coremltools)."""
+    outs = function.structured_outputs
+    if not isinstance(outs, dict):
+        return {}
+    return {t.name.split(":")[0]: k for k, t in outs.items()}

@@ -1,0 +1,123 @@
+"""A SavedModel that is not Keras (written by ``tf.saved_model.save`` from a
+``tf.Module``): its ``serving_default`` signature is the model.
+
+Loading runs the functions its object graph names (resource initialisers,
+restore functions) and verify runs the signature, so before TensorFlow loads
+anything the graph is read as a protobuf and every op those functions can reach
+is checked, as ``modelio`` checks a Keras model's TensorFlow op layers: ops that
+reach outside the tensor maths (files, Python, summaries, datasets, the network)
+are refused unless the user says ``trust=True`` (``--trust-model``). The
+folder's size limit (``safety``) holds even for trusted models.
+"""
+from pathlib import Path
+
+from edgepipe.base import safety
+from edgepipe.base.backend import tf
+from edgepipe.base.errors import EdgePipeError, first_line
+
+SIGNATURE = "serving_default"
+TRUST_HINT = "pass --trust-model to load it anyway"
+# Op types (substrings) that read or write files, call Python, log, or talk to other processes
+DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Print", "Summary", "Dataset",
+              "Iterator", "Debug", "Proto", "Rpc", "Send", "Recv", "ImmutableConst", "LoadAndRemap",
+              "VocabRemapping", "Record", "Collective", "TPU", "Snapshot")
+
+
+class ServingModel:
+    """The signature, called like a model: ``model(feeds) -> {output name: tensor}``.
+    ``inputs``: [(name, shape with None where free, dtype name)] in argument order."""
+
+    def __init__(self, path: Path, loaded, function):
+        self.path, self._loaded, self.function = path, loaded, function  # the object keeps its variables alive
+        specs = function.structured_input_signature[1]
+        order = [k for k in getattr(function, "_arg_keywords", None) or sorted(specs) if k in specs]
+        self.inputs = [(k, _shape(specs[k]), specs[k].dtype.name) for k in order]
+        outs = function.structured_outputs
+        self.outputs = [(k, _shape(v), v.dtype.name) for k, v in outs.items()]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _, _ in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _, _ in self.outputs]
+
+    def __call__(self, feeds: dict) -> dict:
+        return self.function(**{n: feeds[n] for n in self.input_names})
+
+
+def _shape(spec) -> tuple:
+    if not hasattr(spec, "shape") or spec.shape.rank is None:
+        raise EdgePipeError(f"signature tensor {getattr(spec, 'name', spec)} has no known rank; edgepipe "
+                            f"exports dense tensors of a known rank")
+    return tuple(spec.shape.as_list())
+
+
+def is_plain_savedmodel(path: Path) -> bool:
+    """A SavedModel folder without Keras objects (no keras_metadata.pb, no Keras nodes in the graph)."""
+    if not path.is_dir() or (path / "keras_metadata.pb").is_file():
+        return False
+    graph = _meta_graph(path).object_graph_def
+    return not any(n.WhichOneof("kind") == "user_object" and n.user_object.identifier.startswith("_tf_keras_")
+                   for n in graph.nodes)
+
+
+def load_serving(path, trust: bool = False) -> ServingModel:
+    path = Path(path)
+    safety.check_folder_size(path)
+    meta = _meta_graph(path)
+    if not meta.object_graph_def.nodes:
+        raise EdgePipeError(f"{path}: a TensorFlow 1 SavedModel (no object graph); re-save it with "
+                            f"tf.saved_model.save in TensorFlow 2")
+    if SIGNATURE not in meta.signature_def:
+        found = ", ".join(sorted(k for k in meta.signature_def if not k.startswith("__"))) or "none"
+        raise EdgePipeError(f"{path}: no '{SIGNATURE}' signature (has: {found}); save it with "
+                            f"tf.saved_model.save(module, path, signatures={{'{SIGNATURE}': module.fn}})")
+    if not trust:
+        problem = graph_problem(meta)
+        if problem:
+            raise EdgePipeError(f"{path}: refused: {problem}; {TRUST_HINT}")
+    try:
+        loaded = tf.saved_model.load(str(path))
+        return ServingModel(path, loaded, loaded.signatures[SIGNATURE])
+    except EdgePipeError:
+        raise
+    except Exception as e:  # noqa: BLE001  unregistered ops, missing variables, corrupt checkpoints...
+        raise EdgePipeError(f"{path}: not a loadable SavedModel ({first_line(e)})") from None
+
+
+def _meta_graph(path: Path):
+    try:
+        return tf.__internal__.saved_model.parse_saved_model(str(path)).meta_graphs[0]
+    except Exception as e:  # noqa: BLE001  a corrupt saved_model.pb
+        raise EdgePipeError(f"{path}: not a loadable SavedModel ({first_line(e)})") from None
+
+
+def graph_problem(meta) -> str | None:
+    """The first op, in words, that loading or serving could run and that reaches
+    outside the tensor maths, or None. Walks from every function the object graph
+    names (what ``tf.saved_model.load`` can call) through every function they call;
+    the checkpoint functions TensorFlow writes for TF1 loaders are not reachable."""
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    todo, seen = list(meta.object_graph_def.concrete_functions), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in library:
+            continue
+        seen.add(name)
+        for node in library[name].node_def:
+            if any(d in node.op for d in DENIED_OPS):
+                return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"
+            todo.extend(_called(node))
+    return None
+
+
+def _called(node) -> list[str]:
+    """Functions a node calls: its op type (a library function) and function-valued attrs."""
+    names = [node.op]
+    for value in node.attr.values():
+        if value.HasField("func"):
+            names.append(value.func.name)
+        names.extend(f.name for f in value.list.func)
+    return names

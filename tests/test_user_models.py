@@ -1,0 +1,184 @@
+"""The user's own model, converted right (issue #20, continued): a SavedModel written
+from a plain ``tf.Module``, a model with two named inputs and outputs, and a model
+with free dimensions, each through ``edgepipe convert`` and ``edgepipe verify``.
+Models are a few layers at 16x16 or 32x32 so the file stays fast."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.base.backend import keras, tf
+from edgepipe.cli.main import main
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "model_card.schema.json"
+
+
+def _ok(argv):
+    assert main([str(a) for a in argv]) == 0
+
+
+def _verify(capsys, model, export, *extra) -> tuple[int, dict]:
+    capsys.readouterr()
+    rc = main(["verify", "--model", str(model), "--export", str(export), "--json", *map(str, extra)])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def _refused(capsys, argv, expect: str) -> str:
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("edgepipe: error: "), lines
+    assert expect in lines[0], lines[0]
+    return lines[0]
+
+
+def _by_output(report) -> dict:
+    """{(output, batch): row}; batch None where the export's batch is fixed."""
+    return {(r["output"], r.get("batch")): r for r in report["outputs"]}
+
+
+def _check(report, fmt: str, outputs: set, batches=(None,)):
+    """Every output at every batch passed its gate, with figures that say so."""
+    rows = _by_output(report)
+    assert report["pass"] and set(rows) == {(o, b) for o in outputs for b in batches}, rows.keys()
+    for row in rows.values():
+        if fmt == "coreml":  # fp16 by the reference interpreter
+            assert row["psnr_db"] >= 40 and row["max_abs"] < 1e-2, row
+        else:
+            assert row["max_abs"] < 1e-5, row
+
+
+def _tflite_io(path):
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(path))
+    ins = {d["name"]: list(d["shape_signature"]) for d in interp.get_input_details()}
+    return ins, {d["name"] for d in interp.get_output_details()}
+
+
+def _onnx_io(path):
+    import onnx
+    graph = onnx.load(str(path)).graph
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    return {i.name: dims(i) for i in graph.input}, {o.name for o in graph.output}
+
+
+# -- a SavedModel from a plain tf.Module -----------------------------------------------------------------------------
+
+class Net(tf.Module):
+    """Not Keras: variables and a serving function, two named outputs."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.kernel = tf.Variable(rng.normal(0, 0.5, (3, 3, 3, 4)).astype(np.float32))
+        self.dense = tf.Variable(rng.normal(0, 0.5, (4, 2)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32, name="pixels")])
+    def serve(self, pixels):
+        features = tf.nn.relu(tf.nn.conv2d(pixels, self.kernel, 1, "SAME"))
+        return {"logits": tf.reduce_mean(features, [1, 2]) @ self.dense, "features": features}
+
+
+def _save_module(path: Path, seed: int) -> Path:
+    net = Net(seed)
+    tf.saved_model.save(net, str(path), signatures={"serving_default": net.serve})
+    return path
+
+
+def test_tf_module_savedmodel_converts_and_verifies_against_its_signature(tmp_path, capsys):
+    model, other = _save_module(tmp_path / "net", 1), _save_module(tmp_path / "other", 2)
+    outputs = {"logits", "features"}
+    for fmt, suffix, extra, batches in (("tflite", ".tflite", [], (None,)),
+                                        ("onnx", ".onnx", ["--dynamic-batch"], (1, 3)),
+                                        ("coreml", ".mlpackage", [], (None,))):
+        out = tmp_path / f"net{suffix}"
+        _ok(["convert", "--model", model, "--format", fmt, "--out", out, *extra])
+        rc, report = _verify(capsys, model, out)
+        assert rc == 0, report
+        _check(report, fmt, outputs, batches)
+    assert _tflite_io(tmp_path / "net.tflite") == ({"pixels": [1, 16, 16, 3]}, outputs)
+    assert _onnx_io(tmp_path / "net.onnx") == ({"pixels": ["batch", 16, 16, 3]}, outputs)
+    # the reference is the signature itself: the same export fails against another module's weights
+    rc, report = _verify(capsys, other, tmp_path / "net.tflite", "--no-drill-down")
+    assert rc == 1 and min(r["max_abs"] for r in report["outputs"]) > 1e-2, report
+
+
+def test_tf_module_savedmodel_without_a_serving_signature_is_one_line(tmp_path, capsys):
+    class Bare(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def f(self, x):
+            return x
+    tf.saved_model.save(Bare(), str(tmp_path / "bare"), signatures={})
+    _refused(capsys, ["convert", "--model", tmp_path / "bare", "--format", "onnx", "--out", tmp_path / "b.onnx"],
+             "no 'serving_default' signature")
+    assert not (tmp_path / "b.onnx").exists()
+
+
+# -- two named inputs, two named outputs -----------------------------------------------------------------------------
+
+def two_input_model():
+    """An image and a small vector; outputs declared in the order a sort would reverse."""
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    image, vec = keras.Input((16, 16, 3), name="image"), keras.Input((4,), name="vec")
+    x = L.GlobalAveragePooling2D()(L.Conv2D(6, 3, activation="relu")(image))
+    x = L.Concatenate()([x, L.Dense(4, activation="relu")(vec)])
+    return keras.Model([image, vec], [L.Dense(3, name="scores")(x), L.Dense(1, activation="sigmoid", name="gate")(x)])
+
+
+def test_two_named_inputs_and_outputs(tmp_path, capsys):
+    import jsonschema
+    model = tmp_path / "two.keras"
+    two_input_model().save(model)
+    outputs = {"scores", "gate"}
+    for fmt, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("coreml", ".mlpackage")):
+        _ok(["convert", "--model", model, "--format", fmt, "--out", tmp_path / f"two{suffix}"])
+        rc, report = _verify(capsys, model, tmp_path / f"two{suffix}")  # generated: a document and a vector
+        assert rc == 0, report
+        _check(report, fmt, outputs)
+    assert _tflite_io(tmp_path / "two.tflite") == ({"image": [1, 16, 16, 3], "vec": [1, 4]}, outputs)
+    assert _onnx_io(tmp_path / "two.onnx") == ({"image": [1, 16, 16, 3], "vec": [1, 4]}, outputs)
+    card = json.loads((tmp_path / "two.tflite.model_card.json").read_text())
+    jsonschema.validate(card, json.loads(SCHEMA.read_text()))
+    assert [(i["name"], i.get("kind")) for i in card["inputs"]] == [("image", None), ("vec", "tensor")]
+    # --data: one array per input name
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, image=rng.random((5, 16, 16, 3), np.float32), vec=rng.normal(size=(5, 4)).astype(np.float32))
+    rc, report = _verify(capsys, model, tmp_path / "two.tflite", "--data", data)
+    assert rc == 0 and report["outputs"][0]["spread"] > 0, report
+    _check(report, "tflite", outputs)
+    np.savez(tmp_path / "half.npz", image=rng.random((5, 16, 16, 3), np.float32))
+    np.save(tmp_path / "image.npy", rng.random((5, 16, 16, 3), np.float32))
+    verify = ["verify", "--model", model, "--export", tmp_path / "two.onnx", "--data"]
+    _refused(capsys, [*verify, tmp_path / "half.npz"], "holds image; the model's inputs are image, vec")
+    _refused(capsys, [*verify, tmp_path / "image.npy"], "give --data as an .npz")
+    _refused(capsys, ["convert", "--model", model, "--format", "onnx", "--out", tmp_path / "x.onnx",
+                      "--input-shape", "1x16x16x3"], "name the one --input-shape fixes")
+
+
+# -- free dimensions ---------------------------------------------------------------------------------------------------
+
+def test_free_size_model_is_fixed_by_input_shape_and_keeps_a_dynamic_batch(tmp_path, capsys):
+    keras.utils.set_random_seed(6)
+    L = keras.layers
+    image = keras.Input((None, None, 3), name="image")
+    x = L.BatchNormalization()(L.Conv2D(4, 3, padding="same", activation="relu")(image))
+    model = tmp_path / "free.keras"
+    keras.Model(image, L.Conv2D(2, 3, strides=2, padding="same", name="map")(x)).save(model)
+    convert = ["convert", "--model", model, "--out"]
+    _refused(capsys, [*convert, tmp_path / "f.tflite", "--format", "tflite"],
+             "input 'image' has free dimensions (?x?x?x3); fix them with --input-shape")
+    _refused(capsys, [*convert, tmp_path / "f.mlpackage", "--format", "coreml", "--input-shape", "1x32x32x3",
+                      "--dynamic-batch"], "Core ML exports take a batch of 1")
+    for fmt, suffix, extra, batches in (("tflite", ".tflite", ["--dynamic-batch"], (1, 3)),
+                                        ("onnx", ".onnx", ["--dynamic-batch"], (1, 3)),
+                                        ("coreml", ".mlpackage", [], (None,))):
+        _ok([*convert, tmp_path / f"free{suffix}", "--format", fmt, "--input-shape", "1x32x32x3", *extra])
+        rc, report = _verify(capsys, model, tmp_path / f"free{suffix}")
+        assert rc == 0, report
+        _check(report, fmt, {"map"}, batches)
+    assert _tflite_io(tmp_path / "free.tflite")[0] == {"image": [-1, 32, 32, 3]}
+    assert _onnx_io(tmp_path / "free.onnx")[0] == {"image": ["batch", 32, 32, 3]}
+    card = json.loads((tmp_path / "free.onnx.model_card.json").read_text())
+    assert card["inputs"][0]["shape"] == [-1, 32, 32, 3] and card["outputs"][0]["shape"] == [-1, 16, 16, 2]
