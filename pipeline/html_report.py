@@ -3,10 +3,13 @@ network) with the summary table, the size/accuracy/latency Pareto plot, per-laye
 int8 error, the latency distribution and, for HED, sample scans."""
 import html
 import time
+from functools import lru_cache
 from pathlib import Path
 
-from edgepipe.pipeline import plots
+import cv2
+
 from edgepipe.base import atomic
+from edgepipe.pipeline import plots
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -90,27 +93,61 @@ def _latency(artifacts) -> str:
                    "Absolute times belong to this host; compare ratios.")
 
 
-def _scans(report: dict, run_dir: Path, count: int = 3) -> str:
-    """Re-run the float TFLite export (else Keras) on held-out documents."""
+def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: int = 3) -> str:
+    """Re-run the int8 TFLite export (what ships; else float, else Keras) on
+    held-out documents and on phone-like photos from evaluation sources, and show
+    the worst of those beside the first held-out ones."""
     config = report.get("recipe", {}).get("config")
     usable = [a for a in report["artifacts"] if a["status"] == "ok" and a["path"] and Path(a["path"]).exists()]
-    pick = next((a for a in usable if (a["format"], a["variant"]) == ("tflite", "float32")),
+    order = [("tflite", "int8"), ("tflite", "float32"), ("keras", "float32")]
+    pick = next((a for key in order for a in usable if (a["format"], a["variant"]) == key),
                 next((a for a in usable if a["format"] == "keras"), None))
     if not config or pick is None:
         return '<p class="note">Sample scans need the run\'s recipe and a float export.</p>'
     from edgepipe.evaluate.runners import open_runner
+    from edgepipe.evaluate.taskmetrics import worst_corner_error
     from edgepipe.mobile_models.scan import scan
     from edgepipe.train.docgen import generate
     runner, size = open_runner(pick["path"]), config["model"]["input_size"]
     samples = []
     for i in range(count):
         doc = generate(config["data"]["val_seed"], i, size)
-        r = scan(doc.image, runner)
-        samples.append({"photo": doc.image, "truth": doc.corners, "corners": r.corners, "edges": r.edges,
-                        "page": r.page, "title": f"held-out #{i}" + ("" if r.corners is not None else f": {r.reason}")})
+        samples.append(_scan_sample(scan(doc.image, runner), doc.image, doc.corners, f"held-out #{i}"))
+    shots = []
+    for shot in _phone_shots(phone):
+        r = scan(shot.image, runner)
+        err = worst_corner_error(r.corners, shot.corners, shot.image.shape[1], shot.image.shape[0])
+        title = f"{shot.condition} {shot.image.shape[1]}x{shot.image.shape[0]}: worst corner {err:.1f}%"
+        shots.append((err, _scan_sample(r, shot.image, shot.corners, title)))
+    samples += [s for _, s in sorted(shots, key=lambda e: -e[0])[:worst]]
     return _figure("scans", f'<img alt="sample scans" src="{plots.scans_png(samples)}" style="max-width:100%">',
-                   f"Held-out documents scanned with {pick['format']} {pick['variant']}: found quad in green, "
-                   "truth dashed white, then the edge map and the rectified page.")
+                   f"Scanned with {pick['format']} {pick['variant']}: held-out documents, then the worst "
+                   f"{worst} of {phone} phone-like photos built from evaluation sources only (one per condition; "
+                   "benchmarks/document_quality.py scores many more). Found quad in green, truth dashed white, "
+                   "then the letterboxed edge map and the rectified page.")
+
+
+PHONE_SEED = 4242
+
+
+@lru_cache(maxsize=1)
+def _phone_shots(count: int) -> list:
+    """Rendering 12 MP frames takes a while; a process that renders several reports does it once."""
+    from edgepipe.train.phoneshots import phone_shot
+    return [phone_shot(PHONE_SEED, i) for i in range(count)]
+
+
+def _scan_sample(r, photo, truth, title: str) -> dict:
+    """A scans_png row, with the photo shrunk to at most 512 px for the page."""
+    scale = min(1.0, 512 / max(photo.shape[:2]))
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
+    page = r.page
+    if page is not None and max(page.shape[:2]) > 512:
+        f = 512 / max(page.shape[:2])
+        page = cv2.resize(page, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    found = None if r.corners is None else r.corners * scale
+    return {"photo": small, "truth": truth * scale, "corners": found, "edges": r.edges, "page": page,
+            "title": title + ("" if r.corners is not None else f": {r.reason}")}
 
 
 def _confusion(artifacts, recipe: dict) -> str:

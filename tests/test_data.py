@@ -138,3 +138,18 @@ def test_ods_is_at_least_the_fixed_threshold_f_and_ois_at_least_ods():
     m = ods_ois(pred, truth)
     assert fixed == 0.0 and m["ods_f"] > 0.9 and 0.15 <= m["ods_threshold"] <= 0.2
     assert m["ois_f"] >= m["ods_f"] - 1e-9
+
+
+def test_document_folder_letterboxes_a_portrait_photo_like_scan(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    photo = np.full((120, 80, 3), 90, np.uint8)
+    cv2.rectangle(photo, (10, 20), (70, 100), (240, 240, 240), -1)
+    cv2.imwrite(str(root / "p.png"), photo)
+    (root / "corners.json").write_text(json.dumps({"p.png": [[10, 20], [70, 20], [70, 100], [10, 100]]}))
+    docs = document_folder(root, 64)
+    scale = 64 / 120
+    x0 = (64 - round(80 * scale)) // 2  # black bands left and right, as scan pads
+    assert docs.images[0][:, :x0].max() == 0 and docs.images[0][:, 32].min() > 0
+    assert np.allclose(docs.corners[0][0], [x0 + 10 * (43 / 80), 20 * scale], atol=1e-3)
+    assert docs.edges[0][:, :x0].sum() == 0 and docs.edges[0].sum() > 0

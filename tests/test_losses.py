@@ -43,3 +43,22 @@ def test_image_without_edges_costs_zero_and_stays_finite():
     loss = class_balanced_sigmoid_ce(y, x).numpy()
     assert loss[0] == 0.0
     assert np.isfinite(loss).all() and loss[1] > 0
+
+
+def test_dice_charges_false_edges_that_the_balanced_loss_lets_through():
+    """A map that also fires on a background contour as long as the page edge:
+    the class-balanced loss barely notices, the Dice term doubles."""
+    import numpy as np
+    from edgepipe.train.losses import soft_dice, with_dice
+    y = np.zeros((1, 32, 32, 1), np.float32)
+    y[0, 8, 4:28] = 1
+    clean = np.where(y > 0, 8.0, -8.0).astype(np.float32)
+    noisy = clean.copy()
+    noisy[0, 20, 4:28] = 8.0  # a false line
+    ce_clean, ce_noisy = (class_balanced_sigmoid_ce(y, m).numpy()[0] for m in (clean, noisy))
+    d_clean, d_noisy = (soft_dice(y, m).numpy()[0] for m in (clean, noisy))
+    assert d_clean < 0.01 and d_noisy > 0.3
+    assert (d_noisy - d_clean) > 10 * (ce_noisy - ce_clean)
+    assert with_dice(0.0) is class_balanced_sigmoid_ce
+    both = with_dice(2.0)(y, noisy).numpy()[0]
+    assert abs(both - (ce_noisy + 2 * d_noisy)) < 1e-5

@@ -49,7 +49,7 @@ class Camera:
 
 
 TRAIN = Composition(photos=realimages.TRAIN_PHOTOS,
-                    textures=("wood", "cloth", "stone", "clutter", "objects", "pale"),
+                    textures=("wood", "cloth", "stone", "clutter", "objects", "pale", "grid"),
                     layouts=("report", "receipt", "package", "picture"),
                     aspects=(1.414, 1.294, 1.586, 2.4, 0.707), pictures=realimages.TRAIN_PICTURES)
 HELDOUT = Composition(photos=realimages.EVAL_PHOTOS, textures=("tiles", "gradient"),
@@ -142,6 +142,18 @@ def _background(rng, h, w, comp: Composition, pale=False):
     elif kind == "gradient":  # a plain desk under uneven light
         angle = rng.uniform(0, 2 * np.pi)
         v = 0.3 + 0.5 * (np.cos(angle) * xx + np.sin(angle) * yy + 1) / 2
+    elif kind == "grid":  # shelves, window panes, planks: long crossing lines that are no page
+        v = np.full((h, w), float(rng.uniform(0.3, 0.8)), np.float32)
+        for axis in (0, 1) if rng.random() < 0.7 else (int(rng.integers(2)),):
+            pos = 0.0
+            while pos < (w, h)[axis]:
+                pos += rng.uniform(0.08, 0.35) * max(h, w)
+                shade, width = float(rng.uniform(0, 1)), int(rng.integers(1, 5))
+                p, q = ((int(pos), 0), (int(pos), h)) if axis == 0 else ((0, int(pos)), (w, int(pos)))
+                cv2.line(v, p, q, shade, width)
+        angle = rng.uniform(-30, 30)
+        v = cv2.warpAffine(v, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.3), (w, h),
+                           borderMode=cv2.BORDER_REFLECT)
     elif kind == "objects":
         v = _objects(rng, np.full((h, w), float(rng.uniform(0.2, 0.8)), np.float32), h, w)
     else:  # clutter: random rectangles and circles on a plain desk
@@ -377,7 +389,7 @@ def _hand(rng, img, corners):
 
 
 def _motion_blur(rng, img, px=1.0):
-    length = int(rng.integers(5, 14) * px)
+    length = max(3, int(rng.integers(5, 14) * px))
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)

@@ -11,7 +11,7 @@ from edgepipe.mobile_models.hed import SIDE_NAMES
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.train import data, loop
 from edgepipe.train.datasets import document_arrays, document_dataset
-from edgepipe.train.losses import class_balanced_sigmoid_ce
+from edgepipe.train.losses import with_dice
 
 NO_DECAY = ["bias", "gamma", "beta"]  # BN scale/shift and biases: decaying them only hurts
 
@@ -70,7 +70,7 @@ def compile_hed(model, cfg, total_steps):
     optimizer, schedule = make_optimizer(cfg, total_steps)
     weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight}
     model.compile(optimizer=optimizer,
-                  loss={name: class_balanced_sigmoid_ce for name in model.output_names},
+                  loss={name: with_dice(cfg.dice_weight) for name in model.output_names},
                   loss_weights={name: weights[name] for name in model.output_names})
     return schedule
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgepipe.mobile_models.docquad import order_corners
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.mobile_models.docquad import order_corners
+from edgepipe.mobile_models.scan import letterbox
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -34,7 +35,7 @@ class ClassImages:
 class Documents:
     images: np.ndarray      # (N, size, size, 3) uint8 RGB
     edges: np.ndarray       # (N, size, size) uint8 {0, 1}: the page border
-    corners: np.ndarray     # (N, 4, 2) float32 TL TR BR BL in resized pixels
+    corners: np.ndarray     # (N, 4, 2) float32 TL TR BR BL in letterboxed input pixels
     files: list[str]
 
 
@@ -152,10 +153,12 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
         pts = table[name]
         if (pts < 0).any() or (pts[:, 0] > w).any() or (pts[:, 1] > h).any():
             raise EdgePipeError(f"corners of {path} fall outside the {w}x{h} image: {pts.tolist()}")
-        quad = order_corners((pts * [size / w, size / h]).astype(np.float32))
+        image, box = letterbox(photo, size, size)  # as `edgepipe scan` feeds a photo
+        quad = order_corners(box.to_input(pts))
         edge = np.zeros((size, size), np.uint8)
         cv2.polylines(edge, [np.round(quad * 16).astype(np.int32)], True, 1, edge_width, cv2.LINE_8, shift=4)
-        images.append(_resize(photo, size))
+        edge[:box.y], edge[box.y + box.h:], edge[:, :box.x], edge[:, box.x + box.w:] = 0, 0, 0, 0
+        images.append(image)
         edges.append(edge)
         corners.append(quad)
     return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table))
