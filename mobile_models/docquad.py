@@ -7,13 +7,17 @@ it line by line:
 3. refine each line by a weighted least-squares fit to nearby edge pixels;
 4. for every 4 lines and each way to split them into two opposite pairs, the
    quad of their intersections; keep convex quads with plausible angles and area;
-5. score each by its in-frame perimeter: samples on an edge minus ``miss_penalty``
+5. also, for every connected outline of edge pixels that stays inside the frame,
+   the quad of its extreme points, each side snapped to the edge ridge: a small
+   page in a busy scene is a closed outline whose short sides lose the Hough vote
+   to the scene's long lines (buildings, tile grout, shelves);
+6. score each by its in-frame perimeter: samples on an edge minus ``miss_penalty``
    times samples off any edge; pick the best-scoring quad among those with at
    least ``min_support`` of the perimeter on edges, else report "not found".
    Penalising gaps keeps the page's sides, extended to meet background lines
    (floor tile grout, a cup's rim, another object), from outscoring the page just
    because the larger quad has more supported pixels;
-6. if no quad is found (a side out of frame or hidden), try three lines plus one
+7. if no quad is found (a side out of frame or hidden), try three lines plus one
    image border, scoring only the three real sides.
 """
 from dataclasses import dataclass
@@ -31,12 +35,14 @@ class QuadParams:
     nms_rho: float = 10.0
     nms_theta_deg: float = 10.0
     min_votes_frac: float = 0.12   # of the image side
-    min_area_frac: float = 0.04
+    min_area_frac: float = 0.015   # of the frame: a small page across the room still counts
     min_pair_angle_deg: float = 30.0
     max_parallel_deg: float = 50.0
     support_tol: int = 2
     min_support: float = 0.5
     miss_penalty: float = 2.0      # score = supported - miss_penalty * unsupported perimeter samples
+    roi_margin: int = 2            # edge pixels this close to a letterbox band are the band's, not the page's
+    regions: bool = True           # also propose quads around connected edge outlines (step 5)
 
 
 @dataclass(frozen=True)
@@ -169,20 +175,25 @@ def perimeter_support(quad, support_map, skip_side: int = -1, frame=None):
     """In-frame perimeter samples (1 px apart) as (fraction on an edge, number on
     an edge, number in frame); ``skip_side`` (one lying on the image border) is not
     scored. ``frame`` (x, y, w, h): the part of the map that shows the photo."""
-    x0, y0, w, h = frame or (0, 0, support_map.shape[1], support_map.shape[0])
     hits = total = 0
     for i in range(4):
         if i == skip_side:
             continue
-        a, b = quad[i], quad[(i + 1) % 4]
-        n = max(int(np.hypot(*(b - a))), 1)
-        t = (np.arange(n) + 0.5) / n
-        pts = a + t[:, None] * (b - a)
-        xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-        inside = (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
-        total += int(inside.sum())
-        hits += int(support_map[yi[inside], xi[inside]].sum())
-    return hits / total if total else 0.0, hits, total
+        side_hits, side_total = _segment_support(quad[i], quad[(i + 1) % 4], support_map, frame)
+        total += side_total
+        hits += side_hits
+    return (hits / total if total else 0.0), hits, total
+
+
+def _segment_support(a, b, support_map, frame=None) -> tuple[int, int]:
+    """(samples on an edge, samples in frame) along a -> b, 1 px apart."""
+    x0, y0, w, h = frame or (0, 0, support_map.shape[1], support_map.shape[0])
+    n = max(int(np.hypot(*(b - a))), 1)
+    t = (np.arange(n) + 0.5) / n
+    pts = a + t[:, None] * (b - a)
+    xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+    inside = (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
+    return int(support_map[yi[inside], xi[inside]].sum()), int(inside.sum())
 
 
 def _dilate(binary, r):
@@ -206,8 +217,9 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None)
         return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
     frame = _frame(roi, prob.shape)
     x0, y0, w, h = frame
+    m = params.roi_margin if roi is not None else 0
     binary = np.zeros(prob.shape, bool)
-    binary[y0:y0 + h, x0:x0 + w] = prob[y0:y0 + h, x0:x0 + w] >= params.threshold
+    binary[y0 + m:y0 + h - m, x0 + m:x0 + w - m] = prob[y0 + m:y0 + h - m, x0 + m:x0 + w - m] >= params.threshold
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
     weights = np.where(binary, prob, 0)
@@ -220,15 +232,72 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None)
     if len(lines) < 3:
         return QuadResult(None, 0.0, f"only {len(lines)} straight edges found")
     support_map = _dilate(binary, params.support_tol)
-    best = _best_quad(lines, support_map, params, frame) if len(lines) >= 4 else None
+    hough = lines
+    fours = list(combinations(range(len(lines)), 4))
+    if params.regions:
+        extra, extra_fours = region_quads(support_map, weights, frame, params)
+        fours += [tuple(len(lines) + i for i in four) for four in extra_fours]
+        lines = lines + extra
+    best = _best_quad(lines, support_map, params, frame, fours) if fours else None
     if best is None:  # a side out of frame or hidden: let the image border stand in for it
-        n = len(lines)
-        lines = lines + border_lines(frame)
+        n = len(hough)
+        lines = hough + border_lines(frame)
         fours = [(*three, n + k) for three in combinations(range(n), 3) for k in range(4)]
         best = _best_quad(lines, support_map, params, frame, fours, border_from=n)
     if best is None:
         return QuadResult(None, 0.0, "no plausible quadrilateral")
     return QuadResult(order_corners(best[0]), best[1])
+
+
+def region_quads(support_map, weights, frame, params):
+    """Quads around closed edge outlines: a page in a busy scene is often a
+    connected outline whose sides are too short to win the Hough vote against the
+    scene's long lines. Each connected group of edge pixels whose extreme points
+    span a plausible quad gives four lines, snapped to the edge ridge along each
+    side; returned as (lines, fours)."""
+    x0, y0, w, h = frame
+    count, labels = _label(support_map)
+    lines, fours = [], []
+    for k in range(1, count + 1):
+        ys, xs = np.nonzero(labels == k)
+        if len(xs) < 4 * params.min_votes_frac * min(w, h):
+            continue
+        if xs.min() <= x0 or ys.min() <= y0 or xs.max() >= x0 + w - 1 or ys.max() >= y0 + h - 1:
+            continue  # touches the frame: the Hough path with border lines covers it
+        quad = _extreme_quad(xs, ys)
+        if not params.min_area_frac * w * h <= _area(quad) <= 0.8 * w * h:
+            continue
+        four = []
+        centre = quad.mean(0)
+        for i in range(4):
+            a, b = quad[i], quad[(i + 1) % 4]
+            normal = np.array([b[1] - a[1], a[0] - b[0]], np.float64)
+            normal /= np.linalg.norm(normal) + 1e-9
+            if normal @ (a - centre) < 0:
+                normal = -normal
+            rho = float(normal @ a) - params.support_tol  # from the outline's outer rim in to the ridge
+            line = refine_line(weights, rho, float(np.arctan2(normal[1], normal[0])))
+            four.append(len(lines))
+            lines.append(line)
+        fours.append(tuple(four))
+    return lines, fours
+
+
+def _extreme_quad(xs, ys):
+    """The region's extreme points along the diagonals or along the axes, whichever
+    encloses more: a rotated page's corners, or an upright page's."""
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    diag = pts[[np.argmin(xs + ys), np.argmax(xs - ys), np.argmax(xs + ys), np.argmax(ys - xs)]]
+    axes = pts[[np.argmin(ys), np.argmax(xs), np.argmax(ys), np.argmin(xs)]]
+    return diag if _area(diag) >= _area(axes) else axes
+
+
+def _label(binary):
+    """4-connected components of a mask: (count, labels), numbered in raster order
+    of each component's first pixel (the order the Java port finds them)."""
+    from scipy import ndimage
+    labels, count = ndimage.label(binary)
+    return count, labels
 
 
 def _frame(roi, shape):

@@ -3,7 +3,9 @@
 Quad finder: each vector is an 8-bit PGM edge map, an optional roi (the content
 of a letterboxed input) and the Python quad finder's answer on that exact map
 (probabilities = byte / 255), in expected.csv. The Java tests must find the same
-corners within 1 px and the same "not found" cases.
+corners within 1 px and the same "not found" cases. ``region_*`` vectors (and, with
+--model, ``hed_region_*`` ones picked because it changes their answer) exercise the
+finder's step 5, quads around closed edge outlines.
 
 Preprocessing (the path the app runs on every camera frame): small photos (PPM)
 letterboxed into a model input as ``mobile_models/scan.py`` does it (area resize,
@@ -40,6 +42,13 @@ DRAWN = {
     "large": [[5, 8], [250, 4], [252, 250], [3, 247]],
     "perspective_small": [[60, 70], [140, 60], [165, 170], [65, 180]],
 }
+# small pages for the finder's step 5 (closed outlines), each in a clear patch of a busy scene
+REGION_PAGES = {
+    "shelves": [[100, 96], [158, 88], [165, 142], [105, 150]],
+    "planks": [[150, 25], [215, 37], [206, 95], [140, 83]],
+    "cup": [[140, 92], [196, 96], [192, 150], [136, 146]],
+    "letterbox": [[96, 104], [150, 100], [154, 150], [100, 154]],
+}
 
 
 def _draw(corners, thickness=2, size=256):
@@ -58,12 +67,13 @@ def drawn_cases():
         m = _draw(DRAWN[k])
         m[:, cols] = 0
         cases[f"broken_{k}"] = m
-    for name, side in (("bottom", 2), ("left", 3)):  # the page runs off the photo on that side
+    for name, side in (("bottom", 2), ("left", 3)):  # a hidden side (step 5 closes it through the stubs left)
         m = _draw(DRAWN["perspective"])
         c = np.asarray(DRAWN["perspective"], np.float32)
         a, b = c[side], c[(side + 1) % 4]
         cv2.line(m, tuple(int(v) for v in a), tuple(int(v) for v in b), 0.0, 5)
         cases[f"missing_side_{name}"] = m
+    cases["cut_off_bottom"] = _draw([[90, 60], [170, 65], [230, 290], [30, 280]])  # the image border stands in
     m = _draw(DRAWN["axis_aligned"])
     for y in range(60, 200, 12):
         cv2.line(m, (60, y), (180, y), 1.0, 1)
@@ -80,6 +90,27 @@ def drawn_cases():
     cv2.line(two, (10, 180), (240, 190), 1.0, 2)
     cases |= {"none_blank": blank, "none_noise": (rng.random((256, 256)) < 0.01).astype(np.float32),
               "none_one_line": one, "none_two_lines": two}
+    return cases | region_cases()
+
+
+def region_cases():
+    """The finder's step 5: a small page whose closed outline is proposed as a connected
+    region while the scene's long lines take every Hough slot (without step 5: not found)."""
+    cases = {}
+    m = _draw(REGION_PAGES["shelves"])
+    for y in (10, 24, 38, 52, 66, 192, 206, 220, 234, 248):  # shelves above and below
+        cv2.line(m, (0, y), (255, y + (y % 3) - 1), 1.0, 2)
+    cases["region_page_among_shelves"] = m
+    m = _draw(REGION_PAGES["planks"])
+    for c in range(-160, 200, 14):  # floor planks at about -20 degrees, a clear patch round the page
+        if not -70 <= c <= 40:
+            cv2.line(m, (0, 140 + c), (255, 47 + c), 1.0, 2)
+    cases["region_page_on_planks"] = m
+    m = _draw(REGION_PAGES["cup"])
+    cv2.ellipse(m, (60, 120), (30, 18), 0, 0, 360, 1.0, 2)  # a cup's rim: another closed outline, no page
+    for y in (12, 26, 40, 54, 68, 196, 210, 224, 238):
+        cv2.line(m, (0, y), (255, y), 1.0, 2)
+    cases["region_page_and_cup_rim"] = m
     return cases
 
 
@@ -107,6 +138,16 @@ def roi_cases():
         cv2.line(m, (0, y), (255, y), 1.0, 2)
     cv2.line(m, (40, 0), (200, 28), 1.0, 2)
     cases["roi_none_edges_only_in_bands"] = (m, LANDSCAPE)
+    m = _draw(REGION_PAGES["letterbox"])  # step 5 inside a roi: a grid cell loses to the page's outline
+    x, y, w, h = LANDSCAPE
+    for yy in (6, 14, 242, 250):  # lines in the bands are not the page's
+        cv2.line(m, (0, yy), (255, yy), 1.0, 2)
+    for yy in (44, 58, 72, 86):  # shelves above the page
+        cv2.line(m, (0, yy), (255, yy - 3), 1.0, 2)
+    for xx in (20, 34, 48, 62):  # a radiator's fins crossing them
+        cv2.line(m, (xx, y), (xx + 2, y + h), 1.0, 2)
+    cv2.rectangle(m, (180, 170), (240, 240), 1.0, 2)  # a box running out of the photo: touches the roi
+    cases["roi_region_page_in_letterbox"] = (m, LANDSCAPE)
     return cases
 
 
@@ -121,7 +162,28 @@ def hed_cases(model_path, count=8):
     cases = {f"hed_doc_{i:02d}": (probs[i, ..., 0], None) for i in range(count)}
     boxed = [letterbox(d[32:224], 256, 256) for d in docs[:4]]  # 256x192: a landscape frame
     probs = next(iter(runner.predict(np.stack([b[0] for b in boxed]).astype(np.float32) / 255.0).values()))
-    return cases | {f"hed_lb_doc_{i:02d}": (probs[i, ..., 0], b[1].roi) for i, b in enumerate(boxed)}
+    cases |= {f"hed_lb_doc_{i:02d}": (probs[i, ..., 0], b[1].roi) for i, b in enumerate(boxed)}
+    return cases | hed_region_cases(runner)
+
+
+def hed_region_cases(runner, count=3, scan=48):
+    """Real HED edge maps on which the finder's step 5 (region quads) changes the answer:
+    the first ``count`` of ``scan`` held-out generated scenes (tile floors, plain desks)."""
+    from edgepipe.mobile_models.docquad import QuadParams
+    from edgepipe.train.docgen import generate
+    docs = [generate(20_000, i, composition="heldout").image for i in range(scan)]
+    cases = {}
+    for start in range(0, scan, 16):
+        batch = np.stack(docs[start:start + 16]).astype(np.float32) / 255.0
+        for prob in next(iter(runner.predict(batch).values()))[..., 0]:
+            prob = np.round(np.clip(prob, 0, 1) * 255).astype(np.float32) / np.float32(255)  # as the PGM stores it
+            with_regions, without = find_quad(prob), find_quad(prob, QuadParams(regions=False))
+            if with_regions.found != without.found or (
+                    with_regions.found and np.abs(with_regions.corners - without.corners).max() > 1e-3):
+                cases[f"hed_region_{len(cases):02d}"] = (prob, None)
+            if len(cases) == count:
+                return cases
+    return cases
 
 
 def write_pgm(path, prob):

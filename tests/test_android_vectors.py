@@ -5,15 +5,18 @@ and the preprocessing path the app runs (letterbox, normalisation, quantization)
 The Java tests (android_demo/core/run_tests.sh, run by .ci/run) check the Java
 core against the same files, so together they keep both languages in step."""
 import csv
+import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgepipe.mobile_models.docquad import find_quad
+from edgepipe.mobile_models.docquad import QuadParams, find_quad
 from edgepipe.mobile_models.scan import letterbox, letterbox_geometry
 
 PARITY = Path(__file__).resolve().parent.parent / "android_demo/core/src/test/resources/parity"
+QUAD_FINDER_JAVA = PARITY.parents[2] / "main/java/dev/edgepipe/core/QuadFinder.java"
 ROWS = [line.split(",") for line in (PARITY / "expected.csv").read_text().splitlines()[1:] if line]
 PREP = list(csv.DictReader((PARITY / "preprocess.csv").read_text().splitlines()))
 
@@ -37,6 +40,7 @@ def test_enough_vectors_of_each_kind():
     assert any(n.startswith("hed_doc") for n in names) and any(n.startswith("none_") for n in names)
     assert any(n.startswith("thick_") for n in names) and any(n.startswith("broken_") for n in names)
     assert sum(_roi(r) is not None for r in ROWS) >= 5
+    assert sum("region_" in n for n in names) >= 3  # the finder's step 5, quads around closed outlines
     assert {r["dtype"] for r in PREP} == {"float32", "int8", "uint8", "int16"}
 
 
@@ -48,6 +52,33 @@ def test_python_finder_reproduces_the_vector(row):
     assert r.found == found, r.reason
     if found:
         assert np.abs(r.corners.ravel() - np.array(row[2:10], float)).max() < 1e-3
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r[0].startswith(("region_", "roi_region_"))],
+                         ids=lambda r: r[0])
+def test_region_vectors_exercise_step_5(row):
+    """The drawn region_* pages are only found by step 5 (region quads); if a change to
+    QuadParams makes the Hough path find them too, they no longer test the Java port of step 5."""
+    prob = _read_pnm(PARITY / f"{row[0]}.pgm").astype(np.float32) / np.float32(255)
+    with_regions = find_quad(prob, roi=_roi(row))
+    without = find_quad(prob, QuadParams(regions=False), roi=_roi(row))
+    assert with_regions.found
+    assert not without.found or np.abs(without.corners - with_regions.corners).max() > 1
+
+
+def test_java_params_defaults_equal_quad_params():
+    """The vectors hold Python's answers with QuadParams' defaults; the Java finder runs them with
+    Params' defaults, so a default tuned in one language must be tuned in the other."""
+    src = QUAD_FINDER_JAVA.read_text()
+    body = src[src.index("class Params"):src.index("class Result")]
+    java = {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name): value
+            for name, value in re.findall(r"public \w+ (\w+) = ([^;]+);", body)}
+    python = {f.name: f.default for f in dataclasses.fields(QuadParams)}
+    assert java.keys() == python.keys()
+    for name, default in python.items():
+        want = str(default).lower() if isinstance(default, bool) else float(default)
+        got = java[name] if isinstance(default, bool) else float(java[name].rstrip("fd"))
+        assert got == want, f"QuadFinder.Params: {name} = {java[name]}, QuadParams: {default}"
 
 
 def test_letterbox_geometry_and_mapping():

@@ -8,12 +8,28 @@ import java.util.List;
 /**
  * Edge map to four ordered document corners, or "not found".
  *
- * <p>A line-by-line port of {@code mobile_models/docquad.py}: threshold, Hough transform
- * (1 px x 1 degree) with non-maximum suppression, iterative weighted least-squares line
- * refinement, enumeration of 4-line quads, and a perimeter score (samples on an edge minus
- * {@code missPenalty} times samples off any edge), and an optional roi (a letterboxed input's
- * content) that confines the edges and whose borders stand in for hidden sides. Cross-language
- * test vectors keep the two in step.
+ * <p>A line-by-line port of {@code mobile_models/docquad.py}; cross-language test vectors keep
+ * the two in step. The steps, as in the Python module's docstring:
+ * <ol>
+ *   <li>threshold the edge map (inside the roi, a letterboxed input's content, less
+ *       {@code roiMargin} pixels next to its bands, when there is one);
+ *   <li>Hough transform (1 px x 1 degree), peaks with non-maximum suppression;
+ *   <li>refine each line by a weighted least-squares fit to nearby edge pixels;
+ *   <li>for every 4 lines and each way to split them into two opposite pairs, the quad of
+ *       their intersections; keep convex quads with plausible angles and area;
+ *   <li>also ({@code regions}), for every connected outline of edge pixels that stays inside
+ *       the frame, the quad of its extreme points, each side snapped to the edge ridge: a small
+ *       page in a busy scene is a closed outline whose short sides lose the Hough vote to the
+ *       scene's long lines (buildings, tile grout, shelves);
+ *   <li>score each by its in-frame perimeter: samples on an edge minus {@code missPenalty}
+ *       times samples off any edge; pick the best-scoring quad among those with at least
+ *       {@code minSupport} of the perimeter on edges, else report "not found". Penalising gaps
+ *       keeps the page's sides, extended to meet background lines (floor tile grout, a cup's
+ *       rim, another object), from outscoring the page just because the larger quad has more
+ *       supported pixels;
+ *   <li>if no quad is found (a side out of frame or hidden), try three Hough lines plus one
+ *       border of the frame (the roi, or the whole map), scoring only the three real sides.
+ * </ol>
  */
 public final class QuadFinder {
 
@@ -24,13 +40,18 @@ public final class QuadFinder {
         public double nmsRho = 10.0;
         public double nmsThetaDeg = 10.0;
         public double minVotesFrac = 0.12;
-        public double minAreaFrac = 0.04;
+        /** of the frame: a small page across the room still counts */
+        public double minAreaFrac = 0.015;
         public double minPairAngleDeg = 30.0;
         public double maxParallelDeg = 50.0;
         public int supportTol = 2;
         public double minSupport = 0.5;
         /** score = supported - missPenalty * unsupported perimeter samples */
         public double missPenalty = 2.0;
+        /** edge pixels this close to a letterbox band are the band's, not the page's (roi only) */
+        public int roiMargin = 2;
+        /** also propose quads around connected edge outlines (step 5) */
+        public boolean regions = true;
     }
 
     /** Result: corners TL, TR, BR, BL as {x0, y0, ..., x3, y3}, or null with a reason. */
@@ -52,12 +73,16 @@ public final class QuadFinder {
 
     private static final int N_THETA = 180;
     private static final int MAX_PEAKS = 30;
+    /** Python's {@code THETAS = np.deg2rad(np.arange(180))}: t * (pi / 180), bit for bit; (t * pi) / 180
+     *  differs in the last bit for 44 of them, which moves Hough votes across a rounding boundary. */
+    private static final double[] THETAS = new double[N_THETA];
     private static final double[] COS = new double[N_THETA];
     private static final double[] SIN = new double[N_THETA];
 
     static {
         for (int t = 0; t < N_THETA; t++) {
-            double rad = t * Math.PI / 180.0;
+            double rad = t * (Math.PI / 180.0);
+            THETAS[t] = rad;
             COS[t] = Math.cos(rad);
             SIN[t] = Math.sin(rad);
         }
@@ -91,10 +116,11 @@ public final class QuadFinder {
         }
         int[] frame = frame(roi, mapW, mapH);
         int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        int m = roi != null ? p.roiMargin : 0;
         boolean[] binary = new boolean[mapW * mapH];
         int count = 0;
-        for (int y = y0; y < y0 + h; y++) {
-            for (int x = x0; x < x0 + w; x++) {
+        for (int y = y0 + m; y < y0 + h - m; y++) {
+            for (int x = x0 + m; x < x0 + w - m; x++) {
                 int i = y * mapW + x;
                 binary[i] = prob[i] >= p.threshold;
                 if (binary[i]) count++;
@@ -118,23 +144,168 @@ public final class QuadFinder {
             return new Result(null, 0, "only " + lines.size() + " straight edges found");
         }
         boolean[] support = dilate(binary, mapW, mapH, p.supportTol);
-        int n = lines.size();
+        List<double[]> hough = lines;
+        int n = hough.size();
         List<int[]> fours = new ArrayList<>();
         for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
         for (int i2 = i1 + 1; i2 < n; i2++) for (int i3 = i2 + 1; i3 < n; i3++) {
             fours.add(new int[] {i0, i1, i2, i3});
         }
-        Result best = bestQuad(lines, fours, Integer.MAX_VALUE, support, mapW, frame);
-        if (best.found()) return best;
-        // A side out of frame or hidden: let the frame's border stand in for it.
-        List<double[]> withBorders = new ArrayList<>(lines);
+        if (p.regions) {
+            List<double[]> extra = new ArrayList<>();
+            List<int[]> extraFours = new ArrayList<>();
+            regionQuads(support, prob, binary, mapW, mapH, frame, extra, extraFours);
+            for (int[] four : extraFours) {
+                fours.add(new int[] {n + four[0], n + four[1], n + four[2], n + four[3]});
+            }
+            lines = new ArrayList<>(hough);
+            lines.addAll(extra);
+        }
+        Result best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, mapW, frame);
+        if (best != null && best.found()) return best;
+        // A side out of frame or hidden: let the frame's border stand in for it (Hough lines only).
+        List<double[]> withBorders = new ArrayList<>(hough);
         withBorders.addAll(borderLines(frame));
-        fours.clear();
+        fours = new ArrayList<>();
         for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
         for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
             fours.add(new int[] {i0, i1, i2, n + k});
         }
         return bestQuad(withBorders, fours, n, support, mapW, frame);
+    }
+
+    /**
+     * Quads around closed edge outlines (step 5): a page in a busy scene is often a connected
+     * outline whose sides are too short to win the Hough vote against the scene's long lines.
+     * Each connected group of support pixels whose extreme points span a plausible quad gives
+     * four lines, snapped to the edge ridge along each side; appended to {@code lines}, with the
+     * index quadruple (into {@code lines}) of each group appended to {@code fours}.
+     */
+    void regionQuads(boolean[] support, float[] prob, boolean[] binary, int mapW, int mapH, int[] frame,
+                     List<double[]> lines, List<int[]> fours) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        int[] labels = new int[mapW * mapH];
+        int count = label(support, mapW, mapH, labels);
+        if (count == 0) return;
+        int[][] stats = regionStats(labels, count, mapW, mapH);
+        int[] size = stats[0], minX = stats[1], maxX = stats[2], minY = stats[3], maxY = stats[4];
+        int[][] ext = Arrays.copyOfRange(stats, 5, 13);
+        for (int k = 1; k <= count; k++) {
+            if (size[k] < 4 * p.minVotesFrac * Math.min(w, h)) continue;
+            if (minX[k] <= x0 || minY[k] <= y0 || maxX[k] >= x0 + w - 1 || maxY[k] >= y0 + h - 1) {
+                continue;  // touches the frame: the Hough path with border lines covers it
+            }
+            double[] quad = extremeQuad(ext, k, mapW);
+            double area = Geometry.area(quad);
+            if (!(p.minAreaFrac * w * h <= area && area <= 0.8 * w * h)) continue;
+            int[] four = new int[4];
+            double cx = (quad[0] + quad[2] + quad[4] + quad[6]) / 4.0;
+            double cy = (quad[1] + quad[3] + quad[5] + quad[7]) / 4.0;
+            for (int s = 0; s < 4; s++) {
+                double ax = quad[2 * s], ay = quad[2 * s + 1];
+                double bx = quad[(2 * s + 2) % 8], by = quad[(2 * s + 3) % 8];
+                double nx = by - ay, ny = ax - bx;
+                double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
+                nx /= norm;
+                ny /= norm;
+                if (nx * (ax - cx) + ny * (ay - cy) < 0) {
+                    nx = -nx;
+                    ny = -ny;
+                }
+                double rho = (nx * ax + ny * ay) - p.supportTol;  // from the outline's outer rim in to the ridge
+                double[] line = refineLine(prob, binary, mapW, mapH, rho, Math.atan2(ny, nx));
+                four[s] = lines.size();
+                lines.add(line);
+            }
+            fours.add(four);
+        }
+    }
+
+    /**
+     * One raster pass over {@code labels}: per component k (1..count) its pixel count, bounding
+     * box and extreme pixels (index y * mapW + x), as rows {size, minX, maxX, minY, maxY,
+     * argmin(x + y), argmax(x - y), argmax(x + y), argmax(y - x), argmin(y), argmax(x), argmax(y),
+     * argmin(x)}, each indexed by k. The comparisons are strict, so a tie keeps the first pixel in
+     * raster order, as numpy's argmin/argmax over {@code np.nonzero(labels == k)} do.
+     */
+    static int[][] regionStats(int[] labels, int count, int mapW, int mapH) {
+        int[][] stats = new int[13][count + 1];
+        int[] size = stats[0], minX = stats[1], maxX = stats[2], minY = stats[3], maxY = stats[4];
+        for (int y = 0; y < mapH; y++) {
+            for (int x = 0; x < mapW; x++) {
+                int i = y * mapW + x;
+                int k = labels[i];
+                if (k == 0) continue;
+                if (size[k]++ == 0) {
+                    minX[k] = maxX[k] = x;
+                    minY[k] = maxY[k] = y;
+                    for (int e = 5; e < 13; e++) stats[e][k] = i;
+                    continue;
+                }
+                if (x + y < px(stats[5][k], mapW) + py(stats[5][k], mapW)) stats[5][k] = i;
+                if (x - y > px(stats[6][k], mapW) - py(stats[6][k], mapW)) stats[6][k] = i;
+                if (x + y > px(stats[7][k], mapW) + py(stats[7][k], mapW)) stats[7][k] = i;
+                if (y - x > py(stats[8][k], mapW) - px(stats[8][k], mapW)) stats[8][k] = i;
+                if (y < py(stats[9][k], mapW)) stats[9][k] = i;
+                if (x > px(stats[10][k], mapW)) stats[10][k] = i;
+                if (y > py(stats[11][k], mapW)) stats[11][k] = i;
+                if (x < px(stats[12][k], mapW)) stats[12][k] = i;
+                minX[k] = Math.min(minX[k], x);
+                maxX[k] = Math.max(maxX[k], x);
+                minY[k] = Math.min(minY[k], y);
+                maxY[k] = Math.max(maxY[k], y);
+            }
+        }
+        return stats;
+    }
+
+    private static int px(int i, int mapW) {
+        return i % mapW;
+    }
+
+    private static int py(int i, int mapW) {
+        return i / mapW;
+    }
+
+    /**
+     * Component {@code k}'s extreme points along the diagonals or along the axes, whichever
+     * encloses more (ties: the diagonals): a rotated page's corners, or an upright page's.
+     */
+    static double[] extremeQuad(int[][] ext, int k, int mapW) {
+        double[] diag = new double[8], axes = new double[8];
+        for (int c = 0; c < 4; c++) {
+            diag[2 * c] = px(ext[c][k], mapW);
+            diag[2 * c + 1] = py(ext[c][k], mapW);
+            axes[2 * c] = px(ext[4 + c][k], mapW);
+            axes[2 * c + 1] = py(ext[4 + c][k], mapW);
+        }
+        return Geometry.area(diag) >= Geometry.area(axes) ? diag : axes;
+    }
+
+    /**
+     * 4-connected components of {@code mask} into {@code labels} (0: background), numbered
+     * 1, 2, ... in raster order of each component's first pixel, as {@code scipy.ndimage.label};
+     * returns their count.
+     */
+    static int label(boolean[] mask, int w, int h, int[] labels) {
+        int count = 0;
+        int[] stack = new int[w * h];
+        for (int start = 0; start < w * h; start++) {
+            if (!mask[start] || labels[start] != 0) continue;
+            count++;
+            int top = 0;
+            stack[top++] = start;
+            labels[start] = count;
+            while (top > 0) {
+                int i = stack[--top];
+                int x = i % w, y = i / w;
+                if (x > 0 && mask[i - 1] && labels[i - 1] == 0) { labels[i - 1] = count; stack[top++] = i - 1; }
+                if (x < w - 1 && mask[i + 1] && labels[i + 1] == 0) { labels[i + 1] = count; stack[top++] = i + 1; }
+                if (y > 0 && mask[i - w] && labels[i - w] == 0) { labels[i - w] = count; stack[top++] = i - w; }
+                if (y < h - 1 && mask[i + w] && labels[i + w] == 0) { labels[i + w] = count; stack[top++] = i + w; }
+            }
+        }
+        return count;
     }
 
     /** {@code roi} clipped to the map, or the whole map, as {x, y, w, h}. */
@@ -181,7 +352,7 @@ public final class QuadFinder {
         List<double[]> lines = new ArrayList<>();
         for (int idx : cands) {
             if (lines.size() == MAX_PEAKS) break;
-            double[] line = {idx / N_THETA - diag, (idx % N_THETA) * Math.PI / 180.0};
+            double[] line = {idx / N_THETA - diag, THETAS[idx % N_THETA]};
             boolean dup = false;
             for (double[] other : lines) {
                 if (sameLine(line, other, w / 2.0, h / 2.0)) { dup = true; break; }
@@ -324,24 +495,33 @@ public final class QuadFinder {
      * side skipSide is not scored. {@code frame} (x, y, w, h): the part of the map that shows the photo.
      */
     static double[] perimeterSupport(double[] q, boolean[] support, int mapW, int skipSide, int[] frame) {
-        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
         long hits = 0, total = 0;
         for (int k = 0; k < 4; k++) {
             if (k == skipSide) continue;
-            double ax = q[2 * k], ay = q[2 * k + 1];
-            double bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
-            int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
-            for (int i = 0; i < n; i++) {
-                double t = (i + 0.5) / n;
-                int xi = (int) Math.rint(ax + t * (bx - ax));
-                int yi = (int) Math.rint(ay + t * (by - ay));
-                if (xi >= x0 && xi < x0 + w && yi >= y0 && yi < y0 + h) {
-                    total++;
-                    if (support[yi * mapW + xi]) hits++;
-                }
-            }
+            long[] side = segmentSupport(q[2 * k], q[2 * k + 1], q[(2 * k + 2) % 8], q[(2 * k + 3) % 8], support,
+                    mapW, frame);
+            total += side[1];
+            hits += side[0];
         }
         return new double[] {total == 0 ? 0.0 : (double) hits / total, hits, total};
+    }
+
+    /** {samples on an edge, samples in frame} along a -> b, 1 px apart. */
+    static long[] segmentSupport(double ax, double ay, double bx, double by, boolean[] support, int mapW,
+                                 int[] frame) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        long hits = 0, total = 0;
+        int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
+        for (int i = 0; i < n; i++) {
+            double t = (i + 0.5) / n;
+            int xi = (int) Math.rint(ax + t * (bx - ax));
+            int yi = (int) Math.rint(ay + t * (by - ay));
+            if (xi >= x0 && xi < x0 + w && yi >= y0 && yi < y0 + h) {
+                total++;
+                if (support[yi * mapW + xi]) hits++;
+            }
+        }
+        return new long[] {hits, total};
     }
 
     static boolean[] dilate(boolean[] binary, int w, int h, int r) {

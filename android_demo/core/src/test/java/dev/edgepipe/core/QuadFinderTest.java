@@ -5,6 +5,7 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 
+import java.io.IOException;
 import org.junit.Test;
 
 public class QuadFinderTest {
@@ -45,6 +46,55 @@ public class QuadFinderTest {
         assertArrayEquals(new int[] {0, 0, 64, 48}, QuadFinder.frame(null, 64, 48));
         assertArrayEquals(new int[] {0, 5, 64, 43}, QuadFinder.frame(new int[] {-3, 5, 100, 100}, 64, 48));
         assertArrayEquals(new int[] {63, 47, 1, 1}, QuadFinder.frame(new int[] {70, 50, 10, 10}, 64, 48));
+    }
+
+    @Test
+    public void componentsAreNumberedInRasterOrderOfTheirFirstPixel() {
+        // a U whose right arm starts first on row 0 but whose first pixel is the left arm's,
+        // and a dot that starts on row 0 after it: numbered as scipy.ndimage.label numbers them
+        String[] rows = {
+            "#.#.#",
+            "#.#..",
+            "###.#",
+        };
+        int w = 5, h = 3;
+        boolean[] mask = new boolean[w * h];
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) mask[y * w + x] = rows[y].charAt(x) == '#';
+        int[] labels = new int[w * h];
+        assertEquals(3, QuadFinder.label(mask, w, h, labels));
+        assertArrayEquals(new int[] {1, 0, 1, 0, 2, 1, 0, 1, 0, 0, 1, 1, 1, 0, 3}, labels);
+    }
+
+    @Test
+    public void extremePointTiesKeepTheFirstPixelInRasterOrder() {
+        // an upright square outline: every extreme ties along a side or at a corner; numpy's
+        // argmin/argmax over np.nonzero(labels == k) take the first such pixel in raster order
+        int w = 12, h = 12;
+        boolean[] mask = new boolean[w * h];
+        for (int i = 2; i <= 9; i++) {
+            mask[2 * w + i] = mask[9 * w + i] = mask[i * w + 2] = mask[i * w + 9] = true;
+        }
+        int[] labels = new int[w * h];
+        assertEquals(1, QuadFinder.label(mask, w, h, labels));
+        int[][] stats = QuadFinder.regionStats(labels, 1, w, h);
+        int[] want = {28, 2, 9, 2, 9,                                   // size, minX, maxX, minY, maxY
+            2 * w + 2, 2 * w + 9, 9 * w + 9, 9 * w + 2,                 // diagonals
+            2 * w + 2, 2 * w + 9, 9 * w + 2, 2 * w + 2};                // axes: first of each tied side
+        for (int e = 0; e < want.length; e++) assertEquals("row " + e, want[e], stats[e][1]);
+        int[][] ext = java.util.Arrays.copyOfRange(stats, 5, 13);
+        // the diagonals' quad (the square) encloses more than the axes' (a triangle)
+        assertArrayEquals(new double[] {2, 2, 9, 2, 9, 9, 2, 9}, QuadFinder.extremeQuad(ext, 1, w), 0);
+    }
+
+    @Test
+    public void aSmallPageAmongShelvesNeedsRegionQuads() throws IOException {
+        Pgm pgm = Pgm.read(ParityVectorsTest.dir().resolve("region_page_among_shelves.pgm"));
+        QuadFinder.Params params = new QuadFinder.Params();
+        assertTrue(new QuadFinder(params).find(pgm.probabilities(), pgm.width, pgm.height).found());
+        params.regions = false;
+        QuadFinder.Result r = new QuadFinder(params).find(pgm.probabilities(), pgm.width, pgm.height);
+        assertFalse(r.found());
+        assertEquals("no plausible quadrilateral", r.reason);
     }
 
     @Test
