@@ -88,9 +88,9 @@ class TrainCfg(Strict):
     side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
                                       description="loss weights of side outputs 1-5 (deep supervision)")
     fuse_weight: float = Field(1.0, ge=0, description="loss weight of the fuse output")
-    dice_weight: float = Field(0.0, ge=0, le=100, description="HED: add this times soft Dice to each output's "
-                               "class-balanced loss, so that false edges on background contours cost as much "
-                               "as missed page edges")
+    dice_weight: float = Field(0.0, ge=0, le=100, description="HED: add this times soft Dice to the fuse "
+                               "output's class-balanced loss, so that false edges on background contours cost "
+                               "as much as missed page edges (side outputs keep the plain loss, for recall)")
     seed: int = Field(0, description="weight-initialisation and shuffle seed")
 
 

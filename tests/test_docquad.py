@@ -117,3 +117,21 @@ def test_border_fallback_does_not_invent_a_page_from_two_lines():
     cv2.line(edges, (30, 20), (100, 26), 1.0, 2)
     cv2.line(edges, (100, 26), (104, 127), 1.0, 2)
     assert not find_quad(edges).found
+
+
+def test_a_small_page_among_long_background_lines_is_found_by_its_outline():
+    """Long background lines (a facade's perspective lines) fill the Hough
+    line budget before a small page's short sides get in; the page's closed
+    outline still proposes it (step 5)."""
+    import cv2
+    from edgepipe.mobile_models.docquad import QuadParams
+    edges = np.zeros((256, 256), np.float32)
+    for deg in (-20, -7, 7, 20):  # converging far to the left: no quad among them
+        angle = np.deg2rad(deg)
+        cv2.line(edges, (-300, 128), (int(-300 + 900 * np.cos(angle)), int(128 + 900 * np.sin(angle))), 1.0, 2)
+    page = np.array([[150, 10], [190, 14], [186, 50], [146, 46]], np.float32)
+    cv2.polylines(edges, [np.round(page).astype(np.int32)], True, 1.0, 2)
+    budget = QuadParams(max_lines=4)
+    found = find_quad(edges, budget)
+    assert found.found and np.abs(found.corners - page).max() < 2, found
+    assert not find_quad(edges, QuadParams(max_lines=4, regions=False)).found

@@ -206,7 +206,12 @@ def test_export_runs_in_the_reference_interpreter(exported):
     got = next(iter(open_runner(out).predict(pixels.astype(np.float32) / 255).values()))
     row = check_output(ref, got, default_gate("fp16", True))
     assert row["pass"] and row["psnr_db"] >= 40, (name, row)
-    assert row["top1_agreement"] == 1.0, (name, row)
+    # Random weights leave some top-2 logits a hair apart; fp16 may swap those,
+    # so the class must agree wherever the margin exceeds the export's own error.
+    top2 = np.sort(ref.reshape(len(ref), -1), axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * row["max_abs"]
+    agree = ref.reshape(len(ref), -1).argmax(1) == got.reshape(len(got), -1).argmax(1)
+    assert clear.any() and agree[clear].all(), (name, row, clear, agree)
 
 
 def test_export_passes_verify(exported, verify_data, capsys):

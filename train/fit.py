@@ -70,7 +70,7 @@ def compile_hed(model, cfg, total_steps):
     optimizer, schedule = make_optimizer(cfg, total_steps)
     weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight}
     model.compile(optimizer=optimizer,
-                  loss={name: with_dice(cfg.dice_weight) for name in model.output_names},
+                  loss={name: with_dice(cfg.dice_weight if name == "fuse" else 0.0) for name in model.output_names},
                   loss_weights={name: weights[name] for name in model.output_names})
     return schedule
 
