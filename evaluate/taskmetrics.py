@@ -55,19 +55,20 @@ def ods_ois(pred: np.ndarray, truth: np.ndarray, tol: int = 2) -> dict:
 def corner_error(found: np.ndarray | None, truth: np.ndarray, size: int) -> float:
     """Mean corner distance as a percentage of the image diagonal (inf if not found).
     Both are TL, TR, BR, BL; the best cyclic alignment guards the ordering at 45 deg."""
-    if found is None:
-        return float("inf")
-    diag = np.hypot(size, size)
-    return float(min(np.linalg.norm(np.roll(found, k, 0) - truth, axis=1).mean() for k in range(4)) / diag * 100)
+    return _aligned_error(found, truth, np.hypot(size, size), np.mean)
 
 
 def worst_corner_error(found: np.ndarray | None, truth: np.ndarray, width: int, height: int) -> float:
     """The farthest corner's distance as a percentage of the photo's diagonal
     (inf if not found): "every corner within 2%" means this is under 2."""
+    return _aligned_error(found, truth, np.hypot(width, height), np.max)
+
+
+def _aligned_error(found, truth, diag: float, reduce) -> float:
+    """``reduce`` of the corner distances at the best cyclic alignment, in % of ``diag``."""
     if found is None:
         return float("inf")
-    diag = np.hypot(width, height)
-    return float(min(np.linalg.norm(np.roll(found, k, 0) - truth, axis=1).max() for k in range(4)) / diag * 100)
+    return float(min(reduce(np.linalg.norm(np.roll(found, k, 0) - truth, axis=1)) for k in range(4)) / diag * 100)
 
 
 def error_summary(errs) -> dict:

@@ -451,8 +451,15 @@ def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, compos
     image = np.full((size, size, 3), PAD_VALUE, np.uint8)
     image[y0:y0 + h, x0:x0 + w] = img
     corners = corners + np.array([x0, y0], np.float32)
+    return DocSample(image, edge_label(corners, size, edge_width, (x0, y0, w, h)), corners)
+
+
+def edge_label(corners: np.ndarray, size: int, edge_width: int, content) -> np.ndarray:
+    """The quad's border as a size x size uint8 {0, 1} map (sub-pixel corners),
+    zero outside ``content`` (x, y, w, h): letterbox bands show no page."""
     edges = np.zeros((size, size), np.uint8)
     cv2.polylines(edges, [np.round(corners * 16).astype(np.int32)], True, 1, edge_width, cv2.LINE_8, shift=4)
+    x, y, w, h = content
     inside = np.zeros_like(edges)
-    inside[y0:y0 + h, x0:x0 + w] = 1
-    return DocSample(image, edges * inside, corners)
+    inside[y:y + h, x:x + w] = 1
+    return edges * inside

@@ -20,6 +20,7 @@ import numpy as np
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.mobile_models.docquad import order_corners
 from edgepipe.mobile_models.scan import letterbox
+from edgepipe.train.docgen import edge_label
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -155,10 +156,7 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
             raise EdgePipeError(f"corners of {path} fall outside the {w}x{h} image: {pts.tolist()}")
         image, box = letterbox(photo, size, size)  # as `edgepipe scan` feeds a photo
         quad = order_corners(box.to_input(pts))
-        edge = np.zeros((size, size), np.uint8)
-        cv2.polylines(edge, [np.round(quad * 16).astype(np.int32)], True, 1, edge_width, cv2.LINE_8, shift=4)
-        edge[:box.y], edge[box.y + box.h:], edge[:, :box.x], edge[:, box.x + box.w:] = 0, 0, 0, 0
         images.append(image)
-        edges.append(edge)
+        edges.append(edge_label(quad, size, edge_width, box.roi))
         corners.append(quad)
     return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table))

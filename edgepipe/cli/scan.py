@@ -9,6 +9,8 @@ from edgepipe.cli.args import add_trust
 def read_photo(path):
     import cv2
     path = Path(path)
+    if path.is_dir():
+        raise EdgePipeError(f"{path} is a folder; give one photo (.jpg, .png)")
     if not path.is_file():
         raise EdgePipeError(f"photo not found: {path}")
     from edgepipe.base.safety import image_size
