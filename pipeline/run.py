@@ -235,10 +235,12 @@ class _Run:
         return {k: v for s in stages for k, v in self.manifest.output_hashes(s).items()}
 
 
-def run(recipe, out_dir, console: Console | None = None, force: bool = False) -> dict:
-    """Run the recipe's stages, skipping those whose inputs and config are unchanged."""
+def run(recipe, out_dir, console: Console | None = None, force: bool = False, through: str = "report") -> dict:
+    """Run the recipe's stages, skipping those whose inputs and config are unchanged.
+    ``through="verify"`` stops before the latency stage (a sweep times latency in a
+    task of its own) and returns only ``{"stages": ...}``."""
     with interrupts.watch():
-        return _run(recipe, out_dir, console or wide_console(), force)
+        return _run(recipe, out_dir, console or wide_console(), force, through)
 
 
 def gate_failures(report: dict) -> list[str]:
@@ -253,7 +255,11 @@ def gate_failures(report: dict) -> list[str]:
     return failures
 
 
-def _run(recipe, out_dir, console, force: bool) -> dict:
+def stage_summary(r) -> dict:
+    return {k: {"seconds": v, "skipped": k in r.skipped} for k, v in r.timings.items()}
+
+
+def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict:
     r = _Run(recipe, ensure_writable_dir(out_dir), console, force)
     t_start = time.time()
 
@@ -281,6 +287,8 @@ def _run(recipe, out_dir, console, force: bool) -> dict:
     entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
                       r.upstream(model_stage, "export"),
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
+    if through == "verify":
+        return {"stages": stage_summary(r)}
 
     def do_bench():
         from edgepipe.convert.fold import roofline_graph
@@ -305,7 +313,7 @@ def _write_reports(r, history, entries, bench, t_start, pruning=None) -> dict:
               "artifacts": entries,
               "train": {"final_loss": history["loss"][-1], "loss": history["loss"],
                         "val_loss": history.get("val_loss", [])},
-              "stages": {k: {"seconds": v, "skipped": k in r.skipped} for k, v in r.timings.items()},
+              "stages": stage_summary(r),
               "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}  # total: this invocation
     if pruning:
         report["prune"] = pruning
