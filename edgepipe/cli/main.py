@@ -8,7 +8,7 @@ import sys
 
 from edgepipe.base.errors import EdgePipeError
 
-COMMANDS = ("run", "train", "profile", "convert", "quantize", "prune", "verify", "bench", "scan", "report")
+COMMANDS = ("run", "sweep", "train", "profile", "convert", "quantize", "prune", "verify", "bench", "scan", "report")
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,154 @@
+"""The sweep file: a base recipe and a grid of overrides, expanded into runs.
+
+    name: digits-backbones
+    base: digits_mobilenet_v2.yaml        # a recipe file (relative to this file), a mapping, or empty: default
+    grid:                                  # every combination, in this order
+      model.name: [mobilenet_v2, shufflenet_v2]
+      train.learning_rate: [0.003, 0.01]   # train.X is profiles.<profile>.X
+    runs:                                  # more runs, each a mapping of overrides
+      - {model.name: tiny_cnn, model.input_size: 32}
+    retries: 1                             # a failed or killed run is tried this many more times
+
+Each run is validated as a recipe before anything starts; a bad key or value is
+one line that names the run and the key.
+"""
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe
+
+
+class SweepCfg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("sweep", description="sweep name shown in the report")
+    base: str | dict | None = Field(None, description="base recipe: a YAML file (relative to the sweep file), "
+                                    "an inline mapping, or empty for the packaged default")
+    profile: str | None = Field(None, description="training profile of every run (default: the base recipe's)")
+    grid: dict[str, list[Any]] = Field({}, description="dotted recipe key -> values; every combination is a run")
+    runs: list[dict[str, Any]] = Field([], description="further runs, each a mapping of dotted keys to values")
+    retries: int = Field(1, ge=0, le=10, description="extra attempts for a run whose task failed or was killed")
+    train_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs a training/export task reserves (Ray)")
+    bench_cpus: int | None = Field(None, ge=1, le=4096, description="CPUs the latency task holds; default: "
+                                   "every CPU of the largest node, so nothing else runs beside it")
+    timeout_minutes: float = Field(0, ge=0, description="cancel and retry a task running longer; 0 = no limit")
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, grid):
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key} has no values")
+        return grid
+
+
+@dataclass
+class RunSpec:
+    name: str           # the run's folder under the sweep's --out
+    overrides: dict     # dotted key -> value, as the sweep file says
+    recipe: Recipe
+    raw: dict           # the recipe as a mapping (what the task validates again)
+
+
+def _read_yaml(path: Path, what: str):
+    if not path.is_file():
+        raise EdgePipeError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise EdgePipeError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
+    path = Path(path)
+    raw = _read_yaml(path, "sweep file")
+    if not isinstance(raw, dict):
+        raise EdgePipeError(f"sweep file {path} must be a YAML mapping")
+    try:
+        cfg = SweepCfg.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise EdgePipeError(f"sweep file {path}: {where}: {err['msg']}") from None
+    base = _base_recipe(cfg, path)
+    specs = [_spec(path, base, cfg.profile, over) for over in expand(cfg)]
+    if not specs:
+        raise EdgePipeError(f"sweep file {path}: no runs (give a grid or runs)")
+    _unique_names(specs)
+    return cfg, specs
+
+
+def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
+    if isinstance(cfg.base, dict):
+        return cfg.base
+    where = (sweep_path.parent / cfg.base) if cfg.base else DEFAULT_RECIPE
+    raw = _read_yaml(where, "base recipe")
+    if not isinstance(raw, dict):
+        raise EdgePipeError(f"base recipe {where} must be a YAML mapping")
+    return raw
+
+
+def expand(cfg: SweepCfg) -> list[dict]:
+    """The grid's combinations (first key slowest), then the explicit runs."""
+    keys = list(cfg.grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*cfg.grid.values())] if keys else []
+    return combos + [dict(r) for r in cfg.runs]
+
+
+def apply_overrides(base: dict, overrides: dict, profile: str | None = None) -> dict:
+    """A copy of ``base`` with each dotted key set; ``train.X`` means the active profile's X."""
+    recipe = copy.deepcopy(base)
+    if profile:
+        recipe["profile"] = profile
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        if parts[0] == "train":
+            parts = ["profiles", recipe.get("profile", "quick")] + parts[1:]
+        node = recipe
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise EdgePipeError(f"cannot set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
+        node[parts[-1]] = copy.deepcopy(value)
+    return recipe
+
+
+def run_name(overrides: dict) -> str:
+    """A folder name from the overrides: ``name=mobilenet_v2,alpha=0.5``."""
+    parts = []
+    for key, value in overrides.items():
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{str(key).split('.')[-1]}={text}")
+    name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", ",".join(parts)).strip("._") or "base"
+    return name[:120]
+
+
+def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
+    name = run_name(overrides)
+    raw = apply_overrides(base, overrides, profile)
+    if "name" not in overrides:
+        raw["name"] = name
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise EdgePipeError(f"sweep file {path}: run {name}: {where}: {err['msg']}") from None
+    return RunSpec(name, overrides, recipe, recipe.model_dump())
+
+
+def _unique_names(specs: list[RunSpec]):
+    seen: dict[str, int] = {}
+    for s in specs:
+        if s.name in seen:
+            seen[s.name] += 1
+            s.name = f"{s.name}-{seen[s.name]}"
+        else:
+            seen[s.name] = 1

@@ -1,0 +1,135 @@
+"""sweep.json and sweep.html: one row per run x export, the Pareto plot across all
+runs, and the best export under the latency and size budgets of the command line."""
+import html
+import time
+from pathlib import Path
+
+from edgepipe.base import atomic
+from edgepipe.pipeline import plots
+from edgepipe.pipeline.html_report import CSS
+from edgepipe.pipeline.report import write_json
+
+
+def rows_of(job, spec) -> list[dict]:
+    """A finished run's exports as rows; a failed run is one row that says why."""
+    base = {"run": spec.name, "model": spec.recipe.model.name, "overrides": spec.overrides,
+            "folder": job.folder, "retried": job.retried}
+    bench = job.results.get("bench") or {}
+    if job.error or "report" not in bench:
+        return [base | {"format": None, "variant": None, "status": "run failed", "reason": job.error or "no report"}]
+    report = bench["report"]
+    key, rows = report["task"]["accuracy_key"], []
+    for a in report["artifacts"]:
+        gate = a.get("gate")
+        rows.append(base | {
+            "format": a["format"], "variant": a["variant"], "status": a["status"], "reason": a.get("reason") or "",
+            "size_kb": a["size_bytes"] / 1024 if a.get("size_bytes") else None,
+            "metric": a["task"].get(key), "metric_key": key, "metric_label": report["task"]["accuracy_label"],
+            "p50_ms": a["latency"].get("p50_ms"), "p90_ms": a["latency"].get("p90_ms"),
+            "gate": None if gate is None else ("pass" if gate["pass"] else "fail"),
+            "gate_rule": gate and gate["rule"], "host": bench.get("host")})
+    return rows
+
+
+def deployable(row: dict) -> bool:
+    """An export that runs, was timed and passed its gate (the Keras original is the reference)."""
+    return row["status"] == "ok" and row["format"] not in (None, "keras") and row.get("gate") == "pass" \
+        and row.get("p50_ms") is not None and row.get("metric") is not None
+
+
+def best_under(rows: list[dict], max_latency_ms=None, max_size_kb=None) -> dict | None:
+    """The most accurate deployable export within both budgets; ties go to the faster."""
+    fits = [r for r in rows if deployable(r)
+            and (max_latency_ms is None or r["p50_ms"] <= max_latency_ms)
+            and (max_size_kb is None or r["size_kb"] <= max_size_kb)]
+    return max(fits, key=lambda r: (r["metric"], -r["p50_ms"], -r["size_kb"]), default=None)
+
+
+def mark_pareto(rows: list[dict]):
+    cands = [r for r in rows if deployable(r)]
+    front = plots.pareto_front([(r["size_kb"], r["p50_ms"], r["metric"]) for r in cands])
+    for r in rows:
+        r["pareto"] = False
+    for r, on in zip(cands, front):
+        r["pareto"] = bool(on)
+
+
+def write(out: Path, name: str, rows: list[dict], budgets: dict, wall_s: float) -> dict:
+    mark_pareto(rows)
+    best = best_under(rows, budgets.get("max_latency_ms"), budgets.get("max_size_kb"))
+    runs = sorted({r["run"] for r in rows})
+    failed = sorted({r["run"] for r in rows if r["status"] == "run failed"})
+    gates = sorted({f"{r['run']}: {r['format']}/{r['variant']}" for r in rows
+                    if r.get("gate") == "fail" or r["status"] == "failed"})
+    summary = {"name": name, "runs": len(runs), "failed_runs": failed, "failed_gates": gates,
+               "budgets": budgets, "best": best and {k: best[k] for k in ("run", "format", "variant", "size_kb",
+                                                                          "p50_ms", "metric", "metric_key")},
+               "wall_s": round(wall_s, 1), "rows": rows}
+    write_json(out / "sweep.json", summary)
+    render(summary, out)
+    return summary
+
+
+def _num(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
+def _table(rows: list[dict], best) -> str:
+    head = "".join(f"<th class='l'>{c}</th>" for c in ("run", "model", "format", "variant", "status")) + "".join(
+        f"<th>{c}</th>" for c in ("size KB", "task metric", "p50 ms", "p90 ms")) + "<th class='l'>gate</th>"
+    body = []
+    for r in rows:
+        chosen = best is not None and all(r.get(k) == best[k] for k in ("run", "format", "variant"))
+        status = html.escape(r["status"]) + (f" <span class='note'>{html.escape(r['reason'])}</span>"
+                                             if r.get("reason") else "")
+        gate = {"pass": "<span class='pass'>pass</span>", "fail": "<span class='fail'>FAIL</span>"}.get(
+            r.get("gate"), "<span class='skip'>reference</span>" if r["format"] == "keras" else "–")
+        marks = (" ★" if chosen else "") + (" ◆" if r.get("pareto") else "")
+        cells = [html.escape(r["run"]) + marks, html.escape(r["model"]), html.escape(r["format"] or "–"),
+                 html.escape(r["variant"] or "–"), status]
+        nums = [_num(r.get("size_kb"), ".1f"), _num(r.get("metric"), ".3f"), _num(r.get("p50_ms"), ".2f"),
+                _num(r.get("p90_ms"), ".2f")]
+        body.append("<tr" + (" style='background:#fff8d6'" if chosen else "") + ">"
+                    + "".join(f"<td class='l'>{c}</td>" for c in cells) + "".join(f"<td>{n}</td>" for n in nums)
+                    + f"<td class='l'>{gate}</td></tr>")
+    return f"<table id='sweep'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _best_text(summary: dict) -> str:
+    b, budgets = summary["best"], summary["budgets"]
+    limits = ", ".join(f"{k.replace('max_', '').replace('_', ' ')} ≤ {v:g}" for k, v in budgets.items()
+                       if v is not None) or "no budget given"
+    if not b:
+        return f"<p id='best'><b>Best under {html.escape(limits)}:</b> no export that passed its gate fits.</p>"
+    return (f"<p id='best'><b>Best under {html.escape(limits)}:</b> {html.escape(b['run'])} · "
+            f"{html.escape(b['format'])} {html.escape(b['variant'])}: {b['metric_key']} {b['metric']:.3f}, "
+            f"{b['p50_ms']:.2f} ms p50, {b['size_kb']:.1f} KB (★ in the table)</p>")
+
+
+def _plot(rows: list[dict]) -> str:
+    points = [r for r in rows if deployable(r)]
+    if not points:
+        return "<p class='note'>No export has a latency, a task metric and a passed gate yet.</p>"
+    plot_rows = [{"label": f"{r['run']} {r['variant']}", "size_mb": r["size_kb"] / 1024, "p50_ms": r["p50_ms"],
+                  "accuracy": r["metric"]} for r in points]
+    return ("<figure id='pareto'>" + plots.pareto_svg(plot_rows, points[0]["metric_label"])
+            + "<figcaption>Every gated, timed export of every run. Filled markers (◆ in the table) are "
+              "Pareto-optimal: no other export is smaller, faster and at least as accurate.</figcaption></figure>")
+
+
+def render(summary: dict, out: Path) -> Path:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    failed = summary["failed_runs"] + summary["failed_gates"]
+    problems = ("<ul class='note'>" + "".join(f"<li class='fail'>{html.escape(f)}</li>" for f in failed)
+                + "</ul>") if failed else ""
+    hosts = sorted({r["host"] for r in summary["rows"] if r.get("host")})
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>edgepipe sweep: "
+            f"{html.escape(summary['name'])}</title><style>{CSS}</style></head><body>"
+            f"<h1>edgepipe sweep: {html.escape(summary['name'])}</h1>"
+            f"<p class='meta'>{summary['runs']} runs · {len(summary['failed_runs'])} failed · wall time "
+            f"{summary['wall_s']} s · rendered {stamp} · latency timed on {html.escape(', '.join(hosts) or '–')}, "
+            f"batch 1, holding every CPU of the node</p>"
+            + _best_text(summary) + problems + "<section><h2>Size, accuracy and latency across runs</h2>"
+            + _plot(summary["rows"]) + "</section><section><h2>Every run and export</h2>"
+            + _table(summary["rows"], summary["best"]) + "</section></body></html>\n")
+    return atomic.write_text(Path(out) / "sweep.html", page)
