@@ -64,7 +64,7 @@ def find_pyramid(model):
         inputs = concat._inbound_nodes[0].inbound_layers
         sides = [_side_source(s, sole, concat) for s in inputs]
         blocks = sorted({s[1] for s in sides if s})
-        if all(sides) and blocks and blocks[0] == 1 and len(sides) == len(inputs):
+        if all(sides) and blocks and len(sides) == len(inputs):
             dropped = [concat.name] + [d.name for s in sides for d in s[2]]
             return fuse, [(s[0], s[1]) for s in sides], dropped
     return None
@@ -110,7 +110,7 @@ def fuse_pyramid(model):
     for e in config["layers"]:
         if any(e["name"] == conv.name for conv, _ in sides):
             e["config"]["use_bias"] = True  # it takes the fuse bias or its scaled own
-    bias_to = next(conv.name for conv, block in sides if block == 1)
+    bias_to = min(sides, key=lambda s: s[1])[0].name  # a finest side: its phases cover every pixel
     weights = {}
     for i, (conv, block) in enumerate(sides):
         src, s = conv.get_weights(), float(fuse_w[i])

@@ -115,9 +115,39 @@ def inference_model(model, output="fuse"):
     return keras.Model(model.input, edges, name=f"{model.name}_edges")
 
 
+def _width(c: int, width: float) -> int:
+    """Channels scaled by ``width``; stages stay multiples of 4 (int8 kernels' lanes)."""
+    if width == 1.0:
+        return c
+    return max(4, int(round(c * width / 4)) * 4) if c >= 12 else max(2, round(c * width))
+
+
+def scaled_table(table, stem_stride=1, width=1.0, expansion=None, sides=5):
+    """A variant of ``table`` for speed sweeps (issue #18): the first row's stride
+    (2 puts side 1 at half resolution; the last stage then keeps stride 1, so the
+    deepest side stays at /16), every width times ``width``, every inverted
+    residual's expansion set to ``expansion``, and only the first ``sides`` side
+    outputs (the stages after the last one are dropped)."""
+    if stem_stride not in (1, 2) or not 0 < width <= 2 or sides not in range(2, 6):
+        raise EdgePipeError(f"HED options: stem_stride 1 or 2, 0 < width <= 2, sides 2..5; "
+                            f"got {stem_stride}, {width}, {sides}")
+    rows = []
+    for r, (block, t, c, n, s, side) in enumerate(table):
+        if r == 0:
+            s = stem_stride
+        elif r == len(table) - 1 and stem_stride == 2:
+            s = 1
+        t = expansion if (block == "ir" and expansion) else t
+        rows.append((block, t, _width(c, width), n, s, side))
+        if side == sides:
+            break
+    return rows
+
+
 @register("hed_mobilenet_v2", "edges", "MobileNetV2-style HED document-edge detector (seed S3, hed-tutorial repo)")
-def hed_mobilenet_v2(input_shape=(256, 256, 3)):
-    return build_hed(HED_MOBILENET_V2, input_shape, name="hed_mobilenet_v2")
+def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5):
+    table = scaled_table(HED_MOBILENET_V2, int(stem_stride), float(width), int(expansion), int(sides))
+    return build_hed(table, input_shape, name="hed_mobilenet_v2")
 
 
 @register("hed_vgg", "edges", "VGG-style HED with the seed's 12/24/48/96/192 channels")

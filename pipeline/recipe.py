@@ -24,8 +24,9 @@ class ModelCfg(Strict):
     name: str = Field("hed_mobilenet_v2", description="a registered network (`edgepipe.mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
-    options: dict[Literal["alpha", "groups", "scale"], float] = Field(
-        {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet)")
+    options: dict[Literal["alpha", "groups", "scale", "stem_stride", "width", "expansion", "sides"], float] = Field(
+        {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet); "
+                        "stem_stride, width, expansion and sides (HED, `mobile_models/hed.py` scaled_table)")
 
 
 class AugmentCfg(Strict):

@@ -184,16 +184,19 @@ def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
         while y.shape[-1] > 1:
             y = tf.nn.depth_to_space(y, 2).numpy()
         assert np.array_equal(y, tf.nn.depth_to_space(x, block).numpy())
-    train = randomise_batchnorm(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3)))
-    fuse = train.get_layer("fuse")
-    fuse.set_weights([np.array([0.7, -0.4, 1.3, 0.2, -0.9], np.float32).reshape(1, 1, 5, 1),
-                      np.array([0.25], np.float32)])
-    subpixel = transposed_to_subpixel(fold_batchnorm(inference_model(train)))
-    rewritten = fuse_pyramid(subpixel)
-    names = [l.name for l in rewritten.layers]
-    assert "dsn_concat" not in names and "fuse_up1" in names and "fuse" in names
-    assert np.abs(subpixel.predict(tiny_images, verbose=0) - rewritten.predict(tiny_images, verbose=0)).max() < 1e-5
-    assert fuse_pyramid(train) is train
+    for stem_stride in (1, 2):  # 2: no full-resolution side, the fuse bias goes to side 1's phases
+        train = randomise_batchnorm(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3),
+                                                        stem_stride=stem_stride))
+        fuse = train.get_layer("fuse")
+        fuse.set_weights([np.array([0.7, -0.4, 1.3, 0.2, -0.9], np.float32).reshape(1, 1, 5, 1),
+                          np.array([0.25], np.float32)])
+        subpixel = transposed_to_subpixel(fold_batchnorm(inference_model(train)))
+        rewritten = fuse_pyramid(subpixel)
+        names = [l.name for l in rewritten.layers]
+        assert "dsn_concat" not in names and "fuse_up1" in names and "fuse" in names
+        want, got = subpixel.predict(tiny_images, verbose=0), rewritten.predict(tiny_images, verbose=0)
+        assert np.abs(want - got).max() < 1e-5
+        assert fuse_pyramid(train) is train
 
 
 def test_a_conv_that_is_also_a_model_output_keeps_its_batchnorm():

@@ -43,6 +43,19 @@ def test_hed_weight_sizes_match_the_seed():
     assert mnv2 <= 1.6, mnv2
 
 
+def test_hed_speed_options_reshape_the_table():
+    """stem_stride 2 halves every side's resolution but keeps the deepest at /16;
+    sides=4 drops the last stage; width and expansion scale the inverted residuals."""
+    from edgepipe.mobile_models.hed import HED_MOBILENET_V2, scaled_table
+    assert scaled_table(HED_MOBILENET_V2) == HED_MOBILENET_V2
+    fast = scaled_table(HED_MOBILENET_V2, stem_stride=2, width=0.5, expansion=4, sides=4)
+    assert [r[4] for r in fast] == [2, 1, 2, 2, 2] and fast[-1][5] == 4
+    assert [r[2] for r in fast] == [2, 3, 8, 12, 24] and {r[1] for r in fast if r[0] == "ir"} == {4}
+    model = mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3), stem_stride=2, sides=4)
+    assert [o.shape[1:3] for o in model.outputs] == [(64, 64)] * 5  # 4 sides + fuse, all full size
+    assert model.get_layer("dsn1_up").strides == (2, 2)
+
+
 @pytest.mark.parametrize("groups", [1, 2, 3, 4, 8])
 def test_shufflenet_v1_every_group_count_builds(groups):
     m = mobile_models.build("shufflenet_v1", groups=groups, scale=0.5, input_shape=(64, 64, 3), classes=10)
@@ -77,6 +90,8 @@ def test_classifiers_take_include_top_false():
     ("shufflenet_v2", {"scale": 0.75}, "valid"),
     ("mobilenet_v2", {"input_shape": (100, 100, 3)}, "multiples of 32"),
     ("mobilenet_v2", {"depth": 3}, "valid"),
+    ("hed_mobilenet_v2", {"stem_stride": 4}, "stem_stride 1 or 2"),
+    ("hed_mobilenet_v2", {"sides": 6}, "sides 2..5"),
 ])
 def test_bad_options_are_clear(name, opts, needle):
     with pytest.raises(EdgePipeError, match=needle):
