@@ -28,7 +28,7 @@ def run_stage_task(raw: dict, out: str, through: str) -> dict:
 
     from edgepipe.pipeline.recipe import Recipe
     from edgepipe.pipeline.run import gate_failures, run
-    folder = Path(out)
+    folder, t0 = Path(out), time.time()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "sweep.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
         console = Console(file=log, width=160, force_terminal=False)
@@ -37,7 +37,8 @@ def run_stage_task(raw: dict, out: str, through: str) -> dict:
             result = run(Recipe.model_validate(raw), folder, console, through=through)
         except EdgePipeError as e:
             return {"status": "error", "error": str(e), "host": socket.gethostname()}
-    summary = {"status": "ok", "stages": result["stages"], "host": socket.gethostname()}
+    summary = {"status": "ok", "stages": result["stages"], "host": socket.gethostname(),
+               "interval": [t0, time.time()]}  # when it held its CPUs (the sweep report shows no overlap)
     if through != "verify":
         summary |= {"report": _trim(result), "failures": gate_failures(result)}
     return summary

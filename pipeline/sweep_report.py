@@ -13,7 +13,11 @@ from edgepipe.pipeline.report import write_json
 def rows_of(job, spec) -> list[dict]:
     """A finished run's exports as rows; a failed run is one row that says why."""
     base = {"run": spec.name, "model": spec.recipe.model.name, "overrides": spec.overrides,
-            "folder": job.folder, "retried": job.retried}
+            "folder": job.folder, "retried": job.retried,
+            "ran": [k for r in job.results.values() if isinstance(r, dict)
+                    for k, v in r.get("stages", {}).items() if not v.get("skipped")],
+            "tasks": {label: {k: r.get(k) for k in ("host", "interval")} for label, r in job.results.items()
+                      if isinstance(r, dict)}}
     bench = job.results.get("bench") or {}
     if job.error or "report" not in bench:
         return [base | {"format": None, "variant": None, "status": "run failed", "reason": job.error or "no report"}]

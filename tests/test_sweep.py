@@ -1,0 +1,146 @@
+"""edgepipe sweep on local Ray (2 CPUs, started once for this file): a 4-run grid
+with one task killed mid-run, a rerun that finishes it and redoes nothing, latency
+timed with no training beside it, retries that end, and the sweep file's errors."""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgepipe.cli.main import main
+from edgepipe.pipeline.sweep import load_sweep
+
+RECIPE = {"name": "tiny", "model": {"name": "tiny_cnn", "input_size": 32}, "data": {"kind": "digits"},
+          "profiles": {"quick": {"phases": [{"size": 32, "steps": 12, "pool": 1}], "batch_size": 16,
+                                 "steps_per_epoch": 6, "learning_rate": 0.01, "bn_momentum": 0.9}},
+          "export": {"variants": ["tflite_float32"], "calibration_samples": 8},
+          "bench": {"warmup": 1, "runs": 3}}
+SWEEP = {"name": "tiny", "base": RECIPE, "grid": {"train.learning_rate": [0.01, 0.03], "train.seed": [0, 1]}}
+VICTIM = "learning_rate=0.03,seed=0"
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _write(tmp_path, sweep) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def _pid_with_title(title: str) -> int | None:
+    """The Ray worker whose process title is ``ray::<task name>``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(f"ray::{title}".encode()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def _kill_after_training(run_dir: Path, record: dict, deadline: float):
+    """SIGKILL the run's build task once its train stage is in the manifest (mid-run)."""
+    while time.time() < deadline:
+        manifest = run_dir / "manifest.json"
+        stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else {}
+        pid = _pid_with_title(f"build:{run_dir.name}")
+        if "train" in stages and pid:
+            os.kill(pid, signal.SIGKILL)
+            record.update(pid=pid, stages=sorted(stages))
+            return
+        time.sleep(0.05)
+
+
+def _manifests(out: Path) -> dict:
+    return {d.name: (d / "manifest.json").read_bytes() for d in out.iterdir() if (d / "manifest.json").is_file()}
+
+
+def test_killed_task_is_reported_and_a_rerun_finishes_it_redoing_nothing(tmp_path, ray_local, capsys):
+    path, out = _write(tmp_path, SWEEP), tmp_path / "out"
+    killed = {}
+    killer = threading.Thread(target=_kill_after_training, args=(out / VICTIM, killed, time.time() + 300))
+    killer.start()
+    code = main(["sweep", str(path), "--out", str(out), "--retries", "0", "--max-latency-ms", "1000"])
+    killer.join()
+    assert killed and "verify" not in killed["stages"], "the kill landed mid-run"
+    assert code == 1 and f"run failed: {VICTIM}: build failed after 1 attempt(s)" in capsys.readouterr().err
+    first = json.loads((out / "sweep.json").read_text())
+    assert first["runs"] == 4 and first["failed_runs"] == [VICTIM]
+    assert {r["run"] for r in first["rows"] if r["status"] == "ok"} == set(_manifests(out)) - {VICTIM}
+    before = _manifests(out)
+    victim_train = json.loads(before[VICTIM])["stages"]["train"]
+
+    assert main(["sweep", str(path), "--out", str(out), "--max-latency-ms", "1000"]) == 0
+    second = json.loads((out / "sweep.json").read_text())
+    assert second["failed_runs"] == [] and second["failed_gates"] == []
+    after = _manifests(out)
+    assert len(after) == 4 and all(after[name] == before[name] for name in before if name != VICTIM)
+    assert json.loads(after[VICTIM])["stages"]["train"] == victim_train  # trained once, before the kill
+    ran = {r["run"]: r["ran"] for r in second["rows"]}
+    assert ran.pop(VICTIM) == ["export", "verify", "bench"] and all(v == [] for v in ran.values())
+    _check_report(out, first)
+
+
+def _check_report(out: Path, first: dict):
+    """Every run x export has a row; the best fits its budget; no bench overlapped a build."""
+    report = json.loads((out / "sweep.json").read_text())
+    rows = [r for r in report["rows"] if r["format"] == "tflite"]
+    assert len(rows) == 4 and all(r["gate"] == "pass" and r["p50_ms"] and r["size_kb"] for r in rows)
+    best = report["best"]
+    assert best["p50_ms"] <= 1000 and best["metric"] == max(r["metric"] for r in rows)
+    assert any(r["pareto"] for r in rows)
+    tasks = [r["tasks"] for r in first["rows"] if r["tasks"].get("bench")]
+    benches = [t["bench"]["interval"] for t in tasks]
+    builds = [t["build"]["interval"] for t in tasks]
+    assert benches and all(b1 <= a0 or a1 <= b0 for a0, a1 in benches for b0, b1 in builds)
+    page = (out / "sweep.html").read_text()
+    assert "id='pareto'" in page and "id='best'" in page and page.count("<tr") == len(report["rows"]) + 1
+
+
+def test_retries_end_and_user_errors_are_not_retried(tmp_path, ray_local):
+    from edgepipe.pipeline.sweep_exec import Job, Step, execute
+
+    def flaky(marker: str, mode: str):  # nested: Ray ships it by value
+        if mode == "user-error":
+            return {"status": "error", "error": "bad recipe"}
+        if mode == "die" or not Path(marker).exists():
+            if marker:
+                Path(marker).touch()
+            os._exit(1)
+        return {"status": "ok"}
+    task = ray_local.remote(flaky).options(num_cpus=1, max_retries=0)
+    marker = tmp_path / "tried"
+    jobs = [Job("flaky", [Step("a", lambda: task.remote(str(marker), "die-once"))]),
+            Job("dead", [Step("a", lambda: task.remote("", "die"))]),
+            Job("user", [Step("a", lambda: task.remote("", "user-error"))])]
+    events = []
+    execute(jobs, retries=1, on_event=lambda job, text: events.append((job.name, text)), poll_s=0.2)
+    flaky, dead, user = jobs
+    assert flaky.done and flaky.error is None and flaky.results["a"] == {"status": "ok"} and len(flaky.retried) == 1
+    assert dead.error.startswith("a failed after 2 attempt(s)") and len(dead.retried) == 2
+    assert user.error == "a: bad recipe" and user.retried == []
+
+
+def test_sweep_file_errors_are_one_line(tmp_path, capsys):
+    bad_key = dict(SWEEP, grid={"model.nmae": ["x"]})
+    assert main(["sweep", str(_write(tmp_path, bad_key)), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgepipe: error: sweep file") and "run nmae=x: model.nmae:" in err and "\n" not in err
+    assert main(["sweep", str(_write(tmp_path, dict(SWEEP, retry=2))), "--out", str(tmp_path / "o")]) == 2
+    assert "retry: Extra inputs are not permitted" in capsys.readouterr().err
+    assert main(["sweep", str(_write(tmp_path, dict(SWEEP, grid={"train.seed": []})))]) == 2
+    assert "grid key train.seed has no values" in capsys.readouterr().err
+    _, specs = load_sweep(_write(tmp_path, dict(SWEEP, runs=[{"model.input_size": 48}])))
+    assert [s.name for s in specs][-2:] == ["learning_rate=0.03,seed=1", "input_size=48"]
+    assert specs[1].recipe.train.seed == 1 and specs[-1].recipe.model.input_size == 48
+    assert not (tmp_path / "o").exists()  # refused before any output
