@@ -30,6 +30,16 @@ def _resume_allowed(recipe, ckpt: Path, console, resume: bool) -> bool:
     return True
 
 
+def _save_trained(model, path: Path, console):
+    """The chief saves the model into the run; another worker of a multi-worker run saves to a temp folder
+    that is removed (it must take part: saving reads mirrored variables, a collective)."""
+    from edgepipe.train.workers import describe, write_dir
+    with write_dir(path.parent) as folder:  # every worker saves: reading mirrored variables is a collective
+        modelio.save_keras(model, folder / path.name)
+    if folder != path.parent:
+        console.log(f"{describe()}: trained; the chief writes {path.name}")
+
+
 def _log_training(console, model, state):
     strategy = model.distribute_strategy
     console.log(f"trained {state.steps_done} steps on {strategy.num_replicas_in_sync} replica(s) "
@@ -63,7 +73,7 @@ class EdgeTask:
         fixed = mobile_models.build(name, input_shape=(size, size, 3))
         fixed.set_weights(trainable.get_weights())
         model = inference_model(fixed, r.model.output)
-        modelio.save_keras(model, out / f"{name}.keras")
+        _save_trained(model, out / f"{name}.keras", console)
         return model, state.history
 
     def calibration(self) -> np.ndarray:
@@ -114,7 +124,7 @@ class ClassifyTask:
             key=train_key(r), resume=_resume_allowed(r, ckpt, console, resume), log_dir=out / "logs",
             verbose=1 if console.is_terminal else 2)
         _log_training(console, model, state)
-        modelio.save_keras(model, out / f"{name}.keras")
+        _save_trained(model, out / f"{name}.keras", console)
         return model, state.history
 
     def labels(self) -> list[str]:

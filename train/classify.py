@@ -21,11 +21,11 @@ def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: st
     if any(p.size != size for p in cfg.phases):
         raise EdgePipeError(f"classifier phases must train at the model's input_size {size} "
                             f"(got sizes {[p.size for p in cfg.phases]})")
+    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)  # first: multi_worker must precede any TF op
     keras.utils.set_random_seed(cfg.seed)
     state = loop.load_state(ckpt_dir, key, resume)
     x, y, names = data.classes(data_cfg, "train", size)
     xv, yv, _ = data.classes(data_cfg, "val", size)
-    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)
     with strategy.scope():
         model = build(len(names))
         set_bn_momentum(model, cfg.bn_momentum)
@@ -38,10 +38,8 @@ def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: st
 
     plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
     val = (xv, yv) if cfg.val_size else None
-    loop.run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
-                    log_dir=log_dir, verbose=verbose, lr_at=lambda step: float(schedule(step)))
-    if val is not None and cfg.restore_best:
-        loop.restore_best(model, ckpt_dir)
+    loop.fit_as_worker(model, plan, dataset_for, ckpt_dir, state, val, cfg, log_dir, verbose,
+                       lambda step: float(schedule(step)))
     return model, state, names
 
 

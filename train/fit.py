@@ -110,9 +110,9 @@ def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bo
     With ``resume``, continues from ``ckpt_dir`` (weights, optimizer state, data
     position). NaN loss raises EdgePipeError and keeps the last good checkpoint.
     """
+    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)  # first: multi_worker must precede any TF op
     keras.utils.set_random_seed(cfg.seed)
     state = loop.load_state(ckpt_dir, key, resume)
-    strategy = make_strategy(cfg.distribute, cfg.cpu_replicas)
     plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
     with strategy.scope():
         model = build()
@@ -124,8 +124,6 @@ def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bo
         return ds.repeat().skip(skip).prefetch(2)
 
     val = _validation(model, data_cfg, cfg.val_size, cfg.phases[-1].size)
-    loop.run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
-                    log_dir=log_dir, verbose=verbose, lr_at=lambda step: float(schedule(step)))
-    if val is not None and cfg.restore_best:
-        loop.restore_best(model, ckpt_dir)
+    loop.fit_as_worker(model, plan, dataset_for, ckpt_dir, state, val, cfg, log_dir, verbose,
+                       lambda step: float(schedule(step)))
     return model, state

@@ -33,9 +33,12 @@ class TrainState:
     best_val: float | None = None
     bad_epochs: int = 0
     stopped_early: bool = False
+    writer: str = ""  # which worker wrote this file (multi-worker: only the chief writes the run's)
     history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [], "lr": [], "phase": []})
 
     def save(self, path: Path):
+        from edgepipe.train.workers import describe
+        self.writer = describe()
         atomic.write_text(path, json.dumps(asdict(self)) + "\n")
 
 
@@ -114,18 +117,21 @@ def weights_finite(model) -> bool:
 
 def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, state: TrainState, *,
                val_data=None, patience: int = 0, log_dir: Path | None = None, verbose: int = 1,
-               lr_at: Callable = lambda step: None) -> TrainState:
+               lr_at: Callable = lambda step: None, write_to: Path | None = None) -> TrainState:
     """Fit ``model`` (compiled) through ``plan[state.epochs_done:]``.
 
     ``dataset_for(phase, skip_batches)`` returns that phase's repeated dataset with
     the batches already trained on skipped, so a resumed run sees the same stream.
+    A resume reads ``ckpt_dir``; checkpoints and state.json go to ``write_to``
+    (default ``ckpt_dir``; a multi-worker run's non-chief workers write to a temp folder).
     """
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    out = Path(write_to or ckpt_dir)
+    out.mkdir(parents=True, exist_ok=True)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir / "last"), max_to_keep=1)
+    manager = tf.train.CheckpointManager(checkpoint, str(out / "last"), max_to_keep=1)
     if state.epochs_done:
-        _restore(model, checkpoint, manager, state, ckpt_dir)
-    end = _EpochEnd(state, plan, manager, ckpt_dir, patience, lr_at)
+        _restore(model, checkpoint, state, ckpt_dir)
+    end = _EpochEnd(state, plan, manager, out, patience, lr_at)
     callbacks = [end] + ([keras.callbacks.TensorBoard(str(log_dir), write_graph=False, profile_batch=0)]
                          if log_dir else [])
     while state.epochs_done < len(plan) and not state.stopped_early:
@@ -143,13 +149,14 @@ def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, 
     return state
 
 
-def _restore(model, checkpoint, manager, state, ckpt_dir):
-    if manager.latest_checkpoint is None:
+def _restore(model, checkpoint, state, ckpt_dir):
+    latest = tf.train.latest_checkpoint(str(ckpt_dir / "last"))
+    if latest is None:
         raise EdgePipeError(f"{ckpt_dir}/state.json says {state.epochs_done} epochs are done "
                             "but no checkpoint is there; delete the folder to start over")
     model.optimizer.build(model.trainable_variables)  # create slots so they restore now
     try:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(latest).assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:  # truncated, corrupt, another model
         reason = first_line(e, 160)
         raise EdgePipeError(f"checkpoint in {ckpt_dir} cannot be restored ({reason}); "
@@ -175,3 +182,16 @@ def restore_best(model, ckpt_dir: Path) -> bool:
         return False
     tf.train.Checkpoint(model=model).read(str(best)).assert_existing_objects_matched()
     return True
+
+
+def fit_as_worker(model, plan, dataset_for, ckpt_dir: Path, state: TrainState, val, cfg, log_dir, verbose, lr_at):
+    """``run_epochs`` then the best weights, as this process's role allows: the chief
+    (or a single process) writes to ``ckpt_dir`` and ``log_dir``; another worker of
+    a multi-worker run writes the same checkpoints to a temp folder, removed after."""
+    from edgepipe.train import workers
+    with workers.write_dir(ckpt_dir) as out:
+        run_epochs(model, plan, dataset_for, ckpt_dir, state, val_data=val, patience=cfg.early_stopping_patience,
+                   log_dir=log_dir if workers.is_chief() else None, verbose=verbose, lr_at=lr_at, write_to=out)
+        if val is not None and cfg.restore_best:
+            restore_best(model, out) or restore_best(model, ckpt_dir)  # resumed with no new best: the chief's
+    return state

@@ -19,6 +19,9 @@ def cmd_train(args):
         load_state(out / "checkpoints", train_key(recipe), True)  # refuses another recipe's checkpoint
     console = wide_console()
     _, history = task.train(out, console, resume=args.resume)
+    from edgepipe.train.workers import is_chief
+    if not is_chief():  # multi-worker: the chief writes the run's files
+        return 0
     write_json(out / "history.json", history)
     console.log(f"wrote {out / (recipe.model.name + '.keras')} (best weights), checkpoints in "
                 f"{out / 'checkpoints'}, TensorBoard logs in {out / 'logs'}")
