@@ -243,6 +243,21 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False, th
         return _run(recipe, out_dir, console or wide_console(), force, through)
 
 
+def train_as_worker(recipe, out_dir, console) -> None:
+    """A non-chief worker of ``distribute: multi_worker``: train beside the chief
+    (or skip, as the chief will, when its manifest says training is done) and write
+    nothing; the chief alone exports, verifies, times and reports."""
+    from edgepipe.pipeline.manifest import Manifest, stage_key
+    from edgepipe.pipeline.tasks import task_for
+    from edgepipe.train.workers import describe
+    key = stage_key([c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {})
+    if Manifest(Path(out_dir)).finished("train", key):
+        console.log(f"{describe()}: training is up to date in the chief's manifest; nothing to do")
+        return
+    task_for(recipe).train(Path(out_dir), console)
+    console.log(f"{describe()}: training done; the chief exports, verifies, times and reports")
+
+
 def gate_failures(report: dict) -> list[str]:
     """Every export that failed to convert or failed its release gate, named."""
     failures = []
@@ -265,6 +280,8 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
 
     def do_train():
         r._model, history = r.task.train(r.out, console)
+        if recipe.train.distribute == "multi_worker":
+            r._model = None  # the chief goes on alone: load the saved model, not the cluster's mirrored one
         return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]
 
     history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {}, do_train)

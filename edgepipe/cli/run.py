@@ -9,7 +9,12 @@ def cmd_run(args):
     from edgepipe.base.atomic import ensure_writable_dir
     recipe = load_recipe(args.recipe, args.profile)
     ensure_writable_dir(args.out)  # fail on a bad --out before TensorFlow even loads
-    from edgepipe.pipeline.run import gate_failures, run
+    from edgepipe.pipeline.run import gate_failures, run, train_as_worker
+    from edgepipe.train.workers import is_chief
+    if recipe.train.distribute == "multi_worker" and not is_chief():
+        from edgepipe.pipeline.report import wide_console
+        train_as_worker(recipe, args.out, wide_console())
+        return 0
     failures = gate_failures(run(recipe, args.out, force=args.force))
     for failure in failures:
         print(f"edgepipe: gate: {failure}", file=sys.stderr)
