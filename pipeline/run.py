@@ -238,7 +238,8 @@ class _Run:
 def run(recipe, out_dir, console: Console | None = None, force: bool = False, through: str = "report") -> dict:
     """Run the recipe's stages, skipping those whose inputs and config are unchanged.
     ``through="verify"`` stops before the latency stage (a sweep times latency in a
-    task of its own) and returns only ``{"stages": ...}``."""
+    task of its own) and returns only ``{"stages": ...}``, unless the latency is
+    already measured: then it goes on (nothing to time) and returns the report."""
     with interrupts.watch():
         return _run(recipe, out_dir, console or wide_console(), force, through)
 
@@ -268,6 +269,12 @@ def gate_failures(report: dict) -> list[str]:
         elif e.get("gate") and not e["gate"]["pass"]:
             failures.append(f"{name}: gate failed ({e['gate']['rule']})")
     return failures
+
+
+def _bench_done(r, model_stage: str) -> bool:
+    from edgepipe.pipeline.manifest import stage_key
+    key = stage_key(r.recipe.bench.model_dump(), r.upstream(model_stage, "export"))
+    return bool(r.manifest.finished("bench", key))
 
 
 def stage_summary(r) -> dict:
@@ -304,8 +311,8 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
     entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
                       r.upstream(model_stage, "export"),
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
-    if through == "verify":
-        return {"stages": stage_summary(r)}
+    if through == "verify" and not _bench_done(r, model_stage):
+        return {"stages": stage_summary(r)}  # a full report when the latency is already measured
 
     def do_bench():
         from edgepipe.convert.fold import roofline_graph

@@ -39,7 +39,7 @@ def run_stage_task(raw: dict, out: str, through: str) -> dict:
             return {"status": "error", "error": str(e), "host": socket.gethostname()}
     summary = {"status": "ok", "stages": result["stages"], "host": socket.gethostname(),
                "interval": [t0, time.time()]}  # when it held its CPUs (the sweep report shows no overlap)
-    if through != "verify":
+    if "artifacts" in result:  # a finished run (the build task of a rerun, when nothing is left to time)
         summary |= {"report": _trim(result), "failures": gate_failures(result)}
     return summary
 
@@ -157,7 +157,8 @@ def _settle(job: Job, ref, pending: dict, retries: int, on_event):
         on_event(job, job.error)
         return
     took = time.time() - job.started
-    job.index, job.attempts = job.index + 1, 0
+    finished = isinstance(result, dict) and "report" in result  # the run is complete: skip the steps left
+    job.index, job.attempts = len(job.steps) if finished else job.index + 1, 0
     if not job.done:
         _submit(job, pending)
     on_event(job, f"{label} done in {took:.1f} s" + _skipped_note(result))

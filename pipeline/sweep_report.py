@@ -18,7 +18,7 @@ def rows_of(job, spec) -> list[dict]:
                     for k, v in r.get("stages", {}).items() if not v.get("skipped")],
             "tasks": {label: {k: r.get(k) for k in ("host", "interval")} for label, r in job.results.items()
                       if isinstance(r, dict)}}
-    bench = job.results.get("bench") or {}
+    bench = next((r for r in job.results.values() if isinstance(r, dict) and "report" in r), {})
     if job.error or "report" not in bench:
         return [base | {"format": None, "variant": None, "status": "run failed", "reason": job.error or "no report"}]
     report = bench["report"]
