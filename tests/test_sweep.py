@@ -16,7 +16,8 @@ from edgepipe.pipeline.sweep import load_sweep
 
 RECIPE = {"name": "tiny", "model": {"name": "tiny_cnn", "input_size": 32}, "data": {"kind": "digits"},
           "profiles": {"quick": {"phases": [{"size": 32, "steps": 12, "pool": 1}], "batch_size": 16,
-                                 "steps_per_epoch": 6, "learning_rate": 0.01, "bn_momentum": 0.9}},
+                                 "steps_per_epoch": 12, "val_size": 0, "learning_rate": 0.01,
+                                 "bn_momentum": 0.9}},
           "export": {"variants": ["tflite_float32"], "calibration_samples": 8},
           "bench": {"warmup": 1, "runs": 3}}
 SWEEP = {"name": "tiny", "base": RECIPE, "grid": {"train.learning_rate": [0.01, 0.03], "train.seed": [0, 1]}}
