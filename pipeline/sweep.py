@@ -121,11 +121,16 @@ def apply_overrides(base: dict, overrides: dict, profile: str | None = None) -> 
 
 
 def run_name(overrides: dict) -> str:
-    """A folder name from the overrides: ``name=mobilenet_v2,alpha=0.5``."""
+    """A folder name from the overrides: ``shufflenet_v2,options=scale0.5,learning_rate=0.01`` for
+    ``{model.name: shufflenet_v2, model.options: {scale: 0.5}, train.learning_rate: 0.01}``."""
     parts = []
     for key, value in overrides.items():
-        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        parts.append(f"{str(key).split('.')[-1]}={text}")
+        if isinstance(value, dict):
+            text = "+".join(f"{k}{v}" for k, v in value.items())
+        else:
+            text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
+        leaf = str(key).split(".")[-1]
+        parts.append(text if leaf == "name" else f"{leaf}={text}")
     name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", ",".join(parts)).strip("._") or "base"
     return name[:120]
 

@@ -145,3 +145,5 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys):
     assert [s.name for s in specs][-2:] == ["learning_rate=0.03,seed=1", "input_size=48"]
     assert specs[1].recipe.train.seed == 1 and specs[-1].recipe.model.input_size == 48
     assert not (tmp_path / "o").exists()  # refused before any output
+    _, example = load_sweep(Path(__file__).resolve().parent.parent / "recipes/sweeps/digits_backbones.yaml")
+    assert len(example) == 8 and example[-1].name == "shufflenet_v2,options=scale1.0,input_size=64"
