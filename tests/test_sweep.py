@@ -147,3 +147,15 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # refused before any output
     _, example = load_sweep(Path(__file__).resolve().parent.parent / "recipes/sweeps/digits_backbones.yaml")
     assert len(example) == 8 and example[-1].name == "shufflenet_v2,options=scale1.0,input_size=64"
+
+
+def test_help_and_sweep_file_errors_load_neither_tensorflow_nor_ray(tmp_path):
+    import subprocess
+    import sys
+    bad = _write(tmp_path, dict(SWEEP, grid={"model.input_size": [30]}))
+    probe = ("import sys\nfrom edgepipe.cli.main import build_parser, main\nbuild_parser()\n"
+             f"assert main(['sweep', {str(bad)!r}, '--out', {str(tmp_path / 'o')!r}]) == 2\n"
+             "assert not {'tensorflow', 'ray'} & set(sys.modules), sorted({'tensorflow', 'ray'} & set(sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "run input_size=30: model.input_size: Input should be greater than or equal to 32" in proc.stderr
