@@ -146,7 +146,10 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         raise EdgePipeError(f"sweep file {path}: run {name}: {where}: {err['msg']}") from None
-    return RunSpec(name, overrides, recipe, recipe.model_dump())
+    raw = recipe.model_dump()
+    if raw["data"].get("path"):  # tasks may run in another folder (or on another node): no relative paths
+        raw["data"]["path"] = str(Path(raw["data"]["path"]).resolve())
+    return RunSpec(name, overrides, recipe, raw)
 
 
 def _unique_names(specs: list[RunSpec]):
