@@ -18,9 +18,6 @@ from edgepipe.base.errors import EdgePipeError
 from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 
-PRECISIONS = ("fp16", "fp32")
-
-
 def _coremltools():
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import coremltools as ct
@@ -46,7 +43,8 @@ def _with_channel_scale(model, factors, images: set):
 
 
 def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: float = 0.0,
-               labels: list[str] | None = None, spec: InputSpec | None = None, ports: list | None = None):
+               labels: list[str] | None = None, spec: InputSpec | None = None, ports: list | None = None,
+               target: str = "iOS15"):
     """``labels`` make it a Core ML classifier: Vision returns VNClassificationObservation
     and Xcode shows ``classLabel`` plus a label -> score dictionary. ``spec`` (else
     ``scale``/``bias``) says how the ImageType maps pixels to the model's image inputs;
@@ -66,7 +64,7 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
               if p.name in images else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None
     mlmodel = ct.convert(graph, convert_to="mlprogram", inputs=inputs, classifier_config=classifier,
-                         compute_precision=precision_flag, minimum_deployment_target=ct.target.iOS15)
+                         compute_precision=precision_flag, minimum_deployment_target=getattr(ct.target, target))
     proto = mlmodel.get_spec()
     described = proto.description
     outputs = [o.name for o in described.output if o.name != described.predictedFeatureName]
@@ -109,9 +107,16 @@ def _describe(mlmodel, meta: dict):
 
 
 def write(model, path: Path, precision: str = "fp16", meta: dict | None = None, ports: list | None = None) -> Path:
+    """``precision``: fp16 or fp32 compute, or a weight compression of the fp16 program
+    (``convert.coreml_compress``; those need iOS 16's constexpr ops)."""
     images = [i for i in (meta or {}).get("inputs", []) if i.get("normalization")]
     spec = from_card(images[0]) if images else DEFAULT
-    mlmodel = to_mlmodel(model, precision, labels=(meta or {}).get("labels"), spec=spec, ports=ports)
+    compressed = precision not in ("fp16", "fp32")
+    mlmodel = to_mlmodel(model, "fp16" if compressed else precision, labels=(meta or {}).get("labels"), spec=spec,
+                         ports=ports, target="iOS16" if compressed else "iOS15")
+    if compressed:
+        from edgepipe.convert.coreml_compress import compress
+        mlmodel = compress(mlmodel, precision)
     if meta:
         _describe(mlmodel, meta)
     with atomic.staged_path(path, folder_artifact=True) as tmp:

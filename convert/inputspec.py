@@ -179,15 +179,17 @@ def bundle_card(path) -> dict | None:
     """The model card an export carries (TFLite associated file, ONNX
     ``metadata_props``, Core ML ``userDefined``), else the ``<file>.model_card.json``
     edgepipe writes beside it; None when there is neither."""
+    from edgepipe.convert.formats import format_of
     path, text = Path(path), None
-    if path.suffix == ".tflite":
+    fmt = format_of(path)
+    if fmt == "tflite":
         from edgepipe.convert.tflite_metadata import associated_files
         text = associated_files(path).get("model_card.json")
-    elif path.suffix == ".onnx":
+    elif fmt == "onnx":
         import onnx
         props = onnx.load(str(path), load_external_data=False).metadata_props
         text = next((p.value for p in props if p.key == "model_card"), None)
-    elif path.suffix in (".mlpackage", ".mlmodel"):
+    elif fmt == "coreml":
         from edgepipe.convert.coreml import _coremltools
         text = _coremltools().utils.load_spec(str(path)).description.metadata.userDefined.get("model_card")
     side = path.with_name(path.name + ".model_card.json")

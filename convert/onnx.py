@@ -1,7 +1,8 @@
 """ONNX writer via tf2onnx (opset 17): inputs named like the model's inputs, at
 the export's shapes (batch 1, or a free batch named ``batch``). A SavedModel's
 serving signature is converted from its concrete function, outputs named by
-the signature's keys."""
+the signature's keys. The float16 and int8 (QDQ) variants are made from the float
+graph (``convert.onnx_variants``)."""
 import json
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from edgepipe.convert import graphio
 OPSET = 17
 
 
-def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None) -> bytes:
+def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, precision: str = "float32",
+                  representative=None) -> bytes:
+    """``precision``: float32, float16 or int8 (QDQ, calibrated on ``representative``)."""
     import tf2onnx
 
     ports = ports or graphio.export_inputs(model)
@@ -21,6 +24,9 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None) ->
     else:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=OPSET)
     _name_free_batch(proto)
+    if precision != "float32":
+        from edgepipe.convert.onnx_variants import reduce_precision
+        proto = reduce_precision(proto, precision, representative)
     if meta:
         proto.doc_string = meta.get("description", "")
         proto.model_version = int(meta.get("version_int", 1))
@@ -39,5 +45,6 @@ def _name_free_batch(proto):
             dims[0].dim_param = "batch"
 
 
-def write(model, path: Path, meta: dict | None = None, ports: list | None = None) -> Path:
-    return atomic.write_bytes(path, to_onnx_bytes(model, meta, ports))
+def write(model, path: Path, meta: dict | None = None, ports: list | None = None, precision: str = "float32",
+          representative=None) -> Path:
+    return atomic.write_bytes(path, to_onnx_bytes(model, meta, ports, precision, representative))

@@ -13,7 +13,7 @@ from edgepipe.quantize import ptq
 
 
 def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True,
-                    ports: list | None = None) -> bytes:
+                    ports: list | None = None, io_dtype: str | None = None) -> bytes:
     if representative is not None:
         taking = ports or graphio.export_inputs(model)
         if len(taking) != 1:
@@ -21,7 +21,7 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
                                 f"({', '.join(p.name for p in taking)})")
         representative = ptq.check_representative(representative, (1, *taking[0].shape[1:]))
     converter, names = _converter(model, ports)
-    data = ptq.configure(converter, mode, representative, int8_io).convert()
+    data = ptq.configure(converter, mode, representative, int8_io, io_dtype).convert()
     return _name_outputs(data, names) if names else data
 
 
@@ -66,9 +66,10 @@ def _name_outputs(data: bytes, names: dict) -> bytes:
 
 
 def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,
-          meta: dict | None = None, ports: list | None = None) -> Path:
-    """Convert and write atomically; ``meta`` (a model card) becomes TFLite metadata."""
-    data = to_tflite_bytes(model, mode, representative, int8_io, ports)
+          meta: dict | None = None, ports: list | None = None, io_dtype: str | None = None) -> Path:
+    """Convert and write atomically; ``meta`` (a model card) becomes TFLite metadata;
+    ``io_dtype="uint8"``: a full-int8 model with uint8 input and output."""
+    data = to_tflite_bytes(model, mode, representative, int8_io, ports, io_dtype)
     if meta:
         from edgepipe.convert.tflite_metadata import attach
         data = attach(data, meta)

@@ -136,10 +136,12 @@ def first_jump(rows: list[dict], tolerance: float) -> dict | None:
 def drill_down(original, export_path, x, variant: str) -> dict:
     """Compare the export's intermediate tensors with the folded original's on one input."""
     from edgepipe.convert.fold import export_graph
+    from edgepipe.convert.formats import format_of
     path, x = str(export_path), np.asarray(x[:1], np.float32)
-    if path.endswith(".tflite"):
+    fmt = format_of(path)
+    if fmt == "tflite":
         tensors = tflite_tensors(path, x, [t.node.layer.name for t in original.outputs])
-    elif path.rstrip("/").endswith((".mlpackage", ".mlmodel")):
+    elif fmt == "coreml":
         from edgepipe.evaluate.runners import image_pixels
         x = image_pixels(x) / np.float32(255)  # compare on the 8-bit pixels Core ML sees
         tensors = coreml_tensors(path, x)

@@ -1,20 +1,39 @@
 """Release gates: does an export hold its original's numbers?
 
-Defaults per variant (overridable in the recipe's ``verify`` and on the CLI):
-- float32 / fp32: max abs error <= 1e-4 on every output;
-- fp16 / float16: PSNR >= 40 dB;
-- int8 / int16x8 / dynamic: classifiers keep top-1 agreement >= 98%; detectors
-  with task metrics lose <= 1 point of edge F-score; other dense outputs keep
-  PSNR >= 30 dB. Dynamic range (int8 weights, float activations) carries the
-  int8 weights' rounding error, so it is held to the same quantized gates.
+Each variant of ``convert.formats.VARIANTS`` names its gate family; defaults
+(overridable in the recipe's ``verify`` and on the CLI):
+- exact (float32 / fp32): max abs error <= 1e-4 on every output;
+- half (fp16 / float16): PSNR >= 40 dB;
+- quantized (int8 / int16x8 / dynamic TFLite, int8 ONNX, Core ML 8-bit linear and
+  6-bit palette weights): classifiers keep top-1 agreement >= 98%; detectors with
+  task metrics lose <= 1 point of edge F-score; other dense outputs keep PSNR >=
+  30 dB. Dynamic range (int8 weights, float activations) carries the int8 weights'
+  rounding error, so it is held to the same gates;
+- lossy (Core ML 4-bit palettes, 50% magnitude sparsity without fine-tuning):
+  ``LOSSY`` below, measured on the default HED and the digits classifier
+  (benchmarks/variants.py): agreement >= 95%, F-score drop <= 3 points, PSNR >= 20 dB.
 """
 from dataclasses import dataclass
+import re
 
 import numpy as np
 
+from edgepipe.convert.formats import VARIANTS
 from edgepipe.evaluate.parity import parity
 
-QUANTIZED = ("int8", "int16x8", "dynamic")
+GATE_FAMILY = {v.precision: v.gate for v in VARIANTS.values()}  # precision -> exact | half | quantized | lossy
+LOSSY = {"agreement": 0.95, "task_drop": 0.03, "psnr": 20.0}
+
+
+def gate_family(precision: str) -> str:
+    """The table's gate family for a precision; a Core ML compression the table does
+    not list by name (read from a file: ``palette5``, ``sparse70``) by its kind."""
+    if precision in GATE_FAMILY:
+        return GATE_FAMILY[precision]
+    found = re.fullmatch(r"(palette|sparse)(\d+)", precision)
+    if found:
+        return "quantized" if found[1] == "palette" and int(found[2]) >= 6 else "lossy"
+    raise ValueError(f"no gate for precision '{precision}'")  # a misnamed precision must not pass loosely
 
 
 @dataclass(frozen=True)
@@ -33,14 +52,17 @@ class Gate:
 
 def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0,
                  task_drop: float | None = None):
-    """``task_drop``: gate a quantized non-classifier on its task metric's drop
-    (``f_score_drop``) instead of PSNR, where the caller has task metrics."""
-    if variant in ("float32", "fp32"):
+    """``variant``: the export's precision. ``task_drop``: gate a quantized non-classifier
+    on its task metric's drop (``f_score_drop``) instead of PSNR, where the caller has
+    task metrics. Lossy variants get ``LOSSY``'s looser limits (never tighter than given)."""
+    family = gate_family(variant)
+    if family == "exact":
         return Gate("max_abs", atol, False)
-    if variant in ("fp16", "float16"):
+    if family == "half":
         return Gate("psnr_db", psnr_fp16, True)
-    if variant not in QUANTIZED:  # a misnamed precision must not slip into a looser gate
-        raise ValueError(f"no gate for precision '{variant}'")
+    if family == "lossy":
+        agreement, psnr_int = min(agreement, LOSSY["agreement"]), min(psnr_int, LOSSY["psnr"])
+        task_drop = None if task_drop is None else max(task_drop, LOSSY["task_drop"])
     if classifier:
         return Gate("top1_agreement", agreement, True)
     if task_drop is not None:

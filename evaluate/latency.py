@@ -136,6 +136,7 @@ def _notes(runner, machine, coverage=None, name=""):
 def _main(spec_path):
     spec = json.loads(open(spec_path).read())
     from edgepipe.evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
+    from edgepipe.evaluate.gpucompat import gpu_report
     from edgepipe.evaluate.opprofile import xnnpack_coverage
     from edgepipe.evaluate.runners import set_tf_threads
     set_tf_threads(spec["threads"])
@@ -158,6 +159,7 @@ def _main(spec_path):
     out = {}
     for k, r in runners.items():
         coverage = xnnpack_coverage(r.interp) if r.runtime == "litert" and spec.get("xnnpack", True) else None
+        gpu = gpu_report(spec["models"][k]) if r.runtime == "litert" else None  # after timing: no interference
         res = stats[k] | {"model": spec["models"][k], "model_sha256": file_sha256(spec["models"][k]),
                           "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
                           "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": batch,
@@ -166,7 +168,8 @@ def _main(spec_path):
                                       "until_stable": spec.get("until_stable", False),
                                       "timed": "inference on bound inputs (benchmark_model's Invoke)",
                                       "host_peak_gflops_per_thread": peak,
-                                      "host_copy_gbps_by_bytes": curve, "xnnpack_coverage": coverage},
+                                      "host_copy_gbps_by_bytes": curve, "xnnpack_coverage": coverage,
+                                      "gpu_delegate": gpu},
                           "init_ms": extra[k]["init_ms"], "first_ms": extra[k]["first_ms"],
                           "rss_delta_mb": extra[k]["rss_delta"],
                           "notes": _notes(r, info["machine"], coverage, os.path.basename(spec["models"][k]))}
@@ -185,7 +188,8 @@ def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape
 
     from edgepipe.base.errors import EdgePipeError
     from edgepipe.convert.coreml import can_predict
-    coreml = [p for p in models.values() if str(p).rstrip("/").endswith((".mlpackage", ".mlmodel"))]
+    from edgepipe.convert.formats import format_of
+    coreml = [p for p in models.values() if format_of(p) == "coreml"]
     if coreml and not can_predict()[0]:
         raise EdgePipeError(f"{coreml[0]}: Core ML latency needs macOS; here an .mlpackage runs only in the numpy "
                             f"reference interpreter, which gives numerics (edgepipe verify), not timings")

@@ -70,3 +70,16 @@ def _graph(path):
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     tensors = {d["index"]: _kind(d) for d in interp.get_tensor_details()}
     return tensors, interp._get_ops_details(), (interp.get_input_details(), interp.get_output_details())
+
+
+def onnx_precision(path) -> str:
+    """What an ONNX file computes in, read from its graph: int8 where QDQ or QLinear
+    ops quantize activations, float16 where its weights are fp16, else float32."""
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if "QuantizeLinear" in ops or any(o.startswith(("QLinear", "ConvInteger", "MatMulInteger")) for o in ops):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "float16"
+    return "float32"

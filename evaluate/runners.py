@@ -293,17 +293,23 @@ def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str
 
 
 def _open(path: Path, threads, xnnpack, compute_units, trust) -> Runner:
-    name = path.name.lower()
-    if name.endswith(".tflite"):
-        return TFLiteRunner(path, threads, xnnpack)
-    if name.endswith(".onnx"):
-        return OnnxRunner(path, threads)
-    if name.endswith(".mlpackage") or name.endswith(".mlmodel"):
-        return coreml_runner(path, compute_units)
-    if name.endswith((".keras", ".h5")) or path.is_dir():
+    """The runner the format table (``convert.formats.FORMATS``) names for the file's suffix."""
+    from edgepipe.convert.formats import FORMATS, KERAS_SUFFIXES, format_of
+    fmt = format_of(path)
+    if fmt is not None:
+        return _RUNNERS[FORMATS[fmt].runner](path, threads, xnnpack, compute_units)
+    if path.name.lower().endswith(KERAS_SUFFIXES) or path.is_dir():
         from edgepipe.base.modelio import load_model
         return reference_runner(load_model(path, trust=trust))
-    raise EdgePipeError(f"{path}: unknown model format (expected .keras, .h5, .tflite, .onnx or .mlpackage)")
+    known = ", ".join([*KERAS_SUFFIXES, *(s for f in FORMATS.values() for s in (f.suffix, *f.also))])
+    raise EdgePipeError(f"{path}: unknown model format (expected {known})")
+
+
+_RUNNERS = {  # FORMATS' runner names -> (path, threads, xnnpack, compute_units) -> Runner
+    "litert": lambda path, threads, xnnpack, units: TFLiteRunner(path, threads, xnnpack),
+    "onnxruntime": lambda path, threads, xnnpack, units: OnnxRunner(path, threads),
+    "coreml": lambda path, threads, xnnpack, units: coreml_runner(path, units),
+}
 
 
 def set_tf_threads(threads: int):

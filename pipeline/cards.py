@@ -124,12 +124,14 @@ def bundle_meta(recipe, model, recipe_hash) -> dict:
     }
 
 
-def _artifact(fmt, variant, path, size, status, verify=None, bench=None) -> dict:
+def _artifact(fmt, variant, path, size, status, verify=None, bench=None, gpu=None) -> dict:
     item = {"format": fmt, "variant": variant, "file": path and str(path).split("/")[-1], "size_bytes": size,
             "status": status, "verify": verify or {},
             "bench": {k: v for k, v in (bench or {}).items() if k != "samples_ms"}}
-    if fmt == "tflite" and variant == "int8" and status == "ok":
-        item["quantization"] = _quant_params(path)
+    if fmt == "tflite" and variant.startswith("int8") and "float-io" not in variant and status == "ok":
+        item["quantization"] = _quant_params(path)  # int8 or uint8 I/O: what an app (de)quantizes with
+    if gpu:
+        item["gpu_delegate"] = gpu
     return item
 
 
@@ -140,7 +142,8 @@ def _created() -> str:
 def model_card(meta: dict, entries) -> dict:
     """``meta`` (what the bundle carries) plus every artifact's verify and bench results."""
     artifacts = [_artifact(e["format"], e["variant"], e["path"], e["size_bytes"], e["status"],
-                           {"parity": e["parity"], "task": e["task"]}, e["latency"]) for e in entries]
+                           {"parity": e["parity"], "task": e["task"]}, e["latency"], e.get("gpu_delegate"))
+                 for e in entries]
     return meta | {"created": _created(), "artifacts": artifacts}
 
 
@@ -148,4 +151,8 @@ def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
     """The card beside one artifact written by ``edgepipe convert``."""
     from edgepipe.pipeline.report import artifact_entry
     size = artifact_entry(fmt, variant, path)["size_bytes"]
-    return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok")]}
+    gpu = None
+    if fmt == "tflite":
+        from edgepipe.evaluate.gpucompat import gpu_report
+        gpu = gpu_report(path)
+    return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok", gpu=gpu)]}

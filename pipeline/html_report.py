@@ -36,11 +36,23 @@ def _gate_cell(a: dict) -> str:
     return f'<span class="{cls}">{word}</span> <span class="note">{html.escape(gate["rule"])}</span>'
 
 
+def _gpu_cell(a: dict) -> str:
+    """TFLite only: does the GPU delegate take every op (evaluate.gpucompat)?"""
+    gpu = a.get("gpu_delegate")
+    if not gpu:
+        return '<span class="skip">–</span>'
+    if gpu["compatible"]:
+        return f'<span class="pass">all {gpu["ops"]} ops</span>'
+    ops = ", ".join(f'{u["op"]} x{u["count"]}' for u in gpu["unsupported"])
+    why = "; ".join(f'{u["op"]}: {u["why"]}' for u in gpu["unsupported"])
+    return f'<span class="fail" title="{html.escape(why)}">not {html.escape(ops)}</span>'
+
+
 def summary_table(artifacts: list[dict], task_columns: list) -> str:
     columns = ["format", "variant", "status", "size MB", "PSNR dB", "max abs", *[c[0] for c in task_columns],
-               "p50 ms", "p90 ms", "gate"]
-    head = "".join(f'<th class="{"l" if c in ("format", "variant", "status", "gate") else ""}">{c}</th>'
-                   for c in columns)
+               "p50 ms", "p90 ms", "gate", "GPU delegate"]
+    head = "".join(f'<th class="{"l" if c in ("format", "variant", "status", "gate", "GPU delegate") else ""}">'
+                   f'{c}</th>' for c in columns)
     rows = []
     for a in artifacts:
         p, k, lat = a["parity"], a["task"], a["latency"]
@@ -49,7 +61,7 @@ def summary_table(artifacts: list[dict], task_columns: list) -> str:
                   _num(p.get("max_abs"), ".1e"), *[_num(k.get(key), spec) for _, key, spec in task_columns],
                   _num(lat.get("p50_ms"), ".2f"), _num(lat.get("p90_ms"), ".2f")]
         tds = "".join(f'<td class="l">{c}</td>' for c in cells) + "".join(f"<td>{v}</td>" for v in values)
-        rows.append(f"<tr>{tds}<td class='l'>{_gate_cell(a)}</td></tr>")
+        rows.append(f"<tr>{tds}<td class='l'>{_gate_cell(a)}</td><td class='l'>{_gpu_cell(a)}</td></tr>")
     notes = "".join(f"<li>{html.escape(a['format'])} {html.escape(a['variant'])}: {html.escape(a['reason'])}</li>"
                     for a in artifacts if a.get("reason"))
     return (f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -63,14 +75,17 @@ def _figure(fig_id: str, body: str, caption: str) -> str:
 def _pareto(artifacts, task: dict) -> str:
     key = task.get("accuracy_key", "under_5pct")
     rows = [{"label": f"{a['format']} {a['variant']}", "size_mb": a["size_bytes"] / 1e6,
-             "p50_ms": a["latency"]["p50_ms"], "accuracy": a["task"][key]}
-            for a in artifacts if a["status"] == "ok" and a["latency"].get("p50_ms") and key in a["task"]]
-    if not rows:
+             "p50_ms": a["latency"].get("p50_ms"), "accuracy": a["task"][key]}
+            for a in artifacts if a["status"] == "ok" and a["size_bytes"] and key in a["task"]]
+    if not any(r["p50_ms"] for r in rows):
         return '<p class="note">No artifact has both latency and task metrics yet.</p>'
     label = task.get("accuracy_label", "documents with corner error < 5% of diagonal")
+    untimed = [r["label"] for r in rows if not r["p50_ms"]]
     return _figure("pareto", plots.pareto_svg(rows, label),
                    "Each export's file size and latency against task accuracy. Filled markers are "
-                   "Pareto-optimal: nothing else is smaller, faster and at least as accurate.")
+                   "Pareto-optimal: nothing else is smaller, faster and at least as accurate."
+                   + (f" Not timed on this host, so in the size panel only: {', '.join(untimed)}"
+                      " (Core ML latency needs macOS)." if untimed else ""))
 
 
 def _layer_errors(artifacts) -> str:

@@ -39,14 +39,17 @@ def pareto_front(points: list[tuple[float, float, float]]) -> list[bool]:
 
 
 def pareto_svg(rows: list[dict], accuracy_label: str) -> str:
-    """rows: label, size_mb, p50_ms, accuracy. Size and latency against accuracy,
-    Pareto-optimal exports filled, the others hollow."""
+    """rows: label, size_mb, p50_ms (None: not timed here, e.g. Core ML on Linux), accuracy.
+    Size and latency against accuracy, Pareto-optimal exports filled, the others hollow;
+    an untimed export appears in the size panel, and counts as slowest for the front."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    front = pareto_front([(r["size_mb"], r["p50_ms"], r["accuracy"]) for r in rows])
+    front = pareto_front([(r["size_mb"], r["p50_ms"] or float("inf"), r["accuracy"]) for r in rows])
     for i, (r, best) in enumerate(zip(rows, front)):
         color = PALETTE[i % len(PALETTE)]
         for ax, x in zip(axes, (r["size_mb"], r["p50_ms"])):
+            if x is None:
+                continue
             ax.scatter([x], [r["accuracy"]], s=70, color=color if best else "white", edgecolors=color,
                        linewidths=2, label=r["label"] + (" (Pareto)" if best else ""), zorder=3)
             ax.annotate(r["label"], (x, r["accuracy"]), textcoords="offset points", xytext=(6, 4), fontsize=8)

@@ -5,6 +5,7 @@ import typing
 
 from pydantic import BaseModel
 
+from edgepipe.convert.formats import VARIANTS
 from edgepipe.pipeline.recipe import Recipe
 
 HEADER = ("# Recipe reference\n\nGenerated from `pipeline/recipe.py` by "
@@ -45,8 +46,23 @@ def _section(name: str, model: type[BaseModel]) -> list[str]:
     return lines
 
 
+def variants_table() -> list[str]:
+    """Every export variant of ``convert.formats.VARIANTS``: what a recipe's
+    ``export.variants``, ``edgepipe convert --variant`` and the report name."""
+    lines = ["\n## Export variants (`export.variants`, `edgepipe convert --variant NAME`)\n",
+             "Gates (`evaluate/gates.py`): exact = max abs error, half = PSNR, quantized = top-1 agreement / "
+             "edge F-score drop / PSNR, lossy = the same with looser limits. Calibrated variants use "
+             "`export.calibration_samples` images from the training data.\n",
+             "| name | format | precision | suffix | calibration | runner | gate | runs on | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for v in VARIANTS.values():
+        lines.append(f"| `{v.name}` | {v.format} | {v.label} | `{v.suffix}` | "
+                     f"{'yes' if v.needs_calibration else 'no'} | {v.runner} | {v.gate} | {v.runs_on} | {v.note} |")
+    return lines
+
+
 def reference() -> str:
-    return HEADER + "\n".join(_section("(top level)", Recipe)) + "\n"
+    return HEADER + "\n".join(_section("(top level)", Recipe) + variants_table()) + "\n"
 
 
 if __name__ == "__main__":

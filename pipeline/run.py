@@ -30,11 +30,12 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
     calib = task.calibration()
     meta = task.meta(model, recipe_hash(recipe))
     variants = [VARIANTS[name] for name in recipe.export.variants]
-    int8_source = _qat_model(recipe, task, model, console) if any(v.precision == "int8" for v in variants) else None
+    qat = [v for v in variants if v.format == "tflite" and v.precision == "int8"]  # tfmot's QAT graph is TFLite's
+    int8_source = _qat_model(recipe, task, model, console) if qat else None
     results = []
     for v in track(variants, description="exporting", console=console):
         path = out / f"{recipe.model.name}{v.suffix}"
-        source = int8_source if v.precision == "int8" and int8_source is not None else folded
+        source = int8_source if v in qat and int8_source is not None else folded
         try:
             export(v, source, path, calib if v.needs_calibration else None, meta)
             results.append({"variant": v, "path": path, "status": "ok", "reason": ""})
@@ -120,8 +121,11 @@ def stage_verify(recipe, task, model, exports, keras_path: Path, console) -> lis
         _add_task_deltas(entry["task"], entries[0]["task"])
         entry["gate"] = release_gate(v.precision, entry["parity"] | entry["task"], task.name == "classify",
                                      recipe.verify)
-        if v.precision == "int8":
-            entry["layers"] = _int8_layer_errors(task, model)
+        if v.format == "tflite":
+            from edgepipe.evaluate.gpucompat import gpu_report
+            entry["gpu_delegate"] = gpu_report(e["path"])
+            if v.precision == "int8" and not any(x.get("layers") for x in entries):  # once per run
+                entry["layers"] = _int8_layer_errors(task, model)
         entries.append(entry)
     return entries
 

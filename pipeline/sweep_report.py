@@ -78,9 +78,21 @@ def _num(v, spec):
     return "–" if v is None else format(v, spec)
 
 
+def _metric_name(rows: list[dict]) -> str:
+    keys = sorted({r["metric_key"] for r in rows if r.get("metric_key")})
+    return " / ".join(keys) or "task metric"
+
+
+def _ran(r: dict) -> str:
+    """The stages this sweep ran for the row's run, and its retries."""
+    ran = ", ".join(r.get("ran") or []) or "nothing (up to date)"
+    return ran + (f"; {len(r['retried'])} failed attempt(s)" if r.get("retried") else "")
+
+
 def _table(rows: list[dict], best) -> str:
     head = "".join(f"<th class='l'>{c}</th>" for c in ("run", "model", "format", "variant", "status")) + "".join(
-        f"<th>{c}</th>" for c in ("size KB", "task metric", "p50 ms", "p90 ms")) + "<th class='l'>gate</th>"
+        f"<th>{c}</th>" for c in ("size KB", _metric_name(rows), "p50 ms", "p90 ms")) + \
+        "<th class='l'>gate</th><th class='l'>this sweep ran</th>"
     body = []
     for r in rows:
         chosen = best is not None and all(r.get(k) == best[k] for k in ("run", "format", "variant"))
@@ -95,14 +107,14 @@ def _table(rows: list[dict], best) -> str:
                 _num(r.get("p90_ms"), ".2f")]
         body.append("<tr" + (" style='background:#fff8d6'" if chosen else "") + ">"
                     + "".join(f"<td class='l'>{c}</td>" for c in cells) + "".join(f"<td>{n}</td>" for n in nums)
-                    + f"<td class='l'>{gate}</td></tr>")
+                    + f"<td class='l'>{gate}</td><td class='l note'>{html.escape(_ran(r))}</td></tr>")
     return f"<table id='sweep'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _best_text(summary: dict) -> str:
     b, budgets = summary["best"], summary["budgets"]
-    limits = ", ".join(f"{k.replace('max_', '').replace('_', ' ')} ≤ {v:g}" for k, v in budgets.items()
-                       if v is not None) or "no budget given"
+    words = {"max_latency_ms": "p50 latency ≤ {:g} ms", "max_size_kb": "size ≤ {:g} KB"}
+    limits = ", ".join(words[k].format(v) for k, v in budgets.items() if v is not None) or "no budget given"
     if not b:
         return f"<p id='best'><b>Best under {html.escape(limits)}:</b> no export that passed its gate fits.</p>"
     return (f"<p id='best'><b>Best under {html.escape(limits)}:</b> {html.escape(b['run'])} · "
@@ -110,13 +122,42 @@ def _best_text(summary: dict) -> str:
             f"{b['p50_ms']:.2f} ms p50, {b['size_kb']:.1f} KB (★ in the table)</p>")
 
 
+def pareto_svg(points: list[dict]) -> str:
+    """Size and latency against the task metric, a colour per run and a marker per
+    export variant; Pareto-optimal exports filled and named, the others hollow."""
+    plt = plots._plt()
+    runs = sorted({r["run"] for r in points})
+    variants = sorted({f"{r['format']} {r['variant']}" for r in points})
+    colours = plt.get_cmap("tab20" if len(runs) > 10 else "tab10")
+    markers = "osD^vP*Xph"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for r in points:
+        colour = colours(runs.index(r["run"]) % colours.N)
+        marker = markers[variants.index(f"{r['format']} {r['variant']}") % len(markers)]
+        for ax, x in zip(axes, (r["size_kb"], r["p50_ms"])):
+            ax.scatter([x], [r["metric"]], s=60, marker=marker, color=colour if r["pareto"] else "white",
+                       edgecolors=colour, linewidths=1.8, zorder=3)
+            if r["pareto"]:
+                ax.annotate(f"{r['run']} {r['variant']}", (x, r["metric"]), textcoords="offset points",
+                            xytext=(5, 4), fontsize=7)
+    for v in variants:
+        axes[1].scatter([], [], marker=markers[variants.index(v) % len(markers)], color="grey", label=v)
+    axes[0].set_xlabel("size (KB)")
+    axes[1].set_xlabel("latency p50 (ms, batch 1, 1 thread)")
+    axes[0].set_ylabel(points[0]["metric_label"])
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="best", title="export", title_fontsize=8)
+    fig.suptitle("every run's exports: size and latency vs accuracy (filled and named: Pareto-optimal; "
+                 "colour: run)", fontsize=10)
+    return plots._svg(fig)
+
+
 def _plot(rows: list[dict]) -> str:
     points = [r for r in rows if deployable(r)]
     if not points:
         return "<p class='note'>No export has a latency, a task metric and a passed gate yet.</p>"
-    plot_rows = [{"label": f"{r['run']} {r['variant']}", "size_mb": r["size_kb"] / 1024, "p50_ms": r["p50_ms"],
-                  "accuracy": r["metric"]} for r in points]
-    return ("<figure id='pareto'>" + plots.pareto_svg(plot_rows, points[0]["metric_label"])
+    return ("<figure id='pareto'>" + pareto_svg(points)
             + "<figcaption>Every gated, timed export of every run. Filled markers (◆ in the table) are "
               "Pareto-optimal: no other export is smaller, faster and at least as accurate.</figcaption></figure>")
 

@@ -9,8 +9,6 @@ import numpy as np
 from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError
 
-MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
-
 
 def check_representative(data: np.ndarray, input_shape) -> np.ndarray:
     data = np.asarray(data, np.float32)
@@ -24,35 +22,39 @@ def check_representative(data: np.ndarray, input_shape) -> np.ndarray:
     return data
 
 
-def configure(converter, mode: str, representative=None, int8_io: bool = True):
-    """Set ``converter`` up for ``mode``; ``representative`` is an (N, H, W, C) array."""
-    if mode not in MODES:
-        raise EdgePipeError(f"unknown quantization mode '{mode}'; valid: {', '.join(MODES)}")
+def configure(converter, mode: str, representative=None, int8_io: bool = True, io_dtype: str | None = None):
+    """Set ``converter`` up for ``mode``, a TFLite precision of ``convert.formats.VARIANTS``
+    (the table lists them; this layer, below it, only implements each); ``representative``
+    is an (N, H, W, C) array; ``io_dtype="uint8"`` gives a full-int8 model uint8 I/O."""
+    if io_dtype is not None and (io_dtype != "uint8" or mode != "int8"):
+        raise EdgePipeError(f"{io_dtype} input/output is for int8 only, not {mode}")
     if mode == "float32":
         return converter
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "dynamic":
+        return converter
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif mode in ("int8", "int16x8"):
-        if representative is None:
-            raise EdgePipeError(f"mode {mode} needs representative data for calibration")
-        samples = representative
+        return converter
+    if mode not in ("int8", "int16x8"):
+        raise EdgePipeError(f"unknown TFLite quantization mode '{mode}'")
+    if representative is None:
+        raise EdgePipeError(f"mode {mode} needs representative data for calibration")
+    samples = representative
 
-        def gen():
-            for x in samples:
-                yield [x[None]]
-        converter.representative_dataset = gen
-        if mode == "int8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if int8_io:
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        else:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-            if int8_io:  # integer I/O here means int16, matching the activations
-                converter.inference_input_type = tf.int16
-                converter.inference_output_type = tf.int16
+    def gen():
+        for x in samples:
+            yield [x[None]]
+    converter.representative_dataset = gen
+    if mode == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io = tf.uint8 if io_dtype == "uint8" else tf.int8
+    else:
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        io = tf.int16  # integer I/O here means int16, matching the activations
+    if int8_io:
+        converter.inference_input_type = converter.inference_output_type = io
     return converter
 
 

@@ -73,7 +73,8 @@ def bench_device(files, threads, args) -> list[dict]:
 def _golden(model):
     """Golden inputs for the phone and this host's outputs on them."""
     from edgepipe.evaluate.android_check import golden_inputs, host_outputs
-    if not Path(model).is_file() or Path(model).suffix != ".tflite":
+    from edgepipe.convert.formats import format_of
+    if not Path(model).is_file() or format_of(model) != "tflite":
         raise EdgePipeError(f"{model}: on-device benchmark needs an existing .tflite file")
     golden = golden_inputs(model)
     return golden, host_outputs(model, golden)
@@ -127,12 +128,17 @@ def print_results(results, baseline: int = 0, console=None):
                       "(.keras files, 1 thread)", markup=False)
     for note in sorted({n for r in results for n in r.get("notes", [])}):
         console.print(f"note: {note}", markup=False)
-    tflites = sorted({r["model"] for r in results if str(r["model"]).endswith(".tflite")})
+    from edgepipe.convert.formats import format_of
+    tflites = sorted({r["model"] for r in results if format_of(r["model"]) == "tflite"})
     if tflites:
         from edgepipe.evaluate.opprofile import PER_OP_UNAVAILABLE, tflite_op_histogram
+        from edgepipe.evaluate.gpucompat import describe
+        gpu = {r["model"]: r["options"].get("gpu_delegate") for r in results if r["options"].get("gpu_delegate")}
         for f in tflites:
             ops = ", ".join(f"{k} x{v}" for k, v in tflite_op_histogram(f).items())
             console.print(f"ops in {Path(f).name}: {ops}", markup=False)
+            if f in gpu:
+                console.print(f"{Path(f).name}: {describe(gpu[f])}", markup=False, soft_wrap=True)
         console.print(PER_OP_UNAVAILABLE + "; or `edgepipe bench MODEL.keras --per-op` (prefix timing)",
                       markup=False)
     r0 = results[0]

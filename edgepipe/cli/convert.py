@@ -5,19 +5,37 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, int_range
 from edgepipe.cli.inputs import add_input_spec_args, add_shape_args, given_shapes, input_spec, sample_inputs
-from edgepipe.convert.formats import export_formats, find, precisions
+from edgepipe.convert.formats import VARIANTS, export_formats, find, precisions
+
+
+def pick_variant(args):
+    """The table's variant for ``--variant``, or ``--format`` with ``--precision`` (default:
+    the format's first); a combination the table lacks is a one-line error."""
+    if args.variant:
+        v = VARIANTS[args.variant]
+        for flag, given, own in (("--format", args.format, v.format), ("--precision", args.precision, v.precision)):
+            if given and given != own:
+                raise EdgePipeError(f"--variant {v.name} is {v.format} {v.precision}; {flag} {given} contradicts it")
+        return v
+    if not args.format:
+        raise EdgePipeError(f"give --format ({', '.join(export_formats())}) or --variant NAME")
+    try:
+        return find(args.format, args.precision)
+    except KeyError:
+        raise EdgePipeError(f"{args.format} has no precision {args.precision}; valid: "
+                            f"{', '.join(precisions(args.format))} (or --variant: see `edgepipe convert -h`)") from None
 
 
 def cmd_convert(args):
     from edgepipe.base.atomic import check_target
     from edgepipe.base.modelio import load_model
     from edgepipe.convert import graphio
-    from edgepipe.convert.formats import export
-    variant = find(args.format, args.mode if args.format == "tflite" else None)
+    from edgepipe.convert.formats import FORMATS, export
+    variant = pick_variant(args)
     if args.dynamic_batch and variant.format == "coreml":
         raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
     inputs = [args.model, args.data, args.labels]
-    out = check_target(args.out, variant.format == "coreml", inputs=inputs)
+    out = check_target(args.out, FORMATS[variant.format].folder, inputs=inputs)
     card = out.with_name(out.name + ".model_card.json")
     check_target(card, inputs=inputs)
     model = load_model(args.model, trust=args.trust_model)
@@ -36,9 +54,9 @@ def cmd_convert(args):
         export(variant, _export_graph(model), out, calib, meta, ports)
     from edgepipe.pipeline.cards import converted_card
     from edgepipe.pipeline.report import write_json
-    write_json(card, converted_card(meta, args.format, precision, out))
-    print(f"wrote {out} ({args.format}, {precision}{', dynamic batch' if args.dynamic_batch else ''}) "
-          f"and {card.name}")
+    write_json(card, converted_card(meta, variant.format, variant.label, out))
+    print(f"wrote {out} ({variant.name}: {variant.format}, {variant.label}"
+          f"{', dynamic batch' if args.dynamic_batch else ''}) and {card.name}")
     return 0
 
 
@@ -79,9 +97,12 @@ def add_parser(sub):
     c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) or a SavedModel's serving "
                                        "signature to tflite, onnx or coreml")
     c.add_argument("--model", required=True)
-    c.add_argument("--format", required=True, choices=export_formats())
-    c.add_argument("--mode", default="float32", choices=precisions("tflite"),
-                   help="TFLite quantization mode (default float32)")
+    c.add_argument("--format", choices=export_formats(), help="with --precision; or give --variant")
+    c.add_argument("--precision", "--mode", dest="precision", choices=precisions(),
+                   help="the format's precision (default: its first): " + "; ".join(
+                       f"{f}: {', '.join(precisions(f))}" for f in export_formats()))
+    c.add_argument("--variant", choices=list(VARIANTS), metavar="NAME",
+                   help="a variant of the format table (docs/recipe.md): " + ", ".join(VARIANTS))
     c.add_argument("--data", help=".npy (N,H,W,C) RGB calibration images in [0,1], mapped through the input spec "
                                   "(default: generated documents)")
     c.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)

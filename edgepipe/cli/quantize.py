@@ -67,12 +67,18 @@ def cmd_quantize(args):
     spec = input_spec(args, model)
     folded = export_graph(model)
     meta = generic_meta(model, out.name.split(".")[0], spec=spec)
-    needs_data = find("tflite", args.mode).needs_calibration
+    if args.uint8_io and args.mode != "int8":
+        raise EdgePipeError("--uint8-io applies to --mode int8 only")
+    io = "uint8" if args.uint8_io else "float" if args.float_io and args.mode == "int8" else "native"
+    variant = find("tflite", args.mode, io=io)  # the table's row: label, calibration need
+    needs_data = variant.needs_calibration
     x = (sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
          if needs_data else None)
     keep = [k for k in (args.keep_float or "").split(",") if k]
     if args.mode != "int8" and (keep or args.auto_fallback or args.debug):
         raise EdgePipeError("--debug, --keep-float and --auto-fallback apply to --mode int8 only")
+    if args.uint8_io and (keep or args.auto_fallback):
+        raise EdgePipeError("--keep-float and --auto-fallback keep int8 or float I/O; drop --uint8-io")
     extra = {}
     if args.mode == "int8" and (keep or args.auto_fallback):
         from edgepipe.quantize.fallback import selective_fallback
@@ -97,9 +103,10 @@ def cmd_quantize(args):
             _print_layers(layer_errors(folded, x), console)
         from edgepipe.base.interrupts import converter_errors
         with converter_errors(f"quantizing {args.model} ({args.mode})"):
-            tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta)
-    write_json(card, converted_card(meta, "tflite", args.mode, out) | extra)
-    console.print(f"wrote {out} ({args.mode}{', float I/O' if args.float_io else ''}) and {card.name}")
+            tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta,
+                         io_dtype="uint8" if variant.io == "uint8" else None)
+    write_json(card, converted_card(meta, "tflite", variant.label, out) | extra)
+    console.print(f"wrote {out} ({variant.name}: {variant.label}) and {card.name}")
     return 1 if extra and not extra["gate"]["passed"] else 0  # a missed gate is a failed gate
 
 
@@ -111,7 +118,10 @@ def add_parser(sub):
     q.add_argument("--data", help=".npy (N,H,W,C) RGB images in [0,1] for calibration and the gate, mapped "
                                   "through the input spec (default: generated documents)")
     q.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
-    q.add_argument("--float-io", action="store_true", help="int8 kernels but float32 input/output")
+    io = q.add_mutually_exclusive_group()
+    io.add_argument("--float-io", action="store_true", help="int8 kernels but float32 input/output")
+    io.add_argument("--uint8-io", action="store_true", help="int8 kernels with uint8 input/output "
+                    "(MediaPipe Tasks, TFLite Task Library): the tflite_uint8 variant")
     q.add_argument("--debug", action="store_true", help="print the worst layers' int8 error")
     q.add_argument("--keep-float", help="comma-separated layer names to keep in float (int8 mode)")
     q.add_argument("--auto-fallback", action="store_true",

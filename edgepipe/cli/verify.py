@@ -21,6 +21,9 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
     if runner.runtime == "coreml":
         from edgepipe.evaluate.milref.program import program_precision
         return program_precision(path), None
+    if runner.runtime == "onnxruntime":
+        from edgepipe.evaluate.quantinfo import onnx_precision
+        return onnx_precision(path), None
     return "float32", None
 
 
@@ -50,6 +53,9 @@ def cmd_verify(args):
     failed = not all(r["pass"] for r in rows)
     drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
     extra = {"io": io} | _constant_outputs(rows, ref, len(next(iter(x.values()))), args.allow_constant_outputs)
+    if runner.runtime == "litert":
+        from edgepipe.evaluate.gpucompat import gpu_report
+        extra["gpu_delegate"] = gpu_report(args.export)
     return _report(args, rows, variant, runner.engine, drill, extra)
 
 
@@ -179,6 +185,9 @@ def _report(args, rows, variant, engine, drill=None, extra=None):
         console.print(f"FAIL: {extra['reason']}", markup=False, soft_wrap=True)
     if extra.get("note"):
         console.print(f"note: {extra['note']}", markup=False, soft_wrap=True)
+    if extra.get("gpu_delegate"):
+        from edgepipe.evaluate.gpucompat import describe
+        console.print(describe(extra["gpu_delegate"]), markup=False, soft_wrap=True)
     if drill:
         _print_drill_down(console, drill)
     return 0 if ok else 1

@@ -121,8 +121,26 @@ def _widen(value):
 
 
 def program_precision(path) -> str:
-    """'fp16' when the program computes in fp16 anywhere, else 'fp32'."""
+    """How the program stores its weights, else what it computes in: ``sparse<P>``
+    (P% of the compressed weights zero), ``palette<N>`` (N-bit lookup tables),
+    ``linear8`` (8-bit linear weights: coremltools.optimize.coreml); else 'fp16' when
+    it computes in fp16 anywhere, else 'fp32'."""
     function, _ = load_program(path)
     _, _, types = _mil()
+    kinds = {o.op_type: o for o in function.operations if o.op_type.startswith("constexpr_")}
+    if "constexpr_sparse_to_dense" in kinds:
+        masks = [np.unpackbits(np.asarray(o.inputs["mask"].val, np.uint8)) if "shape" in o.inputs
+                 else np.asarray(o.inputs["mask"].val).ravel() for o in function.operations
+                 if o.op_type == "constexpr_sparse_to_dense"]
+        sizes = [int(np.prod(o.outputs[0].shape)) for o in function.operations
+                 if o.op_type == "constexpr_sparse_to_dense"]
+        kept = sum(int(np.count_nonzero(m[:n])) for m, n in zip(masks, sizes))
+        return f"sparse{round(100 * (1 - kept / max(1, sum(sizes))))}"
+    if "constexpr_lut_to_dense" in kinds:
+        lut = np.asarray(kinds["constexpr_lut_to_dense"].inputs["lut"].val)
+        size = lut.size if "shape" in kinds["constexpr_lut_to_dense"].inputs else lut.shape[-2]
+        return f"palette{int(np.log2(size))}"
+    if kinds.keys() & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}:
+        return "linear8"
     return "fp16" if any(v.dtype == types.fp16 for o in function.operations for v in o.outputs
                          if types.is_tensor(v.sym_type)) else "fp32"
