@@ -130,6 +130,11 @@ def test_retries_end_and_user_errors_are_not_retried(tmp_path, ray_local):
     assert flaky.done and flaky.error is None and flaky.results["a"] == {"status": "ok"} and len(flaky.retried) == 1
     assert dead.error.startswith("a failed after 2 attempt(s)") and len(dead.retried) == 2
     assert user.error == "a: bad recipe" and user.retried == []
+    sleeper = ray_local.remote(lambda: time.sleep(120)).options(num_cpus=1, max_retries=0)
+    slow = Job("slow", [Step("a", lambda: sleeper.remote())])
+    t0 = time.time()
+    execute([slow], retries=0, timeout_s=3, poll_s=0.2)
+    assert slow.error == "a failed after 1 attempt(s): cancelled after the timeout" and time.time() - t0 < 60
 
 
 def test_sweep_file_errors_are_one_line(tmp_path, capsys):
