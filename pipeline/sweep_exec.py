@@ -85,6 +85,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     import logging
 
     import ray
+    if address:
+        _reachable(address)
     if ray.is_initialized():
         return False
     try:
@@ -96,6 +98,17 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         raise EdgePipeError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                             f"{first_line(e)}") from None
     return True
+
+
+def _reachable(address: str, timeout_s: float = 10):
+    """A host:port that does not answer is one line at once (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise EdgePipeError(f"cannot join the Ray cluster at {address}: {e.strerror or e}") from None
 
 
 def _start_local(ray, num_cpus, level):

@@ -150,6 +150,8 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys):
     assert [s.name for s in specs][-2:] == ["learning_rate=0.03,seed=1", "input_size=48"]
     assert specs[1].recipe.train.seed == 1 and specs[-1].recipe.model.input_size == 48
     assert not (tmp_path / "o").exists()  # refused before any output
+    assert main(["sweep", str(_write(tmp_path, SWEEP)), "--out", str(tmp_path / "a"), "--address", "127.0.0.1:1"]) == 2
+    assert "cannot join the Ray cluster at 127.0.0.1:1: Connection refused" in capsys.readouterr().err
     _, example = load_sweep(Path(__file__).resolve().parent.parent / "recipes/sweeps/digits_backbones.yaml")
     assert len(example) == 8 and example[-1].name == "shufflenet_v2,options=scale1.0,input_size=64"
 
