@@ -5,8 +5,8 @@ manifest: ``build`` (train, prune, export, verify) reserves ``train_cpus`` and
 shares the machine; ``bench`` (latency and the run's reports) reserves every CPU
 of a node, so no neighbour's training runs while it times. A rerun skips what the
 manifests say is done. A task that raises or whose worker dies is tried again up
-to ``retries`` times; then its run is reported failed. The driver never waits
-without a bound: with ``timeout_s`` a task running longer is cancelled and retried.
+to ``retries`` times; then its run is reported failed. A dead worker is noticed
+at once (Ray reports it); a task that hangs is cancelled after ``timeout_s``.
 """
 import socket
 import time
@@ -181,12 +181,19 @@ def _settle(job: Job, ref, pending: dict, retries: int, on_event):
         job.error = f"{label}: {result['error']}"
         on_event(job, job.error)
         return
-    took = time.time() - job.started
+    took = _took(result, job.started)
     finished = isinstance(result, dict) and "report" in result  # the run is complete: skip the steps left
     job.index, job.attempts = len(job.steps) if finished else job.index + 1, 0
     if not job.done:
         _submit(job, pending)
-    on_event(job, f"{label} done in {took:.1f} s" + _skipped_note(result))
+    on_event(job, f"{label} done in {took}" + _skipped_note(result))
+
+
+def _took(result, submitted: float) -> str:
+    """How long the task ran, and how long it queued for CPUs before."""
+    t0, t1 = (result.get("interval") if isinstance(result, dict) else None) or (submitted, time.time())
+    waited = t0 - submitted
+    return f"{t1 - t0:.1f} s" + (f" (queued {waited:.0f} s for CPUs)" if waited >= 1 else "")
 
 
 def _skipped_note(result) -> str:
