@@ -85,7 +85,9 @@ def _metric_name(rows: list[dict]) -> str:
 
 def _ran(r: dict) -> str:
     """The stages this sweep ran for the row's run, and its retries."""
-    ran = ", ".join(r.get("ran") or []) or "nothing (up to date)"
+    stages = r.get("ran") or []
+    ran = "every stage" if {"train", "export", "verify", "bench"} <= set(stages) else (
+        ", ".join(stages) or "nothing (up to date)")
     return ran + (f"; {len(r['retried'])} failed attempt(s)" if r.get("retried") else "")
 
 
@@ -107,7 +109,7 @@ def _table(rows: list[dict], best) -> str:
                 _num(r.get("p90_ms"), ".2f")]
         body.append("<tr" + (" style='background:#fff8d6'" if chosen else "") + ">"
                     + "".join(f"<td class='l'>{c}</td>" for c in cells) + "".join(f"<td>{n}</td>" for n in nums)
-                    + f"<td class='l'>{gate}</td><td class='l note'>{html.escape(_ran(r))}</td></tr>")
+                    + f"<td class='l'>{gate}</td><td class='l note' style='white-space:nowrap'>{html.escape(_ran(r))}</td></tr>")
     return f"<table id='sweep'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
