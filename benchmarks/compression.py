@@ -2,10 +2,16 @@
 and QAT top-1 drop, 50% magnitude pruning + int8 drop, the gzip size of a
 75%-sparse int8 model against the float model's, 50% channel pruning (one-thread
 TFLite float latency against the unpruned model's, timed interleaved in one
-worker) and pruning-preserving QAT against pruning + PTQ.
+worker) and pruning-preserving QAT against pruning + PTQ. With ``--hed``, the
+document detector too (issue #18, ``benchmarks/hed_compression.py``): PTQ, QAT,
+50% and 2:4 pruning, PQAT and channel pruning, each with edge F-score, corners
+within 2%, size and latency against the unpruned float export.
 
     .venv/bin/python benchmarks/compression.py [--recipes recipes/digits_mobilenet_v2.yaml,...] [--prune-steps 300]
         [--parts ptq,prune,qat,channel,pqat] [--seeds 3]
+        [--hed] [--hed-model runs/default/hed_mobilenet_v2.keras] [--hed-size 256] [--hed-train-steps 1000]
+        [--hed-steps 200] [--hed-parts ptq,qat,prune,2:4,pqat,channel]
+    .venv/bin/python benchmarks/compression.py --recipes "" --hed --quick   # HED only, a few minutes
 
 Each recipe is trained (or reused from runs/<recipe name>, via `edgepipe run`),
 then pruned and fine-tuned here. Accuracy is top-1 on digits' test split through
@@ -19,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # hed_compression
 
 from edgepipe.convert import tflite  # noqa: E402
 from edgepipe.convert.fold import fold_batchnorm  # noqa: E402
@@ -59,8 +66,9 @@ def pruned(model, x, y, sparsity, steps, seed=0, depthwise=False):
 
 def qat(model, x, y, steps):
     """Quantization-aware fine-tuning, then int8 conversion from the learnt ranges."""
-    from edgepipe.quantize.stages import quantization_aware
-    return quantization_aware(model, x, y, steps, 1e-4, keep_zeros=False)
+    from edgepipe.quantize.stages import classifier_loss, quantization_aware
+    from edgepipe.train.finetune import array_tuner
+    return quantization_aware(model, steps, 1e-4, False, array_tuner(x, y, classifier_loss(model)))
 
 
 def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
@@ -85,8 +93,10 @@ def channel_pruned(model, x, y, xt, yt, ratio, steps, out: Path) -> dict:
 
 def pqat_int8(pruned_model, x, y, steps, calib, path: Path, seed=0):
     """Pruning-preserving QAT of a stripped pruned model, then int8 from the learnt ranges."""
-    from edgepipe.quantize.stages import quantization_aware
-    return tflite.write(quantization_aware(pruned_model, x, y, steps, 1e-4, keep_zeros=True, seed=seed), path,
+    from edgepipe.quantize.stages import classifier_loss, quantization_aware
+    from edgepipe.train.finetune import array_tuner
+    tune = array_tuner(x, y, classifier_loss(pruned_model))
+    return tflite.write(quantization_aware(pruned_model, steps, 1e-4, True, tune, seed=seed), path,
                         "int8", calib)
 
 
@@ -144,17 +154,57 @@ def _pct(row, *keys):
     return f"{row:.2%}" if isinstance(row, float) else "-"
 
 
+QUICK = {"prune_steps": 60, "seeds": 1, "hed_size": 128, "hed_train_steps": 300, "hed_steps": 40, "hed_batch": 8,
+         "hed_val": 32, "hed_latency_runs": 30}
+
+
+def _hed_args(ap):
+    from hed_compression import HED_PARTS
+    ap.add_argument("--hed", action="store_true", help="the document detector too (HED)")
+    ap.add_argument("--hed-recipe", help="recipe for HED's data, loss and verify settings (default: the packaged one)")
+    ap.add_argument("--hed-model", help="a trained HED (.keras, edges output) at --hed-size; default: train here")
+    ap.add_argument("--hed-size", type=int, default=256, help="HED input side")
+    ap.add_argument("--hed-train-steps", type=int, default=1000, help="HED training steps (without --hed-model)")
+    ap.add_argument("--hed-steps", type=int, default=200, help="HED fine-tuning steps per compression stage")
+    ap.add_argument("--hed-batch", type=int, default=16)
+    ap.add_argument("--hed-val", type=int, default=64, help="held-out documents scored")
+    ap.add_argument("--hed-latency-runs", type=int, default=100)
+    ap.add_argument("--hed-parts", default=",".join(HED_PARTS), help=f"subset of {', '.join(HED_PARTS)}")
+    ap.add_argument("--quick", action="store_true", help="small and short: " + ", ".join(
+        f"{k.replace('_', '-')} {v}" for k, v in QUICK.items()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="recipes/digits_mobilenet_v2.yaml,recipes/digits_shufflenet_v2.yaml")
     ap.add_argument("--prune-steps", type=int, default=300)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     ap.add_argument("--seeds", type=int, default=3, help="fine-tuning orders for 50%% pruning + PTQ against PQAT")
+    _hed_args(ap)
     args = ap.parse_args()
+    if args.quick:
+        for k, v in QUICK.items():
+            if getattr(args, k) == ap.get_default(k):
+                setattr(args, k, v)
     parts = args.parts.split(",")
     if set(parts) - set(PARTS):
         ap.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}; valid: {', '.join(PARTS)}")
-    rows = [bench(r, args.prune_steps, parts, args.seeds) for r in args.recipes.split(",")]
+    rows = [bench(r, args.prune_steps, parts, args.seeds) for r in args.recipes.split(",") if r]
+    hed = None
+    if args.hed:
+        from hed_compression import bench_hed
+        from edgepipe.pipeline.report import wide_console
+        hed = bench_hed(args, wide_console())
+    _print_classifiers(rows)
+    if hed:
+        from hed_compression import print_hed
+        print_hed(hed)
+    print(json.dumps({"classifiers": rows, "hed": hed}, default=str))
+
+
+def _print_classifiers(rows):
+    if not rows:
+        return
     print(f"{'model':14} {'float':>7} {'int8':>7} {'QAT int8':>9} {'50%+int8':>9} {'50%+PQAT':>9} "
           f"{'75% int8 gzip/float gzip (top-1)':>33} {'same, depthwise pruned too':>27}")
     for r in rows:
@@ -181,7 +231,6 @@ def main():
     print("targets: int8 PTQ drop <= 0.5 point; QAT <= 0.3; 50% pruning + int8 drop <= 1 point; "
           "75%-sparse int8 gzip <= 15% of the float gzip; 50% channel pruning <= 0.6x float latency; "
           "50% pruning + PQAT int8 above 50% pruning + PTQ int8 (mean over the seeds)")
-    print(json.dumps(rows, default=str))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ class QuantizeCfg(Strict):
     qat_steps: int = Field(0, ge=0, description="quantization-aware fine-tuning steps before the int8 variants "
                            "(0 = post-training only); after magnitude pruning this is PQAT, keeping the zeros")
     qat_learning_rate: float = Field(1e-4, gt=0, lt=1)
+    qat_batch_size: int = Field(32, ge=1, le=1024, description="images per quantization-aware step")
 
 
 class VerifyCfg(Strict):
@@ -150,8 +151,9 @@ class Recipe(Strict):
     data: DataCfg = DataCfg()
     profile: str = Field("quick", description="which entry of `profiles` trains")
     profiles: dict[str, TrainCfg] = Field(description="named training settings")
-    prune: PruneCfg | None = Field(None, description="optional stage after training (classifiers): prune and "
-                                   "fine-tune; the exports are made from the pruned model")
+    prune: PruneCfg | None = Field(None, description="optional stage after training: prune and fine-tune "
+                                   "(HED with its own loss and document stream); the exports are made from the "
+                                   "pruned model")
     export: ExportCfg = ExportCfg()
     quantize: QuantizeCfg = QuantizeCfg()
     verify: VerifyCfg = VerifyCfg()
@@ -164,9 +166,6 @@ class Recipe(Strict):
             raise ValueError(f"profile '{self.profile}' not in profiles ({', '.join(self.profiles)})")
         if self.model.input_size % 16:
             raise ValueError(f"model.input_size must be a multiple of 16, got {self.model.input_size}")
-        classifier = self.data.kind in ("digits", "image_folder")
-        if not classifier and (self.prune or self.quantize.qat_steps):
-            raise ValueError("prune and quantize.qat_steps fine-tune classifiers; not yet the document detector")
         return self
 
     @property

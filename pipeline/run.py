@@ -56,15 +56,17 @@ def _count(model, kind: str) -> int:
 
 def _qat_model(recipe, task, model, console):
     """With ``quantize.qat_steps``, the int8 variants come from quantization-aware
-    fine-tuning (PQAT after magnitude pruning: the zeros stay zeros)."""
+    fine-tuning (PQAT after magnitude pruning: the zeros stay zeros). HED's
+    transposed convs become sub-pixel convs first, as in every other export."""
     q = recipe.quantize
     if not q.qat_steps:
         return None
+    from edgepipe.convert.upsample import transposed_to_subpixel
     from edgepipe.quantize.stages import quantization_aware
     keep_zeros = bool(recipe.prune and recipe.prune.structure != "channel")
-    x, y = task.fine_tune_data()
     with console.status(f"{'PQAT' if keep_zeros else 'QAT'}: {q.qat_steps} quantization-aware steps"):
-        return quantization_aware(model, x, y, q.qat_steps, q.qat_learning_rate, keep_zeros)
+        return quantization_aware(transposed_to_subpixel(model), q.qat_steps, q.qat_learning_rate, keep_zeros,
+                                  task.tuner(model), q.qat_batch_size)
 
 
 def stage_prune(recipe, task, model, path: Path, console) -> dict:
@@ -72,9 +74,8 @@ def stage_prune(recipe, task, model, path: Path, console) -> dict:
     from edgepipe.mobile_models.profile import profile_model
     from edgepipe.quantize.stages import prune_and_fine_tune
     cfg = recipe.prune
-    x, y = task.fine_tune_data()
     with console.status(f"pruning {cfg.sparsity:.0%} ({cfg.structure}), {cfg.steps} fine-tuning steps"):
-        pruned, rows = prune_and_fine_tune(model, x, y, cfg)
+        pruned, rows = prune_and_fine_tune(model, cfg, task.tuner(model))
     modelio.save_keras(pruned, path)
     xv, truth = task.heldout()
     scores = {name: task.score(KerasRunner(m).predict(xv)[next(iter(m.output_names))], truth)

@@ -85,6 +85,11 @@ class EdgeTask:
             return representative_images(r.data.train_seed, n, size)
         return documents(r.data, "train", size, n)[0].astype(np.float32) / 255.0
 
+    def tuner(self, model):
+        """Fine-tuning for the prune and QAT stages: HED's own loss and document stream."""
+        from edgepipe.train.hedtune import hed_tuner
+        return hed_tuner(self.recipe.train, self.recipe.data, self.recipe.model.input_size)
+
     def heldout(self):
         from edgepipe.train.data import documents
         images, edges, corners = documents(self.recipe.data, "val", self.recipe.model.input_size)
@@ -140,6 +145,12 @@ class ClassifyTask:
         from edgepipe.train.data import classes
         x, y, _ = classes(self.recipe.data, "train", self.recipe.model.input_size)
         return x, y
+
+    def tuner(self, model):
+        """Fine-tuning for the prune and QAT stages: cross-entropy on the training arrays."""
+        from edgepipe.quantize.stages import classifier_loss
+        from edgepipe.train.finetune import array_tuner
+        return array_tuner(*self.fine_tune_data(), classifier_loss(model))
 
     def heldout(self):
         from edgepipe.train.data import classes

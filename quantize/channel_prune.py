@@ -6,12 +6,22 @@ removed: the model is rebuilt from its config with fewer ``filters`` and the
 surviving weights are sliced in, so MACs, parameters and latency all fall.
 
 A conv is prunable only when its output reaches, through channel-wise layers
-alone (BN, activations, depthwise convs, padding, pooling, dropout), exactly one
-Conv2D or Dense that can drop the matching input channels. A path that touches
-an Add, Concatenate, split, reshape or the model output is left alone, so
-residuals, concats and ShuffleNet's channel splits stay consistent without
-special cases: MobileNetV2 loses expansion channels, MobileNet v1 pointwise
-outputs, ShuffleNet v2 the middle channels of each branch.
+alone (BN, activations, depthwise convs, padding, pooling, dropout), only
+Conv2D, Conv2DTranspose or Dense layers, each of which then drops the matching
+input channels. A path that touches an Add, Concatenate, split, reshape,
+depth-to-space or the model output is left alone, so residuals, concats and
+ShuffleNet's channel splits stay consistent without special cases: MobileNetV2
+loses expansion channels, MobileNet v1 pointwise outputs, ShuffleNet v2 the
+middle channels of each branch.
+
+HED: a stage whose output feeds both the next stage and a side head (``dsnK``,
+a 1x1 conv) loses channels in both readers, so its stem convs and the
+expansions and single-block projections of its inverted residuals shrink. The
+side heads themselves are one channel wide and stay so; their upsamplers
+(transposed, or sub-pixel conv + depth-to-space) and the fuse over the
+concatenated sides are never on a pruned path, so side outputs, upsamplers and
+fuse keep their shapes, and the export's rewrites (``convert.upsample``,
+``convert.fuse_pyramid``) apply to the pruned model unchanged.
 """
 import numpy as np
 
@@ -44,7 +54,9 @@ def _plain_conv(layer) -> bool:
 
 
 def _consumer_ok(layer) -> bool:
-    return _plain_conv(layer) or type(layer) is layers.Dense
+    """A layer that can drop input channels: a plain conv, a transposed conv (an upsampler) or a Dense."""
+    transposed = type(layer) is layers.Conv2DTranspose and layer.data_format == "channels_last"
+    return _plain_conv(layer) or transposed or type(layer) is layers.Dense
 
 
 def _channel_wise(layer) -> bool:
@@ -60,7 +72,8 @@ def _channel_wise(layer) -> bool:
 
 
 def prunable_groups(model) -> list[dict]:
-    """Each prunable conv with the channel-wise layers behind it and its one consumer."""
+    """Each prunable conv with the channel-wise layers behind it and its consumers
+    (the layers that read its channels and must drop the same ones)."""
     readers = consumers(model)
     outputs = set(model.output_names)
     groups = []
@@ -82,8 +95,8 @@ def prunable_groups(model) -> list[dict]:
                     frontier.append(nxt)
                 else:
                     ok = False
-        if ok and len(ends) == 1:
-            groups.append({"conv": conv, "path": path, "consumer": ends[0]})
+        if ok and ends:
+            groups.append({"conv": conv, "path": path, "consumers": ends})
     return groups
 
 
@@ -102,6 +115,8 @@ def _slice(layer, weights, cin=None, cout=None):
         return [_take(w, cout, 2 if w.ndim == 4 else 0) for w in weights]
     if isinstance(layer, layers.BatchNormalization):
         return [_take(w, cout, 0) for w in weights]
+    if isinstance(layer, layers.Conv2DTranspose):  # (kh, kw, c_out, c_in) and bias (c_out,)
+        return [_take(_take(weights[0], cin, 3), cout, 2), *[_take(b, cout, 0) for b in weights[1:]]]
     if isinstance(layer, layers.Conv2D):  # (kh, kw, c_in, c_out) and bias (c_out,)
         return [_take(_take(weights[0], cin, 2), cout, 3), *[_take(b, cout, 0) for b in weights[1:]]]
     if isinstance(layer, layers.Dense):  # (c_in, units): only the inputs change
@@ -111,7 +126,8 @@ def _slice(layer, weights, cin=None, cout=None):
 
 def prune_channels(model, ratio: float):
     """A new, narrower model with ``ratio`` of each prunable conv's filters removed
-    (lowest L1 first), and a table of rows {layer, before, after, consumer}."""
+    (lowest L1 first), and a table of rows {layer, before, after, consumer} (the
+    consumers' names, comma-separated)."""
     check_ratio(ratio)
     if not getattr(model, "_is_graph_network", False):
         raise EdgePipeError("channel pruning needs a functional or sequential Keras model")
@@ -127,8 +143,10 @@ def prune_channels(model, ratio: float):
         cout[conv.name] = idx
         for layer in g["path"]:
             cout[layer.name] = idx
-        cin[g["consumer"].name] = idx
-        rows.append({"layer": conv.name, "before": n, "after": k, "consumer": g["consumer"].name})
+        for consumer in g["consumers"]:
+            cin[consumer.name] = idx
+        rows.append({"layer": conv.name, "before": n, "after": k,
+                     "consumer": ", ".join(c.name for c in g["consumers"])})
     config = model.get_config()
     for entry in config["layers"]:
         entry.pop("build_config", None)  # stale input shapes; layers rebuild from their inputs

@@ -14,7 +14,9 @@ from edgepipe.base.errors import EdgePipeError
 
 # "channel" removes whole filters (quantize.channel_prune): no tfmot masks, a narrower model
 STRUCTURES = ("unstructured", "2:4", "channel")
-PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
+PRUNABLE = ("Conv2D", "Dense")
+# Not Conv2DTranspose: HED's upsamplers are 1-channel bilinear kernels, 0.5% of its
+# weights, and zeros in them print a checkerboard into every side output.
 # Depthwise kernels are ~4% of a MobileNet's weights and the most sensitive to
 # zeros: opt in. On digits MobileNetV2 at 75%, pruning them too took the int8
 # gzip from 15.4% to 14.5% of the float model's and top-1 from 98.15% to 92.99%.
@@ -97,11 +99,15 @@ def _copy_weights(src, dst):
         inner.set_weights(source.get_weights())
 
 
+def update_step():
+    """The callback a wrapped model's fine-tuning needs: it advances the pruning schedule."""
+    return _tfmot().sparsity.keras.UpdatePruningStep()
+
+
 def fine_tune(wrapped, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0):
     """Train the wrapped model ``steps`` steps so the remaining weights recover."""
     from edgepipe.train.finetune import fit_steps
-    return fit_steps(wrapped, x, y, loss, steps, batch_size, learning_rate,
-                     callbacks=[_tfmot().sparsity.keras.UpdatePruningStep()], seed=seed)
+    return fit_steps(wrapped, x, y, loss, steps, batch_size, learning_rate, callbacks=[update_step()], seed=seed)
 
 
 def strip(wrapped):

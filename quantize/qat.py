@@ -2,12 +2,15 @@
 pruning-preserving QAT (PQAT) for magnitude-pruned models.
 
 tfmot knows Keras' own layers (HED's Conv2DTranspose included in this version);
-our two small layers that only route channels (``GroupSplit``, ``ChannelSplit``)
-get a pass-through config: they change no value, so they need no quantizer and
-their outputs keep the input's range.
+our small layers that only move values (``GroupSplit``, ``ChannelSplit``, and
+``DepthToSpace``, the second half of HED's sub-pixel upsamplers) get a
+pass-through config: they change no value, so they need no quantizer and their
+outputs keep the input's range.
 """
 from edgepipe.base.backend import keras
-from edgepipe.base.custom_layers import ChannelSplit, GroupSplit
+from edgepipe.base.custom_layers import ChannelSplit, DepthToSpace, GroupSplit
+
+ROUTING = (GroupSplit, ChannelSplit, DepthToSpace)  # rearrange values, compute nothing
 
 
 def _tfmot():
@@ -66,7 +69,7 @@ def qat_model(model, scheme=None):
     output_only = _output_only_config(config)
 
     def annotate(layer):
-        if isinstance(layer, (GroupSplit, ChannelSplit)):
+        if isinstance(layer, ROUTING):
             return q.quantize_annotate_layer(layer, config())
         if isinstance(layer, keras.layers.BatchNormalization) and _after_concat(layer):
             return q.quantize_annotate_layer(layer, output_only())
@@ -75,7 +78,7 @@ def qat_model(model, scheme=None):
         return q.quantize_annotate_layer(layer)
     annotated = keras.models.clone_model(model, clone_function=annotate)
     with q.quantize_scope({"PassThroughQuantizeConfig": config, "OutputOnlyQuantizeConfig": output_only,
-                           "GroupSplit": GroupSplit, "ChannelSplit": ChannelSplit}):
+                           **{cls.__name__: cls for cls in ROUTING}}):
         return q.quantize_apply(annotated, scheme) if scheme else q.quantize_apply(annotated)
 
 

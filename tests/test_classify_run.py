@@ -87,11 +87,3 @@ def test_recipe_prune_and_quantize_stages(tmp_path):
     assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0
     again = json.loads((out / "report.json").read_text())
     assert all(s["skipped"] for s in again["stages"].values()), again["stages"]
-
-
-def test_detector_recipe_refuses_prune(tmp_path, capsys):
-    recipe = {"model": {"name": "hed_mobilenet_v2", "input_size": 64}, "prune": {"sparsity": 0.5},
-              "profiles": {"quick": {"phases": [{"size": 64, "steps": 1, "pool": 1}]}}}
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 2
-    assert "prune and quantize.qat_steps fine-tune classifiers" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 stripped, exported to TFLite float and int8, with the per-layer sparsity table and
 file/gzip sizes next to the unpruned model's. ``--structure channel`` removes
 whole filters instead (a narrower model): the table then lists channels, with
-MACs and one-thread TFLite latency before and after."""
+MACs and one-thread TFLite latency before and after. ``--qat-steps`` makes the
+int8 export quantization-aware (PQAT after magnitude pruning). The document
+detector (HED) goes through ``cli.prune_hed``: its own loss and documents."""
 from pathlib import Path
 
 from rich.table import Table
@@ -23,14 +25,15 @@ def _training_data(args, model):
     return x, y
 
 
-def _exports(model, calib, stem: Path) -> dict:
+def _exports(model, calib, stem: Path, int8_source=None) -> dict:
     from edgepipe.convert import tflite
     from edgepipe.convert.fold import fold_batchnorm
     from edgepipe.quantize.prune import file_sizes
     folded = fold_batchnorm(model)
     out = {}
     for mode, suffix in (("float32", ".tflite"), ("int8", ".int8.tflite")):
-        path = tflite.write(folded, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None)
+        source = int8_source if mode == "int8" and int8_source is not None else folded
+        path = tflite.write(source, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None)
         out[mode] = file_sizes(path) | {"path": str(path)}
     return out
 
@@ -50,8 +53,15 @@ def cmd_prune(args):
         for suffix in (".tflite", ".int8.tflite"):
             check_target(out.with_name(stem + suffix), inputs=[args.model])
     model = load_keras(args.model, trust=args.trust_model)
+    from edgepipe.cli.prune_hed import cmd_prune_hed, is_edge_model
+    if is_edge_model(model):
+        return cmd_prune_hed(args, model, out, console)
     if len(model.outputs) != 1 or len(model.output_shape) != 2:
-        raise EdgePipeError("edgepipe prune fine-tunes classifiers (one (batch, classes) output)")
+        raise EdgePipeError("edgepipe prune fine-tunes classifiers (one (batch, classes) output) and edge "
+                            "detectors (one (batch, H, W, 1) edge map)")
+    if args.recipe:
+        raise EdgePipeError("--recipe sets an edge detector's data and loss; a classifier fine-tunes on "
+                            "--data-folder (default: digits)")
     x, y = _training_data(args, model)
     from edgepipe.mobile_models.graph import output_activation
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
@@ -62,6 +72,7 @@ def cmd_prune(args):
         prune.fine_tune(wrapped, x, y, loss, args.steps, args.batch_size, args.learning_rate)
     pruned = prune.strip(wrapped)
     save_keras(pruned, out)
+    qat = _qat(args, pruned, x, y, loss, console, keep_zeros=True)
     rows = prune.sparsity_table(pruned, args.depthwise)
     t = Table(title=f"per-layer sparsity of {out.name} (overall {prune.overall_sparsity(rows):.1%})")
     for col in ("layer", "type", "weights", "zeros", "sparsity"):
@@ -70,7 +81,7 @@ def cmd_prune(args):
         t.add_row(r["layer"], r["type"], f"{r['weights']:,}", f"{r['zeros']:,}", f"{r['sparsity']:.1%}")
     console.print(t)
     base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
-    mine = _exports(pruned, x[:200], out.with_name(out.stem))
+    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat)
     _print_sizes(console, base, mine)
     acc = _accuracy({"original": model, "pruned": pruned}, args)
     console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {acc['pruned']:.2%} after pruning")
@@ -90,6 +101,7 @@ def _cmd_channel(args, model, x, y, loss, out, console):
     with console.status(f"fine-tuning the {args.sparsity:.0%} channel-pruned model for {args.steps} steps"):
         channel_prune.fine_tune(pruned, x, y, loss, args.steps, args.batch_size, args.learning_rate)
     save_keras(pruned, out)
+    qat = _qat(args, pruned, x, y, loss, console, keep_zeros=False)
     t = Table(title=f"channels per pruned conv of {out.name} (lowest L1 norm removed)")
     for col in ("layer", "before", "after", "consumer"):
         t.add_column(col, justify="right" if col in ("before", "after") else "left")
@@ -100,7 +112,7 @@ def _cmd_channel(args, model, x, y, loss, out, console):
     console.print(f"MACs: {before['macs']:,} -> {after['macs']:,} ({after['macs'] / before['macs']:.1%}); "
                   f"params: {before['params']:,} -> {after['params']:,} ({after['params'] / before['params']:.1%})")
     base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
-    mine = _exports(pruned, x[:200], out.with_name(out.stem))
+    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat)
     _print_sizes(console, base, mine)
     lat = _latency({"unpruned": base["float32"]["path"], "pruned": mine["float32"]["path"]}, args.latency_runs)
     console.print(f"TFLite float latency, 1 thread, p50 of {args.latency_runs} interleaved runs: "
@@ -109,6 +121,17 @@ def _cmd_channel(args, model, x, y, loss, out, console):
     console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {untuned:.2%} pruned, "
                   f"{acc['pruned']:.2%} after fine-tuning")
     return 0
+
+
+def _qat(args, pruned, x, y, loss, console, keep_zeros: bool):
+    """With ``--qat-steps``: the quantization-aware model the int8 export comes from."""
+    if not args.qat_steps:
+        return None
+    from edgepipe.quantize.stages import quantization_aware
+    from edgepipe.train.finetune import array_tuner
+    with console.status(f"{'PQAT' if keep_zeros else 'QAT'}: {args.qat_steps} quantization-aware steps"):
+        return quantization_aware(pruned, args.qat_steps, args.qat_learning_rate, keep_zeros,
+                                  array_tuner(x, y, loss), args.batch_size)
 
 
 def _latency(paths: dict, runs: int) -> dict:
@@ -142,8 +165,8 @@ def _accuracy(models: dict, args) -> dict:
 
 def add_parser(sub):
     p = sub.add_parser("prune", help="magnitude (unstructured, 2:4) or channel pruning with fine-tuning, "
-                                     "for classifiers")
-    p.add_argument("--model", required=True, help="a trained classifier (.keras)")
+                                     "optionally QAT, for classifiers and the document detector (HED)")
+    p.add_argument("--model", required=True, help="a trained classifier or HED edge model (.keras)")
     p.add_argument("--sparsity", type=fraction, required=True,
                    help="target share of zero weights (with --structure channel: of removed channels), in [0, 1)")
     p.add_argument("--structure", default="unstructured", choices=STRUCTURES)
@@ -154,7 +177,13 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int_range(1, 65536), default=32)
     p.add_argument("--learning-rate", type=positive, default=1e-3)
     p.add_argument("--latency-runs", type=int_range(1, 1_000_000), default=50, help="timed runs per model (--structure channel)")
-    p.add_argument("--data-folder", help="image folder (root/CLASS/*.jpg) to fine-tune on (default: digits)")
+    p.add_argument("--qat-steps", type=int_range(0, 10_000_000), default=0,
+                   help="quantization-aware steps for the int8 export (PQAT after magnitude pruning; 0: PTQ)")
+    p.add_argument("--qat-learning-rate", type=positive, default=1e-4)
+    p.add_argument("--data-folder", help="classifiers: image folder (root/CLASS/*.jpg) to fine-tune on "
+                                         "(default: digits)")
+    p.add_argument("--recipe", help="HED: the recipe whose data, loss and verify settings fine-tune and score "
+                                    "it (default: the packaged recipe)")
     p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")
     add_trust(p)
     p.set_defaults(func=cmd_prune)
