@@ -92,8 +92,9 @@ def continue_training(run: Path, recipe, steps: int) -> dict:
     from edgepipe.base.backend import tf
     from edgepipe.train.datasets import document_dataset
     from edgepipe.train.fit import compile_hed
+    from edgepipe.pipeline.tasks import builder_options
     cfg = recipe.train
-    model = mobile_models.build(recipe.model.name, input_shape=(None, None, 3))
+    model = mobile_models.build(recipe.model.name, input_shape=(None, None, 3), **builder_options(recipe))
     compile_hed(model, cfg, sum(p.steps for p in cfg.phases))
     model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)

@@ -17,6 +17,14 @@ def train_key(recipe) -> str:
     return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
 
 
+INTEGER_OPTIONS = ("groups", "stem_stride", "expansion", "sides")
+
+
+def builder_options(recipe) -> dict:
+    """The recipe's ``model.options`` as the builder takes them (counts as ints)."""
+    return {k: int(v) if k in INTEGER_OPTIONS else v for k, v in recipe.model.options.items()}
+
+
 def _resume_allowed(recipe, ckpt: Path, console, resume: bool) -> bool:
     from edgepipe.train.loop import load_state
     if not (resume and (ckpt / "state.json").is_file()):
@@ -66,11 +74,12 @@ class EdgeTask:
         from edgepipe.train.fit import train_hed
         r = self.recipe
         name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
-        trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3)), r.train,
+        opts = builder_options(r)
+        trainable, state = train_hed(lambda: mobile_models.build(name, input_shape=(None, None, 3), **opts), r.train,
                                      r.data, ckpt, key=train_key(r), resume=_resume_allowed(r, ckpt, console, resume),
                                      log_dir=out / "logs", verbose=1 if console.is_terminal else 2)
         _log_training(console, trainable, state)
-        fixed = mobile_models.build(name, input_shape=(size, size, 3))
+        fixed = mobile_models.build(name, input_shape=(size, size, 3), **opts)
         fixed.set_weights(trainable.get_weights())
         model = inference_model(fixed, r.model.output)
         _save_trained(model, out / f"{name}.keras", console)
@@ -122,8 +131,7 @@ class ClassifyTask:
         from edgepipe.train.classify import train_classifier
         r = self.recipe
         name, size, ckpt = r.model.name, r.model.input_size, out / "checkpoints"
-        opts = {k: int(v) if k == "groups" else v for k, v in r.model.options.items()}
-        opts["input_shape"] = (size, size, 3)
+        opts = builder_options(r) | {"input_shape": (size, size, 3)}
         model, state, labels = train_classifier(
             lambda classes: mobile_models.build(name, classes=classes, **opts), r.train, r.data, size, ckpt,
             key=train_key(r), resume=_resume_allowed(r, ckpt, console, resume), log_dir=out / "logs",

@@ -35,7 +35,8 @@ def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
 
 def test_hed_trains_from_a_document_folder(tmp_path):
     root, _ = make_document_folder(tmp_path / "docs", count=5, size=96)
-    recipe = {"name": "mine", "model": {"name": "hed_mobilenet_v2", "input_size": 64},
+    recipe = {"name": "mine", "model": {"name": "hed_mobilenet_v2", "input_size": 64,
+                                        "options": {"stem_stride": 2, "sides": 4}},
               "data": {"kind": "document_folder", "path": str(root), "augment": {"flip": True, "brightness": 0.1}},
               "profiles": {"quick": {"phases": [{"size": 64, "steps": 3, "pool": 1}], "batch_size": 2,
                                      "steps_per_epoch": 3, "val_size": 1}}}
@@ -43,7 +44,10 @@ def test_hed_trains_from_a_document_folder(tmp_path):
     assert main(["train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "t")]) == 0
     state = json.loads((tmp_path / "t" / "checkpoints" / "state.json").read_text())
     assert state["steps_done"] == 3 and state["history"]["val_loss"][0] is not None
-    assert (tmp_path / "t" / "hed_mobilenet_v2.keras").is_file()
+    from edgepipe.base.modelio import load_keras
+    trained = load_keras(tmp_path / "t" / "hed_mobilenet_v2.keras")  # the recipe's options were built and kept
+    names = {l.name for l in trained.layers}
+    assert trained.get_layer("dsn1_up").strides == (2, 2) and "dsn4" in names and "dsn5" not in names
 
 
 def test_model_and_data_must_agree(tmp_path, capsys):
