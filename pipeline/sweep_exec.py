@@ -216,7 +216,11 @@ def _cancel_overdue(pending: dict, timeout_s: float, on_event):
 def make_jobs(specs, out_root: Path, cfg) -> list[Job]:
     """One job per run: build (shares the machine), then bench (holds a whole node)."""
     import ray
-    bench_cpus = cfg.bench_cpus or largest_node_cpus()
+    largest = largest_node_cpus()
+    bench_cpus = cfg.bench_cpus or largest
+    for key, cpus in (("train_cpus", cfg.train_cpus), ("bench_cpus", bench_cpus)):
+        if cpus > largest:  # Ray would wait for such a node for ever
+            raise EdgePipeError(f"{key} {cpus:g} is more than the largest Ray node has ({largest} CPUs)")
     task = ray.remote(run_stage_task)
 
     def submit(label: str, name: str, raw: dict, out: str):

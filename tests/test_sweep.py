@@ -137,7 +137,7 @@ def test_retries_end_and_user_errors_are_not_retried(tmp_path, ray_local):
     assert slow.error == "a failed after 1 attempt(s): cancelled after the timeout" and time.time() - t0 < 60
 
 
-def test_sweep_file_errors_are_one_line(tmp_path, capsys):
+def test_sweep_file_errors_are_one_line(tmp_path, capsys, ray_local):
     bad_key = dict(SWEEP, grid={"model.nmae": ["x"]})
     assert main(["sweep", str(_write(tmp_path, bad_key)), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
@@ -152,6 +152,9 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # refused before any output
     assert main(["sweep", str(_write(tmp_path, SWEEP)), "--out", str(tmp_path / "a"), "--address", "127.0.0.1:1"]) == 2
     assert "cannot join the Ray cluster at 127.0.0.1:1: Connection refused" in capsys.readouterr().err
+    too_big = _write(tmp_path, dict(SWEEP, bench_cpus=64))
+    assert main(["sweep", str(too_big), "--out", str(tmp_path / "b")]) == 2  # Ray (2 CPUs) is up: refused at once
+    assert "bench_cpus 64 is more than the largest Ray node has (2 CPUs)" in capsys.readouterr().err
     _, example = load_sweep(Path(__file__).resolve().parent.parent / "recipes/sweeps/digits_backbones.yaml")
     assert len(example) == 8 and example[-1].name == "shufflenet_v2,options=scale1.0,input_size=64"
 

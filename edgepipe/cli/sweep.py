@@ -1,6 +1,7 @@
 """``edgepipe sweep``: a grid of recipes as Ray tasks, one combined report."""
 import sys
 
+from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import positive, positive_int
 
 
@@ -8,6 +9,8 @@ def cmd_sweep(args):
     from edgepipe.base.atomic import ensure_writable_dir
     from edgepipe.pipeline.sweep import load_sweep
     cfg, specs = load_sweep(args.sweep)  # every run validated before Ray or TensorFlow starts
+    if args.address and args.num_cpus:
+        raise EdgePipeError("--num-cpus sizes the Ray started here; a cluster (--address) has its own CPUs")
     if args.retries is not None:
         cfg.retries = args.retries
     out = ensure_writable_dir(args.out)
