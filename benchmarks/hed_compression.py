@@ -27,11 +27,10 @@ def hed_recipe(path: str | None, size: int, train_steps: int, batch: int, val_si
     """The recipe's data, loss and verify settings, shortened: one phase of
     ``train_steps`` at the deployed ``size``."""
     recipe = load_recipe(path)
-    train = recipe.train.model_copy(update={"phases": [{"size": size, "steps": train_steps,
-                                                         "pool": max(64, min(4000, train_steps * batch // 2))}],
-                                            "batch_size": batch, "steps_per_epoch": max(1, train_steps // 4),
-                                            "val_size": min(16, val_size)})
-    raw = recipe.model_dump() | {"name": f"bench-hed-{size}", "profile": "bench", "profiles": {"bench": train.model_dump()}}
+    train = recipe.train.model_dump() | {
+        "phases": [{"size": size, "steps": train_steps, "pool": max(64, min(4000, train_steps * batch // 2))}],
+        "batch_size": batch, "steps_per_epoch": max(1, train_steps // 4), "val_size": min(16, val_size)}
+    raw = recipe.model_dump() | {"name": f"bench-hed-{size}", "profile": "bench", "profiles": {"bench": train}}
     raw["model"]["input_size"] = size
     raw["data"]["val_size"] = val_size
     raw["export"]["calibration_samples"] = min(raw["export"]["calibration_samples"], 128)

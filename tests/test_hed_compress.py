@@ -87,7 +87,7 @@ def test_cli_channel_prunes_then_qat_on_hed(tmp_path, tiny_run, capsys):
                  "--batch-size", "2", "--qat-steps", "1", "--latency-runs", "2", "--recipe", str(recipe),
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for text in ("channels per pruned conv", "block3_0_expand", "HED before and after pruning", "from QAT",
+    for text in ("channels per pruned conv", "block3_0_expand", "MACs:", "HED before and after pruning", "from QAT",
                  "pruned int8", "corner <2%"):
         assert text in printed, text
     slim = load_keras(out)

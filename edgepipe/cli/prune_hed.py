@@ -47,6 +47,10 @@ def cmd_prune_hed(args, model, out: Path, console) -> int:
         pruned, rows = prune_and_fine_tune(model, cfg, tune)
     save_keras(pruned, out)
     console.print(_rows_table(rows, cfg.structure, out.name))
+    from edgepipe.mobile_models.profile import profile_model
+    before, after = profile_model(model), profile_model(pruned)
+    console.print(f"MACs: {before['macs']:,} -> {after['macs']:,} ({after['macs'] / before['macs']:.1%}); "
+                  f"params: {before['params']:,} -> {after['params']:,}")
     qat = None
     if args.qat_steps:
         keep_zeros = cfg.structure != "channel"
