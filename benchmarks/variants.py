@@ -29,7 +29,8 @@ def _row(e, task, keras_task) -> str:
     lat = e.get("latency", {}).get("p50_ms")
     latency = f"{lat:.2f}" if lat else ("n/a: Core ML timing needs macOS" if e["format"] == "coreml" else "-")
     gate = e.get("gate")
-    gate = ("pass" if gate["pass"] else "FAIL") + f" ({gate['rule']})" if gate else e.get("status", "")
+    gate = ("pass" if gate["pass"] else "FAIL") + f" ({gate['rule']})" if gate else \
+        e.get("status", "") + (f": {e['reason'][:90]}" if e.get("reason") and e["status"] == "failed" else "")
     gpu = e.get("gpu_delegate")
     gpu = "-" if not gpu else "yes" if gpu["compatible"] else "no: " + ", ".join(u["op"] for u in gpu["unsupported"])
     name = f"{e['format']} {e['variant']}"
