@@ -153,3 +153,11 @@ def test_document_folder_letterboxes_a_portrait_photo_like_scan(tmp_path):
     assert docs.images[0][:, :x0].max() == 0 and docs.images[0][:, 32].min() > 0
     assert np.allclose(docs.corners[0][0], [x0 + 10 * (43 / 80), 20 * scale], atol=1e-3)
     assert docs.edges[0][:, :x0].sum() == 0 and docs.edges[0].sum() > 0
+
+
+def test_digits_are_8_bit_like_the_pixels_apps_feed():
+    """Core ML's ImageType takes 8-bit pixels; off-grid floats would make its parity look worse than it is."""
+    from edgepipe.train.digits import digits_arrays
+    x, _ = digits_arrays(24, "val")
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    np.testing.assert_array_equal(np.round(x * 255), x * 255)
