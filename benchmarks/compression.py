@@ -161,6 +161,9 @@ def _pct(row, *keys):
     return f"{row:.2%}" if isinstance(row, float) else "-"
 
 
+# options --quick shortens; an option given on the command line wins over both
+FULL = {"prune_steps": 300, "seeds": 3, "hed_size": 256, "hed_train_steps": 1000, "hed_steps": 200, "hed_batch": 16,
+        "hed_val": 64, "hed_latency_runs": 100}
 QUICK = {"prune_steps": 60, "seeds": 1, "hed_size": 128, "hed_train_steps": 300, "hed_steps": 40, "hed_batch": 8,
          "hed_val": 32, "hed_latency_runs": 30}
 
@@ -170,30 +173,29 @@ def _hed_args(ap):
     ap.add_argument("--hed", action="store_true", help="the document detector too (HED)")
     ap.add_argument("--hed-recipe", help="recipe for HED's data, loss and verify settings (default: the packaged one)")
     ap.add_argument("--hed-model", help="a trained HED (.keras, edges output) at --hed-size; default: train here")
-    ap.add_argument("--hed-size", type=int, default=256, help="HED input side")
-    ap.add_argument("--hed-train-steps", type=int, default=1000, help="HED training steps (without --hed-model)")
-    ap.add_argument("--hed-steps", type=int, default=200, help="HED fine-tuning steps per compression stage")
-    ap.add_argument("--hed-batch", type=int, default=16)
-    ap.add_argument("--hed-val", type=int, default=64, help="held-out documents scored")
-    ap.add_argument("--hed-latency-runs", type=int, default=100)
+    ap.add_argument("--hed-size", type=int, help="HED input side")
+    ap.add_argument("--hed-train-steps", type=int, help="HED training steps (without --hed-model)")
+    ap.add_argument("--hed-steps", type=int, help="HED fine-tuning steps per compression stage")
+    ap.add_argument("--hed-batch", type=int)
+    ap.add_argument("--hed-val", type=int, help="held-out documents scored")
+    ap.add_argument("--hed-latency-runs", type=int)
     ap.add_argument("--hed-parts", default=",".join(HED_PARTS), help=f"subset of {', '.join(HED_PARTS)}")
     ap.add_argument("--quick", action="store_true", help="small and short (with no --hed-model, a HED too "
                     "short-trained to find pages): " + ", ".join(
-        f"{k.replace('_', '-')} {v}" for k, v in QUICK.items()))
+        f"--{k.replace('_', '-')} {v} (else {FULL[k]})" for k, v in QUICK.items()))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="recipes/digits_mobilenet_v2.yaml,recipes/digits_shufflenet_v2.yaml")
-    ap.add_argument("--prune-steps", type=int, default=300)
+    ap.add_argument("--prune-steps", type=int)
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
-    ap.add_argument("--seeds", type=int, default=3, help="fine-tuning orders for 50%% pruning + PTQ against PQAT")
+    ap.add_argument("--seeds", type=int, help="fine-tuning orders for 50%% pruning + PTQ against PQAT")
     _hed_args(ap)
     args = ap.parse_args()
-    if args.quick:
-        for k, v in QUICK.items():
-            if getattr(args, k) == ap.get_default(k):
-                setattr(args, k, v)
+    for k, v in (QUICK if args.quick else FULL).items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     parts = args.parts.split(",")
     if set(parts) - set(PARTS):
         ap.error(f"unknown part(s) {', '.join(sorted(set(parts) - set(PARTS)))}; valid: {', '.join(PARTS)}")

@@ -41,7 +41,11 @@ def trained_hed(recipe, out: Path, model_path: str | None, console):
     from edgepipe.base.modelio import load_keras
     task = EdgeTask(recipe)
     if model_path:
-        return task, load_keras(model_path)
+        model = load_keras(model_path)
+        if tuple(model.input_shape[1:3]) != (recipe.model.input_size,) * 2:
+            raise SystemExit(f"{model_path} takes {model.input_shape[1:3]} images; pass --hed-size "
+                             f"{model.input_shape[1]}")
+        return task, model
     return task, task.train(out, console, resume=False)[0]
 
 
