@@ -82,22 +82,24 @@ def main():
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                     help="also score a finished run folder (its report.json names its exports and recipe)")
     args = ap.parse_args()
-    reports = {name: run_pipeline(point_recipe(*POINTS[name], args.budget), args.out / f"{name}-b{args.budget:g}")
-               for name in filter(None, args.points.split(","))}
+    reports = {}
+    for name in filter(None, args.points.split(",")):
+        folder = args.out / f"{name}-b{args.budget:g}"
+        reports[name] = (run_pipeline(point_recipe(*POINTS[name], args.budget), folder), folder)
     for named in args.run:
         name, _, folder = named.partition("=")
-        reports[name] = json.loads((Path(folder) / "report.json").read_text())
+        reports[name] = (json.loads((Path(folder) / "report.json").read_text()), Path(folder))
     files, rows = {}, {}
-    for name, report in reports.items():
+    for name, (report, folder) in reports.items():
         model = report["recipe"]["config"]["model"]
         phases = report["recipe"]["config"]["profiles"][report["recipe"]["config"]["profile"]]["phases"]
         for a in report["artifacts"]:
             if a["format"] == "tflite" and a["variant"] in ("float32", "int8"):
                 key = f"{name}:{a['variant']}"
-                files[key] = a["path"]
+                files[key] = str(folder / Path(a["path"]).name)  # the folder may have moved since
                 rows[key] = {"point": name, "options": model.get("options") or {}, "input": model["input_size"],
                              "steps": "+".join(f"{p['steps']}@{p['size']}" for p in phases),
-                             "precision": a["variant"], "size_bytes": Path(a["path"]).stat().st_size}
+                             "precision": a["variant"], "size_bytes": Path(files[key]).stat().st_size}
     scores = phone_scores(files, args.phone_seed, args.phone)
     timing = measure_host(files, threads=1, warmup=5, runs=args.runs)
     rows = [rows[k] | {"p50_ms": timing[k]["p50_ms"]} | scores[k] for k in files]
