@@ -79,14 +79,3 @@ def tflite_support_metadata():
         _system_tool_missing(f"tflite-support's metadata reader ({e})")
     return metadata
 
-
-# Longest files first: pytest-xdist (--dist loadfile) hands out files in collection
-# order, so a heavy file collected last would leave one worker running it alone.
-HEAVY_FIRST = ("test_multi_worker", "test_sweep", "test_hed_compress", "test_variants", "test_report",
-               "test_exports", "test_bundles", "test_zoo_export", "test_keras_applications", "test_user_models",
-               "test_train", "test_cli", "test_run_truth", "test_resume", "test_classify_run")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).stem, len(rank)))

@@ -35,7 +35,7 @@ def _settle_batchnorm(model, images):
     model(images, training=True)
 
 
-EPOCHS, BATCH = 15, 32
+EPOCHS, BATCH = 10, 32
 
 
 def _train_on_digits(model, size):
