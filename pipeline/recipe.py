@@ -177,6 +177,12 @@ class Recipe(Strict):
 DEFAULT_RECIPE = Path(str(resources.files("edgepipe.recipes") / "default.yaml"))
 
 
+def first_error(e: ValidationError) -> str:
+    """A validation error as one line: ``dotted.key: message``."""
+    err = e.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+
+
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
@@ -192,6 +198,4 @@ def load_recipe(path: str | Path | None = None, profile: str | None = None) -> R
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgePipeError(f"recipe {path}: {where}: {err['msg']}") from None
+        raise EdgePipeError(f"recipe {path}: {first_error(e)}") from None

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe
+from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe, first_error
 
 
 class SweepCfg(BaseModel):
@@ -74,9 +74,7 @@ def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
     try:
         cfg = SweepCfg.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgePipeError(f"sweep file {path}: {where}: {err['msg']}") from None
+        raise EdgePipeError(f"sweep file {path}: {first_error(e)}") from None
     base = _base_recipe(cfg, path)
     specs = [_spec(path, base, cfg.profile, over) for over in expand(cfg)]
     if not specs:
@@ -143,9 +141,7 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EdgePipeError(f"sweep file {path}: run {name}: {where}: {err['msg']}") from None
+        raise EdgePipeError(f"sweep file {path}: run {name}: {first_error(e)}") from None
     raw = recipe.model_dump()
     if raw["data"].get("path"):  # tasks may run in another folder (or on another node): no relative paths
         raw["data"]["path"] = str(Path(raw["data"]["path"]).resolve())
