@@ -112,6 +112,13 @@ def continue_training(run: Path, recipe, steps: int) -> dict:
             "fixed_set_loss_after": float(after), "steps": steps}
 
 
+def run_artifact(run: Path, report: dict, fmt: str, variant: str) -> Path:
+    """The run's export of that format and variant, found in the run folder even
+    after the folder was moved or renamed (the report holds the path it was written to)."""
+    path = Path(next(a["path"] for a in report["artifacts"] if (a["format"], a["variant"]) == (fmt, variant)))
+    return path if path.is_file() else run / path.name
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/default")
@@ -129,8 +136,7 @@ def main():
         run_pipeline(load_recipe(), run)
     report = json.loads((run / "report.json").read_text())
     recipe = Recipe.model_validate(report["recipe"]["config"])
-    model = args.model or next(a["path"] for a in report["artifacts"]
-                               if (a["format"], a["variant"]) == ("tflite", "int8"))
+    model = args.model or run_artifact(run, report, "tflite", "int8")
     runner, size = open_runner(model), recipe.model.input_size
     print(f"model: {model}")
     result = {"model": str(model)}

@@ -80,8 +80,9 @@ def error_summary(errs) -> dict:
             "p90_pct": float(np.percentile(errs, 90, method="nearest"))}
 
 
-def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, threshold: float = 0.5) -> dict:
-    params = QuadParams(threshold=threshold)
+def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParams = QuadParams()) -> dict:
+    """Corner errors of the quad finder as ``edgepipe scan`` runs it (its own threshold,
+    not the F-score's)."""
     size = edge_maps.shape[1]
     errs = np.array([corner_error(find_quad(e, params).corners, c, size) for e, c in zip(edge_maps, corners)])
     finite = np.isfinite(errs)
@@ -96,4 +97,4 @@ def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, threshold: float 
 
 def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2) -> dict:
     return (edge_fscore(edge_maps, truth_edges, threshold, tol) | ods_ois(edge_maps, truth_edges, tol)
-            | corner_metrics(edge_maps, corners, threshold))
+            | corner_metrics(edge_maps, corners))

@@ -48,6 +48,7 @@ REGION_PAGES = {
     "planks": [[150, 25], [215, 37], [206, 95], [140, 83]],
     "cup": [[140, 92], [196, 96], [192, 150], [136, 146]],
     "letterbox": [[96, 104], [150, 100], [154, 150], [100, 154]],
+    "no_hough_line": [[110, 100], [154, 104], [151, 146], [107, 142]],  # drawn faint and broken: no Hough line
 }
 
 
@@ -55,6 +56,18 @@ def _draw(corners, thickness=2, size=256):
     m = np.zeros((size, size), np.float32)
     cv2.polylines(m, [np.round(np.asarray(corners, np.float32) * 16).astype(np.int32)], True, 1.0, thickness,
                   cv2.LINE_8, shift=4)
+    return m
+
+
+def _dashed(corners, on=2, period=6, size=256):
+    """A thin outline broken into short dashes: a faint page border in an HED map."""
+    m = np.zeros((size, size), np.float32)
+    corners = np.asarray(corners, np.float32)
+    for a, b in zip(corners, np.roll(corners, -1, 0)):
+        n = int(np.hypot(*(b - a)))
+        for t in range(0, n, period):
+            p, q = a + (b - a) * t / n, a + (b - a) * min(t + on, n) / n
+            cv2.line(m, tuple(int(v) for v in np.round(p)), tuple(int(v) for v in np.round(q)), 1.0, 1)
     return m
 
 
@@ -111,6 +124,7 @@ def region_cases():
     for y in (12, 26, 40, 54, 68, 196, 210, 224, 238):
         cv2.line(m, (0, y), (255, y), 1.0, 2)
     cases["region_page_and_cup_rim"] = m
+    cases["region_page_without_hough_lines"] = _dashed(REGION_PAGES["no_hough_line"])
     return cases
 
 

@@ -35,7 +35,8 @@ public final class QuadFinder {
 
     /** Tunables; defaults equal Python's {@code QuadParams}. */
     public static final class Params {
-        public float threshold = 0.5f;
+        /** low: a pale or blurred page side is a weak edge; the perimeter score rejects noise */
+        public float threshold = 0.25f;
         public int maxLines = 10;
         public double nmsRho = 10.0;
         public double nmsThetaDeg = 10.0;
@@ -140,9 +141,8 @@ public final class QuadFinder {
             if (!dup) lines.add(line);
         }
         if (lines.size() > p.maxLines) lines = new ArrayList<>(lines.subList(0, p.maxLines));
-        if (lines.size() < 3) {
-            return new Result(null, 0, "only " + lines.size() + " straight edges found");
-        }
+        // Fewer than 3 Hough lines is no reason to stop: a small page's short sides may
+        // lose every vote and still close an outline that step 5 finds.
         boolean[] support = dilate(binary, mapW, mapH, p.supportTol);
         List<double[]> hough = lines;
         int n = hough.size();
@@ -171,7 +171,9 @@ public final class QuadFinder {
         for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
             fours.add(new int[] {i0, i1, i2, n + k});
         }
-        return bestQuad(withBorders, fours, n, support, mapW, frame);
+        Result fallback = bestQuad(withBorders, fours, n, support, mapW, frame);
+        if (!fallback.found() && n < 3) return new Result(null, 0, "only " + n + " straight edges found");
+        return fallback;
     }
 
     /**
