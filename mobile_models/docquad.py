@@ -22,6 +22,7 @@ it line by line:
    image border, scoring only the three real sides.
 """
 from dataclasses import dataclass
+import math
 from itertools import combinations
 
 import numpy as np
@@ -76,11 +77,13 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
     acc = np.bincount((rhos * 180 + np.arange(180)).ravel(), minlength=(2 * diag + 1) * 180)
     min_votes = params.min_votes_frac * min(h, w)
     order = np.argsort(-acc, kind="stable")[:4000]
+    order = order[acc[order] >= min_votes].tolist()  # plain ints: the loop below is hot
+    thetas = THETAS.tolist()
     lines = []
     for idx in order:
-        if acc[idx] < min_votes or len(lines) == max_peaks:
+        if len(lines) == max_peaks:
             break
-        line = (float(idx // 180 - diag), float(THETAS[idx % 180]))
+        line = (float(idx // 180 - diag), thetas[idx % 180])
         if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
             lines.append(line)
     return lines
@@ -89,25 +92,30 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
 def same_line(l1, l2, center, params) -> bool:
     """Nearly the same angle and nearly the same offset from the image centre.
     Comparing offsets at the centre (not rho at the origin) keeps a thick edge,
-    whose Hough peaks pivot around a point inside the image, to one line."""
+    whose Hough peaks pivot around a point inside the image, to one line.
+    Plain floats, not numpy: the peak search calls this hundreds of thousands of times."""
     (r1, t1), (r2, t2) = l1, l2
     if _angle_between(t1, t2) >= params.nms_theta_deg:
         return False
-    n1 = np.array([np.cos(t1), np.sin(t1)])
-    n2 = np.array([np.cos(t2), np.sin(t2)])
-    d1 = n1 @ center - r1
-    d2 = n2 @ center - r2
-    if n1 @ n2 < 0:  # opposite normals describe the same direction
+    c1, s1, c2, s2 = math.cos(t1), math.sin(t1), math.cos(t2), math.sin(t2)
+    d1 = c1 * center[0] + s1 * center[1] - r1
+    d2 = c2 * center[0] + s2 * center[1] - r2
+    if c1 * c2 + s1 * s2 < 0:  # opposite normals describe the same direction
         d2 = -d2
     return abs(d1 - d2) < params.nms_rho
 
 
-def refine_line(weights: np.ndarray, rho: float, theta: float, band: float = 3.0, iterations: int = 3):
-    """Weighted total-least-squares fit to the edge pixels within ``band`` of the
-    line, repeated so pixels missed by the coarse Hough angle are picked up."""
+def edge_points(weights: np.ndarray):
+    """The map's edge pixels as (N x 2 float64 x, y; N weights): found once, fitted many times."""
     ys, xs = np.nonzero(weights)
-    pts_all = np.stack([xs, ys], 1).astype(np.float64)
-    wt_all = weights[ys, xs].astype(np.float64)
+    return np.stack([xs, ys], 1).astype(np.float64), weights[ys, xs].astype(np.float64)
+
+
+def refine_line(weights, rho: float, theta: float, band: float = 3.0, iterations: int = 3):
+    """Weighted total-least-squares fit to the edge pixels within ``band`` of the
+    line, repeated so pixels missed by the coarse Hough angle are picked up.
+    ``weights``: the weighted edge map, or its ``edge_points``."""
+    pts_all, wt_all = edge_points(weights) if isinstance(weights, np.ndarray) else weights
     for _ in range(iterations):
         near = np.abs(pts_all @ np.array([np.cos(theta), np.sin(theta)]) - rho) <= band
         if near.sum() < 10:
@@ -131,8 +139,8 @@ def _intersect(l1, l2):
 
 
 def _angle_between(t1, t2):
-    d = abs(t1 - t2) % np.pi
-    return np.rad2deg(min(d, np.pi - d))
+    d = abs(t1 - t2) % math.pi
+    return math.degrees(min(d, math.pi - d))
 
 
 def _candidate_quads(lines, params, fours=None):
@@ -224,9 +232,10 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None)
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
     weights = np.where(binary, prob, 0)
+    points = edge_points(weights)
     lines = []
     for peak in hough_lines(binary, params):
-        line = refine_line(weights, *peak)
+        line = refine_line(points, *peak)
         if not any(same_line(line, other, (prob.shape[1] / 2, prob.shape[0] / 2), params) for other in lines):
             lines.append(line)
     lines = lines[:params.max_lines]
@@ -259,9 +268,9 @@ def region_quads(support_map, weights, frame, params):
     side; returned as (lines, fours)."""
     x0, y0, w, h = frame
     count, labels = _label(support_map)
+    points = edge_points(weights)
     lines, fours = [], []
-    for k in range(1, count + 1):
-        ys, xs = np.nonzero(labels == k)
+    for xs, ys in _components(labels, count):
         if len(xs) < 4 * params.min_votes_frac * min(w, h):
             continue
         if xs.min() <= x0 or ys.min() <= y0 or xs.max() >= x0 + w - 1 or ys.max() >= y0 + h - 1:
@@ -278,11 +287,20 @@ def region_quads(support_map, weights, frame, params):
             if normal @ (a - centre) < 0:
                 normal = -normal
             rho = float(normal @ a) - params.support_tol  # from the outline's outer rim in to the ridge
-            line = refine_line(weights, rho, float(np.arctan2(normal[1], normal[0])))
+            line = refine_line(points, rho, float(np.arctan2(normal[1], normal[0])))
             four.append(len(lines))
             lines.append(line)
         fours.append(tuple(four))
     return lines, fours
+
+
+def _components(labels, count):
+    """(xs, ys) of each labelled component in label order, pixels in raster order:
+    one pass over the map instead of one per component."""
+    ys, xs = np.nonzero(labels)
+    order = np.argsort(labels[ys, xs], kind="stable")
+    bounds = np.searchsorted(labels[ys, xs][order], np.arange(1, count + 2))
+    return [(xs[order[a:b]], ys[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _extreme_quad(xs, ys):
