@@ -137,24 +137,15 @@ def test_a_small_page_among_long_background_lines_is_found_by_its_outline():
     assert not find_quad(edges, QuadParams(max_lines=4, regions=False)).found
 
 
-def _dashed(corners, on=2, period=6):
-    """A thin outline broken into short dashes: a faint page border in an HED map."""
-    m = np.zeros((256, 256), np.float32)
-    for a, b in zip(corners, np.roll(corners, -1, 0)):
-        n = int(np.hypot(*(b - a)))
-        for t in range(0, n, period):
-            p, q = a + (b - a) * t / n, a + (b - a) * min(t + on, n) / n
-            cv2.line(m, tuple(int(v) for v in np.round(p)), tuple(int(v) for v in np.round(q)), 1.0, 1)
-    return m
-
-
 def test_a_page_with_no_hough_line_is_found_by_its_outline():
-    """A faint, broken page border: no side gets the Hough vote minimum (0.12 of
-    the side), so there is no straight line at all; the dilated outline is still
+    """A faint, broken page border (the dashed outline of the Java parity vector
+    ``region_page_without_hough_lines``): no side gets the Hough vote minimum (0.12
+    of the side), so there is no straight line at all; the dilated outline is still
     closed, so step 5 finds the page. Without step 5 the reason names the lines."""
     from edgepipe.mobile_models.docquad import QuadParams
+    from tests.test_android_vectors import PARITY, _read_pnm
     page = np.array([[110, 100], [154, 104], [151, 146], [107, 142]], np.float32)
-    edges = _dashed(page)
+    edges = _read_pnm(PARITY / "region_page_without_hough_lines.pgm").astype(np.float32) / 255
     found = find_quad(edges)
     assert found.found and _max_err(found.corners, page) < 2, found
     without = find_quad(edges, QuadParams(regions=False))
