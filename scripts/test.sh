@@ -13,5 +13,5 @@ fi
 if [ ! -d .venv/pypi-evaluate/evaluate ]; then
   .venv/bin/python -m pip install --quiet --no-deps --target .venv/pypi-evaluate evaluate==0.4.6
 fi
-# two worker processes, one test file each (module fixtures are built once): about 17 min on 2 cores
+# two worker processes, one test file each (module fixtures are built once): 17-20 min on 2 cores
 exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=15 "$@"
