@@ -42,8 +42,11 @@ PHONE_TARGETS = {"under_2pct": 0.95, "found": 0.98}
 def evaluate(runner, composition: str, seed: int, count: int, size: int) -> dict:
     samples = [generate(seed, i, size, composition=composition) for i in range(count)]
     x = np.stack([s.image for s in samples]).astype(np.float32) / 255.0
-    edges = np.concatenate([next(iter(runner.predict(x[i:i + 16]).values())) for i in range(0, count, 16)])
-    return task_metrics(edges, np.stack([s.edges for s in samples]), np.stack([s.corners for s in samples]))
+    maps = [scanning.edges_and_page(runner.predict(x[i:i + 16])) for i in range(0, count, 16)]
+    edges = np.concatenate([e for e, _ in maps])
+    pages = None if maps[0][1] is None else np.concatenate([p for _, p in maps])
+    return task_metrics(edges, np.stack([s.edges for s in samples]), np.stack([s.corners for s in samples]),
+                        pages=pages)
 
 
 def evaluate_phone(runner, seed: int, count: int, progress=None) -> tuple[dict, list]:

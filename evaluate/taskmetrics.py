@@ -80,11 +80,14 @@ def error_summary(errs) -> dict:
             "p90_pct": float(np.percentile(errs, 90, method="nearest"))}
 
 
-def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParams = QuadParams()) -> dict:
+def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParams = QuadParams(),
+                   pages: np.ndarray | None = None) -> dict:
     """Corner errors of the quad finder as ``edgepipe scan`` runs it (its own threshold,
-    not the F-score's)."""
+    not the F-score's; with the page-region maps when the model has them)."""
     size = edge_maps.shape[1]
-    errs = np.array([corner_error(find_quad(e, params).corners, c, size) for e, c in zip(edge_maps, corners)])
+    pages = [None] * len(edge_maps) if pages is None else pages
+    errs = np.array([corner_error(find_quad(e, params, page=p).corners, c, size)
+                     for e, c, p in zip(edge_maps, corners, pages)])
     finite = np.isfinite(errs)
     return {
         "corner_err_median_pct": float(np.percentile(errs, 50, method="nearest")),
@@ -95,6 +98,6 @@ def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParam
     }
 
 
-def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2) -> dict:
+def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2, pages=None) -> dict:
     return (edge_fscore(edge_maps, truth_edges, threshold, tol) | ods_ois(edge_maps, truth_edges, tol)
-            | corner_metrics(edge_maps, corners))
+            | corner_metrics(edge_maps, corners, pages=pages))

@@ -20,6 +20,12 @@ it line by line:
    because the larger quad has more supported pixels;
 7. if no quad is found (a side out of frame or hidden), try three lines plus one
    image border, scoring only the three real sides.
+
+With the network's page-region map (HED's ``page`` output), each perimeter
+sample also scores ``page_weight`` times (page probability ``page_offset`` px
+inside the side minus ``page_offset`` px outside it): a true page side separates
+page from world, while a background line or a fold inside the page has the same
+region on both sides. Step 4's candidates then stop winning on edges alone.
 """
 from dataclasses import dataclass
 import math
@@ -28,6 +34,7 @@ from itertools import combinations
 import numpy as np
 
 THETAS = np.deg2rad(np.arange(180, dtype=np.float64))
+EDGES, PAGE = "edges", "page"  # an HED export's outputs: edge map, and page-region map if it has one
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class QuadParams:
     miss_penalty: float = 2.0      # score = supported - miss_penalty * unsupported perimeter samples
     roi_margin: int = 2            # edge pixels this close to a letterbox band are the band's, not the page's
     regions: bool = True           # also propose quads around connected edge outlines (step 5)
+    page_weight: float = 1.0       # score per sample for page inside minus page outside (page map only)
+    page_offset: float = 4.0       # px from the side where the page map is read: past its blurred transition
 
 
 @dataclass(frozen=True)
@@ -194,15 +203,21 @@ def perimeter_support(quad, support_map, skip_side: int = -1, frame=None):
     return (hits / total if total else 0.0), hits, total
 
 
-def _segment_support(a, b, support_map, frame=None) -> tuple[int, int]:
-    """(samples on an edge, samples in frame) along a -> b, 1 px apart."""
-    x0, y0, w, h = frame or (0, 0, support_map.shape[1], support_map.shape[0])
+def _segment_samples(a, b, frame):
+    """Points 1 px apart along a -> b, and which of them lie in ``frame``."""
+    x0, y0, w, h = frame
     n = max(int(np.hypot(*(b - a))), 1)
     t = (np.arange(n) + 0.5) / n
     pts = a + t[:, None] * (b - a)
     xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-    inside = (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
-    return int(support_map[yi[inside], xi[inside]].sum()), int(inside.sum())
+    return pts, (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
+
+
+def _segment_support(a, b, support_map, frame=None) -> tuple[int, int]:
+    """(samples on an edge, samples in frame) along a -> b, 1 px apart."""
+    pts, inside = _segment_samples(a, b, frame or (0, 0, support_map.shape[1], support_map.shape[0]))
+    xi, yi = np.round(pts[inside, 0]).astype(int), np.round(pts[inside, 1]).astype(int)
+    return int(support_map[yi, xi].sum()), int(inside.sum())
 
 
 def _dilate(binary, r):
@@ -216,14 +231,19 @@ def _dilate(binary, r):
     return out
 
 
-def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None) -> QuadResult:
+def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None, page=None) -> QuadResult:
     """Edge probabilities (HxW in [0, 1]) -> ordered corners in pixel coordinates.
     ``roi`` (x, y, w, h): the part of the map that shows the photo (a letterboxed
     input's content); edges outside it are ignored and its borders stand in for
-    hidden sides."""
+    hidden sides. ``page``: the page-region probabilities (same shape), if the
+    model has them."""
     prob = np.asarray(edge_map, np.float32).squeeze()
     if prob.ndim != 2 or not np.isfinite(prob).all():
         return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
+    if page is not None:
+        page = np.asarray(page, np.float32).squeeze()
+        if page.shape != prob.shape or not np.isfinite(page).all():
+            return QuadResult(None, 0.0, "page map is not a finite array the edge map's shape")
     frame = _frame(roi, prob.shape)
     x0, y0, w, h = frame
     m = params.roi_margin if roi is not None else 0
@@ -248,12 +268,13 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None)
         extra, extra_fours = region_quads(support_map, weights, frame, params)
         fours += [tuple(len(lines) + i for i in four) for four in extra_fours]
         lines = lines + extra
-    best = _best_quad(lines, support_map, params, frame, fours) if fours else None
+    scorer = QuadScorer(support_map, page, params, frame)
+    best = _best_quad(lines, scorer, fours) if fours else None
     if best is None:  # a side out of frame or hidden: let the image border stand in for it
         n = len(hough)
         lines = hough + border_lines(frame)
         fours = [(*three, n + k) for three in combinations(range(n), 3) for k in range(4)]
-        best = _best_quad(lines, support_map, params, frame, fours, border_from=n)
+        best = _best_quad(lines, scorer, fours, border_from=n)
     if best is None:
         return QuadResult(None, 0.0, f"only {len(hough)} straight edges found" if len(hough) < 3
                           else "no plausible quadrilateral")
@@ -329,9 +350,58 @@ def _frame(roi, shape):
     return x, y, max(1, min(w, shape[1] - x)), max(1, min(h, shape[0] - y))
 
 
-def _best_quad(lines, support_map, params, frame, fours=None, border_from=None):
-    """The plausible candidate with the best perimeter score, as (quad, support)."""
+@dataclass(frozen=True)
+class QuadScorer:
+    """Scores a candidate quad on the maps (step 6)."""
+    support_map: np.ndarray
+    page: np.ndarray | None
+    params: QuadParams
+    frame: tuple
+
+    def score(self, quad, skip_side: int = -1):
+        """(score, fraction of the scored perimeter on an edge)."""
+        frac, hits, total = perimeter_support(quad, self.support_map, skip_side, self.frame)
+        score = hits - self.params.miss_penalty * (total - hits)
+        if self.page is not None:
+            score += self.params.page_weight * page_contrast(quad, self.page, self.params.page_offset,
+                                                             skip_side, self.frame)
+        return score, frac
+
+
+def page_contrast(quad, page, offset: float, skip_side: int = -1, frame=None) -> float:
+    """Sum over the in-frame perimeter samples (as ``perimeter_support`` takes them)
+    of page probability ``offset`` px inside the quad minus ``offset`` px outside;
+    read points are clamped into ``frame``."""
+    frame = frame or (0, 0, page.shape[1], page.shape[0])
+    cx, cy = (float(v) for v in quad.mean(0))
+    total = 0.0
+    for i in range(4):
+        if i == skip_side:
+            continue
+        a, b = quad[i], quad[(i + 1) % 4]
+        nx, ny = float(b[1] - a[1]), float(a[0] - b[0])
+        norm = math.sqrt(nx * nx + ny * ny) + 1e-9
+        nx, ny = nx / norm, ny / norm
+        if nx * (cx - a[0]) + ny * (cy - a[1]) < 0:  # inward
+            nx, ny = -nx, -ny
+        pts, inside = _segment_samples(a, b, frame)
+        pts, step = pts[inside], np.array([offset * nx, offset * ny])
+        total += float((_read(page, pts + step, frame) - _read(page, pts - step, frame)).sum())
+    return total
+
+
+def _read(values, pts, frame):
+    """``values`` at the nearest pixel to each point, clamped into ``frame``."""
     x0, y0, w, h = frame
+    xi = np.clip(np.round(pts[:, 0]).astype(int), x0, x0 + w - 1)
+    yi = np.clip(np.round(pts[:, 1]).astype(int), y0, y0 + h - 1)
+    return values[yi, xi].astype(np.float64)
+
+
+def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
+    """The plausible candidate with the best score, as (quad, support)."""
+    params = scorer.params
+    x0, y0, w, h = scorer.frame
     best, best_score = None, -np.inf
     lo = np.array([x0, y0]) - 0.5 * np.array([w, h])
     hi = np.array([x0, y0]) + 1.5 * np.array([w, h])
@@ -341,8 +411,7 @@ def _best_quad(lines, support_map, params, frame, fours=None, border_from=None):
         if _area(quad) < params.min_area_frac * h * w:
             continue
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
-        frac, hits, total = perimeter_support(quad, support_map, skip, frame)
-        score = hits - params.miss_penalty * (total - hits)
+        score, frac = scorer.score(quad, skip)
         if frac >= params.min_support and score > best_score:
             best, best_score = (quad, frac), score
     return best

@@ -7,11 +7,18 @@ output (dsn1..dsn5) tapped after the row, if any. Side outputs are 1-channel
 logits upsampled by a transposed conv (kernel 2f, stride f); the fuse layer is a
 1x1 conv over the concatenated sides. Outputs are logits named side1..side5 and
 fuse; ``inference_model`` adds the sigmoid edge map that apps consume.
+
+With ``region=True`` the network also predicts where the page is: a coarse
+page-region logit map from the deepest side's features (a page is a large,
+smooth region, so 1/16 resolution upsampled bilinearly is enough). Trained with
+the edges, it lets the quad finder prefer the quad whose sides separate page
+from world over one built from a page side and a background contour.
 """
 import numpy as np
 
 from edgepipe.base.backend import keras, layers
 from edgepipe.mobile_models.blocks import conv_bn, inverted_residual
+from edgepipe.mobile_models.docquad import EDGES, PAGE
 from edgepipe.mobile_models.registry import register
 from edgepipe.base.errors import EdgePipeError
 
@@ -35,6 +42,7 @@ HED_MOBILENET_V2 = [
 ]
 
 SIDE_NAMES = ("side1", "side2", "side3", "side4", "side5")
+REGION = "region"  # the page-region logits (training head)
 
 
 def _walk(table, x, pool_downsample):
@@ -72,14 +80,22 @@ def _check_input(input_shape):
                             f"got {tuple(input_shape)}")
 
 
-def build_hed(table, input_shape=(256, 256, 3), pool_downsample=False, name="hed"):
+def _region_head(x, factor):
+    y = conv_bn(x, 16, 3, 1, "region_conv", act="relu")
+    y = layers.Conv2D(1, 1, use_bias=True, name="region_logits")(y)
+    y = layers.UpSampling2D(factor, interpolation="bilinear", name="region_up")(y)
+    return layers.Activation("linear", name=REGION)(y)
+
+
+def build_hed(table, input_shape=(256, 256, 3), pool_downsample=False, name="hed", region=False):
     _check_input(input_shape)
     image = keras.Input(input_shape, name="image")
     taps = _walk(table, image, pool_downsample)
     sides = [_side_head(x, k, stride) for k, (x, stride) in enumerate(taps, start=1)]
     fused = layers.Concatenate(name="dsn_concat")(sides)
     fuse = layers.Conv2D(1, 1, use_bias=True, name="fuse")(fused)
-    model = keras.Model(image, sides + [fuse], name=name)
+    outputs = sides + [fuse] + ([_region_head(*taps[-1])] if region else [])
+    model = keras.Model(image, outputs, name=name)
     _bilinear_init(model)
     return model
 
@@ -99,20 +115,24 @@ def _bilinear_init(model):
 
 
 def inference_model(model, output="fuse"):
-    """The deployable HED: one sigmoid edge map named ``edges`` in [0, 1].
+    """The deployable HED: the sigmoid edge map named ``edges`` in [0, 1], and,
+    for a model with a region head, the page-region probabilities named ``page``.
 
     ``output='fuse'`` uses the fuse logits (the paper's default); ``'mean'``
     averages the sigmoid of the fuse and all side outputs.
     """
     by_name = dict(zip(model.output_names, model.outputs))
     if output == "fuse":
-        edges = layers.Activation("sigmoid", name="edges")(by_name["fuse"])
+        edges = layers.Activation("sigmoid", name=EDGES)(by_name["fuse"])
     elif output == "mean":
         probs = [layers.Activation("sigmoid", name=f"{n}_prob")(by_name[n]) for n in (*SIDE_NAMES, "fuse")]
-        edges = layers.Average(name="edges")(probs)
+        edges = layers.Average(name=EDGES)(probs)
     else:
         raise EdgePipeError(f"HED output must be 'fuse' or 'mean', got '{output}'")
-    return keras.Model(model.input, edges, name=f"{model.name}_edges")
+    if REGION not in by_name:
+        return keras.Model(model.input, edges, name=f"{model.name}_edges")
+    page = layers.Activation("sigmoid", name=PAGE)(by_name[REGION])
+    return keras.Model(model.input, [edges, page], name=f"{model.name}_edges")
 
 
 def _width(c: int, width: float) -> int:
@@ -145,9 +165,9 @@ def scaled_table(table, stem_stride=1, width=1.0, expansion=None, sides=5):
 
 
 @register("hed_mobilenet_v2", "edges", "MobileNetV2-style HED document-edge detector (seed S3, hed-tutorial repo)")
-def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5):
+def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5, region=False):
     table = scaled_table(HED_MOBILENET_V2, int(stem_stride), float(width), int(expansion), int(sides))
-    return build_hed(table, input_shape, name="hed_mobilenet_v2")
+    return build_hed(table, input_shape, name="hed_mobilenet_v2", region=bool(region))
 
 
 @register("hed_vgg", "edges", "VGG-style HED with the seed's 12/24/48/96/192 channels")

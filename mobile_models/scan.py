@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgepipe.mobile_models.docquad import QuadParams, find_quad
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.mobile_models.docquad import EDGES, PAGE, QuadParams, find_quad
 
 PAD_VALUE = 0  # letterbox bands, in pixel units before normalisation
 
@@ -65,6 +66,18 @@ class ScanResult:
     page: np.ndarray | None     # rectified page, RGB uint8
     edges: np.ndarray           # edge probabilities at the model's input size
     box: Letterbox | None = None  # where the photo lies in ``edges``
+    region: np.ndarray | None = None  # page-region probabilities, if the model has them
+
+
+def edges_and_page(outputs: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """A runner's outputs -> (edge map, page-region map or None). An HED export
+    names them ``edges`` and ``page``; a model with one output is its edge map."""
+    if EDGES in outputs:
+        return outputs[EDGES], outputs.get(PAGE)
+    if len(outputs) != 1:
+        raise EdgePipeError(f"cannot tell the edge map among the model's outputs {sorted(outputs)}: "
+                            f"name it 'edges' (and the page-region map '{PAGE}')")
+    return next(iter(outputs.values())), None
 
 
 def rectify(photo: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -81,9 +94,10 @@ def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams()) -> ScanRe
     """``photo``: HxWx3 RGB uint8; ``runner``: any edgepipe runner of an HED export."""
     h_in, w_in = runner.inputs[0].shape[1:3]
     image, box = letterbox(photo, h_in, w_in)
-    edges = next(iter(runner.predict(image[None].astype(np.float32) / 255.0).values()))[0, ..., 0]
-    r = find_quad(edges, params, roi=box.roi)
+    edges, region = edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))
+    edges, region = edges[0, ..., 0], None if region is None else region[0, ..., 0]
+    r = find_quad(edges, params, roi=box.roi, page=region)
     if not r.found:
-        return ScanResult(None, r.reason, None, edges, box)
+        return ScanResult(None, r.reason, None, edges, box, region)
     corners = box.to_photo(r.corners)
-    return ScanResult(corners, "", rectify(photo, corners), edges, box)
+    return ScanResult(corners, "", rectify(photo, corners), edges, box, region)

@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from edgepipe.convert.inputspec import InputSpec, spec_for
-from edgepipe.mobile_models.docquad import QuadParams
+from edgepipe.mobile_models.docquad import PAGE, QuadParams
 from edgepipe.mobile_models.graph import output_activation
 from edgepipe.base.errors import EdgePipeError
 
@@ -116,7 +116,11 @@ def bundle_meta(recipe, model, recipe_hash) -> dict:
         "task": "document edge detection (HED) + quad finding",
         "inputs": [image_input(model)],
         "outputs": [{"name": "edges", "shape": [1, size, size, 1], "activation": "sigmoid",
-                     "meaning": "probability that the pixel lies on the document border"}],
+                     "meaning": "probability that the pixel lies on the document border"}]
+                   + ([{"name": PAGE, "shape": [1, size, size, 1], "activation": "sigmoid",
+                        "meaning": "probability that the pixel lies on the document (the quad finder "
+                                   "prefers quads whose sides separate page from background)"}]
+                      if PAGE in model.output_names else []),
         "labels": [],
         "postprocessing": {"quad_finder": QuadParams().__dict__,
                            "corners_order": ["top-left", "top-right", "bottom-right", "bottom-left"]},

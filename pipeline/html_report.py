@@ -139,7 +139,8 @@ def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: i
                    f"Scanned with {pick['format']} {pick['variant']}: held-out documents, then the worst "
                    f"{worst} of {phone} phone-like photos built from evaluation sources only (one per condition; "
                    "benchmarks/document_quality.py scores many more). Found quad in green, truth dashed white, "
-                   "then the letterboxed edge map and the rectified page.")
+                   "then the letterboxed edge map (page-region contour in cyan, if the model has one) "
+                   "and the rectified page.")
 
 
 PHONE_SEED = 4242
@@ -161,7 +162,8 @@ def _scan_sample(r, photo, truth, title: str) -> dict:
         f = 512 / max(page.shape[:2])
         page = cv2.resize(page, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     found = None if r.corners is None else r.corners * scale
-    return {"photo": small, "truth": truth * scale, "corners": found, "edges": r.edges, "page": page,
+    return {"photo": small, "truth": truth * scale, "corners": found, "edges": r.edges, "region": r.region,
+            "page": page,
             "title": title + ("" if r.corners is not None else f": {r.reason}")}
 
 

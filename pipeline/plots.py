@@ -113,7 +113,8 @@ def loss_svg(loss: list[float], val_loss: list | None = None) -> str:
 
 
 def scans_png(samples: list[dict]) -> str:
-    """Rows of photo (found quad in green, truth dashed), edge map and rectified page."""
+    """Rows of photo (found quad in green, truth dashed), edge map (with the page-region
+    map's 0.5 contour in cyan, for a model that has one) and rectified page."""
     plt = _plt()
     fig, axes = plt.subplots(len(samples), 3, figsize=(9, 3 * len(samples)), squeeze=False)
     for row, s in zip(axes, samples):
@@ -125,7 +126,9 @@ def scans_png(samples: list[dict]) -> str:
             row[0].plot(found[:, 0], found[:, 1], "-", color="lime", lw=2)
         row[0].set_title(s["title"], fontsize=8)
         row[1].imshow(s["edges"], cmap="magma", vmin=0, vmax=1)
-        row[1].set_title("edge map", fontsize=8)
+        if s.get("region") is not None:
+            row[1].contour(s["region"], levels=[0.5], colors="cyan", linewidths=0.8)
+        row[1].set_title("edge map" + (" + page region" if s.get("region") is not None else ""), fontsize=8)
         if s["page"] is not None:
             row[2].imshow(s["page"])
         row[2].set_title("rectified page" if s["page"] is not None else "no document found", fontsize=8)

@@ -24,9 +24,11 @@ class ModelCfg(Strict):
     name: str = Field("hed_mobilenet_v2", description="a registered network (`edgepipe.mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
-    options: dict[Literal["alpha", "groups", "scale", "stem_stride", "width", "expansion", "sides"], float] = Field(
+    options: dict[Literal["alpha", "groups", "scale", "stem_stride", "width", "expansion", "sides", "region"],
+                  float] = Field(
         {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet); "
-                        "stem_stride, width, expansion and sides (HED, `mobile_models/hed.py` scaled_table)")
+                        "stem_stride, width, expansion and sides (HED, `mobile_models/hed.py` scaled_table); "
+                        "region: 1 adds HED's page-region output, which `scan` uses to choose the quad")
 
 
 class AugmentCfg(Strict):
@@ -89,6 +91,8 @@ class TrainCfg(Strict):
     side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
                                       description="loss weights of side outputs 1-5 (deep supervision)")
     fuse_weight: float = Field(1.0, ge=0, description="loss weight of the fuse output")
+    region_weight: float = Field(1.0, ge=0, description="HED: loss weight of the page-region output "
+                                                         "(model option region: 1)")
     dice_weight: float = Field(0.0, ge=0, le=100, description="HED: add this times soft Dice to the fuse "
                                "output's class-balanced loss, so that false edges on background contours cost "
                                "as much as missed page edges (side outputs keep the plain loss, for recall)")

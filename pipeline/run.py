@@ -104,7 +104,7 @@ def stage_verify(recipe, task, model, exports, keras_path: Path, console) -> lis
     ref_outputs = KerasRunner(model).predict(x)
     out_name = task.output or next(iter(ref_outputs))
     ref = ref_outputs[out_name]
-    entries = [artifact_entry("keras", "float32", keras_path, task=task.score(ref, truth))]
+    entries = [artifact_entry("keras", "float32", keras_path, task=task.score(ref, truth, others=ref_outputs))]
     for e in track(exports, description="verifying", console=console):
         v = e["variant"]
         if e["status"] != "ok":
@@ -112,12 +112,14 @@ def stage_verify(recipe, task, model, exports, keras_path: Path, console) -> lis
             continue
         try:
             runner = open_runner(e["path"])
-            got = _match([out_name], runner.predict(x))[out_name]
+            got_outputs = _match(list(ref_outputs), runner.predict(x))
         except NotRunnable as why:
             entries.append(artifact_entry(v.format, v.label, e["path"], "not_run", f"converted; {why}"))
             continue
+        got = got_outputs[out_name]
         entry = artifact_entry(v.format, v.label, e["path"], parity=parity(ref, got),
-                               task=task.score(got, truth, ref), reason=REFERENCE_NOTE.get(runner.engine, ""))
+                               task=task.score(got, truth, ref, got_outputs),
+                               reason=REFERENCE_NOTE.get(runner.engine, ""))
         entry["engine"] = runner.engine
         _add_task_deltas(entry["task"], entries[0]["task"])
         entry["gate"] = release_gate(v.precision, entry["parity"] | entry["task"], task.name == "classify",

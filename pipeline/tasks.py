@@ -104,10 +104,14 @@ class EdgeTask:
         images, edges, corners = documents(self.recipe.data, "val", self.recipe.model.input_size)
         return images.astype(np.float32) / 255.0, (edges, corners)
 
-    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
+    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None, others: dict | None = None) -> dict:
+        """``others``: the model's other outputs by name; the page-region map, if
+        there is one, goes to the quad finder as in ``edgepipe scan``."""
         from edgepipe.evaluate.taskmetrics import task_metrics
+        from edgepipe.mobile_models.docquad import PAGE
         cfg = self.recipe.verify
-        return task_metrics(pred, truth[0], truth[1], cfg.edge_threshold, cfg.edge_tolerance_px)
+        return task_metrics(pred, truth[0], truth[1], cfg.edge_threshold, cfg.edge_tolerance_px,
+                            pages=(others or {}).get(PAGE))
 
     def meta(self, model, recipe_hash: str) -> dict:
         from edgepipe.pipeline.cards import bundle_meta
@@ -166,7 +170,7 @@ class ClassifyTask:
         x, y, _ = classes(self.recipe.data, split, self.recipe.model.input_size)
         return x, y
 
-    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None) -> dict:
+    def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None, others: dict | None = None) -> dict:
         from edgepipe.train.classify import classification_metrics
         metrics = classification_metrics(pred, truth)
         if ref is not None:

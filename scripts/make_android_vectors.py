@@ -5,7 +5,10 @@ of a letterboxed input) and the Python quad finder's answer on that exact map
 (probabilities = byte / 255), in expected.csv. The Java tests must find the same
 corners within 1 px and the same "not found" cases. ``region_*`` vectors (and, with
 --model, ``hed_region_*`` ones picked because it changes their answer) exercise the
-finder's step 5, quads around closed edge outlines.
+finder's step 5, quads around closed edge outlines. ``page_*`` vectors (and, with
+a --model that has a page-region output, ``hed_page_*`` ones picked because the
+page map changes their answer) carry the page map beside the edge map, as
+``NAME.page.pgm``.
 
 Preprocessing (the path the app runs on every camera frame): small photos (PPM)
 letterboxed into a model input as ``mobile_models/scan.py`` does it (area resize,
@@ -31,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "android_demo" / "core" / "src" / "test" / "resources" / "parity"
 
 from edgepipe.mobile_models.docquad import find_quad  # noqa: E402
-from edgepipe.mobile_models.scan import letterbox, letterbox_geometry  # noqa: E402
+from edgepipe.mobile_models.scan import edges_and_page, letterbox, letterbox_geometry  # noqa: E402
 
 DRAWN = {
     "axis_aligned": [[40, 30], [210, 30], [210, 225], [40, 225]],
@@ -165,6 +168,25 @@ def roi_cases():
     return cases
 
 
+def _fill(corners, size=256, blur=4.0):
+    """A soft page-region map like the network's: the quad filled, blurred."""
+    m = np.zeros((size, size), np.float32)
+    cv2.fillPoly(m, [np.round(np.asarray(corners, np.float32) * 16).astype(np.int32)], 1.0, cv2.LINE_8, shift=4)
+    return cv2.GaussianBlur(m, (0, 0), blur)
+
+
+def page_cases():
+    """Drawn edge maps whose answer the page map changes: (edges, roi, page)."""
+    page = [[60, 40], [150, 40], [150, 200], [60, 200]]
+    framed = np.maximum(_draw(page), _draw([[40, 25], [200, 25], [200, 225], [40, 225]]))  # a picture frame
+    tilted = [[70, 60], [180, 50], [190, 200], [80, 210]]
+    on_book = np.maximum(_draw(tilted), _draw([[45, 40], [215, 28], [228, 226], [52, 236]]))  # a book under it
+    on_book[190:215, 120:150] = 0  # a thumb over the page's bottom side
+    return {"page_in_picture_frame": (framed, None, _fill(page)),
+            "page_on_a_book": (on_book, None, _fill(tilted)),
+            "page_in_letterbox": (framed, (0, 8, 256, 240), _fill(page))}
+
+
 def hed_cases(model_path, count=8):
     """Real HED edge maps: square generated documents, and 4:3 crops of them letterboxed
     as ``edgepipe scan`` and the app feed a phone frame."""
@@ -172,12 +194,41 @@ def hed_cases(model_path, count=8):
     from edgepipe.train.docgen import generate
     runner = open_runner(model_path)
     docs = [generate(20_000, i).image for i in range(count)]
-    probs = next(iter(runner.predict(np.stack(docs).astype(np.float32) / 255.0).values()))
+    probs = _edges(runner, np.stack(docs))
     cases = {f"hed_doc_{i:02d}": (probs[i, ..., 0], None) for i in range(count)}
     boxed = [letterbox(d[32:224], 256, 256) for d in docs[:4]]  # 256x192: a landscape frame
-    probs = next(iter(runner.predict(np.stack([b[0] for b in boxed]).astype(np.float32) / 255.0).values()))
+    probs = _edges(runner, np.stack([b[0] for b in boxed]))
     cases |= {f"hed_lb_doc_{i:02d}": (probs[i, ..., 0], b[1].roi) for i, b in enumerate(boxed)}
-    return cases | hed_region_cases(runner)
+    return cases | hed_region_cases(runner) | hed_page_cases(runner)
+
+
+def _edges(runner, images):
+    return edges_and_page(runner.predict(images.astype(np.float32) / 255.0))[0]
+
+
+def _as_stored(prob):
+    """Probabilities as the PGM stores them (byte / 255)."""
+    return np.round(np.clip(prob, 0, 1) * 255).astype(np.float32) / np.float32(255)
+
+
+def hed_page_cases(runner, count=4, scan=96):
+    """Real HED edge and page maps on which the page map changes the finder's answer:
+    the first ``count`` of ``scan`` held-out generated scenes (none if the model has no page output)."""
+    from edgepipe.train.docgen import generate
+    cases = {}
+    for start in range(0, scan, 16):
+        images = np.stack([generate(20_000, i, composition="heldout").image for i in range(start, start + 16)])
+        edges, page = edges_and_page(runner.predict(images.astype(np.float32) / 255.0))
+        if page is None:
+            return {}
+        for prob, region in zip(_as_stored(edges[..., 0]), _as_stored(page[..., 0])):
+            with_page, without = find_quad(prob, page=region), find_quad(prob)
+            if with_page.found != without.found or (
+                    with_page.found and np.abs(with_page.corners - without.corners).max() > 1):
+                cases[f"hed_page_{len(cases):02d}"] = (prob, None, region)
+            if len(cases) == count:
+                return cases
+    return cases
 
 
 def hed_region_cases(runner, count=3, scan=48):
@@ -189,8 +240,7 @@ def hed_region_cases(runner, count=3, scan=48):
     cases = {}
     for start in range(0, scan, 16):
         batch = np.stack(docs[start:start + 16]).astype(np.float32) / 255.0
-        for prob in next(iter(runner.predict(batch).values()))[..., 0]:
-            prob = np.round(np.clip(prob, 0, 1) * 255).astype(np.float32) / np.float32(255)  # as the PGM stores it
+        for prob in _as_stored(edges_and_page(runner.predict(batch))[0][..., 0]):
             with_regions, without = find_quad(prob), find_quad(prob, QuadParams(regions=False))
             if with_regions.found != without.found or (
                     with_regions.found and np.abs(with_regions.corners - without.corners).max() > 1e-3):
@@ -295,8 +345,10 @@ def letterbox_rows():
 EXPECTED_HEADER = "name,found,x0,y0,x1,y1,x2,y2,x3,y3,roi_x,roi_y,roi_w,roi_h"
 
 
-def expected_row(name, data, roi=None):
-    r = find_quad(data.astype(np.float32) / np.float32(255), roi=roi)
+def expected_row(name, data, roi=None, page=None):
+    """``data``, ``page``: the stored bytes of the edge map and the page map (or None)."""
+    page = None if page is None else page.astype(np.float32) / np.float32(255)
+    r = find_quad(data.astype(np.float32) / np.float32(255), roi=roi, page=page)
     coords = ",".join(f"{v:.4f}" for v in r.corners.ravel()) if r.found else ",,,,,,,"
     return f"{name},{int(r.found)},{coords},{','.join(str(int(v)) for v in roi) if roi else ',,,'}"
 
@@ -313,13 +365,19 @@ def main():
     ap.add_argument("--model", help="exported HED (.tflite/.onnx) for real edge maps")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases()
+    cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases() | page_cases()
     cases |= hed_cases(args.model) if args.model else {}
-    rows = [expected_row(name, write_pgm(OUT / f"{name}.pgm", prob), roi) for name, (prob, roi) in cases.items()]
+    rows = []
+    for name, (prob, roi, *page) in cases.items():
+        page = write_pgm(OUT / f"{name}.page.pgm", page[0]) if page else None
+        rows.append(expected_row(name, write_pgm(OUT / f"{name}.pgm", prob), roi, page))
     # real HED maps written earlier (with --model) stay; their answers are recomputed
     earlier = _earlier_rois()
-    rows += [expected_row(p.stem, read_pgm(p), earlier.get(p.stem)) for p in sorted(OUT.glob("hed_*.pgm"))
-             if p.stem not in cases]
+    for p in sorted(OUT.glob("hed_*.pgm")):
+        name = p.name[:-len(".pgm")]
+        if name not in cases and not name.endswith(".page"):
+            page = OUT / f"{name}.page.pgm"
+            rows.append(expected_row(name, read_pgm(p), earlier.get(name), read_pgm(page) if page.is_file() else None))
     (OUT / "expected.csv").write_text(EXPECTED_HEADER + "\n" + "\n".join(rows) + "\n")
     n_prep = write_preprocess_vectors()
     print(f"wrote {len(rows)} quad-finder vectors and {n_prep} preprocessing vectors to {OUT}")

@@ -30,6 +30,11 @@ def _read_pnm(path):
     return np.frombuffer(parts[3], np.uint8).reshape((h, w, channels) if channels == 3 else (h, w))
 
 
+def _page(name):
+    path = PARITY / f"{name}.page.pgm"
+    return _read_pnm(path).astype(np.float32) / np.float32(255) if path.is_file() else None
+
+
 def _roi(row):
     return tuple(int(v) for v in row[10:14]) if len(row) >= 14 and row[10] else None
 
@@ -41,6 +46,7 @@ def test_enough_vectors_of_each_kind():
     assert any(n.startswith("thick_") for n in names) and any(n.startswith("broken_") for n in names)
     assert sum(_roi(r) is not None for r in ROWS) >= 5
     assert sum("region_" in n for n in names) >= 3  # the finder's step 5, quads around closed outlines
+    assert sum(_page(n) is not None for n in names) >= 3  # page-region maps beside the edges
     assert {r["dtype"] for r in PREP} == {"float32", "int8", "uint8", "int16"}
 
 
@@ -48,7 +54,7 @@ def test_enough_vectors_of_each_kind():
 def test_python_finder_reproduces_the_vector(row):
     name, found = row[0], row[1] == "1"
     prob = _read_pnm(PARITY / f"{name}.pgm").astype(np.float32) / np.float32(255)
-    r = find_quad(prob, roi=_roi(row))
+    r = find_quad(prob, roi=_roi(row), page=_page(name))
     assert r.found == found, r.reason
     if found:
         assert np.abs(r.corners.ravel() - np.array(row[2:10], float)).max() < 1e-3
@@ -64,6 +70,17 @@ def test_region_vectors_exercise_step_5(row):
     without = find_quad(prob, QuadParams(regions=False), roi=_roi(row))
     assert with_regions.found
     assert not without.found or np.abs(without.corners - with_regions.corners).max() > 1
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if _page(r[0]) is not None], ids=lambda r: r[0])
+def test_page_vectors_exercise_the_page_score(row):
+    """Each vector with a page map has an answer the page map changes, so the Java
+    port of the page score is really tested."""
+    prob = _read_pnm(PARITY / f"{row[0]}.pgm").astype(np.float32) / np.float32(255)
+    with_page = find_quad(prob, roi=_roi(row), page=_page(row[0]))
+    without = find_quad(prob, roi=_roi(row))
+    assert with_page.found
+    assert not without.found or np.abs(without.corners - with_page.corners).max() > 1
 
 
 def test_java_params_defaults_equal_quad_params():

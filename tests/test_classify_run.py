@@ -36,7 +36,7 @@ def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
 def test_hed_trains_from_a_document_folder(tmp_path):
     root, _ = make_document_folder(tmp_path / "docs", count=5, size=96)
     recipe = {"name": "mine", "model": {"name": "hed_mobilenet_v2", "input_size": 64,
-                                        "options": {"stem_stride": 2, "sides": 4}},
+                                        "options": {"stem_stride": 2, "sides": 4, "region": 1}},
               "data": {"kind": "document_folder", "path": str(root), "augment": {"flip": True, "brightness": 0.1}},
               "profiles": {"quick": {"phases": [{"size": 64, "steps": 3, "pool": 1}], "batch_size": 2,
                                      "steps_per_epoch": 3, "val_size": 1}}}
@@ -48,6 +48,7 @@ def test_hed_trains_from_a_document_folder(tmp_path):
     trained = load_keras(tmp_path / "t" / "hed_mobilenet_v2.keras")  # the recipe's options were built and kept
     names = {l.name for l in trained.layers}
     assert trained.get_layer("dsn1_up").strides == (2, 2) and "dsn4" in names and "dsn5" not in names
+    assert trained.output_names == ["edges", "page"]  # the region head trained on the folder's quads
 
 
 def test_model_and_data_must_agree(tmp_path, capsys):

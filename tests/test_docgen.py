@@ -107,3 +107,16 @@ def test_realism_features_appear_in_the_stream():
         for i in range(150):
             docgen.generate(4, i, 64)
     assert all(count >= 3 for count in seen.values()), seen
+
+
+def test_the_region_label_is_the_visible_page():
+    for i in range(12):
+        s = generate(6, i, 128)
+        assert s.region.shape == (128, 128) and set(np.unique(s.region)) <= {0, 1}
+        expected = np.zeros((128, 128), np.uint8)
+        cv2.fillPoly(expected, [np.round(s.corners).astype(np.int32)], 1)
+        bands = s.image.sum(-1) == 0  # letterbox bands are exact zeros
+        assert not s.region[bands.all(1)].any() and not s.region[:, bands.all(0)].any()
+        agree = (s.region == expected)[~bands].mean()
+        assert agree > 0.98, (i, agree)
+        assert s.edges[s.region == 0].sum() < s.edges.sum()  # the border lies on the page's rim

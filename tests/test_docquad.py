@@ -150,3 +150,30 @@ def test_a_page_with_no_hough_line_is_found_by_its_outline():
     assert found.found and _max_err(found.corners, page) < 2, found
     without = find_quad(edges, QuadParams(regions=False))
     assert not without.found and without.reason == "only 0 straight edges found"
+
+
+def _fill(corners, size=256):
+    m = np.zeros((size, size), np.float32)
+    cv2.fillPoly(m, [np.round(np.asarray(corners) * 16).astype(np.int32)], 1.0, cv2.LINE_8, shift=4)
+    return m
+
+
+def test_the_page_map_picks_the_page_inside_a_larger_outline():
+    """A page inside a picture frame: on edges alone the frame, with more supported
+    perimeter, wins; the page-region map says which outline holds the page."""
+    truth = np.array([[60, 40], [150, 40], [150, 200], [60, 200]], np.float32)
+    frame = np.array([[40, 25], [200, 25], [200, 225], [40, 225]], np.float32)
+    edges = np.maximum(_draw(truth), _draw(frame))
+    assert _max_err(find_quad(edges).corners, frame) < 3
+    page = cv2.GaussianBlur(_fill(truth), (0, 0), 4.0)  # a soft, coarse region like the network's
+    r = find_quad(edges, page=page)
+    assert r.found and _max_err(r.corners, truth) < 3
+
+
+def test_a_page_map_of_the_wrong_shape_is_refused():
+    truth = np.array(QUADS["axis_aligned"], np.float32)
+    r = find_quad(_draw(truth), page=np.zeros((128, 128), np.float32))
+    assert not r.found and "page map" in r.reason
+    nan = _fill(truth)
+    nan[0, 0] = np.nan
+    assert "page map" in find_quad(_draw(truth), page=nan).reason

@@ -278,3 +278,26 @@ def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
         path = export(VARIANTS[variant], export_graph(model), tmp_path / f"m{VARIANTS[variant].suffix}")
         got, = open_runner(path).predict(images).values()
         assert np.abs(got - want).max() < 1e-4, variant
+
+
+def test_a_region_hed_exports_edges_and_page_by_name_in_every_format(tmp_path, tiny_images):
+    """HED with the page-region head (model option region: 1): every format keeps both
+    outputs, named as the app and ``scan`` look them up, and matches Keras."""
+    from edgepipe import mobile_models
+    from edgepipe.convert.fold import export_graph
+    from edgepipe.mobile_models.hed import inference_model
+    from edgepipe.mobile_models.scan import scan
+    model = randomise_batchnorm(inference_model(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3),
+                                                                    region=1)))
+    ref = KerasRunner(model).predict(tiny_images)
+    graph = export_graph(model)
+    for variant in ("tflite_float32", "tflite_int8", "onnx_float32", "coreml_fp32"):
+        v = VARIANTS[variant]
+        path = export(v, graph, tmp_path / f"m{v.suffix}", tiny_images if v.precision == "int8" else None)
+        got = open_runner(path).predict(tiny_images)
+        assert sorted(got) == ["edges", "page"], variant
+        for name in ("edges", "page"):
+            p = parity(ref[name], got[name])
+            assert p["psnr_db"] > 20 if v.precision == "int8" else p["max_abs"] < 1e-4, (variant, name, p)
+    result = scan((tiny_images[0] * 255).astype(np.uint8), open_runner(tmp_path / "m.int8.tflite"))
+    assert result.region is not None and result.region.shape == result.edges.shape == (64, 64)

@@ -75,3 +75,13 @@ def test_scan_cli_json_and_errors(tmp_path, tiny_hed, capsys):
     assert main(["scan", str(tmp_path / "missing.jpg"), "--model", str(model)]) == 2
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     assert main(["scan", str(tmp_path / "broken.jpg"), "--model", str(model)]) == 2
+
+
+def test_edges_and_page_are_told_apart_by_name():
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.mobile_models.scan import edges_and_page
+    e, p = np.zeros((1, 8, 8, 1)), np.ones((1, 8, 8, 1))
+    assert edges_and_page({"page": p, "edges": e})[0] is e and edges_and_page({"page": p, "edges": e})[1] is p
+    assert edges_and_page({"Identity": e}) == (e, None)  # a model of one output: its edge map
+    with pytest.raises(EdgePipeError, match="name it 'edges'"):
+        edges_and_page({"a": e, "b": p})

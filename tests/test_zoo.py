@@ -56,6 +56,21 @@ def test_hed_speed_options_reshape_the_table():
     assert model.get_layer("dsn1_up").strides == (2, 2)
 
 
+def test_hed_region_head_adds_a_page_output():
+    """region=1: a page-region logit map at full size; the deployed model returns
+    the edge map first and the page probabilities second, by name."""
+    from edgepipe.mobile_models.hed import inference_model
+    plain = mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3))
+    model = mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3), region=1)
+    assert model.output_names[-1] == "region" and model.outputs[-1].shape[1:] == (64, 64, 1)
+    assert model.count_params() - plain.count_params() < 12_000  # a small head on the deepest side
+    deployed = inference_model(model)
+    assert deployed.output_names == ["edges", "page"]
+    edges, page = deployed.predict(np.random.default_rng(0).random((1, 64, 64, 3), np.float32), verbose=0)
+    assert edges.shape == page.shape == (1, 64, 64, 1) and 0 <= page.min() and page.max() <= 1
+    assert inference_model(plain).output_names == ["edges"]
+
+
 @pytest.mark.parametrize("groups", [1, 2, 3, 4, 8])
 def test_shufflenet_v1_every_group_count_builds(groups):
     m = mobile_models.build("shufflenet_v1", groups=groups, scale=0.5, input_shape=(64, 64, 3), classes=10)

@@ -19,19 +19,21 @@ TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "dig
                 "image_folder": "classify"}
 
 
-def documents(cfg, split: str, size: int, count: int | None = None):
-    """(images uint8, edges uint8, corners) for ``split`` in train / val."""
+def documents(cfg, split: str, size: int, count: int | None = None, regions: bool = False):
+    """(images uint8, edges uint8, corners) for ``split`` in train / val, and the
+    page regions (uint8) with ``regions``."""
     if cfg.kind == "synthetic_documents":
         from edgepipe.train.datasets import document_arrays
         seed = cfg.train_seed if split == "train" else cfg.val_seed
-        return document_arrays(seed, count or cfg.val_size, size)
+        return document_arrays(seed, count or cfg.val_size, size, regions)
     if cfg.kind == "document_folder":
         from edgepipe.train.folders import document_folder, split_indices
         docs = document_folder(cfg.path, size)
         if len(docs.files) < 2:
             raise EdgePipeError(f"document folder {cfg.path} needs at least 2 photos (1 is held out)")
         keep = split_indices(np.zeros(len(docs.files), np.int64), split, cfg.train_seed)[:count]
-        return docs.images[keep], docs.edges[keep], docs.corners[keep]
+        arrays = docs.images[keep], docs.edges[keep], docs.corners[keep]
+        return arrays + (docs.regions[keep],) if regions else arrays
     raise EdgePipeError(f"data.kind '{cfg.kind}' holds no documents; the model needs document data")
 
 

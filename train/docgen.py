@@ -8,8 +8,8 @@ perspective tilt, rotation, scale (small pages too), partly out of frame,
 lighting gradient, shadow, colour temperature, low light, defocus or motion
 blur, noise and JPEG. Some samples are non-square frames letterboxed into the
 square input, as ``edgepipe scan`` feeds a phone photo. Labels are the four
-corners (TL, TR, BR, BL, in output pixels) and the quad-border edge map (zero
-in letterbox bands). Sample ``i`` of seed ``s`` depends only on ``(s, i)``:
+corners (TL, TR, BR, BL, in output pixels), the quad-border edge map and the
+page-region map (both zero in letterbox bands). Sample ``i`` of seed ``s`` depends only on ``(s, i)``:
 generation is deterministic and embarrassingly parallel.
 """
 from dataclasses import dataclass
@@ -65,6 +65,7 @@ class DocSample:
     image: np.ndarray    # HxWx3 uint8 RGB
     edges: np.ndarray    # HxW uint8 {0, 1}
     corners: np.ndarray  # 4x2 float32, TL TR BR BL, may lie outside the frame
+    region: np.ndarray   # HxW uint8 {0, 1}: the visible page
 
 
 def _noise_field(rng, shape, octaves=4):
@@ -451,7 +452,24 @@ def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, compos
     image = np.full((size, size, 3), PAD_VALUE, np.uint8)
     image[y0:y0 + h, x0:x0 + w] = img
     corners = corners + np.array([x0, y0], np.float32)
-    return DocSample(image, edge_label(corners, size, edge_width, (x0, y0, w, h)), corners)
+    content = (x0, y0, w, h)
+    return DocSample(image, edge_label(corners, size, edge_width, content), corners,
+                     region_label(corners, size, content))
+
+
+def _content_mask(size: int, content) -> np.ndarray:
+    x, y, w, h = content
+    inside = np.zeros((size, size), np.uint8)
+    inside[y:y + h, x:x + w] = 1
+    return inside
+
+
+def region_label(corners: np.ndarray, size: int, content) -> np.ndarray:
+    """The page's area (the quad filled, sub-pixel corners) as a size x size
+    uint8 {0, 1} map, zero outside ``content`` (x, y, w, h)."""
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(region, [np.round(corners * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    return region * _content_mask(size, content)
 
 
 def edge_label(corners: np.ndarray, size: int, edge_width: int, content) -> np.ndarray:
@@ -459,7 +477,4 @@ def edge_label(corners: np.ndarray, size: int, edge_width: int, content) -> np.n
     zero outside ``content`` (x, y, w, h): letterbox bands show no page."""
     edges = np.zeros((size, size), np.uint8)
     cv2.polylines(edges, [np.round(corners * 16).astype(np.int32)], True, 1, edge_width, cv2.LINE_8, shift=4)
-    x, y, w, h = content
-    inside = np.zeros_like(edges)
-    inside[y:y + h, x:x + w] = 1
-    return edges * inside
+    return edges * _content_mask(size, content)

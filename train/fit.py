@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from edgepipe.base.backend import keras, tf
-from edgepipe.mobile_models.hed import SIDE_NAMES
+from edgepipe.mobile_models.hed import REGION, SIDE_NAMES
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.train import data, loop
-from edgepipe.train.datasets import document_arrays, document_dataset
-from edgepipe.train.losses import with_dice
+from edgepipe.train.datasets import dense_targets, document_arrays, document_dataset
+from edgepipe.train.losses import region_loss, with_dice
 
 NO_DECAY = ["bias", "gamma", "beta"]  # BN scale/shift and biases: decaying them only hurts
 
@@ -66,12 +66,22 @@ def set_bn_momentum(model, momentum: float | None):
             layer.momentum = momentum
 
 
+def hed_losses(outputs, cfg) -> dict:
+    """Each HED head's loss: class-balanced CE on the sides, plus Dice on the fuse,
+    and the region loss on the page-region head."""
+    return {name: region_loss if name == REGION else with_dice(cfg.dice_weight if name == "fuse" else 0.0)
+            for name in outputs}
+
+
+def hed_loss_weights(outputs, cfg) -> dict:
+    weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight, REGION: cfg.region_weight}
+    return {name: weights[name] for name in outputs}
+
+
 def compile_hed(model, cfg, total_steps):
     optimizer, schedule = make_optimizer(cfg, total_steps)
-    weights = dict(zip(SIDE_NAMES, cfg.side_weights)) | {"fuse": cfg.fuse_weight}
-    model.compile(optimizer=optimizer,
-                  loss={name: with_dice(cfg.dice_weight if name == "fuse" else 0.0) for name in model.output_names},
-                  loss_weights={name: weights[name] for name in model.output_names})
+    model.compile(optimizer=optimizer, loss=hed_losses(model.output_names, cfg),
+                  loss_weights=hed_loss_weights(model.output_names, cfg))
     return schedule
 
 
@@ -82,11 +92,14 @@ def _validation(model, data_cfg, count: int, size: int):
     if not count:
         return None
     if data_cfg.kind == "synthetic_documents":
-        images, edges, _ = document_arrays(data_cfg.val_seed + 1, count, size)
+        images, edges, _, regions = document_arrays(data_cfg.val_seed + 1, count, size, regions=True)
     else:
-        images, edges, _ = data.documents(data_cfg, "val", size, count)
-    y = edges[..., None].astype(np.float32)
-    return images.astype(np.float32) / 255.0, {name: y for name in model.output_names}
+        images, edges, _, regions = data.documents(data_cfg, "val", size, count, regions=True)
+    return images.astype(np.float32) / 255.0, _targets(edges, regions, model.output_names)
+
+
+def _targets(edges, regions, outputs):
+    return dense_targets(edges[..., None].astype(np.float32), regions[..., None].astype(np.float32), outputs)
 
 
 def _documents_dataset(data_cfg, phase: int, p, batch_size: int, outputs: list[str]):
@@ -94,10 +107,9 @@ def _documents_dataset(data_cfg, phase: int, p, batch_size: int, outputs: list[s
     if data_cfg.kind == "synthetic_documents":
         ds = document_dataset(data_cfg.train_seed + 7919 * phase, p.pool, p.size, batch_size, outputs, batch=False)
     else:
-        images, edges, _ = data.documents(data_cfg, "train", p.size)
+        images, edges, _, regions = data.documents(data_cfg, "train", p.size, regions=True)
         x = images.astype(np.float32) / 255.0
-        y = edges[..., None].astype(np.float32)
-        ds = tf.data.Dataset.from_tensor_slices((x, {name: y for name in outputs}))
+        ds = tf.data.Dataset.from_tensor_slices((x, _targets(edges, regions, outputs)))
         ds = ds.shuffle(len(x), seed=data_cfg.train_seed, reshuffle_each_iteration=True)
     return ds.map(data.augment(data_cfg.augment), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
 

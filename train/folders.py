@@ -20,7 +20,7 @@ import numpy as np
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.mobile_models.docquad import order_corners
 from edgepipe.mobile_models.scan import letterbox
-from edgepipe.train.docgen import edge_label
+from edgepipe.train.docgen import edge_label, region_label
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -38,6 +38,7 @@ class Documents:
     edges: np.ndarray       # (N, size, size) uint8 {0, 1}: the page border
     corners: np.ndarray     # (N, 4, 2) float32 TL TR BR BL in letterboxed input pixels
     files: list[str]
+    regions: np.ndarray     # (N, size, size) uint8 {0, 1}: the page's area
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -144,7 +145,7 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     table = _corners_table(root)
     if not table:
         raise EdgePipeError(f"document folder {root}: the corners file lists no images")
-    images, edges, corners = [], [], []
+    images, edges, corners, regions = [], [], [], []
     for name in sorted(table):
         path = root / name
         if not path.is_file():
@@ -158,5 +159,6 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
         quad = order_corners(box.to_input(pts))
         images.append(image)
         edges.append(edge_label(quad, size, edge_width, box.roi))
+        regions.append(region_label(quad, size, box.roi))
         corners.append(quad)
-    return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table))
+    return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table), np.stack(regions))

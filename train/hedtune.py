@@ -14,11 +14,10 @@ from types import SimpleNamespace
 
 from edgepipe.base.backend import keras
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.mobile_models.hed import SIDE_NAMES
-from edgepipe.train.fit import _documents_dataset
-from edgepipe.train.losses import with_dice
+from edgepipe.mobile_models.hed import REGION, SIDE_NAMES
+from edgepipe.train.fit import _documents_dataset, hed_loss_weights, hed_losses
 
-HEADS = (*SIDE_NAMES, "fuse")  # the logits HED training supervises
+HEADS = (*SIDE_NAMES, "fuse", REGION)  # the logits HED training supervises
 # Tracing HED's training step (with tfmot's pruning or fake-quant wrappers) costs
 # about as much as 30 eager steps at 64 px: a fine-tune this short runs eagerly.
 EAGER_STEPS = 10
@@ -29,7 +28,7 @@ def _inner_name(layer) -> str:
 
 
 def training_view(model):
-    """(a model over ``model``'s layers returning its side and fuse logits, their head names)."""
+    """(a model over ``model``'s layers returning its side, fuse and region logits, their head names)."""
     found = {}
     for layer in model.layers:
         name = _inner_name(layer)
@@ -44,19 +43,22 @@ def training_view(model):
 
 def compile_view(view, heads, train_cfg, learning_rate: float):
     """The HED training loss (``train.fit.compile_hed``'s) on the view's outputs, by head."""
-    weights = dict(zip(SIDE_NAMES, train_cfg.side_weights)) | {"fuse": train_cfg.fuse_weight}
+    losses, weights = hed_losses(heads, train_cfg), hed_loss_weights(heads, train_cfg)
     names = view.output_names
     view.compile(keras.optimizers.Adam(learning_rate),
-                 loss={n: with_dice(train_cfg.dice_weight if h == "fuse" else 0.0) for n, h in zip(names, heads)},
+                 loss={n: losses[h] for n, h in zip(names, heads)},
                  loss_weights={n: weights[h] for n, h in zip(names, heads)})
 
 
-def document_stream(data_cfg, train_cfg, size: int, batch_size: int, outputs: list[str]):
+def document_stream(data_cfg, train_cfg, size: int, batch_size: int, outputs: list[str], heads=None):
     """The last training phase's stream (its generated pool, or the folder's
-    training split), at the deployed ``size``."""
+    training split), at the deployed ``size``; targets keyed by ``outputs``,
+    chosen by the head each output is (``heads``, default the same names)."""
+    heads = list(heads or outputs)
     phase = len(train_cfg.phases) - 1
     pool = train_cfg.phases[phase].pool
-    ds = _documents_dataset(data_cfg, phase, SimpleNamespace(size=size, pool=pool), batch_size, outputs)
+    ds = _documents_dataset(data_cfg, phase, SimpleNamespace(size=size, pool=pool), batch_size, heads)
+    ds = ds.map(lambda x, y: (x, {n: y[h] for n, h in zip(outputs, heads)}))
     return ds.repeat().prefetch(2)
 
 
@@ -67,7 +69,7 @@ def hed_tuner(train_cfg, data_cfg, size: int):
         keras.utils.set_random_seed(seed)
         view, heads = training_view(model)
         compile_view(view, heads, train_cfg, learning_rate)
-        ds = document_stream(data_cfg, train_cfg, size, batch_size, view.output_names)
+        ds = document_stream(data_cfg, train_cfg, size, batch_size, view.output_names, heads)
         view.run_eagerly = steps <= EAGER_STEPS
         view.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
         return model

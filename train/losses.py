@@ -9,6 +9,9 @@ That weighting makes a missed page edge cost ~30 times a false one, so the
 network learns to fire on every strong contour (tile grout, a building, a cup).
 ``with_dice`` adds a soft Dice term, which charges false edges as much as
 missed ones relative to the true edge mass: the page border, not the world.
+
+``region_loss`` trains HED's page-region head: mean cross-entropy plus soft
+Dice, so that a small page is not lost against the large background.
 """
 from edgepipe.base.backend import tf
 
@@ -46,3 +49,10 @@ def with_dice(weight: float):
         return class_balanced_sigmoid_ce(y_true, logits) + weight * soft_dice(y_true, logits)
     loss.__name__ = "class_balanced_ce_dice"
     return loss
+
+
+def region_loss(y_true, logits):
+    """Per-image mean sigmoid cross-entropy plus soft Dice, shape (batch,)."""
+    y = tf.cast(y_true, tf.float32)
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+    return tf.reduce_mean(ce, [1, 2, 3]) + soft_dice(y_true, logits)

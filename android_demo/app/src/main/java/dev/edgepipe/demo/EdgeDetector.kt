@@ -19,8 +19,12 @@ import java.nio.channels.FileChannel
 /** Runtime options the UI toggles and benchmark mode takes from intent extras. */
 data class RunOptions(val threads: Int = 4, val xnnpack: Boolean = true, val gpu: Boolean = false)
 
-/** The edge map at the model's input size and where the photo lies in it. */
-class Detection(val edges: FloatArray, val box: Letterbox)
+/**
+ * The edge map at the model's input size, the page-region map when the model has one (an
+ * edgepipe HED trained with `region: 1` names its outputs `edges` and `page`), and where the
+ * photo lies in them.
+ */
+class Detection(val edges: FloatArray, val page: FloatArray?, val box: Letterbox)
 
 /**
  * A LiteRT interpreter for one model: the live screen's HED detector (letterboxed, normalised,
@@ -40,7 +44,9 @@ class EdgeDetector private constructor(
     private val input: Tensor = interpreter.getInputTensor(0)
     private val outputs: List<Tensor> = (0 until interpreter.outputTensorCount).map { interpreter.getOutputTensor(it) }
     val inputType: TensorType = typeOf(input)
-    private val outputType: TensorType = typeOf(outputs[0])
+    // by name: the converter does not promise to keep the Keras model's output order
+    private val edgesAt = outputs.indexOfFirst { it.name() == "edges" }.let { if (it < 0) 0 else it }
+    private val pageAt = outputs.indexOfFirst { it.name() == "page" }
     private val inBuf = ByteBuffer.allocateDirect(input.numBytes()).order(ByteOrder.nativeOrder())
     private val outBufs = outputs.map { ByteBuffer.allocateDirect(it.numBytes()).order(ByteOrder.nativeOrder()) }
     val usesGpu get() = gpuDelegate != null
@@ -67,7 +73,7 @@ class EdgeDetector private constructor(
         }
     }
 
-    /** Letterbox the upright frame into the input, run, and return the dequantized first output. */
+    /** Letterbox the upright frame into the input, run, and return the dequantized maps. */
     fun detect(argb: IntArray, width: Int, height: Int, card: ModelCard): Detection {
         val t0 = System.nanoTime()
         val boxed = Preprocess.letterbox(argb, width, height, card.inputWidth, card.inputHeight)
@@ -78,9 +84,13 @@ class EdgeDetector private constructor(
         invoke()
         lastPreprocessMs = (t1 - t0) / 1e6
         lastInferenceMs = (System.nanoTime() - t1) / 1e6
-        val out = outputs[0].quantizationParams()
-        outBufs[0].rewind()
-        return Detection(Tensors.read(outBufs[0], outputType, out.scale, out.zeroPoint, outputs[0].numElements()), boxed.box)
+        return Detection(read(edgesAt), if (pageAt < 0) null else read(pageAt), boxed.box)
+    }
+
+    private fun read(k: Int): FloatArray {
+        val q = outputs[k].quantizationParams()
+        outBufs[k].rewind()
+        return Tensors.read(outBufs[k], typeOf(outputs[k]), q.scale, q.zeroPoint, outputs[k].numElements())
     }
 
     /** One inference on whatever is in the input buffer (benchmark mode times this). */

@@ -84,6 +84,10 @@ data class ModelCard(
             supportTol = q.optInt("support_tol", supportTol)
             minSupport = q.optDouble("min_support", minSupport)
             missPenalty = q.optDouble("miss_penalty", missPenalty)
+            roiMargin = q.optInt("roi_margin", roiMargin)
+            regions = q.optBoolean("regions", regions)
+            pageWeight = q.optDouble("page_weight", pageWeight)
+            pageOffset = q.optDouble("page_offset", pageOffset)
         }
     }
 }

@@ -53,6 +53,10 @@ public final class QuadFinder {
         public int roiMargin = 2;
         /** also propose quads around connected edge outlines (step 5) */
         public boolean regions = true;
+        /** score per sample for page inside minus page outside (with a page-region map only) */
+        public double pageWeight = 1.0;
+        /** px from the side where the page map is read: past its blurred transition */
+        public double pageOffset = 4.0;
     }
 
     /** Result: corners TL, TR, BR, BL as {x0, y0, ..., x3, y3}, or null with a reason. */
@@ -110,10 +114,24 @@ public final class QuadFinder {
      *     the whole map.
      */
     public Result find(float[] prob, int mapW, int mapH, int[] roi) {
+        return find(prob, mapW, mapH, roi, null);
+    }
+
+    /**
+     * @param page the model's page-region probabilities ({@code h * w} values, row-major), or null
+     *     for a model without them. Each perimeter sample then also scores {@code pageWeight}
+     *     times (page {@code pageOffset} px inside the side minus outside it).
+     */
+    public Result find(float[] prob, int mapW, int mapH, int[] roi, float[] page) {
         for (float v : prob) {
             if (Float.isNaN(v) || Float.isInfinite(v)) {
                 return new Result(null, 0, "edge map is not a finite 2-D array");
             }
+        }
+        if (page != null) {
+            boolean finite = page.length == prob.length;
+            for (int i = 0; finite && i < page.length; i++) finite = !Float.isNaN(page[i]) && !Float.isInfinite(page[i]);
+            if (!finite) return new Result(null, 0, "page map is not a finite array the edge map's shape");
         }
         int[] frame = frame(roi, mapW, mapH);
         int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
@@ -161,7 +179,7 @@ public final class QuadFinder {
             lines = new ArrayList<>(hough);
             lines.addAll(extra);
         }
-        Result best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, mapW, frame);
+        Result best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, mapW, frame);
         if (best != null && best.found()) return best;
         // A side out of frame or hidden: let the frame's border stand in for it (Hough lines only).
         List<double[]> withBorders = new ArrayList<>(hough);
@@ -171,7 +189,7 @@ public final class QuadFinder {
         for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
             fours.add(new int[] {i0, i1, i2, n + k});
         }
-        Result fallback = bestQuad(withBorders, fours, n, support, mapW, frame);
+        Result fallback = bestQuad(withBorders, fours, n, support, page, mapW, frame);
         if (!fallback.found() && n < 3) return new Result(null, 0, "only " + n + " straight edges found");
         return fallback;
     }
@@ -439,8 +457,8 @@ public final class QuadFinder {
     }
 
     /** Lines with index >= borderFrom are frame borders; the side on one is not scored. */
-    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support, int mapW,
-                            int[] frame) {
+    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support,
+                            float[] page, int mapW, int[] frame) {
         double[] best = null;
         double bestScore = Double.NEGATIVE_INFINITY;
         double bestFrac = 0;
@@ -457,6 +475,7 @@ public final class QuadFinder {
                 }
                 double[] sup = perimeterSupport(quad, support, mapW, skip, frame);
                 double score = sup[1] - p.missPenalty * (sup[2] - sup[1]);
+                if (page != null) score += p.pageWeight * pageContrast(quad, page, mapW, p.pageOffset, skip, frame);
                 if (sup[0] >= p.minSupport && score > bestScore) {
                     best = quad;
                     bestScore = score;
@@ -506,6 +525,46 @@ public final class QuadFinder {
             hits += side[0];
         }
         return new double[] {total == 0 ? 0.0 : (double) hits / total, hits, total};
+    }
+
+    /**
+     * Sum over the in-frame perimeter samples (as {@link #perimeterSupport} takes them) of page
+     * probability {@code offset} px inside the quad minus {@code offset} px outside; read points are
+     * clamped into {@code frame}.
+     */
+    static double pageContrast(double[] q, float[] page, int mapW, double offset, int skipSide, int[] frame) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        double cx = (q[0] + q[2] + q[4] + q[6]) / 4.0, cy = (q[1] + q[3] + q[5] + q[7]) / 4.0;
+        double total = 0;
+        for (int k = 0; k < 4; k++) {
+            if (k == skipSide) continue;
+            double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
+            double nx = by - ay, ny = ax - bx;
+            double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
+            nx /= norm;
+            ny /= norm;
+            if (nx * (cx - ax) + ny * (cy - ay) < 0) {  // inward
+                nx = -nx;
+                ny = -ny;
+            }
+            double ox = offset * nx, oy = offset * ny;
+            int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
+            for (int i = 0; i < n; i++) {
+                double t = (i + 0.5) / n;
+                double x = ax + t * (bx - ax), y = ay + t * (by - ay);
+                int xi = (int) Math.rint(x), yi = (int) Math.rint(y);
+                if (xi < x0 || xi >= x0 + w || yi < y0 || yi >= y0 + h) continue;
+                total += read(page, mapW, x + ox, y + oy, frame) - read(page, mapW, x - ox, y - oy, frame);
+            }
+        }
+        return total;
+    }
+
+    /** The map's value at the pixel nearest (x, y), clamped into {@code frame}. */
+    private static double read(float[] map, int mapW, double x, double y, int[] frame) {
+        int xi = Math.min(Math.max((int) Math.rint(x), frame[0]), frame[0] + frame[2] - 1);
+        int yi = Math.min(Math.max((int) Math.rint(y), frame[1]), frame[1] + frame[3] - 1);
+        return map[yi * mapW + xi];
     }
 
     /** {samples on an edge, samples in frame} along a -> b, 1 px apart. */

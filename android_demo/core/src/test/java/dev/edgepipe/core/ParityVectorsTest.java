@@ -59,7 +59,9 @@ public class ParityVectorsTest {
             roi = new int[4];
             for (int i = 0; i < 4; i++) roi[i] = Integer.parseInt(f[10 + i]);
         }
-        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height, roi);
+        Path pagePath = dir().resolve(name + ".page.pgm");  // the page-region map, for a model that has one
+        float[] page = Files.exists(pagePath) ? Pgm.read(pagePath).probabilities() : null;
+        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height, roi, page);
         assertEquals(name + ": found? (" + r.reason + ")", expectFound, r.found());
         if (!expectFound) return;
         assertNotNull(r.corners);
