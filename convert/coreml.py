@@ -85,7 +85,7 @@ def _source(model, ports, images: set, factors):
         function = graphio.concrete_function(model, ports, scale)
         return model.output_names, [function], graphio.output_tensor_names(function)
     graph = model if factors is None else _with_channel_scale(model, factors, images)
-    return model.output_names, graph, {}
+    return graphio.output_names(model), graph, {}
 
 
 def _describe(mlmodel, meta: dict):

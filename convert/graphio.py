@@ -107,7 +107,19 @@ def call(model, feeds: dict, names: list[str] | None = None):
     out = model(args[0] if len(args) == 1 else args, training=False)
     if len(model.outputs) == 1:
         return out
-    return dict(zip(model.output_names, out))
+    return dict(zip(output_names(model), out))
+
+
+def output_names(model) -> list[str]:
+    """A Keras model's output names as its exports carry them: a QAT model's output
+    layers are tfmot wrappers named ``quant_<layer>``, and apps look the outputs
+    up by the original names (``edges``, ``page``)."""
+    names = []
+    for name in model.output_names:
+        layer = model.get_layer(name) if name in {l.name for l in model.layers} else None
+        wrapped = getattr(layer, "layer", None) if type(layer).__name__.startswith("QuantizeWrapper") else None
+        names.append(wrapped.name if wrapped is not None else name)
+    return names
 
 
 def function(model, ports: list[Port], scale: dict | None = None):
@@ -134,7 +146,7 @@ def output_ports(model, ports: list[Port]) -> list[Port]:
     if is_serving(model):
         own = [Port(n, s, d) for n, s, d in model.outputs]
     else:
-        own = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.output_names, model.outputs)]
+        own = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(output_names(model), model.outputs)]
     if all(None not in p.shape[1:] for p in own):
         return [replace(p, shape=(batch, *p.shape[1:])) for p in own]
     traced = concrete_function(model, ports).structured_outputs

@@ -78,3 +78,18 @@ def test_pqat_refuses_an_unstripped_model():
     wrapped = prune.wrap(mobile_models.build("tiny_cnn", **SMALL["tiny_cnn"]), TARGET, steps=10)
     with pytest.raises(EdgePipeError, match="strip the pruning wrappers"):
         pqat_model(wrapped)
+
+
+def test_a_qat_hed_exports_keep_the_output_names(tmp_path):
+    """tfmot names the wrapped outputs quant_edges and quant_page; the int8 export must
+    keep edges and page, which scan and the app look up."""
+    from edgepipe.convert.graphio import output_names
+    from edgepipe.convert.tflite import to_tflite_bytes
+    from edgepipe.evaluate.runners import open_runner
+    from edgepipe.mobile_models.hed import inference_model
+    model = inference_model(mobile_models.build("hed_mobilenet_v2", input_shape=(32, 32, 3), region=1))
+    qat = qat_model(model)
+    assert qat.output_names == ["quant_edges", "quant_page"] and output_names(qat) == ["edges", "page"]
+    images = np.random.default_rng(0).random((4, 32, 32, 3), np.float32)
+    (tmp_path / "q.tflite").write_bytes(to_tflite_bytes(qat, "int8", images))
+    assert sorted(o.name for o in open_runner(tmp_path / "q.tflite").outputs) == ["edges", "page"]
