@@ -244,6 +244,7 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         page = np.asarray(page, np.float32).squeeze()
         if page.shape != prob.shape or not np.isfinite(page).all():
             return QuadResult(None, 0.0, "page map is not a finite array the edge map's shape")
+        page = np.clip(page, 0, 1)  # probabilities; a model emitting logits must not swamp the edge score
     frame = _frame(roi, prob.shape)
     x0, y0, w, h = frame
     m = params.roi_margin if roi is not None else 0

@@ -177,3 +177,4 @@ def test_a_page_map_of_the_wrong_shape_is_refused():
     nan = _fill(truth)
     nan[0, 0] = np.nan
     assert "page map" in find_quad(_draw(truth), page=nan).reason
+

@@ -560,11 +560,11 @@ public final class QuadFinder {
         return total;
     }
 
-    /** The map's value at the pixel nearest (x, y), clamped into {@code frame}. */
+    /** The map's value in [0, 1] at the pixel nearest (x, y), clamped into {@code frame}. */
     private static double read(float[] map, int mapW, double x, double y, int[] frame) {
         int xi = Math.min(Math.max((int) Math.rint(x), frame[0]), frame[0] + frame[2] - 1);
         int yi = Math.min(Math.max((int) Math.rint(y), frame[1]), frame[1] + frame[3] - 1);
-        return map[yi * mapW + xi];
+        return Math.min(Math.max(map[yi * mapW + xi], 0f), 1f);  // probabilities, as the Python finder clips them
     }
 
     /** {samples on an edge, samples in frame} along a -> b, 1 px apart. */
