@@ -17,12 +17,14 @@ Uses the run's int8 TFLite export by default (``--model`` picks another file).
 If the run folder has no report yet, the default pipeline runs first. With
 ``--continue-steps N`` it also reloads the last checkpoint and trains N more
 steps, to check the loss keeps falling after a reload. ``--worst DIR`` writes
-the worst phone scans as images.
+the worst phone scans as images. For a model with a page-region output,
+``--page-weight 0`` scores the same edge maps without the page map.
 """
 import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edgepipe.evaluate.runners import open_runner  # noqa: E402
 from edgepipe.evaluate.taskmetrics import error_summary, task_metrics, worst_corner_error  # noqa: E402
 from edgepipe.mobile_models import scan as scanning  # noqa: E402
+from edgepipe.mobile_models.docquad import QuadParams  # noqa: E402
 from edgepipe.pipeline.recipe import Recipe, load_recipe  # noqa: E402
 from edgepipe.train.docgen import generate  # noqa: E402
 from edgepipe.train.phoneshots import CONDITIONS, phone_shot  # noqa: E402
@@ -49,12 +52,12 @@ def evaluate(runner, composition: str, seed: int, count: int, size: int) -> dict
                         pages=pages)
 
 
-def evaluate_phone(runner, seed: int, count: int, progress=None) -> tuple[dict, list]:
+def evaluate_phone(runner, seed: int, count: int, progress=None, params=None) -> tuple[dict, list]:
     """Scan every phone shot; summaries overall and by condition, and per-shot errors."""
     shots = []
     for i in range(count):
         shot = phone_shot(seed, i)
-        result = scanning.scan(shot.image, runner)
+        result = scanning.scan(shot.image, runner, params or QuadParams())
         err = worst_corner_error(result.corners, shot.corners, shot.image.shape[1], shot.image.shape[0])
         shots.append({"index": i, "condition": shot.condition, "error_pct": err,
                       "size": list(shot.image.shape[:2]), "reason": result.reason})
@@ -132,6 +135,8 @@ def main():
     ap.add_argument("--seed", type=int, default=20_000)
     ap.add_argument("--worst", type=Path, help="write the worst phone scans into this folder")
     ap.add_argument("--continue-steps", type=int, default=0)
+    ap.add_argument("--page-weight", type=float, default=QuadParams.page_weight,
+                    help="quad finder's page-map weight for a model with a page output (0: edges alone)")
     args = ap.parse_args()
     run = Path(args.run)
     if not (run / "report.json").is_file():
@@ -146,7 +151,8 @@ def main():
     if args.phone:
         t0 = time.time()
         table, shots = evaluate_phone(runner, args.phone_seed, args.phone,
-                                      lambda i, n: print(f"\rphone set {i}/{n}", end="", flush=True))
+                                      lambda i, n: print(f"\rphone set {i}/{n}", end="", flush=True),
+                                      replace(QuadParams(), page_weight=args.page_weight))
         print(f"\rphone-like photos from evaluation sources only ({args.phone}, {time.time() - t0:.0f} s), "
               "worst corner as % of the diagonal:")
         print_phone_table(table)
