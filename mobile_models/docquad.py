@@ -359,11 +359,15 @@ class QuadScorer:
     params: QuadParams
     frame: tuple
 
-    def score(self, quad, skip_side: int = -1):
-        """(score, fraction of the scored perimeter on an edge)."""
+    def score(self, quad, skip_side: int = -1, to_beat: float = -np.inf):
+        """(score, fraction of the scored perimeter on an edge); the score is -inf
+        when the quad cannot beat ``to_beat``: each sample's page contrast is at most
+        1, so the page map is not read for quads that lose even with a perfect one."""
         frac, hits, total = perimeter_support(quad, self.support_map, skip_side, self.frame)
         score = hits - self.params.miss_penalty * (total - hits)
         if self.page is not None:
+            if score + self.params.page_weight * total <= to_beat:
+                return -np.inf, frac
             score += self.params.page_weight * page_contrast(quad, self.page, self.params.page_offset,
                                                              skip_side, self.frame)
         return score, frac
@@ -412,7 +416,7 @@ def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
         if _area(quad) < params.min_area_frac * h * w:
             continue
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
-        score, frac = scorer.score(quad, skip)
+        score, frac = scorer.score(quad, skip, best_score)
         if frac >= params.min_support and score > best_score:
             best, best_score = (quad, frac), score
     return best

@@ -475,7 +475,11 @@ public final class QuadFinder {
                 }
                 double[] sup = perimeterSupport(quad, support, mapW, skip, frame);
                 double score = sup[1] - p.missPenalty * (sup[2] - sup[1]);
-                if (page != null) score += p.pageWeight * pageContrast(quad, page, mapW, p.pageOffset, skip, frame);
+                if (page != null) {
+                    // each sample's page contrast is at most 1: skip quads that lose even with a perfect one
+                    if (score + p.pageWeight * sup[2] <= bestScore) continue;
+                    score += p.pageWeight * pageContrast(quad, page, mapW, p.pageOffset, skip, frame);
+                }
                 if (sup[0] >= p.minSupport && score > bestScore) {
                     best = quad;
                     bestScore = score;
