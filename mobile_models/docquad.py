@@ -242,8 +242,10 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
     if page is not None:
         page = np.asarray(page, np.float32).squeeze()
-        if page.shape != prob.shape or not np.isfinite(page).all():
-            return QuadResult(None, 0.0, "page map is not a finite array the edge map's shape")
+        if page.shape != prob.shape:
+            return QuadResult(None, 0.0, f"page map is {page.shape}, the edge map {prob.shape}")
+        if not np.isfinite(page).all():
+            return QuadResult(None, 0.0, "page map has NaN or infinite values")
         page = np.clip(page, 0, 1)  # probabilities; a model emitting logits must not swamp the edge score
     frame = _frame(roi, prob.shape)
     x0, y0, w, h = frame
@@ -362,11 +364,12 @@ class QuadScorer:
     def score(self, quad, skip_side: int = -1, to_beat: float = -np.inf):
         """(score, fraction of the scored perimeter on an edge); the score is -inf
         when the quad cannot beat ``to_beat``: each sample's page contrast is at most
-        1, so the page map is not read for quads that lose even with a perfect one."""
+        1, so (for a non-negative page weight) the page map is not read for quads that
+        lose even with a perfect one."""
         frac, hits, total = perimeter_support(quad, self.support_map, skip_side, self.frame)
         score = hits - self.params.miss_penalty * (total - hits)
         if self.page is not None:
-            if score + self.params.page_weight * total <= to_beat:
+            if self.params.page_weight >= 0 and score + self.params.page_weight * total <= to_beat:
                 return -np.inf, frac
             score += self.params.page_weight * page_contrast(quad, self.page, self.params.page_offset,
                                                              skip_side, self.frame)

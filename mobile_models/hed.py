@@ -166,6 +166,8 @@ def scaled_table(table, stem_stride=1, width=1.0, expansion=None, sides=5):
 
 @register("hed_mobilenet_v2", "edges", "MobileNetV2-style HED document-edge detector (seed S3, hed-tutorial repo)")
 def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5, region=False):
+    if region not in (0, 1):
+        raise EdgePipeError(f"HED option region is 0 or 1 (a page-region output), got {region}")
     table = scaled_table(HED_MOBILENET_V2, int(stem_stride), float(width), int(expansion), int(sides))
     return build_hed(table, input_shape, name="hed_mobilenet_v2", region=bool(region))
 

@@ -71,13 +71,27 @@ class ScanResult:
 
 def edges_and_page(outputs: dict) -> tuple[np.ndarray, np.ndarray | None]:
     """A runner's outputs -> (edge map, page-region map or None). An HED export
-    names them ``edges`` and ``page``; a model with one output is its edge map."""
+    names them ``edges`` and ``page``; otherwise the edge map is the only output,
+    or the only (N, H, W, 1) one (a converter may have named it ``Identity``)."""
     if EDGES in outputs:
-        return outputs[EDGES], outputs.get(PAGE)
-    if len(outputs) != 1:
-        raise EdgePipeError(f"cannot tell the edge map among the model's outputs {sorted(outputs)}: "
-                            f"name it 'edges' (and the page-region map '{PAGE}')")
-    return next(iter(outputs.values())), None
+        edges, page = outputs[EDGES], outputs.get(PAGE)
+    else:
+        maps = [v for v in outputs.values() if _is_map(v)]
+        if len(outputs) != 1 and len(maps) != 1:
+            raise EdgePipeError(f"cannot tell the edge map among the model's outputs {sorted(outputs)}: "
+                                f"name it '{EDGES}' (and the page-region map '{PAGE}')")
+        edges, page = (next(iter(outputs.values())) if len(outputs) == 1 else maps[0]), None
+    if not _is_map(edges):
+        raise EdgePipeError(f"the model's edge map must be (N, H, W, 1); it is {np.shape(edges)}")
+    if page is not None and np.shape(page) != np.shape(edges):
+        raise EdgePipeError(f"the model's page-region map '{PAGE}' must have the edge map's shape "
+                            f"{np.shape(edges)}; it is {np.shape(page)}")
+    return edges, page
+
+
+def _is_map(a) -> bool:
+    shape = np.shape(a)
+    return len(shape) == 4 and shape[-1] == 1
 
 
 def rectify(photo: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -106,6 +106,7 @@ def test_classifiers_take_include_top_false():
     ("mobilenet_v2", {"input_shape": (100, 100, 3)}, "multiples of 32"),
     ("mobilenet_v2", {"depth": 3}, "valid"),
     ("hed_mobilenet_v2", {"stem_stride": 4}, "stem_stride 1 or 2"),
+    ("hed_mobilenet_v2", {"region": 2}, "region is 0 or 1"),
     ("hed_mobilenet_v2", {"sides": 6}, "sides 2..5"),
 ])
 def test_bad_options_are_clear(name, opts, needle):

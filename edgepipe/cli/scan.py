@@ -49,7 +49,7 @@ def cmd_scan(args):
     if args.json:
         corners = None if result.corners is None else [[round(float(x), 2), round(float(y), 2)]
                                                        for x, y in result.corners]
-        print(json.dumps({"corners": corners}))
+        print(json.dumps({"corners": corners} | ({} if corners else {"reason": result.reason})))
     elif result.corners is None:
         print(f"no document found ({result.reason})")
     else:
@@ -64,6 +64,6 @@ def add_parser(sub):
     s.add_argument("photo")
     s.add_argument("--model", required=True, help="HED export: .tflite, .onnx or .keras")
     s.add_argument("-o", "--output", help="rectified page image (.png/.jpg)")
-    s.add_argument("--json", action="store_true", help='print {"corners": [[x, y] x4] | null}')
+    s.add_argument("--json", action="store_true", help='print {"corners": [[x, y] x4]} or {"corners": null, "reason": why}')
     add_trust(s)
     s.set_defaults(func=cmd_scan)

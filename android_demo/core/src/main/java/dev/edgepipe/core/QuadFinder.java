@@ -129,9 +129,14 @@ public final class QuadFinder {
             }
         }
         if (page != null) {
-            boolean finite = page.length == prob.length;
-            for (int i = 0; finite && i < page.length; i++) finite = !Float.isNaN(page[i]) && !Float.isInfinite(page[i]);
-            if (!finite) return new Result(null, 0, "page map is not a finite array the edge map's shape");
+            if (page.length != prob.length) {
+                return new Result(null, 0, "page map has " + page.length + " values, the edge map " + prob.length);
+            }
+            for (float v : page) {
+                if (Float.isNaN(v) || Float.isInfinite(v)) {
+                    return new Result(null, 0, "page map has NaN or infinite values");
+                }
+            }
         }
         int[] frame = frame(roi, mapW, mapH);
         int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
@@ -477,7 +482,7 @@ public final class QuadFinder {
                 double score = sup[1] - p.missPenalty * (sup[2] - sup[1]);
                 if (page != null) {
                     // each sample's page contrast is at most 1: skip quads that lose even with a perfect one
-                    if (score + p.pageWeight * sup[2] <= bestScore) continue;
+                    if (p.pageWeight >= 0 && score + p.pageWeight * sup[2] <= bestScore) continue;
                     score += p.pageWeight * pageContrast(quad, page, mapW, p.pageOffset, skip, frame);
                 }
                 if (sup[0] >= p.minSupport && score > bestScore) {
