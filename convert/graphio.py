@@ -114,12 +114,12 @@ def output_names(model) -> list[str]:
     """A Keras model's output names as its exports carry them: a QAT model's output
     layers are tfmot wrappers named ``quant_<layer>``, and apps look the outputs
     up by the original names (``edges``, ``page``)."""
-    names = []
-    for name in model.output_names:
-        layer = model.get_layer(name) if name in {l.name for l in model.layers} else None
-        wrapped = getattr(layer, "layer", None) if type(layer).__name__.startswith("QuantizeWrapper") else None
-        names.append(wrapped.name if wrapped is not None else name)
-    return names
+    by_name = {layer.name: layer for layer in model.layers}
+
+    def original(name):
+        layer = by_name.get(name)
+        return layer.layer.name if type(layer).__name__.startswith("QuantizeWrapper") else name
+    return [original(name) for name in model.output_names]
 
 
 def function(model, ports: list[Port], scale: dict | None = None):

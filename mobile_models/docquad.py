@@ -189,35 +189,33 @@ def _area(quad):
     return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def perimeter_support(quad, support_map, skip_side: int = -1, frame=None):
+def perimeter_support(quad, support_map, skip_side: int = -1, frame=None, samples=None):
     """In-frame perimeter samples (1 px apart) as (fraction on an edge, number on
     an edge, number in frame); ``skip_side`` (one lying on the image border) is not
-    scored. ``frame`` (x, y, w, h): the part of the map that shows the photo."""
-    hits = total = 0
-    for i in range(4):
-        if i == skip_side:
-            continue
-        side_hits, side_total = _segment_support(quad[i], quad[(i + 1) % 4], support_map, frame)
-        total += side_total
-        hits += side_hits
+    scored. ``frame`` (x, y, w, h): the part of the map that shows the photo.
+    ``samples``: the quad's ``side_samples``, if already taken."""
+    frame = frame or (0, 0, support_map.shape[1], support_map.shape[0])
+    samples = side_samples(quad, skip_side, frame) if samples is None else samples
+    hits = sum(int(_read(support_map, pts, frame).sum()) for _, pts in samples)
+    total = sum(len(pts) for _, pts in samples)
     return (hits / total if total else 0.0), hits, total
 
 
-def _segment_samples(a, b, frame):
-    """Points 1 px apart along a -> b, and which of them lie in ``frame``."""
+def side_samples(quad, skip_side: int, frame) -> list:
+    """For each scored side k (corner k to corner k + 1), (k, its points 1 px apart
+    that lie in ``frame``): taken once per candidate, read by every score term."""
     x0, y0, w, h = frame
-    n = max(int(np.hypot(*(b - a))), 1)
-    t = (np.arange(n) + 0.5) / n
-    pts = a + t[:, None] * (b - a)
-    xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-    return pts, (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
-
-
-def _segment_support(a, b, support_map, frame=None) -> tuple[int, int]:
-    """(samples on an edge, samples in frame) along a -> b, 1 px apart."""
-    pts, inside = _segment_samples(a, b, frame or (0, 0, support_map.shape[1], support_map.shape[0]))
-    xi, yi = np.round(pts[inside, 0]).astype(int), np.round(pts[inside, 1]).astype(int)
-    return int(support_map[yi, xi].sum()), int(inside.sum())
+    out = []
+    for i in range(4):
+        if i == skip_side:
+            continue
+        a, b = quad[i], quad[(i + 1) % 4]
+        n = max(int(np.hypot(*(b - a))), 1)
+        t = (np.arange(n) + 0.5) / n
+        pts = a + t[:, None] * (b - a)
+        xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+        out.append((i, pts[(xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)]))
+    return out
 
 
 def _dilate(binary, r):
@@ -366,34 +364,33 @@ class QuadScorer:
         when the quad cannot beat ``to_beat``: each sample's page contrast is at most
         1, so (for a non-negative page weight) the page map is not read for quads that
         lose even with a perfect one."""
-        frac, hits, total = perimeter_support(quad, self.support_map, skip_side, self.frame)
+        samples = side_samples(quad, skip_side, self.frame)
+        frac, hits, total = perimeter_support(quad, self.support_map, skip_side, self.frame, samples)
         score = hits - self.params.miss_penalty * (total - hits)
         if self.page is not None:
             if self.params.page_weight >= 0 and score + self.params.page_weight * total <= to_beat:
                 return -np.inf, frac
             score += self.params.page_weight * page_contrast(quad, self.page, self.params.page_offset,
-                                                             skip_side, self.frame)
+                                                             skip_side, self.frame, samples)
         return score, frac
 
 
-def page_contrast(quad, page, offset: float, skip_side: int = -1, frame=None) -> float:
-    """Sum over the in-frame perimeter samples (as ``perimeter_support`` takes them)
-    of page probability ``offset`` px inside the quad minus ``offset`` px outside;
-    read points are clamped into ``frame``."""
+def page_contrast(quad, page, offset: float, skip_side: int = -1, frame=None, samples=None) -> float:
+    """Sum over the in-frame perimeter samples (``side_samples``) of page probability
+    ``offset`` px inside the quad minus ``offset`` px outside; read points are
+    clamped into ``frame``."""
     frame = frame or (0, 0, page.shape[1], page.shape[0])
+    samples = side_samples(quad, skip_side, frame) if samples is None else samples
     cx, cy = (float(v) for v in quad.mean(0))
     total = 0.0
-    for i in range(4):
-        if i == skip_side:
-            continue
+    for i, pts in samples:
         a, b = quad[i], quad[(i + 1) % 4]
         nx, ny = float(b[1] - a[1]), float(a[0] - b[0])
         norm = math.sqrt(nx * nx + ny * ny) + 1e-9
         nx, ny = nx / norm, ny / norm
         if nx * (cx - a[0]) + ny * (cy - a[1]) < 0:  # inward
             nx, ny = -nx, -ny
-        pts, inside = _segment_samples(a, b, frame)
-        pts, step = pts[inside], np.array([offset * nx, offset * ny])
+        step = np.array([offset * nx, offset * ny])
         total += float((_read(page, pts + step, frame) - _read(page, pts - step, frame)).sum())
     return total
 

@@ -78,12 +78,18 @@ def stage_prune(recipe, task, model, path: Path, console) -> dict:
         pruned, rows = prune_and_fine_tune(model, cfg, task.tuner(model))
     modelio.save_keras(pruned, path)
     xv, truth = task.heldout()
-    scores = {name: task.score(KerasRunner(m).predict(xv)[next(iter(m.output_names))], truth)
+    scores = {name: _score_outputs(task, KerasRunner(m).predict(xv), truth)
               for name, m in (("trained", model), ("pruned", pruned))}
     console.log(f"pruned: MACs {profile_model(model)['macs']:,} -> {profile_model(pruned)['macs']:,}; "
                 f"{task.accuracy_label} {scores['trained'][task.accuracy_key]:.2%} -> "
                 f"{scores['pruned'][task.accuracy_key]:.2%}")
     return {"table": rows, "scores": scores, "macs": [profile_model(m)["macs"] for m in (model, pruned)]}
+
+
+def _score_outputs(task, outputs: dict, truth) -> dict:
+    """The task's score of a model's outputs: its own output (or the first), the rest as ``others``."""
+    main = task.output if task.output in outputs else next(iter(outputs))
+    return task.score(outputs[main], truth, others=outputs)
 
 
 def _match(ref_names, got: dict) -> dict:
