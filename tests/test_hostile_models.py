@@ -279,6 +279,14 @@ CRAFTED = {
     "builtins_function": (_builtin_function, "function 'exec', which is neither a Keras nor an edgepipe"),
     "tf_op_writing_files": (_set_in_config("tf.nn.relu", function="io.write_file"),
                             "calls TensorFlow's 'io.write_file'"),
+    # an allowlist, not a denylist: these two dlopen a library of the attacker's choosing while Keras
+    # rebuilds the graph, and raw_ops spells file access in names no denylist anticipates
+    "tf_op_loading_a_library": (_set_in_config("tf.nn.relu", function="experimental.register_filesystem_plugin"),
+                                "calls TensorFlow's 'experimental.register_filesystem_plugin'"),
+    "tf_op_v1_library": (_set_in_config("tf.nn.relu", function="compat.v1.load_file_system_library"),
+                         "calls TensorFlow's 'compat.v1.load_file_system_library'"),
+    "tf_op_raw_read_file": (_set_in_config("tf.nn.relu", function="raw_ops.ReadFile"),
+                            "calls TensorFlow's 'raw_ops.ReadFile'"),
     "module_of_a_layer": (_set("conv", module="os", registered_name=None), "names Python module 'os'"),
     "module_in_nested_field": (_set_in_config("dense", activation_module="subprocess"),
                                "names Python module 'subprocess'"),
@@ -454,3 +462,14 @@ def test_non_keras_savedmodel_runs_no_file_op_without_trust(tmp_path, capsys):
     refused(capsys, convert_argv(path), path, marker, expect="its graph runs op 'WriteFile'")
     refused(capsys, ["verify", "--model", path, "--export", path.parent / "x.tflite"], path, marker, expect=HINT)
     refused(capsys, ["profile", path], path, marker, expect="not a Keras SavedModel (no keras_metadata.pb")
+
+def test_tensor_maths_op_layers_pass_the_config_walk():
+    """The TensorFlow ops a functional model calls on Keras tensors (slicing, reshape, concat, resize,
+    arithmetic) become op layers whose symbols are on the allowlist."""
+    from edgepipe.base.backend import keras, tf
+    from edgepipe.base.modelio import find_foreign_code
+    x = keras.Input((8, 8, 3))
+    y = tf.image.resize(tf.nn.relu(x[:, 1:, 1:, :] * 2.0 + 1.0), (8, 8))
+    y = tf.concat([tf.reshape(y, (-1, 8, 8, 3)), tf.math.reduce_mean(x, axis=-1, keepdims=True)], axis=-1)
+    config = keras.Model(x, tf.transpose(y, (0, 2, 1, 3))).get_config()
+    assert find_foreign_code(config) is None

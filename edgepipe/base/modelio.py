@@ -38,11 +38,21 @@ _MODEL_NODES = frozenset({"_tf_keras_network", "_tf_keras_model", "_tf_keras_seq
 # Layers that call a TensorFlow API symbol named in their config
 _TF_SYMBOL_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod",
                                "InstanceProperty"})
-# ... and the symbols that reach outside the tensor maths
-_TF_SYMBOL_DENIED = ("io.", "gfile", "write_file", "read_file", "matching_files", "py_function", "numpy_function",
-                     "py_func", "summary.", "saved_model", "train.", "data.", "load_op_library", "load_library",
-                     "sysconfig", "debugging.experimental", "print", "profiler", "autograph", "distribute",
-                     "experimental.dtensor")
+# ... and the TensorFlow symbols they may name: tensor maths only. An allowlist, because TensorFlow's
+# namespace is large and keeps growing (raw_ops.ReadFile, experimental.register_filesystem_plugin, ...)
+_TF_SYMBOL_NAMESPACES = frozenset({"math", "nn", "linalg", "image", "signal", "bitwise", "random", "dtypes",
+                                   "__operators__"})
+_TF_SYMBOL_TOP = frozenset("""
+    abs acos add add_n argmax argmin argsort asin atan atan2 boolean_mask broadcast_to cast ceil clip_by_norm
+    clip_by_value concat constant convert_to_tensor cos cosh cumprod cumsum divide einsum equal exp expand_dims
+    eye fill floor floordiv gather gather_nd greater greater_equal identity identity_n less less_equal linspace
+    log logical_and logical_not logical_or matmul maximum meshgrid minimum mod multiply negative norm not_equal
+    one_hot ones ones_like pad pow range rank realdiv reduce_all reduce_any reduce_logsumexp reduce_max
+    reduce_mean reduce_min reduce_prod reduce_std reduce_sum reduce_variance repeat reshape reverse roll round
+    rsqrt scatter_nd searchsorted shape sigmoid sign sin sinh size slice sort split sqrt square squared_difference
+    squeeze stack stop_gradient strided_slice subtract tan tanh tensor_scatter_nd_update tensordot tile
+    transpose truediv truncatediv unique unstack where zeros zeros_like""".split())
+_TF_SYMBOL_CLASSES = frozenset({"RaggedTensor", "SparseTensor"})  # ClassMethod layers: RaggedTensor.from_...
 
 
 def load_model(path, trust: bool = False):
@@ -287,25 +297,36 @@ def _field_problem(obj: dict, owner_class: str | None, here: str) -> str | None:
             if _module_root(value) not in TRUSTED_MODULES and value != "builtins":
                 return (f"{here} names Python module '{value}', outside Keras and edgepipe "
                         f"(loading would import it and run its code)")
+        elif key in ("function", "cls_symbol", "method_name", "attr_name") and owner_class in _TF_SYMBOL_LAYERS:
+            problem = _symbol_problem(owner_class, key, value, here)
+            if problem:
+                return problem
         elif key == "function" and value is not None:
-            if owner_class in _TF_SYMBOL_LAYERS and isinstance(value, str):
-                if _denied_symbol(value):
-                    return f"{here} calls TensorFlow's '{value}' (file, Python or system access)"
-            else:
-                return f"{here} holds a serialized Python function (arbitrary Python code)"
-        elif key == "cls_symbol" and owner_class in _TF_SYMBOL_LAYERS and isinstance(value, str) \
-                and _denied_symbol(value):
-            return f"{here} calls TensorFlow's '{value}' (file, Python or system access)"
+            return f"{here} holds a serialized Python function (arbitrary Python code)"
         elif key.endswith("_type") and value == "lambda":
             return f"{here} holds a serialized Python lambda in '{key[:-5]}' (arbitrary Python code)"
     return None
 
 
-def _denied_symbol(symbol: str) -> bool:
-    s = symbol.lower()
-    s = s[len("compat.v1."):] if s.startswith("compat.v1.") else s
-    s = s[len("compat.v2."):] if s.startswith("compat.v2.") else s
-    return any(s.startswith(d) or f".{d}" in s or (not d.endswith(".") and d in s) for d in _TF_SYMBOL_DENIED)
+def _symbol_problem(owner_class: str, key: str, value, here: str) -> str | None:
+    """What a TensorFlow-op layer's symbol would reach beyond tensor maths, or None."""
+    if key == "function" and owner_class in ("TFOpLambda", "SlicingOpLambda"):
+        ok = isinstance(value, str) and _allowed_symbol(value)
+    elif key == "cls_symbol":
+        ok = value in _TF_SYMBOL_CLASSES
+    else:  # a tensor's method or attribute ("method_name", InstanceMethod/InstanceProperty "attr_name")
+        ok = isinstance(value, str) and value.isidentifier() and not value.startswith("_")
+    return None if ok else (f"{here} calls TensorFlow's '{value}', which is not tensor maths "
+                            f"(file, Python or system access is refused)")
+
+
+def _allowed_symbol(symbol: str) -> bool:
+    for prefix in ("compat.v1.", "compat.v2."):
+        symbol = symbol[len(prefix):] if symbol.startswith(prefix) else symbol
+    namespace, _, name = symbol.rpartition(".")
+    if not name.isidentifier() or (name.startswith("_") and namespace != "__operators__"):
+        return False
+    return namespace in _TF_SYMBOL_NAMESPACES if namespace else name in _TF_SYMBOL_TOP
 
 
 def _module_root(module: str) -> str:
