@@ -48,6 +48,8 @@ def _same(conv, first) -> bool:
 def merge_groups(model):
     """A new model with every per-group conv triple merged into a grouped Conv2D
     named after the concat it replaces (its readers are rewired to it)."""
+    if not any(isinstance(layer, GroupSplit) for layer in model.layers):
+        return model  # nothing to merge (and a Sequential config has no graph to rewire)
     config = model.get_config()
     entries = {e["name"]: e for e in config["layers"]}
     sites = _group_sites(model, entries)

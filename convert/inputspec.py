@@ -68,7 +68,7 @@ class InputSpec:
         """[lowest, highest] value the input tensor takes (pixels 0 and 255, every channel)."""
         scale, bias = self.scale_bias(channels)
         ends = np.concatenate([bias, 255 * scale + bias])
-        return [float(ends.min()), float(ends.max())]
+        return [float(ends.min()) + 0.0, float(ends.max()) + 0.0]  # + 0.0: no "-0" in cards and messages
 
     @property
     def is_default(self) -> bool:
@@ -112,6 +112,8 @@ def from_model(model) -> InputSpec | None:
     """What the model's own leading Rescaling/Normalization layers (or the
     ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say it takes,
     or None when it starts with neither, or has no layers (a SavedModel signature)."""
+    if _input_dtype(model) == "uint8":  # 0..255 is all a uint8 input can hold
+        return raw_pixels("model", "the model takes uint8 pixels")
     if not hasattr(model, "layers"):
         return None
     scale, bias, found = np.ones(1), np.zeros(1), []
@@ -131,6 +133,16 @@ def from_model(model) -> InputSpec | None:
     if span <= NORMALISED_SPAN:
         return replace(DEFAULT, source="model", note=f"the model's own {', '.join(found)} expects pixels / 255")
     return None
+
+
+def _input_dtype(model) -> str | None:
+    """The dtype name of the model's first input: a Keras model's or a SavedModel signature's."""
+    try:
+        if hasattr(model, "layers"):
+            return model.inputs[0].dtype.name
+        return model.inputs[0][2]  # base.serving.ServingModel: (name, shape, dtype name)
+    except (AttributeError, IndexError, TypeError):
+        return None
 
 
 _SCALAR_OPS = {"math.truediv": lambda c: (1 / c, 0.0), "math.divide": lambda c: (1 / c, 0.0),

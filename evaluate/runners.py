@@ -182,6 +182,9 @@ class TFLiteRunner(Runner):
         if scale:
             info = np.iinfo(detail["dtype"])
             x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        elif np.issubdtype(detail["dtype"], np.integer):  # a model that takes integer pixels: round, not truncate
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(x), info.min, info.max)
         return x.astype(detail["dtype"])
 
     def bound(self, batch):
@@ -233,7 +236,7 @@ class OnnxRunner(Runner):
 
     def __init__(self, path, threads=1):
         import onnxruntime as ort
-        self.version = ort.__version__
+        self.version, self.path = ort.__version__, path
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -255,7 +258,11 @@ class OnnxRunner(Runner):
         return run
 
     def _one(self, feeds):
-        outs = self.sess.run(None, {k: v.astype(self._types[k]) for k, v in feeds.items()})
+        try:
+            outs = self.sess.run(None, {k: v.astype(self._types[k]) for k, v in feeds.items()})
+        except Exception as e:  # ORT's own types: a shape or dtype the model's graph does not take
+            raise EdgePipeError(f"{self.path}: onnxruntime cannot run it on these inputs "
+                                f"({str(e).splitlines()[0][:200]})") from None
         return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
 
     def predict(self, batch):

@@ -11,10 +11,15 @@ def inbound_layers(layer) -> list:
 
 
 def consumers(model) -> dict:
-    """Layer name -> the layers that read its output, in model order."""
+    """Layer name -> the layers that read its output, in model order. Only this model's
+    nodes count: a layer shared with another model (tfmot's strip and clone reuse layers)
+    also has that model's nodes."""
     out = {}
+    mine = getattr(model, "_network_nodes", None)
     for layer in model.layers:
-        for node in layer._inbound_nodes:
+        for i, node in enumerate(layer._inbound_nodes):
+            if mine is not None and f"{layer.name}_ib-{i}" not in mine:
+                continue
             inbound = node.inbound_layers
             for src in inbound if isinstance(inbound, list) else [inbound]:
                 out.setdefault(src.name, []).append(layer)

@@ -49,8 +49,17 @@ def ws(tmp_path_factory):
     _truncated_mlpackage(root / "m.mlpackage", root / "truncated.mlpackage")
     other = keras.Model(y := keras.Input((8, 8, 3)), keras.layers.Dense(3)(keras.layers.Flatten()(y)))
     tflite.write(other, root / "other.tflite")
+    save_keras(_tutorial_model(keras), root / "tutorial.keras")
+    two = [keras.Input((16, 16, 3), name="img"), keras.Input((4,), name="vec")]
+    pooled = keras.layers.GlobalAveragePooling2D()(two[0])
+    save_keras(keras.Model(two, keras.layers.Dense(2)(keras.layers.Concatenate()([pooled, two[1]]))),
+               root / "two_inputs.keras")
+    free = keras.Input((None, None, 3))
+    save_keras(keras.Model(free, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(free)),
+               root / "free_size.keras")
     rng = np.random.default_rng(0)
     np.save(root / "good.npy", rng.random((4, 16, 16, 3), np.float32))
+    np.save(root / "pixels_as_floats.npy", rng.random((4, 16, 16, 3), np.float32) * 255)  # not [0, 1]
     np.save(root / "empty.npy", np.zeros((0, 16, 16, 3), np.float32))
     np.save(root / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (root / "text.npy").write_text("1 2 3\n4 5 6\n")
@@ -69,6 +78,7 @@ def ws(tmp_path_factory):
     (root / "truncated.onnx").write_bytes(data[: len(data) // 3])
     (root / "empty_savedmodel").mkdir()
     (root / "notes.txt").write_text("my notes")
+    (root / "theirs.tflite.model_card.json").write_text("{}")  # where convert would put its card
     (root / "photo.png").write_bytes(_png(40, 30))
     (root / "not_a_photo.png").write_text("hello")
     (root / "userdir").mkdir()
@@ -90,6 +100,13 @@ def ws(tmp_path_factory):
     (root / "wrongjson").mkdir()
     (root / "wrongjson" / "report.json").write_text(json.dumps({"artifacts": 3}))
     return root
+
+
+def _tutorial_model(keras):
+    """The Keras tutorial's shape: raw pixels in, its own Rescaling(1/255)."""
+    x = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(x))
+    return keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h)))
 
 
 def _truncated_mlpackage(src: Path, dst: Path):
@@ -183,6 +200,8 @@ USAGE = {
     "verify_atol_negative": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--atol", "-1"],
     "verify_psnr_inf": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--psnr", "inf"],
     "verify_missing_export": ["verify", "--model", "WS/m.keras"],
+    "convert_input_shape_huge": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--input-shape",
+                                 "1x100000x100000x3", "--out", "WS/o.tflite"],
 }
 
 
@@ -284,6 +303,21 @@ REFUSED = {
     "run_out_under_proc": ["run", "--out", PROC_OUT],
     "train_recipe_malformed": ["train", "--recipe", "WS/bad.yaml", "--out", "WS/run"],
     "train_out_is_a_file": ["train", "--out", "WS/run_file"],
+    # the user's things: a folder of theirs is not a run folder, a file of theirs is not an output
+    "run_out_user_folder": ["run", "--out", "WS/userdir"],
+    "train_out_user_folder": ["train", "--out", "WS/userdir"],
+    "convert_over_a_user_file": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--out", "WS/notes.txt"],
+    "convert_card_over_a_user_file": ["convert", "--model", "WS/m.keras", "--format", "tflite",
+                                      "--out", "WS/theirs.tflite"],
+    "quantize_over_a_user_file": ["quantize", "--model", "WS/m.keras", "--mode", "dynamic", "--out", "WS/notes.txt"],
+    # what the model really takes
+    "quantize_data_pixels_as_floats": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out",
+                                       "WS/q.tflite", "--data", "WS/pixels_as_floats.npy"],
+    "convert_range_contradicts_rescaling": ["convert", "--model", "WS/tutorial.keras", "--format", "tflite",
+                                            "--mode", "int8", "--input-range", "-1,1", "--out", "WS/o.tflite"],
+    "quantize_two_inputs": ["quantize", "--model", "WS/two_inputs.keras", "--mode", "dynamic",
+                            "--out", "WS/q.tflite"],
+    "scan_free_size_model": ["scan", "WS/photo.png", "--model", "WS/free_size.keras"],
 }
 
 
@@ -315,14 +349,23 @@ def test_stale_temp_cleanup_removes_only_edgepipe_temps(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
 
 
+def _package(folder: Path, manifest: str):
+    (folder / "Data" / "com.apple.CoreML").mkdir(parents=True)
+    (folder / "Manifest.json").write_text(manifest)
+
+
 def test_an_mlpackage_edgepipe_wrote_may_be_replaced_but_not_a_lookalike(tmp_path):
     real = tmp_path / "a.mlpackage"
-    (real / "Data" / "com.apple.CoreML").mkdir(parents=True)
-    (real / "Manifest.json").write_text("{}")
-    with atomic.staged_path(real, folder_artifact=True) as tmp:
-        tmp.mkdir()
-        (tmp / "Manifest.json").write_text('{"new": 1}')
+    for manifest in ('{"old": 1}', '{"new": 1}'):
+        with atomic.staged_path(real, folder_artifact=True) as tmp:
+            _package(tmp, manifest)
     assert (real / "Manifest.json").read_text() == '{"new": 1}'
+    theirs = tmp_path / "theirs.mlpackage"  # a real-looking package that someone else wrote
+    _package(theirs, '{"mine": 1}')
+    with pytest.raises(Exception, match="edgepipe did not write it"):
+        with atomic.staged_path(theirs, folder_artifact=True):
+            pass
+    assert (theirs / "Manifest.json").read_text() == '{"mine": 1}'
     fake = tmp_path / "b.mlpackage"
     fake.mkdir()
     (fake / "thesis.tex").write_text("mine")
@@ -341,3 +384,23 @@ def test_ctrl_c_early_in_a_command_is_one_line_and_130(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "edgepipe: interrupted", err
+
+
+def test_edgepipe_replaces_its_own_output_but_not_a_file_saved_over_it(tmp_path, ws, capsys):
+    argv = ["convert", "--model", str(ws / "m.keras"), "--format", "tflite", "--out", str(tmp_path / "o.tflite")]
+    assert main(argv) == 0 and main(argv) == 0  # its own file, recorded in .edgepipe-written.json
+    (tmp_path / "o.tflite").write_bytes(b"the user's own bytes")
+    assert main(argv) == 2 and "edgepipe did not write it" in capsys.readouterr().err
+    assert (tmp_path / "o.tflite").read_bytes() == b"the user's own bytes"
+
+
+def test_uint8_data_is_pixels(tmp_path, ws):
+    """A uint8 .npy holds 0..255 pixels: calibrated as such, the int8 input scale is 1/255, not 1."""
+    from ai_edge_litert.interpreter import Interpreter
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    out = tmp_path / "q.tflite"
+    assert main(["quantize", "--model", str(ws / "m.keras"), "--mode", "int8", "--data", str(tmp_path / "pixels.npy"),
+                 "--out", str(out)]) == 0
+    scale, _ = Interpreter(model_path=str(out)).get_input_details()[0]["quantization"]
+    assert abs(scale - 1 / 255) < 1e-4, scale

@@ -114,3 +114,12 @@ def test_prune_cli_channel_end_to_end(tmp_path, capsys):
     assert main(["prune", "--model", str(path), "--structure", "channel", "--sparsity", "1.0",
                  "--out", str(tmp_path / "q.keras")]) == 2
     assert "sparsity must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_a_sequential_model_has_no_groups_to_merge():
+    """The TFLite writer's grouped-conv merge reads a functional graph; a Sequential model (a tutorial's)
+    has no per-group convs, and passes through untouched instead of failing on its config."""
+    from edgepipe.base.backend import keras
+    from edgepipe.convert.grouped import merge_groups
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
+    assert merge_groups(model) is model

@@ -98,7 +98,7 @@ def test_tiny_pipeline_end_to_end(tiny_run):
     assert card["inputs"][0]["range"] == [0.0, 1.0] and card["outputs"][0]["name"] == "edges"
     int8 = [a for a in card["artifacts"] if a["variant"] == "int8"][0]
     assert int8["quantization"]["input"]["dtype"] == "int8"
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".edgepipe-tmp-")]
     import jsonschema
     schema_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas",
                                "model_card.schema.json")

@@ -75,6 +75,6 @@ def test_killed_run_completes_on_rerun(tmp_path):
     assert not (out / "report.json").exists()
     assert main(["run", "--recipe", str(recipe), "--out", str(out)]) == 0
     assert "train" in _skipped(out)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temp files left behind"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".edgepipe-tmp-")], "temp files left behind"
     report = _report(out)
     assert {(a["format"], a["status"]) for a in report["artifacts"]} >= {("tflite", "ok"), ("onnx", "ok")}

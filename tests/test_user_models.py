@@ -182,3 +182,48 @@ def test_free_size_model_is_fixed_by_input_shape_and_keeps_a_dynamic_batch(tmp_p
     assert _onnx_io(tmp_path / "free.onnx")[0] == {"image": ["batch", 32, 32, 3]}
     card = json.loads((tmp_path / "free.onnx.model_card.json").read_text())
     assert card["inputs"][0]["shape"] == [-1, 32, 32, 3] and card["outputs"][0]["shape"] == [-1, 16, 16, 2]
+
+
+# -- models that take raw pixels --------------------------------------------------------------------------------------
+
+class Uint8Net(tf.Module):
+    """A camera pipeline's model: uint8 pixels in, scaled inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(np.random.default_rng(3).normal(0, 0.5, (3, 3, 3, 2)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.uint8, name="image")])
+    def serve(self, image):
+        x = tf.cast(image, tf.float32) / 255.0
+        return {"map": tf.sigmoid(tf.nn.conv2d(x, self.w, 1, "SAME") * 4.0)}
+
+
+def test_uint8_savedmodel_card_says_pixels_and_verify_feeds_them(tmp_path, capsys):
+    net = Uint8Net()
+    tf.saved_model.save(net, str(tmp_path / "u8"), signatures={"serving_default": net.serve})
+    out = tmp_path / "u8.tflite"
+    _ok(["convert", "--model", tmp_path / "u8", "--format", "tflite", "--out", out])
+    card = json.loads((tmp_path / "u8.tflite.model_card.json").read_text())["inputs"][0]
+    assert card["dtype"] == "uint8" and card["range"] == [0.0, 255.0], card
+    rc, report = _verify(capsys, tmp_path / "u8", out)
+    assert rc == 0, report
+    # pixel values reach a uint8 input rounded (127.6 is 128), not truncated
+    from edgepipe.evaluate.runners import open_runner
+    got = next(iter(open_runner(out).predict(np.full((1, 16, 16, 3), 127.6, np.float32)).values()))
+    want = net.serve(tf.constant(np.full((1, 16, 16, 3), 128, np.uint8)))["map"].numpy()
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_a_pruned_tutorial_model_still_says_it_takes_raw_pixels():
+    """tfmot's wrap and strip reuse the Rescaling layer, so it has nodes in three models; reading
+    the pruned model's input spec must follow only its own (it once found no Rescaling at all, and
+    prune scored and calibrated the model on [0, 1] images)."""
+    from edgepipe.convert.inputspec import from_model
+    from edgepipe.quantize import prune
+    x = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(x))
+    model = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h)))
+    pruned = prune.strip(prune.wrap(model, 0.5, 2, "unstructured", "polynomial", False))
+    assert from_model(model).value_range() == [0.0, 255.0]
+    assert from_model(pruned) is not None and from_model(pruned).value_range() == [0.0, 255.0]

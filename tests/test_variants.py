@@ -176,7 +176,7 @@ def test_compressed_coreml_from_the_cli(digits, capsys, tmp_path):
     code, report = _verify(capsys, digits / "digits.keras", out, digits / "x.npy")
     assert report["variant"] == "palette4" and code == 0, report["outputs"]
     _reloads_as("coreml_palette4", out)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgepipe-tmp-")]
 
 
 def test_gpu_report_names_ops_the_delegate_cannot_take(tmp_path, capsys):

@@ -1,11 +1,18 @@
 """Atomic artifact writes: write beside the target, then rename over it, so a
 killed run never leaves a half-written model.
 
-The user's things are sacred: a target is replaced only when it is the same kind
-of artifact (a file by a file; an ``.mlpackage`` folder recognised as one by an
-``.mlpackage``), never a plain folder, and never the input. Temp names carry one
-prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run touches nothing else.
+The user's things are sacred: a target is replaced only when edgepipe wrote it
+and it is the same kind of artifact (a file by a file; an ``.mlpackage`` folder by
+an ``.mlpackage``), never a plain folder, and never the input. edgepipe knows what
+it wrote three ways: a folder it made for a run carries an ``.edgepipe`` marker;
+in any other folder, ``.edgepipe-written.json`` lists the files it wrote there by
+size and modification time (a user's file saved over one of ours no longer
+matches); and its models and model cards name edgepipe in their metadata. Temp
+names carry one prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run
+touches nothing else.
 """
+import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -15,21 +22,93 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 
 TEMP_PREFIX = ".edgepipe-tmp-"
+OWNED = ".edgepipe"                   # in a folder edgepipe made for a run: everything in it is edgepipe's
+WRITTEN = ".edgepipe-written.json"    # in other folders: {name: [size, mtime_ns]} of what edgepipe wrote
+SIGNATURE = b"edgepipe"               # in the metadata of the models and cards edgepipe writes
 
 
 def ensure_writable_dir(path) -> Path:
-    """Create ``path`` if needed and prove we can write there."""
+    """Create ``path`` if needed, claim it for edgepipe and prove we can write there.
+    A folder that holds anything edgepipe did not make is refused, not written into."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise EdgePipeError(f"output folder {out} exists and is not a folder")
+    if out.is_dir() and not (out / OWNED).is_file() and not _earlier_run(out):
+        theirs = sorted(p.name for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX))
+        if theirs:
+            shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise EdgePipeError(f"output folder {out} holds files edgepipe did not make ({shown}); they are left "
+                                "alone: choose a new or empty --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=TEMP_PREFIX)
         os.close(fd)
         os.unlink(probe)
+        if not (out / OWNED).is_file():
+            (out / OWNED).write_text('{"made_by": "edgepipe"}\n')
     except OSError as e:
         raise EdgePipeError(f"output folder {out} is not writable ({e.strerror or e})") from None
     return out
+
+
+def _earlier_run(out: Path) -> bool:
+    """A run or training folder from before edgepipe marked its folders."""
+    for state, key in ((out / "manifest.json", "stages"), (out / "checkpoints" / "state.json", "epochs_done")):
+        try:
+            if key in json.loads(state.read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            continue
+    return False
+
+
+def made_by_edgepipe(path: Path) -> bool:
+    """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``, as far as it can tell."""
+    path = Path(path)
+    if (path.parent / OWNED).is_file():
+        return True
+    if _written(path.parent).get(path.name) == _stamp(path):
+        return True
+    return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _written(folder: Path) -> dict:
+    try:
+        record = json.loads((folder / WRITTEN).read_text())
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_written(path: Path):
+    """Note ``path`` in its folder's record (not needed in a folder edgepipe made). Best effort: a lost
+    entry only means edgepipe later refuses to replace that file."""
+    folder = path.parent
+    if (folder / OWNED).is_file():
+        return
+    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {path.name: _stamp(path)}
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, folder / WRITTEN)
+    except OSError:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _signed(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(SIGNATURE) >= 0
+    except (OSError, ValueError):  # unreadable, or empty (mmap refuses length 0)
+        return False
 
 
 def is_mlpackage(path: Path) -> bool:
@@ -53,6 +132,8 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
                             "choose another output")
     if folder_artifact and path.exists() and not path.is_dir():
         raise EdgePipeError(f"{path} is an existing file, not an .mlpackage; choose another output")
+    if path.exists() and not made_by_edgepipe(path):
+        raise EdgePipeError(f"{path} exists and edgepipe did not write it; it is left alone, choose another output")
     if not path.parent.is_dir():
         raise EdgePipeError(f"output folder {path.parent} does not exist")
     return path
@@ -85,6 +166,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _record_written(path)
     return path
 
 
@@ -132,6 +214,7 @@ def _replace(tmp: Path, path: Path):
             os.replace(tmp, path)
     except OSError as e:
         raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
+    _record_written(path)
 
 
 def _remove(p: Path):

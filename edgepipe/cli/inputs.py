@@ -2,7 +2,6 @@
 import argparse
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,26 @@ def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
         x = load_npy(data, "--data")
         if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
             raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {h}, {w}, {c})")
-        x = np.asarray(x, np.float32)
-        if not np.isfinite(x).all():
-            raise EdgePipeError(f"--data {data} contains NaN or Inf")
-        return spec.from_unit(x)
+        return spec.from_unit(unit_images(x, f"--data {data}"))
     if c != 3 or h is None or w is None:
         raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
     side = max(h, w)
     return spec.from_pixels(np.stack([_document(i, side)[:h, :w] for i in range(count)]))
+
+
+def unit_images(x: np.ndarray, where: str) -> np.ndarray:
+    """Images as RGB in [0, 1]: uint8 arrays are pixels 0..255; float arrays must already be in [0, 1]
+    (the input spec then maps them to what the model takes, so they are never scaled twice)."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    x = np.asarray(x, np.float32)
+    if not np.isfinite(x).all():
+        raise EdgePipeError(f"{where} contains NaN or Inf")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise EdgePipeError(f"{where} holds values in [{lo:g}, {hi:g}]; images go in as floats in [0, 1] or uint8 "
+                            "pixels 0..255 (edgepipe maps them to the model's own input range)")
+    return x
 
 
 def _document(index: int, side: int) -> np.ndarray:
@@ -88,10 +99,11 @@ def input_spec(args, model, ports=None):
     elif args.mean or args.std:
         user = InputSpec(args.mean or (0.0,), args.std or (1.0,), source="user")
     own = from_model(model)
-    if user and own and (user.mean, user.std) != (own.mean, own.std):  # the user may know better; say so
-        print(f"note: {own.note}, so it takes pixels in [{own.value_range()[0]:g}, {own.value_range()[1]:g}]; "
-              f"the bundle states the given [{user.value_range()[0]:g}, {user.value_range()[1]:g}]",
-              file=sys.stderr)
+    if user and own and (user.mean, user.std) != (own.mean, own.std):  # calibrating on the wrong range ruins int8
+        raise EdgePipeError(f"{own.note}, so it takes pixels in [{own.value_range()[0]:g}, "
+                            f"{own.value_range()[1]:g}]; --input-range/--mean/--std say "
+                            f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
+                            "the model's own")
     spec = user or own or DEFAULT
     if args.bgr:
         spec = replace(spec, color_order="BGR")
@@ -111,12 +123,19 @@ def add_shape_args(parser):
                    help="keep the batch free in the export (tflite, onnx; default: a batch of 1)")
 
 
+MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32 per input: past it converters crash instead of failing
+
+
 def _shape(text: str):
     from edgepipe.convert.graphio import parse_shape
     try:
-        return parse_shape(text)
+        name, shape = parse_shape(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected [NAME:]1xHxWxC (positive integers), got {text!r}") from None
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is {math.prod(shape):,} values per input, over the "
+                                         f"{MAX_INPUT_ELEMENTS:,} edgepipe exports")
+    return name, shape
 
 
 def given_shapes(args) -> dict:
@@ -161,10 +180,13 @@ def _data_feeds(shapes: dict, data) -> dict:
 
 
 def _checked(x: np.ndarray, shape, data, name) -> np.ndarray:
+    from edgepipe.convert.graphio import is_image_shape
     want = tuple(shape[1:])
     if x.ndim != len(shape) or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
         free = ", ".join("?" if d is None else str(d) for d in want)
         raise EdgePipeError(f"--data {name!r} has shape {x.shape}, the model expects (N, {free})")
+    if is_image_shape(shape):
+        return unit_images(x, f"--data {data} ({name!r})")
     x = np.asarray(x, np.float32)
     if not np.isfinite(x).all():
         raise EdgePipeError(f"--data {data} contains NaN or Inf")

@@ -3,6 +3,7 @@
 gate exits 1; Ctrl-C exits 130. Nothing here imports TensorFlow, so ``--help``
 and argument errors answer at once."""
 import argparse
+import os
 import signal
 import sys
 
@@ -30,6 +31,7 @@ def build_parser():
 
 def main(argv=None):
     from edgepipe.base import interrupts
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # its warnings would add lines to our one-line errors
     try:
         args = build_parser().parse_args(argv)
         with interrupts.watch():

@@ -22,7 +22,13 @@ def _training_data(args, model):
     x, y, names = classes(cfg, "train", size)
     if model.output_shape[-1] != len(names):
         raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
-    return x, y
+    return model_inputs(model, x), y
+
+
+def model_inputs(model, x):
+    """Images in [0, 1] as the model takes them: raw pixels for one with its own Rescaling, and so on."""
+    from edgepipe.convert.inputspec import DEFAULT, from_model
+    return (from_model(model) or DEFAULT).from_unit(x)
 
 
 def _exports(model, calib, stem: Path, int8_source=None) -> dict:
@@ -160,7 +166,8 @@ def _accuracy(models: dict, args) -> dict:
     from edgepipe.train.data import classes
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
     x, y, _ = classes(cfg, "val", next(iter(models.values())).input_shape[1])
-    return {name: float(np.mean(m.predict(x, verbose=0).argmax(-1) == y)) for name, m in models.items()}
+    return {name: float(np.mean(m.predict(model_inputs(m, x), verbose=0).argmax(-1) == y))
+            for name, m in models.items()}
 
 
 def add_parser(sub):

@@ -64,6 +64,11 @@ def cmd_quantize(args):
     if _already_quantized(model):
         raise EdgePipeError(f"{args.model} went through quantization-aware training already; export it with "
                             "`edgepipe convert --mode int8` instead of quantizing it a second time")
+    if len(model.inputs) != 1:
+        names = ", ".join(t.name.split(":")[0] for t in model.inputs)
+        raise EdgePipeError(f"edgepipe quantize takes a model with one input; {args.model} has {len(model.inputs)} "
+                            f"({names}): use `edgepipe convert --variant tflite_int8 --data FILE.npz`, one array "
+                            "per input")
     spec = input_spec(args, model)
     folded = export_graph(model)
     meta = generic_meta(model, out.name.split(".")[0], spec=spec)

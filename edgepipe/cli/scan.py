@@ -40,6 +40,9 @@ def cmd_scan(args):
         raise EdgePipeError(f"{args.model}: expected an HED edge model (NHWC RGB input, (N, H, W, 1) edge map "
                             f"output); it has inputs {[i.shape for i in runner.inputs]}, "
                             f"outputs {[o.shape for o in runner.outputs]}")
+    if None in runner.inputs[0].shape[1:3]:
+        raise EdgePipeError(f"{args.model}: its input size is free {tuple(runner.inputs[0].shape)}; scan needs a "
+                            "fixed size: export it with `edgepipe convert --input-shape 1x256x256x3`")
     result = scan(photo, runner)
     if result.page is not None and args.output:
         ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
