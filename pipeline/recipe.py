@@ -200,6 +200,10 @@ def load_recipe(path: str | Path | None = None, profile: str | None = None) -> R
     if profile:
         raw["profile"] = profile
     try:
-        return Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         raise EdgePipeError(f"recipe {path}: {first_error(e)}") from None
+    if recipe.data.kind == "image_folder":  # its classes, before any output folder is made
+        from edgepipe.train.folders import class_names
+        class_names(Path(recipe.data.path))
+    return recipe

@@ -80,6 +80,14 @@ def ws(tmp_path_factory):
     (root / "notes.txt").write_text("my notes")
     (root / "theirs.tflite.model_card.json").write_text("{}")  # where convert would put its card
     (root / "photo.png").write_bytes(_png(40, 30))
+    (root / "pixel.png").write_bytes(_png(1, 1))
+    (root / "one_class" / "cats").mkdir(parents=True)
+    for i in range(4):
+        (root / "one_class" / "cats" / f"{i}.png").write_bytes(_png(16, 16))
+    (root / "one_class.yaml").write_text(yaml.safe_dump({
+        "name": "one", "model": {"name": "tiny_cnn", "input_size": 32},
+        "data": {"kind": "image_folder", "path": str(root / "one_class")}, "profile": "q",
+        "profiles": {"q": {"phases": [{"size": 32, "steps": 2, "pool": 1}], "batch_size": 2}}}))
     (root / "not_a_photo.png").write_text("hello")
     (root / "userdir").mkdir()
     (root / "userdir" / "keep.txt").write_text("mine")
@@ -318,6 +326,8 @@ REFUSED = {
     "quantize_two_inputs": ["quantize", "--model", "WS/two_inputs.keras", "--mode", "dynamic",
                             "--out", "WS/q.tflite"],
     "scan_free_size_model": ["scan", "WS/photo.png", "--model", "WS/free_size.keras"],
+    "scan_one_pixel_photo": ["scan", "WS/pixel.png", "--model", "WS/free_size.keras"],
+    "train_one_class_folder": ["train", "--recipe", "WS/one_class.yaml", "--out", "WS/run"],
 }
 
 

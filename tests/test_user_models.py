@@ -227,3 +227,16 @@ def test_a_pruned_tutorial_model_still_says_it_takes_raw_pixels():
     pruned = prune.strip(prune.wrap(model, 0.5, 2, "unstructured", "polynomial", False))
     assert from_model(model).value_range() == [0.0, 255.0]
     assert from_model(pruned) is not None and from_model(pruned).value_range() == [0.0, 255.0]
+
+
+def test_a_keras_model_saved_by_tf_saved_model_converts_through_its_signature(tmp_path, capsys):
+    """tf.saved_model.save on a Keras model keeps Keras nodes but not their configs: Keras cannot
+    rebuild it, so convert and verify take its serving signature (they once refused it)."""
+    x = keras.Input((16, 16, 3))
+    model = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))))
+    tf.saved_model.save(model, str(tmp_path / "sm"))
+    out = tmp_path / "sm.tflite"
+    _ok(["convert", "--model", tmp_path / "sm", "--format", "tflite", "--out", out])
+    assert "does not say how pixels map" in capsys.readouterr().err
+    rc, report = _verify(capsys, tmp_path / "sm", out)
+    assert rc == 0, report

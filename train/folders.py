@@ -85,6 +85,9 @@ def class_names(root) -> list[str]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise EdgePipeError(f"data folder {root} has no class folders (expected {root}/CLASS/*.jpg)")
+    if len(classes) < 2:  # one class trains a constant output that every gate would pass
+        raise EdgePipeError(f"data folder {root} has one class folder ({classes[0]}); a classifier needs at least "
+                            "two")
     return classes
 
 

@@ -55,12 +55,14 @@ def _shape(spec) -> tuple:
 
 
 def is_plain_savedmodel(path: Path) -> bool:
-    """A SavedModel folder without Keras objects (no keras_metadata.pb, no Keras nodes in the graph)."""
+    """A SavedModel folder Keras cannot rebuild: no keras_metadata.pb and no Keras node that carries its
+    config (``tf.saved_model.save`` of a Keras model leaves Keras nodes without one: its serving
+    signature is all there is to load)."""
     if not path.is_dir() or (path / "keras_metadata.pb").is_file():
         return False
     graph = _meta_graph(path).object_graph_def
     return not any(n.WhichOneof("kind") == "user_object" and n.user_object.identifier.startswith("_tf_keras_")
-                   for n in graph.nodes)
+                   and n.user_object.metadata for n in graph.nodes)
 
 
 def load_serving(path, trust: bool = False) -> ServingModel:

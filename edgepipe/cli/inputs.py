@@ -2,6 +2,7 @@
 import argparse
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,9 @@ def input_spec(args, model, ports=None):
                             f"{own.value_range()[1]:g}]; --input-range/--mean/--std say "
                             f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
                             "the model's own")
+    if not user and not own and not hasattr(model, "layers") and any(p.is_image for p in ports or []):
+        print("note: a SavedModel signature does not say how pixels map to its input; the bundle states "
+              "pixel / 255 (pass --input-range 0,255 if it takes raw pixels)", file=sys.stderr)
     spec = user or own or DEFAULT
     if args.bgr:
         spec = replace(spec, color_order="BGR")

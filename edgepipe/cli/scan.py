@@ -5,6 +5,8 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust
 
+MIN_PHOTO_SIDE = 16  # a thumbnail, an icon or a 1x1 pixel is no photo of a page
+
 
 def read_photo(path):
     import cv2
@@ -18,6 +20,9 @@ def read_photo(path):
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise EdgePipeError(f"{path}: not a readable image")
+    if min(bgr.shape[:2]) < MIN_PHOTO_SIDE:
+        raise EdgePipeError(f"{path} is {bgr.shape[1]}x{bgr.shape[0]} pixels; too small to find a document in "
+                            f"(at least {MIN_PHOTO_SIDE} a side)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -28,7 +33,8 @@ def cmd_scan(args):
     import cv2
     if args.output:
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
-            raise EdgePipeError(f"-o {args.output}: use .png or .jpg (the rectified page is an image)")
+            raise EdgePipeError(f"-o {args.output}: the rectified page is an image: use .png, .jpg, .bmp, .tif "
+                                "or .webp")
         atomic.check_target(args.output, inputs=[args.photo, args.model])
     photo = read_photo(args.photo)
     try:
