@@ -5,6 +5,8 @@ convolutions; grouped convs built from parts become one grouped CONV_2D
 its inputs, outputs and their names become the TFLite signature's."""
 from pathlib import Path
 
+import numpy as np
+
 from edgepipe.base import atomic
 from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError
@@ -20,6 +22,8 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
             raise EdgePipeError(f"{mode} calibration feeds one input; the model has {len(taking)} "
                                 f"({', '.join(p.name for p in taking)})")
         representative = ptq.check_representative(representative, (1, *taking[0].shape[1:]))
+        if taking[0].dtype == "uint8":  # a signature that takes pixels is calibrated with pixels, not floats
+            representative = np.clip(np.round(representative), 0, 255).astype(np.uint8)
     converter, names = _converter(model, ports)
     data = ptq.configure(converter, mode, representative, int8_io, io_dtype).convert()
     return _name_outputs(data, names) if names else data

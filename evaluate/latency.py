@@ -13,10 +13,13 @@ already started them in the pipeline's process.
 """
 import json
 import os
+import re
 import sys
 import time
 
 import numpy as np
+
+from edgepipe.base.errors import EdgePipeError
 
 STABLE_CHUNK = 10      # runs per model between stability checks
 STABLE_REL_TOL = 0.01  # median moved less than 1% -> stable
@@ -144,7 +147,15 @@ def _main(spec_path):
     batch = spec.get("batch", 1)
 
     def batch_for(runner):
-        return rng.random([batch, *(spec.get("input_shape") or runner.inputs[0].shape[1:])], np.float32)
+        if len(runner.inputs) != 1:
+            raise EdgePipeError(f"bench feeds one input; the model has {len(runner.inputs)} "
+                                f"({', '.join(i.name for i in runner.inputs)})")
+        shape = spec.get("input_shape") or runner.inputs[0].shape[1:]
+        if not all(isinstance(d, int) and d > 0 for d in shape):
+            free = ", ".join(str(d) if isinstance(d, int) else "?" for d in shape)
+            raise EdgePipeError(f"the input has free dimensions (N, {free}); bench times a fixed shape: export it "
+                                "with `edgepipe convert --input-shape 1xHxWxC` first")
+        return rng.random([batch, *shape], np.float32)
 
     def roofs():
         return matmul_peak_gflops(), copy_bandwidth_curve() if spec.get("layer_costs") else None
@@ -209,7 +220,8 @@ def measure_host(models: dict, threads: int, warmup: int, runs: int, input_shape
         os.unlink(f.name)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise EdgePipeError(f"latency measurement failed: {last}")
+        theirs = re.match(r"(?:edgepipe\.base\.errors\.)?EdgePipeError: (.+)", last)  # one the user can fix
+        raise EdgePipeError(theirs.group(1) if theirs else f"latency measurement failed: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

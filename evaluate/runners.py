@@ -250,7 +250,8 @@ class OnnxRunner(Runner):
         self._types = {i.name: _ONNX_TYPES.get(i.dtype, np.float32) for i in self.inputs}
 
     def bound(self, batch):
-        feeds = [{self.inputs[0].name: x[None]} for x in np.asarray(batch, np.float32)]
+        name = self.inputs[0].name
+        feeds = [{name: x[None].astype(self._types[name])} for x in np.asarray(batch, np.float32)]
 
         def run():
             for feed in feeds:

@@ -327,6 +327,8 @@ REFUSED = {
                             "--out", "WS/q.tflite"],
     "scan_free_size_model": ["scan", "WS/photo.png", "--model", "WS/free_size.keras"],
     "scan_one_pixel_photo": ["scan", "WS/pixel.png", "--model", "WS/free_size.keras"],
+    "bench_free_size_model": ["bench", "WS/free_size.keras", "--runs", "1", "--warmup", "0"],
+    "bench_two_inputs": ["bench", "WS/two_inputs.keras", "--runs", "1", "--warmup", "0"],
     "train_one_class_folder": ["train", "--recipe", "WS/one_class.yaml", "--out", "WS/run"],
 }
 

@@ -213,6 +213,10 @@ def test_uint8_savedmodel_card_says_pixels_and_verify_feeds_them(tmp_path, capsy
     got = next(iter(open_runner(out).predict(np.full((1, 16, 16, 3), 127.6, np.float32)).values()))
     want = net.serve(tf.constant(np.full((1, 16, 16, 3), 128, np.uint8)))["map"].numpy()
     assert np.abs(got - want).max() < 1e-5
+    # full int8 calibrates the uint8 signature with pixels (it once fed it floats and failed)
+    _ok(["convert", "--model", tmp_path / "u8", "--format", "tflite", "--mode", "int8", "--out", tmp_path / "u8i.tflite"])
+    rc, report = _verify(capsys, tmp_path / "u8", tmp_path / "u8i.tflite")
+    assert rc == 0, report
 
 
 def test_a_pruned_tutorial_model_still_says_it_takes_raw_pixels():

@@ -1,4 +1,6 @@
 """``edgepipe train``: the recipe's model only, with checkpoints and --resume."""
+import sys
+
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import recipe_parser
 
@@ -14,6 +16,8 @@ def cmd_train(args):
     from edgepipe.pipeline.report import wide_console, write_json
     from edgepipe.pipeline.tasks import task_for, train_key
     task = task_for(recipe)
+    if args.resume and not (out / "checkpoints" / "state.json").is_file():
+        print(f"note: no checkpoint in {out / 'checkpoints'} to resume; training from the start", file=sys.stderr)
     if args.resume:
         from edgepipe.train.loop import load_state
         load_state(out / "checkpoints", train_key(recipe), True)  # refuses another recipe's checkpoint
