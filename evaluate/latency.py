@@ -151,8 +151,8 @@ def _main(spec_path):
             raise EdgePipeError(f"bench feeds one input; the model has {len(runner.inputs)} "
                                 f"({', '.join(i.name for i in runner.inputs)})")
         shape = spec.get("input_shape") or runner.inputs[0].shape[1:]
-        if not all(isinstance(d, int) and d > 0 for d in shape):
-            free = ", ".join(str(d) if isinstance(d, int) else "?" for d in shape)
+        if not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            free = ", ".join(str(d) if isinstance(d, (int, np.integer)) else "?" for d in shape)
             raise EdgePipeError(f"the input has free dimensions (N, {free}); bench times a fixed shape: export it "
                                 "with `edgepipe convert --input-shape 1xHxWxC` first")
         return rng.random([batch, *shape], np.float32)

@@ -32,10 +32,12 @@ def test_epoch_plan_runs_exactly_each_phase():
 
 
 def _train(out, *extra, recipe=TRAIN):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "r.yaml").write_text(yaml.safe_dump(recipe))
-    args = [sys.executable, "-m", "edgepipe.cli.main", "train", "--recipe", str(out / "r.yaml"), "--out", str(out), *extra]
-    log = open(out / f"log{len(list(out.glob('log*')))}.txt", "w+")  # a file: a full pipe would stall it
+    side = out.with_name(out.name + "-inputs")  # the recipe and logs: beside the run folder, which is edgepipe's
+    side.mkdir(parents=True, exist_ok=True)
+    (side / "r.yaml").write_text(yaml.safe_dump(recipe))
+    args = [sys.executable, "-m", "edgepipe.cli.main", "train", "--recipe", str(side / "r.yaml"), "--out", str(out),
+            *extra]
+    log = open(side / f"log{len(list(side.glob('log*')))}.txt", "w+")  # a file: a full pipe would stall it
     proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     proc.output = lambda: (proc.wait(), log.seek(0), log.read())[2]
