@@ -1,6 +1,8 @@
 """Channel pruning: the pruned net is smaller for real (MACs, params), matches its
 own TFLite export, reproduces the original at ratio 0 and when the removed
 channels carried nothing, respects residuals/concats/splits, and the CLI runs."""
+import json
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,9 @@ def test_prune_cli_channel_end_to_end(tmp_path, capsys):
     assert pruned.get_layer("block1_expand").filters == 24
     assert (tmp_path / "p.tflite").stat().st_size < 0.8 * (tmp_path / "p.unpruned.tflite").stat().st_size
     assert (tmp_path / "p.int8.tflite").is_file()
+    for name in ("p.tflite", "p.int8.tflite", "p.unpruned.tflite", "p.unpruned.int8.tflite"):
+        card = json.loads((tmp_path / f"{name}.model_card.json").read_text())
+        assert card["inputs"][0]["range"] == [0.0, 1.0] and card["artifacts"][0]["file"] == name
     assert main(["prune", "--model", str(path), "--structure", "channel", "--sparsity", "1.0",
                  "--out", str(tmp_path / "q.keras")]) == 2
     assert "sparsity must be in [0, 1)" in capsys.readouterr().err
@@ -123,3 +128,21 @@ def test_a_sequential_model_has_no_groups_to_merge():
     from edgepipe.convert.grouped import merge_groups
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
     assert merge_groups(model) is model
+
+
+def test_prune_feeds_a_tutorial_model_raw_pixels(tmp_path, capsys):
+    """A Sequential model with its own Rescaling(1/255), as the Keras tutorial builds it: fine-tuned,
+    scored and calibrated on 0..255 pixels, so its int8 input step is 1 pixel, and its cards say so."""
+    from ai_edge_litert.interpreter import Interpreter
+    from edgepipe.base.backend import keras
+    from edgepipe.base.modelio import save_keras
+    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Rescaling(1 / 255),
+                              layers.Conv2D(8, 3, activation="relu"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(10)])
+    path = save_keras(model, tmp_path / "tutorial.keras")
+    assert main(["prune", "--model", str(path), "--sparsity", "0.5", "--steps", "2", "--batch-size", "8",
+                 "--out", str(tmp_path / "p.keras")]) == 0
+    scale, _ = Interpreter(model_path=str(tmp_path / "p.int8.tflite")).get_input_details()[0]["quantization"]
+    assert abs(scale - 1.0) < 0.01, scale  # [0, 1] calibration would give 1/255
+    card = json.loads((tmp_path / "p.int8.tflite.model_card.json").read_text())
+    assert card["inputs"][0]["range"] == [0.0, 255.0]

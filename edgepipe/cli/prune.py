@@ -31,15 +31,25 @@ def model_inputs(model, x):
     return (from_model(model) or DEFAULT).from_unit(x)
 
 
+EXPORTS = (("float32", ".tflite"), ("int8", ".int8.tflite"))  # written beside --out, each with its model card
+
+
 def _exports(model, calib, stem: Path, int8_source=None) -> dict:
+    """TFLite float32 and int8, each with its metadata and a model card that states the model's real input."""
     from edgepipe.convert import tflite
     from edgepipe.convert.fold import fold_batchnorm
+    from edgepipe.convert.inputspec import DEFAULT, from_model
+    from edgepipe.pipeline.cards import converted_card, generic_meta
+    from edgepipe.pipeline.report import write_json
     from edgepipe.quantize.prune import file_sizes
     folded = fold_batchnorm(model)
+    meta = generic_meta(model, stem.name.split(".")[0], spec=from_model(model) or DEFAULT)
     out = {}
-    for mode, suffix in (("float32", ".tflite"), ("int8", ".int8.tflite")):
+    for mode, suffix in EXPORTS:
         source = int8_source if mode == "int8" and int8_source is not None else folded
-        path = tflite.write(source, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None)
+        path = tflite.write(source, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None,
+                            meta=meta)
+        write_json(path.with_name(path.name + ".model_card.json"), converted_card(meta, "tflite", mode, path))
         out[mode] = file_sizes(path) | {"path": str(path)}
     return out
 
@@ -55,9 +65,10 @@ def cmd_prune(args):
     if Path(args.out).suffix != ".keras":
         raise EdgePipeError(f"--out must be a .keras file, got {args.out}")
     out = check_target(args.out, inputs=[args.model])
-    for stem in (out.stem, out.stem + ".unpruned"):  # the TFLite exports written beside it
-        for suffix in (".tflite", ".int8.tflite"):
-            check_target(out.with_name(stem + suffix), inputs=[args.model])
+    for stem in (out.stem, out.stem + ".unpruned"):  # the TFLite exports and their cards, written beside it
+        for _, suffix in EXPORTS:
+            for name in (stem + suffix, stem + suffix + ".model_card.json"):
+                check_target(out.with_name(name), inputs=[args.model])
     model = load_keras(args.model, trust=args.trust_model)
     from edgepipe.cli.prune_hed import cmd_prune_hed, is_edge_model
     if is_edge_model(model):
