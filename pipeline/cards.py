@@ -107,8 +107,12 @@ def _shapes(model, outputs=None) -> list[tuple]:
 
 
 def _bundle_fields(bundle: dict | None) -> dict:
+    """The bundle's own fields, and what wrote it (``base.atomic`` reads that back: edgepipe
+    replaces only what it wrote)."""
+    from edgepipe import __version__
     bundle = bundle or {}
-    return {k: bundle.get(k, "") for k in ("description", "author", "license", "version")}
+    return {"generator": f"edgepipe {__version__}"} | {k: bundle.get(k, "") for k in
+                                                        ("description", "author", "license", "version")}
 
 
 def bundle_meta(recipe, model, recipe_hash) -> dict:

@@ -7,7 +7,8 @@ an ``.mlpackage``), never a plain folder, and never the input. edgepipe knows wh
 it wrote three ways: a folder it made for a run carries an ``.edgepipe`` marker;
 in any other folder, ``.edgepipe-written.json`` lists the files it wrote there by
 size and modification time (a user's file saved over one of ours no longer
-matches); and its models and model cards name edgepipe in their metadata. Temp
+matches); and its models and model cards carry a card that names edgepipe as
+their generator. Temp
 names carry one prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run
 touches nothing else.
 """
@@ -24,7 +25,7 @@ from edgepipe.base.errors import EdgePipeError
 TEMP_PREFIX = ".edgepipe-tmp-"
 OWNED = ".edgepipe"                   # in a folder edgepipe made for a run: everything in it is edgepipe's
 WRITTEN = ".edgepipe-written.json"    # in other folders: {name: [size, mtime_ns]} of what edgepipe wrote
-SIGNATURE = b"edgepipe"               # in the metadata of the models and cards edgepipe writes
+SIGNATURE = b'"generator": "edgepipe'  # in the card every model and card edgepipe writes carries
 
 
 def ensure_writable_dir(path) -> Path:
