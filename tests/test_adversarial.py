@@ -416,3 +416,22 @@ def test_uint8_data_is_pixels(tmp_path, ws):
                  "--out", str(out)]) == 0
     scale, _ = Interpreter(model_path=str(out)).get_input_details()[0]["quantization"]
     assert abs(scale - 1 / 255) < 1e-4, scale
+
+
+def test_a_run_folder_is_edgepipes_but_a_file_put_there_is_not(tmp_path):
+    run = atomic.ensure_writable_dir(tmp_path / "run")
+    atomic.write_text(run / "report.json", "{}")
+    (run / "notes.txt").write_text("mine")
+    atomic.check_target(run / "report.json")  # its own: may be replaced
+    with pytest.raises(Exception, match="edgepipe did not write it"):
+        atomic.check_target(run / "notes.txt")
+    # a run folder from before the marker: what is in it when claimed is edgepipe's
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text('{"stages": {}}')
+    (old / "m.keras").write_bytes(b"an earlier run's model")
+    atomic.ensure_writable_dir(old)
+    atomic.check_target(old / "m.keras")
+    (old / "later.txt").write_text("mine")
+    with pytest.raises(Exception, match="edgepipe did not write it"):
+        atomic.check_target(old / "later.txt")

@@ -267,6 +267,12 @@ def _nested_unknown(config):
                                              "config": {}, "registered_name": None}
 
 
+def _disguised_class_method(config):
+    dense = layer_named(config, "dense")
+    dense.update(module="tf_keras.src.layers.core.tf_op_layer", registered_name="ClassMethod")
+    dense["config"].update(cls_symbol="experimental.register_filesystem_plugin", method_name="__call__")
+
+
 CRAFTED = {
     "unknown_class": (_set("conv", class_name="EvilLayer"), "has class 'EvilLayer'"),
     "unknown_class_multiline": (_set("conv", class_name="Evil\nLayer"), "has class 'Evil\\nLayer'"),
@@ -288,6 +294,12 @@ CRAFTED = {
     "tf_op_raw_read_file": (_set_in_config("tf.nn.relu", function="raw_ops.ReadFile"),
                             "calls TensorFlow's 'raw_ops.ReadFile'"),
     "module_of_a_layer": (_set("conv", module="os", registered_name=None), "names Python module 'os'"),
+    # Keras falls back to registered_name when the module lacks class_name: a ClassMethod dressed as a Dense
+    "registered_name_disguise": (_disguised_class_method, "calls TensorFlow's 'experimental.register_filesystem_plugin'"),
+    # ... or the whole file: its top object a ClassMethod that says it is Functional
+    "top_object_not_a_model": (lambda config: config.update(
+        registered_name="ClassMethod", config={"name": "m", "cls_symbol": "experimental.register_filesystem_plugin",
+                                               "method_name": "__call__"}), "top object is ClassMethod, not a Keras model"),
     "module_in_nested_field": (_set_in_config("dense", activation_module="subprocess"),
                                "names Python module 'subprocess'"),
 }

@@ -4,11 +4,11 @@ killed run never leaves a half-written model.
 The user's things are sacred: a target is replaced only when edgepipe wrote it
 and it is the same kind of artifact (a file by a file; an ``.mlpackage`` folder by
 an ``.mlpackage``), never a plain folder, and never the input. edgepipe knows what
-it wrote three ways: a folder it made for a run carries an ``.edgepipe`` marker;
-in any other folder, ``.edgepipe-written.json`` lists the files it wrote there by
-size and modification time (a user's file saved over one of ours no longer
-matches); and its models and model cards carry a card that names edgepipe as
-their generator. Temp
+it wrote two ways: ``.edgepipe-written.json`` in each folder lists the files it
+wrote there by size and modification time (a user's file saved over one of ours
+no longer matches), and its models and model cards carry a card that names
+edgepipe as their generator. A folder it made for a run carries an ``.edgepipe``
+marker, so ``run``/``train --out`` may use it again, and only it. Temp
 names carry one prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run
 touches nothing else.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 
 TEMP_PREFIX = ".edgepipe-tmp-"
-OWNED = ".edgepipe"                   # in a folder edgepipe made for a run: everything in it is edgepipe's
-WRITTEN = ".edgepipe-written.json"    # in other folders: {name: [size, mtime_ns]} of what edgepipe wrote
+OWNED = ".edgepipe"                   # in a folder edgepipe made for a run (run/train --out may use it again)
+WRITTEN = ".edgepipe-written.json"    # in every folder it writes to: {name: [size, mtime_ns]} of what it wrote
 SIGNATURE = b'"generator": "edgepipe'  # in the card every model and card edgepipe writes carries
 
 
@@ -46,6 +46,10 @@ def ensure_writable_dir(path) -> Path:
         os.close(fd)
         os.unlink(probe)
         if not (out / OWNED).is_file():
+            if _earlier_run(out):  # what an earlier edgepipe wrote there is edgepipe's to replace
+                for p in out.iterdir():
+                    if not p.name.startswith("."):
+                        _record_written(p)
             (out / OWNED).write_text('{"made_by": "edgepipe"}\n')
     except OSError as e:
         raise EdgePipeError(f"output folder {out} is not writable ({e.strerror or e})") from None
@@ -66,8 +70,6 @@ def _earlier_run(out: Path) -> bool:
 def made_by_edgepipe(path: Path) -> bool:
     """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``, as far as it can tell."""
     path = Path(path)
-    if (path.parent / OWNED).is_file():
-        return True
     if _written(path.parent).get(path.name) == _stamp(path):
         return True
     return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
@@ -87,11 +89,9 @@ def _written(folder: Path) -> dict:
 
 
 def _record_written(path: Path):
-    """Note ``path`` in its folder's record (not needed in a folder edgepipe made). Best effort: a lost
-    entry only means edgepipe later refuses to replace that file."""
+    """Note ``path`` in its folder's record. Best effort: a lost entry only means edgepipe later
+    refuses to replace that file."""
     folder = path.parent
-    if (folder / OWNED).is_file():
-        return
     record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {path.name: _stamp(path)}
     tmp = None
     try:

@@ -35,6 +35,7 @@ _STRUCTURAL = frozenset({"__tuple__", "__ellipsis__", "__bytes__", "__tensor__",
 _EDGEPIPE_UNREGISTERED = frozenset({"PassThroughQuantizeConfig", "OutputOnlyQuantizeConfig"})
 # keras_metadata.pb node identifiers of whole models
 _MODEL_NODES = frozenset({"_tf_keras_network", "_tf_keras_model", "_tf_keras_sequential"})
+_MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})  # what a model file's top object may be
 # Layers that call a TensorFlow API symbol named in their config
 _TF_SYMBOL_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod",
                                "InstanceProperty"})
@@ -233,10 +234,18 @@ def find_foreign_code(config, check_classes: bool = True, root: str = "model") -
             name = name if isinstance(name, str) else value.get("name")
             kind = root if value is config else "layer"
             here = f"{kind} '{name}'" if isinstance(name, str) else layer
-            problem = _class_problem(value, cls, here, check_classes)
-            if problem:
-                return problem
-            children = [(v, cls if k == "config" else None, here) for k, v in value.items()]
+            # Keras falls back to registered_name when the module has no such class: check both
+            registered = value.get("registered_name")
+            fallback = registered if isinstance(registered, str) and registered != cls else None
+            for candidate in filter(None, (cls, fallback)):
+                problem = _class_problem(value, candidate, here, check_classes)
+                if problem:
+                    return problem
+            if value is config and root == "model" and check_classes and (
+                    cls not in _MODEL_CLASSES or (fallback and fallback not in _MODEL_CLASSES)):
+                return f"the file's top object is {fallback or cls}, not a Keras model"
+            owner = fallback if fallback in _TF_SYMBOL_LAYERS else cls
+            children = [(v, owner if k == "config" else None, here) for k, v in value.items()]
         else:
             here = layer
             children = [(v, None, here) for v in value.values()]
