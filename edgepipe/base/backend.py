@@ -43,6 +43,8 @@ def _load() -> dict:
         with _quiet_native_stderr():
             import tensorflow
             import tf_keras
+        import absl.logging  # the converters' deprecation chatter would bury edgepipe's own lines
+        absl.logging.set_verbosity(absl.logging.ERROR)
         _modules.update(tf=tensorflow, keras=tf_keras, layers=tf_keras.layers)
     return _modules
 

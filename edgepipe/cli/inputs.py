@@ -37,6 +37,9 @@ def unit_images(x: np.ndarray, where: str) -> np.ndarray:
     (the input spec then maps them to what the model takes, so they are never scaled twice)."""
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
+    if not np.issubdtype(x.dtype, np.floating):
+        raise EdgePipeError(f"{where} holds {x.dtype} values; images go in as uint8 pixels 0..255 or floats in "
+                            "[0, 1]")
     x = np.asarray(x, np.float32)
     if not np.isfinite(x).all():
         raise EdgePipeError(f"{where} contains NaN or Inf")
