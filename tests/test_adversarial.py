@@ -378,6 +378,11 @@ def test_an_mlpackage_edgepipe_wrote_may_be_replaced_but_not_a_lookalike(tmp_pat
         with atomic.staged_path(theirs, folder_artifact=True):
             pass
     assert (theirs / "Manifest.json").read_text() == '{"mine": 1}'
+    (real / "Data" / "notes.txt").write_text("mine, inside edgepipe's package")
+    with pytest.raises(Exception, match="holds files edgepipe did not write"):
+        with atomic.staged_path(real, folder_artifact=True):
+            pass
+    assert (real / "Data" / "notes.txt").read_text() == "mine, inside edgepipe's package"
     fake = tmp_path / "b.mlpackage"
     fake.mkdir()
     (fake / "thesis.tex").write_text("mine")

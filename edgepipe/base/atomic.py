@@ -75,6 +75,13 @@ def made_by_edgepipe(path: Path) -> bool:
     return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
 
 
+def _added_to_package(package: Path) -> list[str]:
+    """Files in an ``.mlpackage`` that coremltools does not write (someone else's, added since)."""
+    ours = ("Manifest.json", "Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/")
+    files = (p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(f for f in files if not (f in ours[:2] or f.startswith(ours[2])))
+
+
 def _stamp(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
@@ -135,6 +142,10 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
         raise EdgePipeError(f"{path} is an existing file, not an .mlpackage; choose another output")
     if path.exists() and not made_by_edgepipe(path):
         raise EdgePipeError(f"{path} exists and edgepipe did not write it; it is left alone, choose another output")
+    added = _added_to_package(path) if path.is_dir() else []
+    if added:
+        raise EdgePipeError(f"{path} holds files edgepipe did not write ({', '.join(added[:3])}); it is left alone, "
+                            "choose another output")
     if not path.parent.is_dir():
         raise EdgePipeError(f"output folder {path.parent} does not exist")
     return path
