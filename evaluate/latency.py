@@ -141,7 +141,7 @@ def _main(spec_path):
     from edgepipe.evaluate.hostinfo import best_roofs, copy_bandwidth_curve, file_sha256, host, matmul_peak_gflops
     from edgepipe.evaluate.gpucompat import gpu_report
     from edgepipe.evaluate.opprofile import xnnpack_coverage
-    from edgepipe.evaluate.runners import set_tf_threads
+    from edgepipe.evaluate.runners import fixed_dims, set_tf_threads, shape_text
     set_tf_threads(spec["threads"])
     rng = np.random.default_rng(0)
     batch = spec.get("batch", 1)
@@ -151,11 +151,10 @@ def _main(spec_path):
             raise EdgePipeError(f"bench feeds one input; the model has {len(runner.inputs)} "
                                 f"({', '.join(i.name for i in runner.inputs)})")
         shape = spec.get("input_shape") or runner.inputs[0].shape[1:]
-        if not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
-            free = ", ".join(str(d) if isinstance(d, (int, np.integer)) else "?" for d in shape)
-            raise EdgePipeError(f"the input has free dimensions (N, {free}); bench times a fixed shape: export it "
-                                "with `edgepipe convert --input-shape 1xHxWxC` first")
-        return rng.random([batch, *shape], np.float32)
+        if None in fixed_dims(shape):
+            raise EdgePipeError(f"the input has free dimensions (N, {shape_text(shape)[1:]}; bench times a fixed "
+                                "shape: export it with `edgepipe convert --input-shape` first")
+        return rng.random([batch, *fixed_dims(shape)], np.float32)
 
     def roofs():
         return matmul_peak_gflops(), copy_bandwidth_curve() if spec.get("layer_costs") else None

@@ -21,6 +21,16 @@ class TensorInfo:
     dtype: str
 
 
+def fixed_dims(shape) -> list[int | None]:
+    """A runtime's shape as ints, None where free (None, -1, a symbolic name like 'batch')."""
+    return [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in shape]
+
+
+def shape_text(shape) -> str:
+    """A shape as a person writes it: (1, 256, 256, 3), ? where free."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in fixed_dims(shape)) + ")"
+
+
 class NotRunnable(Exception):
     """This runtime cannot run here (for example Core ML on Linux)."""
 

@@ -34,7 +34,9 @@ def ensure_writable_dir(path) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise EdgePipeError(f"output folder {out} exists and is not a folder")
-    if out.is_dir() and not (out / OWNED).is_file() and not _earlier_run(out):
+    claimed = (out / OWNED).is_file()
+    earlier = not claimed and out.is_dir() and _earlier_run(out)
+    if out.is_dir() and not claimed and not earlier:
         theirs = sorted(p.name for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX))
         if theirs:
             shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
@@ -45,11 +47,9 @@ def ensure_writable_dir(path) -> Path:
         fd, probe = tempfile.mkstemp(dir=out, prefix=TEMP_PREFIX)
         os.close(fd)
         os.unlink(probe)
-        if not (out / OWNED).is_file():
-            if _earlier_run(out):  # what an earlier edgepipe wrote there is edgepipe's to replace
-                for p in out.iterdir():
-                    if not p.name.startswith("."):
-                        _record_written(p)
+        if earlier:  # what an earlier edgepipe wrote there is edgepipe's to replace
+            _record_written(*(p for p in out.iterdir() if not p.name.startswith(".")))
+        if not claimed:
             (out / OWNED).write_text('{"made_by": "edgepipe"}\n')
     except OSError as e:
         raise EdgePipeError(f"output folder {out} is not writable ({e.strerror or e})") from None
@@ -95,11 +95,13 @@ def _written(folder: Path) -> dict:
         return {}
 
 
-def _record_written(path: Path):
-    """Note ``path`` in its folder's record. Best effort: a lost entry only means edgepipe later
-    refuses to replace that file."""
-    folder = path.parent
-    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {path.name: _stamp(path)}
+def _record_written(*paths: Path):
+    """Note ``paths`` (in one folder) in that folder's record. Best effort: a lost entry only means
+    edgepipe later refuses to replace that file."""
+    if not paths:
+        return
+    folder = paths[0].parent
+    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {p.name: _stamp(p) for p in paths}
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")

@@ -26,14 +26,8 @@ def read_photo(path):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _shapes(tensors) -> str:
-    """Shapes as a person writes them: (1, 256, 256, 3), ? where free."""
-    return ", ".join("(" + ", ".join("?" if d is None or not str(d).lstrip("-").isdigit() or int(d) < 0
-                                     else str(int(d)) for d in t.shape) + ")" for t in tensors)
-
-
 def cmd_scan(args):
-    from edgepipe.evaluate.runners import NotRunnable, open_runner
+    from edgepipe.evaluate.runners import NotRunnable, fixed_dims, open_runner, shape_text
     from edgepipe.mobile_models.scan import scan
     from edgepipe.base import atomic
     import cv2
@@ -50,10 +44,11 @@ def cmd_scan(args):
     edge_maps = [o for o in runner.outputs if len(o.shape) == 4 and o.shape[-1] == 1]
     if len(runner.inputs[0].shape) != 4 or runner.inputs[0].shape[-1] != 3 or not edge_maps:
         raise EdgePipeError(f"{args.model}: expected an HED edge model (NHWC RGB input, (N, H, W, 1) edge map "
-                            f"output); it has inputs {_shapes(runner.inputs)}, outputs {_shapes(runner.outputs)}")
-    if None in runner.inputs[0].shape[1:3]:
-        raise EdgePipeError(f"{args.model}: its input size is free {tuple(runner.inputs[0].shape)}; scan needs a "
-                            "fixed size: export it with `edgepipe convert --input-shape 1x256x256x3`")
+                            f"output); it has inputs {', '.join(shape_text(t.shape) for t in runner.inputs)}, "
+                            f"outputs {', '.join(shape_text(t.shape) for t in runner.outputs)}")
+    if None in fixed_dims(runner.inputs[0].shape[1:3]):
+        raise EdgePipeError(f"{args.model}: its input size is free {shape_text(runner.inputs[0].shape)}; scan "
+                            "needs a fixed size: export it with `edgepipe convert --input-shape 1x256x256x3`")
     result = scan(photo, runner)
     if result.page is not None and args.output:
         ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
