@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import native_stderr_silenced
 
 GOLDEN_COUNT = 4
 EDGE_F_DROP = 0.01  # an edge map may lose 1 point of F-score against the host's
@@ -25,9 +26,10 @@ EDGE_F_DROP = 0.01  # an edge map may lose 1 point of F-score against the host's
 def _interpreter(model):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     try:
-        interp = Interpreter(model_path=str(model), num_threads=1,
-                             experimental_op_resolver_type=OpResolverType.AUTO)
-        interp.allocate_tensors()
+        with native_stderr_silenced():  # XNNPACK announces itself on fd 2
+            interp = Interpreter(model_path=str(model), num_threads=1,
+                                 experimental_op_resolver_type=OpResolverType.AUTO)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise EdgePipeError(f"{model}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
     return interp

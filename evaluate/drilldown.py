@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 
+from edgepipe.base.quiet import native_stderr_silenced
+
 FLOOR = 1e-6          # relative error below this is float round-off
 JUMP = 10.0           # a layer "jumps" when its error is 10x the worst before it
 TOLERANCE = {"float32": 1e-3, "fp32": 1e-3, "fp16": 2e-2, "float16": 2e-2}
@@ -42,7 +44,8 @@ def tflite_tensors(path, x, output_layers=()) -> list[tuple[str, np.ndarray]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": it is
         interp = litert.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
+    with native_stderr_silenced():  # XNNPACK announces itself on fd 2
+        interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     scale, zero = inp["quantization"]
     if scale:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepipe.base.errors import EdgePipeError, first_line
+from edgepipe.base.quiet import native_stderr_silenced
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,10 @@ class TFLiteRunner(Runner):
         resolver = (litert.OpResolverType.AUTO if xnnpack
                     else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         try:
-            self.interp = litert.Interpreter(model_path=str(path), num_threads=threads,
-                                             experimental_op_resolver_type=resolver)
-            self.interp.allocate_tensors()
+            with native_stderr_silenced():  # XNNPACK announces itself on fd 2
+                self.interp = litert.Interpreter(model_path=str(path), num_threads=threads,
+                                                 experimental_op_resolver_type=resolver)
+                self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgePipeError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
         self._ins = {_tflite_name(d["name"]): d for d in self.interp.get_input_details()}

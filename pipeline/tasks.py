@@ -101,7 +101,7 @@ class EdgeTask:
 
     def heldout(self):
         from edgepipe.train.data import documents
-        images, edges, corners = documents(self.recipe.data, "val", self.recipe.model.input_size)
+        images, edges, corners = documents(self.recipe.data, "test", self.recipe.model.input_size)
         return images.astype(np.float32) / 255.0, (edges, corners)
 
     def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None, others: dict | None = None) -> dict:
@@ -166,8 +166,7 @@ class ClassifyTask:
 
     def heldout(self):
         from edgepipe.train.data import classes
-        split = "test" if self.recipe.data.kind == "digits" else "val"
-        x, y, _ = classes(self.recipe.data, split, self.recipe.model.input_size)
+        x, y, _ = classes(self.recipe.data, "test", self.recipe.model.input_size)
         return x, y
 
     def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None, others: dict | None = None) -> dict:

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "android_demo" / "core" / "src" / "test" / "resources" / "parity"
 
 from edgepipe.mobile_models.docquad import find_quad  # noqa: E402
-from edgepipe.mobile_models.scan import edges_and_page, letterbox, letterbox_geometry  # noqa: E402
+from edgepipe.mobile_models.scan import (edges_and_page, expose, exposure_gain, letterbox,  # noqa: E402
+                                         letterbox_geometry)
 
 DRAWN = {
     "axis_aligned": [[40, 30], [210, 30], [210, 225], [40, 225]],
@@ -324,8 +325,26 @@ def write_preprocess_vectors() -> int:
             rows.append(",".join([name, dtype, *map(str, (w, h, in_w, in_h, *box.roi)), *map(_f32, scale),
                                   *map(_f32, bias), _f32(q_scale), str(zero)]))
     (OUT / "preprocess.csv").write_text(PREPROCESS_HEADER + "\n" + "\n".join(rows) + "\n")
+    (OUT / "exposure.csv").write_text("\n".join(exposure_rows()) + "\n")
     (OUT / "letterbox.csv").write_text("\n".join(letterbox_rows()) + "\n")
     return len(rows)
+
+
+EXPOSURE_LEVELS = (("dark", 0.3), ("dim", 0.55), ("lit", 1.0))  # a photo dimmed by this factor
+
+
+def exposure_rows():
+    """Auto-exposure (``scan.expose``) on letterboxed photos dimmed to several levels:
+    the boxed input, the gain and the exposed input (expose_*.ppm, exposure.csv)."""
+    rows = ["name,in_w,box_x,box_y,box_w,box_h,gain"]
+    for i, (name, w, h, in_w, in_h) in enumerate(PHOTOS):
+        for level, factor in EXPOSURE_LEVELS:
+            boxed, box = letterbox((_photo(w, h, i) * factor).astype(np.uint8), in_h, in_w)
+            gain = exposure_gain(boxed[box.y:box.y + box.h, box.x:box.x + box.w])
+            write_ppm(OUT / f"expose_{name}_{level}.ppm", boxed)
+            write_ppm(OUT / f"expose_{name}_{level}_out.ppm", expose(boxed, box))
+            rows.append(",".join(map(str, (f"{name}_{level}", in_w, *box.roi))) + f",{gain!r}")
+    return rows
 
 
 def letterbox_rows():

@@ -296,6 +296,8 @@ REFUSED = {
     "scan_missing_photo": ["scan", "WS/missing.png", "--model", "WS/m.tflite"],
     "scan_not_an_image": ["scan", "WS/not_a_photo.png", "--model", "WS/m.tflite"],
     "scan_photo_is_folder": ["scan", "WS/userdir", "--model", "WS/m.tflite"],
+    "scan_photo_empty_path": ["scan", "", "--model", "WS/m.tflite"],
+    "scan_output_empty_path": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", ""],
     "scan_output_is_photo": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", "WS/photo.png"],
     "scan_output_is_folder": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", "WS/userdir"],
     "scan_output_under_proc": ["scan", "WS/photo.png", "--model", "WS/m.tflite", "-o", PROC_OUT + ".png"],

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from edgepipe.mobile_models.docquad import QuadParams, find_quad
-from edgepipe.mobile_models.scan import letterbox, letterbox_geometry
+from edgepipe.mobile_models.scan import Letterbox, expose, exposure_gain, letterbox, letterbox_geometry
 
 PARITY = Path(__file__).resolve().parent.parent / "android_demo/core/src/test/resources/parity"
 QUAD_FINDER_JAVA = PARITY.parents[2] / "main/java/dev/edgepipe/core/QuadFinder.java"
 ROWS = [line.split(",") for line in (PARITY / "expected.csv").read_text().splitlines()[1:] if line]
 PREP = list(csv.DictReader((PARITY / "preprocess.csv").read_text().splitlines()))
+EXPOSURE = list(csv.DictReader((PARITY / "exposure.csv").read_text().splitlines()))
 
 
 def _read_pnm(path):
@@ -126,3 +127,20 @@ def test_python_preprocessing_reproduces_the_vector(row):
         x = np.clip(np.round(x / float(row["q_scale"]) + int(row["q_zero_point"])), info.min, info.max)
     want = np.frombuffer((PARITY / f"prep_{row['name']}_{row['dtype']}.bin").read_bytes(), dtype.newbyteorder("<"))
     assert np.array_equal(x.astype(dtype).ravel(), want)
+
+
+def test_exposure_vectors_cover_dark_and_lit_photos():
+    gains = [float(r["gain"]) for r in EXPOSURE]
+    assert min(gains) == 1.0 and max(gains) > 1.5  # lit photos are left alone, dark ones brightened
+
+
+@pytest.mark.parametrize("row", EXPOSURE, ids=[r["name"] for r in EXPOSURE])
+def test_python_exposure_reproduces_the_vector(row):
+    """``scan.expose``: the gain from the photo's part of the letterboxed input, then
+    floor(pixel * gain + 0.5); the Java core's Preprocess.expose must give the same bytes."""
+    boxed = _read_pnm(PARITY / f"expose_{row['name']}.ppm")
+    x, y, w, h = (int(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+    assert exposure_gain(boxed[y:y + h, x:x + w]) == float(row["gain"])
+    got = expose(boxed, Letterbox(x, y, w, h, w, h))
+    assert np.array_equal(got, _read_pnm(PARITY / f"expose_{row['name']}_out.ppm"))
+    assert np.array_equal(got[:y], boxed[:y]) and np.array_equal(got[:, :x], boxed[:, :x])  # bands untouched

@@ -64,7 +64,7 @@ def test_recipe_prune_and_quantize_stages(tmp_path):
     import numpy as np
 
     from edgepipe.evaluate.runners import open_runner
-    root = make_image_folder(tmp_path / "imgs", per_class=8)
+    root = make_image_folder(tmp_path / "imgs", per_class=10)
     variants = ["tflite_float32", "tflite_int8", "tflite_int8_float_io", "tflite_dynamic", "tflite_float16",
                 "tflite_int16x8", "coreml_fp32"]
     recipe = {"name": "slim", "model": {"name": "tiny_cnn", "input_size": 32},

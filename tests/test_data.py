@@ -47,10 +47,12 @@ def make_document_folder(root, count=4, size=96, fmt="json"):
 
 def test_image_folder_splits_are_stratified_and_disjoint(tmp_path):
     root = make_image_folder(tmp_path / "imgs")
-    train, val = image_folder(root, 16, "train"), image_folder(root, 16, "val")
+    train, val, test = (image_folder(root, 16, split) for split in ("train", "val", "test"))
     assert train.class_names == ["blue", "green", "red"]
-    assert train.images.shape == (12, 16, 16, 3) and val.images.shape == (3, 16, 16, 3)
-    assert sorted(np.bincount(val.labels).tolist()) == [1, 1, 1]
+    assert train.images.shape == (9, 16, 16, 3) and val.images.shape == test.images.shape == (3, 16, 16, 3)
+    assert sorted(np.bincount(val.labels).tolist()) == sorted(np.bincount(test.labels).tolist()) == [1, 1, 1]
+    pixels = [{im.tobytes() for im in part.images} for part in (train, val, test)]
+    assert not (pixels[0] & pixels[1] or pixels[0] & pixels[2] or pixels[1] & pixels[2])  # disjoint
     red = train.images[train.labels == 2].mean(axis=(0, 1, 2))
     assert red[0] > 0.8 and red[2] < 0.2  # RGB order, scaled to [0, 1]
 
@@ -58,8 +60,8 @@ def test_image_folder_splits_are_stratified_and_disjoint(tmp_path):
 @pytest.mark.parametrize("setup, message", [
     (lambda r: None, "does not exist"),
     (lambda r: r.mkdir(), "has no class folders"),
-    (lambda r: (make_image_folder(r), [p.unlink() for p in list((r / "red").iterdir())[1:]]), "has 1 image"),
-    (lambda r: (make_image_folder(r), (r / "red" / "0.png").write_bytes(b"not a png")), "cannot read image"),
+    (lambda r: (make_image_folder(r), [p.unlink() for p in list((r / "red").iterdir())[2:]]), "has 2 image"),
+    (lambda r: (make_image_folder(r), (r / "red" / "0.png").write_bytes(b"not a png")), "not a readable image"),
 ])
 def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
     root = tmp_path / "imgs"
@@ -84,6 +86,10 @@ def test_document_folder_renders_edges_at_the_scaled_corners(tmp_path, fmt):
     ([[1, 1], [50, 1], [50, 50]], "needs 4 corner points, got 3"),
     ([[1, 1], [500, 1], [50, 50], [1, 50]], "fall outside"),
     ([[1, 1], ["a", 1], [50, 50], [1, 50]], "must be numbers"),
+    ([[True, True], [False, True], [True, False], [False, False]], "not true/false"),
+    ([[50, 50], [50, 50], [50, 50], [50, 50]], "no page: they enclose 0 square pixels"),
+    ([[10, 10], [40, 40], [70, 70], [90, 90]], "no page: they enclose"),  # on a line
+    ([[10, 10], [80, 10], [30, 30], [10, 80]], "not make a convex quadrilateral"),  # a dart
 ])
 def test_document_folder_rejects_bad_corners(tmp_path, corners, message):
     root, table = make_document_folder(tmp_path / "docs", count=2)
@@ -91,6 +97,45 @@ def test_document_folder_rejects_bad_corners(tmp_path, corners, message):
     (root / "corners.json").write_text(json.dumps(table))
     with pytest.raises(EdgePipeError, match=message):
         document_folder(root, 64)
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda r: (r / "corners.csv").write_bytes("file,x1,y1,x2,y2,x3,y3,x4,y4\ncaf\xe9.jpg,1,1,9,1,9,9,1,9\n"
+                                              .encode("cp1252")), "not UTF-8"),
+    (lambda r: (r / "corners.csv").write_text("doc0.jpg,1,1,50,1,50,50,1,50\n"), "first line must be the header"),
+    (lambda r: (r / "corners.csv").write_text("file,y1,x1,y2,x2,y3,x3,y4,x4\n"), "first line must be the header"),
+    (lambda r: (r / "corners.csv").write_text("file,x1,y1,x2,y2,x3,y3,x4,y4\na.jpg,1,1,50,1,50,50,1,50\n"
+                                              "a.jpg,1,1,50,1,50,50,1,50\n"), "line 3: a.jpg is listed more than once"),
+    (lambda r: (r / "corners.json").write_text('{"a.jpg": [[1, 1], [9, 1], [9, 9], [1, 9]], '
+                                               '"a.jpg": [[1, 1], [2, 1], [2, 2], [1, 2]]}'), "lists a.jpg more than once"),
+    (lambda r: ((r / "corners.json").write_text("{}"), (r / "corners.csv").write_text("")), "has both"),
+])
+def test_corners_files_a_careless_user_writes_are_refused(tmp_path, write, message):
+    root = tmp_path / "docs"
+    root.mkdir()
+    write(root)
+    with pytest.raises(EdgePipeError, match=message):
+        document_folder(root, 64)
+
+
+def test_corners_with_a_byte_order_mark_and_unlabelled_photos(tmp_path, capsys):
+    root, table = make_document_folder(tmp_path / "docs", count=3, fmt="csv")
+    (root / "corners.csv").write_bytes(b"\xef\xbb\xbf" + (root / "corners.csv").read_bytes())  # Excel's CSV UTF-8
+    cv2.imwrite(str(root / "extra.jpg"), np.zeros((40, 40, 3), np.uint8))
+    assert len(document_folder(root, 64).files) == 3
+    assert "3 labelled photos; 1 without corners are not used (extra.jpg)" in capsys.readouterr().err
+
+
+def test_verify_scores_images_that_neither_trained_nor_chose_the_checkpoint(tmp_path):
+    root, _ = make_document_folder(tmp_path / "docs", count=6)
+    cfg = DataCfg(kind="document_folder", path=str(root))
+    parts = [data.documents(cfg, split, 32)[2] for split in ("train", "val", "test")]
+    assert [len(p) for p in parts] == [4, 1, 1]
+    keys = [{c.tobytes() for c in p} for p in parts]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    with pytest.raises(EdgePipeError, match="2 labelled photo.*at least 3"):
+        data.documents(DataCfg(kind="document_folder", path=str(make_document_folder(tmp_path / "two", 2)[0])),
+                       "train", 32)
 
 
 def test_document_folder_without_corners_file(tmp_path):

@@ -419,9 +419,9 @@ def test_image_limit_applies_to_folders_and_can_be_raised(tmp_path, monkeypatch)
     from edgepipe.train.folders import image_folder, read_rgb
     for c in ("a", "b"):
         (tmp_path / "data" / c).mkdir(parents=True)
-        for i in range(2):
+        for i in range(3):
             small_png(tmp_path / "data" / c / f"{i}.png")
-    assert image_folder(tmp_path / "data", 8).images.shape == (4, 8, 8, 3)
+    assert image_folder(tmp_path / "data", 8).images.shape == (6, 8, 8, 3)
     monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(EdgePipeError, match="40x30 image .* over the 0.001-megapixel limit"):
         image_folder(tmp_path / "data", 8)
@@ -430,10 +430,30 @@ def test_image_limit_applies_to_folders_and_can_be_raised(tmp_path, monkeypatch)
     monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "1200")
     assert read_rgb(tmp_path / "data" / "a" / "0.png").shape == (30, 40, 3)
     (tmp_path / "data" / "a" / "bad.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(EdgePipeError, match="corrupt or not an image"):
+    with pytest.raises(EdgePipeError, match="corrupt, truncated or not an image"):
         read_rgb(tmp_path / "data" / "a" / "bad.png")
     with pytest.raises(EdgePipeError, match="not a readable image"):
         read_photo(tmp_path / "data" / "a" / "bad.png")
+
+
+def test_photos_are_read_upright_whole_and_in_formats_opencv_lacks(tmp_path):
+    """EXIF orientation is applied (corners come back in the upright image's pixels);
+    a truncated JPEG, which OpenCV would fill with grey, is refused; a 16-bit TIFF is read."""
+    from PIL import Image
+    from edgepipe.base.photos import read_rgb
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[:10, :, 0] = 255  # a red band at the top
+    exif = Image.Image().getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(rgb).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    upright = read_rgb(tmp_path / "turned.jpg")
+    assert upright.shape == (40, 30, 3) and upright[:, -5:, 0].mean() > 200  # the band is now on the right
+    data = (tmp_path / "turned.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 2])
+    with pytest.raises(EdgePipeError, match="cut.jpg: not a readable image"):
+        read_rgb(tmp_path / "cut.jpg")
+    Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(tmp_path / "deep.tif")
+    assert read_rgb(tmp_path / "deep.tif").min() == 255
 
 
 # -- garbage and non-Keras files -----------------------------------------------------------------------------------

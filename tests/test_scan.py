@@ -68,10 +68,12 @@ def test_scan_cli_json_and_errors(tmp_path, tiny_hed, capsys):
     model = export(VARIANTS["tflite_float32"], tiny_hed, tmp_path / "hed.tflite")
     photo = tmp_path / "blank.png"
     cv2.imwrite(str(photo), np.full((120, 160, 3), 128, np.uint8))
-    assert main(["scan", str(photo), "--model", str(model), "--json", "-o", str(tmp_path / "page.png")]) == 0
+    rc = main(["scan", str(photo), "--model", str(model), "--json", "-o", str(tmp_path / "page.png")])
     out = json.loads(capsys.readouterr().out)
+    assert rc == (0 if out["corners"] else 1)  # 1: no page found, and nothing written
     assert set(out) == ({"corners"} if out["corners"] else {"corners", "reason"})
-    assert out["corners"] is None or (len(out["corners"]) == 4 and (tmp_path / "page.png").exists())
+    assert (len(out["corners"]) == 4 and (tmp_path / "page.png").exists()) if out["corners"] else \
+        not (tmp_path / "page.png").exists()
     assert main(["scan", str(tmp_path / "missing.jpg"), "--model", str(model)]) == 2
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     assert main(["scan", str(tmp_path / "broken.jpg"), "--model", str(model)]) == 2

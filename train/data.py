@@ -20,17 +20,20 @@ TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "dig
 
 
 def documents(cfg, split: str, size: int, count: int | None = None, regions: bool = False):
-    """(images uint8, edges uint8, corners) for ``split`` in train / val, and the
-    page regions (uint8) with ``regions``."""
+    """(images uint8, edges uint8, corners) for ``split`` in train / val / test,
+    and the page regions (uint8) with ``regions``. ``val`` chooses the checkpoint,
+    ``test`` is scored by verify (generated documents: both the held-out stream)."""
     if cfg.kind == "synthetic_documents":
         from edgepipe.train.datasets import document_arrays
         seed = cfg.train_seed if split == "train" else cfg.val_seed
         return document_arrays(seed, count or cfg.val_size, size, regions)
     if cfg.kind == "document_folder":
-        from edgepipe.train.folders import document_folder, split_indices
+        from edgepipe.train.folders import MIN_PER_CLASS, document_folder, split_indices
         docs = document_folder(cfg.path, size)
-        if len(docs.files) < 2:
-            raise EdgePipeError(f"document folder {cfg.path} needs at least 2 photos (1 is held out)")
+        if len(docs.files) < MIN_PER_CLASS:
+            raise EdgePipeError(f"document folder {cfg.path} has {len(docs.files)} labelled photo(s); it needs at "
+                                f"least {MIN_PER_CLASS} (one to train on, one to choose the checkpoint, one held "
+                                "out to score)")
         keep = split_indices(np.zeros(len(docs.files), np.int64), split, cfg.train_seed)[:count]
         arrays = docs.images[keep], docs.edges[keep], docs.corners[keep]
         return arrays + (docs.regions[keep],) if regions else arrays

@@ -10,7 +10,9 @@ Documents: photos plus the page corners, in ``corners.json``
 (they are sorted to TL, TR, BR, BL).
 """
 import csv
+import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +20,14 @@ import cv2
 import numpy as np
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.photos import MIN_PHOTO_SIDE, read_rgb
+from edgepipe.base.safety import one_line
 from edgepipe.mobile_models.docquad import order_corners
 from edgepipe.mobile_models.scan import letterbox
 from edgepipe.train.docgen import edge_label, region_label
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MIN_PAGE_AREA = 0.001  # of the photo: smaller is a typo (a point, a line), not a page
 
 
 @dataclass
@@ -41,18 +46,6 @@ class Documents:
     regions: np.ndarray     # (N, size, size) uint8 {0, 1}: the page's area
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as RGB uint8, or a clear error naming it. Its header is read
-    first: an image over ``EDGEPIPE_MAX_IMAGE_PIXELS`` is refused undecoded."""
-    from edgepipe.base.safety import image_size
-    image_size(path, unreadable=f"cannot read image {path} (corrupt or not an image)")
-    data = np.fromfile(str(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise EdgePipeError(f"cannot read image {path} (corrupt or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
@@ -64,18 +57,25 @@ def _existing_dir(root) -> Path:
     return root
 
 
-def split_indices(labels: np.ndarray, split: str, seed: int, val_fraction: float = 0.2) -> np.ndarray:
-    """Stratified, seeded train/val split: every class keeps at least one image on each side."""
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be train, val or all, got {split}")
+SPLITS = ("train", "val", "test", "all")
+MIN_PER_CLASS = 3  # one to train on, one to choose the checkpoint (val), one held out to score (test)
+
+
+def split_indices(labels: np.ndarray, split: str, seed: int, held_fraction: float = 0.2) -> np.ndarray:
+    """Stratified, seeded, disjoint train / val / test split: every class keeps at
+    least one image in each. ``val`` chooses the checkpoint during training;
+    ``test`` is what verify and the report score, so their figures come from
+    images that touched neither the weights nor their choice."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split}")
     if split == "all":
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     picked = []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = min(max(1, int(round(val_fraction * len(idx)))), len(idx) - 1)
-        picked.append(idx[:n_val] if split == "val" else idx[n_val:])
+        n = min(max(1, int(round(held_fraction * len(idx)))), (len(idx) - 1) // 2)
+        picked.append({"test": idx[:n], "val": idx[n:2 * n], "train": idx[2 * n:]}[split])
     return np.sort(np.concatenate(picked))
 
 
@@ -97,9 +97,10 @@ def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassIma
     files, labels = [], []
     for label, name in enumerate(classes):
         found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if len(found) < 2:
+        if len(found) < MIN_PER_CLASS:
             raise EdgePipeError(f"class folder {root / name} has {len(found)} image(s); each class needs at "
-                                "least 2 (one is held out for validation)")
+                                f"least {MIN_PER_CLASS} (one to train on, one to choose the checkpoint, one held "
+                                "out to score)")
         files += found
         labels += [label] * len(found)
     labels = np.asarray(labels, np.int64)
@@ -108,30 +109,60 @@ def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassIma
     return ClassImages(images, labels[keep], classes)
 
 
+CSV_HEADER = ["file", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
+
+
 def _corners_table(root: Path) -> dict[str, np.ndarray]:
-    """file name -> 4x2 corners, from corners.json or corners.csv."""
+    """file name -> 4x2 corners, from corners.json or corners.csv (exactly one of them)."""
     as_json, as_csv = root / "corners.json", root / "corners.csv"
+    if as_json.is_file() and as_csv.is_file():
+        raise EdgePipeError(f"document folder {root} has both corners.json and corners.csv; keep one")
     if as_json.is_file():
-        try:
-            raw = json.loads(as_json.read_text())
-        except ValueError as e:
-            raise EdgePipeError(f"{as_json} is not valid JSON: {e}") from None
-        if not isinstance(raw, dict):
-            raise EdgePipeError(f"{as_json} must map file names to 4 [x, y] points")
-        return {name: _points(pts, f"{as_json} entry {name}") for name, pts in raw.items()}
+        return _json_table(as_json)
     if as_csv.is_file():
-        with open(as_csv, newline="") as f:
-            rows = list(csv.reader(f))
-        table = {}
-        for n, row in enumerate(rows[1:], start=2):
-            if not row:
-                continue
-            table[row[0]] = _points(row[1:], f"{as_csv} line {n}")
-        return table
+        return _csv_table(as_csv)
     raise EdgePipeError(f"document folder {root} has no corners.json or corners.csv")
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")  # a byte-order mark (Excel, Notepad) is fine
+    except UnicodeDecodeError:
+        raise EdgePipeError(f"{path} is not UTF-8 text; save it as UTF-8 (Excel: CSV UTF-8)") from None
+
+
+def _json_table(path: Path) -> dict[str, np.ndarray]:
+    def unique(pairs):
+        names = [name for name, _ in pairs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise EdgePipeError(f"{path} lists {one_line(twice[0])} more than once")
+        return dict(pairs)
+    try:
+        raw = json.loads(_text(path), object_pairs_hook=unique)
+    except ValueError as e:
+        raise EdgePipeError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise EdgePipeError(f"{path} must map file names to 4 [x, y] points")
+    return {name: _points(pts, f"{path} entry {one_line(name)}") for name, pts in raw.items()}
+
+
+def _csv_table(path: Path) -> dict[str, np.ndarray]:
+    rows = [row for row in csv.reader(io.StringIO(_text(path), newline="")) if row]
+    if not rows or [c.strip().lower() for c in rows[0]] != CSV_HEADER:
+        first = one_line(",".join(rows[0]) if rows else "nothing")
+        raise EdgePipeError(f"{path}: the first line must be the header {','.join(CSV_HEADER)}; it is {first}")
+    table = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if row[0] in table:
+            raise EdgePipeError(f"{path} line {n}: {one_line(row[0])} is listed more than once")
+        table[row[0]] = _points(row[1:], f"{path} line {n}")
+    return table
+
+
 def _points(values, where: str) -> np.ndarray:
+    if _has_bool(values):
+        raise EdgePipeError(f"{where}: corners must be numbers, not true/false")
     try:
         pts = np.asarray(values, np.float64).reshape(-1, 2)
     except (ValueError, TypeError):
@@ -143,21 +174,58 @@ def _points(values, where: str) -> np.ndarray:
     return pts
 
 
+def _has_bool(values) -> bool:
+    if isinstance(values, (list, tuple)):
+        return any(_has_bool(v) for v in values)
+    return isinstance(values, bool)
+
+
+def _page_shape_problem(quad: np.ndarray, w: int, h: int) -> str:
+    """Why four ordered corners cannot be a photographed page, or ''. A page seen
+    by a camera is a convex quadrilateral; a point, a line or a dart is a typo."""
+    x, y = quad[:, 0], quad[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if area < MIN_PAGE_AREA * w * h:
+        return f"they enclose {area:.0f} square pixels, under {MIN_PAGE_AREA:.1%} of the photo"
+    turns = [float(np.cross(quad[(i + 1) % 4] - quad[i], quad[(i + 2) % 4] - quad[(i + 1) % 4])) for i in range(4)]
+    if not (all(t > 0 for t in turns) or all(t < 0 for t in turns)):
+        return "they do not make a convex quadrilateral"
+    return ""
+
+
+_noted: set = set()
+
+
+def _note_unlabelled(root: Path, table: dict) -> None:
+    """Say (once per folder) which photos in the folder the corners file leaves out."""
+    listed = {(root / name).resolve() for name in table}
+    left = sorted(p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed)
+    if left and root.resolve() not in _noted:
+        _noted.add(root.resolve())
+        more = f" and {len(left) - 3} more" if len(left) > 3 else ""
+        print(f"note: {root}: {len(table)} labelled photos; {len(left)} without corners are not used "
+              f"({', '.join(one_line(n, 60) for n in left[:3])}{more})", file=sys.stderr)
+
+
 def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     root = _existing_dir(root)
     table = _corners_table(root)
     if not table:
         raise EdgePipeError(f"document folder {root}: the corners file lists no images")
+    _note_unlabelled(root, table)
     images, edges, corners, regions = [], [], [], []
     for name in sorted(table):
         path = root / name
         if not path.is_file():
             raise EdgePipeError(f"{path} is listed in the corners file but does not exist")
-        photo = read_rgb(path)
+        photo = read_rgb(path, min_side=MIN_PHOTO_SIDE)
         h, w = photo.shape[:2]
         pts = table[name]
         if (pts < 0).any() or (pts[:, 0] > w).any() or (pts[:, 1] > h).any():
             raise EdgePipeError(f"corners of {path} fall outside the {w}x{h} image: {pts.tolist()}")
+        problem = _page_shape_problem(order_corners(pts).astype(np.float64), w, h)
+        if problem:
+            raise EdgePipeError(f"corners of {path} are no page: {problem}: {pts.tolist()}")
         image, box = letterbox(photo, size, size)  # as `edgepipe scan` feeds a photo
         quad = order_corners(box.to_input(pts))
         images.append(image)

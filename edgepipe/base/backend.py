@@ -10,7 +10,8 @@ the registry's networks, without loading it.
 """
 import os
 import sys
-from contextlib import contextmanager
+
+from edgepipe.base.quiet import native_stderr_silenced
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -18,29 +19,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 _modules: dict = {}
 
 
-@contextmanager
-def _quiet_native_stderr():
-    """TensorFlow's C++ runtime logs CUDA probing to fd 2 before it reads
-    TF_CPP_MIN_LOG_LEVEL; users should see one-line errors, not that."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _load() -> dict:
     if not _modules:
-        with _quiet_native_stderr():
+        with native_stderr_silenced():
             import tensorflow
             import tf_keras
         import absl.logging  # the converters' deprecation chatter would bury edgepipe's own lines

@@ -176,7 +176,7 @@ def _accuracy(models: dict, args) -> dict:
     from edgepipe.pipeline.recipe import DataCfg
     from edgepipe.train.data import classes
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
-    x, y, _ = classes(cfg, "val", next(iter(models.values())).input_shape[1])
+    x, y, _ = classes(cfg, "test", next(iter(models.values())).input_shape[1])
     return {name: float(np.mean(m.predict(model_inputs(m, x), verbose=0).argmax(-1) == y))
             for name, m in models.items()}
 

@@ -5,25 +5,12 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust
 
-MIN_PHOTO_SIDE = 16  # a thumbnail, an icon or a 1x1 pixel is no photo of a page
+NOT_FOUND = 1  # like grep: ran fine, found nothing (2 stays for usage errors)
 
 
 def read_photo(path):
-    import cv2
-    path = Path(path)
-    if path.is_dir():
-        raise EdgePipeError(f"{path} is a folder; give one photo (.jpg, .png)")
-    if not path.is_file():
-        raise EdgePipeError(f"photo not found: {path}")
-    from edgepipe.base.safety import image_size
-    image_size(path)  # header only: refuses what is not an image, or too many pixels to decode
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise EdgePipeError(f"{path}: not a readable image")
-    if min(bgr.shape[:2]) < MIN_PHOTO_SIDE:
-        raise EdgePipeError(f"{path} is {bgr.shape[1]}x{bgr.shape[0]} pixels; too small to find a document in "
-                            f"(at least {MIN_PHOTO_SIDE} a side)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    from edgepipe.base.photos import MIN_PHOTO_SIDE, read_rgb
+    return read_rgb(path, min_side=MIN_PHOTO_SIDE)
 
 
 def cmd_scan(args):
@@ -31,6 +18,10 @@ def cmd_scan(args):
     from edgepipe.mobile_models.scan import scan
     from edgepipe.base import atomic
     import cv2
+    if not args.photo.strip():
+        raise EdgePipeError("no photo given: the photo path is empty")
+    if args.output is not None and not args.output.strip():
+        raise EdgePipeError("-o is empty; give the rectified page's file name (.png, .jpg)")
     if args.output:
         if Path(args.output).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
             raise EdgePipeError(f"-o {args.output}: the rectified page is an image: use .png, .jpg, .bmp, .tif "
@@ -60,16 +51,17 @@ def cmd_scan(args):
                                                        for x, y in result.corners]
         print(json.dumps({"corners": corners} | ({} if corners else {"reason": result.reason})))
     elif result.corners is None:
-        print(f"no document found ({result.reason})")
+        print(f"no document found ({result.reason})" + (f"; {args.output} not written" if args.output else ""))
     else:
         print("corners (TL, TR, BR, BL):", ", ".join(f"({x:.1f}, {y:.1f})" for x, y in result.corners))
         if args.output:
             print(f"wrote {args.output}")
-    return 0
+    return 0 if result.corners is not None else NOT_FOUND
 
 
 def add_parser(sub):
-    s = sub.add_parser("scan", help="find the document in a photo and write the rectified page")
+    s = sub.add_parser("scan", help="find the document in a photo and write the rectified page",
+                       description="Exit status: 0 page found, 1 no page found (nothing written), 2 error.")
     s.add_argument("photo")
     s.add_argument("--model", required=True, help="HED export: .tflite, .onnx or .keras")
     s.add_argument("-o", "--output", help="rectified page image (.png/.jpg)")

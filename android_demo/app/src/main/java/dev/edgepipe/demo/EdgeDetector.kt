@@ -76,7 +76,8 @@ class EdgeDetector private constructor(
     /** Letterbox the upright frame into the input, run, and return the dequantized maps. */
     fun detect(argb: IntArray, width: Int, height: Int, card: ModelCard): Detection {
         val t0 = System.nanoTime()
-        val boxed = Preprocess.letterbox(argb, width, height, card.inputWidth, card.inputHeight)
+        val boxed = Preprocess.expose(  // a dark frame brightened, as `edgepipe scan` does
+            Preprocess.letterbox(argb, width, height, card.inputWidth, card.inputHeight), card.inputWidth)
         val q = input.quantizationParams()
         inBuf.clear()
         Tensors.write(Preprocess.normalize(boxed.argb, card.scale, card.bias), inputType, q.scale, q.zeroPoint, inBuf)

@@ -5,9 +5,13 @@ package dev.edgepipe.core;
  * the photo into the model's input (area resize as OpenCV's INTER_AREA, centred, {@link
  * Letterbox#PAD_VALUE} bands), then normalise each channel as {@code x = pixel * scale + bias},
  * the formula in model_card.json, and write it in the input tensor's type ({@link Tensors}).
+ * Between the two, {@link #expose} brightens a dark frame as {@code scan.expose} does.
  */
 public final class Preprocess {
     private Preprocess() {}
+
+    /** {@code mobile_models/scan.py}'s auto-exposure: knee, target and the largest gain. */
+    public static final double EXPOSURE_KNEE = 160.0, EXPOSURE_TARGET = 220.0, MAX_GAIN = 4.0;
 
     /** The letterboxed {@code inW x inH} packed-ARGB image (alpha 255) and where the photo lies in it. */
     public static final class Boxed {
@@ -30,6 +34,48 @@ public final class Preprocess {
             System.arraycopy(content, y * box.w, canvas, (box.y + y) * inW + box.x, box.w);
         }
         return new Boxed(canvas, box);
+    }
+
+    /**
+     * The gain for the photo's part of a letterboxed image ({@code stride} pixels a row): 1.0
+     * unless its 99th-percentile brightness, (R + G + B) / 3, is under the knee. The same integer
+     * histogram as Python's {@code exposure_gain}, so both get the same number.
+     */
+    public static double exposureGain(int[] argb, int stride, Letterbox box) {
+        int[] hist = new int[766];
+        for (int y = box.y; y < box.y + box.h; y++) {
+            for (int x = box.x; x < box.x + box.w; x++) {
+                int p = argb[y * stride + x];
+                hist[((p >> 16) & 0xff) + ((p >> 8) & 0xff) + (p & 0xff)]++;
+            }
+        }
+        double need = 0.99 * ((long) box.w * box.h);
+        long cumulative = 0;
+        int v = 0;
+        for (; v < hist.length - 1; v++) {
+            cumulative += hist[v];
+            if (cumulative >= need) break;
+        }
+        double p99 = v / 3.0;
+        return p99 >= EXPOSURE_KNEE ? 1.0 : Math.min(MAX_GAIN, EXPOSURE_TARGET / Math.max(p99, 1.0));
+    }
+
+    /** The letterboxed image with the photo's part brightened: floor(pixel * gain + 0.5), at most 255. */
+    public static Boxed expose(Boxed boxed, int stride) {
+        double gain = exposureGain(boxed.argb, stride, boxed.box);
+        if (gain == 1.0) return boxed;
+        int[] out = boxed.argb.clone();
+        Letterbox b = boxed.box;
+        for (int y = b.y; y < b.y + b.h; y++) {
+            for (int x = b.x; x < b.x + b.w; x++) {
+                int p = out[y * stride + x], q = 0xff000000;
+                for (int shift = 16; shift >= 0; shift -= 8) {
+                    q |= (int) Math.min(255, Math.floor(((p >> shift) & 0xff) * gain + 0.5)) << shift;
+                }
+                out[y * stride + x] = q;
+            }
+        }
+        return new Boxed(out, b);
     }
 
     /** NHWC float RGB: {@code x = pixel * scale[c] + bias[c]} in float32, as numpy computes it. */

@@ -1,0 +1,84 @@
+"""Reading a user's photo, once, the same way for ``scan`` and for training on a
+document or image folder: shown upright (EXIF orientation applied, as a phone's
+gallery shows it), as RGB uint8, or refused in one line naming the file.
+
+OpenCV decodes; Pillow reads the header first (the size limit, and what is no
+image at all) and, for JPEG, checks that the file is complete: OpenCV fills a
+truncated JPEG with grey and says nothing, which would score a half photo.
+Formats OpenCV cannot decode but Pillow can (some TIFFs) go through Pillow.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import native_stderr_silenced
+from edgepipe.base.safety import image_size
+
+MIN_PHOTO_SIDE = 16  # a thumbnail, an icon or a 1x1 pixel is no photo of a page
+
+
+def read_rgb(path, min_side: int = 1) -> np.ndarray:
+    """``path`` as an upright HxWx3 RGB uint8 array, at least ``min_side`` pixels a side."""
+    path = Path(path)
+    if path.is_dir():
+        raise EdgePipeError(f"{path} is a folder; give one photo (.jpg, .png)")
+    if not path.is_file():
+        raise EdgePipeError(f"photo not found: {path}")
+    unreadable = f"{path}: not a readable image (corrupt, truncated or not an image)"
+    image_size(path, unreadable=unreadable)
+    with native_stderr_silenced():  # libpng and libjpeg print their own complaints
+        _check_complete(path, unreadable)
+        rgb = _decode_cv2(path)
+        if rgb is None:
+            rgb = _decode_pillow(path)
+    if rgb is None:
+        raise EdgePipeError(unreadable)
+    if min(rgb.shape[:2]) < min_side:
+        raise EdgePipeError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]} pixels; too small to find a document in "
+                            f"(at least {min_side} a side)")
+    return rgb
+
+
+def _check_complete(path: Path, unreadable: str) -> None:
+    from PIL import Image
+    with Image.open(path) as im:
+        if im.format != "JPEG":
+            return
+        try:
+            im.load()  # Pillow refuses a truncated JPEG (LOAD_TRUNCATED_IMAGES is off)
+        except (OSError, SyntaxError, ValueError):
+            raise EdgePipeError(unreadable) from None
+
+
+def _decode_cv2(path: Path):
+    import cv2
+    data = np.fromfile(str(path), np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # IMREAD_COLOR applies EXIF orientation
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _decode_pillow(path: Path):
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
+                im = _to_8bit(np.asarray(im))
+            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+    except Exception:  # noqa: BLE001  Pillow raises many types for files it cannot decode
+        return None
+
+
+def _to_8bit(values: np.ndarray):
+    """A 16-bit or float single-channel image (TIFF) as 8-bit grey: integers by
+    their type's range, floats in [0, 1] as they are, other floats by their range."""
+    from PIL import Image
+    v = values.astype(np.float64)
+    if not np.isfinite(v).all():
+        raise ValueError("non-finite pixels")
+    if np.issubdtype(values.dtype, np.integer):
+        v = v / np.iinfo(values.dtype).max
+    elif v.min() < 0 or v.max() > 1:
+        v = (v - v.min()) / max(float(np.ptp(v)), 1e-12)
+    return Image.fromarray(np.round(v * 255).astype(np.uint8))
