@@ -51,6 +51,37 @@ def test_letterbox_keeps_the_aspect_and_maps_points_back():
     assert np.allclose(box.to_input(pts), [[16, 0], [48, 64], [32, 32]])
 
 
+class RecordingRunner(OracleEdgeRunner):
+    def predict(self, batch):
+        self.seen = batch
+        return super().predict(batch)
+
+
+def test_a_dark_photo_is_brightened_before_the_network_and_a_lit_one_is_not():
+    """Auto-exposure: the photo's part of the input is scaled so its brightest 1% reach
+    EXPOSURE_TARGET (gain at most MAX_GAIN); the letterbox bands stay black; the corners
+    come back in the photo's pixels either way."""
+    from edgepipe.mobile_models.scan import EXPOSURE_TARGET, MAX_GAIN, exposure_gain
+    s = generate(31337, 0)
+    lit = cv2.resize(s.image, (640, 480), interpolation=cv2.INTER_AREA)
+    lit[:40, :40] = 255  # a white patch: well exposed
+    dark = (lit * 0.25).astype(np.uint8)
+    truth = s.corners * np.array([640 / 256, 480 / 256], np.float32)
+    for photo, brightened in ((dark, True), (lit, False)):
+        runner = RecordingRunner(truth)
+        r = scan(photo, runner)
+        boxed, box = letterbox(photo, 256, 256)
+        seen = np.round(runner.seen[0] * 255).astype(np.uint8)
+        content = seen[box.y:box.y + box.h, box.x:box.x + box.w]
+        assert seen[:box.y].max() == 0  # bands untouched
+        if brightened:
+            p99 = np.percentile(content.astype(np.float32).mean(-1), 99)
+            assert abs(p99 - EXPOSURE_TARGET) < 8 or exposure_gain(boxed[box.y:box.y + box.h]) == MAX_GAIN
+        else:
+            assert np.array_equal(seen, boxed)
+        assert r.corners is not None and np.abs(r.corners - truth).max() < 0.02 * 800
+
+
 def test_blank_image_reports_no_document():
     r = scan(np.zeros((300, 400, 3), np.uint8), OracleEdgeRunner())
     assert r.corners is None and r.page is None and r.reason
