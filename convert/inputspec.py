@@ -18,9 +18,12 @@ from edgepipe.mobile_models.graph import leading_layers
 
 SOURCES = ("model", "user", "default")
 COLOR_ORDERS = ("RGB", "BGR")
-# A leading affine layer maps the input to values of order one: a span of at most
-# this over [0, 255] says the input is raw pixels, over [0, 1] that it is pixel / 255.
-NORMALISED_SPAN = 20.0
+# A leading affine layer maps the input it expects onto a normalised range: one
+# that the input's full range spans widely enough (at least MIN_SPAN), that lies
+# near zero (its centre within one span of it), and that stays moderate (|x| at
+# most MAX_ABS: Caffe-style mean subtraction gives about +-128). Which of raw
+# pixels 0..255 or pixel / 255 yields such a range says what the model takes.
+MIN_SPAN, MAX_ABS = 0.5, 300.0
 
 
 @dataclass(frozen=True)
@@ -126,13 +129,21 @@ def from_model(model) -> InputSpec | None:
         found.append(type(layer).__name__ if type(layer).__name__ != "TFOpLambda" else layer.symbol)
     if not found:
         return None
-    span = float(np.max(np.abs(scale)))
     note = f"the model normalises its input itself ({', '.join(found)})"
-    if span * 255 <= NORMALISED_SPAN:
+    raw, unit = (_normalises(scale, bias, top) for top in (255.0, 1.0))
+    if raw and not unit:
         return raw_pixels("model", note)
-    if span <= NORMALISED_SPAN:
+    if unit and not raw:
         return replace(DEFAULT, source="model", note=f"the model's own {', '.join(found)} expects pixels / 255")
     return None
+
+
+def _normalises(scale: np.ndarray, bias: np.ndarray, top: float) -> bool:
+    """Whether ``x * scale + bias`` maps inputs in [0, top] onto a normalised range."""
+    ends = np.concatenate([bias, top * scale + bias])
+    lo, hi = float(ends.min()), float(ends.max())
+    span, centre = hi - lo, (hi + lo) / 2
+    return span >= MIN_SPAN and abs(centre) <= span and max(abs(lo), abs(hi)) <= MAX_ABS
 
 
 def _input_dtype(model) -> str | None:

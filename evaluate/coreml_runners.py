@@ -57,16 +57,28 @@ class CoreMLReferenceRunner(Runner):
         self.inputs = [TensorInfo(n, self.program.input_shapes[n], kinds.get(n, "image"))
                        for n in self.program.input_names]
         self.outputs = [TensorInfo(o.name, (), "float32") for o in desc.output if o.name != desc.predictedFeatureName]
+        self.bgr = {i.name for i in desc.input if _is_bgr(i)}
 
     def _one(self, feeds):
-        # what an ImageType input sees: 8-bit RGB pixels, here in the program's NCHW
+        # what an ImageType input sees: 8-bit pixels in its colour layout (a BGR image's planes come
+        # blue first, as Core ML lays out the CVPixelBuffer), here in the program's NCHW
         kinds = {i.name: i.dtype for i in self.inputs}
-        got = self.program.run({k: image_pixels(x).astype(np.float32).transpose(0, 3, 1, 2)
-                                if kinds[k] == "image" else x for k, x in feeds.items()})
+        got = self.program.run({k: self._planes(k, image_pixels(x)) if kinds[k] == "image" else x
+                                for k, x in feeds.items()})
         return {o.name: _numeric(got[o.name], self.labels) for o in self.outputs}
+
+    def _planes(self, name, pixels):
+        rgb = pixels[..., ::-1] if name in self.bgr else pixels
+        return rgb.astype(np.float32).transpose(0, 3, 1, 2)
 
     def predict(self, batch):
         return self._each(batch, self._one)
+
+
+def _is_bgr(feature) -> bool:
+    if feature.type.WhichOneof("Type") != "imageType":
+        return False
+    return feature.type.imageType.colorSpace == type(feature.type.imageType).ColorSpace.Value("BGR")
 
 
 def _coreml_kind(feature) -> str:

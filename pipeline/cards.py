@@ -37,9 +37,8 @@ def image_input(model, spec: InputSpec | None = None, port=None) -> dict:
     formula = ("x = pixel * scale + bias" if spec.uniform
                else "x = pixel * scale[c] + bias[c] = (pixel - mean[c]) / std[c]")
     values = "raw pixels [0, 255]" if (lo, hi) == (0.0, 255.0) else f"pixels scaled to [{lo:g}, {hi:g}]"
-    # what the export takes: a SavedModel signature keeps its uint8 input; a Keras graph is exported with float
-    # input (its pixels still 0..255, as the range says)
-    dtype = "uint8" if port and port.dtype == "uint8" and not hasattr(model, "layers") else "float32"
+    # what the export takes: a model whose input is uint8 keeps it in every format (pixels 0..255)
+    dtype = "uint8" if port and port.dtype == "uint8" else "float32"
     return {"name": name, "shape": [batch, h, w, c], "dtype": dtype, "layout": "NHWC",
             "color_order": spec.color_order, "range": [num(lo), num(hi)],
             "normalization": {"scale": one(scale), "bias": one(bias), "formula": formula,

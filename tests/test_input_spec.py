@@ -128,6 +128,26 @@ def _coreml_on_pixels(path, pixels):
     return np.concatenate(out)
 
 
+@pytest.mark.parametrize("layer, takes", [
+    (lambda L: L.Rescaling(1 / 255), "pixels"),
+    (lambda L: L.Rescaling(1 / 127.5, offset=-1), "pixels"),
+    (lambda L: L.Normalization(mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD]), "pixels"),
+    (lambda L: L.Normalization(mean=[123.7, 116.3, 103.5], variance=[1, 1, 1]), "pixels"),  # Caffe: mean only
+    (lambda L: L.Rescaling(1.0, offset=-127.5), "pixels"),
+    (lambda L: L.Normalization(mean=128.0, variance=100.0), "pixels"),
+    (lambda L: L.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.229 ** 2, 0.224 ** 2, 0.225 ** 2]), "unit"),
+])
+def test_what_a_leading_normalisation_says_the_model_takes(layer, takes):
+    """Offsets count, not only scales: mean subtraction in pixel space (Caffe, VGG) means
+    raw pixels, even with no division; ImageNet statistics on [0, 1] mean pixel / 255."""
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, L.GlobalAveragePooling2D()(L.Conv2D(2, 1)(layer(L)(inp))))
+    spec = from_model(model)
+    assert spec is not None and spec.source == "model"
+    assert spec.value_range(3) == ([0.0, 255.0] if takes == "pixels" else [0.0, 1.0])
+
+
 # --- the tutorial model ------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt,suffix", [("tflite", ".tflite"), ("onnx", ".onnx")])
@@ -213,6 +233,19 @@ def test_per_channel_mean_std_and_bgr_reach_every_format(saved, pixels, tmp_path
     scale, bias, color, _ = _coreml_image_type(mlp)
     assert color == "BGR" and scale.size == 1 and bias.size == 3
     _close(ref, _coreml_on_pixels(mlp, pixels), rel=1e-2)
+    # verify's reference runner lays a BGR ImageType's planes out blue first, as Core ML does
+    assert main(["verify", "--model", str(saved["plain"]), "--export", str(mlp)]) == 0
+
+
+def test_spec_flags_on_a_model_without_an_rgb_image_input_are_refused(tmp_path, capsys):
+    """A 1-channel model is described as a tensor fed as it is: flags that would not reach
+    its bundle are refused, not ignored."""
+    x = keras.Input((SIZE, SIZE, 1))
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "g.keras")
+    rc = main(["convert", "--model", str(tmp_path / "g.keras"), "--format", "tflite", "--out", str(tmp_path / "g.tflite"),
+               "--mean", "5", "--std", "2"])
+    assert rc == 2 and "describe an RGB image input" in capsys.readouterr().err
+    assert not (tmp_path / "g.tflite").exists()
 
 
 def test_zoo_models_keep_pixel_over_255(saved):

@@ -219,6 +219,31 @@ def test_uint8_savedmodel_card_says_pixels_and_verify_feeds_them(tmp_path, capsy
     assert rc == 0, report
 
 
+def test_a_keras_model_with_uint8_input_takes_uint8_in_every_file_its_card_names(tmp_path, capsys):
+    """Keras' own converter would turn a uint8 input into float32 (and int8 calibration then
+    failed); ONNX keeps uint8. Every export now takes what the model takes, as its card says;
+    an int8 file's card says int8 where the model took floats."""
+    from edgepipe.evaluate.runners import open_runner
+    x = keras.Input((16, 16, 3), dtype="uint8", name="image")
+    h = keras.layers.Rescaling(1 / 255)(tf.cast(x, tf.float32))
+    model = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(h))))
+    model.save(tmp_path / "u8.keras")
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype(np.float32)
+    want = model.predict(pixels.astype(np.uint8), verbose=0)
+    for variant, out in (("tflite_float32", "u8.tflite"), ("onnx_float32", "u8.onnx"), ("tflite_int8", "u8i.tflite")):
+        _ok(["convert", "--model", tmp_path / "u8.keras", "--variant", variant, "--out", tmp_path / out])
+        card = json.loads((tmp_path / f"{out}.model_card.json").read_text())["inputs"][0]
+        runner = open_runner(tmp_path / out)
+        assert card["dtype"] == "uint8" and card["range"] == [0.0, 255.0], (variant, card)
+        assert runner.inputs[0].dtype in ("uint8", "tensor(uint8)"), (variant, runner.inputs[0])
+        got = next(iter(runner.predict(pixels).values()))
+        assert np.abs(got - want).max() <= (0.05 if "int8" in variant else 1e-4) * np.abs(want).max()
+    x = keras.Input((16, 16, 3))
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "f.keras")
+    _ok(["convert", "--model", tmp_path / "f.keras", "--variant", "tflite_int8", "--out", tmp_path / "f.tflite"])
+    assert json.loads((tmp_path / "f.tflite.model_card.json").read_text())["inputs"][0]["dtype"] == "int8"
+
+
 def test_a_pruned_tutorial_model_still_says_it_takes_raw_pixels():
     """tfmot's wrap and strip reuse the Rescaling layer, so it has nodes in three models; reading
     the pruned model's input spec must follow only its own (it once found no Rescaling at all, and

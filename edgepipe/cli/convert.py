@@ -42,7 +42,7 @@ def cmd_convert(args):
     ports = graphio.export_inputs(model, given_shapes(args), args.dynamic_batch)
     precision = variant.precision
     spec = input_spec(args, model, ports)
-    meta = _bundle_meta(args, model, out, spec, ports)
+    meta = _with_io_dtype(_bundle_meta(args, model, out, spec, ports), variant)
     calib = None
     if variant.needs_calibration:
         if len(ports) != 1:
@@ -58,6 +58,16 @@ def cmd_convert(args):
     print(f"wrote {out} ({variant.name}: {variant.format}, {variant.label}"
           f"{', dynamic batch' if args.dynamic_batch else ''}) and {card.name}")
     return 0
+
+
+def _with_io_dtype(meta: dict, variant) -> dict:
+    """The card of an integer-I/O TFLite file says the input dtype the file takes
+    (int8 or uint8, scale and zero point in its quantization block), not the float
+    its model took."""
+    if variant.format == "tflite" and variant.integer_io:
+        io = "uint8" if variant.io == "uint8" else "int8"
+        meta["inputs"] = [e | {"dtype": io} if e.get("dtype") == "float32" else e for e in meta.get("inputs", [])]
+    return meta
 
 
 def _export_graph(model):

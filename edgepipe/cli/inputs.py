@@ -98,6 +98,11 @@ def input_spec(args, model, ports=None):
     if args.input_range and (args.mean or args.std):
         raise EdgePipeError("--input-range and --mean/--std both say how pixels map to the input; give one")
     user = None
+    flags = args.input_range or args.mean or args.std or args.bgr
+    if flags and ports and not any(p.is_image for p in ports):
+        shapes = ", ".join("x".join("?" if d is None else str(d) for d in p.shape) for p in ports)
+        raise EdgePipeError(f"--input-range/--mean/--std/--bgr describe an RGB image input (NHWC, 3 channels); "
+                            f"this model takes {shapes}, which its bundle describes as a tensor fed as it is")
     if args.input_range:
         user = from_range(*args.input_range)
     elif args.mean or args.std:
