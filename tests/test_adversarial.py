@@ -395,13 +395,15 @@ def test_an_mlpackage_edgepipe_wrote_may_be_replaced_but_not_a_lookalike(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(atomic.TEMP_PREFIX)]
 
 
-def test_ctrl_c_early_in_a_command_is_one_line_and_130(tmp_path):
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_early_in_a_command_is_one_line_and_128_plus_the_signal(tmp_path, sig, status):
+    """SIGTERM is what CI runners and `docker stop` send: an interrupt too, temp files cleaned."""
     proc = subprocess.Popen([sys.executable, "-m", "edgepipe.cli.main", "run", "--out", str(tmp_path / "run")],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     time.sleep(1.5)  # inside the TensorFlow import or the first stage
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "edgepipe: interrupted", err
 
 

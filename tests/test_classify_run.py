@@ -73,7 +73,10 @@ def test_recipe_prune_and_quantize_stages(tmp_path):
                                      "steps_per_epoch": 30, "learning_rate": 0.01}},
               "prune": {"sparsity": 0.5, "structure": "channel", "steps": 20, "batch_size": 8},
               "quantize": {"qat_steps": 5},
-              "export": {"variants": variants, "calibration_samples": 12}, "bench": {"warmup": 1, "runs": 2}}
+              "export": {"variants": variants, "calibration_samples": 12}, "bench": {"warmup": 1, "runs": 2},
+              # 60 steps and 6 held-out images: one int8 flip moves agreement 17 points, and which image
+              # flips depends on the CPU's float rounding; the stages are under test here, not the gates
+              "verify": {"gate_agreement": 0.5}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     out = tmp_path / "run"
     assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0

@@ -1,10 +1,12 @@
-"""Ctrl-C that no library can swallow.
+"""Ctrl-C (and SIGTERM, what CI runners and ``docker stop`` send) that no library can swallow.
 
 coremltools (and other converters) catch ``KeyboardInterrupt`` inside their
 conversion loops and raise their own error, so the interrupt looks like a failed
 export. ``watch()`` remembers that SIGINT arrived; ``check()`` turns the
 remembered interrupt back into ``KeyboardInterrupt`` after any step, so an
-interrupted stage is never recorded, as done or as failed.
+interrupted stage is never recorded, as done or as failed. SIGTERM is handled
+like SIGINT (temp files cleaned, nothing recorded); the exit status is 128 plus
+the signal's number: 130 for Ctrl-C, 143 for SIGTERM.
 """
 import signal
 import threading
@@ -12,29 +14,44 @@ from contextlib import contextmanager
 
 from edgepipe.base.errors import EdgePipeError, first_line
 
-_state = {"interrupted": False}
+_state = {"interrupted": False, "signal": signal.SIGINT}
+WATCHED = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
 def watch():
-    """Within the block, remember every SIGINT (and still raise KeyboardInterrupt)."""
+    """Within the block, remember every SIGINT or SIGTERM (and raise KeyboardInterrupt)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in WATCHED}
 
-    def on_sigint(signum, frame):
-        _state["interrupted"] = True
-        if callable(previous):
-            previous(signum, frame)
+    def on_signal(signum, frame):
+        _state["interrupted"], _state["signal"] = True, signum
+        if signum == signal.SIGINT and callable(previous[signum]):
+            previous[signum](signum, frame)
         raise KeyboardInterrupt
 
-    _state["interrupted"] = False
-    signal.signal(signal.SIGINT, on_sigint)
+    _state["interrupted"], _state["signal"] = False, signal.SIGINT
+    for s in WATCHED:
+        signal.signal(s, on_signal)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s in WATCHED:
+            signal.signal(s, previous[s])
+
+
+def on_early_signal(signum, frame):
+    """Before ``watch()`` is in place (Python starting, arguments parsed): the same
+    KeyboardInterrupt, with the signal remembered for the exit status."""
+    _state["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def exit_status() -> int:
+    """128 plus the number of the signal that interrupted the command (130 for Ctrl-C)."""
+    return 128 + int(_state["signal"])
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The ``edgepipe`` command line: one module per command, each with
 ``add_parser(sub)``. Errors a user can cause print one line and exit 2; a failed
-gate exits 1; Ctrl-C exits 130. Nothing here imports TensorFlow, so ``--help``
+gate exits 1; Ctrl-C exits 130, SIGTERM 143. Nothing here imports TensorFlow, so ``--help``
 and argument errors answer at once."""
 import argparse
 import os
@@ -42,22 +42,24 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         print("edgepipe: interrupted", file=sys.stderr)
-        return 130
+        return interrupts.exit_status()
     except Exception:
         if interrupts.interrupted():  # a library turned Ctrl-C into its own error
             print("edgepipe: interrupted", file=sys.stderr)
-            return 130
+            return interrupts.exit_status()
         raise
 
 
 def entry():
-    """Console script: Ctrl-C before ``main`` runs is still one line and 130."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Console script: Ctrl-C or SIGTERM before ``main`` runs is still one line and 130 or 143."""
+    from edgepipe.base import interrupts
+    for s in interrupts.WATCHED:
+        signal.signal(s, interrupts.on_early_signal)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
         print("edgepipe: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(interrupts.exit_status())
 
 
 if __name__ == "__main__":
