@@ -51,7 +51,7 @@ def _zoo_like(model, ports) -> bool:
     if graphio.is_serving(model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         return False
     own = graphio.model_inputs(model)[0]
-    if own.dtype != "float32":  # the Keras converter would turn a uint8 input into float: keep the model's own
+    if own.dtype == "uint8":  # the Keras converter would turn a uint8 input into float: keep the pixels
         return False
     return ports is None or (ports[0].shape[0] == 1 and ports[0].shape[1:] == own.shape[1:])
 

@@ -109,12 +109,27 @@ def test_document_folder_rejects_bad_corners(tmp_path, corners, message):
     (lambda r: (r / "corners.json").write_text('{"a.jpg": [[1, 1], [9, 1], [9, 9], [1, 9]], '
                                                '"a.jpg": [[1, 1], [2, 1], [2, 2], [1, 2]]}'), "lists a.jpg more than once"),
     (lambda r: ((r / "corners.json").write_text("{}"), (r / "corners.csv").write_text("")), "has both"),
+    (lambda r: (r / "corners.csv").write_text("file,x1,y1,x2,y2,x3,y3,x4,y4\n\n\nb.jpg,1,1,50,1,50,50,1,50\n"
+                                              "b.jpg,1,1,50,1,50,50,1,50\n"), "line 5: b.jpg"),  # editor's numbering
+    (lambda r: (r / "corners.json").write_text('{"a.jpg": [[1, 1], [9, 1], [9, 9], [1, 1' + "0" * 4000 + ']]}'),
+     "corners must be numbers"),
+    (lambda r: (r / "corners.json").write_text("[" * 100_000 + "]" * 100_000), "not valid JSON"),
+    (lambda r: (r / "corners.json").write_text('{"a\\u0000.jpg": [[1, 1], [9, 1], [9, 9], [1, 9]]}'),
+     "listed in the corners file but does not exist"),
 ])
 def test_corners_files_a_careless_user_writes_are_refused(tmp_path, write, message):
     root = tmp_path / "docs"
     root.mkdir()
     write(root)
     with pytest.raises(EdgePipeError, match=message):
+        document_folder(root, 64)
+
+
+def test_one_photo_listed_under_two_names_is_refused(tmp_path):
+    root, table = make_document_folder(tmp_path / "docs", count=3)
+    name = next(iter(table))
+    (root / "corners.json").write_text(json.dumps(table | {f"./{name}": table[name]}))
+    with pytest.raises(EdgePipeError, match="the same photo"):
         document_folder(root, 64)
 
 

@@ -414,6 +414,15 @@ def test_huge_image_is_refused_from_its_header(tmp_path, capsys):
     assert _peak_rss_mb() - peak < 150, "the image was decoded"
 
 
+def test_a_raised_pixel_limit_reaches_the_completeness_check(tmp_path, monkeypatch):
+    """Pillow's own decompression-bomb limit must not stand in for edgepipe's, which the user raised."""
+    from PIL import Image
+    from edgepipe.base.photos import read_rgb
+    Image.new("L", (9000, 10000), 200).save(tmp_path / "big.jpg")  # 90 MP, over Pillow's 89.5 MP bomb limit
+    monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "100000000")
+    assert read_rgb(tmp_path / "big.jpg").shape == (10000, 9000, 3)
+
+
 def test_image_limit_applies_to_folders_and_can_be_raised(tmp_path, monkeypatch):
     from edgepipe.cli.scan import read_photo
     from edgepipe.train.folders import image_folder, read_rgb
@@ -454,6 +463,11 @@ def test_photos_are_read_upright_whole_and_in_formats_opencv_lacks(tmp_path):
         read_rgb(tmp_path / "cut.jpg")
     Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(tmp_path / "deep.tif")
     assert read_rgb(tmp_path / "deep.tif").min() == 255
+    Image.fromarray(np.full((20, 30), 32768, np.int32), mode="I").save(tmp_path / "wide.tif")  # 16-bit values
+    assert 127 <= read_rgb(tmp_path / "wide.tif").mean() <= 129
+    # a JPEG that lost only its end marker has every row (OpenCV refuses it; Pillow reads it)
+    (tmp_path / "no_end.jpg").write_bytes(data[:-2])
+    assert np.array_equal(read_rgb(tmp_path / "no_end.jpg"), upright)
 
 
 # -- garbage and non-Keras files -----------------------------------------------------------------------------------

@@ -240,8 +240,12 @@ def test_a_keras_model_with_uint8_input_takes_uint8_in_every_file_its_card_names
         assert np.abs(got - want).max() <= (0.05 if "int8" in variant else 1e-4) * np.abs(want).max()
     x = keras.Input((16, 16, 3))
     keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "f.keras")
-    _ok(["convert", "--model", tmp_path / "f.keras", "--variant", "tflite_int8", "--out", tmp_path / "f.tflite"])
-    assert json.loads((tmp_path / "f.tflite.model_card.json").read_text())["inputs"][0]["dtype"] == "int8"
+    for variant in ("tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "tflite_int8_float_io",
+                    "tflite_uint8", "tflite_int16x8"):  # the card says what each file takes
+        out = tmp_path / f"f_{variant}.tflite"
+        _ok(["convert", "--model", tmp_path / "f.keras", "--variant", variant, "--out", out])
+        card = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+        assert card["dtype"] == open_runner(out).inputs[0].dtype, variant
 
 
 def test_a_pruned_tutorial_model_still_says_it_takes_raw_pixels():

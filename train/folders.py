@@ -140,20 +140,21 @@ def _json_table(path: Path) -> dict[str, np.ndarray]:
         return dict(pairs)
     try:
         raw = json.loads(_text(path), object_pairs_hook=unique)
-    except ValueError as e:
-        raise EdgePipeError(f"{path} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:
+        raise EdgePipeError(f"{path} is not valid JSON: {one_line(e, 120)}") from None
     if not isinstance(raw, dict):
         raise EdgePipeError(f"{path} must map file names to 4 [x, y] points")
     return {name: _points(pts, f"{path} entry {one_line(name)}") for name, pts in raw.items()}
 
 
 def _csv_table(path: Path) -> dict[str, np.ndarray]:
-    rows = [row for row in csv.reader(io.StringIO(_text(path), newline="")) if row]
-    if not rows or [c.strip().lower() for c in rows[0]] != CSV_HEADER:
-        first = one_line(",".join(rows[0]) if rows else "nothing")
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    rows = [(reader.line_num, row) for row in reader if row]  # numbered as a text editor shows them
+    if not rows or [c.strip().lower() for c in rows[0][1]] != CSV_HEADER:
+        first = one_line(",".join(rows[0][1]) if rows else "nothing")
         raise EdgePipeError(f"{path}: the first line must be the header {','.join(CSV_HEADER)}; it is {first}")
     table = {}
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in rows[1:]:
         if row[0] in table:
             raise EdgePipeError(f"{path} line {n}: {one_line(row[0])} is listed more than once")
         table[row[0]] = _points(row[1:], f"{path} line {n}")
@@ -165,7 +166,7 @@ def _points(values, where: str) -> np.ndarray:
         raise EdgePipeError(f"{where}: corners must be numbers, not true/false")
     try:
         pts = np.asarray(values, np.float64).reshape(-1, 2)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise EdgePipeError(f"{where}: corners must be numbers") from None
     if len(pts) != 4:
         raise EdgePipeError(f"{where}: needs 4 corner points, got {len(pts)}")
@@ -196,14 +197,13 @@ def _page_shape_problem(quad: np.ndarray, w: int, h: int) -> str:
 _noted: set = set()
 
 
-def _note_unlabelled(root: Path, table: dict) -> None:
+def _note_unlabelled(root: Path, listed: set, count: int) -> None:
     """Say (once per folder) which photos in the folder the corners file leaves out."""
-    listed = {(root / name).resolve() for name in table}
     left = sorted(p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed)
     if left and root.resolve() not in _noted:
         _noted.add(root.resolve())
         more = f" and {len(left) - 3} more" if len(left) > 3 else ""
-        print(f"note: {root}: {len(table)} labelled photos; {len(left)} without corners are not used "
+        print(f"note: {root}: {count} labelled photos; {len(left)} without corners are not used "
               f"({', '.join(one_line(n, 60) for n in left[:3])}{more})", file=sys.stderr)
 
 
@@ -212,12 +212,14 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     table = _corners_table(root)
     if not table:
         raise EdgePipeError(f"document folder {root}: the corners file lists no images")
-    _note_unlabelled(root, table)
-    images, edges, corners, regions = [], [], [], []
+    images, edges, corners, regions, seen = [], [], [], [], {}
     for name in sorted(table):
-        path = root / name
-        if not path.is_file():
-            raise EdgePipeError(f"{path} is listed in the corners file but does not exist")
+        path = _listed_file(root, name)
+        if path in seen:  # "a.jpg" and "./a.jpg": one photo would land in train and test alike
+            raise EdgePipeError(f"{root}: the corners file lists {one_line(seen[path])} and {one_line(name)}, "
+                                "the same photo")
+        seen[path] = name
+        path = root / name  # as the user wrote it, in every message
         photo = read_rgb(path, min_side=MIN_PHOTO_SIDE)
         h, w = photo.shape[:2]
         pts = table[name]
@@ -232,4 +234,16 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
         edges.append(edge_label(quad, size, edge_width, box.roi))
         regions.append(region_label(quad, size, box.roi))
         corners.append(quad)
+    _note_unlabelled(root, set(seen), len(table))
     return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table), np.stack(regions))
+
+
+def _listed_file(root: Path, name: str) -> Path:
+    """The photo a corners-file entry names, resolved, or a one-line error."""
+    path = root / name
+    try:
+        if path.is_file():
+            return path.resolve()
+    except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
+        pass
+    raise EdgePipeError(f"{one_line(path)} is listed in the corners file but does not exist")

@@ -4,7 +4,8 @@ gallery shows it), as RGB uint8, or refused in one line naming the file.
 
 OpenCV decodes; Pillow reads the header first (the size limit, and what is no
 image at all) and, for JPEG, checks that the file is complete: OpenCV fills a
-truncated JPEG with grey and says nothing, which would score a half photo.
+truncated JPEG with grey and says nothing, which would score a half photo. A
+JPEG that lost only its end-of-image marker has every row and is read.
 Formats OpenCV cannot decode but Pillow can (some TIFFs) go through Pillow.
 """
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.quiet import native_stderr_silenced
-from edgepipe.base.safety import image_size
+from edgepipe.base.safety import image_size, pillow_unbounded
 
 MIN_PHOTO_SIDE = 16  # a thumbnail, an icon or a 1x1 pixel is no photo of a page
 
@@ -41,14 +42,31 @@ def read_rgb(path, min_side: int = 1) -> np.ndarray:
 
 
 def _check_complete(path: Path, unreadable: str) -> None:
-    from PIL import Image
-    with Image.open(path) as im:
-        if im.format != "JPEG":
-            return
+    with pillow_unbounded() as Image:
+        with Image.open(path) as im:
+            if im.format != "JPEG":
+                return
+            try:
+                im.load()  # Pillow refuses a JPEG whose data runs out
+                return
+            except (OSError, SyntaxError, ValueError):
+                pass
+    if _cut_short(path):
+        raise EdgePipeError(unreadable)
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether a JPEG whose data ran out lost image rows, not just its end marker: the
+    decoder fills missing rows with one flat grey, so the last 16 rows are a single colour."""
+    from PIL import ImageFile
+    with pillow_unbounded() as Image:
+        ImageFile.LOAD_TRUNCATED_IMAGES = True  # restored by pillow_unbounded
         try:
-            im.load()  # Pillow refuses a truncated JPEG (LOAD_TRUNCATED_IMAGES is off)
-        except (OSError, SyntaxError, ValueError):
-            raise EdgePipeError(unreadable) from None
+            with Image.open(path) as im:
+                tail = np.asarray(im.convert("RGB"))[-16:].reshape(-1, 3)
+        except Exception:  # noqa: BLE001
+            return True
+    return bool((tail == tail[0]).all())
 
 
 def _decode_cv2(path: Path):
@@ -59,26 +77,32 @@ def _decode_cv2(path: Path):
 
 
 def _decode_pillow(path: Path):
-    from PIL import Image, ImageOps
+    """Pillow's decode, after ``_check_complete``: a JPEG missing only its end marker
+    (which OpenCV refuses) is read whole."""
+    from PIL import ImageFile, ImageOps
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
-                im = _to_8bit(np.asarray(im))
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        with pillow_unbounded() as Image:
+            ImageFile.LOAD_TRUNCATED_IMAGES = True  # restored by pillow_unbounded
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                if im.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
+                    im = _to_8bit(np.asarray(im))
+                return np.ascontiguousarray(np.asarray(im.convert("RGB")))
     except Exception:  # noqa: BLE001  Pillow raises many types for files it cannot decode
         return None
 
 
 def _to_8bit(values: np.ndarray):
-    """A 16-bit or float single-channel image (TIFF) as 8-bit grey: integers by
-    their type's range, floats in [0, 1] as they are, other floats by their range."""
+    """A 16-bit, 32-bit or float single-channel image (TIFF) as 8-bit grey: integers
+    by the smallest of 8 / 16 bits / their type's range that holds them (Pillow reads
+    16-bit files as 32-bit), floats in [0, 1] as they are, other floats by their range."""
     from PIL import Image
     v = values.astype(np.float64)
     if not np.isfinite(v).all():
         raise ValueError("non-finite pixels")
     if np.issubdtype(values.dtype, np.integer):
-        v = v / np.iinfo(values.dtype).max
+        top = next(t for t in (255, 65535, np.iinfo(values.dtype).max) if v.max() <= t)
+        v = np.clip(v, 0, None) / top
     elif v.min() < 0 or v.max() > 1:
         v = (v - v.min()) / max(float(np.ptp(v)), 1e-12)
     return Image.fromarray(np.round(v * 255).astype(np.uint8))

@@ -13,6 +13,7 @@ No TensorFlow here: these checks run before it is imported.
 import os
 import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError, first_line
@@ -123,23 +124,32 @@ def check_folder_size(path) -> None:
 _pil_lock = threading.Lock()
 
 
+@contextmanager
+def pillow_unbounded():
+    """Pillow with its own decompression-bomb limit lifted (``max_image_pixels``, which the
+    user can raise, replaces it) and, for the block, truncated images still refused."""
+    from PIL import Image, ImageFile
+    with _pil_lock:
+        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        try:
+            yield Image
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
 def image_size(path, unreadable: str | None = None) -> tuple[int, int]:
     """(width, height) of an image from its header only, refused above
     ``max_image_pixels()``. ``unreadable``: the message when it is not an image
     (default "PATH: not a readable image")."""
-    from PIL import Image
     path = Path(path)
     limit = max_image_pixels()
-    with _pil_lock:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None  # our limit below, which the user can raise, replaces Pillow's
+    with pillow_unbounded() as Image:
         try:
             with Image.open(path) as im:  # parses the header; pixels are decoded lazily
                 width, height = im.size
         except Exception:  # noqa: BLE001  Pillow raises many types for corrupt or unknown files
             raise EdgePipeError(unreadable or f"{path}: not a readable image") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
     pixels = int(width) * int(height)
     if pixels > limit:
         raise EdgePipeError(f"{path}: refused: {width}x{height} image has {pixels / 1e6:.4g} megapixels, over the "

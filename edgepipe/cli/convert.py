@@ -60,12 +60,16 @@ def cmd_convert(args):
     return 0
 
 
+INTEGER_INPUT = {"int8": "int8", "int16x8": "int16"}  # TFLite precision -> what its integer-I/O file takes
+
+
 def _with_io_dtype(meta: dict, variant) -> dict:
     """The card of an integer-I/O TFLite file says the input dtype the file takes
-    (int8 or uint8, scale and zero point in its quantization block), not the float
-    its model took."""
-    if variant.format == "tflite" and variant.integer_io:
-        io = "uint8" if variant.io == "uint8" else "int8"
+    (int8, uint8 or int16; scale and zero point in its quantization block), not the
+    float its model took. Float, float16 and dynamic-range files keep float input."""
+    io = INTEGER_INPUT.get(variant.precision) if variant.format == "tflite" and variant.integer_io else None
+    if io:
+        io = "uint8" if variant.io == "uint8" else io
         meta["inputs"] = [e | {"dtype": io} if e.get("dtype") == "float32" else e for e in meta.get("inputs", [])]
     return meta
 
