@@ -444,3 +444,17 @@ def test_a_run_folder_is_edgepipes_but_a_file_put_there_is_not(tmp_path):
     (old / "later.txt").write_text("mine")
     with pytest.raises(Exception, match="edgepipe did not write it"):
         atomic.check_target(old / "later.txt")
+
+
+def test_a_checkpoint_state_written_but_not_recorded_is_still_edgepipes(tmp_path):
+    """A kill between replacing state.json and recording it in .edgepipe-written.json must not
+    make the resumed run refuse its own checkpoint: the file signs itself as edgepipe's."""
+    from edgepipe.base import atomic
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.train.loop import TrainState
+    TrainState("k").save(tmp_path / "state.json")
+    (tmp_path / atomic.WRITTEN).unlink()
+    assert atomic.check_target(tmp_path / "state.json") == tmp_path / "state.json"
+    (tmp_path / "notes.json").write_text('{"mine": true}')
+    with pytest.raises(EdgePipeError, match="did not write it"):
+        atomic.check_target(tmp_path / "notes.json")

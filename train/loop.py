@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgepipe import __version__
 from edgepipe.base.backend import keras, tf
 from edgepipe.base import atomic
 from edgepipe.base.errors import EdgePipeError, first_line
@@ -34,6 +35,9 @@ class TrainState:
     bad_epochs: int = 0
     stopped_early: bool = False
     writer: str = ""  # which worker wrote this file (multi-worker: only the chief writes the run's)
+    # signs the file as edgepipe's (base.atomic.SIGNATURE): a kill between writing it and recording it in
+    # .edgepipe-written.json must not make the resumed run refuse its own checkpoint
+    generator: str = f"edgepipe {__version__}"
     history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [], "lr": [], "phase": []})
 
     def save(self, path: Path):
