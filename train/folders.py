@@ -22,7 +22,7 @@ import numpy as np
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.photos import MIN_PHOTO_SIDE, read_rgb
 from edgepipe.base.safety import one_line
-from edgepipe.mobile_models.docquad import order_corners
+from edgepipe.mobile_models.docquad import _area as quad_area, _is_convex as is_convex, order_corners
 from edgepipe.mobile_models.scan import letterbox
 from edgepipe.train.docgen import edge_label, region_label
 
@@ -184,12 +184,10 @@ def _has_bool(values) -> bool:
 def _page_shape_problem(quad: np.ndarray, w: int, h: int) -> str:
     """Why four ordered corners cannot be a photographed page, or ''. A page seen
     by a camera is a convex quadrilateral; a point, a line or a dart is a typo."""
-    x, y = quad[:, 0], quad[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    area = quad_area(quad)
     if area < MIN_PAGE_AREA * w * h:
         return f"they enclose {area:.0f} square pixels, under {MIN_PAGE_AREA:.1%} of the photo"
-    turns = [float(np.cross(quad[(i + 1) % 4] - quad[i], quad[(i + 2) % 4] - quad[(i + 1) % 4])) for i in range(4)]
-    if not (all(t > 0 for t in turns) or all(t < 0 for t in turns)):
+    if not is_convex(quad):
         return "they do not make a convex quadrilateral"
     return ""
 
