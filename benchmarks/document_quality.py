@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgepipe.evaluate.runners import open_runner  # noqa: E402
-from edgepipe.evaluate.taskmetrics import error_summary, task_metrics, worst_corner_error  # noqa: E402
+from edgepipe.evaluate.taskmetrics import (  # noqa: E402
+    error_summary, error_table_lines, task_metrics, worst_corner_error)
 from edgepipe.mobile_models import scan as scanning  # noqa: E402
 from edgepipe.mobile_models.docquad import QuadParams  # noqa: E402
 from edgepipe.pipeline.recipe import Recipe, load_recipe  # noqa: E402
@@ -70,10 +71,7 @@ def evaluate_phone(runner, seed: int, count: int, progress=None, params=None) ->
 
 
 def print_phone_table(table: dict) -> None:
-    print(f"{'condition':13} {'n':>4} {'found':>6} {'<2%':>6} {'<5%':>6} {'median %':>9} {'p90 %':>7}")
-    for name, m in table.items():
-        print(f"{name:13} {m['count']:4d} {m['found']:6.1%} {m['under_2pct']:6.1%} {m['under_5pct']:6.1%} "
-              f"{m['median_pct']:9.2f} {m['p90_pct']:7.2f}")
+    print("\n".join(error_table_lines(table)))
 
 
 def write_worst(runner, seed: int, shots: list, folder: Path, count: int = 8) -> None:

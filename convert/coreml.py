@@ -9,6 +9,7 @@ An ImageType has one scale and a bias per channel. A spec whose std differs per
 channel (ImageNet's mean/std) gets scale 1/mean(std) there and the exact rest,
 std_mean / std[c], as a per-channel multiply in front of the graph."""
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def _coremltools():
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import coremltools as ct
     return ct
+
+
+def feature_name(name: str) -> str:
+    """``name`` as an ML Program may call a feature ([A-Za-z_][A-Za-z0-9_]*): an output a
+    TensorFlow op ends in is named like ``tf.math.argmax``, which coremltools refuses."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return name if re.match(r"[A-Za-z_]", name) else f"_{name}"
+
+
+def with_feature_names(meta: dict) -> dict:
+    """The card of a Core ML file: its outputs under the names the file gives them."""
+    return meta | {"outputs": [o | {"name": feature_name(o["name"])} if isinstance(o.get("name"), str) else o
+                               for o in meta.get("outputs", [])]}
 
 
 def image_preprocessing(spec: InputSpec, channels: int = 3):
@@ -70,10 +84,10 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
     outputs = [o.name for o in described.output if o.name != described.predictedFeatureName]
     pairs = [(o, renames.get(o)) for o in outputs] if renames else list(zip(outputs, names))
     for old, new in pairs:
-        if new and old != new:
-            ct.utils.rename_feature(proto, old, new)
+        if new and old != feature_name(new):
+            ct.utils.rename_feature(proto, old, feature_name(new))
     if labels:
-        proto.description.predictedProbabilitiesName = names[0]
+        proto.description.predictedProbabilitiesName = feature_name(names[0])
     return ct.models.MLModel(proto, weights_dir=mlmodel.weights_dir, skip_model_load=True)
 
 

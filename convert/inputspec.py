@@ -117,10 +117,14 @@ def from_model(model) -> InputSpec | None:
     or None when it starts with neither, or has no layers (a SavedModel signature)."""
     if _input_dtype(model) == "uint8":  # 0..255 is all a uint8 input can hold
         return raw_pixels("model", "the model takes uint8 pixels")
-    if not hasattr(model, "layers"):
+    if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file
+        chain = _keras3_chain(model.keras_model)
+    elif hasattr(model, "layers"):
+        chain = leading_layers(model)
+    else:
         return None
     scale, bias, found = np.ones(1), np.zeros(1), []
-    for layer in leading_layers(model):
+    for layer in chain:
         step = _affine(layer)
         if step is None:
             break
@@ -136,6 +140,36 @@ def from_model(model) -> InputSpec | None:
     if unit and not raw:
         return replace(DEFAULT, source="model", note=f"the model's own {', '.join(found)} expects pixels / 255")
     return None
+
+
+def _keras3_chain(model):
+    """The layers a Keras 3 model's single input flows through first, entering nested
+    models and passing Identity layers (``leading_layers`` reads tf_keras' graph); None
+    where the chain cannot be followed (it branches or merges), which ends the caller's walk."""
+    if type(model).__name__ == "Sequential":
+        steps = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    else:
+        steps = _keras3_functional_steps(model)
+    for layer in steps:
+        if layer is None or type(layer).__name__ not in ("Identity", "Sequential", "Functional"):
+            yield layer
+        elif type(layer).__name__ != "Identity":
+            yield from _keras3_chain(layer)
+
+
+def _keras3_functional_steps(model) -> list:
+    if len(model.inputs) != 1:
+        return [None]
+    current, steps = model.inputs[0], []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        nodes = layer._inbound_nodes
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or nodes[0].input_tensors[0] is not current:
+            return steps + [None]  # this layer reads something else: the chain ends here
+        steps.append(layer)
+        current = nodes[0].output_tensors[0]
+    return steps
 
 
 def _normalises(scale: np.ndarray, bias: np.ndarray, top: float) -> bool:
@@ -166,7 +200,7 @@ def _affine(layer):
     kind = type(layer).__name__
     if kind == "Rescaling":
         return np.asarray(layer.scale, np.float64).reshape(-1), np.asarray(layer.offset, np.float64).reshape(-1)
-    if kind == "Normalization" and not layer.invert and layer.axis in ((), (-1,), (len(layer.input_shape) - 1,)):
+    if kind == "Normalization" and not layer.invert and layer.axis in ((), (-1,), (_rank(layer) - 1,)):
         mean = np.asarray(layer.mean, np.float64).reshape(-1)
         std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon
         return 1 / std, -mean / std
@@ -178,6 +212,12 @@ def _affine(layer):
                 and hasattr(first, "shape")):
             return tuple(np.asarray([v], np.float64) for v in _SCALAR_OPS[layer.symbol](float(const)))
     return None
+
+
+def _rank(layer) -> int:
+    """The rank of a layer's input (tf_keras: ``input_shape``; Keras 3: its input tensor's)."""
+    shape = layer.input_shape if hasattr(layer, "input_shape") else layer.input.shape
+    return len(shape)
 
 
 def from_card(entry: dict) -> InputSpec:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from edgepipe.base import atomic
+from edgepipe.base.errors import EdgePipeError
 from edgepipe.convert import graphio
 
 OPSET = 17
@@ -15,7 +16,9 @@ OPSET = 17
 def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, precision: str = "float32",
                   representative=None) -> bytes:
     """``precision``: float32, float16 or int8 (QDQ, calibrated on ``representative``)."""
+    import logging
     import tf2onnx
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)  # its op complaints: _check_ops says it in one line
 
     ports = ports or graphio.export_inputs(model)
     specs = [p.spec() for p in ports]
@@ -23,6 +26,7 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
         proto, _ = tf2onnx.convert.from_function(graphio.function(model, ports), input_signature=specs, opset=OPSET)
     else:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=OPSET)
+    _check_ops(proto)
     _name_free_batch(proto)
     if precision != "float32":
         from edgepipe.convert.onnx_variants import reduce_precision
@@ -35,6 +39,26 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
     return proto.SerializeToString()
+
+
+def _check_ops(proto):
+    """tf2onnx keeps a TensorFlow op it cannot map as a node of that name, and returns a
+    model no runtime loads: refuse it here rather than write it."""
+    import onnx
+    unknown = sorted({n.op_type for n in _nodes(proto.graph)
+                      if n.domain in ("", "ai.onnx", "ai.onnx.ml") and not onnx.defs.has(n.op_type, n.domain)})
+    if unknown:
+        raise EdgePipeError(f"ONNX has no operator for TensorFlow's {', '.join(unknown)} (tf2onnx cannot convert "
+                            f"it; the file would not load)")
+
+
+def _nodes(graph):
+    """Every node, those of If/Loop bodies included."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _nodes(sub)
 
 
 def _name_free_batch(proto):

@@ -3,6 +3,7 @@ default), so shapes are static and no SHAPE/PACK ops survive around transposed
 convolutions; grouped convs built from parts become one grouped CONV_2D
 (convert.grouped). A SavedModel's serving signature goes through the same path:
 its inputs, outputs and their names become the TFLite signature's."""
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from edgepipe.base import atomic
 from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import native_stderr_silenced
 from edgepipe.convert import graphio
 from edgepipe.quantize import ptq
 
@@ -25,7 +27,10 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
         if taking[0].dtype == "uint8":  # a signature that takes pixels is calibrated with pixels, not floats
             representative = np.clip(np.round(representative), 0, 255).astype(np.uint8)
     converter, names = _converter(model, ports)
-    data = ptq.configure(converter, mode, representative, int8_io, io_dtype).convert()
+    converter = ptq.configure(converter, mode, representative, int8_io, io_dtype)
+    with native_stderr_silenced(), warnings.catch_warnings():  # the converter's own chatter, not edgepipe's
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        data = converter.convert()
     return _name_outputs(data, names) if names else data
 
 

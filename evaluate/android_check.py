@@ -132,7 +132,7 @@ def check_device(model, host: list[list[np.ndarray]], raw: list[list[bytes]], de
 
 def compare(model, host: list[list[np.ndarray]], device: list[list[np.ndarray]], delegate: str) -> dict:
     """``{"precision", "gate_variant", "pass", "outputs": {name: metrics | gate}}``."""
-    from edgepipe.evaluate.gates import check_output, default_gate
+    from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
     from edgepipe.evaluate.quantinfo import tflite_quantization
     precision = tflite_quantization(model)["precision"]
     variant = "float16" if delegate == "gpu" and precision in ("float32", "float16") else precision
@@ -141,7 +141,7 @@ def compare(model, host: list[list[np.ndarray]], device: list[list[np.ndarray]],
         ref = np.concatenate([h[j] for h in host])
         got = np.concatenate([d[j] for d in device])
         task = edge_task(ref, got) if _is_edge_map(ref) else {}
-        gate = default_gate(variant, classifier=ref.ndim == 2 and ref.shape[-1] > 1,
+        gate = default_gate(variant, classifier=is_class_scores(ref),
                             task_drop=EDGE_F_DROP if task else None)
         metrics = check_output(ref, got, gate) if gate.metric != "f_score_drop" else _task_gate(ref, got, task, gate)
         outputs[detail["name"]] = metrics | task

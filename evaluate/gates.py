@@ -70,9 +70,15 @@ def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agre
     return Gate("psnr_db", psnr_int, True)
 
 
+def is_class_scores(ref: np.ndarray) -> bool:
+    """Scores over two or more classes, (N, classes): what top-1 agreement needs. A
+    single logit (N, 1) has no argmax to agree on, so it is gated as a dense output."""
+    return ref.ndim == 2 and ref.shape[-1] > 1
+
+
 def check_output(ref: np.ndarray, got: np.ndarray, gate: Gate) -> dict:
     metrics = parity(ref, got)
-    if ref.ndim == 2 and ref.shape[-1] > 1:
+    if is_class_scores(ref):
         metrics["top1_agreement"] = float(np.mean(ref.argmax(-1) == got.reshape(ref.shape).argmax(-1)))
     value = metrics[gate.metric]
     return metrics | {"gate": gate.describe(value), "pass": bool(gate.holds(value)),

@@ -300,9 +300,8 @@ def coreml_runner(path, compute_units: str = "all") -> Runner:
 def open_runner(path, threads: int = 1, xnnpack: bool = True, compute_units: str = "all",
                 trust: bool = False) -> Runner:
     """A runner for a saved artifact, chosen by its suffix."""
-    path = Path(path)
-    if not path.exists():
-        raise EdgePipeError(f"model not found: {path}")
+    from edgepipe.base.modelio import check_model_path
+    path = check_model_path(path)
     try:
         return _open(path, threads, xnnpack, compute_units, trust)
     except (EdgePipeError, NotRunnable):

@@ -80,6 +80,15 @@ def error_summary(errs) -> dict:
             "p90_pct": float(np.percentile(errs, 90, method="nearest"))}
 
 
+def error_table_lines(table: dict) -> list[str]:
+    """``{condition: error_summary}`` as the lines of a fixed-width table, for the benchmarks."""
+    lines = [f"{'condition':13} {'n':>4} {'found':>6} {'<2%':>6} {'<5%':>6} {'median %':>9} {'p90 %':>7}"]
+    for name, m in table.items():
+        lines.append(f"{name:13} {m['count']:4d} {m['found']:6.1%} {m['under_2pct']:6.1%} {m['under_5pct']:6.1%} "
+                     f"{m['median_pct']:9.2f} {m['p90_pct']:7.2f}")
+    return lines
+
+
 def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParams = QuadParams(),
                    pages: np.ndarray | None = None) -> dict:
     """Corner errors of the quad finder as ``edgepipe scan`` runs it (its own threshold,

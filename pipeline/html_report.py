@@ -23,7 +23,10 @@ section{margin-top:2em}.note{color:#555;font-size:.85em}
 
 
 def _num(v, spec):
-    return "–" if v is None or v == "" else format(v, spec)
+    """A metric cell; report.json stores an infinite one as the string "inf"."""
+    if isinstance(v, str) and v:
+        return html.escape(v)
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
 
 def _gate_cell(a: dict) -> str:
@@ -52,7 +55,7 @@ def summary_table(artifacts: list[dict], task_columns: list) -> str:
     columns = ["format", "variant", "status", "size MB", "PSNR dB", "max abs", *[c[0] for c in task_columns],
                "p50 ms", "p90 ms", "gate", "GPU delegate"]
     head = "".join(f'<th class="{"l" if c in ("format", "variant", "status", "gate", "GPU delegate") else ""}">'
-                   f'{c}</th>' for c in columns)
+                   f'{html.escape(c)}</th>' for c in columns)
     rows = []
     for a in artifacts:
         p, k, lat = a["parity"], a["task"], a["latency"]
@@ -112,8 +115,9 @@ def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: i
     """Re-run the int8 TFLite export (what ships; else float, else Keras) on
     held-out documents and on phone-like photos from evaluation sources, and show
     the worst of those beside the first held-out ones."""
-    config = report.get("recipe", {}).get("config")
-    usable = [a for a in report["artifacts"] if a["status"] == "ok" and a["path"] and Path(a["path"]).exists()]
+    config = _recipe_config(report)
+    usable = [a | {"path": _in_run(a["path"], run_dir)} for a in report["artifacts"] if a["status"] == "ok"]
+    usable = [a for a in usable if a["path"]]
     order = [("tflite", "int8"), ("tflite", "float32"), ("keras", "float32")]
     pick = next((a for key in order for a in usable if (a["format"], a["variant"]) == key),
                 next((a for a in usable if a["format"] == "keras"), None))
@@ -143,6 +147,26 @@ def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: i
                    "and the rectified page.")
 
 
+def _recipe_config(report: dict) -> dict | None:
+    """The run's recipe as a valid Recipe's dump, or None (a hand-edited report.json)."""
+    from pydantic import ValidationError
+
+    from edgepipe.pipeline.recipe import Recipe
+    try:
+        return Recipe.model_validate(report.get("recipe", {}).get("config")).model_dump()
+    except ValidationError:
+        return None
+
+
+def _in_run(path, run_dir: Path) -> Path | None:
+    """An artifact is the file of that name in the run folder: the recorded path may be relative
+    to where the run was started, and a hand-edited one may point anywhere."""
+    if not path:
+        return None
+    local = run_dir / Path(path).name
+    return local if local.is_file() or local.is_dir() else None
+
+
 PHONE_SEED = 4242
 
 
@@ -169,7 +193,7 @@ def _scan_sample(r, photo, truth, title: str) -> dict:
 
 def _confusion(artifacts, recipe: dict) -> str:
     keras = next((a for a in artifacts if a["format"] == "keras" and a["task"].get("confusion")), None)
-    if keras is None:
+    if keras is None or any(len(row) != len(keras["task"]["confusion"]) for row in keras["task"]["confusion"]):
         return '<p class="note">No confusion matrix in this run.</p>'
     return _figure("confusion", plots.confusion_svg(keras["task"]["confusion"]),
                    "Held-out predictions of the original model: rows are true classes, columns predicted.")

@@ -10,6 +10,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 def _plt():
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # labels are names ("$x" from a report.json), not TeX
     import matplotlib.pyplot as plt
     return plt
 
@@ -89,6 +90,7 @@ def latency_svg(samples: dict[str, list[float]]) -> str:
     ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
     rng = np.random.default_rng(0)
     for i, d in enumerate(data, start=1):
+        d = _some(d, rng)
         ax.scatter(d, i + rng.uniform(-0.15, 0.15, len(d)), s=6, alpha=0.5, color=PALETTE[(i - 1) % len(PALETTE)])
     ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
     ax.set_xlabel("ms per inference (batch 1)")
@@ -97,13 +99,20 @@ def latency_svg(samples: dict[str, list[float]]) -> str:
     return _svg(fig)
 
 
+def _some(values, rng, most: int = 2000):
+    """At most ``most`` of the values, for dots: a million timed runs would make a 100 MB page."""
+    values = np.asarray(values, np.float64)
+    return values if len(values) <= most else rng.choice(values, most, replace=False)
+
+
 def loss_svg(loss: list[float], val_loss: list | None = None) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 2.6))
     epochs = np.arange(1, len(loss) + 1)
-    ax.plot(epochs, loss, marker="o", ms=3, label="training")
+    marker = "o" if len(loss) <= 200 else None  # a marker per epoch, while they can be told apart
+    ax.plot(epochs, loss, marker=marker, ms=3, label="training")
     if val_loss and any(v is not None for v in val_loss):
-        ax.plot(epochs[:len(val_loss)], [np.nan if v is None else v for v in val_loss], marker="s", ms=3,
+        ax.plot(epochs[:len(val_loss)], [np.nan if v is None else v for v in val_loss], marker=marker and "s", ms=3,
                 label="validation (deployed size)")
         ax.legend(fontsize=8)
     ax.set_xlabel("epoch")
@@ -141,13 +150,15 @@ def confusion_svg(matrix: list[list[int]], labels: list[str] | None = None) -> s
     plt = _plt()
     m = np.asarray(matrix)
     labels = labels or [str(i) for i in range(len(m))]
-    fig, ax = plt.subplots(figsize=(0.45 * len(m) + 2.5, 0.45 * len(m) + 2))
+    side = min(0.45 * len(m), 12)  # many classes: a heat map, counts only while they can be read
+    fig, ax = plt.subplots(figsize=(side + 2.5, side + 2))
     ax.imshow(m, cmap="Blues")
-    for (i, j), v in np.ndenumerate(m):
+    for (i, j), v in np.ndenumerate(m if len(m) <= 30 else np.zeros((0, 0))):
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")
-    ax.set_xticks(range(len(m)), labels, fontsize=7)
-    ax.set_yticks(range(len(m)), labels, fontsize=7)
+    if len(m) <= 30:
+        ax.set_xticks(range(len(m)), labels, fontsize=7)
+        ax.set_yticks(range(len(m)), labels, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     return _svg(fig)

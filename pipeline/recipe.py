@@ -3,17 +3,23 @@
 Unknown keys and bad values are refused with one line naming the key. The
 schema is the single source of truth for the recipe reference in the docs.
 """
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgepipe.convert.formats import DEFAULT_VARIANTS, VARIANTS
 from edgepipe.base.errors import EdgePipeError
 
 EXPORT_VARIANTS = tuple(VARIANTS)
+# Bounds the libraries underneath hold to: numpy and Keras seeds are unsigned 32-bit (and the
+# streams add small offsets to them), step counts become int64 tensors.
+MAX_SEED = 2**31 - 1
+MAX_STEPS = 100_000_000
+MAX_RUNS = 1_000_000
 
 
 class Strict(BaseModel):
@@ -42,10 +48,15 @@ class DataCfg(Strict):
         "synthetic_documents", description="dataset (train/data.py): generated documents, a folder of photos "
         "with corners.json/csv, scikit-learn digits, or a folder per class")
     path: str | None = Field(None, description="the folder, for document_folder and image_folder")
-    train_seed: int = Field(0, description="training stream / split seed; calibration data is drawn from training")
-    val_seed: int = Field(10_000, description="held-out stream (synthetic documents); must differ from train_seed")
+    train_seed: int = Field(0, ge=0, le=MAX_SEED, description="training stream / split seed; calibration data is drawn from training")
+    val_seed: int = Field(10_000, ge=0, le=MAX_SEED, description="held-out stream (synthetic documents); must differ from train_seed")
     val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify (synthetic documents)")
     augment: AugmentCfg = AugmentCfg()
+
+    @field_validator("path")
+    @classmethod
+    def _home(cls, path):
+        return path and os.path.expanduser(path)  # "~/photos" in YAML, where no shell expands it
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -61,14 +72,14 @@ class DataCfg(Strict):
 
 class Phase(Strict):
     size: int = Field(ge=32, le=2048, description="training input side (progressive resizing)")
-    steps: int = Field(ge=1)
-    pool: int = Field(ge=1, description="distinct generated images cycled in this phase")
+    steps: int = Field(ge=1, le=MAX_STEPS)
+    pool: int = Field(ge=1, le=MAX_STEPS, description="distinct generated images cycled in this phase")
 
 
 class TrainCfg(Strict):
     phases: list[Phase] = Field(min_length=1)
     batch_size: int = Field(16, ge=1, le=1024, description="images per step (global, across replicas)")
-    steps_per_epoch: int = Field(50, ge=1, description="steps between checkpoints, validation and log lines")
+    steps_per_epoch: int = Field(50, ge=1, le=MAX_STEPS, description="steps between checkpoints, validation and log lines")
     learning_rate: float = Field(3e-3, gt=0, lt=1, description="initial learning rate (Adam, or AdamW with weight_decay)")
     schedule: Literal["cosine", "step"] = Field("cosine", description="cosine: decay to 5% over all steps; "
                                                 "step: multiply by step_gamma every step_every_epochs")
@@ -77,7 +88,7 @@ class TrainCfg(Strict):
     weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW decoupled weight decay; BN and biases excluded")
     val_size: int = Field(16, ge=0, le=10_000, description="validation images (seed val_seed + 1) scored every "
                           "epoch for the best checkpoint and early stopping; 0 turns validation off")
-    early_stopping_patience: int = Field(0, ge=0, description="stop after this many epochs without a better "
+    early_stopping_patience: int = Field(0, ge=0, le=MAX_STEPS, description="stop after this many epochs without a better "
                                          "validation loss; 0 = never")
     bn_momentum: float | None = Field(None, gt=0, lt=1, description="BatchNorm moving-average momentum for "
                                       "training; empty keeps the network's 0.99. Runs of a few hundred steps "
@@ -96,7 +107,7 @@ class TrainCfg(Strict):
     dice_weight: float = Field(0.0, ge=0, le=100, description="HED: add this times soft Dice to the fuse "
                                "output's class-balanced loss, so that false edges on background contours cost "
                                "as much as missed page edges (side outputs keep the plain loss, for recall)")
-    seed: int = Field(0, description="weight-initialisation and shuffle seed")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="weight-initialisation and shuffle seed")
 
 
 class ExportCfg(Strict):
@@ -114,13 +125,13 @@ class PruneCfg(Strict):
     schedule: Literal["polynomial", "constant"] = Field("polynomial", description="magnitude pruning schedule")
     depthwise: bool = Field(False, description="magnitude pruning reaches depthwise kernels too (smaller, less "
                             "accurate)")
-    steps: int = Field(300, ge=1, description="fine-tuning steps")
+    steps: int = Field(300, ge=1, le=MAX_STEPS, description="fine-tuning steps")
     batch_size: int = Field(32, ge=1, le=1024)
     learning_rate: float = Field(1e-3, gt=0, lt=1)
 
 
 class QuantizeCfg(Strict):
-    qat_steps: int = Field(0, ge=0, description="quantization-aware fine-tuning steps before the int8 variants "
+    qat_steps: int = Field(0, ge=0, le=MAX_STEPS, description="quantization-aware fine-tuning steps before the int8 variants "
                            "(0 = post-training only); after magnitude pruning this is PQAT, keeping the zeros")
     qat_learning_rate: float = Field(1e-4, gt=0, lt=1)
     qat_batch_size: int = Field(32, ge=1, le=1024, description="images per quantization-aware step")
@@ -129,8 +140,8 @@ class QuantizeCfg(Strict):
 class VerifyCfg(Strict):
     edge_threshold: float = Field(0.5, gt=0, lt=1, description="edge probability counted as edge")
     edge_tolerance_px: int = Field(2, ge=0, le=16, description="match distance for the edge F-score")
-    gate_atol: float = Field(1e-4, gt=0, description="float32 release gate: max abs error against Keras")
-    gate_psnr_db: float = Field(40.0, description="fp16/float16 release gate: minimum PSNR in dB")
+    gate_atol: float = Field(1e-4, gt=0, allow_inf_nan=False, description="float32 release gate: max abs error against Keras")
+    gate_psnr_db: float = Field(40.0, allow_inf_nan=False, description="fp16/float16 release gate: minimum PSNR in dB")
     gate_agreement: float = Field(0.98, gt=0, le=1, description="quantized classifiers: minimum top-1 agreement")
     gate_task_drop: float = Field(0.01, ge=0, le=1, description="quantized detectors: largest edge F-score drop "
                                                                  "against the original (0.01 = 1 point)")
@@ -138,8 +149,8 @@ class VerifyCfg(Strict):
 
 class BenchCfg(Strict):
     threads: int = Field(1, ge=1, le=64, description="CPU threads for latency")
-    warmup: int = Field(5, ge=0, description="untimed runs first")
-    runs: int = Field(30, ge=1, description="timed runs, interleaved across artifacts")
+    warmup: int = Field(5, ge=0, le=MAX_RUNS, description="untimed runs first")
+    runs: int = Field(30, ge=1, le=MAX_RUNS, description="timed runs, interleaved across artifacts")
 
 
 class BundleCfg(Strict):

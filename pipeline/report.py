@@ -44,8 +44,9 @@ def _fmt(v, spec):
 
 
 def wide_console() -> Console:
-    """Tables need ~110 columns; a pipe or CI log would otherwise get 80."""
-    return Console(width=max(Console().width, 160))
+    """Tables need ~110 columns; a pipe or CI log would otherwise get 80. No markup: recipe
+    names, paths and error messages are the user's text, and ``[/]`` in one would crash rich."""
+    return Console(width=max(Console().width, 160), markup=False)
 
 
 EDGE_COLUMNS = [["edge F", "f_score", ".3f"], ["corner med %", "corner_err_median_pct", ".2f"],

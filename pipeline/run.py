@@ -180,7 +180,7 @@ def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console):
                                  [recipe.model.input_size] * 2 + [3], macs={k: macs for k in models},
                                  layer_costs={k: terms for k in models})
     except EdgePipeError as e:
-        console.log(f"[yellow]latency stage failed: {e}")
+        console.log(f"latency stage failed: {e}", style="yellow")
         return
     for e in entries:
         e["latency"] = stats.get(f"{e['format']}/{e['variant']}", {})
@@ -217,7 +217,7 @@ class _Run:
         so the next run tries it again."""
         from edgepipe.pipeline.manifest import stage_key
         key = stage_key(config, inputs)
-        self.console.rule(f"[bold]{name}")
+        self.console.rule(name, style="bold")
         done = self.manifest.finished(name, key)
         if done:
             self.console.log(f"{name}: up to date (finished {done['finished']} in {done['seconds']} s), skipped")
@@ -253,7 +253,8 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False, th
     ``through="verify"`` stops before the latency stage (a sweep times latency in a
     task of its own) and returns only ``{"stages": ...}``, unless the latency is
     already measured: then it goes on (nothing to time) and returns the report."""
-    with interrupts.watch():
+    from edgepipe.base.atomic import exclusive
+    with interrupts.watch(), exclusive(ensure_writable_dir(out_dir)):
         return _run(recipe, out_dir, console or wide_console(), force, through)
 
 

@@ -14,6 +14,7 @@ one line that names the run and the key.
 """
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
         cfg = SweepCfg.model_validate(raw)
     except ValidationError as e:
         raise EdgePipeError(f"sweep file {path}: {first_error(e)}") from None
+    try:
+        _check_size(cfg)
+    except EdgePipeError as e:
+        raise EdgePipeError(f"sweep file {path}: {e}") from None
     base = _base_recipe(cfg, path)
     specs = [_spec(path, base, cfg.profile, over) for over in expand(cfg)]
     if not specs:
@@ -86,11 +91,41 @@ def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
 def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
     if isinstance(cfg.base, dict):
         return cfg.base
-    where = (sweep_path.parent / cfg.base) if cfg.base else DEFAULT_RECIPE
+    where = (sweep_path.parent / Path(cfg.base).expanduser()) if cfg.base else DEFAULT_RECIPE
     raw = _read_yaml(where, "base recipe")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"base recipe {where} must be a YAML mapping")
     return raw
+
+
+MAX_RUNS = 10_000      # runs in one sweep: each is a training job
+MAX_VALUE_NODES = 10_000  # list items and mapping entries in one override value (YAML aliases repeat theirs)
+
+
+def _count(value, budget: int) -> int:
+    """Nodes in ``value``, counting stops past ``budget``: a YAML alias bomb is tiny on disk but
+    astronomically large once walked, as naming a run or validating it does."""
+    seen, stack = 0, [value]
+    while stack and seen <= budget:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, (list, tuple)):
+            stack += node
+    return seen
+
+
+def _check_size(cfg: SweepCfg):
+    runs = math.prod(len(v) for v in cfg.grid.values()) if cfg.grid else 0
+    if runs + len(cfg.runs) > MAX_RUNS:
+        raise EdgePipeError(f"the sweep expands to {runs + len(cfg.runs):,} runs; at most {MAX_RUNS:,} "
+                            "(split it into several sweeps)")
+    overrides = [(k, v) for k, values in cfg.grid.items() for v in values] + \
+        [(k, v) for r in cfg.runs for k, v in r.items()]
+    for key, value in overrides:
+        if _count(value, MAX_VALUE_NODES) > MAX_VALUE_NODES:
+            raise EdgePipeError(f"the value of {key} has over {MAX_VALUE_NODES:,} items (YAML aliases?)")
 
 
 def expand(cfg: SweepCfg) -> list[dict]:
@@ -135,7 +170,10 @@ def run_name(overrides: dict) -> str:
 
 def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
     name = run_name(overrides)
-    raw = apply_overrides(base, overrides, profile)
+    try:
+        raw = apply_overrides(base, overrides, profile)
+    except EdgePipeError as e:
+        raise EdgePipeError(f"sweep file {path}: run {name}: {e}") from None
     if "name" not in overrides:
         raw["name"] = name
     try:

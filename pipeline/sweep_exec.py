@@ -31,8 +31,8 @@ def run_stage_task(raw: dict, out: str, through: str) -> dict:
     folder, t0 = Path(out), time.time()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "sweep.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
-        console = Console(file=log, width=160, force_terminal=False)
-        console.rule(f"[bold]sweep task: {through} on {socket.gethostname()}")
+        console = Console(file=log, width=160, force_terminal=False, markup=False)  # user text is not markup
+        console.rule(f"sweep task: {through} on {socket.gethostname()}", style="bold")
         try:
             result = run(Recipe.model_validate(raw), folder, console, through=through)
         except EdgePipeError as e:

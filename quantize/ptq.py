@@ -12,7 +12,7 @@ from edgepipe.base.errors import EdgePipeError
 
 def check_representative(data: np.ndarray, input_shape) -> np.ndarray:
     data = np.asarray(data, np.float32)
-    if data.ndim != 4 or tuple(data.shape[1:]) != tuple(input_shape[1:]):
+    if data.ndim != len(input_shape) or tuple(data.shape[1:]) != tuple(input_shape[1:]):
         raise EdgePipeError(f"representative data has shape {data.shape}, model expects (N, "
                             f"{', '.join(str(d) for d in input_shape[1:])})")
     if not np.isfinite(data).all():

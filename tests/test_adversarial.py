@@ -434,16 +434,30 @@ def test_a_run_folder_is_edgepipes_but_a_file_put_there_is_not(tmp_path):
     atomic.check_target(run / "report.json")  # its own: may be replaced
     with pytest.raises(Exception, match="edgepipe did not write it"):
         atomic.check_target(run / "notes.txt")
-    # a run folder from before the marker: what is in it when claimed is edgepipe's
+    # a run folder from before the marker: what its manifest recorded (same hash) is edgepipe's
     old = tmp_path / "old"
     old.mkdir()
-    (old / "manifest.json").write_text('{"stages": {}}')
     (old / "m.keras").write_bytes(b"an earlier run's model")
+    digest = hashlib.sha256(b"an earlier run's model").hexdigest()
+    (old / "manifest.json").write_text(json.dumps({"stages": {"train": {"outputs": {"elsewhere/m.keras": digest}}}}))
+    (old / "notes.txt").write_text("mine, from before")
     atomic.ensure_writable_dir(old)
     atomic.check_target(old / "m.keras")
-    (old / "later.txt").write_text("mine")
-    with pytest.raises(Exception, match="edgepipe did not write it"):
-        atomic.check_target(old / "later.txt")
+    atomic.check_target(old / "manifest.json")
+    for mine in ("notes.txt", "later.txt"):
+        (old / mine).write_text("mine")
+        with pytest.raises(Exception, match="edgepipe did not write it"):
+            atomic.check_target(old / mine)
+
+
+def test_a_manifest_that_proves_nothing_does_not_claim_your_folder(tmp_path):
+    # before: any manifest.json with a "stages" key made every file in the folder edgepipe's to overwrite
+    from edgepipe.base.errors import EdgePipeError
+    (tmp_path / "manifest.json").write_text('{"stages": {"train": {"outputs": {"tiny_cnn.keras": "0" }}}}')
+    (tmp_path / "tiny_cnn.keras").write_text("my model")
+    with pytest.raises(EdgePipeError, match="holds files edgepipe did not make"):
+        atomic.ensure_writable_dir(tmp_path)
+    assert not (tmp_path / atomic.OWNED).exists() and not (tmp_path / atomic.WRITTEN).exists()
 
 
 def test_a_checkpoint_state_written_but_not_recorded_is_still_edgepipes(tmp_path):
@@ -458,3 +472,32 @@ def test_a_checkpoint_state_written_but_not_recorded_is_still_edgepipes(tmp_path
     (tmp_path / "notes.json").write_text('{"mine": true}')
     with pytest.raises(EdgePipeError, match="did not write it"):
         atomic.check_target(tmp_path / "notes.json")
+
+
+def test_a_fifo_or_device_is_no_model(tmp_path):
+    # before: verify/bench opened a FIFO named m.tflite and waited forever for a writer
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.evaluate.runners import open_runner
+    os.mkfifo(tmp_path / "m.tflite")
+    os.mkfifo(tmp_path / "m.keras")
+    for opener, path in ((open_runner, tmp_path / "m.tflite"), (load_keras, tmp_path / "m.keras"),
+                         (open_runner, Path("/dev/zero"))):
+        with pytest.raises(EdgePipeError, match="not a regular file or a folder"):
+            opener(path)
+    from edgepipe.base.photos import read_rgb  # scan said "photo not found" for a FIFO that is there
+    for path in (tmp_path / "m.keras", Path("/dev/zero")):
+        with pytest.raises(EdgePipeError, match="not a regular file"):
+            read_rgb(path)
+
+
+def test_two_runs_cannot_write_one_folder_at_once(tmp_path):
+    # before: both ran, and each could record the other's model under its own stage key
+    from edgepipe.base.errors import EdgePipeError
+    run = atomic.ensure_writable_dir(tmp_path / "run")
+    with atomic.exclusive(run):
+        with pytest.raises(EdgePipeError, match="another edgepipe is writing to"):
+            with atomic.exclusive(run):
+                pass
+    with atomic.exclusive(run):  # released
+        pass

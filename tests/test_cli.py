@@ -44,11 +44,19 @@ def test_missing_recipe(tmp_path):
     (lambda r: r["export"].update(variants=["tflite_int3"]), "variants"),
     (lambda r: r["data"].update(val_seed=1), "val_seed"),
     (lambda r: r.update(profile="nope"), "profile"),
+    # numpy and Keras take 32-bit seeds and TensorFlow int64 steps: a traceback mid-training before
+    (lambda r: r["data"].update(train_seed=-5), "train_seed"),
+    (lambda r: r["profiles"]["quick"].update(seed=2**64), "seed"),
+    (lambda r: r["profiles"]["quick"]["phases"][0].update(steps=10**30), "steps"),
+    (lambda r: r["bench"].update(runs=10**15), "runs"),
+    (lambda r: r.update(verify={"gate_psnr_db": float("nan")}), "gate_psnr_db"),  # a gate that can never pass
+    (lambda r: r.update(verify={"gate_atol": float("inf")}), "gate_atol"),        # ...or never fail
 ])
-def test_bad_recipe_values(tmp_path, mutate, needle):
+def test_bad_recipe_values(tmp_path, mutate, needle, capsys):
     data = json.loads(json.dumps(TINY))
     mutate(data)
     assert main(["run", "--recipe", str(_recipe(tmp_path, data)), "--out", str(tmp_path / "out")]) == 2
+    assert needle in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -85,3 +85,56 @@ def test_pareto_front():
     # (size, latency, accuracy): the int8 model is smallest, float fastest, keras dominated by float
     points = [(1.6, 3.4, 0.80), (1.2, 1.0, 0.80), (0.5, 1.4, 0.75), (1.2, 1.1, 0.70)]
     assert pareto_front(points) == [False, True, True, False]
+
+
+def test_user_text_in_the_console_table_is_not_markup(capsys):
+    # a recipe name or failure reason with "[/]" crashed rich after the whole run had finished
+    from edgepipe.pipeline.report import artifact_entry, print_table, wide_console
+    row = artifact_entry("tflite", "int8", None, "failed", "op [/] not [red]supported")
+    print_table({"recipe": {"name": "x[/]<b>"}, "artifacts": [row]}, wide_console())
+    out = capsys.readouterr().out
+    assert "x[/]<b>" in out and "op [/] not [red]supported" in out
+
+
+def _hostile_report() -> dict:
+    """A hand-edited report.json that its schema allows: names that are HTML or TeX, an infinite PSNR."""
+    row = {"format": "tflite", "variant": "$\\frac{$<img src=x>", "status": "ok", "reason": "", "path": "/etc/passwd",
+           "size_bytes": 1000, "parity": {"psnr_db": "inf"}, "task": {"top1": 0.5, "confusion": [[1, 2], [3]]},
+           "latency": {"p50_ms": 1.0, "samples_ms": [1.0, 2.0]},
+           "layers": [{"layer": "$\\x{$", "op": "CONV_2D", "rmse_per_scale": 0.3}]}
+    return {"recipe": {"name": "r", "hash": "h", "profile": "quick", "config": {"model": {}}},
+            "artifacts": [row | {"format": "keras"}, row],
+            "train": {"final_loss": 1.0, "loss": [1.0]}, "stages": {}, "timings_s": {},
+            "task": {"name": "classify", "accuracy_key": "top1", "accuracy_label": "$\\foo{$",
+                     "columns": [["<script>top-1</script>", "top1", ".1%"]]}}
+
+
+def test_report_command_takes_a_hostile_report_json(tmp_path, capsys):
+    # before: "<script>" went into a table header, "$\foo{$" into matplotlib's TeX parser (traceback),
+    # "inf" into format(..., ".1f") (traceback), a ragged confusion matrix into numpy (traceback)
+    (tmp_path / "report.json").write_text(json.dumps(_hostile_report()))
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page and "<img src=x>" not in page and "&lt;script&gt;top-1" in page
+    assert ">inf<" in page
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (lambda r: r["task"].update(columns=[5]), "task/columns/0"),
+    (lambda r: r["task"].update(columns=[["x", "top1", "{"]]), "task/columns/0/2"),        # a format() error
+    (lambda r: r["artifacts"][0]["latency"].update(samples_ms=[1.0] * 1_000_001), "samples_ms"),
+])
+def test_report_json_out_of_bounds_is_one_line(tmp_path, capsys, mutate, where):
+    report = _hostile_report()
+    mutate(report)
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert main(["report", str(tmp_path)]) == 2
+    assert where in capsys.readouterr().err and not (tmp_path / "report.html").exists()
+
+
+def test_report_opens_artifacts_only_in_its_run_folder(tmp_path):
+    # report.json's paths may be relative to where the run started, or hand-edited to point anywhere
+    from edgepipe.pipeline.html_report import _in_run
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    assert _in_run("runs/elsewhere/m.tflite", tmp_path) == tmp_path / "m.tflite"
+    assert _in_run("/etc/passwd", tmp_path) is None and _in_run(None, tmp_path) is None

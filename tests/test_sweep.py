@@ -169,3 +169,27 @@ def test_help_and_sweep_file_errors_load_neither_tensorflow_nor_ray(tmp_path):
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "run input_size=30: model.input_size: Input should be greater than or equal to 32" in proc.stderr
+
+
+def test_a_sweep_too_large_to_expand_is_refused_before_expanding(tmp_path, capsys):
+    # before: 10^10 combinations went into a list (and a recipe validation each) until memory ran out
+    grid = {f"train.{k}": list(range(1, 11)) for k in ("seed", "steps_per_epoch", "early_stopping_patience",
+                                                       "step_every_epochs")}
+    grid |= {f"bench.{k}": list(range(1, 11)) for k in ("runs", "warmup")} | {"data.val_seed": list(range(3, 13))}
+    assert main(["sweep", str(_write(tmp_path, dict(SWEEP, grid=grid))), "--out", str(tmp_path / "o")]) == 2
+    assert "expands to 10,000,000 runs; at most 10,000" in capsys.readouterr().err
+    # a YAML alias bomb: 10^8 strings once walked (naming the run did), a few hundred bytes on disk
+    bomb = "".join(f"    x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9))
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"base: {{}}\nruns:\n  - bundle.description: &a0 [lol, lol]\n{bomb}  - {{name: *a8}}\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "has over 10,000 items (YAML aliases?)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_base_recipe_path_may_start_with_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(RECIPE))
+    (tmp_path / "sub").mkdir()
+    _, specs = load_sweep(_write(tmp_path / "sub", dict(SWEEP, base="~/base.yaml")))
+    assert len(specs) == 4 and specs[0].recipe.model.name == "tiny_cnn"

@@ -273,3 +273,193 @@ def test_a_keras_model_saved_by_tf_saved_model_converts_through_its_signature(tm
     assert "does not say how pixels map" in capsys.readouterr().err
     rc, report = _verify(capsys, tmp_path / "sm", out)
     assert rc == 0, report
+
+
+def test_a_single_logit_head_is_gated_as_a_dense_output(tmp_path, capsys):
+    """The transfer-learning tutorial's binary head, Dense(1): verify once called it a classifier
+    (two dimensions) and crashed looking for the top-1 agreement it cannot have."""
+    x = keras.Input((16, 16, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(x))
+    keras.Model(x, keras.layers.Dense(1)(h)).save(tmp_path / "binary.keras")
+    out = tmp_path / "binary.int8.tflite"
+    _ok(["convert", "--model", tmp_path / "binary.keras", "--variant", "tflite_int8", "--out", out])
+    rc, report = _verify(capsys, tmp_path / "binary.keras", out, "--no-drill-down")
+    assert rc in (0, 1) and report["outputs"][0]["gate"].startswith("psnr_db"), report
+
+
+def _keras3_tutorial(path: Path) -> None:
+    """The TF image-classification tutorial's model as TF 2.16+'s own tf.keras (Keras 3) saves it:
+    augmentation layers inside, Rescaling(1/255), Dropout; small."""
+    from edgepipe.base.backend import keras3 as k3
+    augment = k3.Sequential([k3.layers.RandomFlip("horizontal"), k3.layers.RandomRotation(0.1),
+                             k3.layers.RandomZoom(0.1)])
+    model = k3.Sequential([k3.Input((32, 32, 3)), augment, k3.layers.Rescaling(1.0 / 255),
+                           k3.layers.Conv2D(4, 3, activation="relu"), k3.layers.MaxPooling2D(),
+                           k3.layers.Dropout(0.2), k3.layers.Flatten(), k3.layers.Dense(3)])
+    model.save(path)
+
+
+def test_a_keras_3_tutorial_model_converts_verifies_and_says_it_takes_raw_pixels(tmp_path, capsys):
+    """TF 2.21's own tf.keras is Keras 3, whose files tf_keras cannot rebuild: they were refused.
+    Keras 3 loads them and exports the inference function; its random augmentation layers (which
+    would leave random state in the graph) are dropped, since they do nothing at inference."""
+    _keras3_tutorial(tmp_path / "tutorial.keras")
+    for variant in ("tflite_float32", "tflite_int8", "onnx_float32"):
+        out = tmp_path / f"{variant}.{variant.split('_')[0]}"
+        _ok(["convert", "--model", tmp_path / "tutorial.keras", "--variant", variant, "--out", out])
+        card = json.loads(Path(f"{out}.model_card.json").read_text())
+        image = card["inputs"][0]
+        assert image["range"] == [0.0, 255.0] and image["normalization"]["source"] == "model", image
+        rc, report = _verify(capsys, tmp_path / "tutorial.keras", out)
+        # an untrained 3-class head has near ties, which int8 may flip: its gate may fail, not the verify
+        assert rc == 0 or (variant == "tflite_int8" and rc == 1), report
+        assert report["outputs"][0]["cosine"] > 0.99, report
+
+
+def test_a_keras_3_lambda_is_refused_unless_trusted(tmp_path, capsys):
+    from edgepipe.base.backend import keras3 as k3
+    x = k3.Input((8, 8, 3))
+    k3.Model(x, k3.layers.Lambda(lambda t: t * 2.0)(x)).save(tmp_path / "lam.keras")
+    _refused(capsys, ["convert", "--model", tmp_path / "lam.keras", "--format", "tflite", "--out",
+                      tmp_path / "lam.tflite"], "Lambda")
+    assert not (tmp_path / "lam.tflite").exists()
+
+
+def test_a_keras_3_file_that_keras_3_cannot_load_is_one_line(tmp_path, capsys):
+    """A tf_keras file whose metadata says Keras 3 (hand-edited, or a newer Keras's) goes to
+    Keras 3, which cannot rebuild it: one line, not a traceback."""
+    import zipfile
+    x = keras.Input((8, 8, 3))
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "k2.keras")
+    with zipfile.ZipFile(tmp_path / "k2.keras") as src, zipfile.ZipFile(tmp_path / "k3.keras", "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, json.dumps({"keras_version": "3.15.1"}) if name == "metadata.json" else data)
+    for trust in ([], ["--trust-model"]):
+        _refused(capsys, ["convert", "--model", tmp_path / "k3.keras", "--format", "tflite", "--out",
+                          tmp_path / "k3.tflite", *trust], "k3.keras")
+    assert not (tmp_path / "k3.tflite").exists()
+
+
+class Warp(tf.Module):
+    """An op tf2onnx has no ONNX mapping for (what Keras 3's RandomRotation and RandomZoom leave)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+    def serve(self, image):
+        shift = tf.constant([[1, 0, 2, 0, 1, 0, 0, 0]], tf.float32)
+        return {"warped": tf.raw_ops.ImageProjectiveTransformV3(
+            images=image, transforms=shift, output_shape=[16, 16], fill_value=0.0, interpolation="BILINEAR")}
+
+
+def test_an_op_onnx_lacks_is_one_line_and_no_file(tmp_path, capsys):
+    """tf2onnx logs the op it cannot map, keeps it as a node and returns; edgepipe wrote that
+    file, which no runtime loads, and exited 0."""
+    net = Warp()
+    tf.saved_model.save(net, str(tmp_path / "warp"), signatures={"serving_default": net.serve})
+    _refused(capsys, ["convert", "--model", tmp_path / "warp", "--format", "onnx", "--out", tmp_path / "warp.onnx",
+                      "--input-range", "0,1"],
+             "ImageProjectiveTransformV3")
+    assert not list(tmp_path.glob("warp.onnx*"))
+
+
+def test_outputs_named_by_tensorflow_ops_reach_core_ml(tmp_path, capsys):
+    """A model ending in tf.nn.softmax / tf.math.argmax names its outputs 'tf.nn.softmax', which
+    an ML Program may not call a feature: Core ML conversion failed. The file and its card now say
+    tf_nn_softmax, and verify matches them to the original's outputs (argmax runs in the reference
+    interpreter too)."""
+    x = keras.Input((16, 16, 3))
+    logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x)))
+    keras.Model(x, [tf.nn.softmax(logits), tf.math.argmax(logits, axis=-1)]).save(tmp_path / "ops.keras")
+    out = tmp_path / "ops.mlpackage"
+    _ok(["convert", "--model", tmp_path / "ops.keras", "--format", "coreml", "--out", out])
+    card = json.loads((tmp_path / "ops.mlpackage.model_card.json").read_text())
+    from edgepipe.convert.coreml import _coremltools
+    described = _coremltools().utils.load_spec(str(out)).description
+    assert {o["name"] for o in card["outputs"]} == {o.name for o in described.output} == {"tf_nn_softmax",
+                                                                                         "tf_math_argmax"}
+    rc, report = _verify(capsys, tmp_path / "ops.keras", out, "--no-drill-down", "--allow-constant-outputs")
+    assert rc in (0, 1) and {r["output"] for r in report["outputs"]} == {"tf.nn.softmax", "tf.math.argmax"}, report
+
+
+def test_quantize_refuses_two_inputs_with_a_command_that_works(tmp_path, capsys):
+    """quantize sent a two-input model to `convert --variant tflite_int8 --data FILE.npz`, which
+    refuses it too (int8 calibration feeds one input)."""
+    import re
+    import shlex
+    two_input_model().save(tmp_path / "two.keras")
+    line = _refused(capsys, ["quantize", "--model", tmp_path / "two.keras", "--mode", "int8", "--out",
+                             tmp_path / "q.tflite"], "one input")
+    suggested = shlex.split(re.search(r"`edgepipe ([^`]+)`", line)[1])
+    _ok([*suggested, "--out", tmp_path / "two.tflite"])
+
+
+class Subclassed(keras.Model):
+    """A model defined by its call: its class is not at hand when the SavedModel is loaded."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.dense = keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(tf.reduce_mean(self.conv(x), [1, 2]))
+
+
+def test_a_subclassed_keras_savedmodel_converts_through_its_signature(tmp_path, capsys):
+    """Refused as a foreign class, and trusted, Keras revived it with no inputs and convert
+    crashed; its serving signature is the model, loaded and checked as a tf.Module's is."""
+    model = Subclassed()
+    model(tf.zeros((1, 16, 16, 3)))
+    model.save(tmp_path / "sub", save_format="tf")
+    for trust in ([], ["--trust-model"]):
+        out = tmp_path / f"sub{len(trust)}.tflite"
+        _ok(["convert", "--model", tmp_path / "sub", "--format", "tflite", "--out", out, "--input-range", "0,1",
+             *trust])
+        rc, report = _verify(capsys, tmp_path / "sub", out)
+        assert rc == 0, report
+
+
+def test_int8_of_models_whose_input_is_no_rgb_image(tmp_path, capsys):
+    """A feature vector or a grayscale image with its own Rescaling: int8 calibration crashed on
+    any input but HxWx3 (and scaled a grayscale --data by 255 where verify fed it as it is), and
+    quantize's card called every input an RGB image taking float32, whatever the file took."""
+    from edgepipe.evaluate.runners import open_runner
+    rng = np.random.default_rng(0)
+    vec = keras.Input((6,))
+    keras.Model(vec, keras.layers.Dense(3)(vec)).save(tmp_path / "vec.keras")
+    np.save(tmp_path / "vec.npy", rng.random((8, 6)).astype(np.float32))
+    gray = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(gray))
+    keras.Model(gray, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))).save(tmp_path / "gray.keras")
+    np.save(tmp_path / "gray.npy", rng.random((8, 16, 16, 1)).astype(np.float32))
+    from edgepipe.cli.inputs import sample_inputs
+    from edgepipe.convert.inputspec import raw_pixels
+    fed = sample_inputs((16, 16, 1), str(tmp_path / "gray.npy"), spec=raw_pixels())
+    assert np.array_equal(fed, np.load(tmp_path / "gray.npy"))  # as verify feeds it, not x 255
+    for name in ("vec", "gray"):
+        model, data = tmp_path / f"{name}.keras", tmp_path / f"{name}.npy"
+        _ok(["convert", "--model", model, "--variant", "tflite_int8", "--data", data, "--out", tmp_path / f"{name}.c.tflite"])
+        _ok(["quantize", "--model", model, "--mode", "int8", "--data", data, "--out", tmp_path / f"{name}.q.tflite"])
+        card = json.loads((tmp_path / f"{name}.q.tflite.model_card.json").read_text())["inputs"][0]
+        assert card["kind"] == "tensor" and card["dtype"] == open_runner(tmp_path / f"{name}.q.tflite").inputs[0].dtype
+
+
+def test_quantize_card_says_the_int8_input_the_file_takes(tmp_path):
+    from edgepipe.evaluate.runners import open_runner
+    x = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(x))
+    keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))).save(tmp_path / "m.keras")
+    for flags in ([], ["--uint8-io"], ["--float-io"]):
+        out = tmp_path / f"m{len(flags) and flags[0]}.tflite"
+        _ok(["quantize", "--model", tmp_path / "m.keras", "--mode", "int8", "--out", out, *flags])
+        card = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+        assert card["dtype"] == open_runner(out).inputs[0].dtype and card["range"] == [0.0, 255.0], (flags, card)
+
+
+def test_commands_that_rewrite_keras_2_layers_refuse_a_keras_3_file_in_one_line(tmp_path, capsys):
+    _keras3_tutorial(tmp_path / "tutorial.keras")
+    model = tmp_path / "tutorial.keras"
+    for argv in (["quantize", "--model", model, "--mode", "int8", "--out", tmp_path / "q.tflite"],
+                 ["prune", "--model", model, "--sparsity", "0.5", "--out", tmp_path / "p.keras"],
+                 ["profile", model]):
+        _refused(capsys, argv, "saved by Keras 3")
+    assert not list(tmp_path.glob("[qp].*"))

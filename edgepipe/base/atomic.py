@@ -12,6 +12,8 @@ marker, so ``run``/``train --out`` may use it again, and only it. Temp
 names carry one prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run
 touches nothing else.
 """
+import fcntl
+import hashlib
 import json
 import mmap
 import os
@@ -35,7 +37,7 @@ def ensure_writable_dir(path) -> Path:
     if out.exists() and not out.is_dir():
         raise EdgePipeError(f"output folder {out} exists and is not a folder")
     claimed = (out / OWNED).is_file()
-    earlier = not claimed and out.is_dir() and _earlier_run(out)
+    earlier = [] if claimed or not out.is_dir() else _earlier_run(out)
     if out.is_dir() and not claimed and not earlier:
         theirs = sorted(p.name for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX))
         if theirs:
@@ -47,8 +49,8 @@ def ensure_writable_dir(path) -> Path:
         fd, probe = tempfile.mkstemp(dir=out, prefix=TEMP_PREFIX)
         os.close(fd)
         os.unlink(probe)
-        if earlier:  # what an earlier edgepipe wrote there is edgepipe's to replace
-            _record_written(*(p for p in out.iterdir() if not p.name.startswith(".")))
+        if earlier:  # what an earlier edgepipe provably wrote there is edgepipe's to replace
+            _record_written(*earlier)
         if not claimed:
             (out / OWNED).write_text('{"made_by": "edgepipe"}\n')
     except OSError as e:
@@ -56,15 +58,63 @@ def ensure_writable_dir(path) -> Path:
     return out
 
 
-def _earlier_run(out: Path) -> bool:
-    """A run or training folder from before edgepipe marked its folders."""
-    for state, key in ((out / "manifest.json", "stages"), (out / "checkpoints" / "state.json", "epochs_done")):
-        try:
-            if key in json.loads(state.read_text()):
-                return True
-        except (OSError, ValueError, TypeError):
-            continue
-    return False
+RUN_FILES = ("manifest.json", "report.json", "report.html", "history.json")  # what a run writes beside its models
+
+
+@contextmanager
+def exclusive(folder: Path):
+    """One edgepipe at a time in a run folder: two runs writing one --out would record each
+    other's models under their own stage keys."""
+    fd = os.open(Path(folder) / OWNED, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise EdgePipeError(f"another edgepipe is writing to {folder}; wait for it or choose another --out") from None
+    except OSError:
+        pass  # a file system without locks (some NFS mounts): go on as before
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _earlier_run(out: Path) -> list[Path]:
+    """The files of a run or training folder from before edgepipe marked its folders, or [] when
+    it is no such folder. A manifest proves itself by an output that still has its recorded hash
+    (any JSON with a "stages" key is not enough: the folder and its files may be yours)."""
+    manifest = _read_json(out / "manifest.json")
+    stages = manifest.get("stages") if isinstance(manifest, dict) else None
+    outputs = [o for r in stages.values() if isinstance(r, dict) and isinstance(r.get("outputs"), dict)
+               for o in r["outputs"].items()] if isinstance(stages, dict) else []
+    proven = [out / Path(str(p)).name for p, digest in outputs if _hash_is(out / Path(str(p)).name, digest)]
+    if proven:
+        return sorted(set(proven) | {out / name for name in RUN_FILES if (out / name).is_file()})
+    state = _read_json(out / "checkpoints" / "state.json")
+    if isinstance(state, dict) and {"key", "epochs_done", "history"} <= set(state):
+        return [p for p in out.iterdir() if p.is_file() and (p.suffix == ".keras" or p.name == "history.json")]
+    return []
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _hash_is(path: Path, digest) -> bool:
+    """Whether the file at ``path`` has the sha256 an edgepipe manifest recorded for it."""
+    if not path.is_file() or not isinstance(digest, str):
+        return False
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return False
+    return h.hexdigest() == digest
 
 
 def made_by_edgepipe(path: Path) -> bool:

@@ -19,7 +19,12 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 _modules: dict = {}
 
 
-def _load() -> dict:
+def _load(name: str = "tf") -> dict:
+    if name == "keras3" and "keras3" not in _modules:
+        _load()
+        with native_stderr_silenced():
+            import keras  # Keras 3: only to read the files it saved (edgepipe.base.keras3)
+        _modules["keras3"] = keras
     if not _modules:
         with native_stderr_silenced():
             import tensorflow
@@ -37,7 +42,7 @@ class _Deferred:
         self._name = name
 
     def __getattr__(self, attr):
-        return getattr(_load()[self._name], attr)
+        return getattr(_load(self._name)[self._name], attr)
 
     def __repr__(self):
         return f"<deferred {self._name}>"
@@ -51,5 +56,6 @@ def loaded() -> bool:
 tf = _Deferred("tf")
 keras = _Deferred("keras")
 layers = _Deferred("layers")
+keras3 = _Deferred("keras3")  # TF 2.16+'s own tf.keras: what today's tutorials save
 
-__all__ = ["tf", "keras", "layers", "loaded"]
+__all__ = ["tf", "keras", "keras3", "layers", "loaded"]

@@ -23,13 +23,14 @@ import sys
 from pathlib import Path
 
 from edgepipe.base import atomic, safety
-from edgepipe.base.backend import keras, tf
+from edgepipe.base.backend import keras, keras3, tf
 from edgepipe.base.errors import EdgePipeError, first_line
 
 TRUSTED_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "tensorflow_model_optimization", "edgepipe"})
 TRUST_HINT = "pass --trust-model to load it anyway"
 # json_utils' and serialization_lib's own encodings: data, never a class lookup
-_STRUCTURAL = frozenset({"__tuple__", "__ellipsis__", "__bytes__", "__tensor__", "__numpy__", "__typespec__",
+_STRUCTURAL = frozenset({"__keras_tensor__",
+                         "__tuple__", "__ellipsis__", "__bytes__", "__tensor__", "__numpy__", "__typespec__",
                          "TensorShape", "TypeSpec", "CompositeTensor", "InputSpec"})
 # edgepipe.quantize.qat's QuantizeConfigs: they appear (unregistered) in QAT models
 _EDGEPIPE_UNREGISTERED = frozenset({"PassThroughQuantizeConfig", "OutputOnlyQuantizeConfig"})
@@ -57,31 +58,65 @@ _TF_SYMBOL_CLASSES = frozenset({"RaggedTensor", "SparseTensor"})  # ClassMethod 
 
 
 def load_model(path, trust: bool = False):
-    """A Keras model, or for a SavedModel without Keras objects its serving
-    signature (``edgepipe.base.serving``; its graph is checked as strictly)."""
+    """A Keras model, or for a SavedModel without Keras objects, or of a subclassed
+    model, its serving signature (``edgepipe.base.serving``; its graph is checked as strictly)."""
     from edgepipe.base import serving
     path = Path(path)
-    if path.is_dir() and model_format(path) == "savedmodel" and serving.is_plain_savedmodel(path):
+    if path.is_dir() and model_format(path) == "savedmodel" and (serving.is_plain_savedmodel(path)
+                                                                  or subclassed_root(path)):
         return serving.load_serving(path, trust)
-    return load_keras(path, trust)
+    return load_keras(path, trust, keras3=True)
 
 
-def load_keras(path, trust: bool = False):
-    import edgepipe.base.custom_layers  # noqa: F401  (registers our layers for safe_mode loading)
+def subclassed_root(path: Path) -> str | None:
+    """The class of a Keras SavedModel's model when it is subclassed and not one Keras or edgepipe
+    knows: Keras could only revive it from its traced calls, with no inputs or layers to export."""
+    if not (path / "keras_metadata.pb").is_file():
+        return None
+    root = next((raw for identifier, raw, node_path in _metadata_nodes(path)
+                 if node_path == "root" and identifier in _MODEL_NODES), None)
+    config = _json(path, root, "keras_metadata.pb") if root else None
+    cls = config.get("class_name") if isinstance(config, dict) else None
+    if not isinstance(cls, str) or config.get("is_graph_network") is not False:
+        return None
+    return None if cls in _MODEL_CLASSES or _registered(cls) is not None else cls
+
+
+def check_model_path(path) -> Path:
+    """A model is a file or a folder: a FIFO or a device would block or never end when read."""
     path = Path(path)
     if not path.exists():
         raise EdgePipeError(f"model not found: {path}")
+    if not (path.is_file() or path.is_dir()):
+        raise EdgePipeError(f"{path} is not a regular file or a folder; give a model file")
+    return path
+
+
+def load_keras(path, trust: bool = False, keras3: bool = False):
+    """A tf_keras model. ``keras3``: the caller also takes a Keras 3 file, as the signature
+    Keras 3 exports from it (convert, verify, bench); commands that rewrite or read a Keras 2
+    model's layers (quantize, prune, profile) refuse it in one line."""
+    import edgepipe.base.custom_layers  # noqa: F401  (registers our layers for safe_mode loading)
+    path = check_model_path(path)
     kind = model_format(path)
     try:
         check_resources(path, kind)
+        api = "keras3" if saved_by_keras3(path, kind) else "keras2"
+        if api == "keras3" and not keras3:
+            raise EdgePipeError(f"{path} was saved by Keras 3: `edgepipe convert`, `verify` and `bench` take it, "
+                                f"but this command works on a Keras 2 model's layers; save it with tf_keras "
+                                f"(TF_USE_LEGACY_KERAS=1)")
         if kind == "savedmodel":
             savedmodel_nodes(path)  # even trusted: a SavedModel without Keras objects loads as no model at all
         if not trust:
-            check_configs(path, kind)
+            check_configs(path, kind, api)
     except EdgePipeError:
         raise
     except Exception as e:  # noqa: BLE001  a bad CRC, an encrypted member, a corrupt HDF5 tree...
         raise EdgePipeError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
+    if api == "keras3":
+        from edgepipe.base import keras3_files
+        return keras3_files.load(path, trust)
     try:
         if kind == "keras":
             return keras.models.load_model(path, compile=False, safe_mode=not trust)
@@ -140,6 +175,32 @@ def check_resources(path: Path, kind: str) -> None:
             safety.check_hdf5_size(path, f)
 
 
+def saved_by_keras3(path: Path, kind: str) -> bool:
+    """Whether Keras 3 (TF 2.16+'s own tf.keras) saved the file: tf_keras cannot rebuild it
+    (its configs differ), Keras 3 loads it (``edgepipe.base.keras3_files``)."""
+    version = saved_keras_version(path, kind)
+    major = version.split(".", 1)[0] if version else ""
+    return major.isdigit() and int(major) >= 3
+
+
+def saved_keras_version(path: Path, kind: str) -> str | None:
+    """The Keras version a .keras or HDF5 file records (metadata.json, ``keras_version``), or None."""
+    if kind == "keras":
+        import zipfile
+        with zipfile.ZipFile(path) as zf:
+            if "metadata.json" not in zf.namelist():
+                return None
+            meta = _json(path, zf.read("metadata.json"), "metadata.json")
+        version = meta.get("keras_version") if isinstance(meta, dict) else None
+    elif kind == "h5":
+        with _h5(path, str(path)) as f:
+            version = f.attrs.get("keras_version")
+    else:
+        return None
+    version = version.decode("utf-8", "replace") if isinstance(version, bytes) else version
+    return version if isinstance(version, str) else None
+
+
 def _h5(path: Path, source):
     import h5py
     try:
@@ -177,13 +238,7 @@ def savedmodel_nodes(path: Path) -> list[tuple[str, str]]:
     """(identifier, metadata JSON) of each Keras object in a SavedModel folder, as Keras reads them: from
     ``keras_metadata.pb``, or for SavedModels written before TF 2.5, from the object graph itself."""
     if (path / "keras_metadata.pb").is_file():
-        metadata = keras.protobuf.saved_metadata_pb2.SavedMetadata()
-        try:
-            metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
-        except Exception as e:  # noqa: BLE001  protobuf's DecodeError and friends
-            raise EdgePipeError(f"{path}: not a loadable Keras model (keras_metadata.pb is corrupt: "
-                                f"{first_line(e)})") from None
-        return [(node.identifier, node.metadata) for node in metadata.nodes]
+        return [(identifier, raw) for identifier, raw, _ in _metadata_nodes(path)]
     try:
         graph = tf.__internal__.saved_model.parse_saved_model(str(path)).meta_graphs[0].object_graph_def
     except Exception as e:  # noqa: BLE001  a corrupt saved_model.pb
@@ -198,6 +253,17 @@ def savedmodel_nodes(path: Path) -> list[tuple[str, str]]:
     return nodes
 
 
+def _metadata_nodes(path: Path) -> list[tuple[str, str, str]]:
+    """(identifier, metadata JSON, node path) of each node of ``keras_metadata.pb``."""
+    metadata = keras.protobuf.saved_metadata_pb2.SavedMetadata()
+    try:
+        metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
+    except Exception as e:  # noqa: BLE001  protobuf's DecodeError and friends
+        raise EdgePipeError(f"{path}: not a loadable Keras model (keras_metadata.pb is corrupt: "
+                            f"{first_line(e)})") from None
+    return [(node.identifier, node.metadata, node.node_path) for node in metadata.nodes]
+
+
 def _json(path: Path, raw, where: str):
     try:
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
@@ -205,17 +271,18 @@ def _json(path: Path, raw, where: str):
         raise EdgePipeError(f"{path}: not a loadable Keras model ({where} is not valid JSON)") from None
 
 
-def check_configs(path: Path, kind: str) -> None:
-    """Raise EdgePipeError for the first thing in the model's config that would run foreign code."""
+def check_configs(path: Path, kind: str, api: str = "keras2") -> None:
+    """Raise EdgePipeError for the first thing in the model's config that would run foreign code.
+    ``api``: the Keras that saved it, "keras2" (tf_keras) or "keras3", whose built-ins it may name."""
     for config, check_classes, root in read_configs(path, kind):
-        problem = find_foreign_code(config, check_classes, root)
+        problem = find_foreign_code(config, check_classes, root, api)
         if problem:
             raise EdgePipeError(f"{path}: refused: {safety.one_line(problem, 400)}; {TRUST_HINT}")
 
 
 # -- the config walk -----------------------------------------------------------------------------------------------
 
-def find_foreign_code(config, check_classes: bool = True, root: str = "model") -> str | None:
+def find_foreign_code(config, check_classes: bool = True, root: str = "model", api: str = "keras2") -> str | None:
     """What in a Keras config (plain JSON) would run code from outside Keras and
     edgepipe, in words, or None. Walks the whole tree iteratively. ``root``: what
     the config describes, "model" or "layer" (for the messages)."""
@@ -238,7 +305,7 @@ def find_foreign_code(config, check_classes: bool = True, root: str = "model") -
             registered = value.get("registered_name")
             fallback = registered if isinstance(registered, str) and registered != cls else None
             for candidate in filter(None, (cls, fallback)):
-                problem = _class_problem(value, candidate, here, check_classes)
+                problem = _class_problem(value, candidate, here, check_classes, api)
                 if problem:
                     return problem
             if value is config and root == "model" and check_classes and (
@@ -256,7 +323,7 @@ def find_foreign_code(config, check_classes: bool = True, root: str = "model") -
     return None
 
 
-def _class_problem(obj: dict, cls: str, here: str, check_classes: bool) -> str | None:
+def _class_problem(obj: dict, cls: str, here: str, check_classes: bool, api: str) -> str | None:
     if cls == "Lambda":
         return f"{here} is a Lambda layer (arbitrary Python code)"
     if cls == "__lambda__":
@@ -264,36 +331,36 @@ def _class_problem(obj: dict, cls: str, here: str, check_classes: bool) -> str |
     if cls == "TensorFlowOpLayer":
         return f"{here} is a TensorFlowOpLayer (a raw TensorFlow graph op)"
     registered = obj.get("registered_name")
-    if isinstance(registered, str) and _registered(registered) is None:
+    if isinstance(registered, str) and _registered(registered, api) is None:
         package = registered.split(">", 1)[0] if ">" in registered else registered
         if ("." in package or ">" in registered) and _module_root(package) not in TRUSTED_MODULES:
             return f"{here} ({cls}) names package '{package}', outside Keras and edgepipe"
     if cls == "function":
-        return _function_problem(obj, here)
+        return _function_problem(obj, here, api)
     if not check_classes or cls in _STRUCTURAL:
         return None
-    if isinstance(registered, str) and _registered(registered) is not None:
+    if isinstance(registered, str) and _registered(registered, api) is not None:
         return None
-    if _registered(cls) is not None or cls in _keras_class_names() or cls in _EDGEPIPE_UNREGISTERED:
+    if _registered(cls, api) is not None or cls in _keras_class_names(api) or cls in _EDGEPIPE_UNREGISTERED:
         return None
     if cls in _tfmot_class_names():
         return None
     return f"{here} has class '{cls}', which is neither a Keras built-in nor an edgepipe layer"
 
 
-def _function_problem(obj: dict, here: str) -> str | None:
+def _function_problem(obj: dict, here: str, api: str = "keras2") -> str | None:
     """``{"class_name": "function", "config": NAME, "module": "builtins"}``: Keras looks NAME up among
     registered functions, then its own activations/losses/metrics, then in the module (for
     ``builtins``, Python's own: ``exec``, ``open``...)."""
     fn, module = obj.get("config"), obj.get("module")
     if not isinstance(fn, str):
         return f"{here} holds a function Keras cannot look up by name"
-    if _registered(fn) is not None:
+    if _registered(fn, api) is not None:
         return None
     root = _module_root(module) if isinstance(module, str) else None
     if root in ("edgepipe", "tensorflow_model_optimization"):
         return None
-    if (module is None or module == "builtins" or root in ("keras", "tf_keras")) and fn in _keras_function_names():
+    if (module is None or module == "builtins" or root in ("keras", "tf_keras")) and fn in _keras_function_names(api):
         return None
     return f"{here} names function '{fn}', which is neither a Keras nor an edgepipe function"
 
@@ -342,8 +409,10 @@ def _module_root(module: str) -> str:
     return module.split(".", 1)[0]
 
 
-def _registered(name: str):
+def _registered(name: str, api: str = "keras2"):
     try:
+        if api == "keras3":
+            return keras3.saving.get_registered_object(name)
         return keras.utils.get_registered_object(name)
     except Exception:  # noqa: BLE001
         return None
@@ -353,34 +422,61 @@ def _public_classes(namespace) -> set[str]:
     return {n for n in dir(namespace) if not n.startswith("_") and isinstance(getattr(namespace, n, None), type)}
 
 
+def _api(api: str):
+    return keras3 if api == "keras3" else keras
+
+
+def _namespace(module, dotted: str):
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+    return module
+
+
 @functools.cache
-def _keras_class_names() -> frozenset:
-    """Every class name Keras itself resolves: layers (its deserialisation table
-    included: Functional, TFOpLambda, ...), initializers, regularizers, ..."""
+def _keras_class_names(api: str = "keras2") -> frozenset:
+    """Every class name that Keras (tf_keras, or Keras 3) itself resolves: layers (tf_keras'
+    deserialisation table included: Functional, TFOpLambda, ...), initializers, regularizers, ...,
+    and for Keras 3 its dtype policies and the ops a functional model records (TrueDivide, ...)."""
     names = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda"}
-    try:  # tf_keras' own table of deserialisable layers (pinned version; public namespaces below otherwise)
-        table = keras.src.layers.serialization
-        table.populate_deserializable_objects()
-        names |= {n for n, v in table.LOCAL.ALL_OBJECTS.items() if isinstance(v, type)}
-    except Exception:  # noqa: BLE001
-        pass
-    for ns in ("layers", "initializers", "regularizers", "constraints", "optimizers", "optimizers.schedules",
-               "optimizers.legacy", "losses", "metrics", "mixed_precision", "models"):
-        namespace = keras
-        try:
-            for part in ns.split("."):
-                namespace = getattr(namespace, part)
-        except AttributeError:
-            continue
-        names |= _public_classes(namespace)
+    namespaces = ["layers", "initializers", "regularizers", "constraints", "optimizers", "optimizers.schedules",
+                  "losses", "metrics", "models"]
+    if api == "keras3":
+        names |= _keras3_op_names()
+        namespaces += ["dtype_policies"]
+    else:
+        names |= _tf_keras_layer_table()
+        namespaces += ["optimizers.legacy", "mixed_precision"]
+    for ns in namespaces:
+        namespace = _namespace(_api(api), ns)
+        if namespace is not None:
+            names |= _public_classes(namespace)
     return frozenset(names - {"Lambda", "TensorFlowOpLayer"})
 
 
+def _tf_keras_layer_table() -> set:
+    try:  # tf_keras' own table of deserialisable layers (pinned version; public namespaces otherwise)
+        table = keras.src.layers.serialization
+        table.populate_deserializable_objects()
+        return {n for n, v in table.LOCAL.ALL_OBJECTS.items() if isinstance(v, type)}
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def _keras3_op_names() -> set:
+    """The operations a Keras 3 functional config may record between layers (``keras.ops``)."""
+    operation = keras3.src.ops.operation.Operation
+    names = set()
+    for module in ("numpy", "nn", "math", "image", "core", "linalg"):
+        found = _namespace(keras3.src.ops, module)
+        names |= {n for n, v in vars(found or object).items() if isinstance(v, type) and issubclass(v, operation)}
+    return names
+
+
 @functools.cache
-def _keras_function_names() -> frozenset:
+def _keras_function_names(api: str = "keras2") -> frozenset:
     names = set()
     for ns in ("activations", "losses", "metrics"):
-        namespace = getattr(keras, ns)
+        namespace = getattr(_api(api), ns)
         names |= {n for n in dir(namespace) if not n.startswith("_") and callable(getattr(namespace, n, None))
                   and not isinstance(getattr(namespace, n), type)}
     return frozenset(names - {"get", "serialize", "deserialize"})

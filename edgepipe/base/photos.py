@@ -24,8 +24,10 @@ def read_rgb(path, min_side: int = 1) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         raise EdgePipeError(f"{path} is a folder; give one photo (.jpg, .png)")
-    if not path.is_file():
+    if not path.exists():
         raise EdgePipeError(f"photo not found: {path}")
+    if not path.is_file():  # a FIFO or a device would block or never end when read
+        raise EdgePipeError(f"{path} is not a regular file; give one photo (.jpg, .png)")
     unreadable = f"{path}: not a readable image (corrupt, truncated or not an image)"
     image_size(path, unreadable=unreadable)
     with native_stderr_silenced():  # libpng and libjpeg print their own complaints

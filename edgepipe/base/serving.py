@@ -25,7 +25,10 @@ DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Prin
 
 class ServingModel:
     """The signature, called like a model: ``model(feeds) -> {output name: tensor}``.
-    ``inputs``: [(name, shape with None where free, dtype name)] in argument order."""
+    ``inputs``: [(name, shape with None where free, dtype name)] in argument order.
+    ``keras_model``: the Keras 3 model it was exported from, if any (``keras3_files``)."""
+
+    keras_model = None
 
     def __init__(self, path: Path, loaded, function):
         self.path, self._loaded, self.function = path, loaded, function  # the object keeps its variables alive

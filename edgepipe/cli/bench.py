@@ -25,7 +25,9 @@ def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
     if path.suffix == ".keras":
         from edgepipe.convert.fold import export_graph, roofline_graph
         from edgepipe.mobile_models.profile import profile_model, roofline_terms
-        from edgepipe.base.modelio import load_keras
+        from edgepipe.base.modelio import load_keras, model_format, saved_by_keras3
+        if saved_by_keras3(path, model_format(path)):
+            return None, None  # the profiler reads tf_keras layers; latency needs no MACs
         model = load_keras(path, trust=trust)
         return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
     card = path.parent / "model_card.json"

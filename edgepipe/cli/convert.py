@@ -42,7 +42,10 @@ def cmd_convert(args):
     ports = graphio.export_inputs(model, given_shapes(args), args.dynamic_batch)
     precision = variant.precision
     spec = input_spec(args, model, ports)
-    meta = _with_io_dtype(_bundle_meta(args, model, out, spec, ports), variant)
+    meta = with_io_dtype(_bundle_meta(args, model, out, spec, ports), variant)
+    if variant.format == "coreml":
+        from edgepipe.convert.coreml import with_feature_names
+        meta = with_feature_names(meta)
     calib = None
     if variant.needs_calibration:
         if len(ports) != 1:
@@ -63,7 +66,7 @@ def cmd_convert(args):
 INTEGER_INPUT = {"int8": "int8", "int16x8": "int16"}  # TFLite precision -> what its integer-I/O file takes
 
 
-def _with_io_dtype(meta: dict, variant) -> dict:
+def with_io_dtype(meta: dict, variant) -> dict:
     """The card of an integer-I/O TFLite file says the input dtype the file takes
     (int8, uint8 or int16; scale and zero point in its quantization block), not the
     float its model took. Float, float16 and dynamic-range files keep float input."""

@@ -17,17 +17,22 @@ def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
     """``--data`` (.npy, NHWC RGB in [0, 1]) or generated documents at the model's size:
     realistic pixels, not uniform noise, so activations have real ranges. ``spec``
     (convert.inputspec) maps them to what the model takes, so a model that reads
-    raw pixels calibrates on 0..255; without one they stay in [0, 1]."""
+    raw pixels calibrates on 0..255; without one they stay in [0, 1]. Any other input
+    (a vector, a grayscale or channels-first image) takes ``--data`` as it is."""
     from edgepipe.convert.inputspec import DEFAULT
     spec = spec or DEFAULT
-    h, w, c = shape
+    shape = tuple(shape)
+    image = len(shape) == 3 and shape[-1] == 3  # graphio.is_image_shape, less the batch
     if data:
         x = load_npy(data, "--data")
-        if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
-            raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {h}, {w}, {c})")
+        if tuple(x.shape[1:]) != shape:
+            raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})")
+        if not image:  # a tensor, fed as the model takes it: as verify feeds it and its card says
+            return _finite(x, data)
         return spec.from_unit(unit_images(x, f"--data {data}"))
-    if c != 3 or h is None or w is None:
+    if not image or None in shape:
         raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
+    h, w, _ = shape
     side = max(h, w)
     return spec.from_pixels(np.stack([_document(i, side)[:h, :w] for i in range(count)]))
 
@@ -114,8 +119,10 @@ def input_spec(args, model, ports=None):
                             f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
                             "the model's own")
     if not user and not own and not hasattr(model, "layers") and any(p.is_image for p in ports or []):
-        print("note: a SavedModel signature does not say how pixels map to its input; the bundle states "
-              "pixel / 255 (pass --input-range 0,255 if it takes raw pixels)", file=sys.stderr)
+        what = ("the Keras 3 model starts with no Rescaling/Normalization layer, so it does not say"
+                if getattr(model, "keras_model", None) is not None else "a SavedModel signature does not say")
+        print(f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
+              f"--input-range 0,255 if it takes raw pixels)", file=sys.stderr)
     spec = user or own or DEFAULT
     if args.bgr:
         spec = replace(spec, color_order="BGR")
@@ -199,6 +206,10 @@ def _checked(x: np.ndarray, shape, data, name) -> np.ndarray:
         raise EdgePipeError(f"--data {name!r} has shape {x.shape}, the model expects (N, {free})")
     if is_image_shape(shape):
         return unit_images(x, f"--data {data} ({name!r})")
+    return _finite(x, data)
+
+
+def _finite(x: np.ndarray, data) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if not np.isfinite(x).all():
         raise EdgePipeError(f"--data {data} contains NaN or Inf")

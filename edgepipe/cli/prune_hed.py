@@ -64,7 +64,7 @@ def cmd_prune_hed(args, model, out: Path, console) -> int:
     failed = [f"{k}: {r['gate']['rule']}" for k, r in results.items() if k.startswith("pruned")
               and not r["gate"]["pass"]]
     for f in failed:
-        console.print(f"[red]gate failed: {f}")
+        console.print(f"gate failed: {f}", style="red")
     return 1 if failed else 0
 
 

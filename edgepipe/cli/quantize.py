@@ -15,11 +15,10 @@ from edgepipe.convert.formats import find, precisions
 
 def _gate_for(model, x: np.ndarray, args):
     """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
-    from edgepipe.evaluate.gates import check_output, default_gate
+    from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
     from edgepipe.evaluate.runners import KerasRunner, open_runner
     ref = next(iter(KerasRunner(model).predict(x).values()))
-    classifier = ref.ndim == 2 and ref.shape[-1] > 1
-    gate = default_gate("int8", classifier, agreement=args.agreement, psnr_int=args.psnr)
+    gate = default_gate("int8", is_class_scores(ref), agreement=args.agreement, psnr_int=args.psnr)
 
     def check(blob: bytes):
         fd, tmp = tempfile.mkstemp(suffix=".tflite")
@@ -50,7 +49,8 @@ def _already_quantized(model) -> bool:
 
 
 def cmd_quantize(args):
-    from edgepipe.convert import tflite
+    from edgepipe.cli.convert import with_io_dtype
+    from edgepipe.convert import graphio, tflite
     from edgepipe.convert.fold import export_graph
     from edgepipe.base import atomic
     from edgepipe.pipeline.cards import converted_card, generic_meta
@@ -67,17 +67,19 @@ def cmd_quantize(args):
     if len(model.inputs) != 1:
         names = ", ".join(t.name.split(":")[0] for t in model.inputs)
         raise EdgePipeError(f"edgepipe quantize takes a model with one input; {args.model} has {len(model.inputs)} "
-                            f"({names}): use `edgepipe convert --variant tflite_int8 --data FILE.npz`, one array "
-                            "per input")
-    spec = input_spec(args, model)
-    folded = export_graph(model)
-    meta = generic_meta(model, out.name.split(".")[0], spec=spec)
+                            f"({names}), and int8 calibration feeds one: `edgepipe convert --model {args.model} "
+                            f"--variant tflite_dynamic` (or tflite_float16) quantizes its weights")
     if args.uint8_io and args.mode != "int8":
         raise EdgePipeError("--uint8-io applies to --mode int8 only")
     io = "uint8" if args.uint8_io else "float" if args.float_io and args.mode == "int8" else "native"
     variant = find("tflite", args.mode, io=io)  # the table's row: label, calibration need
+    ports = graphio.export_inputs(model)  # the card describes what the file takes, as convert's does
+    spec = input_spec(args, model, ports)
+    folded = export_graph(model)
+    meta = with_io_dtype(generic_meta(model, out.name.split(".")[0], spec=spec, ports=ports,
+                                      outputs=graphio.output_ports(model, ports)), variant)
     needs_data = variant.needs_calibration
-    x = (sample_inputs(model.input_shape[1:], args.data, count=args.calibration_samples, spec=spec)
+    x = (sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec)
          if needs_data else None)
     keep = [k for k in (args.keep_float or "").split(",") if k]
     if args.mode != "int8" and (keep or args.auto_fallback or args.debug):
@@ -100,8 +102,8 @@ def cmd_quantize(args):
         atomic.write_bytes(out, attach(result["model"], meta))
         extra = {"float_layers": result["float_layers"], "gate": {"metric": gate.metric, "passed": result["passed"]}}
         if not result["passed"]:
-            console.print(f"[yellow]gate {gate.describe(result['steps'][-1]['value'])} not met with "
-                          f"{len(result['float_layers'])} float layer(s)")
+            console.print(f"gate {gate.describe(result['steps'][-1]['value'])} not met with "
+                          f"{len(result['float_layers'])} float layer(s)", style="yellow")
     else:
         if args.debug:
             from edgepipe.quantize.debug import layer_errors

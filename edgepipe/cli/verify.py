@@ -29,7 +29,7 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
 
 def cmd_verify(args):
     from edgepipe.base.modelio import load_model
-    from edgepipe.evaluate.gates import check_output, default_gate
+    from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
     from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
     model = load_model(args.model, trust=args.trust_model)
     try:
@@ -47,7 +47,7 @@ def cmd_verify(args):
         runner.batch_size = batch or 1
         got = _matched(ref, runner.predict(fed), args.export)
         for name, r in ref.items():
-            gate = default_gate(variant, r.ndim == 2, args.atol, args.psnr, args.agreement)
+            gate = default_gate(variant, is_class_scores(r), args.atol, args.psnr, args.agreement)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | _accuracy(args, r, got[name], len(r)))
     failed = not all(r["pass"] for r in rows)
@@ -102,6 +102,9 @@ def _matched(ref: dict, got: dict, export) -> dict:
     """The export's outputs under the original's names: by name, else in order."""
     if set(ref) <= set(got):
         return got
+    from edgepipe.convert.coreml import feature_name
+    if all(feature_name(n) in got for n in ref):  # Core ML's names for outputs like "tf.math.argmax"
+        return {n: got[feature_name(n)] for n in ref}
     if len(ref) == len(got):
         return dict(zip(ref, got.values()))
     raise EdgePipeError(f"export {export} has outputs {', '.join(got)}, the original {', '.join(ref)}")

@@ -172,6 +172,16 @@ OPS.update({"reduce_mean": _reduce(np.mean), "reduce_sum": _reduce(np.sum), "red
             "reduce_min": _reduce(np.min)})
 
 
+def _arg(fn):
+    def reduce(x, axis=-1, keep_dims=False, output_dtype="int32"):  # a model's tf.math.argmax output
+        found = fn(x, axis=_axis(axis, x.ndim), keepdims=bool(keep_dims))
+        return found.astype(np.int32)  # the declared output type is applied by the interpreter
+    return reduce
+
+
+OPS.update({"reduce_argmax": _arg(np.argmax), "reduce_argmin": _arg(np.argmin)})
+
+
 # tensor layout -------------------------------------------------------------
 @op("transpose")
 def transpose(x, perm):

@@ -1,0 +1,91 @@
+"""Models saved by Keras 3: TensorFlow 2.16+'s own ``tf.keras``, what today's tutorials save.
+
+edgepipe's Keras is Keras 2 (``tf_keras``, which tfmot's pruning and QAT need), and it
+cannot rebuild a Keras 3 file. Keras 3 can. So a Keras 3 ``.keras`` or ``.h5`` file is
+loaded by Keras 3 (after the config walk that guards every model, and in safe mode
+unless trusted), relieved of the augmentation and dropout layers that do nothing at
+inference (their random state would otherwise reach the export), and exported as a
+SavedModel whose ``serving_default`` signature edgepipe converts and verifies like any
+other (``edgepipe.base.serving``). The Keras 3 model stays attached (``keras_model``),
+so its own Rescaling/Normalization layers still say what pixels it takes.
+"""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgepipe.base import serving
+from edgepipe.base.backend import keras3
+from edgepipe.base.errors import EdgePipeError, first_line
+
+TRUST_HINT = "pass --trust-model to load it anyway"
+# Keras 3 layers that return their input unchanged at inference
+INFERENCE_NOOPS = frozenset({
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    "RandomHue", "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter", "RandomGrayscale",
+    "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomInvert", "RandomPosterization",
+    "RandomElasticTransform", "RandomColorDegeneration", "RandAugment", "AugMix", "GaussianNoise",
+    "GaussianDropout", "Dropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"})
+PROBE_SIDE = 32  # a free spatial dimension, when checking that stripping changed nothing
+
+
+def load(path: Path, trust: bool) -> serving.ServingModel:
+    """The file's inference function as a served signature (its config was checked by the caller)."""
+    try:
+        model = keras3.saving.load_model(path, compile=False, safe_mode=not trust)
+    except Exception as e:  # noqa: BLE001  Keras raises many types for corrupt or hostile files
+        msg = first_line(e)
+        if "Lambda" in msg or "safe_mode" in msg:
+            raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
+                                f"({TRUST_HINT})") from None
+        raise EdgePipeError(f"{path}: not a loadable Keras 3 model ({msg})") from None
+    return served(without_inference_noops(model), path)
+
+
+def served(model, source: Path) -> serving.ServingModel:
+    """Export ``model`` (Keras 3) to a temporary SavedModel and serve its signature from memory."""
+    with tempfile.TemporaryDirectory(prefix="edgepipe-keras3-") as tmp:
+        try:
+            model.export(tmp, format="tf_saved_model", verbose=False)
+        except Exception as e:  # noqa: BLE001  what Keras 3 cannot trace into a TensorFlow graph
+            raise EdgePipeError(f"{source}: Keras 3 could not export the model's inference function "
+                                f"({first_line(e)})") from None
+        model_served = serving.load_serving(Path(tmp), trust=True)  # our own export of a checked model
+    model_served.path, model_served.keras_model = Path(source), model
+    return model_served
+
+
+def without_inference_noops(model):
+    """``model`` with its augmentation and dropout layers replaced by Identity when that
+    leaves its inference output unchanged (checked on a random batch); else ``model``."""
+    if not any(type(layer).__name__ in INFERENCE_NOOPS for layer in _all_layers(model)):
+        return model
+    try:
+        stripped = keras3.models.clone_model(model, clone_function=_identity_for_noop, recursive=True)
+        feeds = [_probe(tensor) for tensor in model.inputs]
+        before, after = model(feeds, training=False), stripped(feeds, training=False)
+        same = all(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+                   for a, b in zip(keras3.tree.flatten(before), keras3.tree.flatten(after)))
+    except Exception:  # noqa: BLE001  a model clone_model cannot rebuild keeps its layers
+        return model
+    return stripped if same else model
+
+
+def _identity_for_noop(layer):
+    if type(layer).__name__ in INFERENCE_NOOPS:
+        return keras3.layers.Identity(name=layer.name)
+    return layer  # shared, weights and all
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def _probe(tensor) -> np.ndarray:
+    shape = [1] + [d if d is not None else PROBE_SIDE for d in tensor.shape[1:]]
+    rng = np.random.default_rng(0)
+    if "int" in str(tensor.dtype):
+        return rng.integers(0, 255, shape).astype(str(tensor.dtype))
+    return rng.random(shape).astype(str(tensor.dtype))
