@@ -501,3 +501,18 @@ def test_two_runs_cannot_write_one_folder_at_once(tmp_path):
                 pass
     with atomic.exclusive(run):  # released
         pass
+
+
+def test_train_refuses_a_folder_another_edgepipe_is_writing(tmp_path, capsys):
+    # before: `edgepipe train` took no lock, so two trainings into one --out mixed their checkpoints
+    import yaml
+
+    from edgepipe.cli.main import main
+    from tests.conftest import TINY
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    run = atomic.ensure_writable_dir(tmp_path / "run")
+    with atomic.exclusive(run):
+        assert main(["train", "--recipe", str(recipe), "--out", str(run)]) == 2
+    assert "another edgepipe is writing to" in capsys.readouterr().err
+    assert not (run / "checkpoints").exists()

@@ -1,15 +1,23 @@
 """``edgepipe train``: the recipe's model only, with checkpoints and --resume."""
 import sys
+from contextlib import nullcontext
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import recipe_parser
 
 
 def cmd_train(args):
-    from edgepipe.base.atomic import ensure_writable_dir
+    from edgepipe.base.atomic import ensure_writable_dir, exclusive
     from edgepipe.pipeline.recipe import load_recipe
+    from edgepipe.train.workers import is_chief
     recipe = load_recipe(args.recipe, args.profile)
     out = ensure_writable_dir(args.out)
+    # the chief alone holds the folder: the other workers of one training share it by design
+    with exclusive(out) if is_chief() else nullcontext():
+        return _train(args, recipe, out)
+
+
+def _train(args, recipe, out):
     if (out / "checkpoints" / "state.json").is_file() and not args.resume:
         raise EdgePipeError(f"{out / 'checkpoints'} holds an earlier training: pass --resume to continue it, "
                             "or choose another --out")
