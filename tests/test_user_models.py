@@ -463,3 +463,22 @@ def test_commands_that_rewrite_keras_2_layers_refuse_a_keras_3_file_in_one_line(
                  ["profile", model]):
         _refused(capsys, argv, "saved by Keras 3")
     assert not list(tmp_path.glob("[qp].*"))
+
+
+def test_a_keras_model_without_a_rescaling_layer_gets_a_note_and_edgepipe_networks_do_not(tmp_path, capsys):
+    """keras.applications' MobileNets take [-1, 1] with preprocess_input outside the model: the
+    bundle cannot know, so convert says what it assumed (it said nothing for Keras 2 files)."""
+    from edgepipe.mobile_models import registry
+
+    def tiny(name, rescale):
+        x = keras.Input((16, 16, 3))
+        h = keras.layers.Rescaling(1 / 127.5, -1)(x) if rescale else x
+        h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(h))
+        return keras.Model(x, keras.layers.Dense(3)(h), name=name)
+    ours = registry.build("tiny_cnn", input_shape=(16, 16, 3), classes=3)
+    for model, noted in ((tiny("mobilenetv2_1.00_224", False), True), (tiny("mine", True), False), (ours, False)):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        _ok(["convert", "--model", path, "--format", "tflite", "--out", path.with_suffix(".tflite")])
+        err = capsys.readouterr().err
+        assert ("no Rescaling/Normalization layer" in err) == noted, (model.name, err)

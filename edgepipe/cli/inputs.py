@@ -2,7 +2,6 @@
 import argparse
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +117,6 @@ def input_spec(args, model, ports=None):
                             f"{own.value_range()[1]:g}]; --input-range/--mean/--std say "
                             f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
                             "the model's own")
-    if not user and not own and not hasattr(model, "layers") and any(p.is_image for p in ports or []):
-        what = ("the Keras 3 model starts with no Rescaling/Normalization layer, so it does not say"
-                if getattr(model, "keras_model", None) is not None else "a SavedModel signature does not say")
-        print(f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
-              f"--input-range 0,255 if it takes raw pixels)", file=sys.stderr)
     spec = user or own or DEFAULT
     if args.bgr:
         spec = replace(spec, color_order="BGR")
@@ -130,6 +124,29 @@ def input_spec(args, model, ports=None):
     channels = images[0].shape[-1] if images else 3 if ports else model.input_shape[-1]
     spec.per_channel(channels)  # a one-line error when the counts do not fit the model
     return spec
+
+
+def range_note(args, model, ports) -> str | None:
+    """What the bundle assumed about an image input that neither the user nor the model
+    describes, or None. Printed after the file is written: an error stays one line."""
+    from edgepipe.convert.inputspec import from_model
+    if args.input_range or args.mean or args.std or from_model(model) or _edgepipe_network(model):
+        return None
+    if not any(p.is_image for p in ports or []):
+        return None
+    what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
+            and getattr(model, "keras_model", None) is None
+            else "the model starts with no Rescaling/Normalization layer, so it does not say")
+    return (f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
+            "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)")
+
+
+def _edgepipe_network(model) -> bool:
+    """One of edgepipe's own networks (trained, pruned or quantized here): they take pixel / 255
+    by design, so a note would be noise. A model from anywhere else gets the note."""
+    from edgepipe.mobile_models import registry
+    name = getattr(model, "name", "") if hasattr(model, "layers") else ""
+    return any(name == n or name.startswith(n + "_") for n in registry.names())
 
 
 def add_shape_args(parser):
