@@ -50,8 +50,26 @@ def on_early_signal(signum, frame):
 
 
 def exit_status() -> int:
-    """128 plus the number of the signal that interrupted the command (130 for Ctrl-C)."""
-    return 128 + int(_state["signal"])
+    """128 plus the number of the signal that interrupted the command (130 for Ctrl-C). The
+    status is kept for ``exit_as_interrupted``."""
+    _state["exit"] = 128 + int(_state["signal"])
+    return _state["exit"]
+
+
+def exit_as_interrupted():
+    """An atexit hook, registered before anything else so that it runs last: once an interrupted
+    command has cleaned up, leave with its status. CPython kills itself with SIGINT at exit when
+    a KeyboardInterrupt passed through its own printing or run functions on the way (seen once
+    under load: status -2 for a SIGTERM whose interrupt we had caught), and CI gates on 143."""
+    if "exit" in _state:
+        import os
+        import sys
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(_state["exit"])
 
 
 @contextmanager

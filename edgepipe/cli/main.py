@@ -52,7 +52,10 @@ def main(argv=None):
 
 def entry():
     """Console script: Ctrl-C or SIGTERM before ``main`` runs is still one line and 130 or 143."""
+    import atexit
+
     from edgepipe.base import interrupts
+    atexit.register(interrupts.exit_as_interrupted)  # first registered, last to run
     for s in interrupts.WATCHED:
         signal.signal(s, interrupts.on_early_signal)
     try:
