@@ -1,12 +1,11 @@
 """``edgepipe convert``: any Keras model (.keras/.h5/SavedModel), or a SavedModel's
 serving signature, to TFLite, ONNX or Core ML, with the bundle metadata an app reads."""
-import sys
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, int_range
 from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
-                                 range_note, sample_inputs)
+                                 sample_inputs, say_assumed_range)
 from edgepipe.convert.formats import VARIANTS, export_formats, find, precisions
 
 
@@ -62,9 +61,7 @@ def cmd_convert(args):
     write_json(card, converted_card(meta, variant.format, variant.label, out))
     print(f"wrote {out} ({variant.name}: {variant.format}, {variant.label}"
           f"{', dynamic batch' if args.dynamic_batch else ''}) and {card.name}")
-    note = range_note(args, model, ports)
-    if note:
-        print(note, file=sys.stderr)
+    say_assumed_range(spec, model, ports)
     return 0
 
 

@@ -2,6 +2,7 @@
 import argparse
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,19 +127,17 @@ def input_spec(args, model, ports=None):
     return spec
 
 
-def range_note(args, model, ports) -> str | None:
-    """What the bundle assumed about an image input that neither the user nor the model
-    describes, or None. Printed after the file is written: an error stays one line."""
-    from edgepipe.convert.inputspec import from_model
-    if args.input_range or args.mean or args.std or from_model(model) or _edgepipe_network(model):
-        return None
-    if not any(p.is_image for p in ports or []):
-        return None
+def say_assumed_range(spec, model, ports):
+    """Tell the user when the bundle assumed ``pixel / 255`` for an image input that neither
+    they nor the model describe (``spec`` is what ``input_spec`` chose). Called after the file
+    is written, so an error stays one line."""
+    if spec.source != "default" or _edgepipe_network(model) or not any(p.is_image for p in ports or []):
+        return
     what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
             and getattr(model, "keras_model", None) is None
             else "the model starts with no Rescaling/Normalization layer, so it does not say")
-    return (f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
-            "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)")
+    print(f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
+          "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)", file=sys.stderr)
 
 
 def _edgepipe_network(model) -> bool:

@@ -1,7 +1,6 @@
 """``edgepipe quantize``: every post-training quantization mode by name, a
 per-layer int8 error table, and selective float fallback until a gate holds."""
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def cmd_quantize(args):
     from edgepipe.pipeline.cards import converted_card, generic_meta
     from edgepipe.base.modelio import load_keras
     from edgepipe.pipeline.report import wide_console, write_json
-    from edgepipe.cli.inputs import input_spec, range_note, sample_inputs
+    from edgepipe.cli.inputs import input_spec, sample_inputs, say_assumed_range
     console = wide_console()
     out = atomic.check_target(args.out, inputs=[args.model, args.data])
     card = atomic.check_target(out.with_name(out.name + ".model_card.json"), inputs=[args.model, args.data])
@@ -115,9 +114,7 @@ def cmd_quantize(args):
                          io_dtype="uint8" if variant.io == "uint8" else None)
     write_json(card, converted_card(meta, "tflite", variant.label, out) | extra)
     console.print(f"wrote {out} ({variant.name}: {variant.label}) and {card.name}")
-    note = range_note(args, model, ports)
-    if note:
-        print(note, file=sys.stderr)
+    say_assumed_range(spec, model, ports)
     return 1 if extra and not extra["gate"]["passed"] else 0  # a missed gate is a failed gate
 
 
