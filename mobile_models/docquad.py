@@ -44,8 +44,9 @@ class QuadParams:
     nms_rho: float = 10.0
     nms_theta_deg: float = 10.0
     min_votes_frac: float = 0.12   # of the image side
-    min_area_frac: float = 0.015   # of the frame: a small page across the room still counts
-    min_pair_angle_deg: float = 30.0
+    min_area_frac: float = 0.008   # of the frame: a receipt at arm's length in a 12 MP frame is ~1%
+    min_side_px: float = 10.0       # shorter sides are the blur where two edges cross, not a page
+    min_pair_angle_deg: float = 20.0  # a page tilted 60 degrees away has corners this sharp in the photo
     max_parallel_deg: float = 50.0
     support_tol: int = 2
     min_support: float = 0.5
@@ -162,8 +163,8 @@ def _candidate_quads(lines, params, fours=None):
             if (_angle_between(lp[1], lq[1]) > params.max_parallel_deg
                     or _angle_between(lr[1], ls[1]) > params.max_parallel_deg):
                 continue
-            if min(_angle_between(lp[1], lr[1]), _angle_between(lq[1], ls[1])) < params.min_pair_angle_deg:
-                continue
+            if min(_angle_between(x[1], y[1]) for x in (lp, lq) for y in (lr, ls)) < params.min_pair_angle_deg:
+                continue  # every corner, not two: which two would depend on the lines' order
             pts = [_intersect(lp, lr), _intersect(lp, ls), _intersect(lq, ls), _intersect(lq, lr)]
             if all(pt is not None for pt in pts):
                 yield np.array(pts), (p, s, q, r)
@@ -182,6 +183,10 @@ def _is_convex(quad):
         signs.append(np.cross(b - a, c - b))
     signs = np.array(signs)
     return bool(np.all(signs > 0) or np.all(signs < 0))
+
+
+def _shortest_side(quad):
+    return min(math.hypot(*(quad[i] - quad[i - 1])) for i in range(4))
 
 
 def _area(quad):
@@ -413,7 +418,7 @@ def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
     for quad, side_lines in _candidate_quads(lines, params, fours):
         if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
             continue
-        if _area(quad) < params.min_area_frac * h * w:
+        if _area(quad) < params.min_area_frac * h * w or _shortest_side(quad) < params.min_side_px:
             continue
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
         score, frac = scorer.score(quad, skip, best_score)

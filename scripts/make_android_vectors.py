@@ -45,6 +45,8 @@ DRAWN = {
     "corner_out_of_frame": [[-20, 30], [200, 10], [230, 230], [20, 240]],
     "large": [[5, 8], [250, 4], [252, 250], [3, 247]],
     "perspective_small": [[60, 70], [140, 60], [165, 170], [65, 180]],
+    "tiny": [[119, 127], [147, 140], [140, 159], [113, 145]],  # 1.2% of the frame: a receipt far away
+    "steep": [[55, 61], [137, 77], [162, 230], [96, 173]],     # tilted ~60 degrees: a 29 degree corner
 }
 # small pages for the finder's step 5 (closed outlines), each in a clear patch of a busy scene
 REGION_PAGES = {
@@ -105,8 +107,11 @@ def drawn_cases():
     cv2.line(one, (10, 100), (240, 120), 1.0, 2)
     two = one.copy()
     cv2.line(two, (10, 180), (240, 190), 1.0, 2)
+    crossing = np.zeros((128, 128), np.float32)  # a small map: quads in the crossing's blur pass the area floor
+    cv2.line(crossing, (30, 20), (100, 26), 1.0, 2)
+    cv2.line(crossing, (100, 26), (104, 127), 1.0, 2)
     cases |= {"none_blank": blank, "none_noise": (rng.random((256, 256)) < 0.01).astype(np.float32),
-              "none_one_line": one, "none_two_lines": two}
+              "none_one_line": one, "none_two_lines": two, "none_two_edges_meeting": crossing}
     return cases | region_cases()
 
 

@@ -2,7 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepipe.mobile_models.docquad import find_quad, order_corners
+from itertools import permutations
+
+from edgepipe.mobile_models.docquad import QuadParams, _candidate_quads, find_quad, order_corners
 
 
 def _draw(corners, size=256, thickness=2, prob=1.0):
@@ -22,7 +24,35 @@ QUADS = {
     "perspective": [[90, 40], [170, 45], [230, 220], [30, 210]],
     "small": [[100, 100], [160, 105], [155, 170], [98, 160]],
     "corner_out_of_frame": [[-20, 30], [200, 10], [230, 230], [20, 240]],
+    "tiny": [[119, 127], [147, 140], [140, 159], [113, 145]],    # 1.2% of the frame: a receipt far away
 }
+STEEP = [[55, 61], [137, 77], [162, 230], [96, 173]]  # a page tilted ~60 degrees away: corners of 29-70 degrees
+
+
+def _side_lines(corners):
+    """The four sides of a quad as (rho, theta) lines."""
+    c = np.asarray(corners, np.float64)
+    out = []
+    for a, b in zip(c, np.roll(c, -1, 0)):
+        normal = np.array([b[1] - a[1], a[0] - b[0]]) / np.hypot(*(b - a))
+        out.append((float(normal @ a), float(np.arctan2(normal[1], normal[0]))))
+    return out
+
+
+def _quads_from(lines, params=QuadParams()):
+    return [order_corners(q) for q, _ in _candidate_quads(lines, params, [(0, 1, 2, 3)])]
+
+
+def test_a_steeply_tilted_page_is_a_candidate_whatever_the_order_of_its_lines():
+    truth = order_corners(STEEP)
+    for order in permutations(_side_lines(STEEP)):
+        assert any(np.abs(q - truth).max() < 1e-3 for q in _quads_from(list(order))), order
+
+
+def test_a_corner_sharper_than_the_limit_is_refused_whatever_the_order_of_the_lines():
+    sliver = [[40, 100], [220, 100], [200, 140], [60, 110]]  # sides 15 degrees apart at the last corner
+    for order in permutations(_side_lines(sliver)):
+        assert _quads_from(list(order)) == [], order
 
 
 @pytest.mark.parametrize("name", QUADS)
@@ -178,3 +208,13 @@ def test_a_page_map_of_the_wrong_shape_is_refused():
     nan[0, 0] = np.nan
     assert find_quad(_draw(truth), page=nan).reason == "page map has NaN or infinite values"
 
+
+
+def test_a_tiny_quad_where_two_edges_cross_is_no_page():
+    """Lines through the blur where two edges cross bound quads a few pixels across;
+    with the area floor low enough for a far-away receipt, the side floor refuses them."""
+    edges = np.zeros((128, 128), np.float32)
+    cv2.line(edges, (30, 20), (100, 26), 1.0, 2)
+    cv2.line(edges, (100, 26), (104, 127), 1.0, 2)
+    assert find_quad(edges, QuadParams(min_side_px=0)).found  # what the floor is there for
+    assert not find_quad(edges).found

@@ -79,6 +79,7 @@ data class ModelCard(
             nmsThetaDeg = q.optDouble("nms_theta_deg", nmsThetaDeg)
             minVotesFrac = q.optDouble("min_votes_frac", minVotesFrac)
             minAreaFrac = q.optDouble("min_area_frac", minAreaFrac)
+            minSidePx = q.optDouble("min_side_px", minSidePx)
             minPairAngleDeg = q.optDouble("min_pair_angle_deg", minPairAngleDeg)
             maxParallelDeg = q.optDouble("max_parallel_deg", maxParallelDeg)
             supportTol = q.optInt("support_tol", supportTol)

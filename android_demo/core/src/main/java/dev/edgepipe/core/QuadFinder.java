@@ -41,9 +41,12 @@ public final class QuadFinder {
         public double nmsRho = 10.0;
         public double nmsThetaDeg = 10.0;
         public double minVotesFrac = 0.12;
-        /** of the frame: a small page across the room still counts */
-        public double minAreaFrac = 0.015;
-        public double minPairAngleDeg = 30.0;
+        /** of the frame: a receipt at arm's length in a 12 MP frame is ~1% */
+        public double minAreaFrac = 0.008;
+        /** shorter sides are the blur where two edges cross, not a page */
+        public double minSidePx = 10.0;
+        /** a page tilted 60 degrees away has corners this sharp in the photo */
+        public double minPairAngleDeg = 20.0;
         public double maxParallelDeg = 50.0;
         public int supportTol = 2;
         public double minSupport = 0.5;
@@ -500,7 +503,10 @@ public final class QuadFinder {
         if (angleBetween(lp[1], lq[1]) > p.maxParallelDeg || angleBetween(lr[1], ls[1]) > p.maxParallelDeg) {
             return null;
         }
-        if (Math.min(angleBetween(lp[1], lr[1]), angleBetween(lq[1], ls[1])) < p.minPairAngleDeg) return null;
+        // every corner, not two: which two would depend on the lines' order
+        double corner = Math.min(Math.min(angleBetween(lp[1], lr[1]), angleBetween(lp[1], ls[1])),
+                                 Math.min(angleBetween(lq[1], lr[1]), angleBetween(lq[1], ls[1])));
+        if (corner < p.minPairAngleDeg) return null;
         double[][] pts = {intersect(lp, lr), intersect(lp, ls), intersect(lq, ls), intersect(lq, lr)};
         double[] quad = new double[8];
         for (int k = 0; k < 4; k++) {
@@ -517,7 +523,16 @@ public final class QuadFinder {
             double x = q[2 * k], y = q[2 * k + 1];
             if (x < x0 - 0.5 * w || y < y0 - 0.5 * h || x > x0 + 1.5 * w || y > y0 + 1.5 * h) return false;
         }
-        return Geometry.isConvex(q) && Geometry.area(q) >= p.minAreaFrac * h * w;
+        return Geometry.isConvex(q) && Geometry.area(q) >= p.minAreaFrac * h * w && shortestSide(q) >= p.minSidePx;
+    }
+
+    private static double shortestSide(double[] q) {
+        double shortest = Double.POSITIVE_INFINITY;
+        for (int k = 0; k < 4; k++) {
+            int j = (k + 3) % 4;
+            shortest = Math.min(shortest, Math.hypot(q[2 * k] - q[2 * j], q[2 * k + 1] - q[2 * j + 1]));
+        }
+        return shortest;
     }
 
     /**
