@@ -44,7 +44,7 @@ class QuadParams:
     nms_rho: float = 10.0
     nms_theta_deg: float = 10.0
     min_votes_frac: float = 0.12   # of the image side
-    min_area_frac: float = 0.008   # of the frame: a receipt at arm's length in a 12 MP frame is ~1%
+    min_area_frac: float = 0.006   # of the frame: a receipt at arm's length in a 12 MP frame is ~1%
     min_side_px: float = 10.0       # shorter sides are the blur where two edges cross, not a page
     min_pair_angle_deg: float = 20.0  # a page tilted 60 degrees away has corners this sharp in the photo
     max_parallel_deg: float = 50.0
@@ -141,11 +141,13 @@ def refine_line(weights, rho: float, theta: float, band: float = 3.0, iterations
 
 
 def _intersect(l1, l2):
+    """Cramer's rule in plain floats: the candidate loop calls this thousands of times per map."""
     (r1, t1), (r2, t2) = l1, l2
-    a = np.array([[np.cos(t1), np.sin(t1)], [np.cos(t2), np.sin(t2)]])
-    if abs(np.linalg.det(a)) < 1e-6:
+    c1, s1, c2, s2 = math.cos(t1), math.sin(t1), math.cos(t2), math.sin(t2)
+    det = c1 * s2 - s1 * c2
+    if abs(det) < 1e-6:
         return None
-    return np.linalg.solve(a, np.array([r1, r2]))
+    return np.array([(r1 * s2 - s1 * r2) / det, (c1 * r2 - r1 * c2) / det])
 
 
 def _angle_between(t1, t2):
@@ -177,21 +179,23 @@ def border_lines(frame) -> list[tuple[float, float]]:
 
 
 def _is_convex(quad):
+    pts = quad.tolist()  # plain floats: called for every candidate
     signs = []
     for i in range(4):
-        a, b, c = quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]
-        signs.append(np.cross(b - a, c - b))
-    signs = np.array(signs)
-    return bool(np.all(signs > 0) or np.all(signs < 0))
+        (ax, ay), (bx, by), (cx, cy) = pts[i], pts[(i + 1) % 4], pts[(i + 2) % 4]
+        signs.append((bx - ax) * (cy - by) - (by - ay) * (cx - bx))
+    return all(v > 0 for v in signs) or all(v < 0 for v in signs)
 
 
 def _shortest_side(quad):
-    return min(math.hypot(*(quad[i] - quad[i - 1])) for i in range(4))
+    pts = quad.tolist()
+    return min(math.hypot(pts[i][0] - pts[i - 1][0], pts[i][1] - pts[i - 1][1]) for i in range(4))
 
 
 def _area(quad):
-    x, y = quad[:, 0], quad[:, 1]
-    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    """Shoelace formula in plain floats."""
+    pts = quad.tolist()
+    return 0.5 * abs(sum(pts[i][0] * pts[(i + 1) % 4][1] - pts[(i + 1) % 4][0] * pts[i][1] for i in range(4)))
 
 
 def perimeter_support(quad, support_map, skip_side: int = -1, frame=None, samples=None):
@@ -292,42 +296,57 @@ def region_quads(support_map, weights, frame, params):
     connected outline whose sides are too short to win the Hough vote against the
     scene's long lines. Each connected group of edge pixels whose extreme points
     span a plausible quad gives four lines, snapped to the edge ridge along each
-    side; returned as (lines, fours)."""
+    side; and so does each enclosed gap between edges that fills the quad of its
+    extreme points (a page's interior), which still works when the outline is
+    joined to a background edge that runs out of the frame or along a pole.
+    Returned as (lines, fours)."""
     x0, y0, w, h = frame
-    count, labels = _label(support_map)
     points = edge_points(weights)
     lines, fours = [], []
-    for xs, ys in _components(labels, count):
-        if len(xs) < 4 * params.min_votes_frac * min(w, h):
-            continue
-        if xs.min() <= x0 or ys.min() <= y0 or xs.max() >= x0 + w - 1 or ys.max() >= y0 + h - 1:
-            continue  # touches the frame: the Hough path with border lines covers it
-        quad = _extreme_quad(xs, ys)
-        if not params.min_area_frac * w * h <= _area(quad) <= 0.8 * w * h:
-            continue
-        four = []
+
+    def add(quad, outward):
         centre = quad.mean(0)
+        four = []
         for i in range(4):
             a, b = quad[i], quad[(i + 1) % 4]
             normal = np.array([b[1] - a[1], a[0] - b[0]], np.float64)
             normal /= np.linalg.norm(normal) + 1e-9
             if normal @ (a - centre) < 0:
                 normal = -normal
-            rho = float(normal @ a) - params.support_tol  # from the outline's outer rim in to the ridge
-            line = refine_line(points, rho, float(np.arctan2(normal[1], normal[0])))
+            rho = float(normal @ a) + outward  # from the rim the quad was taken on to the ridge
             four.append(len(lines))
-            lines.append(line)
+            lines.append(refine_line(points, rho, float(np.arctan2(normal[1], normal[0]))))
         fours.append(tuple(four))
+
+    for xs, ys in _enclosed_components(support_map, frame, 4 * params.min_votes_frac * min(w, h)):
+        quad = _extreme_quad(xs, ys)
+        if params.min_area_frac * w * h <= _area(quad) <= 0.8 * w * h:
+            add(quad, -params.support_tol)  # the outline's outer rim, in to the ridge
+    gaps = np.zeros_like(support_map)
+    gaps[y0:y0 + h, x0:x0 + w] = ~support_map[y0:y0 + h, x0:x0 + w]
+    for xs, ys in _enclosed_components(gaps, frame, 0.25 * params.min_area_frac * w * h):
+        quad = _extreme_quad(xs, ys)
+        if len(xs) >= GAP_FILL * _area(quad) and _area(quad) <= 0.8 * w * h:
+            add(quad, params.support_tol)  # the gap's rim, out to the ridge
     return lines, fours
 
 
-def _components(labels, count):
-    """(xs, ys) of each labelled component in label order, pixels in raster order:
-    one pass over the map instead of one per component."""
-    ys, xs = np.nonzero(labels)
-    order = np.argsort(labels[ys, xs], kind="stable")
-    bounds = np.searchsorted(labels[ys, xs][order], np.arange(1, count + 2))
-    return [(xs[order[a:b]], ys[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
+GAP_FILL = 0.85  # an enclosed gap this close to its extreme points' quad is quad-shaped
+
+
+def _enclosed_components(mask, frame, min_pixels):
+    """Connected components of ``mask`` with at least ``min_pixels`` pixels that do
+    not touch the frame's border (those the Hough path with border lines covers)."""
+    from scipy import ndimage
+    x0, y0, w, h = frame
+    count, labels = _label(mask)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    for k, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        if sizes[k] < min_pixels or rows.start <= y0 or cols.start <= x0 \
+                or rows.stop >= y0 + h or cols.stop >= x0 + w:
+            continue
+        ys, xs = np.nonzero(labels[rows, cols] == k)  # raster order, as the Java port scans
+        yield xs + cols.start, ys + rows.start
 
 
 def _extreme_quad(xs, ys):
@@ -413,10 +432,9 @@ def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
     params = scorer.params
     x0, y0, w, h = scorer.frame
     best, best_score = None, -np.inf
-    lo = np.array([x0, y0]) - 0.5 * np.array([w, h])
-    hi = np.array([x0, y0]) + 1.5 * np.array([w, h])
+    lo_x, lo_y, hi_x, hi_y = x0 - 0.5 * w, y0 - 0.5 * h, x0 + 1.5 * w, y0 + 1.5 * h
     for quad, side_lines in _candidate_quads(lines, params, fours):
-        if np.any(quad < lo) or np.any(quad > hi) or not _is_convex(quad):
+        if any(not (lo_x <= x <= hi_x and lo_y <= y <= hi_y) for x, y in quad.tolist()) or not _is_convex(quad):
             continue
         if _area(quad) < params.min_area_frac * h * w or _shortest_side(quad) < params.min_side_px:
             continue

@@ -55,6 +55,7 @@ REGION_PAGES = {
     "cup": [[140, 92], [196, 96], [192, 150], [136, 146]],
     "letterbox": [[96, 104], [150, 100], [154, 150], [100, 154]],
     "no_hough_line": [[110, 100], [154, 104], [151, 146], [107, 142]],  # drawn faint and broken: no Hough line
+    "pole": [[126, 104], [154, 104], [157, 136], [128, 138]],
 }
 
 
@@ -134,6 +135,10 @@ def region_cases():
         cv2.line(m, (0, y), (255, y), 1.0, 2)
     cases["region_page_and_cup_rim"] = m
     cases["region_page_without_hough_lines"] = _dashed(REGION_PAGES["no_hough_line"])
+    # a faint page against a pole that runs out of the frame: its outline touches the frame, so
+    # only the enclosed gap inside it proposes the page
+    m = np.maximum(_dashed(REGION_PAGES["pole"]), _draw([[151, 0], [159, 255], [159, 255], [151, 0]]))
+    cases["region_page_on_a_pole"] = m
     return cases
 
 

@@ -49,9 +49,11 @@ def _pid_with_title(title: str) -> int | None:
     return None
 
 
-def _kill_after_training(run_dir: Path, record: dict, deadline: float):
-    """SIGKILL the run's build task once its train stage is in the manifest (mid-run)."""
-    while time.time() < deadline:
+def _kill_after_training(run_dir: Path, record: dict, sweep_done: threading.Event):
+    """SIGKILL the run's build task once its train stage is in the manifest (mid-run).
+    Watches until the sweep ends, not for a fixed time: on a loaded machine the
+    victim's build may queue for CPUs for minutes."""
+    while not sweep_done.is_set():
         manifest = run_dir / "manifest.json"
         stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else {}
         pid = _pid_with_title(f"build:{run_dir.name}")
@@ -68,11 +70,14 @@ def _manifests(out: Path) -> dict:
 
 def test_killed_task_is_reported_and_a_rerun_finishes_it_redoing_nothing(tmp_path, ray_local, capsys):
     path, out = _write(tmp_path, SWEEP), tmp_path / "out"
-    killed = {}
-    killer = threading.Thread(target=_kill_after_training, args=(out / VICTIM, killed, time.time() + 300))
+    killed, sweep_done = {}, threading.Event()
+    killer = threading.Thread(target=_kill_after_training, args=(out / VICTIM, killed, sweep_done))
     killer.start()
-    code = main(["sweep", str(path), "--out", str(out), "--retries", "0", "--max-latency-ms", "1000"])
-    killer.join()
+    try:
+        code = main(["sweep", str(path), "--out", str(out), "--retries", "0", "--max-latency-ms", "1000"])
+    finally:
+        sweep_done.set()
+        killer.join()
     assert killed and "verify" not in killed["stages"], "the kill landed mid-run"
     assert code == 1 and f"run failed: {VICTIM}: build failed after 1 attempt(s)" in capsys.readouterr().err
     first = json.loads((out / "sweep.json").read_text())

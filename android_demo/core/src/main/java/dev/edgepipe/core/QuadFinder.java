@@ -42,7 +42,7 @@ public final class QuadFinder {
         public double nmsThetaDeg = 10.0;
         public double minVotesFrac = 0.12;
         /** of the frame: a receipt at arm's length in a 12 MP frame is ~1% */
-        public double minAreaFrac = 0.008;
+        public double minAreaFrac = 0.006;
         /** shorter sides are the blur where two edges cross, not a page */
         public double minSidePx = 10.0;
         /** a page tilted 60 degrees away has corners this sharp in the photo */
@@ -206,47 +206,78 @@ public final class QuadFinder {
      * Quads around closed edge outlines (step 5): a page in a busy scene is often a connected
      * outline whose sides are too short to win the Hough vote against the scene's long lines.
      * Each connected group of support pixels whose extreme points span a plausible quad gives
-     * four lines, snapped to the edge ridge along each side; appended to {@code lines}, with the
-     * index quadruple (into {@code lines}) of each group appended to {@code fours}.
+     * four lines, snapped to the edge ridge along each side; so does each enclosed gap between
+     * edges that fills the quad of its extreme points (a page's interior), which still works when
+     * the outline is joined to a background edge that runs out of the frame. Appended to
+     * {@code lines}, with the index quadruple (into {@code lines}) of each appended to {@code fours}.
      */
     void regionQuads(boolean[] support, float[] prob, boolean[] binary, int mapW, int mapH, int[] frame,
                      List<double[]> lines, List<int[]> fours) {
         int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        for (double[] quad : enclosedQuads(support, mapW, mapH, frame, 4 * p.minVotesFrac * Math.min(w, h), 0)) {
+            double area = Geometry.area(quad);
+            if (!(p.minAreaFrac * w * h <= area && area <= 0.8 * w * h)) continue;
+            addSnapped(quad, -p.supportTol, prob, binary, mapW, mapH, lines, fours);  // outer rim in to the ridge
+        }
+        boolean[] gaps = new boolean[mapW * mapH];
+        for (int y = y0; y < y0 + h; y++) {
+            for (int x = x0; x < x0 + w; x++) gaps[y * mapW + x] = !support[y * mapW + x];
+        }
+        for (double[] quad : enclosedQuads(gaps, mapW, mapH, frame, 0.25 * p.minAreaFrac * w * h, GAP_FILL)) {
+            if (Geometry.area(quad) > 0.8 * w * h) continue;
+            addSnapped(quad, p.supportTol, prob, binary, mapW, mapH, lines, fours);  // the gap's rim out to the ridge
+        }
+    }
+
+    /** An enclosed gap this close to its extreme points' quad is quad-shaped. */
+    static final double GAP_FILL = 0.85;
+
+    /**
+     * The extreme-point quad of each 4-connected component of {@code mask} with at least
+     * {@code minPixels} pixels that does not touch the frame's border (the Hough path with border
+     * lines covers those) and has at least {@code minFill} times its quad's area in pixels.
+     */
+    static List<double[]> enclosedQuads(boolean[] mask, int mapW, int mapH, int[] frame, double minPixels,
+                                        double minFill) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        List<double[]> quads = new ArrayList<>();
         int[] labels = new int[mapW * mapH];
-        int count = label(support, mapW, mapH, labels);
-        if (count == 0) return;
+        int count = label(mask, mapW, mapH, labels);
+        if (count == 0) return quads;
         int[][] stats = regionStats(labels, count, mapW, mapH);
         int[] size = stats[0], minX = stats[1], maxX = stats[2], minY = stats[3], maxY = stats[4];
         int[][] ext = Arrays.copyOfRange(stats, 5, 13);
         for (int k = 1; k <= count; k++) {
-            if (size[k] < 4 * p.minVotesFrac * Math.min(w, h)) continue;
-            if (minX[k] <= x0 || minY[k] <= y0 || maxX[k] >= x0 + w - 1 || maxY[k] >= y0 + h - 1) {
-                continue;  // touches the frame: the Hough path with border lines covers it
-            }
+            if (size[k] < minPixels) continue;
+            if (minX[k] <= x0 || minY[k] <= y0 || maxX[k] >= x0 + w - 1 || maxY[k] >= y0 + h - 1) continue;
             double[] quad = extremeQuad(ext, k, mapW);
-            double area = Geometry.area(quad);
-            if (!(p.minAreaFrac * w * h <= area && area <= 0.8 * w * h)) continue;
-            int[] four = new int[4];
-            double cx = (quad[0] + quad[2] + quad[4] + quad[6]) / 4.0;
-            double cy = (quad[1] + quad[3] + quad[5] + quad[7]) / 4.0;
-            for (int s = 0; s < 4; s++) {
-                double ax = quad[2 * s], ay = quad[2 * s + 1];
-                double bx = quad[(2 * s + 2) % 8], by = quad[(2 * s + 3) % 8];
-                double nx = by - ay, ny = ax - bx;
-                double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
-                nx /= norm;
-                ny /= norm;
-                if (nx * (ax - cx) + ny * (ay - cy) < 0) {
-                    nx = -nx;
-                    ny = -ny;
-                }
-                double rho = (nx * ax + ny * ay) - p.supportTol;  // from the outline's outer rim in to the ridge
-                double[] line = refineLine(prob, binary, mapW, mapH, rho, Math.atan2(ny, nx));
-                four[s] = lines.size();
-                lines.add(line);
-            }
-            fours.add(four);
+            if (size[k] >= minFill * Geometry.area(quad)) quads.add(quad);
         }
+        return quads;
+    }
+
+    /** Four lines along {@code quad}'s sides moved {@code outward} px and snapped to the ridge. */
+    private static void addSnapped(double[] quad, double outward, float[] prob, boolean[] binary, int mapW,
+                                   int mapH, List<double[]> lines, List<int[]> fours) {
+        int[] four = new int[4];
+        double cx = (quad[0] + quad[2] + quad[4] + quad[6]) / 4.0;
+        double cy = (quad[1] + quad[3] + quad[5] + quad[7]) / 4.0;
+        for (int s = 0; s < 4; s++) {
+            double ax = quad[2 * s], ay = quad[2 * s + 1];
+            double bx = quad[(2 * s + 2) % 8], by = quad[(2 * s + 3) % 8];
+            double nx = by - ay, ny = ax - bx;
+            double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
+            nx /= norm;
+            ny /= norm;
+            if (nx * (ax - cx) + ny * (ay - cy) < 0) {
+                nx = -nx;
+                ny = -ny;
+            }
+            double rho = (nx * ax + ny * ay) + outward;
+            four[s] = lines.size();
+            lines.add(refineLine(prob, binary, mapW, mapH, rho, Math.atan2(ny, nx)));
+        }
+        fours.add(four);
     }
 
     /**
