@@ -39,12 +39,12 @@ COUNTS = {"indep": 160, "phone": 140}
 
 
 def scene_source(kind: str, seed: int):
-    """index -> (RGB photo, true corners in photo pixels)."""
+    """index -> a scene with ``image`` (RGB photo) and ``corners`` (photo pixels)."""
     if kind == "indep":
         import independent_scenes
-        return lambda i: (lambda s: (s.image, s.corners))(independent_scenes.compose(seed, i))
+        return lambda i: independent_scenes.compose(seed, i)
     from edgepipe.train.phoneshots import phone_shot
-    return lambda i: (lambda s: (s.image, s.corners))(phone_shot(seed, i))
+    return lambda i: phone_shot(seed, i)
 
 
 def cache_maps(runner, kind: str, seed: int, path: Path) -> dict:
@@ -54,7 +54,8 @@ def cache_maps(runner, kind: str, seed: int, path: Path) -> dict:
     source, (h_in, w_in) = scene_source(kind, seed), runner.inputs[0].shape[1:3]
     edges, rois, corners, sizes = [], [], [], []
     for i in range(COUNTS[kind]):
-        photo, truth = source(i)
+        scene = source(i)
+        photo, truth = scene.image, scene.corners
         image, box = scanning.letterbox(photo, h_in, w_in)
         image = scanning.expose(image, box)
         e, _ = scanning.edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))
@@ -96,11 +97,8 @@ def score(maps: dict, params: docquad.QuadParams, diagnose: bool = False) -> dic
 
 def true_quad_wins(edges, roi, truth, result, params) -> bool:
     """Would the finder's own score have picked the true quad, had it been a candidate?"""
-    x0, y0, w, h = docquad._frame(roi, edges.shape)
-    m = params.roi_margin
-    binary = np.zeros(edges.shape, bool)
-    binary[y0 + m:y0 + h - m, x0 + m:x0 + w - m] = edges[y0 + m:y0 + h - m, x0 + m:x0 + w - m] >= params.threshold
-    scorer = docquad.QuadScorer(docquad._dilate(binary, params.support_tol), None, params, (x0, y0, w, h))
+    frame, binary = docquad.threshold_edges(edges, params, roi)
+    scorer = docquad.QuadScorer(docquad._dilate(binary, params.support_tol), None, params, frame)
     true_score, true_frac = scorer.score(np.asarray(truth, np.float64))
     found_score = scorer.score(np.asarray(result.corners, np.float64))[0] if result.found else -np.inf
     return true_frac >= params.min_support and true_score > found_score
@@ -136,6 +134,8 @@ def main():
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgepipe_finder_maps")
     args = ap.parse_args()
     model = Path(args.model) if args.model else Path(args.run) / "hed_mobilenet_v2.int8.tflite"
+    if not model.is_file():
+        raise SystemExit(f"finder_replay: no model file at {model}")
     # the maps depend on the model and on the code that makes the scenes and the input
     root = Path(__file__).resolve().parent.parent
     sources = [model, root / "benchmarks/independent_scenes.py", root / "train/docgen.py",

@@ -11,7 +11,9 @@ it line by line:
 5. also, for every connected outline of edge pixels that stays inside the frame,
    the quad of its extreme points, each side snapped to the edge ridge: a small
    page in a busy scene is a closed outline whose short sides lose the Hough vote
-   to the scene's long lines (buildings, tile grout, shelves);
+   to the scene's long lines (buildings, tile grout, shelves); and for every
+   enclosed gap between edges shaped like a quad (a page's interior), its quad
+   snapped out to the ridge, for an outline joined to an edge that leaves the frame;
 6. score each by its in-frame perimeter: samples on an edge minus ``miss_penalty``
    times samples off any edge; pick the best-scoring quad among those with at
    least ``min_support`` of the perimeter on edges, else report "not found".
@@ -254,11 +256,8 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         if not np.isfinite(page).all():
             return QuadResult(None, 0.0, "page map has NaN or infinite values")
         page = np.clip(page, 0, 1)  # probabilities; a model emitting logits must not swamp the edge score
-    frame = _frame(roi, prob.shape)
+    frame, binary = threshold_edges(prob, params, roi)
     x0, y0, w, h = frame
-    m = params.roi_margin if roi is not None else 0
-    binary = np.zeros(prob.shape, bool)
-    binary[y0 + m:y0 + h - m, x0 + m:x0 + w - m] = prob[y0 + m:y0 + h - m, x0 + m:x0 + w - m] >= params.threshold
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
     weights = np.where(binary, prob, 0)
@@ -289,6 +288,17 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         return QuadResult(None, 0.0, f"only {len(hough)} straight edges found" if len(hough) < 3
                           else "no plausible quadrilateral")
     return QuadResult(order_corners(best[0]), best[1])
+
+
+def threshold_edges(prob, params: QuadParams, roi=None):
+    """(frame, edge pixels): ``prob`` thresholded inside ``roi``'s frame, less a
+    ``roi_margin`` band along a letterbox's edges."""
+    frame = _frame(roi, prob.shape)
+    x0, y0, w, h = frame
+    m = params.roi_margin if roi is not None else 0
+    binary = np.zeros(prob.shape, bool)
+    binary[y0 + m:y0 + h - m, x0 + m:x0 + w - m] = prob[y0 + m:y0 + h - m, x0 + m:x0 + w - m] >= params.threshold
+    return frame, binary
 
 
 def region_quads(support_map, weights, frame, params):
@@ -326,7 +336,8 @@ def region_quads(support_map, weights, frame, params):
     gaps[y0:y0 + h, x0:x0 + w] = ~support_map[y0:y0 + h, x0:x0 + w]
     for xs, ys in _enclosed_components(gaps, frame, 0.25 * params.min_area_frac * w * h):
         quad = _extreme_quad(xs, ys)
-        if len(xs) >= GAP_FILL * _area(quad) and _area(quad) <= 0.8 * w * h:
+        area = _area(quad)
+        if GAP_FILL * area <= len(xs) and area <= 0.8 * w * h:
             add(quad, params.support_tol)  # the gap's rim, out to the ridge
     return lines, fours
 
