@@ -164,9 +164,11 @@ def _keras3_functional_steps(model) -> list:
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
-        nodes = layer._inbound_nodes
-        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or nodes[0].input_tensors[0] is not current:
-            return steps + [None]  # this layer reads something else: the chain ends here
+        # a layer shared with another model (the original of a model stripped of its augmentation
+        # layers) has a node there too: only the one that reads the chain's tensor is this model's
+        nodes = [n for n in layer._inbound_nodes if any(t is current for t in n.input_tensors)]
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(nodes[0].output_tensors) != 1:
+            return steps + [None]  # this layer reads something else, or more: the chain ends here
         steps.append(layer)
         current = nodes[0].output_tensors[0]
     return steps

@@ -57,17 +57,28 @@ def _layer_macs(layer, ins, outs):
     return 0
 
 
-def profile_model(model) -> dict:
-    rows = []
+def leaf_layers(model):
+    """The layers as they run: a nested model (a transfer-learning tutorial's base
+    network) is its own layers, not one layer of no work."""
     for layer in model.layers:
-        if isinstance(layer, layers.InputLayer):
-            continue
+        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+            yield from leaf_layers(layer)
+        elif not isinstance(layer, layers.InputLayer):
+            yield layer
+
+
+def _layer_rows(model):
+    for layer in leaf_layers(model):
         ins = [tuple(s) for s in _shapes(layer.input_shape)]
         outs = [tuple(s) for s in _shapes(layer.output_shape)]
         weights = sum(int(np.prod(w.shape)) for w in layer.weights if "bias" not in w.name)
         mac = sum(_elems(s) for s in ins) + sum(_elems(s) for s in outs) + weights
-        rows.append(LayerProfile(layer.name, type(layer).__name__, [list(o[1:]) for o in outs],
-                                 layer.count_params(), int(_layer_macs(layer, ins, outs)), int(mac)))
+        yield LayerProfile(layer.name, type(layer).__name__, [list(o[1:]) for o in outs],
+                           layer.count_params(), int(_layer_macs(layer, ins, outs)), int(mac))
+
+
+def profile_model(model) -> dict:
+    rows = list(_layer_rows(model))
     totals = {"params": int(model.count_params()), "macs": sum(r.macs for r in rows),
               "mac": sum(r.mac for r in rows), "peak_activation_bytes": peak_activation_bytes(model)}
     return totals | {"name": model.name, "warnings": guideline_warnings(model, rows, totals),
@@ -94,21 +105,21 @@ def peak_activation_bytes(model) -> int:
 
 def guideline_warnings(model, rows, totals) -> list[str]:
     from edgepipe.base.custom_layers import GroupSplit
-    warnings = []
-    unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(model.get_layer(r.name)) > 4
-               and model.get_layer(r.name).input_shape[-1] > 4]  # the RGB stem must widen
+    warnings, by_name = [], {layer.name: layer for layer in leaf_layers(model)}
+    unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(by_name[r.name]) > 4
+               and by_name[r.name].input_shape[-1] > 4]  # the RGB stem must widen
     if unequal:
         warnings.append(f"G1: {len(unequal)} 1x1/3x3 convs change width more than 4x (equal in/out widths "
                         f"minimise memory-access cost), e.g. {unequal[0].name}")
-    grouped = [l.name for l in model.layers if isinstance(l, GroupSplit)
+    grouped = [l.name for l in by_name.values() if isinstance(l, GroupSplit)
                or (isinstance(l, layers.Conv2D) and getattr(l, "groups", 1) > 1)]
     if grouped:
         warnings.append(f"G2: {len(grouped)} group convolutions raise memory-access cost, e.g. {grouped[0]}")
-    fragments = max([l.parts for l in model.layers if isinstance(l, GroupSplit)] or [0])
+    fragments = max([l.parts for l in by_name.values() if isinstance(l, GroupSplit)] or [0])
     if fragments > 2:
         warnings.append(f"G3: up to {fragments} parallel branches per block fragment the network "
                         f"and reduce parallelism")
-    elementwise = sum(r.mac for r in rows if isinstance(model.get_layer(r.name), ELEMENTWISE))
+    elementwise = sum(r.mac for r in rows if isinstance(by_name[r.name], ELEMENTWISE))
     share = elementwise / totals["mac"] if totals["mac"] else 0.0
     if share > 0.15:
         warnings.append(f"G4: element-wise ops (ReLU, Add, BN) are {share:.0%} of memory-access cost; "

@@ -47,7 +47,8 @@ class DataCfg(Strict):
     kind: Literal["synthetic_documents", "document_folder", "digits", "image_folder"] = Field(
         "synthetic_documents", description="dataset (train/data.py): generated documents, a folder of photos "
         "with corners.json/csv, scikit-learn digits, or a folder per class")
-    path: str | None = Field(None, description="the folder, for document_folder and image_folder")
+    path: str | None = Field(None, description="the folder, for document_folder and image_folder; a relative "
+                      "path is read beside the recipe file")
     train_seed: int = Field(0, ge=0, le=MAX_SEED, description="training stream / split seed; calibration data is drawn from training")
     val_seed: int = Field(10_000, ge=0, le=MAX_SEED, description="held-out stream (synthetic documents); must differ from train_seed")
     val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify (synthetic documents)")
@@ -198,6 +199,18 @@ def first_error(e: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
 
 
+def anchor_data_path(raw: dict, folder: Path) -> None:
+    """Make a relative ``data.path`` in a recipe file absolute: a folder beside that file, as a
+    sweep's ``base:`` is beside the sweep file, so the recipe works from any working folder.
+    A path found only under the working folder (the older reading) is still taken from there."""
+    data = raw.get("data")
+    given = data.get("path") if isinstance(data, dict) else None
+    if not isinstance(given, str) or not given or Path(os.path.expanduser(given)).is_absolute():
+        return
+    beside, here = folder / given, Path(given)
+    data["path"] = str((here if here.exists() and not beside.exists() else beside).resolve())
+
+
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
@@ -210,6 +223,7 @@ def load_recipe(path: str | Path | None = None, profile: str | None = None) -> R
         raise EdgePipeError(f"recipe {path} must be a YAML mapping")
     if profile:
         raw["profile"] = profile
+    anchor_data_path(raw, path.parent)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe, first_error
+from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe, anchor_data_path, first_error
 
 
 class SweepCfg(BaseModel):
@@ -95,6 +95,7 @@ def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
     raw = _read_yaml(where, "base recipe")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"base recipe {where} must be a YAML mapping")
+    anchor_data_path(raw, where.parent)
     return raw
 
 
@@ -174,16 +175,14 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
         raw = apply_overrides(base, overrides, profile)
     except EdgePipeError as e:
         raise EdgePipeError(f"sweep file {path}: run {name}: {e}") from None
+    anchor_data_path(raw, path.parent)  # an override's or an inline base's path: beside the sweep file
     if "name" not in overrides:
         raw["name"] = name
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         raise EdgePipeError(f"sweep file {path}: run {name}: {first_error(e)}") from None
-    raw = recipe.model_dump()
-    if raw["data"].get("path"):  # tasks may run in another folder (or on another node): no relative paths
-        raw["data"]["path"] = str(Path(raw["data"]["path"]).resolve())
-    return RunSpec(name, overrides, recipe, raw)
+    return RunSpec(name, overrides, recipe, recipe.model_dump())
 
 
 def _unique_names(specs: list[RunSpec]):

@@ -221,3 +221,22 @@ def test_digits_are_8_bit_like_the_pixels_apps_feed():
     x, _ = digits_arrays(24, "val")
     assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     np.testing.assert_array_equal(np.round(x * 255), x * 255)
+
+
+def test_a_recipes_relative_data_path_is_beside_the_recipe_or_else_under_the_working_folder(tmp_path, monkeypatch):
+    import yaml
+    from edgepipe.pipeline.recipe import load_recipe
+    make_image_folder(tmp_path / "project" / "photos")
+    make_image_folder(tmp_path / "work" / "old_photos")
+    recipe = {"data": {"kind": "image_folder", "path": "photos"},
+              "profiles": {"quick": {"phases": [{"size": 32, "steps": 1, "pool": 1}]}}}
+    (tmp_path / "project" / "r.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_recipe(tmp_path / "project" / "r.yaml").data.path == str(tmp_path / "project" / "photos")
+    recipe["data"]["path"] = "old_photos"  # only under the working folder: found there, as it always was
+    (tmp_path / "project" / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert load_recipe(tmp_path / "project" / "r.yaml").data.path == str(tmp_path / "work" / "old_photos")
+    recipe["data"]["path"] = "nowhere"
+    (tmp_path / "project" / "r.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(EdgePipeError, match=str(tmp_path / "project" / "nowhere")):
+        load_recipe(tmp_path / "project" / "r.yaml")

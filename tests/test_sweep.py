@@ -198,3 +198,18 @@ def test_a_base_recipe_path_may_start_with_home(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
     _, specs = load_sweep(_write(tmp_path / "sub", dict(SWEEP, base="~/base.yaml")))
     assert len(specs) == 4 and specs[0].recipe.model.name == "tiny_cnn"
+
+
+def test_a_relative_data_path_is_beside_the_file_that_names_it(tmp_path, monkeypatch):
+    """A base recipe's data.path is read beside the recipe, an override's beside the sweep file,
+    whatever the working folder (tasks may also run elsewhere, so both end up absolute)."""
+    (tmp_path / "recipes" / "photos").mkdir(parents=True)
+    (tmp_path / "sweeps" / "more").mkdir(parents=True)
+    folder_recipe = dict(RECIPE, data={"kind": "image_folder", "path": "photos"})
+    (tmp_path / "recipes" / "base.yaml").write_text(yaml.safe_dump(folder_recipe))
+    sweep = {"name": "rel", "base": "../recipes/base.yaml", "runs": [{}, {"data.path": "more"}]}
+    monkeypatch.chdir(tmp_path / "recipes" / "photos")  # a working folder that is neither
+    _, specs = load_sweep(_write(tmp_path / "sweeps", sweep))
+    assert [s.recipe.data.path for s in specs] == [str(tmp_path / "recipes" / "photos"),
+                                                   str(tmp_path / "sweeps" / "more")]
+    assert specs[0].raw["data"]["path"] == specs[0].recipe.data.path

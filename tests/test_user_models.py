@@ -316,6 +316,35 @@ def test_a_keras_3_tutorial_model_converts_verifies_and_says_it_takes_raw_pixels
         assert report["outputs"][0]["cosine"] > 0.99, report
 
 
+def _keras3_functional_tutorial():
+    """keras.io's "image classification from scratch" shape: a functional model whose input
+    flows through an augmentation block, then Rescaling(1/255); small. Keras 3, unsaved."""
+    from edgepipe.base.backend import keras3 as k3
+    inputs = k3.Input((32, 32, 3))
+    x = k3.Sequential([k3.layers.RandomFlip("horizontal"), k3.layers.RandomRotation(0.1)])(inputs)
+    x = k3.layers.Rescaling(1.0 / 255)(x)
+    x = k3.layers.Conv2D(4, 3, activation="relu")(x)
+    x = k3.layers.GlobalAveragePooling2D()(x)
+    return k3.Model(inputs, k3.layers.Dense(2)(k3.layers.Dropout(0.25)(x)))
+
+
+def test_a_functional_keras_3_tutorial_says_raw_pixels_and_its_direct_export_is_refused(tmp_path, capsys):
+    """Dropping the augmentation block leaves Rescaling shared with the original model, which
+    hid it from the input walk (the card said pixel / 255). And Keras 3's model.export traces the
+    augmentation active: a SavedModel that flips and rotates at random cannot be exported to
+    match, so it is refused in one line that names the way out, and nothing is written."""
+    model = _keras3_functional_tutorial()
+    model.save(tmp_path / "scratch.keras")
+    out = tmp_path / "scratch.tflite"
+    _ok(["convert", "--model", tmp_path / "scratch.keras", "--format", "tflite", "--out", out])
+    image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+    assert image["range"] == [0.0, 255.0] and image["normalization"]["source"] == "model", image
+    model.export(tmp_path / "exported", verbose=False)
+    _refused(capsys, ["convert", "--model", tmp_path / "exported", "--format", "tflite", "--out",
+                      tmp_path / "exported.tflite"], "draws random numbers")
+    assert not (tmp_path / "exported.tflite").exists()
+
+
 def test_a_keras_3_lambda_is_refused_unless_trusted(tmp_path, capsys):
     from edgepipe.base.backend import keras3 as k3
     x = k3.Input((8, 8, 3))

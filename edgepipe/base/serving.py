@@ -16,6 +16,8 @@ from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError, first_line
 
 SIGNATURE = "serving_default"
+# Op types (substrings) that draw random numbers: an export cannot match a random signature
+RANDOM_OPS = ("Random", "Multinomial", "TruncatedNormal", "Rng", "StatefulUniform", "StatefulStandardNormal")
 TRUST_HINT = "pass --trust-model to load it anyway"
 # Op types (substrings) that read or write files, call Python, log, or talk to other processes
 DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Print", "Summary", "Dataset",
@@ -83,6 +85,12 @@ def load_serving(path, trust: bool = False) -> ServingModel:
         problem = graph_problem(meta)
         if problem:
             raise EdgePipeError(f"{path}: refused: {problem}; {TRUST_HINT}")
+    random_op = live_random_op(meta)
+    if random_op:
+        raise EdgePipeError(f"{path}: its {SIGNATURE} signature draws random numbers (op '{random_op}' feeds its "
+                            f"outputs), so no export can match it: Keras 3's model.export leaves augmentation "
+                            f"layers (RandomFlip, ...) active. Give edgepipe the .keras file (it drops them) or "
+                            f"export the model without them")
     try:
         loaded = tf.saved_model.load(str(path))
         return ServingModel(path, loaded, loaded.signatures[SIGNATURE])
@@ -116,6 +124,42 @@ def graph_problem(meta) -> str | None:
                 return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"
             todo.extend(_called(node))
     return None
+
+
+def live_random_op(meta) -> str | None:
+    """A random op whose value reaches the serving signature's outputs, or None.
+    Walks back from each function's outputs along data edges, into the functions
+    live nodes call (all of a called function counts as live: a safe over-estimate);
+    random ops only sequenced by control edges, or left dead, do not count."""
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    nodes = meta.object_graph_def.nodes
+    folders = [c.node_id for c in nodes[0].children if c.local_name == "signatures"] if nodes else []
+    todo = [nodes[c.node_id].bare_concrete_function.concrete_function_name for f in folders
+            for c in nodes[f].children if c.local_name == SIGNATURE]
+    seen = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in library:
+            continue
+        seen.add(name)
+        for node in _live_nodes(library[name]):
+            if any(r in node.op for r in RANDOM_OPS):
+                return safety.one_line(node.op, 80)
+            todo.extend(_called(node))
+    return None
+
+
+def _live_nodes(fdef):
+    """The nodes of a function its outputs depend on through data edges."""
+    by_name = {n.name: n for n in fdef.node_def}
+    todo, live = [v.split(":")[0] for v in fdef.ret.values()], {}
+    while todo:
+        name = todo.pop()
+        if name in live or name not in by_name:  # a function argument, or done
+            continue
+        live[name] = by_name[name]
+        todo.extend(i.split(":")[0] for i in by_name[name].input if not i.startswith("^"))
+    return live.values()
 
 
 def _called(node) -> list[str]:

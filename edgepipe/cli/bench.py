@@ -19,23 +19,51 @@ def parse_threads(text: str) -> list[int]:
 
 
 def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
-    """(mult-adds, per-layer roofline terms) from the profiler for a .keras file;
-    mult-adds alone from a model_card.json beside any other file."""
+    """(mult-adds, per-layer roofline terms): from the profiler for a tf_keras model;
+    else mult-adds alone, counted on the TFLite graph (a .tflite; a Keras 3 file or a
+    SavedModel signature converted in memory), or as the model card states them."""
     path = Path(path)
-    if path.suffix == ".keras":
+    if path.suffix in (".keras", ".h5") or (path / "saved_model.pb").is_file():
+        from edgepipe.base.modelio import load_model
+        from edgepipe.convert.graphio import is_serving
+        model = load_model(path, trust)
+        if is_serving(model):  # no tf_keras layers for the profiler to read
+            return _tflite_macs(lambda: _converted(model)), None
         from edgepipe.convert.fold import export_graph, roofline_graph
         from edgepipe.mobile_models.profile import profile_model, roofline_terms
-        from edgepipe.base.modelio import load_keras, model_format, saved_by_keras3
-        if saved_by_keras3(path, model_format(path)):
-            return None, None  # the profiler reads tf_keras layers; latency needs no MACs
-        model = load_keras(path, trust=trust)
         return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
-    card = path.parent / "model_card.json"
+    if path.suffix == ".tflite":
+        return _tflite_macs(path.read_bytes), None
+    return _card_macs(path), None
+
+
+def _card_macs(path: Path) -> int | None:
+    """The mult-adds a model card states: the export's own (embedded or ``<file>.model_card.json``),
+    else the run's ``model_card.json`` beside it."""
+    from edgepipe.convert.inputspec import bundle_card
+    cards = []
+    for read in (lambda: bundle_card(path), lambda: json.loads((path.parent / "model_card.json").read_text())):
+        try:
+            cards.append(read())
+        except Exception:  # noqa: BLE001  no card, or not one: latency needs no MACs
+            pass
+    found = [c.get("macs") for c in cards if isinstance(c, dict)]
+    return next((m for m in found if isinstance(m, int) and not isinstance(m, bool)), None)
+
+
+def _converted(model) -> bytes:
+    from edgepipe.convert.tflite import to_tflite_bytes
+    return to_tflite_bytes(model)
+
+
+def _tflite_macs(flatbuffer) -> int | None:
+    """Mult-adds counted on the TFLite graph ``flatbuffer()`` returns; None where there is
+    none (latency needs no MACs, and a file the runner cannot read is its error to report)."""
+    from edgepipe.convert.tflite_macs import count_macs
     try:
-        macs = json.loads(card.read_text()).get("macs") if card.is_file() else None
-    except (OSError, ValueError, AttributeError):  # not ours, or not a card: latency needs no MACs
-        macs = None
-    return (macs if isinstance(macs, int) else None), None
+        return count_macs(flatbuffer())
+    except Exception:  # noqa: BLE001  the converter's and the flatbuffer reader's many errors
+        return None
 
 
 def bench_host(files, threads, args) -> list[dict]:

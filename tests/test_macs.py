@@ -1,0 +1,52 @@
+"""Mult-adds of models edgepipe did not build: counted on the TFLite graph (any file,
+Keras 3 included) and, for tf_keras, through nested models (a transfer-learning
+tutorial's base network), agreeing with the paper-style profiler where both apply."""
+import json
+
+import pytest
+
+from edgepipe import mobile_models
+from edgepipe.base.backend import keras
+from edgepipe.cli.main import main
+from edgepipe.convert.tflite import to_tflite_bytes
+from edgepipe.convert.tflite_macs import count_macs
+from edgepipe.mobile_models.profile import profile_model
+
+
+@pytest.mark.parametrize("name, opts", [
+    ("mobilenet_v2", {"input_shape": (64, 64, 3), "classes": 5, "alpha": 0.35}),
+    ("shufflenet_v1", {"input_shape": (64, 64, 3), "classes": 5, "groups": 3, "scale": 0.5}),
+])
+def test_the_tflite_graph_has_the_profilers_mult_adds(name, opts):
+    """Grouped convs, depthwise convs and the dense head, after BN folding and group merging."""
+    model = mobile_models.build(name, **opts)
+    assert count_macs(to_tflite_bytes(model)) == profile_model(model)["macs"]
+
+
+def _tutorial_transfer_model():
+    """The transfer-learning tutorial's shape: a base network called as one layer, a new head."""
+    base = mobile_models.build("mobilenet_v2", input_shape=(64, 64, 3), classes=5, alpha=0.35)
+    base = keras.Model(base.inputs, base.layers[-3].output, name="base")  # without its head
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    return keras.Model(inputs, keras.layers.Dense(2)(x)), base
+
+
+def test_a_nested_base_network_is_counted_layer_by_layer():
+    model, base = _tutorial_transfer_model()
+    macs = profile_model(model)["macs"]
+    assert macs == profile_model(base)["macs"] + base.output_shape[-1] * 2  # was the head's alone
+    assert macs == count_macs(to_tflite_bytes(model))
+
+
+def test_bench_states_mult_adds_of_a_keras_3_file_and_a_bare_tflite(tmp_path, capsys):
+    from edgepipe.base.backend import keras3 as k3
+    x = k3.Input((16, 16, 3))
+    k3.Model(x, k3.layers.Conv2D(4, 3)(x)).save(tmp_path / "k3.keras")
+    (tmp_path / "bare.tflite").write_bytes(to_tflite_bytes(_tutorial_transfer_model()[0]))
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path / "k3.keras"), str(tmp_path / "bare.tflite"), "--runs", "2",
+                 "--warmup", "0", "--json"]) == 0
+    rows = {r["model"].rsplit("/", 1)[-1]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["k3.keras"]["macs"] == 14 * 14 * 4 * 27, rows["k3.keras"]
+    assert rows["bare.tflite"]["macs"] == profile_model(_tutorial_transfer_model()[0])["macs"]
