@@ -8,6 +8,11 @@ it line by line:
 3. refine each line by a weighted least-squares fit to nearby edge pixels;
 4. for every 4 lines and each way to split them into two opposite pairs, the
    quad of their intersections; keep convex quads with plausible angles and area;
+4b. for every two roughly parallel lines and a third crossing both (three sides
+   of a page), follow each of the two from its corner along its edge pixels, over
+   gaps up to ``open_gap_px``, to where it ends: the line through the two ends is a
+   fourth side, where the edge map has none (a pale page edge on a pale desk, a
+   shadow, a side the network missed);
 5. also, for every connected outline of edge pixels that stays inside the frame,
    the quad of its extreme points, each side snapped to the edge ridge: a small
    page in a busy scene is a closed outline whose short sides lose the Hough vote
@@ -31,11 +36,13 @@ region on both sides. Step 4's candidates then stop winning on edges alone.
 """
 from dataclasses import dataclass
 import math
+from bisect import bisect_left, bisect_right
 from itertools import combinations
 
 import numpy as np
 
 THETAS = np.deg2rad(np.arange(180, dtype=np.float64))
+COS, SIN = np.cos(THETAS), np.sin(THETAS)
 EDGES, PAGE = "edges", "page"  # an HED export's outputs: edge map, and page-region map if it has one
 
 
@@ -55,6 +62,7 @@ class QuadParams:
     miss_penalty: float = 2.0      # score = supported - miss_penalty * unsupported perimeter samples
     roi_margin: int = 2            # edge pixels this close to a letterbox band are the band's, not the page's
     regions: bool = True           # also propose quads around connected edge outlines (step 5)
+    open_gap_px: int = 8           # step 4b follows a side over gaps this long; 0 turns step 4b off
     page_weight: float = 1.0       # score per sample for page inside minus page outside (page map only)
     page_offset: float = 4.0       # px from the side where the page map is read: past its blurred transition
 
@@ -85,20 +93,38 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
     ys, xs = np.nonzero(binary)
     h, w = binary.shape
     diag = int(np.ceil(np.hypot(h, w)))
-    rhos = np.round(np.outer(xs, np.cos(THETAS)) + np.outer(ys, np.sin(THETAS))).astype(np.int64) + diag
-    acc = np.bincount((rhos * 180 + np.arange(180)).ravel(), minlength=(2 * diag + 1) * 180)
-    min_votes = params.min_votes_frac * min(h, w)
-    order = np.argsort(-acc, kind="stable")[:4000]
-    order = order[acc[order] >= min_votes].tolist()  # plain ints: the loop below is hot
-    thetas = THETAS.tolist()
-    lines = []
-    for idx in order:
-        if len(lines) == max_peaks:
-            break
-        line = (float(idx // 180 - diag), thetas[idx % 180])
-        if not any(same_line(line, other, (w / 2, h / 2), params) for other in lines):
-            lines.append(line)
+    votes = np.multiply.outer(xs.astype(np.float64), COS)  # in place: the busiest lines of the finder
+    votes += np.multiply.outer(ys.astype(np.float64), SIN)
+    cells = np.rint(votes, out=votes).astype(np.int32)
+    cells += diag
+    cells *= 180
+    cells += np.arange(180, dtype=np.int32)
+    acc = np.bincount(cells.ravel(), minlength=(2 * diag + 1) * 180)
+    # the 4000 strongest cells, ties in index order (a stable sort of all, without sorting all)
+    top = min(4000, acc.size)
+    strong = np.flatnonzero(acc >= max(np.partition(acc, acc.size - top)[acc.size - top],
+                                       params.min_votes_frac * min(h, w)))
+    order = strong[np.argsort(-acc[strong], kind="stable")][:top]
+    rhos, thetas = (order // 180 - diag).astype(np.float64), THETAS[order % 180]
+    alive, lines = np.ones(len(order), bool), []
+    while len(lines) < max_peaks and alive.any():
+        k = int(np.argmax(alive))  # the strongest peak no line found so far suppresses
+        lines.append((float(rhos[k]), float(thetas[k])))
+        alive &= ~same_line_as(rhos, thetas, lines[-1], (w / 2, h / 2), params)
     return lines
+
+
+def same_line_as(rhos, thetas, line, center, params) -> np.ndarray:
+    """``same_line`` of each (rhos[i], thetas[i]) and ``line``, vectorised: the peak
+    search tests thousands of peaks against each line it keeps."""
+    r2, t2 = line
+    d = np.abs(thetas - t2) % math.pi
+    close_angle = np.degrees(np.minimum(d, math.pi - d)) < params.nms_theta_deg
+    c1, s1, c2, s2 = np.cos(thetas), np.sin(thetas), math.cos(t2), math.sin(t2)
+    d1 = c1 * center[0] + s1 * center[1] - rhos
+    d2 = c2 * center[0] + s2 * center[1] - r2
+    d2 = np.where(c1 * c2 + s1 * s2 < 0, -d2, d2)  # opposite normals describe the same direction
+    return close_angle & (np.abs(d1 - d2) < params.nms_rho)
 
 
 def same_line(l1, l2, center, params) -> bool:
@@ -160,18 +186,25 @@ def _angle_between(t1, t2):
 def _candidate_quads(lines, params, fours=None):
     """Quads from 4 lines split into two roughly parallel pairs: yields (corners,
     the line index under each side). Side k runs from corner k to corner k+1."""
+    angle = _angles(lines)
     for four in fours if fours is not None else combinations(range(len(lines)), 4):
         a, b, c, d = four
         for (p, q), (r, s) in (((a, b), (c, d)), ((a, c), (b, d)), ((a, d), (b, c))):
-            lp, lq, lr, ls = lines[p], lines[q], lines[r], lines[s]
-            if (_angle_between(lp[1], lq[1]) > params.max_parallel_deg
-                    or _angle_between(lr[1], ls[1]) > params.max_parallel_deg):
+            if angle[p][q] > params.max_parallel_deg or angle[r][s] > params.max_parallel_deg:
                 continue
-            if min(_angle_between(x[1], y[1]) for x in (lp, lq) for y in (lr, ls)) < params.min_pair_angle_deg:
+            if min(angle[p][r], angle[p][s], angle[q][r], angle[q][s]) < params.min_pair_angle_deg:
                 continue  # every corner, not two: which two would depend on the lines' order
+            lp, lq, lr, ls = lines[p], lines[q], lines[r], lines[s]
             pts = [_intersect(lp, lr), _intersect(lp, ls), _intersect(lq, ls), _intersect(lq, lr)]
             if all(pt is not None for pt in pts):
                 yield np.array(pts), (p, s, q, r)
+
+
+def _angles(lines) -> list[list[float]]:
+    """``_angle_between`` of every two lines, in degrees: looked up, not recomputed, per candidate."""
+    thetas = np.array([t for _, t in lines], np.float64)
+    d = np.abs(thetas[:, None] - thetas[None, :]) % math.pi
+    return np.degrees(np.minimum(d, math.pi - d)).tolist()
 
 
 def border_lines(frame) -> list[tuple[float, float]]:
@@ -273,6 +306,10 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
     support_map = _dilate(binary, params.support_tol)
     hough = lines
     fours = list(combinations(range(len(lines)), 4))
+    if params.open_gap_px > 0:
+        extra, extra_fours = open_side_quads(lines, support_map, frame, params, (prob.shape[1] / 2, prob.shape[0] / 2))
+        fours += extra_fours
+        lines = lines + extra
     if params.regions:
         extra, extra_fours = region_quads(support_map, weights, frame, params)
         fours += [tuple(len(lines) + i for i in four) for four in extra_fours]
@@ -299,6 +336,104 @@ def threshold_edges(prob, params: QuadParams, roi=None):
     binary = np.zeros(prob.shape, bool)
     binary[y0 + m:y0 + h - m, x0 + m:x0 + w - m] = prob[y0 + m:y0 + h - m, x0 + m:x0 + w - m] >= params.threshold
     return frame, binary
+
+
+def open_side_quads(lines, support_map, frame, params, centre):
+    """Step 4b: quads closed across a side the edge map lacks. For two roughly
+    parallel lines and a third crossing both, each of the two is followed from
+    its corner along its edge pixels (``LineRuns``) on one side of the third, then
+    on the other; the line through the two ends closes the quad, unless it is
+    one of ``lines`` already (the 4-line candidates have that quad). Returned
+    as (new lines, fours indexing ``lines`` followed by the new lines)."""
+    angle, runs = _angles(lines), {}
+    new, fours = [], []
+    for p, q in combinations(range(len(lines)), 2):
+        if angle[p][q] > params.max_parallel_deg:
+            continue
+        lp, lq = lines[p], lines[q]
+        for k in (p, q):
+            if k not in runs:
+                runs[k] = LineRuns(lines[k], support_map, frame, params.open_gap_px, params.support_tol)
+        same_way = runs[p].ux * runs[q].ux + runs[p].uy * runs[q].uy > 0
+        for r, lr in enumerate(lines):
+            if r in (p, q) or min(angle[r][p], angle[r][q]) < params.min_pair_angle_deg:
+                continue
+            corner_p, corner_q = _intersect(lp, lr), _intersect(lq, lr)
+            if corner_p is None or corner_q is None:
+                continue
+            for sign in (1, -1):
+                end_p = runs[p].end(corner_p, sign)
+                end_q = runs[q].end(corner_q, sign if same_way else -sign)
+                if end_p is None or end_q is None or min(math.dist(end_p, corner_p), math.dist(end_q, corner_q)) \
+                        < params.min_side_px:
+                    continue  # no side runs on from a corner there
+                line = _line_through(end_p, end_q, params.min_side_px)
+                if line is None or any(same_line(line, other, centre, params) for other in lines):
+                    continue
+                fours.append((p, q, r, len(lines) + len(new)))
+                new.append(line)
+    return new, fours
+
+
+class LineRuns:
+    """A line's supported stretches: the support map read 1 px apart along it,
+    stretches joined across gaps of at most ``gap`` samples, so that
+    ``end(point, sign)`` finds in O(log n) where the edge that runs from ``point``
+    along the line (direction ``sign``) ends: ``inset`` samples (the support map's
+    dilation) before its stretch's last."""
+
+    def __init__(self, line, support_map, frame, gap: int, inset: int = 0):
+        rho, theta = line
+        x0, y0, w, h = frame
+        nx, ny = math.cos(theta), math.sin(theta)
+        self.ux, self.uy = -ny, nx
+        cx, cy = x0 + w / 2, y0 + h / 2
+        off = nx * cx + ny * cy - rho  # the sample at t = 0 is the line's point nearest the frame centre
+        self.ox, self.oy = cx - off * nx, cy - off * ny
+        self.half, self.gap, self.inset = int(math.hypot(w, h) / 2) + 1, gap, inset
+        t = np.arange(-self.half, self.half + 1)
+        xi = np.round(self.ox + t * self.ux).astype(int)
+        yi = np.round(self.oy + t * self.uy).astype(int)
+        inside = (xi >= x0) & (xi < x0 + w) & (yi >= y0) & (yi < y0 + h)
+        on = np.zeros(len(t), bool)
+        on[inside] = support_map[yi[inside], xi[inside]]
+        seen = np.flatnonzero(inside)  # an edge that runs to the frame's border leaves the photo there
+        self.lo, self.hi = (int(seen[0]), int(seen[-1])) if len(seen) else (0, -1)
+        idx = np.flatnonzero(on)  # sample indices on an edge, ascending
+        breaks = np.flatnonzero(np.diff(idx) > gap + 1)  # stretch k + 1 starts after breaks[k]
+        stretch = np.concatenate([[0], np.cumsum(np.diff(idx) > gap + 1)]).astype(int)
+        firsts, lasts = idx[np.concatenate([[0], breaks + 1])], idx[np.concatenate([breaks, [len(idx) - 1]])]
+        self.on = idx.tolist()
+        self.first = firsts[stretch].tolist() if len(idx) else []  # per on-sample: its stretch's ends
+        self.last = lasts[stretch].tolist() if len(idx) else []
+
+    def end(self, point, sign: int):
+        """Where the stretch that starts within ``gap`` of ``point`` ends, going
+        ``sign`` (+1: along (ux, uy)); None when no edge starts there, or when it
+        runs on to the frame's border (a side that leaves the photo ends nowhere)."""
+        k = int(round((point[0] - self.ox) * self.ux + (point[1] - self.oy) * self.uy)) + self.half
+        if sign > 0:
+            i = bisect_left(self.on, k)
+            if i == len(self.on) or self.on[i] - k > self.gap or self.last[i] + self.gap >= self.hi:
+                return None
+            stop = max(self.last[i] - self.inset, k)
+        else:
+            i = bisect_right(self.on, k) - 1
+            if i < 0 or k - self.on[i] > self.gap or self.first[i] - self.gap <= self.lo:
+                return None
+            stop = min(self.first[i] + self.inset, k)
+        t = stop - self.half
+        return self.ox + t * self.ux, self.oy + t * self.uy
+
+
+def _line_through(a, b, min_length: float):
+    """(rho, theta) of the line through points ``a`` and ``b``; None when they are closer than ``min_length``."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length = math.hypot(dx, dy)
+    if length < min_length:
+        return None
+    nx, ny = dy / length, -dx / length
+    return nx * a[0] + ny * a[1], math.atan2(ny, nx)
 
 
 def region_quads(support_map, weights, frame, params):

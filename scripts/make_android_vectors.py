@@ -108,6 +108,12 @@ def drawn_cases():
     cv2.line(one, (10, 100), (240, 120), 1.0, 2)
     two = one.copy()
     cv2.line(two, (10, 180), (240, 190), 1.0, 2)
+    # a receipt whose bottom side the network left blank, above a table edge, its corner on a
+    # cable that leaves the frame (so no closed outline proposes it): step 4b closes it
+    receipt = _draw([[0, 235], [255, 232], [255, 232], [0, 235]])
+    cv2.polylines(receipt, [np.array([[98, 168], [100, 40], [150, 42], [148, 170]], np.int32)], False, 1.0, 2)
+    cv2.line(receipt, (100, 40), (30, 0), 1.0, 2)
+    cases["open_side_receipt_on_a_cable"] = receipt
     crossing = np.zeros((128, 128), np.float32)  # a small map: quads in the crossing's blur pass the area floor
     cv2.line(crossing, (30, 20), (100, 26), 1.0, 2)
     cv2.line(crossing, (100, 26), (104, 127), 1.0, 2)

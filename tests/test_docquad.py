@@ -235,3 +235,41 @@ def test_a_page_whose_outline_runs_on_out_of_the_frame_is_found_by_the_gap_insid
     r = find_quad(edges)
     assert r.found, r.reason
     assert _max_err(r.corners, truth) < 3
+
+
+RECEIPT = [[100, 40], [150, 42], [148, 170], [98, 168]]
+
+
+def _receipt_without_its_bottom_side():
+    """A receipt whose bottom side the network left blank, above a table edge, one corner on a
+    cable that leaves the frame (so its outline is no closed region for step 5)."""
+    m = np.zeros((256, 256), np.float32)
+    cv2.polylines(m, [np.array(RECEIPT, np.int32)[[3, 0, 1, 2]]], False, 1.0, 2)
+    cv2.line(m, (0, 235), (255, 232), 1.0, 2)
+    cv2.line(m, (100, 40), (30, 0), 1.0, 2)
+    return m
+
+
+def test_a_side_left_blank_is_closed_where_the_two_sides_beside_it_end():
+    m = _receipt_without_its_bottom_side()
+    assert _max_err(find_quad(m).corners, RECEIPT) <= 3
+    without = find_quad(m, QuadParams(open_gap_px=0))  # what step 4b is for: the sides ran on to the table
+    assert without.found and _max_err(without.corners, RECEIPT) > 50
+
+
+def test_a_side_that_runs_out_of_the_frame_has_no_end_to_close_a_page_at():
+    from edgepipe.mobile_models.docquad import LineRuns, _dilate
+    m = np.zeros((256, 256), bool)
+    m[100, 50:256] = True   # runs to the border: it leaves the photo
+    m[150, 50:201] = True   # ends inside the frame
+    m[150, 209:231] = True  # past a gap: the same stretch (8 px, 4 after the support map's dilation)
+    m[150, 245:256] = True  # past a gap of 10 after dilation: another, which runs out of the frame
+    support = _dilate(m, 2)
+    along_x = (np.pi / 2)   # normal straight down: lines y = rho, sampled along -x
+    frame = (0, 0, 256, 256)
+    runs = LineRuns((100.0, along_x), support, frame, gap=8, inset=2)
+    assert runs.end((50.0, 100.0), -1) is None and runs.end((50.0, 100.0), +1) is not None  # to x=48 (inset)
+    runs = LineRuns((150.0, along_x), support, frame, gap=8, inset=2)
+    end = runs.end((50.0, 150.0), -1)
+    assert end is not None and abs(end[0] - 230) <= 1 and abs(end[1] - 150) < 1e-6
+    assert runs.end((40.0, 150.0), -1) is not None and runs.end((38.0, 150.0), -1) is None  # must start near

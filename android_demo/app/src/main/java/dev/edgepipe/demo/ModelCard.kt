@@ -87,6 +87,7 @@ data class ModelCard(
             missPenalty = q.optDouble("miss_penalty", missPenalty)
             roiMargin = q.optInt("roi_margin", roiMargin)
             regions = q.optBoolean("regions", regions)
+            openGapPx = q.optInt("open_gap_px", openGapPx)
             pageWeight = q.optDouble("page_weight", pageWeight)
             pageOffset = q.optDouble("page_offset", pageOffset)
         }

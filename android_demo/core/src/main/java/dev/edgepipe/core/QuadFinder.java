@@ -17,6 +17,10 @@ import java.util.List;
  *   <li>refine each line by a weighted least-squares fit to nearby edge pixels;
  *   <li>for every 4 lines and each way to split them into two opposite pairs, the quad of
  *       their intersections; keep convex quads with plausible angles and area;
+ *   <li>also ({@code openGapPx} &gt; 0), for every two roughly parallel lines and a third crossing
+ *       both (three sides of a page), each of the two followed from its corner along its support
+ *       pixels, over gaps up to {@code openGapPx}, to where it ends: the line through the two ends
+ *       is a fourth side where the edge map has none (a pale page edge on a pale desk, a shadow);
  *   <li>also ({@code regions}), for every connected outline of edge pixels that stays inside
  *       the frame, the quad of its extreme points, each side snapped to the edge ridge: a small
  *       page in a busy scene is a closed outline whose short sides lose the Hough vote to the
@@ -56,6 +60,8 @@ public final class QuadFinder {
         public int roiMargin = 2;
         /** also propose quads around connected edge outlines (step 5) */
         public boolean regions = true;
+        /** step 4b follows a side over gaps this long; 0 turns step 4b off */
+        public int openGapPx = 8;
         /** score per sample for page inside minus page outside (with a page-region map only) */
         public double pageWeight = 1.0;
         /** px from the side where the page map is read: past its blurred transition */
@@ -177,14 +183,20 @@ public final class QuadFinder {
         for (int i2 = i1 + 1; i2 < n; i2++) for (int i3 = i2 + 1; i3 < n; i3++) {
             fours.add(new int[] {i0, i1, i2, i3});
         }
+        lines = new ArrayList<>(hough);
+        if (p.openGapPx > 0) {
+            List<double[]> extra = new ArrayList<>();
+            openSideQuads(hough, support, mapW, frame, cx, cy, extra, fours);
+            lines.addAll(extra);
+        }
         if (p.regions) {
+            int offset = lines.size();
             List<double[]> extra = new ArrayList<>();
             List<int[]> extraFours = new ArrayList<>();
             regionQuads(support, prob, binary, mapW, mapH, frame, extra, extraFours);
             for (int[] four : extraFours) {
-                fours.add(new int[] {n + four[0], n + four[1], n + four[2], n + four[3]});
+                fours.add(new int[] {offset + four[0], offset + four[1], offset + four[2], offset + four[3]});
             }
-            lines = new ArrayList<>(hough);
             lines.addAll(extra);
         }
         Result best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, mapW, frame);
@@ -200,6 +212,143 @@ public final class QuadFinder {
         Result fallback = bestQuad(withBorders, fours, n, support, page, mapW, frame);
         if (!fallback.found() && n < 3) return new Result(null, 0, "only " + n + " straight edges found");
         return fallback;
+    }
+
+    /**
+     * Quads closed across a side the edge map lacks (step 4b): for two roughly parallel lines and
+     * a third crossing both, each of the two is followed from its corner along its support pixels
+     * ({@link LineRuns}) on one side of the third, then on the other; the line through the two
+     * ends closes the quad, unless it is one of {@code lines} already. Each new line is appended to
+     * {@code out}, and its quadruple (into {@code lines} followed by {@code out}) to {@code fours}.
+     */
+    void openSideQuads(List<double[]> lines, boolean[] support, int mapW, int[] frame, double cx, double cy,
+                       List<double[]> out, List<int[]> fours) {
+        int n = lines.size();
+        LineRuns[] runs = new LineRuns[n];
+        for (int a = 0; a < n; a++) {
+            for (int b = a + 1; b < n; b++) {
+                double[] la = lines.get(a), lb = lines.get(b);
+                if (angleBetween(la[1], lb[1]) > p.maxParallelDeg) continue;
+                if (runs[a] == null) runs[a] = new LineRuns(la, support, mapW, frame, p.openGapPx, p.supportTol);
+                if (runs[b] == null) runs[b] = new LineRuns(lb, support, mapW, frame, p.openGapPx, p.supportTol);
+                boolean sameWay = runs[a].ux * runs[b].ux + runs[a].uy * runs[b].uy > 0;
+                for (int r = 0; r < n; r++) {
+                    if (r == a || r == b) continue;
+                    double[] lr = lines.get(r);
+                    if (Math.min(angleBetween(lr[1], la[1]), angleBetween(lr[1], lb[1])) < p.minPairAngleDeg) continue;
+                    double[] ca = intersect(la, lr), cb = intersect(lb, lr);
+                    if (ca == null || cb == null) continue;
+                    for (int sign = 1; sign >= -1; sign -= 2) {
+                        double[] ea = runs[a].end(ca, sign), eb = runs[b].end(cb, sameWay ? sign : -sign);
+                        if (ea == null || eb == null
+                                || Math.min(Math.hypot(ea[0] - ca[0], ea[1] - ca[1]),
+                                            Math.hypot(eb[0] - cb[0], eb[1] - cb[1])) < p.minSidePx) {
+                            continue;  // no side runs on from a corner there
+                        }
+                        double[] line = lineThrough(ea, eb, p.minSidePx);
+                        if (line == null || isKnown(line, lines, cx, cy)) continue;
+                        fours.add(new int[] {a, b, r, n + out.size()});
+                        out.add(line);
+                    }
+                }
+            }
+        }
+    }
+
+    private boolean isKnown(double[] line, List<double[]> lines, double cx, double cy) {
+        for (double[] other : lines) {
+            if (sameLine(line, other, cx, cy)) return true;
+        }
+        return false;
+    }
+
+    /** {rho, theta} of the line through a and b; null when they are closer than minLength. */
+    static double[] lineThrough(double[] a, double[] b, double minLength) {
+        double dx = b[0] - a[0], dy = b[1] - a[1];
+        double length = Math.hypot(dx, dy);
+        if (length < minLength) return null;
+        double nx = dy / length, ny = -dx / length;
+        return new double[] {nx * a[0] + ny * a[1], Math.atan2(ny, nx)};
+    }
+
+    /**
+     * A line's supported stretches: the support map read 1 px apart along it, stretches joined
+     * across gaps of at most {@code gap} samples, so that {@link #end} finds by binary search
+     * where the edge that runs from a point along the line ends: {@code inset} samples (the
+     * support map's dilation) before its stretch's last.
+     */
+    static final class LineRuns {
+        final double ux, uy, ox, oy;
+        final int half, gap, inset, count;
+        final int[] on, first, last;
+        /** first and last sample inside the frame: an edge that runs to the border leaves the photo */
+        int lo = 0, hi = -1;
+
+        LineRuns(double[] line, boolean[] support, int mapW, int[] frame, int gap, int inset) {
+            int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+            double nx = Math.cos(line[1]), ny = Math.sin(line[1]);
+            ux = -ny;
+            uy = nx;
+            double cx = x0 + w / 2.0, cy = y0 + h / 2.0;
+            double off = nx * cx + ny * cy - line[0];  // sample 0 is the line's point nearest the frame centre
+            ox = cx - off * nx;
+            oy = cy - off * ny;
+            half = (int) (Math.hypot(w, h) / 2) + 1;
+            this.gap = gap;
+            this.inset = inset;
+            on = new int[2 * half + 1];
+            int k = 0;
+            boolean seen = false;
+            for (int t = -half; t <= half; t++) {
+                int xi = (int) Math.rint(ox + t * ux), yi = (int) Math.rint(oy + t * uy);
+                if (!(xi >= x0 && xi < x0 + w && yi >= y0 && yi < y0 + h)) continue;
+                if (!seen) lo = t + half;
+                seen = true;
+                hi = t + half;
+                if (support[yi * mapW + xi]) on[k++] = t + half;
+            }
+            count = k;
+            first = new int[k];
+            last = new int[k];
+            for (int a = 0; a < k; ) {
+                int b = a + 1;
+                while (b < k && on[b] - on[b - 1] <= gap + 1) b++;
+                for (int i = a; i < b; i++) {
+                    first[i] = on[a];
+                    last[i] = on[b - 1];
+                }
+                a = b;
+            }
+        }
+
+        /**
+         * Where the stretch that starts within {@code gap} of {@code point} ends, going {@code sign};
+         * null when no edge starts there, or when it runs on to the frame's border.
+         */
+        double[] end(double[] point, int sign) {
+            int k = (int) Math.rint((point[0] - ox) * ux + (point[1] - oy) * uy) + half;
+            int stop;
+            if (sign > 0) {
+                int i = lowerBound(k);  // first on-sample >= k
+                if (i == count || on[i] - k > gap || last[i] + gap >= hi) return null;
+                stop = Math.max(last[i] - inset, k);
+            } else {
+                int i = lowerBound(k + 1) - 1;  // last on-sample <= k
+                if (i < 0 || k - on[i] > gap || first[i] - gap <= lo) return null;
+                stop = Math.min(first[i] + inset, k);
+            }
+            int t = stop - half;
+            return new double[] {ox + t * ux, oy + t * uy};
+        }
+
+        private int lowerBound(int key) {
+            int lo = 0, hi = count;
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                if (on[mid] < key) lo = mid + 1; else hi = mid;
+            }
+            return lo;
+        }
     }
 
     /**
