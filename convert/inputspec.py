@@ -161,7 +161,7 @@ def _keras3_functional_steps(model) -> list:
     if len(model.inputs) != 1:
         return [None]
     current, steps = model.inputs[0], []
-    for layer in model.layers:
+    for layer in model.operations:  # layers, and the ops `inputs / 127.5 - 1` leaves (preprocess_input's)
         if type(layer).__name__ == "InputLayer":
             continue
         # a layer shared with another model (the original of a model stripped of its augmentation
@@ -200,6 +200,8 @@ _SCALAR_OPS = {"math.truediv": lambda c: (1 / c, 0.0), "math.divide": lambda c: 
 def _affine(layer):
     """(scale, bias) arrays when ``layer`` is an elementwise/per-channel affine map, else None."""
     kind = type(layer).__name__
+    if kind in _KERAS3_OPS:
+        return _keras3_op_affine(layer)
     if kind == "Rescaling":
         return np.asarray(layer.scale, np.float64).reshape(-1), np.asarray(layer.offset, np.float64).reshape(-1)
     if kind == "Normalization" and not layer.invert and layer.axis in ((), (-1,), (_rank(layer) - 1,)):
@@ -214,6 +216,42 @@ def _affine(layer):
                 and hasattr(first, "shape")):
             return tuple(np.asarray([v], np.float64) for v in _SCALAR_OPS[layer.symbol](float(const)))
     return None
+
+
+# Keras 3 ops on a tensor and a constant (``x / 127.5 - 1``): (scale, bias) from the constant c
+_KERAS3_OPS = {"TrueDivide": lambda c: (1 / c, 0 * c), "Divide": lambda c: (1 / c, 0 * c),
+               "Multiply": lambda c: (c, 0 * c), "Add": lambda c: (1 + 0 * c, c),
+               "Subtract": lambda c: (1 + 0 * c, -c)}
+
+
+def _keras3_op_affine(op):
+    """A Keras 3 op node ``x op c`` (``c op x`` for the commutative two) with c a scalar or one
+    value per channel; None for anything else, such as the two-tensor merge layers of the same names."""
+    steps = [_keras3_node_affine(type(op).__name__, node) for node in getattr(op, "_inbound_nodes", [])]
+    if not steps or any(step is None for step in steps):
+        return None
+    # the op of a model stripped of its augmentation layers is shared with the original: two calls
+    same = all(np.array_equal(a, b) for step in steps[1:] for a, b in zip(steps[0], step))
+    return steps[0] if same else None
+
+
+def _keras3_node_affine(kind: str, node):
+    from edgepipe.base.backend import keras3
+    arguments = getattr(node, "arguments", None)
+    if arguments is None or arguments.kwargs or len(arguments.args) != 2:
+        return None
+    x, c = arguments.args
+    if not isinstance(x, keras3.KerasTensor) and kind in ("Multiply", "Add"):
+        x, c = c, x
+    if not isinstance(x, keras3.KerasTensor) or isinstance(c, (bool, keras3.KerasTensor)):
+        return None
+    try:
+        c = np.asarray(c, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    if c.size not in (1, 3) or not np.isfinite(c).all() or (kind in ("TrueDivide", "Divide") and (c == 0).any()):
+        return None
+    return _KERAS3_OPS[kind](c)
 
 
 def _rank(layer) -> int:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from edgepipe.base import atomic
+from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.convert import graphio
 
@@ -23,7 +24,7 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
     ports = ports or graphio.export_inputs(model)
     specs = [p.spec() for p in ports]
     if graphio.is_serving(model):
-        proto, _ = tf2onnx.convert.from_function(graphio.function(model, ports), input_signature=specs, opset=OPSET)
+        proto = _serving_to_onnx(model, ports)
     else:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=OPSET)
     _check_ops(proto)
@@ -39,6 +40,23 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
     return proto.SerializeToString()
+
+
+def _serving_to_onnx(model, ports):
+    """tf2onnx's ``from_function``, except that only the signature's own inputs become ONNX
+    inputs: the constants a Keras 3 export captures (an adapted Normalization's mean and
+    variance, preprocess_input's channel means) are frozen in, not left as inputs to feed."""
+    import tf2onnx
+    from tf2onnx import tf_loader
+    function = graphio.function(model, ports).get_concrete_function(*[p.spec() for p in ports])
+    inputs = [t.name for t in function.inputs[:len(ports)]]  # the arguments; captured tensors follow them
+    outputs = [t.name for t in function.outputs if t.dtype != tf.dtypes.resource]
+    renames = tf2onnx.convert.tensor_names_from_structed(function, inputs, outputs)
+    with tf.device("/cpu:0"):
+        graph_def = tf_loader.from_function(function, inputs, outputs)
+    proto, _ = tf2onnx.convert.from_graph_def(graph_def, name=function.name, input_names=inputs,
+                                              output_names=outputs, opset=OPSET, tensors_to_rename=renames)
+    return proto
 
 
 def _check_ops(proto):

@@ -63,6 +63,9 @@ def _inputs(model, spec, ports) -> list[dict]:
 
 def _activation(model, index: int):
     """The output layer's activation; None where there are no layers (a SavedModel signature)."""
+    if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file: its layers
+        from edgepipe.base.keras3_files import output_activation as keras3_activation
+        return keras3_activation(model.keras_model, index)
     return output_activation(model, index) if hasattr(model, "get_layer") else None
 
 

@@ -345,6 +345,63 @@ def test_a_functional_keras_3_tutorial_says_raw_pixels_and_its_direct_export_is_
     assert not (tmp_path / "exported.tflite").exists()
 
 
+def test_keras_3_preprocessing_ops_say_what_pixels_the_model_takes(tmp_path):
+    """Keras 3 keeps ``x / 127.5 - 1`` (what ``preprocess_input`` of keras.applications' MobileNets
+    does inside the TF transfer-learning tutorial's model) as ops, not layers, and the input walk
+    missed them: the card said pixel / 255 to a model that takes raw pixels. Per-channel
+    constants (a torch-style mean and std) are read too."""
+    from edgepipe.base.backend import keras3 as k3
+    import tensorflow as tf
+    inputs = k3.Input((32, 32, 3))
+    x = k3.Sequential([k3.layers.RandomFlip("horizontal")])(inputs)
+    x = tf.keras.applications.mobilenet_v2.preprocess_input(x)
+    base = k3.Sequential([k3.Input((32, 32, 3)), k3.layers.Conv2D(4, 3), k3.layers.GlobalAveragePooling2D()])
+    k3.Model(inputs, k3.layers.Dense(2)(base(x))).save(tmp_path / "transfer.keras")
+    inputs = k3.Input((32, 32, 3))
+    x = (inputs / 255.0 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    k3.Model(inputs, k3.layers.Conv2D(2, 3)(x)).save(tmp_path / "torch_style.keras")
+    for name, ops in (("transfer", "TrueDivide, Subtract"), ("torch_style", "TrueDivide, Subtract, TrueDivide")):
+        out = tmp_path / f"{name}.tflite"
+        _ok(["convert", "--model", tmp_path / f"{name}.keras", "--format", "tflite", "--out", out])
+        image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+        assert image["range"] == [0.0, 255.0] and image["normalization"]["source"] == "model", image
+        assert f"({ops})" in image["description"], image
+
+
+def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
+    """The card's output activation came from tf_keras layers only: a Keras 3 softmax head was
+    called logits, and the TFLite metadata lost its (0, 1) range."""
+    from edgepipe.base.backend import keras3 as k3
+    x = k3.Input((16, 16, 3))
+    pooled = k3.layers.GlobalAveragePooling2D()(x)
+    for name, head in (("soft", k3.layers.Dense(3, activation="softmax")), ("logits", k3.layers.Dense(3))):
+        k3.Model(x, head(pooled)).save(tmp_path / f"{name}.keras")
+        (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+        out = tmp_path / f"{name}.tflite"
+        _ok(["convert", "--model", tmp_path / f"{name}.keras", "--format", "tflite", "--labels",
+             tmp_path / "labels.txt", "--out", out])
+        output = json.loads(Path(f"{out}.model_card.json").read_text())["outputs"][0]
+        assert output["activation"] == ("softmax" if name == "soft" else "linear"), output
+        assert output["meaning"].startswith("class probabilities" if name == "soft" else "class scores"), output
+
+
+def test_a_keras_3_models_stored_constants_are_no_onnx_inputs(tmp_path, capsys):
+    """An adapted Normalization's mean and variance are constants the Keras 3 export captures;
+    tf2onnx made each an ONNX input the app would have to feed (and verify, bench and int8
+    calibration then refused the file). They are frozen in."""
+    import onnxruntime
+    from edgepipe.base.backend import keras3 as k3
+    norm = k3.layers.Normalization()
+    norm.adapt(np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32) * 255)
+    x = k3.Input((16, 16, 3))
+    k3.Model(x, k3.layers.Dense(2)(k3.layers.GlobalAveragePooling2D()(norm(x)))).save(tmp_path / "norm.keras")
+    out = tmp_path / "norm.onnx"
+    _ok(["convert", "--model", tmp_path / "norm.keras", "--format", "onnx", "--out", out])
+    assert len(onnxruntime.InferenceSession(str(out)).get_inputs()) == 1
+    rc, report = _verify(capsys, tmp_path / "norm.keras", out)
+    assert rc == 0 and report["outputs"][0]["max_abs"] < 1e-4, report
+
+
 def test_a_keras_3_lambda_is_refused_unless_trusted(tmp_path, capsys):
     from edgepipe.base.backend import keras3 as k3
     x = k3.Input((8, 8, 3))

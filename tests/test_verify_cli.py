@@ -165,3 +165,17 @@ def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
     assert row["top1_original"] == 0.75 and row["top1"] == 0.75 and row["top1_delta"] == 0
     np.save(tmp_path / "short.npy", truth[:5])
     assert main(args + ["--truth", str(tmp_path / "short.npy")]) == 2
+
+
+def test_an_export_whose_output_has_another_size_is_one_line(tmp_path, capsys):
+    """The same input, another head (a 3-class export checked against a regression model):
+    one line naming both shapes, not a reshape traceback."""
+    for name, units in (("regress", 1), ("classes", 3)):
+        x = keras.Input((16, 16, 3))
+        keras.Model(x, keras.layers.Dense(units)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / f"{name}.keras")
+    assert main(["convert", "--model", str(tmp_path / "classes.keras"), "--format", "tflite",
+                 "--out", str(tmp_path / "classes.tflite")]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(tmp_path / "regress.keras"), "--export", str(tmp_path / "classes.tflite")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("edgepipe: error: ") and "is the export from this model" in lines[0]

@@ -89,3 +89,16 @@ def _probe(tensor) -> np.ndarray:
     if "int" in str(tensor.dtype):
         return rng.integers(0, 255, shape).astype(str(tensor.dtype))
     return rng.random(shape).astype(str(tensor.dtype))
+
+
+def output_activation(model, index: int = 0) -> str | None:
+    """The activation of the layer behind a Keras 3 model's output ``index``, as tf_keras
+    names it ('softmax', 'linear' for logits); None where it cannot be traced."""
+    try:
+        layer = model.outputs[index]._keras_history.operation
+    except (AttributeError, IndexError):
+        return None
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)  # a function; a layer without one is linear
+    return getattr(activation, "__name__", "linear") if activation is not None else "linear"

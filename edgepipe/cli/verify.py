@@ -99,7 +99,21 @@ def _filled(shape, own) -> tuple:
 
 
 def _matched(ref: dict, got: dict, export) -> dict:
-    """The export's outputs under the original's names: by name, else in order."""
+    """The export's outputs under the original's names (by name, else in order), each
+    with as many values as the original's."""
+    matched = _by_name(ref, got, export)
+    for name, value in ref.items():
+        if np.size(matched[name]) != np.size(value):
+            raise EdgePipeError(f"export {export} gives output {name} of shape {_shape(matched[name])}, the "
+                                f"original {_shape(value)}: is the export from this model?")
+    return matched
+
+
+def _shape(value) -> str:
+    return "x".join(str(d) for d in np.shape(value)) or "scalar"
+
+
+def _by_name(ref: dict, got: dict, export) -> dict:
     if set(ref) <= set(got):
         return got
     from edgepipe.convert.coreml import feature_name
