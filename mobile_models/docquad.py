@@ -111,6 +111,7 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
         k = int(np.argmax(alive))  # the strongest peak no line found so far suppresses
         lines.append((float(rhos[k]), float(thetas[k])))
         alive &= ~same_line_as(rhos, thetas, lines[-1], (w / 2, h / 2), params)
+        alive[k] = False  # itself, even with a suppression radius of 0
     return lines
 
 
@@ -400,12 +401,12 @@ class LineRuns:
         seen = np.flatnonzero(inside)  # an edge that runs to the frame's border leaves the photo there
         self.lo, self.hi = (int(seen[0]), int(seen[-1])) if len(seen) else (0, -1)
         idx = np.flatnonzero(on)  # sample indices on an edge, ascending
-        breaks = np.flatnonzero(np.diff(idx) > gap + 1)  # stretch k + 1 starts after breaks[k]
-        stretch = np.concatenate([[0], np.cumsum(np.diff(idx) > gap + 1)]).astype(int)
-        firsts, lasts = idx[np.concatenate([[0], breaks + 1])], idx[np.concatenate([breaks, [len(idx) - 1]])]
-        self.on = idx.tolist()
-        self.first = firsts[stretch].tolist() if len(idx) else []  # per on-sample: its stretch's ends
-        self.last = lasts[stretch].tolist() if len(idx) else []
+        self.on, self.first, self.last = idx.tolist(), [], []  # per on-sample: its stretch's ends
+        if len(idx):
+            breaks = np.flatnonzero(np.diff(idx) > gap + 1)  # stretch k + 1 starts after breaks[k]
+            stretch = np.concatenate([[0], np.cumsum(np.diff(idx) > gap + 1)]).astype(int)
+            firsts, lasts = idx[np.concatenate([[0], breaks + 1])], idx[np.concatenate([breaks, [len(idx) - 1]])]
+            self.first, self.last = firsts[stretch].tolist(), lasts[stretch].tolist()
 
     def end(self, point, sign: int):
         """Where the stretch that starts within ``gap`` of ``point`` ends, going

@@ -105,21 +105,22 @@ def peak_activation_bytes(model) -> int:
 
 def guideline_warnings(model, rows, totals) -> list[str]:
     from edgepipe.base.custom_layers import GroupSplit
-    warnings, by_name = [], {layer.name: layer for layer in leaf_layers(model)}
-    unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(by_name[r.name]) > 4
-               and by_name[r.name].input_shape[-1] > 4]  # the RGB stem must widen
+    # rows and leaf layers run in step (names may repeat across nested models)
+    warnings, layer_of = [], {id(r): layer for r, layer in zip(rows, leaf_layers(model))}
+    unequal = [r for r in rows if r.kind == "Conv2D" and r.macs and _ratio(layer_of[id(r)]) > 4
+               and layer_of[id(r)].input_shape[-1] > 4]  # the RGB stem must widen
     if unequal:
         warnings.append(f"G1: {len(unequal)} 1x1/3x3 convs change width more than 4x (equal in/out widths "
                         f"minimise memory-access cost), e.g. {unequal[0].name}")
-    grouped = [l.name for l in by_name.values() if isinstance(l, GroupSplit)
+    grouped = [l.name for l in layer_of.values() if isinstance(l, GroupSplit)
                or (isinstance(l, layers.Conv2D) and getattr(l, "groups", 1) > 1)]
     if grouped:
         warnings.append(f"G2: {len(grouped)} group convolutions raise memory-access cost, e.g. {grouped[0]}")
-    fragments = max([l.parts for l in by_name.values() if isinstance(l, GroupSplit)] or [0])
+    fragments = max([l.parts for l in layer_of.values() if isinstance(l, GroupSplit)] or [0])
     if fragments > 2:
         warnings.append(f"G3: up to {fragments} parallel branches per block fragment the network "
                         f"and reduce parallelism")
-    elementwise = sum(r.mac for r in rows if isinstance(by_name[r.name], ELEMENTWISE))
+    elementwise = sum(r.mac for r in rows if isinstance(layer_of[id(r)], ELEMENTWISE))
     share = elementwise / totals["mac"] if totals["mac"] else 0.0
     if share > 0.15:
         warnings.append(f"G4: element-wise ops (ReLU, Add, BN) are {share:.0%} of memory-access cost; "

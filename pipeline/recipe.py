@@ -208,7 +208,10 @@ def anchor_data_path(raw: dict, folder: Path) -> None:
     if not isinstance(given, str) or not given or Path(os.path.expanduser(given)).is_absolute():
         return
     beside, here = folder / given, Path(given)
-    data["path"] = str((here if here.exists() and not beside.exists() else beside).resolve())
+    try:
+        data["path"] = str((here if here.exists() and not beside.exists() else beside).resolve())
+    except (OSError, ValueError):  # a name no file system takes: left as given, for the check that names it
+        pass
 
 
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:

@@ -273,3 +273,11 @@ def test_a_side_that_runs_out_of_the_frame_has_no_end_to_close_a_page_at():
     end = runs.end((50.0, 150.0), -1)
     assert end is not None and abs(end[0] - 230) <= 1 and abs(end[1] - 150) < 1e-6
     assert runs.end((40.0, 150.0), -1) is not None and runs.end((38.0, 150.0), -1) is None  # must start near
+
+
+def test_a_line_with_no_edge_pixels_and_a_zero_suppression_radius_do_not_break_the_finder():
+    from edgepipe.mobile_models.docquad import LineRuns
+    assert LineRuns((10.0, 0.0), np.zeros((50, 60), bool), (0, 0, 60, 50), 8, 2).end((10.0, 5.0), 1) is None
+    m = _draw(QUADS["axis_aligned"])
+    found = find_quad(m, QuadParams(nms_rho=0, nms_theta_deg=0, support_tol=0))  # a peak suppresses itself
+    assert found.found and _max_err(found.corners, QUADS["axis_aligned"]) <= 3
