@@ -120,3 +120,39 @@ def test_the_region_label_is_the_visible_page():
         agree = (s.region == expected)[~bands].mean()
         assert agree > 0.98, (i, agree)
         assert s.edges[s.region == 0].sum() < s.edges.sum()  # the border lies on the page's rim
+
+
+def test_desk_objects_lie_in_the_page_plane_and_leave_the_page_on_top():
+    """A phone, card or book is warped by the page's homography into the background; the
+    page itself, pasted afterwards, is untouched and labelled alone."""
+    from edgepipe.train import deskobjects
+    rng = np.random.default_rng(0)
+    h, w, pw, ph = 200, 240, 60, 84
+    corners = np.array([[80, 50], [150, 60], [145, 150], [75, 140]], np.float32)
+    homography = cv2.getPerspectiveTransform(np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32), corners)
+    changed = 0
+    for _ in range(20):
+        desk = np.full((h, w, 3), 100.0, np.float32)
+        out = deskobjects.lay(rng, desk.copy(), homography, (pw, ph), (240, 240, 235))
+        assert out.shape == desk.shape and np.isfinite(out).all()
+        changed += int((np.abs(out - desk).max(-1) > 5).sum() > 50)
+    assert changed >= 15  # most draws put something visible on the desk
+
+
+def test_desk_objects_are_in_the_training_stream_only_and_leave_the_labels_the_pages():
+    from unittest import mock
+
+    from edgepipe.train import deskobjects, docgen
+    assert docgen.TRAIN.desk_objects > 0 and docgen.HELDOUT.desk_objects == 0  # held-out photos stay as they were
+    seen, real_lay = [0], deskobjects.lay
+
+    def lay(*a, **k):
+        seen[0] += 1
+        return real_lay(*a, **k)
+    with mock.patch.object(deskobjects, "lay", lay):
+        for i in range(60):
+            s = docgen.generate(11, i, 64)
+            drawn = np.zeros_like(s.edges)
+            cv2.polylines(drawn, [np.round(s.corners).astype(np.int32)], True, 1, 3)
+            assert (s.edges & drawn).sum() / max(1, s.edges.sum()) > 0.95
+    assert seen[0] >= 8, seen

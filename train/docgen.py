@@ -19,7 +19,7 @@ import numpy as np
 
 from edgepipe.mobile_models.docquad import order_corners
 from edgepipe.mobile_models.scan import PAD_VALUE, letterbox_geometry
-from edgepipe.train import realimages
+from edgepipe.train import deskobjects, realimages
 
 PAPER_TONES = [(250, 250, 248), (242, 238, 228), (235, 232, 215), (225, 228, 232), (248, 244, 236), (214, 206, 190)]
 
@@ -35,6 +35,7 @@ class Composition:
     layouts: tuple[str, ...]
     aspects: tuple[float, ...]
     pictures: tuple[str, ...] = ()
+    desk_objects: float = 0.0   # share of scenes with phones, cards or books beside the page
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class Camera:
 TRAIN = Composition(photos=realimages.TRAIN_PHOTOS,
                     textures=("wood", "cloth", "stone", "clutter", "objects", "pale", "grid"),
                     layouts=("report", "receipt", "package", "picture"),
-                    aspects=(1.414, 1.294, 1.586, 2.4, 0.707), pictures=realimages.TRAIN_PICTURES)
+                    aspects=(1.414, 1.294, 1.586, 2.4, 0.707), pictures=realimages.TRAIN_PICTURES,
+                    desk_objects=0.3)
 HELDOUT = Composition(photos=realimages.EVAL_PHOTOS, textures=("tiles", "gradient"),
                       layouts=("form", "two_column", "picture"), aspects=(1.414, 1.333, 1.5, 0.75),
                       pictures=realimages.EVAL_PICTURES)
@@ -427,6 +429,8 @@ def render_scene(rng, h: int, w: int, comp: Composition, camera: Camera = Camera
     corners = _camera_quad(rng, h, w, aspect, camera)
     src = np.array([[0, 0], [page_w, 0], [page_w, page.shape[0]], [0, page.shape[0]]], np.float32)
     homography = cv2.getPerspectiveTransform(src, corners)
+    if comp.desk_objects and rng.random() < comp.desk_objects:
+        img = deskobjects.lay(rng, img, homography, (page_w, page.shape[0]), page[2:6, 2:6].mean((0, 1)))
     flags = cv2.INTER_AREA if max(h, w) <= 512 else cv2.INTER_LINEAR
     warped = cv2.warpPerspective(page, homography, (w, h), flags=flags)
     mask = cv2.warpPerspective(np.ones(page.shape[:2], np.float32), homography, (w, h))
