@@ -64,7 +64,7 @@ def test_a_dark_photo_is_brightened_before_the_network_and_a_lit_one_is_not():
     from edgepipe.mobile_models.scan import EXPOSURE_TARGET, MAX_GAIN, exposure_gain
     s = generate(31337, 0)
     lit = cv2.resize(s.image, (640, 480), interpolation=cv2.INTER_AREA)
-    lit[:40, :40] = 255  # a white patch: well exposed
+    lit[:80, :80] = 255  # a white patch, 2% of the photo: its brightest 1% is white, so well exposed
     dark = (lit * 0.25).astype(np.uint8)
     truth = s.corners * np.array([640 / 256, 480 / 256], np.float32)
     for photo, brightened in ((dark, True), (lit, False)):
