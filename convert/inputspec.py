@@ -125,12 +125,19 @@ def from_model(model) -> InputSpec | None:
         return None
     scale, bias, found = np.ones(1), np.zeros(1), []
     for layer in chain:
+        order = _channel_order(layer)
+        if order is not None:  # caffe's RGB -> BGR: the app still feeds RGB, the model reorders
+            if len(scale) not in (1, len(order)):
+                break
+            scale, bias = (v if len(v) == 1 else v[list(order)] for v in (scale, bias))
+            found.append("RGB->BGR" if order == (2, 1, 0) else "a channel reorder")
+            continue
         step = _affine(layer)
         if step is None:
             break
         a, b = step
         scale, bias = scale * a, bias * a + b
-        found.append(type(layer).__name__ if type(layer).__name__ != "TFOpLambda" else layer.symbol)
+        found.append(type(layer).__name__ if type(layer).__name__ not in _OP_LAYERS else layer.symbol)
     if not found:
         return None
     note = f"the model normalises its input itself ({', '.join(found)})"
@@ -158,20 +165,96 @@ def _keras3_chain(model):
 
 
 def _keras3_functional_steps(model) -> list:
-    if len(model.inputs) != 1:
+    """The ops the input flows through one after another; a None ends a chain that branches."""
+    by_depth = getattr(model, "_nodes_by_depth", None)  # this model's own call nodes (a shared layer has others)
+    if len(model.inputs) != 1 or by_depth is None:
         return [None]
+    readers = {}
+    for node in (n for depth in by_depth.values() for n in depth):
+        for t in node.input_tensors:
+            readers.setdefault(id(t), []).append(node)
     current, steps = model.inputs[0], []
-    for layer in model.operations:  # layers, and the ops `inputs / 127.5 - 1` leaves (preprocess_input's)
-        if type(layer).__name__ == "InputLayer":
+    while id(current) in readers:
+        after = readers[id(current)]
+        if len(after) == 1 and len(after[0].input_tensors) == 1 and len(after[0].output_tensors) == 1:
+            steps.append(after[0].operation)
+            current = after[0].output_tensors[0]
             continue
-        # a layer shared with another model (the original of a model stripped of its augmentation
-        # layers) has a node there too: only the one that reads the chain's tensor is this model's
-        nodes = [n for n in layer._inbound_nodes if any(t is current for t in n.input_tensors)]
-        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(nodes[0].output_tensors) != 1:
-            return steps + [None]  # this layer reads something else, or more: the chain ends here
-        steps.append(layer)
-        current = nodes[0].output_tensors[0]
+        split = _keras3_channel_split(after, readers)
+        if split is None:
+            return steps + [None]  # the input branches, or an op reads something else too
+        steps.append(split[0])
+        current = split[1]
     return steps
+
+
+@dataclass(frozen=True)
+class ChannelOrder:
+    """A step that reorders the channels: output channel k is input channel order[k]."""
+    order: tuple
+
+
+def _keras3_channel_split(nodes, readers):
+    """(ChannelOrder, output) when ``nodes`` are ``x[..., i]`` for each channel i and
+    one Stack on the last axis joins them (caffe-mode ``preprocess_input``), else None."""
+    picks = [_keras3_channel_index(node) for node in nodes]
+    if None in picks or sorted(picks) != list(range(len(picks))):
+        return None
+    stacks = {id(r): r for node in nodes for r in readers.get(id(node.output_tensors[0]), [])}
+    if len(stacks) != 1:
+        return None
+    stack = next(iter(stacks.values()))
+    parts = [id(t) for t in stack.input_tensors]
+    outputs = [id(node.output_tensors[0]) for node in nodes]
+    if (type(stack.operation).__name__ != "Stack" or getattr(stack.operation, "axis", None) != -1
+            or sorted(parts) != sorted(outputs) or len(stack.output_tensors) != 1):
+        return None
+    order = tuple(picks[outputs.index(part)] for part in parts)
+    return ChannelOrder(order), stack.output_tensors[0]
+
+
+def _keras3_channel_index(node) -> int | None:
+    """i for a node ``x[..., i]``, else None."""
+    key = _getitem_key(node)
+    if key is None or len(key) != 2 or key[0] is not Ellipsis or isinstance(key[1], bool):
+        return None
+    return key[1] if isinstance(key[1], int) else None
+
+
+def _getitem_key(node):
+    if type(node.operation).__name__ != "GetItem" or len(node.output_tensors) != 1:
+        return None
+    args = getattr(node, "arguments", None)
+    if args is None or args.kwargs or len(args.args) != 2 or not isinstance(args.args[1], (list, tuple)):
+        return None
+    return list(args.args[1])
+
+
+def _channel_order(layer) -> tuple | None:
+    """The channel order of a step that only reorders channels (``x[..., ::-1]``, or
+    caffe's split-and-stack), else None."""
+    if isinstance(layer, ChannelOrder):
+        return layer.order
+    if type(layer).__name__ == "GetItem":  # Keras 3 op; a shared one must slice alike everywhere
+        keys = [_getitem_key(node) for node in layer._inbound_nodes]
+        channels = layer._inbound_nodes[0].input_tensors[0].shape[-1] if keys else None
+    elif type(layer).__name__ == "SlicingOpLambda" and layer.symbol == "__operators__.getitem":
+        keys = [_tf_keras_slice(node) for node in layer._inbound_nodes]
+        channels = layer.input_shape[-1] if keys else None
+    else:
+        return None
+    if not keys or not isinstance(channels, int) or any(k != [Ellipsis, slice(None, None, -1)] for k in keys):
+        return None
+    return tuple(range(channels))[::-1]
+
+
+def _tf_keras_slice(node):
+    """A tf_keras getitem's key, as a list with slices (a loaded file keeps slices as dicts)."""
+    spec = node.call_kwargs.get("slice_spec", node.call_args[1] if len(node.call_args) > 1 else None)
+    if not isinstance(spec, (list, tuple)):
+        return None
+    return [slice(k["start"], k["stop"], k["step"]) if isinstance(k, dict) and set(k) == {"start", "stop", "step"}
+            else k for k in spec]
 
 
 def _normalises(scale: np.ndarray, bias: np.ndarray, top: float) -> bool:
@@ -192,9 +275,12 @@ def _input_dtype(model) -> str | None:
         return None
 
 
-_SCALAR_OPS = {"math.truediv": lambda c: (1 / c, 0.0), "math.divide": lambda c: (1 / c, 0.0),
-               "math.multiply": lambda c: (c, 0.0), "math.add": lambda c: (1.0, c),
-               "__operators__.add": lambda c: (1.0, c), "math.subtract": lambda c: (1.0, -c)}
+# tf_keras' tf.math/tf.nn ops on a tensor and a constant c (one value, or one per channel)
+_TF_OPS = {"math.truediv": lambda c: (1 / c, 0 * c), "math.divide": lambda c: (1 / c, 0 * c),
+           "math.multiply": lambda c: (c, 0 * c), "math.add": lambda c: (1 + 0 * c, c),
+           "__operators__.add": lambda c: (1 + 0 * c, c), "math.subtract": lambda c: (1 + 0 * c, -c),
+           "nn.bias_add": lambda c: (1 + 0 * c, c)}  # caffe-mode preprocess_input's mean
+_OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
 
 
 def _affine(layer):
@@ -208,14 +294,33 @@ def _affine(layer):
         mean = np.asarray(layer.mean, np.float64).reshape(-1)
         std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon
         return 1 / std, -mean / std
-    if kind == "TFOpLambda" and layer.symbol in _SCALAR_OPS and len(layer._inbound_nodes) == 1:
-        node = layer._inbound_nodes[0]  # x op c, with x the tensor (c - x is no such map)
-        const = node.call_args[1] if len(node.call_args) > 1 else node.call_kwargs.get("y")
-        first = node.call_args[0] if node.call_args else None
-        if (isinstance(const, (int, float)) and not isinstance(const, bool) and const != 0
-                and hasattr(first, "shape")):
-            return tuple(np.asarray([v], np.float64) for v in _SCALAR_OPS[layer.symbol](float(const)))
+    if kind == "TFOpLambda" and layer.symbol in _TF_OPS and len(layer._inbound_nodes) == 1:
+        return _tf_op_affine(layer.symbol, layer._inbound_nodes[0])
     return None
+
+
+def _tf_op_affine(symbol: str, node):
+    """``x op c`` with x the tensor (c - x is no such map) and c a constant."""
+    second = "bias" if symbol == "nn.bias_add" else "y"
+    const = node.call_args[1] if len(node.call_args) > 1 else node.call_kwargs.get(second)
+    first = node.call_args[0] if node.call_args else None
+    if symbol == "nn.bias_add" and node.call_kwargs.get("data_format", "NHWC") not in ("NHWC", None):
+        return None
+    c = _constant(const)
+    if c is None or not hasattr(first, "shape") or ("div" in symbol and (c == 0).any()):
+        return None
+    return _TF_OPS[symbol](c)
+
+
+def _constant(value) -> np.ndarray | None:
+    """A number, or one per channel, as a float64 vector; None for tensors of the graph and the rest."""
+    if isinstance(value, bool) or value is None or hasattr(value, "_keras_history") or hasattr(value, "node"):
+        return None
+    try:
+        c = np.asarray(value, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return c if c.size in (1, 3) and np.isfinite(c).all() else None
 
 
 # Keras 3 ops on a tensor and a constant (``x / 127.5 - 1``): (scale, bias) from the constant c
@@ -243,13 +348,10 @@ def _keras3_node_affine(kind: str, node):
     x, c = arguments.args
     if not isinstance(x, keras3.KerasTensor) and kind in ("Multiply", "Add"):
         x, c = c, x
-    if not isinstance(x, keras3.KerasTensor) or isinstance(c, (bool, keras3.KerasTensor)):
+    if not isinstance(x, keras3.KerasTensor) or isinstance(c, keras3.KerasTensor):
         return None
-    try:
-        c = np.asarray(c, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return None
-    if c.size not in (1, 3) or not np.isfinite(c).all() or (kind in ("TrueDivide", "Divide") and (c == 0).any()):
+    c = _constant(c)
+    if c is None or (kind in ("TrueDivide", "Divide") and (c == 0).any()):
         return None
     return _KERAS3_OPS[kind](c)
 

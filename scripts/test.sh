@@ -13,5 +13,6 @@ fi
 if [ ! -d .venv/pypi-evaluate/evaluate ]; then
   .venv/bin/python -m pip install --quiet --no-deps --target .venv/pypi-evaluate evaluate==0.4.6
 fi
-# two worker processes, one test file each (module fixtures are built once): 17-20 min on 2 cores
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --durations=15 "$@"
+# two worker processes, one test file each (module fixtures are built once), the slowest files
+# first (tests/conftest.py's SLOWEST_FIRST; xdist would order them by test count instead)
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 "$@"

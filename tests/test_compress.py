@@ -152,13 +152,27 @@ def test_qat_on_every_backbone(name):
     assert "int8" in kinds, kinds
 
 
+def _inverted_residual_net():
+    """Two MobileNetV2 inverted-residual blocks (the zoo's layer kinds, a fraction of its
+    layers: wrapping and tracing the whole zoo net cost a minute here)."""
+    from edgepipe.base.backend import keras
+    L = keras.layers
+    inputs = keras.Input((32, 32, 3))
+    x = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)))
+    for _ in range(2):
+        y = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(32, 1, use_bias=False)(x)))
+        y = L.ReLU(6.0)(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", use_bias=False)(y)))
+        x = L.Add()([x, L.BatchNormalization()(L.Conv2D(16, 1, use_bias=False)(y))])
+    return keras.Model(inputs, L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(x)))
+
+
 def test_depthwise_pruning_is_opt_in_and_strips_to_plain_layers():
     """tfmot leaves depthwise kernels dense; ``depthwise=True`` prunes them too
     (through tfmot's PrunableLayer interface) and the stripped model holds only
     Keras' own DepthwiseConv2D, so it saves and converts like any other."""
     from edgepipe.base.backend import keras
     from edgepipe.train.digits import digits_arrays
-    model = mobile_models.build("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 3), classes=10)
+    model = _inverted_residual_net()
     x, y = digits_arrays(32, "train")
     loss = keras.losses.SparseCategoricalCrossentropy()
 

@@ -281,3 +281,20 @@ def test_a_line_with_no_edge_pixels_and_a_zero_suppression_radius_do_not_break_t
     m = _draw(QUADS["axis_aligned"])
     found = find_quad(m, QuadParams(nms_rho=0, nms_theta_deg=0, support_tol=0))  # a peak suppresses itself
     assert found.found and _max_err(found.corners, QUADS["axis_aligned"]) <= 3
+
+
+def test_the_vectorised_line_test_agrees_with_the_scalar_one():
+    # same_line_as (Hough suppression) restates same_line (refinement, step 4b, the Java
+    # port) for speed; lines near both thresholds keep the two from drifting apart.
+    from edgepipe.mobile_models.docquad import same_line, same_line_as
+    rng = np.random.default_rng(0)
+    params, center = QuadParams(), (128.0, 96.0)
+    rhos, thetas = rng.uniform(-300, 300, 4000), rng.uniform(0, np.pi, 4000)
+    for r2, t2 in zip(rng.uniform(-300, 300, 40), rng.uniform(0, np.pi, 40)):
+        near_t = (t2 + rng.normal(0, 0.2, 200)) % np.pi  # many pairs close in angle
+        near_r = r2 + rng.normal(0, 15, 200)
+        rs, ts = np.concatenate([rhos[:200], near_r]), np.concatenate([thetas[:200], near_t])
+        fast = same_line_as(rs, ts, (r2, t2), center, params)
+        slow = [same_line((r, t), (r2, t2), center, params) for r, t in zip(rs, ts)]
+        assert fast.tolist() == slow
+        assert 0 < fast.sum() < len(fast)

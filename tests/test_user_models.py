@@ -368,6 +368,41 @@ def test_keras_3_preprocessing_ops_say_what_pixels_the_model_takes(tmp_path):
         assert f"({ops})" in image["description"], image
 
 
+def test_caffe_style_preprocess_input_says_raw_pixels_in_both_kerases(tmp_path, capsys):
+    """ResNet50's and VGG16's ``preprocess_input`` (caffe mode) reorders RGB to BGR, then
+    subtracts a mean per channel: Keras 3 as three ``x[..., i]`` and a stack, tf_keras as
+    ``x[..., ::-1]`` and ``nn.bias_add``. The walk stopped at the reorder, and the card said
+    pixel / 255 to a model that takes raw RGB pixels (and int8 calibrated on the wrong range)."""
+    import tensorflow as tf
+    from edgepipe.base.backend import keras3 as k3
+    inputs = k3.Input((16, 16, 3))
+    x = k3.applications.resnet50.preprocess_input(inputs)
+    k3.Model(inputs, k3.layers.Conv2D(2, 3)(x)).save(tmp_path / "k3.keras")
+    inputs = keras.Input((16, 16, 3))
+    x = keras.applications.vgg16.preprocess_input(inputs)
+    keras.Model(inputs, keras.layers.Conv2D(2, 3)(x)).save(tmp_path / "k2.h5")
+    for name, ops in (("k3.keras", "RGB->BGR, Add"), ("k2.h5", "RGB->BGR, nn.bias_add")):
+        out = tmp_path / f"{name}.tflite"
+        _ok(["convert", "--model", tmp_path / name, "--format", "tflite", "--out", out])
+        image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+        assert image["range"] == [0.0, 255.0] and image["color_order"] == "RGB", image
+        assert f"({ops})" in image["description"], image
+        rc, report = _verify(capsys, tmp_path / name, out)
+        assert rc == 0 and report["outputs"][0]["max_abs"] < 1e-3, report
+
+
+def test_a_channel_reversal_alone_says_nothing_and_a_keras_3_slice_is_no_foreign_class(tmp_path):
+    """``x[..., ::-1]`` is saved with Keras 3's ``__slice__`` encoding, which the file check
+    took for a foreign class; a reorder alone says nothing about the pixels' range."""
+    from edgepipe.base.backend import keras3 as k3
+    inputs = k3.Input((8, 8, 3))
+    k3.Model(inputs, k3.layers.Conv2D(2, 1)(inputs[..., ::-1])).save(tmp_path / "bgr.keras")
+    out = tmp_path / "bgr.tflite"
+    _ok(["convert", "--model", tmp_path / "bgr.keras", "--format", "tflite", "--out", out])
+    image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+    assert image["normalization"]["source"] == "default", image
+
+
 def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
     """The card's output activation came from tf_keras layers only: a Keras 3 softmax head was
     called logits, and the TFLite metadata lost its (0, 1) range."""

@@ -30,7 +30,7 @@ TRUSTED_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "tensorflow_mode
 TRUST_HINT = "pass --trust-model to load it anyway"
 # json_utils' and serialization_lib's own encodings: data, never a class lookup
 _STRUCTURAL = frozenset({"__keras_tensor__",
-                         "__tuple__", "__ellipsis__", "__bytes__", "__tensor__", "__numpy__", "__typespec__",
+                         "__tuple__", "__ellipsis__", "__slice__", "__bytes__", "__tensor__", "__numpy__", "__typespec__",
                          "TensorShape", "TypeSpec", "CompositeTensor", "InputSpec"})
 # edgepipe.quantize.qat's QuantizeConfigs: they appear (unregistered) in QAT models
 _EDGEPIPE_UNREGISTERED = frozenset({"PassThroughQuantizeConfig", "OutputOnlyQuantizeConfig"})

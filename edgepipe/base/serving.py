@@ -112,18 +112,11 @@ def graph_problem(meta) -> str | None:
     outside the tensor maths, or None. Walks from every function the object graph
     names (what ``tf.saved_model.load`` can call) through every function they call;
     the checkpoint functions TensorFlow writes for TF1 loaders are not reachable."""
-    library = {f.signature.name: f for f in meta.graph_def.library.function}
-    todo, seen = list(meta.object_graph_def.concrete_functions), set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in library:
-            continue
-        seen.add(name)
-        for node in library[name].node_def:
-            if any(d in node.op for d in DENIED_OPS):
-                return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"
-            todo.extend(_called(node))
-    return None
+    node = _first_reachable(meta, list(meta.object_graph_def.concrete_functions), lambda f: f.node_def,
+                            lambda n: any(d in n.op for d in DENIED_OPS))
+    if node is None:
+        return None
+    return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"
 
 
 def live_random_op(meta) -> str | None:
@@ -131,20 +124,27 @@ def live_random_op(meta) -> str | None:
     Walks back from each function's outputs along data edges, into the functions
     live nodes call (all of a called function counts as live: a safe over-estimate);
     random ops only sequenced by control edges, or left dead, do not count."""
-    library = {f.signature.name: f for f in meta.graph_def.library.function}
     nodes = meta.object_graph_def.nodes
     folders = [c.node_id for c in nodes[0].children if c.local_name == "signatures"] if nodes else []
-    todo = [nodes[c.node_id].bare_concrete_function.concrete_function_name for f in folders
-            for c in nodes[f].children if c.local_name == SIGNATURE]
-    seen = set()
+    roots = [nodes[c.node_id].bare_concrete_function.concrete_function_name for f in folders
+             for c in nodes[f].children if c.local_name == SIGNATURE]
+    node = _first_reachable(meta, roots, _live_nodes, lambda n: any(r in n.op for r in RANDOM_OPS))
+    return None if node is None else safety.one_line(node.op, 80)
+
+
+def _first_reachable(meta, roots: list[str], nodes_of, matches):
+    """The first node matching ``matches`` among ``nodes_of`` each library function
+    reachable from ``roots`` through the functions those nodes call, or None."""
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    todo, seen = roots, set()
     while todo:
         name = todo.pop()
         if name in seen or name not in library:
             continue
         seen.add(name)
-        for node in _live_nodes(library[name]):
-            if any(r in node.op for r in RANDOM_OPS):
-                return safety.one_line(node.op, 80)
+        for node in nodes_of(library[name]):
+            if matches(node):
+                return node
             todo.extend(_called(node))
     return None
 
