@@ -123,7 +123,7 @@ def from_model(model) -> InputSpec | None:
         chain = leading_layers(model)
     else:
         return None
-    scale, bias, found = np.ones(1), np.zeros(1), []
+    scale, bias, found, verdict = np.ones(1), np.zeros(1), [], None
     for layer in chain:
         order = _channel_order(layer)
         if order is not None:  # caffe's RGB -> BGR: the app still feeds RGB, the model reorders
@@ -138,12 +138,17 @@ def from_model(model) -> InputSpec | None:
         a, b = step
         scale, bias = scale * a, bias * a + b
         found.append(type(layer).__name__ if type(layer).__name__ not in _OP_LAYERS else layer.symbol)
-    if not found:
-        return None
-    note = f"the model normalises its input itself ({', '.join(found)})"
+        # the longest run of steps that says raw or unit pixels decides: a Rescaling(1/255) put in
+        # front of a backbone that rescales again (EfficientNet) still says the model takes 0..255
+        verdict = _verdict(scale, bias, found) or verdict
+    return verdict
+
+
+def _verdict(scale, bias, found: list[str]) -> InputSpec | None:
+    """Raw pixels or pixels / 255, when ``x * scale + bias`` normalises one and not the other."""
     raw, unit = (_normalises(scale, bias, top) for top in (255.0, 1.0))
     if raw and not unit:
-        return raw_pixels("model", note)
+        return raw_pixels("model", f"the model normalises its input itself ({', '.join(found)})")
     if unit and not raw:
         return replace(DEFAULT, source="model", note=f"the model's own {', '.join(found)} expects pixels / 255")
     return None

@@ -403,6 +403,44 @@ def test_a_channel_reversal_alone_says_nothing_and_a_keras_3_slice_is_no_foreign
     assert image["normalization"]["source"] == "default", image
 
 
+def test_a_rescaling_in_front_of_a_backbone_that_rescales_again_says_raw_pixels(tmp_path, capsys):
+    """The transfer-learning wrapper ``Rescaling(1/255) -> EfficientNet`` (which rescales and
+    normalises inside again): the whole chain maps pixels nowhere sensible, and the walk gave up
+    with a false note and a pixel / 255 card, on which verify failed a correct export."""
+    L = keras.layers
+    inner = keras.Input((16, 16, 3))
+    y = L.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.052, 0.05, 0.051])(L.Rescaling(1 / 255)(inner))
+    base = keras.Model(inner, L.Conv2D(4, 3, activation="relu")(y))
+    inputs = keras.Input((16, 16, 3))
+    x = L.GlobalAveragePooling2D()(base(L.Rescaling(1 / 255)(inputs), training=False))
+    keras.Model(inputs, L.Dense(3)(x)).save(tmp_path / "wrapped.h5")
+    out = tmp_path / "wrapped.tflite"
+    _ok(["convert", "--model", tmp_path / "wrapped.h5", "--format", "tflite", "--out", out])
+    image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+    assert image["range"] == [0.0, 255.0] and image["normalization"]["source"] == "model", image
+    assert "(Rescaling)" in image["description"], image
+
+
+def test_an_out_named_for_another_format_is_refused(tmp_path, capsys):
+    x = keras.Input((8, 8, 3))
+    keras.Model(x, keras.layers.Conv2D(2, 1)(x)).save(tmp_path / "m.h5")
+    for fmt, out in (("tflite", "m.onnx"), ("onnx", "m.tflite"), ("coreml", "m.tflite")):
+        _refused(capsys, ["convert", "--model", tmp_path / "m.h5", "--format", fmt, "--out", tmp_path / out],
+                 f"the export is {fmt}")
+        assert not (tmp_path / out).exists()
+    _refused(capsys, ["quantize", "--model", tmp_path / "m.h5", "--mode", "dynamic", "--out", tmp_path / "q.onnx"],
+             "the export is tflite")
+
+
+def test_keras_applications_own_layer_classes_are_not_foreign(tmp_path):
+    """ConvNeXt's LayerScale lives in keras.src.applications.convnext: Keras's own code,
+    which the file check refused as a foreign class."""
+    from edgepipe.base.backend import keras3 as k3
+    from edgepipe.base.modelio import load_model
+    k3.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=2).save(tmp_path / "cx.keras")
+    assert load_model(tmp_path / "cx.keras") is not None
+
+
 def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
     """The card's output activation came from tf_keras layers only: a Keras 3 softmax head was
     called logits, and the TFLite metadata lost its (0, 1) range."""

@@ -18,7 +18,9 @@ unless the user says ``trust=True`` (``--trust-model``), when it holds
 Resource limits (``edgepipe.base.safety``) hold even for trusted models.
 """
 import functools
+import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -343,9 +345,22 @@ def _class_problem(obj: dict, cls: str, here: str, check_classes: bool, api: str
         return None
     if _registered(cls, api) is not None or cls in _keras_class_names(api) or cls in _EDGEPIPE_UNREGISTERED:
         return None
-    if cls in _tfmot_class_names():
+    if cls in _tfmot_class_names() or _keras_application_layer(obj.get("module"), cls, api):
         return None
     return f"{here} has class '{cls}', which is neither a Keras built-in nor an edgepipe layer"
+
+
+def _keras_application_layer(module, cls: str, api: str) -> bool:
+    """A layer that keras.applications' own models define (ConvNeXt's LayerScale), named by
+    its Keras module: Keras's installed code, imported from that namespace only."""
+    root = "keras" if api == "keras3" else "tf_keras"
+    if not isinstance(module, str) or not re.fullmatch(rf"{root}\.src\.applications\.[a-z0-9_]+", module):
+        return False
+    try:
+        found = getattr(importlib.import_module(module), cls, None)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, _api(api).layers.Layer)
 
 
 def _function_problem(obj: dict, here: str, api: str = "keras2") -> str | None:

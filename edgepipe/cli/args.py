@@ -2,6 +2,9 @@
 at parse time, so nonsense gets argparse's one-line usage error (exit 2)."""
 import argparse
 
+from edgepipe.base import safety
+from edgepipe.base.errors import EdgePipeError
+
 
 def _number(kind, lo=None, hi=None, lo_open=False):
     def parse(text: str):
@@ -45,3 +48,12 @@ def recipe_parser(sub, name: str, help_text: str, default_out: str):
     c.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     c.add_argument("--profile", help="training profile from the recipe (default: the recipe's `profile`)")
     return c
+
+
+def check_suffix(out, fmt: str):
+    """An --out named for another format would hold bytes no runtime of that name opens."""
+    from edgepipe.convert.formats import FORMATS, format_of
+    named = format_of(out)
+    if named is not None and named != fmt:
+        raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} is named as {named}, but the export is {fmt}: "
+                            f"end it with {FORMATS[fmt].suffix}")

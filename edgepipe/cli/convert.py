@@ -3,7 +3,7 @@ serving signature, to TFLite, ONNX or Core ML, with the bundle metadata an app r
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.cli.args import add_trust, int_range
+from edgepipe.cli.args import add_trust, check_suffix, int_range
 from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
                                  sample_inputs, say_assumed_range)
 from edgepipe.convert.formats import VARIANTS, export_formats, find, precisions
@@ -35,6 +35,7 @@ def cmd_convert(args):
     variant = pick_variant(args)
     if args.dynamic_batch and variant.format == "coreml":
         raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
+    check_suffix(args.out, variant.format)
     inputs = [args.model, args.data, args.labels]
     out = check_target(args.out, FORMATS[variant.format].folder, inputs=inputs)
     card = out.with_name(out.name + ".model_card.json")

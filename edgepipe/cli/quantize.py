@@ -8,7 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.cli.args import add_trust, fraction, int_range, positive
+from edgepipe.cli.args import add_trust, check_suffix, fraction, int_range, positive
 from edgepipe.cli.inputs import add_input_spec_args
 from edgepipe.convert.formats import find, precisions
 
@@ -58,6 +58,7 @@ def cmd_quantize(args):
     from edgepipe.pipeline.report import wide_console, write_json
     from edgepipe.cli.inputs import input_spec, sample_inputs, say_assumed_range
     console = wide_console()
+    check_suffix(args.out, "tflite")
     out = atomic.check_target(args.out, inputs=[args.model, args.data])
     card = atomic.check_target(out.with_name(out.name + ".model_card.json"), inputs=[args.model, args.data])
     model = load_keras(args.model, trust=args.trust_model)
