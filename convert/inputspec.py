@@ -280,11 +280,26 @@ def _input_dtype(model) -> str | None:
         return None
 
 
-# tf_keras' tf.math/tf.nn ops on a tensor and a constant c (one value, or one per channel)
-_TF_OPS = {"math.truediv": lambda c: (1 / c, 0 * c), "math.divide": lambda c: (1 / c, 0 * c),
-           "math.multiply": lambda c: (c, 0 * c), "math.add": lambda c: (1 + 0 * c, c),
-           "__operators__.add": lambda c: (1 + 0 * c, c), "math.subtract": lambda c: (1 + 0 * c, -c),
-           "nn.bias_add": lambda c: (1 + 0 * c, c)}  # caffe-mode preprocess_input's mean
+# ``x op c`` as (scale, bias) from the constant c (one value, or one per channel)
+def _divide(c):
+    return 1 / c, 0 * c
+
+
+def _multiply(c):
+    return c, 0 * c
+
+
+def _add(c):
+    return 1 + 0 * c, c
+
+
+def _subtract(c):
+    return 1 + 0 * c, -c
+
+
+# tf_keras' tf.math/tf.nn ops; nn.bias_add is caffe-mode preprocess_input's mean
+_TF_OPS = {"math.truediv": _divide, "math.divide": _divide, "math.multiply": _multiply, "math.add": _add,
+           "__operators__.add": _add, "math.subtract": _subtract, "nn.bias_add": _add}
 _OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
 
 
@@ -311,10 +326,17 @@ def _tf_op_affine(symbol: str, node):
     first = node.call_args[0] if node.call_args else None
     if symbol == "nn.bias_add" and node.call_kwargs.get("data_format", "NHWC") not in ("NHWC", None):
         return None
-    c = _constant(const)
-    if c is None or not hasattr(first, "shape") or ("div" in symbol and (c == 0).any()):
+    if not hasattr(first, "shape"):
         return None
-    return _TF_OPS[symbol](c)
+    return _constant_affine(_TF_OPS[symbol], const)
+
+
+def _constant_affine(op, const):
+    """``op``'s (scale, bias) for a usable constant (never a division by zero), else None."""
+    c = _constant(const)
+    if c is None or (op is _divide and (c == 0).any()):
+        return None
+    return op(c)
 
 
 def _constant(value) -> np.ndarray | None:
@@ -329,9 +351,7 @@ def _constant(value) -> np.ndarray | None:
 
 
 # Keras 3 ops on a tensor and a constant (``x / 127.5 - 1``): (scale, bias) from the constant c
-_KERAS3_OPS = {"TrueDivide": lambda c: (1 / c, 0 * c), "Divide": lambda c: (1 / c, 0 * c),
-               "Multiply": lambda c: (c, 0 * c), "Add": lambda c: (1 + 0 * c, c),
-               "Subtract": lambda c: (1 + 0 * c, -c)}
+_KERAS3_OPS = {"TrueDivide": _divide, "Divide": _divide, "Multiply": _multiply, "Add": _add, "Subtract": _subtract}
 
 
 def _keras3_op_affine(op):
@@ -355,10 +375,7 @@ def _keras3_node_affine(kind: str, node):
         x, c = c, x
     if not isinstance(x, keras3.KerasTensor) or isinstance(c, keras3.KerasTensor):
         return None
-    c = _constant(c)
-    if c is None or (kind in ("TrueDivide", "Divide") and (c == 0).any()):
-        return None
-    return _KERAS3_OPS[kind](c)
+    return _constant_affine(_KERAS3_OPS[kind], c)
 
 
 def _rank(layer) -> int:
