@@ -70,10 +70,12 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
     if any(p.dynamic_batch for p in ports):
         raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
     images = {p.name for p in ports if p.is_image}
-    scale, biases, factors = image_preprocessing(spec, 3)
+    channels = next((p.shape[-1] for p in ports if p.is_image), 3)
+    scale, biases, factors = image_preprocessing(spec, channels)
     names, graph, renames = _source(model, ports, images, factors)
     precision_flag = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-    layout = ct.colorlayout.RGB if spec.color_order == "RGB" else ct.colorlayout.BGR
+    layout, biases = ((ct.colorlayout.GRAYSCALE, biases[0]) if channels == 1  # a grayscale ImageType takes one bias
+                      else (ct.colorlayout.RGB if spec.color_order == "RGB" else ct.colorlayout.BGR, biases))
     inputs = [ct.ImageType(name=p.name, shape=p.shape, scale=scale, bias=biases, color_layout=layout)
               if p.name in images else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None

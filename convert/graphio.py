@@ -1,8 +1,9 @@
 """The inputs and outputs an export is written for, the same way for a Keras
 model and a SavedModel's serving signature (``edgepipe.base.serving``): names,
 shapes with the free dimensions fixed (``--input-shape``), a batch of 1 or a
-free one (``--dynamic-batch``), and which inputs are images (NHWC, 3 channels:
-the input spec, the Core ML ImageType and generated data apply to those)."""
+free one (``--dynamic-batch``), and which inputs are images (NHWC: RGB, or
+grayscale where the model or the user says how pixels map to it; the input spec,
+the Core ML ImageType and generated data apply to those)."""
 import re
 from dataclasses import dataclass, replace
 
@@ -17,10 +18,7 @@ class Port:
     name: str
     shape: tuple
     dtype: str = "float32"
-
-    @property
-    def is_image(self) -> bool:
-        return is_image_shape(self.shape)
+    is_image: bool = False  # see ``image_names``
 
     @property
     def dynamic_batch(self) -> bool:
@@ -30,9 +28,22 @@ class Port:
         return tf.TensorSpec(self.shape, tf.as_dtype(self.dtype), name=self.name)
 
 
-def is_image_shape(shape) -> bool:
-    """NHWC with 3 channels: what the input spec, an ImageType and generated documents fit."""
-    return len(shape) == 4 and shape[-1] == 3
+def image_names(shapes: dict, grayscale: bool = False) -> set:
+    """The inputs ({name: shape, batch first}) that take images, NHWC: those with 3
+    channels (RGB). 1-channel inputs are grayscale images only with ``grayscale`` (the
+    model's own Rescaling/Normalization or the user's flags say how pixels map to it)
+    and where no input is RGB: otherwise such an input may be a mask, a depth map or a
+    spectrogram, and is fed as it is."""
+    def nhwc(shape, channels):
+        return len(shape) == 4 and shape[-1] == channels
+    rgb = {n for n, s in shapes.items() if nhwc(s, 3)}
+    return rgb or ({n for n, s in shapes.items() if nhwc(s, 1)} if grayscale else set())
+
+
+def with_images(ports: list[Port], grayscale: bool = False) -> list[Port]:
+    """``ports`` with ``is_image`` set as ``image_names`` says."""
+    images = image_names({p.name: p.shape for p in ports}, grayscale)
+    return [replace(p, is_image=p.name in images) for p in ports]
 
 
 def is_serving(model) -> bool:
@@ -40,10 +51,14 @@ def is_serving(model) -> bool:
 
 
 def model_inputs(model) -> list[Port]:
-    """The model's own inputs, free dimensions as None."""
+    """The model's own inputs, free dimensions as None; a 1-channel one is a grayscale
+    image when the model's own layers say how pixels map to it."""
+    from edgepipe.convert.inputspec import from_model
     if is_serving(model):
-        return [Port(n, s, d) for n, s, d in model.inputs]
-    return [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.input_names, model.inputs)]
+        ports = [Port(n, s, d) for n, s, d in model.inputs]
+    else:
+        ports = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.input_names, model.inputs)]
+    return with_images(ports, grayscale=from_model(model) is not None)
 
 
 def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False) -> list[Port]:

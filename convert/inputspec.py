@@ -18,6 +18,7 @@ from edgepipe.mobile_models.graph import leading_layers
 
 SOURCES = ("model", "user", "default")
 COLOR_ORDERS = ("RGB", "BGR")
+GRAYSCALE = "GRAYSCALE"  # a card's color_order for a 1-channel image (its spec keeps "RGB": one channel has no order)
 # A leading affine layer maps the input it expects onto a normalised range: one
 # that the input's full range spans widely enough (at least MIN_SPAN), that lies
 # near zero (its centre within one span of it), and that stays moderate (|x| at
@@ -394,7 +395,8 @@ def from_card(entry: dict) -> InputSpec:
     else:  # a card written before mean/std: x = pixel * scale + bias
         scale, bias = np.atleast_1d(np.asarray(norm["scale"], np.float64)), np.atleast_1d(norm["bias"])
         mean, std = -bias / scale, 1 / scale
-    return InputSpec(tuple(mean), tuple(std), entry.get("color_order", "RGB"), norm.get("source", "default"))
+    order = entry.get("color_order", "RGB")
+    return InputSpec(tuple(mean), tuple(std), "RGB" if order == GRAYSCALE else order, norm.get("source", "default"))
 
 
 def spec_for(model, user: InputSpec | None = None) -> InputSpec:

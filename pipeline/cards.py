@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 
-from edgepipe.convert.inputspec import InputSpec, spec_for
+from edgepipe.convert.inputspec import GRAYSCALE, InputSpec, spec_for
 from edgepipe.mobile_models.docquad import PAGE, QuadParams
 from edgepipe.mobile_models.graph import output_activation
 from edgepipe.base.errors import EdgePipeError
@@ -39,26 +39,35 @@ def image_input(model, spec: InputSpec | None = None, port=None) -> dict:
     values = "raw pixels [0, 255]" if (lo, hi) == (0.0, 255.0) else f"pixels scaled to [{lo:g}, {hi:g}]"
     # what the export takes: a model whose input is uint8 keeps it in every format (pixels 0..255)
     dtype = "uint8" if port and port.dtype == "uint8" else "float32"
+    color = GRAYSCALE if c == 1 else spec.color_order
     return {"name": name, "shape": [batch, h, w, c], "dtype": dtype, "layout": "NHWC",
-            "color_order": spec.color_order, "range": [num(lo), num(hi)],
+            "color_order": color, "range": [num(lo), num(hi)],
             "normalization": {"scale": one(scale), "bias": one(bias), "formula": formula,
                               "mean": [num(m) for m in mean], "std": [num(s) for s in std],
                               "source": spec.source},
-            "description": f"{spec.color_order} image resized to {w}x{h}, {values}"
+            "description": f"{'grayscale (luma)' if c == 1 else spec.color_order} image resized to {w}x{h}, {values}"
                            + (f"; {spec.note}" if spec.note else "")}
 
 
-def tensor_input(port) -> dict:
-    """An input that is not an image (a feature vector, a mask): fed as the model takes it."""
+def tensor_input(port, spec: InputSpec | None = None) -> dict:
+    """An input that is not an image (a feature vector, a mask): fed as the model takes it.
+    ``spec``: what the model's own leading layers say of its values (a Rescaling(1/255)
+    before a Flatten takes 0..255), stated as the range to feed."""
     shape = [-1 if d is None else d for d in port.shape]
-    return {"name": port.name, "kind": "tensor", "shape": shape, "dtype": port.dtype,
-            "description": f"{port.dtype} tensor of shape {shape}, fed as the model takes it"}
+    entry = {"name": port.name, "kind": "tensor", "shape": shape, "dtype": port.dtype,
+             "description": f"tensor of shape {shape}, fed as the model takes it"}
+    if spec is not None and spec.source == "model" and len(shape) >= 3:  # spatial, not a feature vector
+        lo, hi = spec.value_range(max(len(spec.mean), len(spec.std)))
+        entry["range"] = [float(lo) + 0.0, float(hi) + 0.0]
+        entry["description"] += f"; values in [{lo:g}, {hi:g}] ({spec.note})"
+    return entry
 
 
 def _inputs(model, spec, ports) -> list[dict]:
     if ports is None:
         return [image_input(model, spec)]
-    return [image_input(model, spec, p) if p.is_image else tensor_input(p) for p in ports]
+    own = spec if len(ports) == 1 else None  # the model's own layers describe its single input
+    return [image_input(model, spec, p) if p.is_image else tensor_input(p, own) for p in ports]
 
 
 def _activation(model, index: int):

@@ -237,15 +237,72 @@ def test_per_channel_mean_std_and_bgr_reach_every_format(saved, pixels, tmp_path
     assert main(["verify", "--model", str(saved["plain"]), "--export", str(mlp)]) == 0
 
 
-def test_spec_flags_on_a_model_without_an_rgb_image_input_are_refused(tmp_path, capsys):
-    """A 1-channel model is described as a tensor fed as it is: flags that would not reach
-    its bundle are refused, not ignored."""
-    x = keras.Input((SIZE, SIZE, 1))
-    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "g.keras")
-    rc = main(["convert", "--model", str(tmp_path / "g.keras"), "--format", "tflite", "--out", str(tmp_path / "g.tflite"),
-               "--mean", "5", "--std", "2"])
-    assert rc == 2 and "describe an RGB image input" in capsys.readouterr().err
-    assert not (tmp_path / "g.tflite").exists()
+def test_spec_flags_on_a_model_without_an_image_input_are_refused(tmp_path, capsys):
+    """A 2-channel input or a feature vector is described as a tensor fed as it is: flags
+    that would not reach its bundle are refused, not ignored."""
+    for name, shape in (("two", (SIZE, SIZE, 2)), ("vec", (6,))):
+        x = keras.Input(shape)
+        h = keras.layers.GlobalAveragePooling2D()(x) if len(shape) == 3 else x
+        keras.Model(x, keras.layers.Dense(2)(h)).save(tmp_path / f"{name}.keras")
+        rc = main(["convert", "--model", str(tmp_path / f"{name}.keras"), "--format", "tflite",
+                   "--out", str(tmp_path / f"{name}.tflite"), "--mean", "5", "--std", "2"])
+        assert rc == 2 and "describe an image input" in capsys.readouterr().err
+        assert not (tmp_path / f"{name}.tflite").exists()
+
+
+def _grayscale_model(path, rescale: bool):
+    x = keras.Input((SIZE, SIZE, 1), name="gray")
+    h = keras.layers.Rescaling(1 / 255)(x) if rescale else x
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))).save(path)
+    return path
+
+
+def test_a_grayscale_model_with_its_own_rescaling_is_a_grayscale_image_in_every_bundle(tmp_path, capsys):
+    """A 1-channel model that rescales its own pixels was described as a bare tensor: the card
+    gave no range, TFLite metadata and Core ML no image, and int8 calibrated on [0, 1]."""
+    model = _grayscale_model(tmp_path / "g.keras", rescale=True)
+    for fmt, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("coreml", ".mlpackage")):
+        out = _convert(model, tmp_path / f"g{suffix}", "--format", fmt)
+        image = bundle_card(out)["inputs"][0]
+        assert image["color_order"] == "GRAYSCALE" and image["range"] == [0.0, 255.0], image
+        assert image["shape"] == [1, SIZE, SIZE, 1] and "grayscale" in image["description"], image
+        assert main(["verify", "--model", str(model), "--export", str(out)]) == 0
+    mean, std, color = _tflite_normalization(tmp_path / "g.tflite")
+    assert color == "GRAYSCALE" and mean.tolist() == [0.0] and std.tolist() == [1.0]
+    scale, bias, color, _ = _coreml_image_type(tmp_path / "g.mlpackage")
+    assert color == "GRAYSCALE" and scale.tolist() == [1.0] and bias.tolist() == [0.0]
+    # and the Core ML file fed 8-bit gray pixels matches the model fed the same pixels
+    pixels = np.random.default_rng(3).integers(0, 256, (2, SIZE, SIZE, 1), dtype=np.uint8)
+    got = _coreml_on_pixels(tmp_path / "g.mlpackage", pixels)
+    assert np.allclose(got, _keras(model, pixels), atol=2e-2 * np.abs(got).max())
+
+
+def test_flags_make_a_plain_one_channel_input_a_grayscale_image(tmp_path, capsys):
+    """Without a Rescaling a 1-channel input may be a mask or a spectrogram, so it stays a
+    tensor; --input-range says it takes pixels, and --bgr means nothing for one channel."""
+    model = _grayscale_model(tmp_path / "p.keras", rescale=False)
+    plain = _convert(model, tmp_path / "plain.tflite", "--format", "tflite")
+    assert bundle_card(plain)["inputs"][0]["kind"] == "tensor"
+    ranged = _convert(model, tmp_path / "ranged.tflite", "--format", "tflite", "--input-range", "-1,1")
+    image = bundle_card(ranged)["inputs"][0]
+    assert image["color_order"] == "GRAYSCALE" and image["range"] == [-1.0, 1.0] and image["normalization"]["source"] == "user"
+    assert _tflite_normalization(ranged)[2] == "GRAYSCALE"
+    assert main(["verify", "--model", str(model), "--export", str(ranged)]) == 0
+    capsys.readouterr()
+    rc = main(["convert", "--model", str(model), "--format", "tflite", "--out", str(tmp_path / "bgr.tflite"),
+               "--input-range", "0,1", "--bgr"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "grayscale" in err[0] and not (tmp_path / "bgr.tflite").exists()
+
+
+def test_a_one_channel_input_beside_an_rgb_one_is_no_image():
+    """A mask or a depth map next to an RGB image is fed as it is, whatever the flags say."""
+    from edgepipe.convert.graphio import image_names
+    shapes = {"rgb": (1, 8, 8, 3), "mask": (1, 8, 8, 1), "vec": (1, 4)}
+    assert image_names(shapes) == image_names(shapes, grayscale=True) == {"rgb"}
+    alone = {"gray": (None, 8, 8, 1), "vec": (1, 4)}
+    assert image_names(alone) == set() and image_names(alone, grayscale=True) == {"gray"}
 
 
 def test_zoo_models_keep_pixel_over_255(saved):

@@ -579,8 +579,9 @@ def test_a_subclassed_keras_savedmodel_converts_through_its_signature(tmp_path, 
 
 def test_int8_of_models_whose_input_is_no_rgb_image(tmp_path, capsys):
     """A feature vector or a grayscale image with its own Rescaling: int8 calibration crashed on
-    any input but HxWx3 (and scaled a grayscale --data by 255 where verify fed it as it is), and
-    quantize's card called every input an RGB image taking float32, whatever the file took."""
+    any input but HxWx3, and quantize's card called every input an RGB image taking float32,
+    whatever the file took. The vector is fed as it is; the grayscale image, like an RGB one,
+    takes --data in [0, 1] and is mapped to the raw pixels its Rescaling expects."""
     from edgepipe.evaluate.runners import open_runner
     rng = np.random.default_rng(0)
     vec = keras.Input((6,))
@@ -592,14 +593,75 @@ def test_int8_of_models_whose_input_is_no_rgb_image(tmp_path, capsys):
     np.save(tmp_path / "gray.npy", rng.random((8, 16, 16, 1)).astype(np.float32))
     from edgepipe.cli.inputs import sample_inputs
     from edgepipe.convert.inputspec import raw_pixels
-    fed = sample_inputs((16, 16, 1), str(tmp_path / "gray.npy"), spec=raw_pixels())
-    assert np.array_equal(fed, np.load(tmp_path / "gray.npy"))  # as verify feeds it, not x 255
-    for name in ("vec", "gray"):
+    fed = sample_inputs((16, 16, 1), str(tmp_path / "gray.npy"), spec=raw_pixels(), image=True)
+    assert np.allclose(fed, np.load(tmp_path / "gray.npy") * 255, atol=1e-3)
+    for name, kind in (("vec", "tensor"), ("gray", None)):
         model, data = tmp_path / f"{name}.keras", tmp_path / f"{name}.npy"
         _ok(["convert", "--model", model, "--variant", "tflite_int8", "--data", data, "--out", tmp_path / f"{name}.c.tflite"])
         _ok(["quantize", "--model", model, "--mode", "int8", "--data", data, "--out", tmp_path / f"{name}.q.tflite"])
         card = json.loads((tmp_path / f"{name}.q.tflite.model_card.json").read_text())["inputs"][0]
-        assert card["kind"] == "tensor" and card["dtype"] == open_runner(tmp_path / f"{name}.q.tflite").inputs[0].dtype
+        assert card.get("kind") == kind and card["dtype"] == open_runner(tmp_path / f"{name}.q.tflite").inputs[0].dtype
+    assert card["color_order"] == "GRAYSCALE" and card["range"] == [0.0, 255.0]
+
+
+def _digit_pixels():
+    """scikit-learn's 8x8 digits (recorded scans, 1797 of them) as raw gray pixels 0..255."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return (digits.images * (255 / 16)).astype(np.float32), digits.target
+
+
+def _int8_accuracy(path, pixels, labels) -> float:
+    """The int8 file fed raw pixels the way an app feeds it: quantized by its input's scale."""
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    hits = 0
+    for x, y in zip(pixels, labels):
+        q = np.clip(np.round(x.reshape(inp["shape"]) / scale + zero), -128, 127).astype(inp["dtype"])
+        interp.set_tensor(inp["index"], q)
+        interp.invoke()
+        hits += int(interp.get_tensor(out["index"])[0].argmax() == y)
+    return hits / len(labels)
+
+
+def test_a_raw_pixel_digit_classifier_keeps_its_accuracy_in_int8(tmp_path, capsys):
+    """The beginner's grayscale classifier: Rescaling(1/255) inside, trained on raw pixels.
+    Calibrated on generated data or on the user's --data in [0, 1] (as --help says), int8
+    calibrated on [0, 1] and scored 10% on real pixels. Now both calibrate on 0..255. The same
+    model with a (N, 8, 8) input is no NHWC image, so its --data is fed as it is: data in
+    [0, 1] for a model whose Rescaling takes 0..255 is refused instead of ruining int8."""
+    pixels, labels = _digit_pixels()
+    keras.utils.set_random_seed(1)
+    for name, shape in (("cnn", (8, 8, 1)), ("flat", (8, 8))):
+        x = keras.Input(shape)
+        h = keras.layers.Rescaling(1 / 255)(x)
+        h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(h) if len(shape) == 3 else h
+        model = keras.Model(x, keras.layers.Dense(10)(keras.layers.Dense(32, activation="relu")(keras.layers.Flatten()(h))))
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(pixels.reshape(-1, *shape), labels, epochs=15, batch_size=64, verbose=0)
+        model.save(tmp_path / f"{name}.keras")
+    test_x, test_y = pixels[:300], labels[:300]
+    float_acc = float(np.mean(keras.models.load_model(tmp_path / "cnn.keras").predict(
+        test_x[..., None], verbose=0).argmax(-1) == test_y))
+    assert float_acc > 0.9
+    np.save(tmp_path / "unit.npy", pixels[300:500, ..., None] / 255)
+    for flags in ([], ["--data", tmp_path / "unit.npy"]):
+        out = tmp_path / f"cnn{len(flags)}.tflite"
+        _ok(["convert", "--model", tmp_path / "cnn.keras", "--variant", "tflite_int8", "--out", out, *flags])
+        assert _int8_accuracy(out, test_x[..., None], test_y) >= float_acc - 0.03, flags
+    np.save(tmp_path / "flat_unit.npy", pixels[300:500] / 255)
+    _refused(capsys, ["convert", "--model", tmp_path / "flat.keras", "--variant", "tflite_int8",
+                      "--data", tmp_path / "flat_unit.npy", "--out", tmp_path / "flat.tflite"], "up to 255")
+    np.save(tmp_path / "flat_raw.npy", pixels[300:500])
+    _ok(["convert", "--model", tmp_path / "flat.keras", "--variant", "tflite_int8",
+         "--data", tmp_path / "flat_raw.npy", "--out", tmp_path / "flat.tflite"])
+    card = json.loads((tmp_path / "flat.tflite.model_card.json").read_text())["inputs"][0]
+    assert card["kind"] == "tensor" and card["range"] == [0.0, 255.0], card
+    flat_acc = float(np.mean(keras.models.load_model(tmp_path / "flat.keras").predict(test_x, verbose=0).argmax(-1) == test_y))
+    assert _int8_accuracy(tmp_path / "flat.tflite", test_x, test_y) >= flat_acc - 0.03
 
 
 def test_quantize_card_says_the_int8_input_the_file_takes(tmp_path):

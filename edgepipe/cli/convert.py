@@ -43,7 +43,7 @@ def cmd_convert(args):
     model = load_model(args.model, trust=args.trust_model)
     ports = graphio.export_inputs(model, given_shapes(args), args.dynamic_batch)
     precision = variant.precision
-    spec = input_spec(args, model, ports)
+    spec, ports = input_spec(args, model, ports)
     meta = with_io_dtype(_bundle_meta(args, model, out, spec, ports), variant)
     if variant.format == "coreml":
         from edgepipe.convert.coreml import with_feature_names
@@ -53,7 +53,8 @@ def cmd_convert(args):
         if len(ports) != 1:
             raise EdgePipeError(f"{precision} calibration feeds one input; the model has {len(ports)} "
                                 f"({', '.join(p.name for p in ports)})")
-        calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec)
+        calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
+                              image=ports[0].is_image)
     from edgepipe.base.interrupts import converter_errors
     with converter_errors(f"converting {args.model} to {variant.format} ({precision})"):
         export(variant, _export_graph(model), out, calib, meta, ports)
@@ -123,8 +124,9 @@ def add_parser(sub):
                        f"{f}: {', '.join(precisions(f))}" for f in export_formats()))
     c.add_argument("--variant", choices=list(VARIANTS), metavar="NAME",
                    help="a variant of the format table (docs/recipe.md): " + ", ".join(VARIANTS))
-    c.add_argument("--data", help=".npy (N,H,W,C) RGB calibration images in [0,1], mapped through the input spec "
-                                  "(default: generated documents)")
+    c.add_argument("--data", help=".npy (N,H,W,C) calibration images (RGB or grayscale) in [0,1] or uint8 "
+                                  "pixels, mapped through the input spec (default: generated documents); an input "
+                                  "that is no image takes the values the model takes")
     c.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
     c.add_argument("--out", required=True)
     c.add_argument("--labels", help="text file, one class name per line: makes a TFLite/Core ML classifier bundle")

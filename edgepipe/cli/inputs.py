@@ -13,32 +13,50 @@ from edgepipe.base.errors import EdgePipeError, first_line
 MIN_SIDE = 64  # the document generator's camera blur needs room: smaller inputs get a scaled-down document
 
 
-def sample_inputs(shape, data=None, count=32, spec=None) -> np.ndarray:
-    """``--data`` (.npy, NHWC RGB in [0, 1]) or generated documents at the model's size:
-    realistic pixels, not uniform noise, so activations have real ranges. ``spec``
-    (convert.inputspec) maps them to what the model takes, so a model that reads
-    raw pixels calibrates on 0..255; without one they stay in [0, 1]. Any other input
-    (a vector, a grayscale or channels-first image) takes ``--data`` as it is."""
+def sample_inputs(shape, data=None, count=32, spec=None, image=None) -> np.ndarray:
+    """``--data`` (.npy, NHWC images in [0, 1] or uint8) or generated documents at the
+    model's size: realistic pixels, not uniform noise, so activations have real ranges.
+    ``spec`` (convert.inputspec) maps them to what the model takes, so a model that reads
+    raw pixels calibrates on 0..255; without one they stay in [0, 1]. ``image``: whether
+    the input takes images (``graphio.Port.is_image``; default: 3 channels); any other
+    input (a vector, a channels-first image) takes ``--data`` as it is."""
     from edgepipe.convert.inputspec import DEFAULT
     spec = spec or DEFAULT
     shape = tuple(shape)
-    image = len(shape) == 3 and shape[-1] == 3  # graphio.is_image_shape, less the batch
+    image = (len(shape) == 3 and shape[-1] == 3) if image is None else image
     if data:
         x = load_npy(data, "--data")
         if tuple(x.shape[1:]) != shape:
             raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})")
         if not image:  # a tensor, fed as the model takes it: as verify feeds it and its card says
-            return _finite(x, data)
+            return _in_model_range(_finite(x, data), spec, data)
         return spec.from_unit(unit_images(x, f"--data {data}"))
     if not image or None in shape:
-        raise EdgePipeError(f"model input {shape} needs --data (generated data is HxWx3 only)")
-    h, w, _ = shape
+        raise EdgePipeError(f"model input {shape} needs --data (generated data is NHWC images only)")
+    h, w, channels = shape
     side = max(h, w)
-    return spec.from_pixels(np.stack([_document(i, side)[:h, :w] for i in range(count)]))
+    pixels = np.stack([_document(i, side)[:h, :w] for i in range(count)])
+    return spec.from_pixels(pixels if channels == 3 else _luma(pixels))
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """RGB pixels -> one grayscale channel (ITU-R BT.601, what OpenCV and PIL use)."""
+    return (pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[..., None]
+
+
+def _in_model_range(x: np.ndarray, spec, data) -> np.ndarray:
+    """A spatial tensor input (N, H, W, ...) whose model rescales raw values itself (a
+    leading Rescaling(1/255)) calibrated on values in [0, 1] would quantize a 255th of its
+    real range: refused."""
+    if spec.source == "model" and x.ndim >= 3 and spec.value_range(max(len(spec.mean), len(spec.std)))[1] >= 255 and x.size and float(np.abs(x).max()) <= 1:
+        raise EdgePipeError(f"--data {data} holds values in [{x.min():g}, {x.max():g}], but {spec.note}: it takes "
+                            "raw values up to 255; give them as the model takes them (this input is no NHWC "
+                            "image, so edgepipe feeds --data as it is)")
+    return x
 
 
 def unit_images(x: np.ndarray, where: str) -> np.ndarray:
-    """Images as RGB in [0, 1]: uint8 arrays are pixels 0..255; float arrays must already be in [0, 1]
+    """Images in [0, 1]: uint8 arrays are pixels 0..255; float arrays must already be in [0, 1]
     (the input spec then maps them to what the model takes, so they are never scaled twice)."""
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
@@ -96,17 +114,22 @@ def add_input_spec_args(parser):
 
 
 def input_spec(args, model, ports=None):
-    """The spec the user's flags give, else the model's own, else the default;
-    ``ports`` (``convert.graphio``): the export's inputs, whose images it applies to."""
+    """(spec, ports): the spec the user's flags give, else the model's own, else the
+    default; ``ports`` (``convert.graphio``): the export's inputs, whose images it applies
+    to, returned with a 1-channel input marked as a grayscale image when the flags
+    describe it."""
     from dataclasses import replace
+    from edgepipe.convert.graphio import with_images
     from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_model, from_range
     if args.input_range and (args.mean or args.std):
         raise EdgePipeError("--input-range and --mean/--std both say how pixels map to the input; give one")
     user = None
     flags = args.input_range or args.mean or args.std or args.bgr
     if flags and ports and not any(p.is_image for p in ports):
+        ports = with_images(ports, grayscale=True)  # the user says it takes pixels
+    if flags and ports and not any(p.is_image for p in ports):
         shapes = ", ".join("x".join("?" if d is None else str(d) for d in p.shape) for p in ports)
-        raise EdgePipeError(f"--input-range/--mean/--std/--bgr describe an RGB image input (NHWC, 3 channels); "
+        raise EdgePipeError(f"--input-range/--mean/--std/--bgr describe an image input (NHWC, 3 or 1 channels); "
                             f"this model takes {shapes}, which its bundle describes as a tensor fed as it is")
     if args.input_range:
         user = from_range(*args.input_range)
@@ -119,12 +142,14 @@ def input_spec(args, model, ports=None):
                             f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
                             "the model's own")
     spec = user or own or DEFAULT
-    if args.bgr:
-        spec = replace(spec, color_order="BGR")
     images = [p for p in ports or [] if p.is_image]
     channels = images[0].shape[-1] if images else 3 if ports else model.input_shape[-1]
+    if args.bgr:
+        if channels == 1:
+            raise EdgePipeError("--bgr: the model's image input is grayscale (1 channel); there is no channel order")
+        spec = replace(spec, color_order="BGR")
     spec.per_channel(channels)  # a one-line error when the counts do not fit the model
-    return spec
+    return spec, ports
 
 
 def say_assumed_range(spec, model, ports):
@@ -183,44 +208,45 @@ def given_shapes(args) -> dict:
     return given
 
 
-def sample_feeds(shapes: dict, data=None, count=32) -> dict:
+def sample_feeds(shapes: dict, data=None, count=32, images=None) -> dict:
     """{input name: array} for ``shapes`` ({name: shape, batch first}): ``--data``
     (.npy for a model with one input, .npz keyed by input name) or generated inputs:
-    documents for image inputs (NHWC, 3 channels), seeded uniform [0, 1) for others.
-    Image inputs are RGB in [0, 1] (the input spec maps them), others as the model takes them."""
+    documents for the inputs named in ``images`` (default: ``graphio.image_names``),
+    seeded uniform [0, 1) for others. Images are in [0, 1] (the input spec maps them),
+    others as the model takes them."""
+    from edgepipe.convert.graphio import image_names
+    images = image_names(shapes) if images is None else images
     if data:
-        return _data_feeds(shapes, data)
-    from edgepipe.convert.graphio import is_image_shape
+        return _data_feeds(shapes, data, images)
     rng = np.random.default_rng(20)
-    return {name: sample_inputs(shape[1:], count=count) if is_image_shape(shape)
+    return {name: sample_inputs(shape[1:], count=count, image=True) if name in images
             else rng.random((count, *shape[1:]), np.float32) for name, shape in shapes.items()}
 
 
-def _data_feeds(shapes: dict, data) -> dict:
+def _data_feeds(shapes: dict, data, images: set) -> dict:
     names = list(shapes)
     if Path(data).suffix != ".npz":
         if len(names) != 1:
             raise EdgePipeError(f"the model has {len(names)} inputs ({', '.join(names)}): give --data as an .npz "
                                 f"with one array per input name")
-        return {names[0]: _checked(load_npy(data, "--data"), shapes[names[0]], data, names[0])}
+        return {names[0]: _checked(load_npy(data, "--data"), shapes[names[0]], data, names[0], names[0] in images)}
     arrays = load_npz(data, "--data")
     if set(arrays) != set(names):
         raise EdgePipeError(f"--data {data} holds {', '.join(sorted(arrays)) or 'nothing'}; the model's inputs are "
                             f"{', '.join(names)}")
-    feeds = {n: _checked(arrays[n], shapes[n], data, n) for n in names}
+    feeds = {n: _checked(arrays[n], shapes[n], data, n, n in images) for n in names}
     if len({len(x) for x in feeds.values()}) != 1:
         raise EdgePipeError(f"--data {data}: the arrays hold different numbers of items "
                             f"({', '.join(f'{n}: {len(x)}' for n, x in feeds.items())})")
     return feeds
 
 
-def _checked(x: np.ndarray, shape, data, name) -> np.ndarray:
-    from edgepipe.convert.graphio import is_image_shape
+def _checked(x: np.ndarray, shape, data, name, image: bool) -> np.ndarray:
     want = tuple(shape[1:])
     if x.ndim != len(shape) or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
         free = ", ".join("?" if d is None else str(d) for d in want)
         raise EdgePipeError(f"--data {name!r} has shape {x.shape}, the model expects (N, {free})")
-    if is_image_shape(shape):
+    if image:
         return unit_images(x, f"--data {data} ({name!r})")
     return _finite(x, data)
 

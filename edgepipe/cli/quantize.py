@@ -75,12 +75,13 @@ def cmd_quantize(args):
     io = "uint8" if args.uint8_io else "float" if args.float_io and args.mode == "int8" else "native"
     variant = find("tflite", args.mode, io=io)  # the table's row: label, calibration need
     ports = graphio.export_inputs(model)  # the card describes what the file takes, as convert's does
-    spec = input_spec(args, model, ports)
+    spec, ports = input_spec(args, model, ports)
     folded = export_graph(model)
     meta = with_io_dtype(generic_meta(model, out.name.split(".")[0], spec=spec, ports=ports,
                                       outputs=graphio.output_ports(model, ports)), variant)
     needs_data = variant.needs_calibration
-    x = (sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec)
+    x = (sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
+                        image=ports[0].is_image)
          if needs_data else None)
     keep = [k for k in (args.keep_float or "").split(",") if k]
     if args.mode != "int8" and (keep or args.auto_fallback or args.debug):
@@ -124,8 +125,9 @@ def add_parser(sub):
                                         "selective float fallback")
     q.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
     q.add_argument("--mode", required=True, choices=[m for m in precisions("tflite") if m != "float32"])
-    q.add_argument("--data", help=".npy (N,H,W,C) RGB images in [0,1] for calibration and the gate, mapped "
-                                  "through the input spec (default: generated documents)")
+    q.add_argument("--data", help=".npy (N,H,W,C) images (RGB or grayscale) in [0,1] or uint8 pixels, for calibration "
+                                  "and the gate, mapped through the input spec (default: generated documents); "
+                                  "an input that is no image takes the values the model takes")
     q.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
     io = q.add_mutually_exclusive_group()
     io.add_argument("--float-io", action="store_true", help="int8 kernels but float32 input/output")

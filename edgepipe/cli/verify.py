@@ -74,14 +74,17 @@ def _inputs(args, model, runner, names) -> tuple[dict, dict]:
     """(what the original takes, what the export is fed), by export input name: image
     inputs are mapped through the input spec the bundle states; Core ML's ImageType
     takes 8-bit pixels, so both sides see those."""
-    from edgepipe.convert.graphio import is_image_shape, model_inputs
+    from edgepipe.convert.graphio import image_names, model_inputs
     from edgepipe.convert.inputspec import bundle_spec, spec_for
     from edgepipe.evaluate.runners import image_pixels
-    own = {p.name: p.shape for p in model_inputs(model)}
+    ports = model_inputs(model)
+    own = {p.name: p.shape for p in ports}
     shapes = {n: _filled(s, own.get(names[n])) for n, s in runner.input_shapes().items()}
-    unit = sample_feeds(shapes, args.data)  # images RGB in [0, 1]
-    spec = bundle_spec(args.export) or spec_for(model)  # what the bundle tells an app to feed
-    images = {n for n, s in shapes.items() if is_image_shape(s)}
+    stated = bundle_spec(args.export)  # what the bundle tells an app to feed
+    spec = stated or spec_for(model)
+    # a bundle that states a spec describes its 1-channel input as a grayscale image too
+    images = image_names(shapes, grayscale=stated is not None or any(p.is_image for p in ports))
+    unit = sample_feeds(shapes, args.data, images=images)  # images in [0, 1]
     if runner.runtime == "coreml":
         unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
     x = {n: spec.from_unit(v) if n in images else v for n, v in unit.items()}
