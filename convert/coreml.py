@@ -47,37 +47,44 @@ def image_preprocessing(spec: InputSpec, channels: int = 3):
     return 1 / ref, [float(b) for b in -mean / ref], ref / std
 
 
-def _with_channel_scale(model, factors, images: set):
-    """``model`` behind a per-channel multiply on its image inputs (the part of the
-    std an ImageType cannot take)."""
+def _with_channel_scale(model, factors: dict):
+    """``model`` behind a per-channel multiply on the image inputs ``factors`` names
+    ({input name: factors}: the part of the std an ImageType cannot take)."""
     inputs = [keras.Input(shape=t.shape[1:], name=n) for n, t in zip(model.input_names, model.inputs)]
-    scale = keras.layers.Rescaling([float(f) for f in factors], name="per_channel_std")
-    fed = [scale(x) if n in images else x for n, x in zip(model.input_names, inputs)]
+    fed = [keras.layers.Rescaling([float(f) for f in factors[n]], name=f"per_channel_std_{i}")(x) if n in factors
+           else x for i, (n, x) in enumerate(zip(model.input_names, inputs))]
     return keras.Model(inputs, model(fed[0] if len(fed) == 1 else fed))
+
+
+def _image_type(ct, port, spec: InputSpec, scale: float, biases: list):
+    if port.shape[-1] == 1:  # a grayscale ImageType takes one bias
+        return ct.ImageType(name=port.name, shape=port.shape, scale=scale, bias=biases[0],
+                            color_layout=ct.colorlayout.GRAYSCALE)
+    layout = ct.colorlayout.RGB if spec.color_order == "RGB" else ct.colorlayout.BGR
+    return ct.ImageType(name=port.name, shape=port.shape, scale=scale, bias=biases, color_layout=layout)
 
 
 def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: float = 0.0,
                labels: list[str] | None = None, spec: InputSpec | None = None, ports: list | None = None,
-               target: str = "iOS15"):
+               target: str = "iOS15", specs: dict | None = None):
     """``labels`` make it a Core ML classifier: Vision returns VNClassificationObservation
     and Xcode shows ``classLabel`` plus a label -> score dictionary. ``spec`` (else
     ``scale``/``bias``) says how the ImageType maps pixels to the model's image inputs;
-    other inputs are plain tensors. ``ports``: the export's inputs (default: the
-    model's, batch 1). A SavedModel's serving signature converts from its concrete function."""
+    other inputs are plain tensors; ``specs`` ({input name: spec}) gives an image input
+    its own. ``ports``: the export's inputs (default: the model's, batch 1). A
+    SavedModel's serving signature converts from its concrete function."""
     ct = _coremltools()
     spec = spec or InputSpec((-bias / scale,), (1 / scale,))
     ports = ports or graphio.export_inputs(model)
     if any(p.dynamic_batch for p in ports):
         raise EdgePipeError("Core ML exports take a batch of 1; --dynamic-batch is for tflite and onnx")
-    images = {p.name for p in ports if p.is_image}
-    channels = next((p.shape[-1] for p in ports if p.is_image), 3)
-    scale, biases, factors = image_preprocessing(spec, channels)
-    names, graph, renames = _source(model, ports, images, factors)
+    specs = {p.name: (specs or {}).get(p.name, spec) for p in ports if p.is_image}
+    maps = {p.name: image_preprocessing(specs[p.name], p.shape[-1]) for p in ports if p.name in specs}
+    factors = {name: m[2] for name, m in maps.items() if m[2] is not None}
+    names, graph, renames = _source(model, ports, factors)
     precision_flag = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-    layout, biases = ((ct.colorlayout.GRAYSCALE, biases[0]) if channels == 1  # a grayscale ImageType takes one bias
-                      else (ct.colorlayout.RGB if spec.color_order == "RGB" else ct.colorlayout.BGR, biases))
-    inputs = [ct.ImageType(name=p.name, shape=p.shape, scale=scale, bias=biases, color_layout=layout)
-              if p.name in images else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
+    inputs = [_image_type(ct, p, specs[p.name], *maps[p.name][:2]) if p.name in specs
+              else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None
     mlmodel = ct.convert(graph, convert_to="mlprogram", inputs=inputs, classifier_config=classifier,
                          compute_precision=precision_flag, minimum_deployment_target=getattr(ct.target, target))
@@ -93,14 +100,14 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
     return ct.models.MLModel(proto, weights_dir=mlmodel.weights_dir, skip_model_load=True)
 
 
-def _source(model, ports, images: set, factors):
+def _source(model, ports, factors: dict):
     """(output names, what coremltools converts, {converter's output name: ours} or {} for
-    positional): a Keras model as is, a serving signature as its concrete function."""
+    positional): a Keras model as is, a serving signature as its concrete function;
+    ``factors``: {image input name: per-channel multiply} to put first."""
     if graphio.is_serving(model):
-        scale = None if factors is None else {n: factors for n in images}
-        function = graphio.concrete_function(model, ports, scale)
+        function = graphio.concrete_function(model, ports, factors or None)
         return model.output_names, [function], graphio.output_tensor_names(function)
-    graph = model if factors is None else _with_channel_scale(model, factors, images)
+    graph = _with_channel_scale(model, factors) if factors else model
     return graphio.output_names(model), graph, {}
 
 
@@ -127,9 +134,10 @@ def write(model, path: Path, precision: str = "fp16", meta: dict | None = None, 
     (``convert.coreml_compress``; those need iOS 16's constexpr ops)."""
     images = [i for i in (meta or {}).get("inputs", []) if i.get("normalization")]
     spec = from_card(images[0]) if images else DEFAULT
+    specs = {i["name"]: from_card(i) for i in images if isinstance(i.get("name"), str)}
     compressed = precision not in ("fp16", "fp32")
     mlmodel = to_mlmodel(model, "fp16" if compressed else precision, labels=(meta or {}).get("labels"), spec=spec,
-                         ports=ports, target="iOS16" if compressed else "iOS15")
+                         ports=ports, target="iOS16" if compressed else "iOS15", specs=specs)
     if compressed:
         from edgepipe.convert.coreml_compress import compress
         mlmodel = compress(mlmodel, precision)

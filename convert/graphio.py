@@ -19,6 +19,7 @@ class Port:
     shape: tuple
     dtype: str = "float32"
     is_image: bool = False  # see ``image_names``
+    pixel_spec: object = None  # an image input's convert.inputspec.InputSpec, where one was chosen (cli.inputs.input_spec)
 
     @property
     def dynamic_batch(self) -> bool:
@@ -58,7 +59,7 @@ def model_inputs(model) -> list[Port]:
         ports = [Port(n, s, d) for n, s, d in model.inputs]
     else:
         ports = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(model.input_names, model.inputs)]
-    return with_images(ports, grayscale=from_model(model) is not None)
+    return with_images(ports, grayscale=any(from_model(model, i) is not None for i in range(len(ports))))
 
 
 def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False) -> list[Port]:

@@ -112,16 +112,17 @@ def from_range(lo: float, hi: float, source: str = "user") -> InputSpec:
     return InputSpec((-lo * std,), (std,), source=source)
 
 
-def from_model(model) -> InputSpec | None:
+def from_model(model, index: int = 0) -> InputSpec | None:
     """What the model's own leading Rescaling/Normalization layers (or the
-    ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say it takes,
-    or None when it starts with neither, or has no layers (a SavedModel signature)."""
-    if _input_dtype(model) == "uint8":  # 0..255 is all a uint8 input can hold
+    ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say its input
+    ``index`` takes, or None when it starts with neither, or has no layers (a
+    SavedModel signature)."""
+    if _input_dtype(model, index) == "uint8":  # 0..255 is all a uint8 input can hold
         return raw_pixels("model", "the model takes uint8 pixels")
     if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file
-        chain = _keras3_chain(model.keras_model)
+        chain = _keras3_chain(model.keras_model, index)
     elif hasattr(model, "layers"):
-        chain = leading_layers(model)
+        chain = leading_layers(model, index)
     else:
         return None
     scale, bias, found, verdict = np.ones(1), np.zeros(1), [], None
@@ -155,14 +156,14 @@ def _verdict(scale, bias, found: list[str]) -> InputSpec | None:
     return None
 
 
-def _keras3_chain(model):
+def _keras3_chain(model, index: int = 0):
     """The layers a Keras 3 model's single input flows through first, entering nested
     models and passing Identity layers (``leading_layers`` reads tf_keras' graph); None
     where the chain cannot be followed (it branches or merges), which ends the caller's walk."""
     if type(model).__name__ == "Sequential":
         steps = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     else:
-        steps = _keras3_functional_steps(model)
+        steps = _keras3_functional_steps(model, index)
     for layer in steps:
         if layer is None or type(layer).__name__ not in ("Identity", "Sequential", "Functional"):
             yield layer
@@ -170,16 +171,16 @@ def _keras3_chain(model):
             yield from _keras3_chain(layer)
 
 
-def _keras3_functional_steps(model) -> list:
-    """The ops the input flows through one after another; a None ends a chain that branches."""
+def _keras3_functional_steps(model, index: int = 0) -> list:
+    """The ops input ``index`` flows through one after another; a None ends a chain that branches."""
     by_depth = getattr(model, "_nodes_by_depth", None)  # this model's own call nodes (a shared layer has others)
-    if len(model.inputs) != 1 or by_depth is None:
+    if index >= len(model.inputs) or by_depth is None:
         return [None]
     readers = {}
     for node in (n for depth in by_depth.values() for n in depth):
         for t in node.input_tensors:
             readers.setdefault(id(t), []).append(node)
-    current, steps = model.inputs[0], []
+    current, steps = model.inputs[index], []
     while id(current) in readers:
         after = readers[id(current)]
         if len(after) == 1 and len(after[0].input_tensors) == 1 and len(after[0].output_tensors) == 1:
@@ -271,12 +272,12 @@ def _normalises(scale: np.ndarray, bias: np.ndarray, top: float) -> bool:
     return span >= MIN_SPAN and abs(centre) <= span and max(abs(lo), abs(hi)) <= MAX_ABS
 
 
-def _input_dtype(model) -> str | None:
-    """The dtype name of the model's first input: a Keras model's or a SavedModel signature's."""
+def _input_dtype(model, index: int = 0) -> str | None:
+    """The dtype name of the model's input ``index``: a Keras model's or a SavedModel signature's."""
     try:
         if hasattr(model, "layers"):
-            return model.inputs[0].dtype.name
-        return model.inputs[0][2]  # base.serving.ServingModel: (name, shape, dtype name)
+            return model.inputs[index].dtype.name
+        return model.inputs[index][2]  # base.serving.ServingModel: (name, shape, dtype name)
     except (AttributeError, IndexError, TypeError):
         return None
 
@@ -431,8 +432,14 @@ def bundle_card(path) -> dict | None:
 
 
 def bundle_spec(path) -> InputSpec | None:
-    """The input spec an export's bundle states for its image inputs (verify feeds the
-    export what it says)."""
+    """The input spec an export's bundle states for its (first) image input."""
+    specs = bundle_specs(path)
+    return next(iter(specs.values())) if specs else None
+
+
+def bundle_specs(path) -> dict:
+    """{input name: spec} that an export's bundle states for each image input (verify
+    feeds the export what it says)."""
     card = bundle_card(path)
     images = [i for i in (card or {}).get("inputs") or [] if isinstance(i, dict) and i.get("normalization")]
-    return from_card(images[0]) if images else None
+    return {str(i.get("name", k)): from_card(i) for k, i in enumerate(images)}

@@ -175,15 +175,15 @@ def _copy(layer, used: set):
     return copy
 
 
-def leading_layers(model):
-    """The layers the model's single input flows through first, in order, entering
+def leading_layers(model, index: int = 0):
+    """The layers the model's input ``index`` flows through first, in order, entering
     nested models and skipping inference no-ops, until the graph branches or merges."""
-    yield from _chain(model)
+    yield from _chain(model, index)
 
 
-def _chain(model):
+def _chain(model, index: int = 0):
     """Yield the chain's layers; return True when it ran through the whole model."""
-    steps, whole = _model_chain(model)
+    steps, whole = _model_chain(model, index)
     for layer in steps:
         if is_nested_graph(layer):
             if not (yield from _chain(layer)):
@@ -193,18 +193,18 @@ def _chain(model):
     return whole
 
 
-def _model_chain(model) -> tuple[list, bool]:
-    """(the layers after the input while each reads the last alone, whether they are all of it)."""
+def _model_chain(model, index: int = 0) -> tuple[list, bool]:
+    """(the layers after input ``index`` while each reads the last alone, whether they are all of it)."""
     if isinstance(model, keras.Sequential):
         return list(model.layers), True
-    if len(model.inputs) != 1:
+    if index >= len(model.inputs):
         return [], False
     readers, ends = consumers(model), output_layers(model)
-    layer, steps = model._input_layers[0], []
+    layer, steps = model._input_layers[index], []
     while True:
         after = readers.get(layer.name, [])
         if layer.name in ends:
-            return steps, not after and len(model.outputs) == 1
+            return steps, not after and len(model.outputs) == 1 and len(model.inputs) == 1
         if len(after) != 1 or len(inbound_layers(after[0])) != 1:
             return steps, False
         layer = after[0]

@@ -67,7 +67,7 @@ def _inputs(model, spec, ports) -> list[dict]:
     if ports is None:
         return [image_input(model, spec)]
     own = spec if len(ports) == 1 else None  # the model's own layers describe its single input
-    return [image_input(model, spec, p) if p.is_image else tensor_input(p, own) for p in ports]
+    return [image_input(model, p.pixel_spec or spec, p) if p.is_image else tensor_input(p, own) for p in ports]
 
 
 def _activation(model, index: int):

@@ -157,6 +157,45 @@ def test_two_named_inputs_and_outputs(tmp_path, capsys):
                       "--input-shape", "1x16x16x3"], "name the one --input-shape fixes")
 
 
+def _two_cameras_model():
+    """Two image inputs fed differently: ``wide`` rescales its own raw pixels, ``tele``
+    takes pixel / 255 (it says nothing); a stereo or siamese model's shape."""
+    L = keras.layers
+    wide, tele = keras.Input((16, 16, 3), name="wide"), keras.Input((16, 16, 3), name="tele")
+    a = L.Conv2D(4, 3, activation="relu")(L.Rescaling(1 / 255)(wide))
+    b = L.Conv2D(4, 3, activation="relu")(tele)
+    merged = L.Concatenate()([L.GlobalAveragePooling2D()(a), L.GlobalAveragePooling2D()(b)])
+    return keras.Model([wide, tele], L.Dense(3, bias_initializer="ones")(merged))
+
+
+def test_two_image_inputs_each_say_what_they_take(tmp_path, capsys):
+    """One spec served every input, so the card, the Core ML ImageTypes and verify said
+    pixel / 255 for an input whose own Rescaling takes 0..255: a Core ML app fed it a
+    255th of its pixels. Each image input now states its own."""
+    keras.utils.set_random_seed(3)
+    model = tmp_path / "cams.keras"
+    _two_cameras_model().save(model)
+    for fmt, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("coreml", ".mlpackage")):
+        out = tmp_path / f"cams{suffix}"
+        _ok(["convert", "--model", model, "--format", fmt, "--out", out])
+        card = json.loads(Path(f"{out}.model_card.json").read_text())
+        ranges = {i["name"]: (i["range"], i["normalization"]["source"]) for i in card["inputs"]}
+        assert ranges == {"wide": ([0.0, 255.0], "model"), "tele": ([0.0, 1.0], "default")}, ranges
+        rc, report = _verify(capsys, model, out)
+        assert rc == 0, report
+    # what an iPhone feeds: 8-bit pixels in both ImageTypes, run by the reference interpreter
+    from edgepipe.evaluate.milref import ReferenceProgram
+    rng = np.random.default_rng(4)
+    wide, tele = (rng.integers(0, 256, (1, 16, 16, 3)).astype(np.float32) for _ in range(2))
+    got = next(iter(ReferenceProgram(tmp_path / "cams.mlpackage").run(
+        {"wide": wide.transpose(0, 3, 1, 2), "tele": tele.transpose(0, 3, 1, 2)}).values()))
+    want = keras.models.load_model(model).predict([wide, tele / 255], verbose=0)
+    assert np.allclose(got, want, atol=1e-2 * np.abs(want).max()), (got, want)
+    # the user's flags still speak for every image input
+    _refused(capsys, ["convert", "--model", model, "--format", "onnx", "--out", tmp_path / "x.onnx",
+                      "--input-range", "0,1"], "drop them")
+
+
 # -- free dimensions ---------------------------------------------------------------------------------------------------
 
 def test_free_size_model_is_fixed_by_input_shape_and_keeps_a_dynamic_batch(tmp_path, capsys):

@@ -115,9 +115,10 @@ def add_input_spec_args(parser):
 
 def input_spec(args, model, ports=None):
     """(spec, ports): the spec the user's flags give, else the model's own, else the
-    default; ``ports`` (``convert.graphio``): the export's inputs, whose images it applies
-    to, returned with a 1-channel input marked as a grayscale image when the flags
-    describe it."""
+    default; ``ports`` (``convert.graphio``): the export's inputs, returned with each
+    image input's own spec (the flags apply to every image input; without them each
+    input says what its own layers take) and a 1-channel input marked as a grayscale
+    image when the flags describe it. ``spec`` is the first image input's."""
     from dataclasses import replace
     from edgepipe.convert.graphio import with_images
     from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_model, from_range
@@ -125,6 +126,7 @@ def input_spec(args, model, ports=None):
         raise EdgePipeError("--input-range and --mean/--std both say how pixels map to the input; give one")
     user = None
     flags = args.input_range or args.mean or args.std or args.bgr
+    ports = list(ports or [])
     if flags and ports and not any(p.is_image for p in ports):
         ports = with_images(ports, grayscale=True)  # the user says it takes pixels
     if flags and ports and not any(p.is_image for p in ports):
@@ -135,28 +137,34 @@ def input_spec(args, model, ports=None):
         user = from_range(*args.input_range)
     elif args.mean or args.std:
         user = InputSpec(args.mean or (0.0,), args.std or (1.0,), source="user")
-    own = from_model(model)
-    if user and own and (user.mean, user.std) != (own.mean, own.std):  # calibrating on the wrong range ruins int8
-        raise EdgePipeError(f"{own.note}, so it takes pixels in [{own.value_range()[0]:g}, "
-                            f"{own.value_range()[1]:g}]; --input-range/--mean/--std say "
-                            f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
-                            "the model's own")
-    spec = user or own or DEFAULT
-    images = [p for p in ports or [] if p.is_image]
-    channels = images[0].shape[-1] if images else 3 if ports else model.input_shape[-1]
-    if args.bgr:
-        if channels == 1:
-            raise EdgePipeError("--bgr: the model's image input is grayscale (1 channel); there is no channel order")
-        spec = replace(spec, color_order="BGR")
-    spec.per_channel(channels)  # a one-line error when the counts do not fit the model
-    return spec, ports
+    images = [(i, p) for i, p in enumerate(ports) if p.is_image] or [(0, None)]
+    owns = {i: from_model(model, i) for i, _ in images}
+    for own in owns.values():
+        if user and own and (user.mean, user.std) != (own.mean, own.std):  # calibrating on the wrong range ruins int8
+            raise EdgePipeError(f"{own.note}, so it takes pixels in [{own.value_range()[0]:g}, "
+                                f"{own.value_range()[1]:g}]; --input-range/--mean/--std say "
+                                f"[{user.value_range()[0]:g}, {user.value_range()[1]:g}]: drop them, edgepipe reads "
+                                "the model's own")
+    specs = {}
+    for i, port in images:
+        spec = user or owns[i] or DEFAULT
+        channels = port.shape[-1] if port else 3 if ports else model.input_shape[-1]
+        if args.bgr:
+            if channels == 1:
+                raise EdgePipeError("--bgr: the model's image input is grayscale (1 channel); there is no channel "
+                                    "order")
+            spec = replace(spec, color_order="BGR")
+        spec.per_channel(channels)  # a one-line error when the counts do not fit the model
+        specs[i] = spec
+    ports = [replace(p, pixel_spec=specs.get(i)) for i, p in enumerate(ports)]
+    return specs[images[0][0]], ports
 
 
 def say_assumed_range(spec, model, ports):
     """Tell the user when the bundle assumed ``pixel / 255`` for an image input that neither
     they nor the model describe (``spec`` is what ``input_spec`` chose). Called after the file
     is written, so an error stays one line."""
-    if spec.source != "default" or _edgepipe_network(model) or not any(p.is_image for p in ports or []):
+    if _edgepipe_network(model) or not any(p.is_image and (p.pixel_spec or spec).source == "default" for p in ports or []):
         return
     what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
             and getattr(model, "keras_model", None) is None

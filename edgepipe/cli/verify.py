@@ -75,19 +75,26 @@ def _inputs(args, model, runner, names) -> tuple[dict, dict]:
     inputs are mapped through the input spec the bundle states; Core ML's ImageType
     takes 8-bit pixels, so both sides see those."""
     from edgepipe.convert.graphio import image_names, model_inputs
-    from edgepipe.convert.inputspec import bundle_spec, spec_for
+    from edgepipe.convert.inputspec import DEFAULT, bundle_specs, from_model
     from edgepipe.evaluate.runners import image_pixels
     ports = model_inputs(model)
     own = {p.name: p.shape for p in ports}
     shapes = {n: _filled(s, own.get(names[n])) for n, s in runner.input_shapes().items()}
-    stated = bundle_spec(args.export)  # what the bundle tells an app to feed
-    spec = stated or spec_for(model)
+    stated = bundle_specs(args.export)  # what the bundle tells an app to feed each image input
     # a bundle that states a spec describes its 1-channel input as a grayscale image too
-    images = image_names(shapes, grayscale=stated is not None or any(p.is_image for p in ports))
+    images = image_names(shapes, grayscale=bool(stated) or any(p.is_image for p in ports))
     unit = sample_feeds(shapes, args.data, images=images)  # images in [0, 1]
     if runner.runtime == "coreml":
         unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
-    x = {n: spec.from_unit(v) if n in images else v for n, v in unit.items()}
+    index = {p.name: i for i, p in enumerate(ports)}
+
+    def spec_of(name):  # the bundle's word for this input, else (one image, other names) its only one, else the model's
+        if names[name] in stated:
+            return stated[names[name]]
+        if len(stated) == 1:
+            return next(iter(stated.values()))
+        return from_model(model, index.get(names[name], 0)) or DEFAULT
+    x = {n: spec_of(n).from_unit(v) if n in images else v for n, v in unit.items()}
     return x, (unit if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
 
 
