@@ -2,6 +2,7 @@
 per-layer int8 error, selective float fallback until a gate holds, magnitude and
 2:4 pruning to their target sparsity, and the CLIs' bad-input errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,28 @@ def test_prune_cli_end_to_end(tmp_path, capsys):
     for f in ("p.keras", "p.tflite", "p.int8.tflite", "p.unpruned.tflite"):
         assert (tmp_path / f).is_file()
     assert (tmp_path / "p.int8.tflite").stat().st_size < (tmp_path / "p.unpruned.tflite").stat().st_size
+
+
+@pytest.mark.parametrize("mode", ["int8", "float16"])
+def test_quantize_checks_a_gate_the_user_names_in_every_mode(tmp_path, tiny_hed, tiny_images, capsys, mode):
+    """--psnr without --auto-fallback was ignored: the file was written and the exit was 0
+    whatever the PSNR. A named gate is now checked on the file written, the card records it,
+    and a missed gate exits 1."""
+    from edgepipe.base.modelio import save_keras
+    path = save_keras(tiny_hed, tmp_path / "hed.keras")
+    data = tmp_path / "x.npy"
+    np.save(data, tiny_images)
+    for psnr, rc in (("200", 1), ("10", 0)):
+        out = tmp_path / f"hed.{mode}.{psnr}.tflite"
+        capsys.readouterr()
+        assert main(["quantize", "--model", str(path), "--mode", mode, "--data", str(data), "--psnr", psnr,
+                     "--out", str(out)]) == rc
+        assert ("not met" in capsys.readouterr().out) == (rc == 1)
+        gate = json.loads(Path(f"{out}.model_card.json").read_text())["gate"]
+        assert gate["metric"] == "psnr_db" and gate["passed"] is (rc == 0) and 10 < gate["value"] < 200, gate
+        # verify holds the same named gate (it kept its built-in 30 / 40 dB and passed)
+        assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(data), "--psnr", psnr,
+                     "--no-drill-down"]) == rc
 
 
 def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, capsys):

@@ -470,6 +470,24 @@ def test_photos_are_read_upright_whole_and_in_formats_opencv_lacks(tmp_path):
     assert np.array_equal(read_rgb(tmp_path / "no_end.jpg"), upright)
 
 
+@pytest.mark.parametrize("fmt,kw", [("PNG", {}), ("TIFF", {}), ("GIF", {}), ("BMP", {}), ("WEBP", {}),
+                                    ("JPEG", {"progressive": True})])
+def test_a_photo_cut_short_is_refused_in_every_format(tmp_path, fmt, kw):
+    """Pillow's lenient decode filled a truncated PNG, TIFF, GIF, BMP or progressive JPEG
+    with black, and scan found a page edge where the file was cut (exit 0)."""
+    from PIL import Image
+    from edgepipe.base.photos import read_rgb
+    rgb = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    Image.fromarray(rgb).save(whole, fmt, **kw)
+    assert read_rgb(whole).shape == (60, 80, 3)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(EdgePipeError, match="not a readable image"):
+        read_rgb(cut)
+
+
 # -- garbage and non-Keras files -----------------------------------------------------------------------------------
 
 GARBAGE = b"\x00not a model\xff" * 10

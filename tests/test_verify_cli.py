@@ -165,6 +165,10 @@ def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
     assert row["top1_original"] == 0.75 and row["top1"] == 0.75 and row["top1_delta"] == 0
     np.save(tmp_path / "short.npy", truth[:5])
     assert main(args + ["--truth", str(tmp_path / "short.npy")]) == 2
+    np.save(tmp_path / "one_based.npy", truth + 10)  # another label set: ids past the model's 10 classes
+    capsys.readouterr()
+    assert main(args + ["--truth", str(tmp_path / "one_based.npy")]) == 2
+    assert "outside 0..9" in capsys.readouterr().err
 
 
 def test_an_export_whose_output_has_another_size_is_one_line(tmp_path, capsys):

@@ -3,9 +3,9 @@ document or image folder: shown upright (EXIF orientation applied, as a phone's
 gallery shows it), as RGB uint8, or refused in one line naming the file.
 
 OpenCV decodes; Pillow reads the header first (the size limit, and what is no
-image at all) and, for JPEG, checks that the file is complete: OpenCV fills a
-truncated JPEG with grey and says nothing, which would score a half photo. A
-JPEG that lost only its end-of-image marker has every row and is read.
+image at all) and checks that the file is complete: decoders fill a truncated
+PNG, TIFF, GIF, BMP or JPEG with black or grey and say nothing, which would score
+a half photo. A JPEG that lost only its end-of-image marker has every row and is read.
 Formats OpenCV cannot decode but Pillow can (some TIFFs) go through Pillow.
 """
 from pathlib import Path
@@ -44,17 +44,20 @@ def read_rgb(path, min_side: int = 1) -> np.ndarray:
 
 
 def _check_complete(path: Path, unreadable: str) -> None:
+    """Refuse a file whose data runs out: decoders fill the missing rows with black or
+    grey, and the scan then finds a page edge where the file was cut. A baseline JPEG
+    that lost only its end marker (it has every row) passes."""
     with pillow_unbounded() as Image:
         with Image.open(path) as im:
-            if im.format != "JPEG":
-                return
+            jpeg, progressive = im.format == "JPEG", bool(im.info.get("progressive") or im.info.get("progression"))
             try:
-                im.load()  # Pillow refuses a JPEG whose data runs out
+                im.load()  # Pillow's strict decode refuses data that runs out
                 return
-            except (OSError, SyntaxError, ValueError):
-                pass
-    if _cut_short(path):
+            except (OSError, SyntaxError, ValueError) as error:
+                truncated = "truncated" in str(error)
+    if (truncated and not jpeg) or (jpeg and (progressive or _cut_short(path))):
         raise EdgePipeError(unreadable)
+    # else a decode Pillow lacks (an exotic TIFF compression): OpenCV may have it
 
 
 def _cut_short(path: Path) -> bool:

@@ -13,12 +13,16 @@ from edgepipe.cli.inputs import add_input_spec_args
 from edgepipe.convert.formats import find, precisions
 
 
+AGREEMENT, PSNR = 0.98, 30.0  # the gates --auto-fallback and --keep-float hold when the user names none
+
+
 def _gate_for(model, x: np.ndarray, args):
     """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
     from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
     from edgepipe.evaluate.runners import KerasRunner, open_runner
     ref = next(iter(KerasRunner(model).predict(x).values()))
-    gate = default_gate("int8", is_class_scores(ref), agreement=args.agreement, psnr_int=args.psnr)
+    gate = default_gate("int8", is_class_scores(ref), agreement=AGREEMENT if args.agreement is None else args.agreement,
+                        psnr_int=PSNR if args.psnr is None else args.psnr)
 
     def check(blob: bytes):
         fd, tmp = tempfile.mkstemp(suffix=".tflite")
@@ -31,6 +35,15 @@ def _gate_for(model, x: np.ndarray, args):
         result = check_output(ref, got, gate)
         return result["pass"], result[gate.metric]
     return check, gate
+
+
+def _checked_gate(model, x, args, out, console) -> dict:
+    """The gate the user named, on the file written: the card and the exit code say whether it held."""
+    check, gate = _gate_for(model, x, args)
+    passed, value = check(out.read_bytes())
+    console.print(f"gate {gate.describe(value)}: {'pass' if passed else 'not met'}",
+                  style=None if passed else "yellow")
+    return {"gate": {"metric": gate.metric, "passed": bool(passed), "value": float(value)}}
 
 
 def _print_layers(layers, console, worst: int = 12):
@@ -79,7 +92,8 @@ def cmd_quantize(args):
     folded = export_graph(model)
     meta = with_io_dtype(generic_meta(model, out.name.split(".")[0], spec=spec, ports=ports,
                                       outputs=graphio.output_ports(model, ports)), variant)
-    needs_data = variant.needs_calibration
+    asked = args.agreement is not None or args.psnr is not None  # a gate the user named is checked in every mode
+    needs_data = variant.needs_calibration or asked
     x = (sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
                         image=ports[0].is_image)
          if needs_data else None)
@@ -112,8 +126,10 @@ def cmd_quantize(args):
             _print_layers(layer_errors(folded, x), console)
         from edgepipe.base.interrupts import converter_errors
         with converter_errors(f"quantizing {args.model} ({args.mode})"):
-            tflite.write(folded, out, args.mode, x, int8_io=not args.float_io, meta=meta,
-                         io_dtype="uint8" if variant.io == "uint8" else None)
+            tflite.write(folded, out, args.mode, x if variant.needs_calibration else None, int8_io=not args.float_io,
+                         meta=meta, io_dtype="uint8" if variant.io == "uint8" else None)
+        if asked:
+            extra = _checked_gate(folded, x, args, out, console)
     write_json(card, converted_card(meta, "tflite", variant.label, out) | extra)
     console.print(f"wrote {out} ({variant.name}: {variant.label}) and {card.name}")
     say_assumed_range(spec, model, ports)
@@ -138,8 +154,10 @@ def add_parser(sub):
     q.add_argument("--auto-fallback", action="store_true",
                    help="keep the worst layers in float, one by one, until the gate holds")
     q.add_argument("--max-float-layers", type=int_range(0, 10_000), default=8)
-    q.add_argument("--agreement", type=fraction, default=0.98, help="gate for classifiers: top-1 agreement")
-    q.add_argument("--psnr", type=positive, default=30.0, help="gate for dense outputs: PSNR in dB")
+    q.add_argument("--agreement", type=fraction, help="gate for classifiers: top-1 agreement against the "
+                   "original on --data (default 0.98 with --auto-fallback/--keep-float); exit 1 when missed")
+    q.add_argument("--psnr", type=positive, help="gate for dense outputs: PSNR in dB against the original "
+                   "(default 30 with --auto-fallback/--keep-float); exit 1 when missed")
     q.add_argument("--out", required=True)
     add_input_spec_args(q)
     add_trust(q)

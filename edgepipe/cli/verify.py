@@ -47,7 +47,8 @@ def cmd_verify(args):
         runner.batch_size = batch or 1
         got = _matched(ref, runner.predict(fed), args.export)
         for name, r in ref.items():
-            gate = default_gate(variant, is_class_scores(r), args.atol, args.psnr, args.agreement)
+            psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
+            gate = default_gate(variant, is_class_scores(r), args.atol, agreement=args.agreement, **psnr)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | _accuracy(args, r, got[name], len(r)))
     failed = not all(r["pass"] for r in rows)
@@ -173,6 +174,10 @@ def _accuracy(args, ref, got, count) -> dict:
         raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
     if ref.ndim != 2:
         raise EdgePipeError("--truth needs a classifier output (batch, classes)")
+    outside = y[(y < 0) | (y >= ref.shape[1])]
+    if outside.size:  # 1-based labels or another label set would score 0% and pass unnoticed
+        raise EdgePipeError(f"--truth {args.truth} holds class ids outside 0..{ref.shape[1] - 1} (the model's "
+                            f"{ref.shape[1]} classes): {', '.join(map(str, np.unique(outside)[:5]))}")
     original, export = (float(np.mean(a.reshape(ref.shape).argmax(-1) == y)) for a in (ref, got))
     return {"top1_original": original, "top1": export, "top1_delta": export - original}
 
@@ -250,7 +255,8 @@ def add_parser(sub):
                                   "takes them; default: generated documents and uniform [0,1) tensors)")
     v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
     v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error")
-    v.add_argument("--psnr", type=positive, default=40.0, help="fp16 gate: minimum PSNR in dB")
+    v.add_argument("--psnr", type=positive, help="gate for dense outputs of lossy exports: minimum PSNR in dB "
+                   "(default 40 for fp16, 30 for int8 and dynamic-range)")
     v.add_argument("--agreement", type=fraction, default=0.98, help="int8 gate for classifiers: top-1 agreement")
     v.add_argument("--allow-constant-outputs", action="store_true",
                    help="accept an original whose outputs do not vary across the inputs (parity then proves little)")
