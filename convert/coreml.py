@@ -20,8 +20,16 @@ from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 
 def _coremltools():
+    """coremltools, imported after TensorFlow (which it imports) and without the lines its
+    import prints on Linux (no native Core ML, untested scikit-learn and TensorFlow versions)."""
+    import warnings
+    from edgepipe.base.backend import tf
+    from edgepipe.base.quiet import native_stderr_silenced
     logging.getLogger("coremltools").setLevel(logging.ERROR)
-    import coremltools as ct
+    tf.__version__  # noqa: B018  TensorFlow's own start-up lines are silenced by its loader
+    with native_stderr_silenced(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import coremltools as ct
     return ct
 
 

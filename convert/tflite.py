@@ -65,7 +65,8 @@ def _name_outputs(data: bytes, names: dict) -> bytes:
     """Output tensors named like the model's outputs. Without a trackable object the
     converter writes no signature and keeps graph names (``Identity_1``); passing one
     costs a SavedModel round trip (see ``quantize.ptq.converter_for``)."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    from edgepipe.base.backend import tflite_schema
+    _, flatbuffer_utils = tflite_schema()
     flat = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     graph = flat.subgraphs[0]
     for i in graph.outputs:

@@ -13,8 +13,8 @@ import numpy as np
 
 def count_macs(data: bytes) -> int:
     """Mult-adds of one inference of every subgraph's multiply-accumulate ops."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    from edgepipe.base.backend import tflite_schema
+    schema, flatbuffer_utils = tflite_schema()
     ops = schema.BuiltinOperator
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]

@@ -153,8 +153,8 @@ def _associated_files(meta: dict) -> dict[str, bytes]:
 
 def attach(model_bytes: bytes, meta: dict) -> bytes:
     """``model_bytes`` with metadata for ``meta``; earlier metadata is replaced."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    from edgepipe.base.backend import tflite_schema
+    schema, flatbuffer_utils = tflite_schema()
 
     model_bytes = strip_associated_files(model_bytes)
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))

@@ -68,7 +68,8 @@ def analyzer_warnings(data: bytes) -> dict:
 
 
 def _model(data: bytes):
-    from tensorflow.lite.tools import flatbuffer_utils
+    from edgepipe.base.backend import tflite_schema
+    _, flatbuffer_utils = tflite_schema()
     return flatbuffer_utils.read_model_from_bytearray(bytearray(data))
 
 
@@ -77,7 +78,8 @@ def _op_count(data: bytes) -> int:
 
 
 def _names():
-    from tensorflow.lite.python import schema_py_generated as schema
+    from edgepipe.base.backend import tflite_schema
+    schema, _ = tflite_schema()
     ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     return ops, types

@@ -3,6 +3,7 @@
 Unknown keys and bad values are refused with one line naming the key. The
 schema is the single source of truth for the recipe reference in the docs.
 """
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,10 @@ MAX_STEPS = 100_000_000
 MAX_RUNS = 1_000_000
 
 
+INTEGER_OPTIONS = ("groups", "stem_stride", "expansion", "sides")  # model.options that count something
+MAX_OPTION = 64  # no builder option means anything past this (alpha 64 is a 64x wider network)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,6 +40,18 @@ class ModelCfg(Strict):
         {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet); "
                         "stem_stride, width, expansion and sides (HED, `mobile_models/hed.py` scaled_table); "
                         "region: 1 adds HED's page-region output, which `scan` uses to choose the quad")
+
+    @field_validator("options")
+    @classmethod
+    def _sane_options(cls, options: dict) -> dict:
+        for key, value in options.items():
+            if not (math.isfinite(value) and 0 < value <= MAX_OPTION) and not (key == "region" and value == 0):
+                raise ValueError(f"{key} must be a number in (0, {MAX_OPTION}], got {value:g}")
+            if key in INTEGER_OPTIONS + ("region",) and value != int(value):
+                raise ValueError(f"{key} counts something, so it must be a whole number, got {value:g}")
+            if key == "region" and value not in (0, 1):
+                raise ValueError(f"region is 1 (add the page-region output) or 0, got {value:g}")
+        return options
 
 
 class AugmentCfg(Strict):

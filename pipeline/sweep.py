@@ -186,10 +186,13 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
 
 
 def _unique_names(specs: list[RunSpec]):
-    seen: dict[str, int] = {}
+    """Each run its own folder: a repeated name gets the first -2, -3, ... that no run
+    is named (a run the user named ``a-2`` keeps its name; the second ``a`` takes ``a-3``)."""
+    named, used = {s.name for s in specs}, set()
     for s in specs:
-        if s.name in seen:
-            seen[s.name] += 1
-            s.name = f"{s.name}-{seen[s.name]}"
-        else:
-            seen[s.name] = 1
+        if s.name in used:
+            k = 2
+            while f"{s.name}-{k}" in used or f"{s.name}-{k}" in named:
+                k += 1
+            s.name = f"{s.name}-{k}"
+        used.add(s.name)

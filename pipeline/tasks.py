@@ -8,6 +8,7 @@ import numpy as np
 
 from edgepipe.base import modelio
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.pipeline.recipe import INTEGER_OPTIONS
 from edgepipe.train.data import TASK_OF_KIND
 
 
@@ -17,7 +18,6 @@ def train_key(recipe) -> str:
     return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
 
 
-INTEGER_OPTIONS = ("groups", "stem_stride", "expansion", "sides")
 
 
 def builder_options(recipe) -> dict:

@@ -113,7 +113,9 @@ def test_convert_cli_rejects_a_bad_labels_file(classifier, tmp_path, capsys):
     _, keras_path = classifier
     (tmp_path / "few.txt").write_text("cat\ndog\n")
     out = tmp_path / "x.tflite"
-    for labels, message in ((tmp_path / "missing.txt", "does not exist"), (tmp_path / "few.txt", "2 labels given")):
+    (tmp_path / "twice.txt").write_text("cat\ndog\ncat\n")
+    for labels, message in ((tmp_path / "missing.txt", "does not exist"), (tmp_path / "few.txt", "2 labels given"),
+                            (tmp_path / "twice.txt", "names cat more than once")):
         rc = main(["convert", "--model", str(keras_path), "--format", "tflite", "--labels", str(labels),
                    "--out", str(out)])
         assert rc == 2 and message in capsys.readouterr().err

@@ -51,6 +51,12 @@ def test_missing_recipe(tmp_path):
     (lambda r: r["bench"].update(runs=10**15), "runs"),
     (lambda r: r.update(verify={"gate_psnr_db": float("nan")}), "gate_psnr_db"),  # a gate that can never pass
     (lambda r: r.update(verify={"gate_atol": float("inf")}), "gate_atol"),        # ...or never fail
+    # builder options went through int() or Keras: a traceback, after the output folder was made
+    (lambda r: r["model"].update(options={"expansion": float("nan")}), "expansion must be a number"),
+    (lambda r: r["model"].update(options={"alpha": float("inf")}), "alpha must be a number"),
+    (lambda r: r["model"].update(options={"expansion": -3}), "expansion must be a number"),
+    (lambda r: r["model"].update(options={"sides": 2.5}), "whole number"),  # was cut to 2 unsaid
+    (lambda r: r["model"].update(options={"region": 2}), "region is 1"),
 ])
 def test_bad_recipe_values(tmp_path, mutate, needle, capsys):
     data = json.loads(json.dumps(TINY))
@@ -132,6 +138,9 @@ def test_bench_host_json(tmp_path, tiny_hed):
 
 def test_bench_missing_file_and_bad_threads(tmp_path):
     _assert_clean_error(_run_cli(["bench", str(tmp_path / "nope.tflite")]), "model not found")
+    # a file that exists reaches TensorFlow's TFLite tools, whose start-up lines went to stderr unsilenced
+    (tmp_path / "zero.tflite").write_bytes(b"")
+    _assert_clean_error(_run_cli(["bench", str(tmp_path / "zero.tflite")]), "not a loadable TFLite model")
     assert main(["bench", "x.tflite", "--threads", "a,b"]) == 2
 
 

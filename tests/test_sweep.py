@@ -154,6 +154,10 @@ def test_sweep_file_errors_are_one_line(tmp_path, capsys, ray_local):
     _, specs = load_sweep(_write(tmp_path, dict(SWEEP, runs=[{"model.input_size": 48}])))
     assert [s.name for s in specs][-2:] == ["learning_rate=0.03,seed=1", "input_size=48"]
     assert specs[1].recipe.train.seed == 1 and specs[-1].recipe.model.input_size == 48
+    # every run its own folder, even where a run the user named takes the name a repeat would get
+    _, specs = load_sweep(_write(tmp_path, {"base": RECIPE, "runs": [
+        {"data.val_size": 3}, {"train.val_size": 3}, {"name": "val_size=3-2"}, {"train.val_size": 3}]}))
+    assert [s.name for s in specs] == ["val_size=3", "val_size=3-3", "val_size=3-2", "val_size=3-4"]
     assert not (tmp_path / "o").exists()  # refused before any output
     assert main(["sweep", str(_write(tmp_path, SWEEP)), "--out", str(tmp_path / "a"), "--address", "127.0.0.1:1"]) == 2
     assert "cannot join the Ray cluster at 127.0.0.1:1: Connection refused" in capsys.readouterr().err

@@ -153,6 +153,14 @@ def test_two_named_inputs_and_outputs(tmp_path, capsys):
     verify = ["verify", "--model", model, "--export", tmp_path / "two.onnx", "--data"]
     _refused(capsys, [*verify, tmp_path / "half.npz"], "holds image; the model's inputs are image, vec")
     _refused(capsys, [*verify, tmp_path / "image.npy"], "give --data as an .npz")
+    import zipfile  # a zip from a Mac carries a .DS_Store: numpy hands it back as bytes (a traceback)
+    with zipfile.ZipFile(tmp_path / "mac.npz", "a") as archive, zipfile.ZipFile(data) as given:
+        for member in given.namelist():
+            archive.writestr(member, given.read(member))
+        archive.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+    _refused(capsys, [*verify, tmp_path / "mac.npz"], "member '.DS_Store' is no .npy array")
+    np.savez(tmp_path / "many.npz", **{f"x{i}": np.zeros(2, np.float32) for i in range(300)})
+    assert "and 292 more" in _refused(capsys, [*verify, tmp_path / "many.npz"], "holds x0, x1")
     _refused(capsys, ["convert", "--model", model, "--format", "onnx", "--out", tmp_path / "x.onnx",
                       "--input-shape", "1x16x16x3"], "name the one --input-shape fixes")
 

@@ -35,6 +35,15 @@ def _load(name: str = "tf") -> dict:
     return _modules
 
 
+def tflite_schema():
+    """(schema_py_generated, flatbuffer_utils): TensorFlow's TFLite flatbuffer schema and
+    tools, imported after TensorFlow itself, whose start-up lines are silenced."""
+    _load()
+    from tensorflow.lite.python import schema_py_generated
+    from tensorflow.lite.tools import flatbuffer_utils
+    return schema_py_generated, flatbuffer_utils
+
+
 class _Deferred:
     """Stands for a module and imports it on first attribute access."""
 

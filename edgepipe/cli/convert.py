@@ -99,6 +99,11 @@ def read_labels(path) -> list[str]:
         raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
     if not labels:
         raise EdgePipeError(f"labels file {path} is empty")
+    from collections import Counter
+    repeated = sorted(name for name, n in Counter(labels).items() if n > 1)
+    if repeated:  # Core ML's label -> score dictionary and an app's lookup would merge those classes
+        raise EdgePipeError(f"labels file {path} names {', '.join(repeated[:5])} more than once; each class "
+                            "needs its own name")
     return labels
 
 

@@ -240,13 +240,19 @@ def _data_feeds(shapes: dict, data, images: set) -> dict:
         return {names[0]: _checked(load_npy(data, "--data"), shapes[names[0]], data, names[0], names[0] in images)}
     arrays = load_npz(data, "--data")
     if set(arrays) != set(names):
-        raise EdgePipeError(f"--data {data} holds {', '.join(sorted(arrays)) or 'nothing'}; the model's inputs are "
-                            f"{', '.join(names)}")
+        raise EdgePipeError(f"--data {data} holds {_listed(sorted(arrays)) or 'nothing'}; the model's inputs are "
+                            f"{_listed(names)}")
     feeds = {n: _checked(arrays[n], shapes[n], data, n, n in images) for n in names}
     if len({len(x) for x in feeds.values()}) != 1:
         raise EdgePipeError(f"--data {data}: the arrays hold different numbers of items "
                             f"({', '.join(f'{n}: {len(x)}' for n, x in feeds.items())})")
     return feeds
+
+
+def _listed(names: list, most: int = 8) -> str:
+    """Names for a one-line message: the first ``most``, and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(map(str, names[:most])) + more
 
 
 def _checked(x: np.ndarray, shape, data, name, image: bool) -> np.ndarray:
@@ -289,6 +295,9 @@ def load_npz(path, option: str) -> dict:
     except (ValueError, OSError, EOFError, TypeError, zipfile.BadZipFile) as e:
         raise EdgePipeError(f"{option} {path} is not a readable .npz archive ({first_line(e, 120)})") from None
     for k, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):  # numpy hands back a member that is no .npy (a .DS_Store) as bytes
+            raise EdgePipeError(f"{option} {path}: member {k!r} is no .npy array; an .npz holds one array per "
+                                "input name and nothing else")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.size == 0:
             raise EdgePipeError(f"{option} {path}: array {k!r} must hold numbers, has {arr.dtype} {arr.shape}")
     return arrays

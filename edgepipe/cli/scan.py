@@ -32,6 +32,9 @@ def cmd_scan(args):
         runner = open_runner(args.model, trust=args.trust_model)
     except NotRunnable as why:
         raise EdgePipeError(f"{args.model}: {why}") from None
+    if runner.runtime == "coreml":  # its reference interpreter knows neither an NHWC input nor output shapes
+        raise EdgePipeError(f"{args.model}: scan runs the TFLite or ONNX export of an edge model (the Core ML one "
+                            "is for the iOS app; `edgepipe verify` checks it)")
     edge_maps = [o for o in runner.outputs if len(o.shape) == 4 and o.shape[-1] == 1]
     if len(runner.inputs[0].shape) != 4 or runner.inputs[0].shape[-1] != 3 or not edge_maps:
         raise EdgePipeError(f"{args.model}: expected an HED edge model (NHWC RGB input, (N, H, W, 1) edge map "
