@@ -25,6 +25,9 @@ GRAYSCALE = "GRAYSCALE"  # a card's color_order for a 1-channel image (its spec 
 # most MAX_ABS: Caffe-style mean subtraction gives about +-128). Which of raw
 # pixels 0..255 or pixel / 255 yields such a range says what the model takes.
 MIN_SPAN, MAX_ABS = 0.5, 300.0
+# Layers that move, resample or crop pixels without rescaling them: the walk passes them
+# (the data-augmentation tutorial's Sequential([Resizing, Rescaling(1/255)]))
+KEEP_VALUES = ("Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def from_model(model, index: int = 0) -> InputSpec | None:
         return None
     scale, bias, found, verdict = np.ones(1), np.zeros(1), [], None
     for layer in chain:
+        if type(layer).__name__ in KEEP_VALUES:  # a resize or crop before the Rescaling changes no pixel's scale
+            continue
         order = _channel_order(layer)
         if order is not None:  # caffe's RGB -> BGR: the app still feeds RGB, the model reorders
             if len(scale) not in (1, len(order)):

@@ -96,6 +96,37 @@ def test_elementwise_normalisation_and_reductions():
     _close(OPS["matmul"](x=v, y=w, transpose_y=True), tf.matmul(v, w, transpose_b=True))
 
 
+def test_guarded_ops_take_their_epsilon_and_layer_norm_and_tile_match_tf():
+    """coremltools writes rsqrt and log with an epsilon (GroupNormalization and
+    LayerNormalization do): the ops took none, and verify died with a traceback."""
+    x = RNG.random((2, 4, 3, 3)).astype(np.float32) + 0.1
+    _close(OPS["rsqrt"](x=x, epsilon=1e-3), tf.math.rsqrt(x + 1e-3))
+    _close(OPS["log"](x=x, epsilon=1e-3), tf.math.log(x + 1e-3))
+    _close(OPS["inverse"](x=x, epsilon=1e-3), 1 / (x + 1e-3))
+    gamma, beta = RNG.normal(size=3).astype(np.float32), RNG.normal(size=3).astype(np.float32)
+    norm = tf.keras.layers.LayerNormalization(axis=-1, epsilon=1e-3)
+    norm.build(x.shape)
+    norm.set_weights([gamma, beta])
+    _close(OPS["layer_norm"](x=x, axes=np.array([-1]), gamma=gamma, beta=beta, epsilon=1e-3), norm(x))
+    _close(OPS["tile"](x=x, reps=np.array([1, 2, 1, 3])), tf.tile(x, [1, 2, 1, 3]))
+
+
+def test_norm_and_upsampling_models_verify_in_core_ml(tmp_path):
+    """A UNet decoder's UpSampling2D (MIL tile) and Keras 3 GroupNormalization and
+    LayerNormalization, end to end: convert to Core ML, then verify by the reference interpreter."""
+    from edgepipe.base.backend import keras3 as k3
+    from edgepipe.cli.main import main
+    L = k3.layers
+    inp = k3.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(L.Rescaling(1 / 255)(inp))
+    x = L.UpSampling2D()(L.GroupNormalization(groups=2)(x))
+    x = L.LayerNormalization()(L.Conv2D(4, 3, strides=2, padding="same")(x))
+    k3.Model(inp, L.Conv2D(1, 1, activation="sigmoid")(x)).save(tmp_path / "m.keras")
+    out = tmp_path / "m.mlpackage"
+    assert main(["convert", "--model", str(tmp_path / "m.keras"), "--variant", "coreml_fp32", "--out", str(out)]) == 0
+    assert main(["verify", "--model", str(tmp_path / "m.keras"), "--export", str(out)]) == 0
+
+
 def test_tensor_layout_ops():
     x = RNG.normal(size=(1, 6, 4, 5)).astype(np.float32)
     a, b = OPS["split"](x=x, axis=1, num_splits=2)

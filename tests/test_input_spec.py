@@ -148,6 +148,23 @@ def test_what_a_leading_normalisation_says_the_model_takes(layer, takes):
     assert spec.value_range(3) == ([0.0, 255.0] if takes == "pixels" else [0.0, 1.0])
 
 
+@pytest.mark.parametrize("first", ["Resizing", "CenterCrop"])
+def test_a_resize_or_crop_before_the_rescaling_still_says_raw_pixels(tmp_path, first):
+    """The data-augmentation tutorial's Sequential([Resizing, Rescaling(1/255)]): the walk
+    stopped at the resize, the card said pixel / 255, and an app fed a 255th of the pixels.
+    Both Kerases, as the user saves them."""
+    from edgepipe.base.backend import keras3 as k3
+    from edgepipe.base.modelio import load_model
+    for name, K in (("tf_keras", keras), ("keras3", k3)):
+        L = K.layers
+        inp = K.Input((12, 12, 3))
+        x = getattr(L, first)(8, 8)(inp)
+        x = K.Sequential([L.Rescaling(1 / 255)])(x)
+        K.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(L.Conv2D(2, 1)(x)))).save(tmp_path / f"{name}.keras")
+        spec = from_model(load_model(tmp_path / f"{name}.keras"))
+        assert spec is not None and spec.value_range(3) == [0.0, 255.0], (name, spec)
+
+
 # --- the tutorial model ------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt,suffix", [("tflite", ".tflite"), ("onnx", ".onnx")])

@@ -32,9 +32,33 @@ def _axis(v, rank):
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "real_div": np.divide,
                    "maximum": np.maximum, "minimum": np.minimum, "pow": np.power}.items():
     OPS[_name] = (lambda f: lambda x, y: f(x, y))(_fn)
-for _name, _fn in {"exp": np.exp, "sqrt": np.sqrt, "rsqrt": lambda a: 1 / np.sqrt(a), "abs": np.abs,
-                   "tanh": np.tanh, "log": np.log, "square": np.square, "identity": lambda a: a}.items():
+for _name, _fn in {"exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "tanh": np.tanh, "square": np.square,
+                   "identity": lambda a: a}.items():
     OPS[_name] = (lambda f: lambda x: f(x))(_fn)
+
+
+# MIL's guarded ops add their epsilon first (layer and group norms write it)
+@op("rsqrt")
+def rsqrt(x, epsilon=1e-12):
+    return 1 / np.sqrt(x + epsilon)
+
+
+@op("log")
+def log(x, epsilon=1e-45):
+    return np.log(x + epsilon)
+
+
+@op("inverse")
+def inverse(x, epsilon=1e-4):
+    return 1 / (x + epsilon)
+
+
+@op("layer_norm")
+def layer_norm(x, axes=None, gamma=None, beta=None, epsilon=1e-5):
+    axes = tuple(_axis(a, x.ndim) for a in _ints(axes)) if axes is not None else tuple(range(x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True) + epsilon)
+    return y * (1 if gamma is None else gamma) + (0 if beta is None else beta)
 
 
 @op("relu")
@@ -203,6 +227,11 @@ def expand_dims(x, axes):
     for a in sorted(_axis(a, x.ndim + len(_ints(axes))) for a in _ints(axes)):
         x = np.expand_dims(x, a)
     return x
+
+
+@op("tile")
+def tile(x, reps):
+    return np.tile(x, _ints(reps))
 
 
 @op("concat")

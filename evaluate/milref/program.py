@@ -77,7 +77,11 @@ class ReferenceProgram:
                 env[o.outputs[0].name] = self._const(o.outputs[0].val)
                 continue
             args = {k: self._value(v, env) for k, v in o.inputs.items()}
-            result = OPS[o.op_type](**args)
+            try:
+                result = OPS[o.op_type](**args)
+            except TypeError:  # an input this op's numpy form does not take: a variant never guessed at
+                raise UnsupportedOp(f"op {o.op_type} with inputs {', '.join(sorted(args))} not supported by the "
+                                    "reference interpreter") from None
             results = result if isinstance(result, tuple) and len(o.outputs) > 1 else (result,)
             for var, value in zip(o.outputs, results):
                 env[var.name] = self._typed(value, var)
