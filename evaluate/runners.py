@@ -282,7 +282,8 @@ class OnnxRunner(Runner):
         return self._each(batch, self._one)
 
 
-_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int32)": np.int32,
+               "tensor(int64)": np.int64,
                "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
 
 

@@ -38,7 +38,7 @@ def image_input(model, spec: InputSpec | None = None, port=None) -> dict:
                else "x = pixel * scale[c] + bias[c] = (pixel - mean[c]) / std[c]")
     values = "raw pixels [0, 255]" if (lo, hi) == (0.0, 255.0) else f"pixels scaled to [{lo:g}, {hi:g}]"
     # what the export takes: a model whose input is uint8 keeps it in every format (pixels 0..255)
-    dtype = "uint8" if port and port.dtype == "uint8" else "float32"
+    dtype = port.dtype if port and port.dtype in ("uint8", "float64") else "float32"  # float16 ports are fed float32
     color = GRAYSCALE if c == 1 else spec.color_order
     return {"name": name, "shape": [batch, h, w, c], "dtype": dtype, "layout": "NHWC",
             "color_order": color, "range": [num(lo), num(hi)],

@@ -3,7 +3,9 @@ tutorial's Sequential model (augmentation block, Rescaling(1/255)) converts and
 verifies, and every bundle states the input its model really takes: fed what
 its bundle says, each export matches the Keras original fed its true input."""
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from edgepipe.convert.inputspec import DEFAULT, InputSpec, bundle_card, from_mod
 from edgepipe.evaluate.runners import open_runner
 
 SIZE = 32
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "model_card.schema.json"
 IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 
@@ -281,7 +284,9 @@ def test_a_grayscale_model_with_its_own_rescaling_is_a_grayscale_image_in_every_
     model = _grayscale_model(tmp_path / "g.keras", rescale=True)
     for fmt, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("coreml", ".mlpackage")):
         out = _convert(model, tmp_path / f"g{suffix}", "--format", fmt)
-        image = bundle_card(out)["inputs"][0]
+        card = bundle_card(out)
+        jsonschema.validate(json.loads(Path(f"{out}.model_card.json").read_text()), json.loads(SCHEMA.read_text()))
+        image = card["inputs"][0]
         assert image["color_order"] == "GRAYSCALE" and image["range"] == [0.0, 255.0], image
         assert image["shape"] == [1, SIZE, SIZE, 1] and "grayscale" in image["description"], image
         assert main(["verify", "--model", str(model), "--export", str(out)]) == 0

@@ -651,6 +651,23 @@ def test_int8_of_models_whose_input_is_no_rgb_image(tmp_path, capsys):
     assert card["color_order"] == "GRAYSCALE" and card["range"] == [0.0, 255.0]
 
 
+def test_a_float64_input_is_fed_and_described_as_float64(tmp_path, capsys):
+    """The ONNX file takes tensor(double): its card said float32 and verify fed float32 (exit 2)."""
+    from edgepipe.base.backend import keras3 as k3
+    inp = k3.Input((8, 8, 3), dtype="float64")
+    x = k3.layers.Activation("linear", dtype="float32")(k3.layers.Rescaling(1 / 255, dtype="float64")(inp))
+    k3.Model(inp, k3.layers.Dense(3)(k3.layers.GlobalAveragePooling2D()(k3.layers.Conv2D(4, 3)(x)))).save(
+        tmp_path / "f64.keras")
+    out = tmp_path / "f64.onnx"
+    _ok(["convert", "--model", tmp_path / "f64.keras", "--variant", "onnx_float32", "--out", out])
+    card = json.loads(Path(f"{out}.model_card.json").read_text())
+    assert card["inputs"][0]["dtype"] == "float64" and card["inputs"][0]["range"] == [0.0, 255.0]
+    import jsonschema
+    jsonschema.validate(card, json.loads(SCHEMA.read_text()))
+    rc, report = _verify(capsys, tmp_path / "f64.keras", out)
+    assert rc == 0, report
+
+
 def _digit_pixels():
     """scikit-learn's 8x8 digits (recorded scans, 1797 of them) as raw gray pixels 0..255."""
     from sklearn.datasets import load_digits
