@@ -35,7 +35,7 @@ def load(path: Path, trust: bool) -> serving.ServingModel:
         model = keras3.saving.load_model(path, compile=False, safe_mode=not trust)
     except Exception as e:  # noqa: BLE001  Keras raises many types for corrupt or hostile files
         msg = first_line(e)
-        if "Lambda" in msg or "safe_mode" in msg:
+        if ("Lambda" in msg or "safe_mode" in msg) and not trust:
             raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
                                 f"({TRUST_HINT})") from None
         raise EdgePipeError(f"{path}: not a loadable Keras 3 model ({msg})") from None

@@ -125,7 +125,7 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for corrupt or hostile files
         msg = first_line(e)
-        if "Lambda" in msg or "safe_mode" in msg:
+        if ("Lambda" in msg or "safe_mode" in msg) and not trust:
             raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
                                 f"({TRUST_HINT})") from None
         raise EdgePipeError(f"{path}: not a loadable Keras model ({msg})") from None

@@ -184,8 +184,12 @@ def _accuracy(args, ref, got, count) -> dict:
 
 def _drill_down(model, export, x: dict, variant) -> dict:
     from edgepipe.evaluate.drilldown import drill_down
-    if not hasattr(model, "layers") or len(x) != 1:
-        return {"available": False, "why": "drill-down compares the layers of a one-input Keras original"}
+    if len(x) != 1:
+        return {"available": False, "why": f"drill-down compares the layers of a one-input original; this one has "
+                                           f"{len(x)} inputs"}
+    if not hasattr(model, "layers"):
+        kind = "a Keras 3 file" if getattr(model, "keras_model", None) is not None else "a SavedModel signature"
+        return {"available": False, "why": f"drill-down reads a tf_keras model's layers; the original is {kind}"}
     return drill_down(model, export, next(iter(x.values())), variant)
 
 
