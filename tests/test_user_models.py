@@ -668,6 +668,27 @@ def test_a_float64_input_is_fed_and_described_as_float64(tmp_path, capsys):
     assert rc == 0, report
 
 
+def test_a_mixed_precision_model_converts_in_float32(tmp_path, capsys):
+    """TensorFlow's mixed-precision guide: a model trained under mixed_float16 failed TFLite
+    conversion outright (the converter cannot translate its float16 casts). It converts in
+    float32 now, and the float32 export passes verify's float32 gate."""
+    from edgepipe.base.backend import keras3 as k3
+    L = k3.layers
+    k3.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inp = k3.Input((8, 8, 3))
+        x = L.GlobalAveragePooling2D()(L.Conv2D(4, 3, activation="relu")(L.Rescaling(1 / 255)(inp)))
+        k3.Model(inp, L.Activation("softmax", dtype="float32")(L.Dense(3)(x))).save(tmp_path / "mp.keras")
+    finally:
+        k3.mixed_precision.set_global_policy("float32")
+    for variant in ("tflite_float32", "tflite_int8"):
+        out = tmp_path / f"{variant}.tflite"
+        _ok(["convert", "--model", tmp_path / "mp.keras", "--variant", variant, "--out", out])
+        assert json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]["range"] == [0.0, 255.0]
+    rc, report = _verify(capsys, tmp_path / "mp.keras", tmp_path / "tflite_float32.tflite")
+    assert rc == 0 and report["outputs"][0]["gate"].startswith("max_abs"), report
+
+
 def _digit_pixels():
     """scikit-learn's 8x8 digits (recorded scans, 1797 of them) as raw gray pixels 0..255."""
     from sklearn.datasets import load_digits

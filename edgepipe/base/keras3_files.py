@@ -39,7 +39,35 @@ def load(path: Path, trust: bool) -> serving.ServingModel:
             raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
                                 f"({TRUST_HINT})") from None
         raise EdgePipeError(f"{path}: not a loadable Keras 3 model ({msg})") from None
-    return served(without_inference_noops(model), path)
+    return served(without_inference_noops(in_float32(model)), path)
+
+
+def in_float32(model):
+    """A model trained under ``mixed_float16`` (TensorFlow's mixed-precision guide) computes
+    in float16, whose casts TFLite's converter cannot translate: the same layers and weights
+    computing in float32, which every format then converts (and TFLite's float16 variant
+    halves again). A model whose config cannot be rebuilt is returned as it is."""
+    if not any(str(getattr(layer, "dtype_policy", None) and layer.dtype_policy.name).startswith("mixed")
+               for layer in model._flatten_layers()):
+        return model
+    try:
+        clone = type(model).from_config(_float32_policies(model.get_config()))
+        clone.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001  a subclassed model's config: convert what was loaded
+        return model
+    return clone
+
+
+def _float32_policies(config):
+    if isinstance(config, list):
+        return [_float32_policies(v) for v in config]
+    if not isinstance(config, dict):
+        return config
+    inner = config.get("config")
+    if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(inner, dict) \
+            and str(inner.get("name", "")).startswith("mixed"):
+        config = dict(config, config=dict(inner, name="float32"))
+    return {k: _float32_policies(v) for k, v in config.items()}
 
 
 def served(model, source: Path) -> serving.ServingModel:
