@@ -689,6 +689,26 @@ def test_a_mixed_precision_model_converts_in_float32(tmp_path, capsys):
     assert rc == 0 and report["outputs"][0]["gate"].startswith("max_abs"), report
 
 
+def test_a_keras_3_models_outputs_keep_their_layer_names(tmp_path, capsys):
+    """Keras 3's export calls a list of outputs output_0, output_1: an app looking up
+    'box' found nothing. Each format and the card now use the output layers' names."""
+    from edgepipe.base.backend import keras3 as k3
+    L = k3.layers
+    inp = k3.Input((8, 8, 3))
+    h = L.GlobalAveragePooling2D()(L.Conv2D(4, 3)(L.Rescaling(1 / 255)(inp)))
+    k3.Model(inp, [L.Dense(3, activation="softmax", name="cls")(h), L.Dense(4, name="box")(h)]).save(
+        tmp_path / "det.keras")
+    for fmt, suffix in (("tflite", ".tflite"), ("onnx", ".onnx")):
+        out = tmp_path / f"det{suffix}"
+        _ok(["convert", "--model", tmp_path / "det.keras", "--format", fmt, "--out", out])
+        names = (_tflite_io if fmt == "tflite" else _onnx_io)(out)[1]
+        assert names == {"cls", "box"}, names
+        card = json.loads(Path(f"{out}.model_card.json").read_text())
+        assert [o["name"] for o in card["outputs"]] == ["cls", "box"], card["outputs"]
+        rc, report = _verify(capsys, tmp_path / "det.keras", out)
+        assert rc == 0 and {r["output"] for r in report["outputs"]} == {"cls", "box"}, report
+
+
 def _digit_pixels():
     """scikit-learn's 8x8 digits (recorded scans, 1797 of them) as raw gray pixels 0..255."""
     from sklearn.datasets import load_digits

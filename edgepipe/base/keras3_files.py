@@ -9,6 +9,7 @@ SavedModel whose ``serving_default`` signature edgepipe converts and verifies li
 other (``edgepipe.base.serving``). The Keras 3 model stays attached (``keras_model``),
 so its own Rescaling/Normalization layers still say what pixels it takes.
 """
+import re
 import tempfile
 from pathlib import Path
 
@@ -80,7 +81,19 @@ def served(model, source: Path) -> serving.ServingModel:
                                 f"({first_line(e)})") from None
         model_served = serving.load_serving(Path(tmp), trust=True)  # our own export of a checked model
     model_served.path, model_served.keras_model = Path(source), model
+    model_served.name_outputs(_layer_names(model, model_served.output_names))
     return model_served
+
+
+def _layer_names(model, keys: list) -> dict:
+    """{signature key: output layer name}: Keras 3's export calls a list of outputs
+    ``output_0``, ``output_1``...; apps look them up by the names the model gives them."""
+    names = list(getattr(model, "output_names", None) or [])
+    if keys != [f"output_{i}" for i in range(len(keys))] or len(names) != len(keys) or len(set(names)) != len(names):
+        return {}
+    if not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", n) for n in names):
+        return {}
+    return dict(zip(keys, names))
 
 
 def without_inference_noops(model):

@@ -49,7 +49,15 @@ class ServingModel:
         return [n for n, _, _ in self.outputs]
 
     def __call__(self, feeds: dict) -> dict:
-        return self.function(**{n: feeds[n] for n in self.input_names})
+        out = self.function(**{n: feeds[n] for n in self.input_names})
+        return {self._names.get(k, k): v for k, v in out.items()} if self._names else out
+
+    _names: dict = {}
+
+    def name_outputs(self, names: dict):
+        """Call the signature's outputs by ``names`` ({signature key: name}) from now on."""
+        self._names = dict(names)
+        self.outputs = [(self._names.get(k, k), shape, dtype) for k, shape, dtype in self.outputs]
 
 
 def _shape(spec) -> tuple:
