@@ -15,6 +15,7 @@ from edgepipe.base.atomic import ensure_writable_dir
 from edgepipe.pipeline.cards import model_card
 from edgepipe.base.errors import EdgePipeError, first_line
 from edgepipe.pipeline.report import artifact_entry, print_table, wide_console, write_json
+from edgepipe.pipeline.tasks import check_out_outside_data, data_inputs
 
 def recipe_hash(recipe) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:16]
@@ -169,8 +170,9 @@ def recipe_artifact(recipe, suffix):
     return f"{recipe.model.name}{suffix}"
 
 
-def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console):
-    """Time every runnable artifact in a fresh process (one thread, batch 1)."""
+def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console) -> bool:
+    """Time every runnable artifact in a fresh process (one thread, batch 1); False when
+    the timing process failed (killed, out of memory), so the stage is not recorded done."""
     from edgepipe.evaluate.latency import measure_host
     models = {f"{e['format']}/{e['variant']}": str(Path(e["path"]).resolve()) for e in entries
               if e["status"] == "ok" and e["path"] and e.get("engine") not in REFERENCE_NOTE}
@@ -181,9 +183,10 @@ def stage_bench(recipe, entries, macs: int, terms: list, out: Path, console):
                                  layer_costs={k: terms for k in models})
     except EdgePipeError as e:
         console.log(f"latency stage failed: {e}", style="yellow")
-        return
+        stats = {}
     for e in entries:
         e["latency"] = stats.get(f"{e['format']}/{e['variant']}", {})
+    return bool(stats) or not models
 
 
 def _export_records(exports):
@@ -254,6 +257,7 @@ def run(recipe, out_dir, console: Console | None = None, force: bool = False, th
     task of its own) and returns only ``{"stages": ...}``, unless the latency is
     already measured: then it goes on (nothing to time) and returns the report."""
     from edgepipe.base.atomic import exclusive
+    check_out_outside_data(recipe, out_dir)
     with interrupts.watch(), exclusive(ensure_writable_dir(out_dir)):
         return _run(recipe, out_dir, console or wide_console(), force, through)
 
@@ -265,7 +269,7 @@ def train_as_worker(recipe, out_dir, console) -> None:
     from edgepipe.pipeline.manifest import Manifest, stage_key
     from edgepipe.pipeline.tasks import task_for
     from edgepipe.train.workers import describe
-    key = stage_key([c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {})
+    key = stage_key([c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], data_inputs(recipe))
     if Manifest(Path(out_dir)).finished("train", key):
         console.log(f"{describe()}: training is up to date in the chief's manifest; nothing to do")
         return
@@ -305,7 +309,8 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
             r._model = None  # the chief goes on alone: load the saved model, not the cluster's mirrored one
         return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]
 
-    history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)], {}, do_train)
+    history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)],
+                      data_inputs(recipe), do_train)
     model_stage, pruning = "train", None
     if recipe.prune:
         pruned_path = r.out / recipe_artifact(recipe, ".pruned.keras")
@@ -333,10 +338,12 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
         from edgepipe.mobile_models.profile import profile_model, roofline_terms
         macs = profile_model(r.model())["macs"]
         terms = roofline_terms(profile_model(roofline_graph(export_graph(r.model()))))
-        stage_bench(recipe, entries, macs, terms, r.out, console)
-        return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries}}, []
+        timed = stage_bench(recipe, entries, macs, terms, r.out, console)
+        return {"macs": macs, "latency": {f"{e['format']}/{e['variant']}": e["latency"] for e in entries},
+                "timed": timed}, []
 
-    bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench)
+    bench = r.stage("bench", recipe.bench.model_dump(), r.upstream(model_stage, "export"), do_bench,
+                    complete=lambda result: result.get("timed", True))
     for e in entries:
         e["latency"] = bench["latency"].get(f"{e['format']}/{e['variant']}", {})
     return _write_reports(r, history, entries, bench, t_start, pruning)

@@ -14,8 +14,27 @@ from edgepipe.train.data import TASK_OF_KIND
 
 def train_key(recipe) -> str:
     """What the training checkpoints belong to: a resume continues only the same training."""
-    cfg = [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)]
+    cfg = [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)] + [data_inputs(recipe)]
     return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
+
+
+def check_out_outside_data(recipe, out) -> None:
+    """A run folder inside the user's data folder would be read back as a class or a
+    photo (and left in their dataset): refused before anything is made."""
+    if not recipe.data.path:
+        return
+    data, target = Path(recipe.data.path).resolve(), Path(out).resolve()
+    if target == data or data in target.parents:
+        raise EdgePipeError(f"--out {out} is inside the data folder {recipe.data.path}; write the run elsewhere")
+
+
+def data_inputs(recipe) -> dict:
+    """What a stage that trains or scores on the user's folder depends on besides the
+    recipe: the folder's contents (``train.folders.fingerprint``); {} for generated data."""
+    if recipe.data.kind not in ("document_folder", "image_folder"):
+        return {}
+    from edgepipe.train.folders import fingerprint
+    return {"data_files": fingerprint(recipe.data.path)}
 
 
 

@@ -71,6 +71,66 @@ def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
     assert str(root) in str(e.value)
 
 
+def test_image_folder_skips_mac_leftovers_and_reads_a_copy_once(tmp_path, capsys):
+    """A copy (or a link) of a photo landed in training and in the held-out test at once;
+    __MACOSX and AppleDouble ._ files from a Mac's archive were read as a class and as images."""
+    import shutil
+    root = make_image_folder(tmp_path / "imgs")
+    (root / "__MACOSX" / "red").mkdir(parents=True)
+    (root / "__MACOSX" / "red" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (root / "red" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    shutil.copy(root / "red" / "0.png", root / "red" / "copy.png")
+    (root / "red" / "link.png").symlink_to(root / "red" / "1.png")
+    loaded = image_folder(root, 16)
+    assert loaded.class_names == ["blue", "green", "red"] and np.bincount(loaded.labels).tolist() == [5, 5, 5]
+    assert "copy.png is a copy of" in capsys.readouterr().err
+    shutil.copy(root / "red" / "2.png", root / "green" / "red_by_mistake.png")
+    with pytest.raises(EdgePipeError, match="same image under two classes"):
+        image_folder(root, 16)
+
+
+@pytest.mark.parametrize("name, message", [("cat\ndog", "control character"), (b"caf\xe9", "not UTF-8")])
+def test_a_class_name_no_labels_file_can_hold_is_refused(tmp_path, name, message):
+    """'cat\\ndog' split into two labels in labels.txt and shifted every class after it;
+    a name that is not UTF-8 failed at export, after training."""
+    import os
+    root = make_image_folder(tmp_path / "imgs")
+    folder = os.path.join(os.fsencode(root), name) if isinstance(name, bytes) else root / name
+    os.rename(root / "red", folder)
+    with pytest.raises(EdgePipeError, match=message):
+        image_folder(root, 16)
+
+
+def test_a_tiny_image_in_an_image_folder_is_refused(tmp_path):
+    root = make_image_folder(tmp_path / "imgs")
+    cv2.imwrite(str(root / "red" / "0.png"), np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(EdgePipeError, match="too small"):
+        image_folder(root, 16)
+
+
+def test_what_the_folder_holds_keys_the_training(tmp_path, capsys):
+    """Photos added to the folder were not trained on (the train stage was 'up to date'),
+    and the re-split then scored the old model on images it had trained on."""
+    from edgepipe.cli.main import main
+    from edgepipe.pipeline.recipe import Recipe
+    from edgepipe.pipeline.tasks import data_inputs, train_key
+    root = make_image_folder(tmp_path / "imgs")
+    recipe = Recipe.model_validate({"model": {"name": "tiny_cnn", "input_size": 32},
+                                    "data": {"kind": "image_folder", "path": str(root)},
+                                    "profiles": {"quick": {"phases": [{"size": 32, "steps": 2, "pool": 1}],
+                                                           "batch_size": 2, "steps_per_epoch": 2}}})
+    before = (data_inputs(recipe), train_key(recipe))
+    cv2.imwrite(str(root / "red" / "new.png"), np.full((20, 20, 3), (0, 0, 250), np.uint8))
+    after = (data_inputs(recipe), train_key(recipe))
+    assert before[0] != after[0] and before[1] != after[1]
+    assert data_inputs(recipe) == after[0]  # and the same folder gives the same key
+    # a run folder inside the data folder would be read back as a class: refused, nothing made
+    (tmp_path / "r.yaml").write_text(json.dumps(recipe.model_dump(exclude_none=True)))
+    for command in ("run", "train"):
+        assert main([command, "--recipe", str(tmp_path / "r.yaml"), "--out", str(root / "runs")]) == 2
+        assert "inside the data folder" in capsys.readouterr().err and not (root / "runs").exists()
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_document_folder_renders_edges_at_the_scaled_corners(tmp_path, fmt):
     root, table = make_document_folder(tmp_path / "docs", fmt=fmt)

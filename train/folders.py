@@ -79,10 +79,54 @@ def split_indices(labels: np.ndarray, split: str, seed: int, held_fraction: floa
     return np.sort(np.concatenate(picked))
 
 
+MAX_FINGERPRINT_FILES = 1_000_000
+
+
+def fingerprint(root) -> str:
+    """What the folder holds, cheaply: every file's path, size and modification time.
+    A run's training and scores are tied to it, so adding, removing or editing a photo
+    (or corners.json) trains again instead of scoring an old model on a new split."""
+    import hashlib
+    root, digest, count = Path(root), hashlib.sha256(), 0
+    if not root.is_dir():
+        return "missing"
+    for path in sorted(root.rglob("*")):
+        count += 1
+        if count > MAX_FINGERPRINT_FILES:
+            raise EdgePipeError(f"data folder {root} holds over {MAX_FINGERPRINT_FILES:,} files; point data.path at "
+                                "the images alone")
+        try:
+            st = path.stat()
+        except OSError:  # a dangling link: the loader names it
+            continue
+        digest.update(f"{path.relative_to(root).as_posix()!r} {st.st_size} {st.st_mtime_ns}\n".encode(
+            "utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]
+
+
+def _ignored(path: Path) -> bool:
+    """Hidden entries, and what a Mac's archiver leaves: __MACOSX folders, ._ AppleDouble files."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+def _class_name_problem(name: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not UTF-8 (labels.txt, the card and the Core ML labels are UTF-8 text)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character such as a line break (labels.txt has one name per line)"
+    return ""
+
+
 def class_names(root) -> list[str]:
     """The class folders under ``root``, sorted: label i is the i-th name."""
     root = _existing_dir(root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not _ignored(p))
+    for name in classes:
+        problem = _class_name_problem(name)
+        if problem:
+            raise EdgePipeError(f"class folder {one_line(repr(name), 80)} in {root}: its name {problem}; rename it")
     if not classes:
         raise EdgePipeError(f"data folder {root} has no class folders (expected {root}/CLASS/*.jpg)")
     if len(classes) < 2:  # one class trains a constant output that every gate would pass
@@ -94,9 +138,10 @@ def class_names(root) -> list[str]:
 def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassImages:
     root = Path(root)
     classes = class_names(root)
-    files, labels = [], []
+    files, labels, seen = [], [], {}
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = _distinct(sorted(p for p in (root / name).iterdir()
+                                 if p.suffix.lower() in IMAGE_SUFFIXES and not _ignored(p)), seen, classes, label)
         if len(found) < MIN_PER_CLASS:
             raise EdgePipeError(f"class folder {root / name} has {len(found)} image(s); each class needs at "
                                 f"least {MIN_PER_CLASS} (one to train on, one to choose the checkpoint, one held "
@@ -105,8 +150,34 @@ def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassIma
         labels += [label] * len(found)
     labels = np.asarray(labels, np.int64)
     keep = split_indices(labels, split, seed)
-    images = np.stack([_resize(read_rgb(files[i]), size) for i in keep]).astype(np.float32) / 255.0
+    images = np.stack([_resize(read_rgb(files[i], MIN_IMAGE_SIDE), size) for i in keep]).astype(np.float32) / 255.0
     return ClassImages(images, labels[keep], classes)
+
+
+MIN_IMAGE_SIDE = 8  # a 1x1 or 5000x1 "image" stretched to the input size teaches nothing
+
+
+def _distinct(files: list[Path], seen: dict, classes: list[str], label: int) -> list[Path]:
+    """``files`` less exact copies (a copy, a link) of an image already listed: a copy
+    would land in training and in the held-out test at once. A copy filed under another
+    class is a labelling mistake, and is refused."""
+    import hashlib
+    kept = []
+    for path in files:
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            kept.append(path)  # read_rgb names what is wrong with it
+            continue
+        first = seen.setdefault(digest, (path, label))
+        if first[1] != label:
+            raise EdgePipeError(f"{path} and {first[0]} are the same image under two classes ({classes[label]}, "
+                                f"{classes[first[1]]}); keep it in one")
+        if first[0] == path:
+            kept.append(path)
+        else:
+            print(f"note: {path} is a copy of {first[0]}; it is read once", file=sys.stderr)
+    return kept
 
 
 CSV_HEADER = ["file", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
@@ -210,7 +281,7 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     table = _corners_table(root)
     if not table:
         raise EdgePipeError(f"document folder {root}: the corners file lists no images")
-    images, edges, corners, regions, seen = [], [], [], [], {}
+    images, edges, corners, regions, seen, copies = [], [], [], [], {}, {}
     for name in sorted(table):
         path = _listed_file(root, name)
         if path in seen:  # "a.jpg" and "./a.jpg": one photo would land in train and test alike
@@ -218,6 +289,7 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
                                 "the same photo")
         seen[path] = name
         path = root / name  # as the user wrote it, in every message
+        _no_copy(path, copies)
         photo = read_rgb(path, min_side=MIN_PHOTO_SIDE)
         h, w = photo.shape[:2]
         pts = table[name]
@@ -234,6 +306,18 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
         corners.append(quad)
     _note_unlabelled(root, set(seen), len(table))
     return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table), np.stack(regions))
+
+
+def _no_copy(path: Path, copies: dict) -> None:
+    """Two listed photos with the same bytes would land in training and in the held-out test."""
+    import hashlib
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return  # read_rgb names what is wrong with it
+    if digest in copies:
+        raise EdgePipeError(f"{path} is a copy of {copies[digest]}: the corners file lists the same photo twice")
+    copies[digest] = path
 
 
 def _listed_file(root: Path, name: str) -> Path:

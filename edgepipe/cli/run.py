@@ -7,7 +7,9 @@ from edgepipe.cli.args import recipe_parser
 def cmd_run(args):
     from edgepipe.pipeline.recipe import load_recipe
     from edgepipe.base.atomic import ensure_writable_dir
+    from edgepipe.pipeline.tasks import check_out_outside_data
     recipe = load_recipe(args.recipe, args.profile)
+    check_out_outside_data(recipe, args.out)
     ensure_writable_dir(args.out)  # fail on a bad --out before TensorFlow even loads
     from edgepipe.pipeline.run import gate_failures, run, train_as_worker
     from edgepipe.train.workers import is_chief

@@ -1,5 +1,6 @@
 """``edgepipe sweep``: a grid of recipes as Ray tasks, one combined report."""
 import sys
+from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import positive, positive_int
@@ -13,6 +14,9 @@ def cmd_sweep(args):
         raise EdgePipeError("--num-cpus sizes the Ray started here; a cluster (--address) has its own CPUs")
     if args.retries is not None:
         cfg.retries = args.retries
+    from edgepipe.pipeline.tasks import check_out_outside_data
+    for spec in specs:
+        check_out_outside_data(spec.recipe, Path(args.out) / spec.name)
     out = ensure_writable_dir(args.out)
     from edgepipe.pipeline.report import wide_console
     from edgepipe.pipeline.sweep_exec import run_sweep, write_recipes

@@ -11,6 +11,8 @@ def cmd_train(args):
     from edgepipe.pipeline.recipe import load_recipe
     from edgepipe.train.workers import is_chief
     recipe = load_recipe(args.recipe, args.profile)
+    from edgepipe.pipeline.tasks import check_out_outside_data
+    check_out_outside_data(recipe, args.out)
     out = ensure_writable_dir(args.out)
     # the chief alone holds the folder: the other workers of one training share it by design
     with exclusive(out) if is_chief() else nullcontext():
