@@ -29,14 +29,21 @@ def _foldable_pairs(model):
                 or layer.axis not in ([-1], [3], -1, 3)):
             continue
         src = layer._inbound_nodes[0].inbound_layers
-        if isinstance(src, FOLDABLE) and reader(src) is layer:
+        if _linear_conv(src) and reader(src) is layer:
             pairs[layer.name] = (src, [(src, 0)])
         elif isinstance(src, layers.Concatenate) and src.axis in (-1, 3) and reader(src) is layer:
             parts = src._inbound_nodes[0].inbound_layers
-            if all(isinstance(p, FOLDABLE) and reader(p) is src for p in parts):
+            if all(_linear_conv(p) and reader(p) is src for p in parts):
                 offsets = np.cumsum([0] + [p.output_shape[-1] for p in parts])[:-1]
                 pairs[layer.name] = (src, list(zip(parts, offsets.tolist())))
     return pairs
+
+
+def _linear_conv(layer) -> bool:
+    """A conv whose output is its affine map: one with its own activation
+    (Conv2D(activation="relu") then BN, as users write it) has a non-linearity between,
+    and a BN after it cannot move into its weights."""
+    return isinstance(layer, FOLDABLE) and layer.get_config().get("activation", "linear") == "linear"
 
 
 def _rewire(config, pairs):

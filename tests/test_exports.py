@@ -20,6 +20,25 @@ def test_batchnorm_folding_is_exact(tiny_hed, folded, tiny_images):
     assert np.abs(tiny_hed.predict(tiny_images, verbose=0) - folded.predict(tiny_images, verbose=0)).max() < 1e-5
 
 
+def test_a_bn_after_a_conv_with_its_own_activation_is_not_folded_into_it(tmp_path):
+    """Conv2D(activation="relu") then BatchNormalization, as users write it: the BN was
+    folded as if it came before the ReLU, and the TFLite file differed from Keras by 2."""
+    from edgepipe.base.backend import keras
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    x = L.BatchNormalization()(L.Conv2D(4, 3, activation="relu")(inp))
+    x = L.BatchNormalization()(L.Conv2D(4, 3)(x))  # a linear conv: this one folds
+    model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+    randomise_batchnorm(model)
+    folded = fold_batchnorm(model)
+    assert count_batchnorm(folded) == 1
+    x = np.random.default_rng(0).random((4, 8, 8, 3), np.float32)
+    assert np.abs(model.predict(x, verbose=0) - folded.predict(x, verbose=0)).max() < 1e-5
+    out = export(VARIANTS["tflite_float32"], fold_batchnorm(model), tmp_path / "m.tflite")
+    got = next(iter(open_runner(out).predict(x).values()))
+    assert np.abs(got - model.predict(x, verbose=0)).max() < 1e-4
+
+
 def _no_temp_files(directory):
     return [p.name for p in directory.iterdir() if p.name.startswith(".edgepipe-tmp-")] == []
 
