@@ -43,6 +43,10 @@ def _elems(shape):
 
 
 def _layer_macs(layer, ins, outs):
+    if isinstance(layer, layers.SeparableConv2D):  # a depthwise conv, then a 1x1 conv over its channels
+        kh, kw = layer.kernel_size
+        spread = ins[0][-1] * layer.depth_multiplier
+        return _elems(outs[0]) // layer.filters * spread * (kh * kw + layer.filters)
     if isinstance(layer, layers.Conv2DTranspose):
         kh, kw = layer.kernel_size
         return _elems(ins[0]) * kh * kw * layer.filters
@@ -52,8 +56,8 @@ def _layer_macs(layer, ins, outs):
     if isinstance(layer, layers.Conv2D):
         kh, kw = layer.kernel_size
         return _elems(outs[0]) * kh * kw * ins[0][-1] // layer.groups
-    if isinstance(layer, layers.Dense):
-        return ins[0][-1] * layer.units
+    if isinstance(layer, layers.Dense):  # on every position of an N-D input, not once
+        return _elems(ins[0]) * layer.units
     return 0
 
 
@@ -67,14 +71,31 @@ def leaf_layers(model):
             yield layer
 
 
+def _calls(model, layer) -> int:
+    """How often ``model`` calls ``layer``: a shared layer (a siamese branch) works each time."""
+    nodes = getattr(model, "_network_nodes", None)
+    if not nodes:
+        return 1
+    return max(1, sum(f"{layer.name}_ib-{i}" in nodes for i in range(len(layer._inbound_nodes))))
+
+
+def _leaves_with_calls(model, times: int = 1):
+    for layer in model.layers:
+        calls = times * _calls(model, layer)
+        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+            yield from _leaves_with_calls(layer, calls)
+        elif not isinstance(layer, layers.InputLayer):
+            yield layer, calls
+
+
 def _layer_rows(model):
-    for layer in leaf_layers(model):
-        ins = [tuple(s) for s in _shapes(layer.input_shape)]
-        outs = [tuple(s) for s in _shapes(layer.output_shape)]
+    for layer, calls in _leaves_with_calls(model):
+        ins = [tuple(s) for s in _shapes(layer.get_input_shape_at(0))]
+        outs = [tuple(s) for s in _shapes(layer.get_output_shape_at(0))]
         weights = sum(int(np.prod(w.shape)) for w in layer.weights if "bias" not in w.name)
-        mac = sum(_elems(s) for s in ins) + sum(_elems(s) for s in outs) + weights
+        mac = calls * (sum(_elems(s) for s in ins) + sum(_elems(s) for s in outs)) + weights
         yield LayerProfile(layer.name, type(layer).__name__, [list(o[1:]) for o in outs],
-                           layer.count_params(), int(_layer_macs(layer, ins, outs)), int(mac))
+                           layer.count_params(), int(calls * _layer_macs(layer, ins, outs)), int(mac))
 
 
 def profile_model(model) -> dict:

@@ -50,3 +50,18 @@ def test_bench_states_mult_adds_of_a_keras_3_file_and_a_bare_tflite(tmp_path, ca
     rows = {r["model"].rsplit("/", 1)[-1]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["k3.keras"]["macs"] == 14 * 14 * 4 * 27, rows["k3.keras"]
     assert rows["bare.tflite"]["macs"] == profile_model(_tutorial_transfer_model()[0])["macs"]
+
+
+def test_separable_convs_dense_on_maps_and_shared_layers_count_their_work():
+    """A SeparableConv2D counted 0, a Dense on a (H, W, C) map counted once instead of at
+    every position, and a layer called twice (a siamese branch) counted once; counted by hand."""
+    L = keras.layers
+    inp = keras.Input((16, 16, 3))
+    x = L.SeparableConv2D(16, 3, padding="same", depth_multiplier=2)(inp)
+    x = L.Dense(8)(x)  # on every one of the 16x16 positions
+    shared = L.Conv2D(8, 3, padding="same")
+    x = L.Add()([shared(x), shared(L.ReLU()(x))])
+    model = keras.Model(inp, L.Dense(4)(L.GlobalAveragePooling2D()(x)))
+    separable = 16 * 16 * 3 * 2 * (3 * 3 + 16)
+    dense, conv = 16 * 16 * 16 * 8, 16 * 16 * 8 * 9 * 8
+    assert profile_model(model)["macs"] == separable + dense + 2 * conv + 8 * 4
