@@ -169,6 +169,15 @@ def test_verify_reports_top1_on_labelled_data(external, tmp_path, capsys):
     capsys.readouterr()
     assert main(args + ["--truth", str(tmp_path / "one_based.npy")]) == 2
     assert "outside 0..9" in capsys.readouterr().err
+    # a --psnr named alone gates a classifier on PSNR, in quantize and in verify (it swapped in top-1)
+    half = tmp_path / "m.fp16.tflite"
+    assert main(["quantize", "--model", str(external["mobilenet"]), "--mode", "float16", "--psnr", "200",
+                 "--data", str(tmp_path / "x.npy"), "--out", str(half)]) == 1
+    assert json.loads((tmp_path / "m.fp16.tflite.model_card.json").read_text())["gate"]["metric"] == "psnr_db"
+    capsys.readouterr()
+    assert main(["verify", "--model", str(external["mobilenet"]), "--export", str(half), "--psnr", "200",
+                 "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["outputs"][0]["gate"].startswith("psnr_db")
 
 
 def test_an_export_whose_output_has_another_size_is_one_line(tmp_path, capsys):

@@ -21,7 +21,9 @@ def _gate_for(model, x: np.ndarray, args):
     from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
     from edgepipe.evaluate.runners import KerasRunner, open_runner
     ref = next(iter(KerasRunner(model).predict(x).values()))
-    gate = default_gate("int8", is_class_scores(ref), agreement=AGREEMENT if args.agreement is None else args.agreement,
+    by_psnr = args.psnr is not None and args.agreement is None  # a --psnr the user names holds for a classifier too
+    gate = default_gate("int8", is_class_scores(ref) and not by_psnr,
+                        agreement=AGREEMENT if args.agreement is None else args.agreement,
                         psnr_int=PSNR if args.psnr is None else args.psnr)
 
     def check(blob: bytes):

@@ -48,7 +48,9 @@ def cmd_verify(args):
         got = _matched(ref, runner.predict(fed), args.export)
         for name, r in ref.items():
             psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
-            gate = default_gate(variant, is_class_scores(r), args.atol, agreement=args.agreement, **psnr)
+            by_psnr = args.psnr is not None and args.agreement is None  # the gate the user named holds
+            gate = default_gate(variant, is_class_scores(r) and not by_psnr, args.atol,
+                                agreement=0.98 if args.agreement is None else args.agreement, **psnr)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | _accuracy(args, r, got[name], len(r)))
     failed = not all(r["pass"] for r in rows)
@@ -261,7 +263,8 @@ def add_parser(sub):
     v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error")
     v.add_argument("--psnr", type=positive, help="gate for dense outputs of lossy exports: minimum PSNR in dB "
                    "(default 40 for fp16, 30 for int8 and dynamic-range)")
-    v.add_argument("--agreement", type=fraction, default=0.98, help="int8 gate for classifiers: top-1 agreement")
+    v.add_argument("--agreement", type=fraction, help="int8 gate for classifiers: top-1 agreement (default 0.98; "
+                   "a --psnr named alone gates classifiers on PSNR instead)")
     v.add_argument("--allow-constant-outputs", action="store_true",
                    help="accept an original whose outputs do not vary across the inputs (parity then proves little)")
     v.add_argument("--json", action="store_true")
