@@ -76,6 +76,8 @@ def rebuild(model, config: dict, weights: dict, custom_objects=None):
 def output_activation(model, index: int = 0) -> str:
     """The activation of the layer behind output ``index`` ('linear' for logits)."""
     layer = model.get_layer(model.output_names[index])
+    if type(layer).__name__ == "Softmax":  # a Softmax layer ends the model, not a Dense's own activation
+        return "softmax"
     return str(layer.get_config().get("activation", "linear"))
 
 

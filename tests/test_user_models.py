@@ -503,6 +503,11 @@ def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
         output = json.loads(Path(f"{out}.model_card.json").read_text())["outputs"][0]
         assert output["activation"] == ("softmax" if name == "soft" else "linear"), output
         assert output["meaning"].startswith("class probabilities" if name == "soft" else "class scores"), output
+    # a tf_keras model ending in a Softmax layer (not a Dense's own activation) was called logits
+    from edgepipe.mobile_models.graph import output_activation
+    y = keras.Input((16, 16, 3))
+    ends = keras.layers.Softmax()(keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(y)))
+    assert output_activation(keras.Model(y, ends)) == "softmax"
 
 
 def test_a_keras_3_models_stored_constants_are_no_onnx_inputs(tmp_path, capsys):
