@@ -78,6 +78,8 @@ def _bn_params(bn):
 
 def fold_batchnorm(model) -> "keras.Model":
     """A new functional model with every foldable BN merged into its conv."""
+    if isinstance(model, keras.Sequential):  # the rewrite reads a functional config
+        model = flatten(model)
     pairs = _foldable_pairs(model)
     if not pairs:
         return model

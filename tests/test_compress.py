@@ -105,6 +105,23 @@ def test_prune_cli_end_to_end(tmp_path, capsys):
     assert (tmp_path / "p.int8.tflite").stat().st_size < (tmp_path / "p.unpruned.tflite").stat().st_size
 
 
+def test_prune_takes_sequential_grayscale_and_non_square_user_models(tmp_path):
+    """A Sequential Conv -> BN died with KeyError 'name' while exporting (after the pruned
+    file was written); a grayscale or a non-square model was fed square RGB digits."""
+    from edgepipe.base.backend import keras
+    L = keras.layers
+    models = {"gray": keras.Sequential([keras.Input((8, 8, 1)), L.Rescaling(1 / 255), L.Conv2D(8, 3),
+                                        L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(10)]),
+              "rect": keras.Sequential([keras.Input((16, 24, 3)), L.Conv2D(8, 3, activation="relu"),
+                                        L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")])}
+    for name, model in models.items():
+        model.save(tmp_path / f"{name}.keras")
+        out = tmp_path / f"{name}.p.keras"
+        assert main(["prune", "--model", str(tmp_path / f"{name}.keras"), "--sparsity", "0.5", "--steps", "3",
+                     "--out", str(out)]) == 0, name
+        assert (tmp_path / f"{name}.p.int8.tflite").is_file()
+
+
 @pytest.mark.parametrize("mode", ["int8", "float16"])
 def test_quantize_checks_a_gate_the_user_names_in_every_mode(tmp_path, tiny_hed, tiny_images, capsys, mode):
     """--psnr without --auto-fallback was ignored: the file was written and the exit was 0

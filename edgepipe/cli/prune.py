@@ -7,6 +7,7 @@ int8 export quantization-aware (PQAT after magnitude pruning). The document
 detector (HED) goes through ``cli.prune_hed``: its own loss and documents."""
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
@@ -17,12 +18,24 @@ from edgepipe.quantize.prune import STRUCTURES
 def _training_data(args, model):
     from edgepipe.pipeline.recipe import DataCfg
     from edgepipe.train.data import classes
-    size = model.input_shape[1]
+    shape = tuple(model.input_shape[1:])
+    if len(shape) != 3 or shape[-1] not in (1, 3) or None in shape:
+        raise EdgePipeError(f"prune fine-tunes a classifier on images (H, W, 3 or 1 channels); the model takes "
+                            f"{shape}")
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
-    x, y, names = classes(cfg, "train", size)
+    x, y, names = classes(cfg, "train", max(shape[:2]))
     if model.output_shape[-1] != len(names):
         raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
-    return model_inputs(model, x), y
+    return model_inputs(model, _shaped(x, shape)), y
+
+
+def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Square RGB images in [0, 1] at the model's own height, width and channels (grayscale: luma)."""
+    import cv2
+    h, w, channels = shape
+    if x.shape[1:3] != (h, w):
+        x = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in x])
+    return (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None] if channels == 1 else x
 
 
 def model_inputs(model, x):
@@ -176,7 +189,9 @@ def _accuracy(models: dict, args) -> dict:
     from edgepipe.pipeline.recipe import DataCfg
     from edgepipe.train.data import classes
     cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
-    x, y, _ = classes(cfg, "test", next(iter(models.values())).input_shape[1])
+    shape = tuple(next(iter(models.values())).input_shape[1:])
+    x, y, _ = classes(cfg, "test", max(shape[:2]))
+    x = _shaped(x, shape)
     return {name: float(np.mean(m.predict(model_inputs(m, x), verbose=0).argmax(-1) == y))
             for name, m in models.items()}
 
