@@ -120,6 +120,17 @@ def test_prune_takes_sequential_grayscale_and_non_square_user_models(tmp_path):
         assert main(["prune", "--model", str(tmp_path / f"{name}.keras"), "--sparsity", "0.5", "--steps", "3",
                      "--out", str(out)]) == 0, name
         assert (tmp_path / f"{name}.p.int8.tflite").is_file()
+    # a transfer-learning base called as one layer: only the head was pruned, under "overall 50%"
+    from edgepipe.base.modelio import load_keras
+    base = keras.Sequential([keras.Input((16, 16, 3)), L.Conv2D(16, 3, activation="relu"), L.Conv2D(16, 3)],
+                            name="base")
+    inp = keras.Input((16, 16, 3))
+    keras.Model(inp, L.Dense(10)(L.GlobalAveragePooling2D()(base(inp)))).save(tmp_path / "nested.keras")
+    assert main(["prune", "--model", str(tmp_path / "nested.keras"), "--sparsity", "0.5", "--steps", "3",
+                 "--out", str(tmp_path / "nested.p.keras")]) == 0
+    kernels = [w for layer in load_keras(tmp_path / "nested.p.keras").layers
+               if isinstance(layer, (L.Conv2D, L.Dense)) for w in layer.get_weights()[:1]]
+    assert len(kernels) == 3 and 0.45 < np.mean([float(np.mean(k == 0)) for k in kernels]) < 0.55
 
 
 @pytest.mark.parametrize("mode", ["int8", "float16"])

@@ -92,8 +92,10 @@ def cmd_prune(args):
     if args.recipe:
         raise EdgePipeError("--recipe sets an edge detector's data and loss; a classifier fine-tunes on "
                             "--data-folder (default: digits)")
+    from edgepipe.mobile_models.graph import flatten, is_nested_graph, output_activation
+    if any(is_nested_graph(layer) for layer in model.layers):  # a transfer-learning base: prune its convs too
+        model = flatten(model)
     x, y = _training_data(args, model)
-    from edgepipe.mobile_models.graph import output_activation
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
     if args.structure == "channel":
         return _cmd_channel(args, model, x, y, loss, out, console)
