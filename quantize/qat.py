@@ -56,10 +56,15 @@ def _output_only_config(base_cls):
     return OutputOnlyQuantizeConfig
 
 
-def _after_concat(layer) -> bool:
+def _unfused_batchnorm(layer) -> bool:
+    """A BN that tfmot cannot fuse into the conv before it: after a concat (ShuffleNet v1),
+    or after a conv with its own activation (Conv2D(activation="relu") then BN, as users
+    write it), which tfmot refuses outright. Its output alone is quantized."""
     inbound = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else []
     inbound = inbound if isinstance(inbound, list) else [inbound]
-    return any(isinstance(i, keras.layers.Concatenate) for i in inbound)
+    return not (len(inbound) == 1 and isinstance(inbound[0], (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                                               keras.layers.Dense))
+                and inbound[0].get_config().get("activation", "linear") == "linear")
 
 
 def qat_model(model, scheme=None):
@@ -71,7 +76,7 @@ def qat_model(model, scheme=None):
     def annotate(layer):
         if isinstance(layer, ROUTING):
             return q.quantize_annotate_layer(layer, config())
-        if isinstance(layer, keras.layers.BatchNormalization) and _after_concat(layer):
+        if isinstance(layer, keras.layers.BatchNormalization) and _unfused_batchnorm(layer):
             return q.quantize_annotate_layer(layer, output_only())
         if isinstance(layer, keras.layers.InputLayer):
             return layer
