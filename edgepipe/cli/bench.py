@@ -224,6 +224,8 @@ def print_per_op(console, name: str, result: dict):
 def cmd_bench(args):
     from edgepipe.evaluate.bench_schema import validate
     threads = parse_threads(args.threads)
+    if not 0 <= args.baseline < len(args.files):  # before any model is timed
+        raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
     if args.check and args.device != "android":
         raise EdgePipeError("--check compares a phone's outputs with this host's: use it with --device android")
     if args.per_op:
@@ -236,8 +238,6 @@ def cmd_bench(args):
     if args.json:
         print(json.dumps(results))
         return 0 if all(r["parity"]["pass"] for r in results if r.get("parity")) else 1
-    if not 0 <= args.baseline < len(args.files):
-        raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
     from edgepipe.pipeline.report import wide_console
     console = wide_console()
     print_results(results, args.baseline, console)
