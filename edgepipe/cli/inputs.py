@@ -36,10 +36,10 @@ def sample_inputs(shape, data=None, count=32, spec=None, image=None) -> np.ndarr
     h, w, channels = shape
     side = max(h, w)
     pixels = np.stack([_document(i, side)[:h, :w] for i in range(count)])
-    return spec.from_pixels(pixels if channels == 3 else _luma(pixels))
+    return spec.from_pixels(pixels if channels == 3 else luma(pixels))
 
 
-def _luma(pixels: np.ndarray) -> np.ndarray:
+def luma(pixels: np.ndarray) -> np.ndarray:
     """RGB pixels -> one grayscale channel (ITU-R BT.601, what OpenCV and PIL use)."""
     return (pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[..., None]
 

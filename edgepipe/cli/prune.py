@@ -35,7 +35,8 @@ def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:
     h, w, channels = shape
     if x.shape[1:3] != (h, w):
         x = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in x])
-    return (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None] if channels == 1 else x
+    from edgepipe.cli.inputs import luma
+    return luma(x).astype(np.float32) if channels == 1 else x
 
 
 def model_inputs(model, x):
