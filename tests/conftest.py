@@ -92,9 +92,10 @@ def tflite_support_metadata():
 # hed_compress 142, keras_applications 139, exports 128, train 127, resume 122, sweep 105).
 # pytest-xdist's --dist loadfile hands out files in collection order: run alphabetically, the
 # slowest (test_zoo_export) came last and ran alone for minutes while the other worker idled.
-SLOWEST_FIRST = ("test_zoo_export.py", "test_compress.py", "test_hed_compress.py", "test_keras_applications.py",
-                 "test_exports.py", "test_train.py", "test_resume.py", "test_sweep.py", "test_verify_cli.py",
-                 "test_cli.py", "test_variants.py", "test_run_truth.py", "test_zoo.py", "test_multi_worker.py")
+SLOWEST_FIRST = ("test_zoo_export.py", "test_compress.py", "test_hed_compress.py", "test_user_models.py",
+                 "test_keras_applications.py", "test_exports.py", "test_train.py", "test_resume.py", "test_sweep.py",
+                 "test_verify_cli.py", "test_input_spec.py", "test_cli.py", "test_variants.py", "test_run_truth.py",
+                 "test_zoo.py", "test_multi_worker.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -123,9 +123,9 @@ def huge_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
     return path
 
 
-def small_png(path: Path, width: int = 40, height: int = 30) -> Path:
+def small_png(path: Path, width: int = 40, height: int = 30, shade: int = 200) -> Path:
     import cv2
-    ok, buf = cv2.imencode(".png", np.full((height, width, 3), 200, np.uint8))
+    ok, buf = cv2.imencode(".png", np.full((height, width, 3), shade, np.uint8))
     path.write_bytes(buf.tobytes())
     return path
 
@@ -426,10 +426,10 @@ def test_a_raised_pixel_limit_reaches_the_completeness_check(tmp_path, monkeypat
 def test_image_limit_applies_to_folders_and_can_be_raised(tmp_path, monkeypatch):
     from edgepipe.cli.scan import read_photo
     from edgepipe.train.folders import image_folder, read_rgb
-    for c in ("a", "b"):
+    for k, c in enumerate(("a", "b")):
         (tmp_path / "data" / c).mkdir(parents=True)
-        for i in range(3):
-            small_png(tmp_path / "data" / c / f"{i}.png")
+        for i in range(3):  # six different images: a copy is read once
+            small_png(tmp_path / "data" / c / f"{i}.png", shade=40 * i + 120 * k)
     assert image_folder(tmp_path / "data", 8).images.shape == (6, 8, 8, 3)
     monkeypatch.setenv("EDGEPIPE_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(EdgePipeError, match="40x30 image .* over the 0.001-megapixel limit"):
