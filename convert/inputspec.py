@@ -28,6 +28,9 @@ MIN_SPAN, MAX_ABS = 0.5, 300.0
 # Layers that move, resample or crop pixels without rescaling them: the walk passes them
 # (the data-augmentation tutorial's Sequential([Resizing, Rescaling(1/255)]))
 KEEP_VALUES = ("Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D")
+# ... and the same as tf_keras op layers (``tf.image.resize(x, ...)`` on the input)
+KEEP_VALUES_OPS = ("image.resize", "image.resize_with_pad", "image.resize_with_crop_or_pad", "image.central_crop",
+                   "image.crop_to_bounding_box", "image.pad_to_bounding_box", "compat.v1.image.resize")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ class InputSpec:
         scale, bias = self.scale_bias(channels)
         ends = np.concatenate([bias, 255 * scale + bias])
         return [float(ends.min()) + 0.0, float(ends.max()) + 0.0]  # + 0.0: no "-0" in cards and messages
+
+    def own_range(self) -> list[float]:
+        """``value_range`` over as many channels as the spec itself names (a tensor input's)."""
+        return self.value_range(max(len(self.mean), len(self.std)))
 
     @property
     def is_default(self) -> bool:
@@ -130,8 +137,10 @@ def from_model(model, index: int = 0) -> InputSpec | None:
         return None
     scale, bias, found, verdict = np.ones(1), np.zeros(1), [], None
     for layer in chain:
-        if type(layer).__name__ in KEEP_VALUES:  # a resize or crop before the Rescaling changes no pixel's scale
+        if _keeps_values(layer):  # a resize or crop before the Rescaling changes no pixel's scale
             continue
+        if not found and not _rgb_input(model, index) and not _pixel_statistics(layer):
+            return None  # a spectrogram's adapted Normalization says nothing about pixels
         order = _channel_order(layer)
         if order is not None:  # caffe's RGB -> BGR: the app still feeds RGB, the model reorders
             if len(scale) not in (1, len(order)):
@@ -149,6 +158,31 @@ def from_model(model, index: int = 0) -> InputSpec | None:
         # front of a backbone that rescales again (EfficientNet) still says the model takes 0..255
         verdict = _verdict(scale, bias, found) or verdict
     return verdict
+
+
+def _keeps_values(layer) -> bool:
+    return type(layer).__name__ in KEEP_VALUES or getattr(layer, "symbol", None) in KEEP_VALUES_OPS
+
+
+def _rgb_input(model, index: int) -> bool:
+    try:
+        shape = model.inputs[index].shape if hasattr(model, "layers") else model.inputs[index][1]
+        return len(shape) == 4 and shape[-1] == 3
+    except (AttributeError, IndexError, TypeError):
+        return False
+
+
+def _pixel_statistics(layer) -> bool:
+    """Whether a leading Normalization was adapted on pixels, raw (an MNIST digit: mean
+    33, std 78) or / 255. Said of a 1-channel input, where its statistics are all that
+    tells a grayscale image from a spectrogram or a depth map; any other layer passes."""
+    if type(layer).__name__ != "Normalization":
+        return True
+    mean = np.asarray(layer.mean, np.float64).reshape(-1)
+    std = np.sqrt(np.asarray(layer.variance, np.float64).reshape(-1))
+    raw = (mean >= 10).all() and (mean <= 245).all() and (std >= 8).all() and (std <= 128).all()
+    unit = (mean >= 0.04).all() and (mean <= 0.96).all() and (std >= 0.03).all() and (std <= 0.5).all()
+    return bool(raw or unit)
 
 
 def _verdict(scale, bias, found: list[str]) -> InputSpec | None:

@@ -26,6 +26,8 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
         representative = ptq.check_representative(representative, (1, *taking[0].shape[1:]))
         if taking[0].dtype == "uint8":  # a signature that takes pixels is calibrated with pixels, not floats
             representative = np.clip(np.round(representative), 0, 255).astype(np.uint8)
+        elif np.dtype(taking[0].dtype).kind in "iu":  # token ids: fed as the integers they are
+            representative = np.round(representative).astype(taking[0].dtype)
     converter, names = _converter(model, ports)
     converter = ptq.configure(converter, mode, representative, int8_io, io_dtype)
     with native_stderr_silenced(), warnings.catch_warnings():  # the converter's own chatter, not edgepipe's
@@ -47,7 +49,7 @@ def _converter(model, ports: list | None):
         return ptq.converter_for(merge_groups(model)), {}
     graph = model if graphio.is_serving(model) else merge_groups(model)
     function = graphio.concrete_function(graph, ports or graphio.export_inputs(model))
-    return tf.lite.TFLiteConverter.from_concrete_functions([function]), graphio.output_tensor_names(function)
+    return ptq.function_converter(function, graph), graphio.output_tensor_names(function)
 
 
 def _zoo_like(model, ports) -> bool:
@@ -56,7 +58,7 @@ def _zoo_like(model, ports) -> bool:
     if graphio.is_serving(model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         return False
     own = graphio.model_inputs(model)[0]
-    if own.dtype == "uint8":  # the Keras converter would turn a uint8 input into float: keep the pixels
+    if own.dtype != "float32":  # the zoo's function takes float32: keep uint8 pixels, int32 token ids
         return False
     return ports is None or (ports[0].shape[0] == 1 and ports[0].shape[1:] == own.shape[1:])
 

@@ -5,7 +5,8 @@ elsewhere (a Keras 3 file, a SavedModel, someone's .tflite) has no such layers, 
 a tf_keras model may nest others; the converted graph has them all, flattened. The
 definitions are the profiler's (batch 1, per output element): conv = k_h*k_w*c_in/g,
 depthwise = k_h*k_w, transposed conv = h_in*w_in*c_in*k_h*k_w*c_out, dense and
-matmul = the inner dimension. Every other op counts 0, as BN, bias and element-wise
+matmul = the inner dimension, a fused LSTM or RNN = its gate weights at every step.
+Every other op counts 0, as BN, bias and element-wise
 ops do in the papers.
 """
 import numpy as np
@@ -32,6 +33,12 @@ def count_macs(data: bytes) -> int:
                 total += _elems(shape(ins[2])) * int(np.prod(shape(ins[1])[:3]))
             elif code == ops.FULLY_CONNECTED:  # weights [units, inner]
                 total += _elems(shape(outs[0])) * shape(ins[1])[-1]
+            elif code in (ops.UNIDIRECTIONAL_SEQUENCE_LSTM, ops.UNIDIRECTIONAL_SEQUENCE_RNN):
+                # every step multiplies by each gate's input (and then recurrent) weights: 1-8 for
+                # an LSTM (absent ones -1), 1-2 for an RNN; input [batch, time, features] or time first
+                options, gates = op.builtinOptions, ins[1:9] if code == ops.UNIDIRECTIONAL_SEQUENCE_LSTM else ins[1:3]
+                steps = shape(ins[0])[0 if options is not None and options.timeMajor else 1]
+                total += steps * sum(_elems(shape(i)) for i in gates if i >= 0)
             elif code == ops.BATCH_MATMUL:
                 options = op.builtinOptions
                 a = shape(ins[0])

@@ -70,6 +70,13 @@ def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agre
     return Gate("psnr_db", psnr_int, True)
 
 
+def gated_as_classifier(ref: np.ndarray, psnr=None, agreement=None, kind: str | None = None) -> bool:
+    """Class scores are gated on top-1 agreement, unless the model says the output holds
+    values (``kind``, from ``evaluate.outputs``: a box head is (N, 4) floats too) or the
+    user names a PSNR gate and no agreement: the gate the user named is the one that holds."""
+    return is_class_scores(ref) and kind != "values" and not (psnr is not None and agreement is None)
+
+
 def is_class_scores(ref: np.ndarray) -> bool:
     """Scores over two or more classes, (N, classes): what top-1 agreement needs. A
     single logit (N, 1) has no argmax to agree on, so it is gated as a dense output."""

@@ -58,7 +58,22 @@ def _layer_macs(layer, ins, outs):
         return _elems(outs[0]) * kh * kw * ins[0][-1] // layer.groups
     if isinstance(layer, layers.Dense):  # on every position of an N-D input, not once
         return _elems(ins[0]) * layer.units
+    if isinstance(layer, layers.Bidirectional):  # a forward and a backward pass over the sequence
+        return sum(_layer_macs(rnn, ins, outs) for rnn in (layer.forward_layer, layer.backward_layer))
+    if isinstance(layer, layers.RNN):
+        return _recurrent_macs(layer, ins[0])
     return 0
+
+
+# Gate matrices per step (each (inputs + units) x units): LSTM i, f, c, o; GRU z, r, h
+RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+
+
+def _recurrent_macs(layer, shape) -> int:
+    """Every step multiplies the input and the last state by each gate's weights."""
+    steps, features = shape[1] or 1, shape[-1]
+    gates = RECURRENT_GATES.get(type(layer).__name__.removesuffix("V2"), 0)
+    return steps * gates * (features + layer.units) * layer.units
 
 
 def leaf_layers(model):

@@ -5,7 +5,7 @@ import numpy as np
 
 from edgepipe.convert.inputspec import GRAYSCALE, InputSpec, spec_for
 from edgepipe.mobile_models.docquad import PAGE, QuadParams
-from edgepipe.mobile_models.graph import output_activation
+from edgepipe.evaluate.outputs import activation
 from edgepipe.base.errors import EdgePipeError
 
 
@@ -57,7 +57,7 @@ def tensor_input(port, spec: InputSpec | None = None) -> dict:
     entry = {"name": port.name, "kind": "tensor", "shape": shape, "dtype": port.dtype,
              "description": f"tensor of shape {shape}, fed as the model takes it"}
     if spec is not None and spec.source == "model" and len(shape) >= 3:  # spatial, not a feature vector
-        lo, hi = spec.value_range(max(len(spec.mean), len(spec.std)))
+        lo, hi = spec.own_range()
         entry["range"] = [float(lo) + 0.0, float(hi) + 0.0]
         entry["description"] += f"; values in [{lo:g}, {hi:g}] ({spec.note})"
     return entry
@@ -68,14 +68,6 @@ def _inputs(model, spec, ports) -> list[dict]:
         return [image_input(model, spec)]
     own = spec if len(ports) == 1 else None  # the model's own layers describe its single input
     return [image_input(model, p.pixel_spec or spec, p) if p.is_image else tensor_input(p, own) for p in ports]
-
-
-def _activation(model, index: int):
-    """The output layer's activation; None where there are no layers (a SavedModel signature)."""
-    if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file: its layers
-        from edgepipe.base.keras3_files import output_activation as keras3_activation
-        return keras3_activation(model.keras_model, index)
-    return output_activation(model, index) if hasattr(model, "get_layer") else None
 
 
 def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = None,
@@ -90,11 +82,11 @@ def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = N
     classes = shapes[0][-1]
     if len(labels) != classes:
         raise EdgePipeError(f"{len(labels)} labels given, the model has {classes} classes")
-    activation = _activation(model, 0)
-    meaning = "class probabilities" if activation == "softmax" else "class scores (logits; argmax = class)"
+    head = activation(model, 0)
+    meaning = "class probabilities" if head == "softmax" else "class scores (logits; argmax = class)"
     return {"name": name, "task": "image classification", **_bundle_fields(bundle),
             "inputs": _inputs(model, spec, ports),
-            "outputs": [{"name": model.output_names[0], "shape": list(shapes[0]), "activation": activation,
+            "outputs": [{"name": model.output_names[0], "shape": list(shapes[0]), "activation": head,
                          "meaning": f"{meaning}, in labels order"}],
             "labels": list(labels)}
 
@@ -102,7 +94,7 @@ def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = N
 def generic_meta(model, name: str, bundle: dict | None = None, spec: InputSpec | None = None,
                  ports=None, outputs=None) -> dict:
     """Model card for any model without labels (``ports``, ``outputs`` as in ``classifier_meta``)."""
-    outputs = [{"name": n, "shape": list(shape), "activation": _activation(model, i), "meaning": n}
+    outputs = [{"name": n, "shape": list(shape), "activation": activation(model, i), "meaning": n}
                for i, (n, shape) in enumerate(zip(model.output_names, _shapes(model, outputs)))]
     return {"name": name, "task": "", **_bundle_fields(bundle), "inputs": _inputs(model, spec, ports),
             "outputs": outputs, "labels": []}

@@ -6,7 +6,7 @@ mysterious converter crash.
 """
 import numpy as np
 
-from edgepipe.base.backend import tf
+from edgepipe.base.backend import keras, tf
 from edgepipe.base.errors import EdgePipeError
 
 
@@ -38,6 +38,7 @@ def configure(converter, mode: str, representative=None, int8_io: bool = True, i
         return converter
     if mode not in ("int8", "int16x8"):
         raise EdgePipeError(f"unknown TFLite quantization mode '{mode}'")
+    _check_integer_recurrent(converter, mode)
     if representative is None:
         raise EdgePipeError(f"mode {mode} needs representative data for calibration")
     samples = representative
@@ -67,4 +68,34 @@ def converter_for(model):
     shape = (1, *model.input_shape[1:])
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name=model.input_names[0]))
-    return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    return function_converter(concrete, model)
+
+
+def function_converter(concrete, model):
+    """A converter over ``concrete``, a function of ``model``. The function holds its
+    variables weakly, so the converter keeps ``model`` alive: a model built for the export
+    (grouped convs merged) was otherwise collected before ``convert()`` at random. A
+    recurrent model goes through the SavedModel route (``trackable_obj``), where TFLite
+    fuses LSTM / GRU loops: without it, int8 calibration of one crashes the process."""
+    if _recurrent(model):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.edgepipe_keeps = model  # also read by ``configure``
+    return converter
+
+
+def _recurrent(model, but=()) -> list[str]:
+    """The recurrent layers in ``model``, less those of the classes ``but``."""
+    return [layer.name for layer in getattr(model, "submodules", ())
+            if isinstance(layer, keras.layers.RNN) and not isinstance(layer, but)]
+
+
+def _check_integer_recurrent(converter, mode: str) -> None:
+    """TFLite has a fused int8 kernel for LSTM alone: calibrating a GRU's or a SimpleRNN's
+    loop kills the process (a segfault, TF 2.21), so it is refused before."""
+    unfused = _recurrent(getattr(converter, "edgepipe_keeps", None), but=keras.layers.LSTM)
+    if unfused:
+        raise EdgePipeError(f"TFLite has no {mode} kernel for recurrent layers other than LSTM "
+                            f"({', '.join(unfused[:4])}), and its converter crashes on them: use --mode dynamic or "
+                            "float16 (weights quantized, activations float)")

@@ -29,13 +29,23 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """The whole pipeline once on the TINY recipe; tests read its run folder."""
+    """The whole pipeline once on the TINY recipe; tests read its run folder (or copy it
+    to change it). Under xdist the workers share one: the first to ask builds it, under
+    a lock (each worker built its own, a minute of the suite's two cores)."""
+    import fcntl
     import yaml
     from edgepipe.cli.main import main
-    root = tmp_path_factory.mktemp("tiny_run")
-    recipe = root / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(TINY))
-    assert main(["run", "--recipe", str(recipe), "--out", str(root / "run")]) == 0
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared  # the workers' common folder
+    root = shared / "tiny_run"
+    with open(shared / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (root / "built").is_file():
+            root.mkdir(exist_ok=True)
+            recipe = root / "tiny.yaml"
+            recipe.write_text(yaml.safe_dump(TINY))
+            assert main(["run", "--recipe", str(recipe), "--out", str(root / "run")]) == 0
+            (root / "built").write_text("ok")
     return root / "run"
 
 

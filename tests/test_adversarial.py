@@ -66,6 +66,9 @@ def ws(tmp_path_factory):
     np.save(root / "nan.npy", np.full((2, 16, 16, 3), np.nan, np.float32))
     np.save(root / "wrong_shape.npy", np.zeros((2, 9, 9, 3), np.float32))
     np.save(root / "labels_float.npy", np.zeros(4, np.float32))
+    (root / "zero_bytes.npy").write_bytes(b"")
+    np.savez(root / "archive.npz", y=np.zeros(4, np.int64))
+    (root / "archive.npz").rename(root / "npz_named_npy.npy")
     _huge_header_npy(root / "huge_header.npy")
     _lying_npy(root / "lying.npy")
     (root / "data.txt").write_text("not an array")
@@ -290,6 +293,9 @@ REFUSED = {
                            "--truth", "WS/labels_float.npy"],
     "verify_truth_pickled": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
                              "--truth", "WS/pickled.npy"],
+    # --truth read as --data is: a zero-byte file, an .npz renamed, a header declaring 745 GiB
+    **{f"verify_truth_{name}": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
+                                "--truth", f"WS/{name}.npy"] for name in ("zero_bytes", "npz_named_npy", "huge_header")},
     "bench_missing_file": ["bench", "WS/missing.tflite"],
     "bench_garbage_tflite": ["bench", "WS/garbage.tflite", "--runs", "1", "--warmup", "0"],
     "bench_unknown_suffix": ["bench", "WS/notes.txt", "--runs", "1", "--warmup", "0"],
@@ -413,6 +419,13 @@ def test_edgepipe_replaces_its_own_output_but_not_a_file_saved_over_it(tmp_path,
     (tmp_path / "o.tflite").write_bytes(b"the user's own bytes")
     assert main(argv) == 2 and "edgepipe did not write it" in capsys.readouterr().err
     assert (tmp_path / "o.tflite").read_bytes() == b"the user's own bytes"
+    # a card the user edited by hand still says "generator": "edgepipe ...", yet is theirs now
+    argv[-1] = str(tmp_path / "p.tflite")
+    assert main(argv) == 0
+    card = tmp_path / "p.tflite.model_card.json"
+    card.write_text(card.read_text().replace('"name"', '"my_notes": "by hand", "name"', 1))
+    assert main(argv) == 2 and "did not write it" in capsys.readouterr().err
+    assert "my_notes" in card.read_text()
 
 
 def test_uint8_data_is_pixels(tmp_path, ws):

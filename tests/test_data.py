@@ -84,6 +84,9 @@ def test_image_folder_skips_mac_leftovers_and_reads_a_copy_once(tmp_path, capsys
     loaded = image_folder(root, 16)
     assert loaded.class_names == ["blue", "green", "red"] and np.bincount(loaded.labels).tolist() == [5, 5, 5]
     assert "copy.png is a copy of" in capsys.readouterr().err
+    for split in ("train", "val", "test"):  # training reads three splits: the folder is hashed once
+        image_folder(root, 16, split)
+    assert "copy.png is a copy of" not in capsys.readouterr().err
     shutil.copy(root / "red" / "2.png", root / "green" / "red_by_mistake.png")
     with pytest.raises(EdgePipeError, match="same image under two classes"):
         image_folder(root, 16)

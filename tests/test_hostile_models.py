@@ -537,3 +537,66 @@ def test_tensor_maths_op_layers_pass_the_config_walk():
     y = tf.concat([tf.reshape(y, (-1, 8, 8, 3)), tf.math.reduce_mean(x, axis=-1, keepdims=True)], axis=-1)
     config = keras.Model(x, tf.transpose(y, (0, 2, 1, 3))).get_config()
     assert find_foreign_code(config) is None
+
+
+def test_a_keras_savedmodel_whose_resource_writes_a_file_on_load_is_refused(tmp_path, capsys):
+    """Loading a SavedModel runs its resources' initializers: a plain Keras model with one
+    attached wrote a file, though its Keras config was clean."""
+    from edgepipe.base.backend import keras, tf
+    marker = tmp_path / "ran"
+
+    class Writer(tf.saved_model.experimental.TrackableResource):
+        def _create_resource(self):
+            return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="")
+
+        def _initialize(self):
+            return tf.io.write_file(str(marker), "ran")
+    x = keras.Input((8, 8, 3))
+    model = keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.writer = Writer()
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "keras_savedmodel"
+    model.save(path, save_format="tf")
+    marker.unlink(missing_ok=True)
+    refused(capsys, convert_argv(path), path, marker, expect="its graph runs op 'WriteFile'")
+    refused(capsys, ["profile", path], path, marker, expect=HINT)
+
+
+@pytest.mark.parametrize("fmt", ["h5", "keras"])
+def test_weights_kept_in_another_file_are_refused(plain, tmp_path, capsys, fmt):
+    """HDF5 external storage made a bias of another file's bytes (a secret on the user's disk
+    landed in the exported .tflite); an external link reads another file too."""
+    import h5py
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"SECRET-TOKEN-0123456789abcdefghijklmnop")
+
+    def mutate(f):
+        group = f["model_weights/dense/dense"] if fmt == "h5" else f["layers/dense/vars"]
+        name = "bias:0" if fmt == "h5" else "1"
+        del group[name]
+        group.create_dataset(name, shape=(2,), dtype="float32", external=[(str(secret), 0, 8)])
+    path = isolated(plain / f"plain.{fmt}", tmp_path)
+    if fmt == "h5":
+        with h5py.File(path, "r+") as f:
+            mutate(f)
+    else:
+        with zipfile.ZipFile(path) as z:
+            (tmp_path / "w.h5").write_bytes(z.read("model.weights.h5"))
+        with h5py.File(tmp_path / "w.h5", "r+") as f:
+            mutate(f)
+        rewrite_member(path, "model.weights.h5", (tmp_path / "w.h5").read_bytes())
+    refused(capsys, convert_argv(path), path, expect="keeps its data in another file")
+    (tmp_path / "link").mkdir()
+    linked = isolated(plain / "plain.h5", tmp_path / "link")
+    with h5py.File(linked, "r+") as f:
+        f["model_weights/elsewhere"] = h5py.ExternalLink(str(tmp_path / "w.h5" if fmt == "keras" else secret), "/")
+    refused(capsys, convert_argv(linked), linked, expect="links to another file")
+
+
+def rewrite_member(path: Path, member: str, data: bytes) -> None:
+    """Replace one member of a zip in place (a test's own copy)."""
+    with zipfile.ZipFile(path) as zin:
+        items = [(info, data if info.filename == member else zin.read(info.filename)) for info in zin.infolist()]
+    with zipfile.ZipFile(path, "w") as zout:
+        for info, content in items:
+            zout.writestr(info, content)

@@ -477,6 +477,12 @@ def test_an_out_named_for_another_format_is_refused(tmp_path, capsys):
         assert not (tmp_path / out).exists()
     _refused(capsys, ["quantize", "--model", tmp_path / "m.h5", "--mode", "dynamic", "--out", tmp_path / "q.onnx"],
              "the export is tflite")
+    for argv in (["convert", "--format", "tflite"], ["quantize", "--mode", "dynamic"]):  # a name no runtime knows
+        _refused(capsys, [*argv, "--model", tmp_path / "m.h5", "--out", tmp_path / "m.txt"], "end it with .tflite")
+        assert not (tmp_path / "m.txt").exists()
+    _ok(["convert", "--model", tmp_path / "m.h5", "--out", tmp_path / "m.onnx"])  # --out names the format
+    import onnx
+    onnx.checker.check_model(str(tmp_path / "m.onnx"))
 
 
 def test_keras_applications_own_layer_classes_are_not_foreign(tmp_path):

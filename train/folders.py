@@ -10,6 +10,8 @@ Documents: photos plus the page corners, in ``corners.json``
 (they are sorted to TL, TR, BR, BL).
 """
 import csv
+import functools
+import hashlib
 import io
 import json
 import sys
@@ -86,7 +88,6 @@ def fingerprint(root) -> str:
     """What the folder holds, cheaply: every file's path, size and modification time.
     A run's training and scores are tied to it, so adding, removing or editing a photo
     (or corners.json) trains again instead of scoring an old model on a new split."""
-    import hashlib
     root, digest, count = Path(root), hashlib.sha256(), 0
     if not root.is_dir():
         return "missing"
@@ -137,6 +138,20 @@ def class_names(root) -> list[str]:
 
 def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassImages:
     root = Path(root)
+    files, labels, classes = _class_files(root.resolve(), fingerprint(root))
+    keep = split_indices(labels, split, seed)
+    images = np.stack([_resize(read_rgb(files[i], MIN_IMAGE_SIDE), size) for i in keep]).astype(np.float32) / 255.0
+    return ClassImages(images, labels[keep], classes)
+
+
+MIN_IMAGE_SIDE = 8  # a 1x1 or 5000x1 "image" stretched to the input size teaches nothing
+
+
+@functools.lru_cache(maxsize=4)
+def _class_files(root: Path, contents: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Every distinct image under ``root``'s class folders, and its label. Training reads
+    three splits of one folder: keyed on its ``contents`` (the fingerprint), the files are
+    listed and hashed once, and a copy is noted once."""
     classes = class_names(root)
     files, labels, seen = [], [], {}
     for label, name in enumerate(classes):
@@ -148,26 +163,26 @@ def image_folder(root, size: int, split: str = "all", seed: int = 0) -> ClassIma
                                 "out to score)")
         files += found
         labels += [label] * len(found)
-    labels = np.asarray(labels, np.int64)
-    keep = split_indices(labels, split, seed)
-    images = np.stack([_resize(read_rgb(files[i], MIN_IMAGE_SIDE), size) for i in keep]).astype(np.float32) / 255.0
-    return ClassImages(images, labels[keep], classes)
+    return files, np.asarray(labels, np.int64), classes
 
 
-MIN_IMAGE_SIDE = 8  # a 1x1 or 5000x1 "image" stretched to the input size teaches nothing
+def _content_digest(path: Path) -> str | None:
+    """The file's bytes, hashed, to find copies; None where it cannot be read (read_rgb names why)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _distinct(files: list[Path], seen: dict, classes: list[str], label: int) -> list[Path]:
     """``files`` less exact copies (a copy, a link) of an image already listed: a copy
     would land in training and in the held-out test at once. A copy filed under another
     class is a labelling mistake, and is refused."""
-    import hashlib
     kept = []
     for path in files:
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            kept.append(path)  # read_rgb names what is wrong with it
+        digest = _content_digest(path)
+        if digest is None:
+            kept.append(path)
             continue
         first = seen.setdefault(digest, (path, label))
         if first[1] != label:
@@ -310,11 +325,9 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
 
 def _no_copy(path: Path, copies: dict) -> None:
     """Two listed photos with the same bytes would land in training and in the held-out test."""
-    import hashlib
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return  # read_rgb names what is wrong with it
+    digest = _content_digest(path)
+    if digest is None:
+        return
     if digest in copies:
         raise EdgePipeError(f"{path} is a copy of {copies[digest]}: the corners file lists the same photo twice")
     copies[digest] = path

@@ -120,8 +120,9 @@ def _hash_is(path: Path, digest) -> bool:
 def made_by_edgepipe(path: Path) -> bool:
     """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``, as far as it can tell."""
     path = Path(path)
-    if _written(path.parent).get(path.name) == _stamp(path):
-        return True
+    recorded = _written(path.parent).get(path.name)
+    if recorded is not None:  # edgepipe wrote it here: still ours only as it left it, not once someone saved over it
+        return recorded == _stamp(path)
     return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
 
 

@@ -85,7 +85,17 @@ def converter_errors(what: str):
     except Exception as e:  # noqa: BLE001  TFLite, tf2onnx and coremltools raise anything
         check()
         reason = first_line(e)
-        raise EdgePipeError(f"{what} failed: {reason}") from None
+        raise EdgePipeError(f"{what} failed: {reason}{_hint(str(e))}") from None
+
+
+# What a converter's message means, where its first line only names MLIR locations
+CONVERTER_HINTS = {"TensorListReserve": "a recurrent loop TFLite cannot lower to its builtin ops (a Keras 3 GRU "
+                                        "or SimpleRNN); tf_keras' layers convert, or export it to ONNX",
+                   "Lowering tensor list ops": "a recurrent loop TFLite cannot lower to its builtin ops"}
+
+
+def _hint(message: str) -> str:
+    return next((f" ({hint})" for key, hint in CONVERTER_HINTS.items() if key in message), "")
 
 
 def interrupted() -> bool:

@@ -89,11 +89,12 @@ def _layer_names(model, keys: list) -> dict:
     """{signature key: output layer name}: Keras 3's export calls a list of outputs
     ``output_0``, ``output_1``...; apps look them up by the names the model gives them."""
     names = list(getattr(model, "output_names", None) or [])
-    if keys != [f"output_{i}" for i in range(len(keys))] or len(names) != len(keys) or len(set(names)) != len(names):
+    ordered = [f"output_{i}" for i in range(len(keys))]  # the signature's map comes in no set order
+    if sorted(keys) != sorted(ordered) or len(names) != len(keys) or len(set(names)) != len(names):
         return {}
     if not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", n) for n in names):
         return {}
-    return dict(zip(keys, names))
+    return dict(zip(ordered, names))
 
 
 def without_inference_noops(model):

@@ -112,6 +112,9 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
             savedmodel_nodes(path)  # even trusted: a SavedModel without Keras objects loads as no model at all
         if not trust:
             check_configs(path, kind, api)
+            if kind == "savedmodel":
+                from edgepipe.base.serving import check_graph
+                check_graph(path)
     except EdgePipeError:
         raise
     except Exception as e:  # noqa: BLE001  a bad CRC, an encrypted member, a corrupt HDF5 tree...
@@ -119,16 +122,76 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
     if api == "keras3":
         from edgepipe.base import keras3_files
         return keras3_files.load(path, trust)
+    wrapped = False
     try:
-        if kind == "keras":
-            return keras.models.load_model(path, compile=False, safe_mode=not trust)
-        return keras.models.load_model(path, compile=False)
+        with tfmot_scope(path, kind) as wrapped:
+            if kind == "keras":
+                model = keras.models.load_model(path, compile=False, safe_mode=not trust)
+            else:
+                model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for corrupt or hostile files
         msg = first_line(e)
         if ("Lambda" in msg or "safe_mode" in msg) and not trust:
             raise EdgePipeError(f"{path}: refused to load a model with a Lambda layer or custom code "
                                 f"({TRUST_HINT})") from None
-        raise EdgePipeError(f"{path}: not a loadable Keras model ({msg})") from None
+        hint = ("; tfmot itself cannot reload its wrapped models from .keras files: save it as .h5 or a "
+                "SavedModel" if wrapped and kind == "keras" else "")
+        raise EdgePipeError(f"{path}: not a loadable Keras model ({msg}){hint}") from None
+    return _without_pruning_wrappers(model, path) if wrapped else model
+
+
+def _without_pruning_wrappers(model, path: Path):
+    """tfmot's ``strip_pruning``, as its guide does before export: the wrappers' masks are
+    already in the kernels, and their variable updates are no graph a converter takes."""
+    if not any(type(layer).__name__ == "PruneLowMagnitude" for layer in model.submodules):
+        return model
+    import tensorflow_model_optimization as tfmot
+    print(f"note: {path} holds tfmot's pruning wrappers; they are stripped (strip_pruning) as for any export",
+          file=sys.stderr)
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+# tfmot's wrappers: a model saved mid-QAT (its comprehensive guide saves one) or before strip_pruning
+_TFMOT_WRAPPERS = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2", "QuantizeAnnotate", "PruneLowMagnitude",
+                   "ClusterWeights")
+
+
+def tfmot_scope(path: Path, kind: str):
+    """The scopes tfmot's own guides load its wrapped models in (``quantize_scope``,
+    ``prune_scope``, ``cluster_scope``), where the model's config names a wrapper;
+    tfmot is trusted like Keras (its classes pass the config check). Yields whether it did."""
+    import contextlib
+    text = json.dumps([config for config, _, _ in read_configs(path, kind)])
+    if not any(f'"{name}"' in text for name in _TFMOT_WRAPPERS):
+        return contextlib.nullcontext(False)
+    import tensorflow_model_optimization as tfmot
+
+    @contextlib.contextmanager
+    def scopes():
+        with (tfmot.quantization.keras.quantize_scope(), tfmot.sparsity.keras.prune_scope(),
+              tfmot.clustering.keras.cluster_scope()):
+            yield True
+    return scopes()
+
+
+def saved_loss(path) -> object:
+    """The loss a model file was compiled with, as saved (a name, a serialized object,
+    or a list or dict of them per output); None where the file has none (compile=False
+    loading never reads it). Plain JSON, no class lookup."""
+    path = Path(path)
+    try:
+        kind = model_format(path)
+        if kind == "keras":
+            config = read_configs(path, kind)[0][0]
+            return (config.get("compile_config") or {}).get("loss") if isinstance(config, dict) else None
+        if kind == "h5":
+            with _h5(path, str(path)) as f:
+                raw = f.attrs.get("training_config")
+            training = _json(path, raw, "its training_config") if raw is not None else None
+            return training.get("loss") if isinstance(training, dict) else None
+    except EdgePipeError:
+        return None
+    return None  # a SavedModel: its signature is what converts
 
 
 def save_keras(model, path: Path) -> Path:

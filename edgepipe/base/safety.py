@@ -100,7 +100,34 @@ def hdf5_declared_bytes(h5file) -> int:
     return total
 
 
+def hdf5_reaching_out(h5file) -> str | None:
+    """What in an open ``h5py.File`` reads other files, in words, or None: an external
+    link, a dataset whose bytes live in another file (external storage) or a virtual
+    dataset. Keras never writes them; loading one copies another file into the export."""
+    import h5py
+    groups, seen = [h5file], set()
+    while groups:
+        group = groups.pop()
+        for name in group:
+            link = group.get(name, getlink=True)
+            where = f"{group.name.rstrip('/')}/{name}"
+            if isinstance(link, h5py.ExternalLink):
+                return f"{where} links to another file ({link.filename})"
+            if isinstance(link, h5py.SoftLink):
+                continue  # within the file: its target is visited where it lives
+            obj = group[name]
+            if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+                return f"dataset {where} keeps its data in another file"
+            if isinstance(obj, h5py.Group) and obj.id not in seen:  # hard links can make cycles
+                seen.add(obj.id)
+                groups.append(obj)
+    return None
+
+
 def check_hdf5_size(path, h5file, where: str = "its weights") -> None:
+    reaching = hdf5_reaching_out(h5file)
+    if reaching:  # refused even when trusted: no Keras file does this, and the other file lands in the export
+        raise EdgePipeError(f"{path}: refused: {one_line(reaching, 200)}; a Keras model file holds its own weights")
     limit = max_model_bytes()
     total = hdf5_declared_bytes(h5file)
     if total > limit:

@@ -9,6 +9,7 @@ reach outside the tensor maths (files, Python, summaries, datasets, the network)
 are refused unless the user says ``trust=True`` (``--trust-model``). The
 folder's size limit (``safety``) holds even for trusted models.
 """
+import re
 from pathlib import Path
 
 from edgepipe.base import safety
@@ -25,6 +26,10 @@ DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Prin
               "VocabRemapping", "Record", "Collective", "TPU", "Snapshot")
 
 
+def _natural(key: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
 class ServingModel:
     """The signature, called like a model: ``model(feeds) -> {output name: tensor}``.
     ``inputs``: [(name, shape with None where free, dtype name)] in argument order.
@@ -37,8 +42,9 @@ class ServingModel:
         specs = function.structured_input_signature[1]
         order = [k for k in getattr(function, "_arg_keywords", None) or sorted(specs) if k in specs]
         self.inputs = [(k, _shape(specs[k]), specs[k].dtype.name) for k in order]
-        outs = function.structured_outputs
-        self.outputs = [(k, _shape(v), v.dtype.name) for k, v in outs.items()]
+        outs = function.structured_outputs  # a map with no set order: output_2 before output_10, always
+        self.outputs = [(k, _shape(outs[k]), outs[k].dtype.name) for k in sorted(outs, key=_natural)]
+        self._names: dict = {}  # signature key -> the name callers see (name_outputs)
 
     @property
     def input_names(self) -> list[str]:
@@ -50,14 +56,15 @@ class ServingModel:
 
     def __call__(self, feeds: dict) -> dict:
         out = self.function(**{n: feeds[n] for n in self.input_names})
-        return {self._names.get(k, k): v for k, v in out.items()} if self._names else out
-
-    _names: dict = {}
+        named = {self._names.get(k, k): v for k, v in out.items()}
+        return {n: named[n] for n in self.output_names}  # in the outputs' order, not the map's
 
     def name_outputs(self, names: dict):
         """Call the signature's outputs by ``names`` ({signature key: name}) from now on."""
         self._names = dict(names)
-        self.outputs = [(self._names.get(k, k), shape, dtype) for k, shape, dtype in self.outputs]
+        by_key = {k: (shape, dtype) for k, shape, dtype in self.outputs}
+        order = [k for k in names if k in by_key] + [k for k in by_key if k not in names]  # ``names``' order
+        self.outputs = [(self._names.get(k, k), *by_key[k]) for k in order]
 
 
 def _shape(spec) -> tuple:
@@ -90,9 +97,7 @@ def load_serving(path, trust: bool = False) -> ServingModel:
         raise EdgePipeError(f"{path}: no '{SIGNATURE}' signature (has: {found}); save it with "
                             f"tf.saved_model.save(module, path, signatures={{'{SIGNATURE}': module.fn}})")
     if not trust:
-        problem = graph_problem(meta)
-        if problem:
-            raise EdgePipeError(f"{path}: refused: {problem}; {TRUST_HINT}")
+        check_graph(path, meta)
     random_op = live_random_op(meta)
     if random_op:
         raise EdgePipeError(f"{path}: its {SIGNATURE} signature draws random numbers (op '{random_op}' feeds its "
@@ -106,6 +111,15 @@ def load_serving(path, trust: bool = False) -> ServingModel:
         raise
     except Exception as e:  # noqa: BLE001  unregistered ops, missing variables, corrupt checkpoints...
         raise EdgePipeError(f"{path}: not a loadable SavedModel ({first_line(e)})") from None
+
+
+def check_graph(path: Path, meta=None) -> None:
+    """Refuse a SavedModel whose functions reach files, Python or the system. Keras
+    SavedModels too: loading one runs its resources' initializers, which a plain Keras
+    config check never sees."""
+    problem = graph_problem(meta or _meta_graph(path))
+    if problem:
+        raise EdgePipeError(f"{path}: refused: {problem}; {TRUST_HINT}")
 
 
 def _meta_graph(path: Path):

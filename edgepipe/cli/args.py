@@ -57,3 +57,6 @@ def check_suffix(out, fmt: str):
     if named is not None and named != fmt:
         raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} is named as {named}, but the export is {fmt}: "
                             f"end it with {FORMATS[fmt].suffix}")
+    if named is None:  # "model.txt" or "model": no app, runtime or `edgepipe verify` would know what it holds
+        raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} does not name a {fmt} file: end it with "
+                            f"{FORMATS[fmt].suffix}")

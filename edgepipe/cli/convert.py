@@ -6,7 +6,7 @@ from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, check_suffix, int_range
 from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
                                  sample_inputs, say_assumed_range)
-from edgepipe.convert.formats import VARIANTS, export_formats, find, precisions
+from edgepipe.convert.formats import VARIANTS, export_formats, find, format_of, precisions
 
 
 def pick_variant(args):
@@ -18,13 +18,15 @@ def pick_variant(args):
             if given and given != own:
                 raise EdgePipeError(f"--variant {v.name} is {v.format} {v.precision}; {flag} {given} contradicts it")
         return v
-    if not args.format:
-        raise EdgePipeError(f"give --format ({', '.join(export_formats())}) or --variant NAME")
+    fmt = args.format or (format_of(args.out) if args.out else None)  # "--out m.tflite" names its format
+    if fmt not in export_formats():
+        raise EdgePipeError(f"give --format ({', '.join(export_formats())}) or --variant NAME, or an --out ending "
+                            "in .tflite, .onnx or .mlpackage")
     try:
-        return find(args.format, args.precision)
+        return find(fmt, args.precision)
     except KeyError:
-        raise EdgePipeError(f"{args.format} has no precision {args.precision}; valid: "
-                            f"{', '.join(precisions(args.format))} (or --variant: see `edgepipe convert -h`)") from None
+        raise EdgePipeError(f"{fmt} has no precision {args.precision}; valid: "
+                            f"{', '.join(precisions(fmt))} (or --variant: see `edgepipe convert -h`)") from None
 
 
 def cmd_convert(args):
@@ -123,7 +125,7 @@ def add_parser(sub):
     c = sub.add_parser("convert", help="convert a Keras model (.keras/.h5/SavedModel) or a SavedModel's serving "
                                        "signature to tflite, onnx or coreml")
     c.add_argument("--model", required=True)
-    c.add_argument("--format", choices=export_formats(), help="with --precision; or give --variant")
+    c.add_argument("--format", choices=export_formats(), help="with --precision; or give --variant (default: what --out ends in)")
     c.add_argument("--precision", "--mode", dest="precision", choices=precisions(),
                    help="the format's precision (default: its first): " + "; ".join(
                        f"{f}: {', '.join(precisions(f))}" for f in export_formats()))

@@ -48,7 +48,7 @@ def _in_model_range(x: np.ndarray, spec, data) -> np.ndarray:
     """A spatial tensor input (N, H, W, ...) whose model rescales raw values itself (a
     leading Rescaling(1/255)) calibrated on values in [0, 1] would quantize a 255th of its
     real range: refused."""
-    if spec.source == "model" and x.ndim >= 3 and spec.value_range(max(len(spec.mean), len(spec.std)))[1] >= 255 and x.size and float(np.abs(x).max()) <= 1:
+    if spec.source == "model" and x.ndim >= 3 and spec.own_range()[1] >= 255 and x.size and float(np.abs(x).max()) <= 1:
         raise EdgePipeError(f"--data {data} holds values in [{x.min():g}, {x.max():g}], but {spec.note}: it takes "
                             "raw values up to 255; give them as the model takes them (this input is no NHWC "
                             "image, so edgepipe feeds --data as it is)")

@@ -18,11 +18,13 @@ AGREEMENT, PSNR = 0.98, 30.0  # the gates --auto-fallback and --keep-float hold 
 
 def _gate_for(model, x: np.ndarray, args):
     """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
-    from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
+    from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier
+    from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import KerasRunner, open_runner
-    ref = next(iter(KerasRunner(model).predict(x).values()))
-    by_psnr = args.psnr is not None and args.agreement is None  # a --psnr the user names holds for a classifier too
-    gate = default_gate("int8", is_class_scores(ref) and not by_psnr,
+    outputs = KerasRunner(model).predict(x)
+    name, ref = next(iter(outputs.items()))
+    kind = output_kinds(model, args.model).get(name)  # a box head is no classifier
+    gate = default_gate("int8", gated_as_classifier(ref, args.psnr, args.agreement, kind),
                         agreement=AGREEMENT if args.agreement is None else args.agreement,
                         psnr_int=PSNR if args.psnr is None else args.psnr)
 

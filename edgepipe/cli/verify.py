@@ -9,7 +9,7 @@ from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, fraction, positive
-from edgepipe.cli.inputs import sample_feeds
+from edgepipe.cli.inputs import load_npy, sample_feeds
 
 def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
     """The precision the export really computes in, read from the file (not guessed
@@ -29,7 +29,8 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
 
 def cmd_verify(args):
     from edgepipe.base.modelio import load_model
-    from edgepipe.evaluate.gates import check_output, default_gate, is_class_scores
+    from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier, is_class_scores
+    from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
     model = load_model(args.model, trust=args.trust_model)
     try:
@@ -42,17 +43,20 @@ def cmd_verify(args):
     ref = original.predict({names[k]: v for k, v in x.items()})
     variant, io = _export_variant(runner, Path(args.export))
     rows = []
+    kinds = output_kinds(model, args.model)
+    scored = [n for n, r in ref.items() if is_class_scores(r) and kinds.get(n) != "values"]  # what --truth labels
+    if args.truth and not scored:
+        raise EdgePipeError("--truth needs a classifier output (batch, classes); this model has none")
     free = runner.dynamic_batch and runner.runtime in ("litert", "onnxruntime")  # an export with a free batch
     for batch in (1, 3) if free else (None,):  # ... is checked at batch 1 and at batch 3
         runner.batch_size = batch or 1
         got = _matched(ref, runner.predict(fed), args.export)
         for name, r in ref.items():
             psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
-            by_psnr = args.psnr is not None and args.agreement is None  # the gate the user named holds
-            gate = default_gate(variant, is_class_scores(r) and not by_psnr, args.atol,
+            gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), args.atol,
                                 agreement=0.98 if args.agreement is None else args.agreement, **psnr)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
-                        | _accuracy(args, r, got[name], len(r)))
+                        | (_accuracy(args, r, got[name], len(r)) if name in scored else {}))
     failed = not all(r["pass"] for r in rows)
     drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
     extra = {"io": io} | _constant_outputs(rows, ref, len(next(iter(x.values()))), args.allow_constant_outputs)
@@ -165,17 +169,9 @@ def _accuracy(args, ref, got, count) -> dict:
     """With ``--truth``, top-1 accuracy of the original and the export on labelled data."""
     if not args.truth:
         return {}
-    path = Path(args.truth)
-    if path.suffix != ".npy" or not path.is_file():
-        raise EdgePipeError(f"--truth must be an existing .npy file of class ids, got {args.truth}")
-    try:
-        y = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:  # pickled objects, a corrupt header
-        raise EdgePipeError(f"--truth {args.truth} is not a plain .npy array ({e})") from None
+    y = load_npy(args.truth, "--truth")
     if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
         raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
-    if ref.ndim != 2:
-        raise EdgePipeError("--truth needs a classifier output (batch, classes)")
     outside = y[(y < 0) | (y >= ref.shape[1])]
     if outside.size:  # 1-based labels or another label set would score 0% and pass unnoticed
         raise EdgePipeError(f"--truth {args.truth} holds class ids outside 0..{ref.shape[1] - 1} (the model's "

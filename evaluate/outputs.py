@@ -1,0 +1,64 @@
+"""What each output of a model holds: class scores, gated on top-1 agreement, or
+values (a box, a mask, a regression), gated on PSNR. An (N, k) float array cannot
+tell logits from a box head; the model can: its output activation, and the loss it
+was compiled with, which model files keep."""
+import re
+
+from edgepipe.base.modelio import saved_loss
+
+# Keras loss names (functions and, snake-cased, classes) by what their output holds
+CLASS_LOSSES = frozenset({"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy",
+                          "categorical_hinge", "kl_divergence", "kld", "kullback_leibler_divergence"})
+VALUE_LOSSES = frozenset({"mean_squared_error", "mse", "mean_absolute_error", "mae", "mean_absolute_percentage_error",
+                          "mape", "mean_squared_logarithmic_error", "msle", "huber", "huber_loss", "log_cosh",
+                          "logcosh", "cosine_similarity", "poisson", "hinge", "squared_hinge", "binary_crossentropy",
+                          "binary_focal_crossentropy"})
+
+
+def activation(model, index: int) -> str | None:
+    """The activation of the layer behind output ``index`` ('linear' for logits); None
+    where there are no layers to read (a SavedModel signature)."""
+    if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file: its layers
+        from edgepipe.base.keras3_files import output_activation as keras3_activation
+        return keras3_activation(model.keras_model, index)
+    if not hasattr(model, "get_layer"):
+        return None
+    from edgepipe.mobile_models.graph import output_activation
+    return output_activation(model, index)
+
+
+def output_kinds(model, path=None) -> dict[str, str | None]:
+    """{output name: "classes", "values" or None (the array's shape decides)};
+    ``path``: the model file, for its saved loss."""
+    names = list(model.output_names)
+    losses = _per_output(saved_loss(path) if path else None, names)
+    kinds = {}
+    for i, name in enumerate(names):
+        act, loss = activation(model, i), _loss_kind(losses.get(name))
+        if act == "softmax":
+            kinds[name] = "classes"
+        elif loss:
+            kinds[name] = loss
+        elif act not in (None, "linear"):  # sigmoid, relu, tanh: values, not scores to argmax over
+            kinds[name] = "values"
+        else:
+            kinds[name] = None
+    if "classes" in kinds.values():  # a linear head beside a classifier's: a detector's box, not more classes
+        kinds = {n: "values" if k is None else k for n, k in kinds.items()}
+    return kinds
+
+
+def _per_output(loss, names: list[str]) -> dict:
+    if isinstance(loss, dict) and not ("class_name" in loss or "module" in loss):
+        return {n: loss.get(n) for n in names}
+    if isinstance(loss, list):
+        return dict(zip(names, loss))
+    return {n: loss for n in names} if loss is not None else {}
+
+
+def _loss_kind(loss) -> str | None:
+    name = loss.get("class_name") if isinstance(loss, dict) else loss
+    if not isinstance(name, str):
+        return None
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.rsplit(">", 1)[-1]).lower()  # MeanSquaredError -> mean_squared_error
+    return "classes" if name in CLASS_LOSSES else "values" if name in VALUE_LOSSES else None

@@ -1,0 +1,85 @@
+"""A box head is (N, 4) floats, as logits are: the gate verify and quantize apply
+follows what the model says each output holds (its activation, the loss it was
+compiled with), and --truth scores the classifier only. Tiny models, generated data."""
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.base.backend import keras
+from edgepipe.cli.main import main
+from edgepipe.evaluate.outputs import output_kinds
+
+
+def _features(x):
+    return keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(x))
+
+
+def _box_model(path, loss="mse"):
+    x = keras.Input((8, 8, 3))
+    model = keras.Model(x, keras.layers.Dense(4, name="box")(_features(x)))
+    if loss:
+        model.compile("adam", loss)
+    model.save(path)
+    return path
+
+
+def _detector(path):
+    """Classes and a box, compiled as a user compiles one; saved with its losses."""
+    x = keras.Input((8, 8, 3))
+    h = _features(x)
+    model = keras.Model(x, [keras.layers.Dense(3, activation="softmax", name="cls")(h),
+                            keras.layers.Dense(4, name="box")(h)])
+    model.compile("adam", {"cls": "sparse_categorical_crossentropy", "box": "mse"})
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("loss, kind", [("mse", "values"), (keras.losses.Huber(), "values"), (None, None),
+                                        (keras.losses.SparseCategoricalCrossentropy(from_logits=True), "classes")])
+def test_a_linear_heads_kind_comes_from_the_loss_it_was_compiled_with(tmp_path, loss, kind):
+    from edgepipe.base.modelio import load_keras
+    for suffix in (".keras", ".h5"):
+        path = _box_model(tmp_path / f"m{suffix}", loss)
+        assert output_kinds(load_keras(path), path) == {"box": kind}, (suffix, loss)
+
+
+def test_a_linear_head_beside_a_softmax_one_holds_values_even_uncompiled(tmp_path):
+    from edgepipe.base.modelio import load_keras
+    x = keras.Input((8, 8, 3))
+    h = _features(x)
+    keras.Model(x, [keras.layers.Dense(3, activation="softmax", name="cls")(h),
+                    keras.layers.Dense(4, name="box")(h)]).save(tmp_path / "m.keras")
+    model = load_keras(tmp_path / "m.keras")
+    assert output_kinds(model) == {"cls": "classes", "box": "values"}
+
+
+def test_a_badly_calibrated_box_head_fails_its_psnr_gate(tmp_path, capsys):
+    """It passed on top-1 agreement (100%) at 7 dB PSNR."""
+    model = _box_model(tmp_path / "box.keras")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.random((16, 8, 8, 3), np.float32))
+    np.save(tmp_path / "dim.npy", rng.random((16, 8, 8, 3), np.float32) * 0.02)  # ranges 50x too small
+    out = tmp_path / "box.tflite"
+    assert main(["quantize", "--model", str(model), "--mode", "int8", "--data", str(tmp_path / "dim.npy"),
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(model), "--export", str(out), "--data", str(tmp_path / "x.npy"),
+                 "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert row["gate"].startswith("psnr_db") and not row["pass"], row
+
+
+def test_truth_scores_the_classifier_of_a_detector(tmp_path, capsys):
+    """--truth was checked against the box head too: labels 0..2 were refused as outside its '4 classes'."""
+    model = _detector(tmp_path / "det.keras")
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", rng.random((12, 8, 8, 3), np.float32))
+    np.save(tmp_path / "y.npy", np.arange(12) % 3)
+    out = tmp_path / "det.tflite"
+    assert main(["convert", "--model", str(model), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(model), "--export", str(out), "--data", str(tmp_path / "x.npy"),
+                 "--truth", str(tmp_path / "y.npy"), "--json"]) == 0
+    rows = {r["output"]: r for r in json.loads(capsys.readouterr().out)["outputs"]}
+    assert "top1" in rows["cls"] and "top1" not in rows["box"], rows

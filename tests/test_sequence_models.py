@@ -1,0 +1,80 @@
+"""Sequence models users bring (text over token ids, recurrent layers), built here
+untrained or trained a few steps on generated data: int8 keeps what the model takes,
+and what TFLite cannot quantize is one line, not a crashed process."""
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.base.backend import keras
+from edgepipe.cli.main import main
+
+STEPS, FEATURES = 12, 6
+
+
+def _run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    path = tmp_path_factory.mktemp("series") / "x.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(16, STEPS, FEATURES)).astype(np.float32))
+    return path
+
+
+def _decisive_head(units: int, **kw):
+    """Untrained, yet no near-ties between classes: int8 rounding cannot flip top-1 on any CPU."""
+    return keras.layers.Dense(units, kernel_initializer=keras.initializers.RandomNormal(stddev=20.0, seed=0), **kw)
+
+
+def _recurrent(path, layer):
+    x = keras.Input((STEPS, FEATURES))
+    keras.Model(x, _decisive_head(3)(layer(x))).save(path)
+    return path
+
+
+def test_an_lstm_quantizes_to_int8_and_matches_its_model(tmp_path, series):
+    """int8 calibration of an LSTM crashed the process (TFLite fuses it only on the SavedModel route)."""
+    model = _recurrent(tmp_path / "lstm.keras", keras.layers.LSTM(8))
+    out = tmp_path / "lstm.tflite"
+    assert _run("quantize", "--model", model, "--mode", "int8", "--data", series, "--out", out) == 0
+    from ai_edge_litert.interpreter import Interpreter
+    ops = {op["op_name"] for op in Interpreter(model_path=str(out))._get_ops_details()}
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
+    assert _run("verify", "--model", model, "--export", out, "--data", series) == 0
+    # mult-adds: every step, four gates of (features + units) x units, then the head (they counted 0)
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.convert.tflite_macs import count_macs
+    from edgepipe.mobile_models.profile import profile_model
+    by_hand = STEPS * 4 * (FEATURES + 8) * 8 + 8 * 3
+    assert profile_model(load_keras(model))["macs"] == by_hand
+    assert count_macs(out.read_bytes()) == by_hand
+
+
+@pytest.mark.parametrize("layer", [keras.layers.GRU, keras.layers.SimpleRNN])
+def test_int8_of_a_recurrent_layer_tflite_cannot_quantize_is_one_line(tmp_path, series, capsys, layer):
+    model = _recurrent(tmp_path / "rnn.keras", layer(8))
+    for argv in (["quantize", "--mode", "int8"], ["convert", "--mode", "int8"]):
+        capsys.readouterr()
+        assert _run(*argv, "--model", model, "--data", series, "--out", tmp_path / "q.tflite") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--mode dynamic" in err[0], err
+    assert _run("quantize", "--model", model, "--mode", "dynamic", "--out", tmp_path / "d.tflite") == 0
+
+
+def test_token_ids_stay_integers_in_an_int8_text_classifier(tmp_path):
+    """The int32 token ids were quantized to int8 (37 came back as 36) while the card said int32."""
+    tokens = keras.Input((10,), dtype="int32", name="tokens")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 8, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=1))(tokens))
+    keras.Model(tokens, _decisive_head(2, activation="softmax")(h)).save(tmp_path / "text.keras")
+    ids = np.random.default_rng(1).integers(1, 50, (16, 10)).astype(np.int32)
+    np.save(tmp_path / "ids.npy", ids)
+    out = tmp_path / "text.tflite"
+    assert _run("quantize", "--model", tmp_path / "text.keras", "--mode", "int8", "--data", tmp_path / "ids.npy",
+                "--out", out) == 0
+    from ai_edge_litert.interpreter import Interpreter
+    taken = Interpreter(model_path=str(out)).get_input_details()[0]
+    card = json.loads((tmp_path / "text.tflite.model_card.json").read_text())["inputs"][0]
+    assert taken["dtype"] is np.int32 and card["dtype"] == "int32", (taken, card)
+    assert _run("verify", "--model", tmp_path / "text.keras", "--export", out, "--data", tmp_path / "ids.npy") == 0
