@@ -76,11 +76,15 @@ def _recurrent_macs(layer, shape) -> int:
     return steps * gates * (features + layer.units) * layer.units
 
 
+def _is_nested(layer) -> bool:
+    return hasattr(layer, "layers") and hasattr(layer, "inputs")
+
+
 def leaf_layers(model):
     """The layers as they run: a nested model (a transfer-learning tutorial's base
     network) is its own layers, not one layer of no work."""
     for layer in model.layers:
-        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+        if _is_nested(layer):
             yield from leaf_layers(layer)
         elif not isinstance(layer, layers.InputLayer):
             yield layer
@@ -97,7 +101,7 @@ def _calls(model, layer) -> int:
 def _leaves_with_calls(model, times: int = 1):
     for layer in model.layers:
         calls = times * _calls(model, layer)
-        if hasattr(layer, "layers") and hasattr(layer, "inputs"):
+        if _is_nested(layer):
             yield from _leaves_with_calls(layer, calls)
         elif not isinstance(layer, layers.InputLayer):
             yield layer, calls
@@ -132,6 +136,9 @@ def peak_activation_bytes(model) -> int:
     outputs = {t.node.layer.name for t in model.outputs} if hasattr(model.outputs[0], "node") else set()
     live, peak = {}, 0
     for i, l in enumerate(order):
+        if _is_nested(l):  # a base network runs its own layers here: their peak, beside what lives outside
+            given = sum(_elems(s) for s in _shapes(l.input_shape)) * 4  # its input, counted inside too
+            peak = max(peak, sum(live.values()) - given + peak_activation_bytes(l))
         live[l.name] = sum(_elems(s) for s in _shapes(l.output_shape)) * 4
         peak = max(peak, sum(live.values()))
         for name in [n for n in live if last_use.get(n, len(order)) <= i and n not in outputs]:

@@ -39,6 +39,24 @@ def test_a_nested_base_network_is_counted_layer_by_layer():
     assert macs == count_macs(to_tflite_bytes(model))
 
 
+def test_a_nested_base_networks_activations_count_in_the_peak():
+    """The peak counted a base network as one layer: its input and output only (45 KB here,
+    against the 393 KB its 64-channel map and the 32-channel one before it hold at once)."""
+    from edgepipe.mobile_models.profile import peak_activation_bytes
+
+    def body(x):
+        x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+        return keras.layers.Conv2D(8, 1)(keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x))
+
+    def head(x):
+        return keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    inp = keras.Input((32, 32, 3))
+    base = keras.Model(inp, body(inp))
+    x, y = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+    wrapped, inline = keras.Model(x, head(base(x))), keras.Model(y, head(body(y)))
+    assert peak_activation_bytes(wrapped) == peak_activation_bytes(inline) == 32 * 32 * (32 + 64) * 4
+
+
 def test_bench_states_mult_adds_of_a_keras_3_file_and_a_bare_tflite(tmp_path, capsys):
     from edgepipe.base.backend import keras3 as k3
     x = k3.Input((16, 16, 3))

@@ -480,6 +480,7 @@ def test_an_out_named_for_another_format_is_refused(tmp_path, capsys):
     for argv in (["convert", "--format", "tflite"], ["quantize", "--mode", "dynamic"]):  # a name no runtime knows
         _refused(capsys, [*argv, "--model", tmp_path / "m.h5", "--out", tmp_path / "m.txt"], "end it with .tflite")
         assert not (tmp_path / "m.txt").exists()
+    _refused(capsys, ["convert", "--model", tmp_path / "m.h5", "--out", tmp_path / "m.mlmodel"], "as .mlpackage")
     _ok(["convert", "--model", tmp_path / "m.h5", "--out", tmp_path / "m.onnx"])  # --out names the format
     import onnx
     onnx.checker.check_model(str(tmp_path / "m.onnx"))

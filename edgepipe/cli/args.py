@@ -60,3 +60,7 @@ def check_suffix(out, fmt: str):
     if named is None:  # "model.txt" or "model": no app, runtime or `edgepipe verify` would know what it holds
         raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} does not name a {fmt} file: end it with "
                             f"{FORMATS[fmt].suffix}")
+    if not str(out).lower().rstrip("/").endswith(FORMATS[fmt].suffix):  # .mlmodel: read, never written
+        raise EdgePipeError(f"--out {safety.one_line(str(out), 120)}: edgepipe writes {fmt} as "
+                            f"{FORMATS[fmt].suffix} (an ML program is a package; .mlmodel holds the older "
+                            "neural-network format only)")
