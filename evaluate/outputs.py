@@ -1,14 +1,16 @@
 """What each output of a model holds: class scores, gated on top-1 agreement, or
 values (a box, a mask, a regression), gated on PSNR. An (N, k) float array cannot
 tell logits from a box head; the model can: its output activation, and the loss it
-was compiled with, which model files keep."""
+was compiled with, which model files keep. Where neither says (a linear head saved
+uncompiled), the shape decides, and ``--psnr`` names the gate."""
 import re
 
 from edgepipe.base.modelio import saved_loss
 
 # Keras loss names (functions and, snake-cased, classes) by what their output holds
 CLASS_LOSSES = frozenset({"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy",
-                          "categorical_hinge", "kl_divergence", "kld", "kullback_leibler_divergence"})
+                          "categorical_hinge", "kl_divergence", "kldivergence", "kld",
+                          "kullback_leibler_divergence"})
 VALUE_LOSSES = frozenset({"mean_squared_error", "mse", "mean_absolute_error", "mae", "mean_absolute_percentage_error",
                           "mape", "mean_squared_logarithmic_error", "msle", "huber", "huber_loss", "log_cosh",
                           "logcosh", "cosine_similarity", "poisson", "hinge", "squared_hinge", "binary_crossentropy",
@@ -43,8 +45,6 @@ def output_kinds(model, path=None) -> dict[str, str | None]:
             kinds[name] = "values"
         else:
             kinds[name] = None
-    if "classes" in kinds.values():  # a linear head beside a classifier's: a detector's box, not more classes
-        kinds = {n: "values" if k is None else k for n, k in kinds.items()}
     return kinds
 
 
@@ -58,6 +58,8 @@ def _per_output(loss, names: list[str]) -> dict:
 
 def _loss_kind(loss) -> str | None:
     name = loss.get("class_name") if isinstance(loss, dict) else loss
+    if name == "function" and isinstance(loss, dict):  # a loss function, as Keras 3 saves one
+        name = loss.get("config")
     if not isinstance(name, str):
         return None
     name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.rsplit(">", 1)[-1]).lower()  # MeanSquaredError -> mean_squared_error

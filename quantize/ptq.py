@@ -91,11 +91,24 @@ def _recurrent(model, but=()) -> list[str]:
             if isinstance(layer, keras.layers.RNN) and not isinstance(layer, but)]
 
 
+def _unfused_loops(model) -> list[str]:
+    """The ``While`` loops of a SavedModel signature (a subclassed model's GRU or LSTM):
+    served from its graph, not its Keras layers, TFLite fuses none of them."""
+    function = getattr(model, "function", None)  # base.serving.ServingModel
+    if function is None:
+        return []
+    graph = function.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return [n.name for n in nodes if n.op in ("While", "StatelessWhile")]
+
+
 def _check_integer_recurrent(converter, mode: str) -> None:
-    """TFLite has a fused int8 kernel for LSTM alone: calibrating a GRU's or a SimpleRNN's
-    loop kills the process (a segfault, TF 2.21), so it is refused before."""
-    unfused = _recurrent(getattr(converter, "edgepipe_keeps", None), but=keras.layers.LSTM)
+    """TFLite has a fused int8 kernel for a Keras LSTM alone: calibrating any other loop (a
+    GRU, a SimpleRNN, a SavedModel's recurrent graph) kills the process (a segfault, TF 2.21),
+    so it is refused before."""
+    model = getattr(converter, "edgepipe_keeps", None)
+    unfused = _recurrent(model, but=keras.layers.LSTM) or _unfused_loops(model)
     if unfused:
-        raise EdgePipeError(f"TFLite has no {mode} kernel for recurrent layers other than LSTM "
-                            f"({', '.join(unfused[:4])}), and its converter crashes on them: use --mode dynamic or "
-                            "float16 (weights quantized, activations float)")
+        raise EdgePipeError(f"TFLite has no {mode} kernel for this recurrent loop ({', '.join(unfused[:4])}; it "
+                            "fuses a Keras file's LSTM only), and its converter crashes on it: use --mode dynamic "
+                            "or float16 (weights quantized, activations float)")

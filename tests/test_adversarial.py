@@ -380,6 +380,10 @@ def test_an_mlpackage_edgepipe_wrote_may_be_replaced_but_not_a_lookalike(tmp_pat
         with atomic.staged_path(real, folder_artifact=True) as tmp:
             _package(tmp, manifest)
     assert (real / "Manifest.json").read_text() == '{"new": 1}'
+    (real / "Manifest.new").write_text('{"new": 1}')  # coremltools rewrites it on every open (verify)
+    os.replace(real / "Manifest.new", real / "Manifest.json")
+    with atomic.staged_path(real, folder_artifact=True) as tmp:  # ... and the package stays edgepipe's
+        _package(tmp, '{"new": 1}')
     theirs = tmp_path / "theirs.mlpackage"  # a real-looking package that someone else wrote
     _package(theirs, '{"mine": 1}')
     with pytest.raises(Exception, match="edgepipe did not write it"):
@@ -416,6 +420,8 @@ def test_ctrl_c_or_sigterm_early_in_a_command_is_one_line_and_128_plus_the_signa
 def test_edgepipe_replaces_its_own_output_but_not_a_file_saved_over_it(tmp_path, ws, capsys):
     argv = ["convert", "--model", str(ws / "m.keras"), "--format", "tflite", "--out", str(tmp_path / "o.tflite")]
     assert main(argv) == 0 and main(argv) == 0  # its own file, recorded in .edgepipe-written.json
+    os.utime(tmp_path / "o.tflite")  # touched, or copied without -p: the same bytes, still edgepipe's
+    assert main(argv) == 0
     (tmp_path / "o.tflite").write_bytes(b"the user's own bytes")
     assert main(argv) == 2 and "edgepipe did not write it" in capsys.readouterr().err
     assert (tmp_path / "o.tflite").read_bytes() == b"the user's own bytes"

@@ -44,14 +44,17 @@ def test_a_linear_heads_kind_comes_from_the_loss_it_was_compiled_with(tmp_path, 
         assert output_kinds(load_keras(path), path) == {"box": kind}, (suffix, loss)
 
 
-def test_a_linear_head_beside_a_softmax_one_holds_values_even_uncompiled(tmp_path):
+def test_uncompiled_linear_heads_are_read_by_their_shape(tmp_path):
+    """A multi-task classifier saved without a loss (a softmax head and a logits head) keeps
+    the logits gated on top-1 agreement; a loss saved as a function (Keras 3) is read too."""
     from edgepipe.base.modelio import load_keras
     x = keras.Input((8, 8, 3))
     h = _features(x)
-    keras.Model(x, [keras.layers.Dense(3, activation="softmax", name="cls")(h),
-                    keras.layers.Dense(4, name="box")(h)]).save(tmp_path / "m.keras")
-    model = load_keras(tmp_path / "m.keras")
-    assert output_kinds(model) == {"cls": "classes", "box": "values"}
+    keras.Model(x, [keras.layers.Dense(3, activation="softmax", name="species")(h),
+                    keras.layers.Dense(2, name="gender_logits")(h)]).save(tmp_path / "m.keras")
+    assert output_kinds(load_keras(tmp_path / "m.keras")) == {"species": "classes", "gender_logits": None}
+    path = _box_model(tmp_path / "f.keras", keras.losses.mean_squared_error)
+    assert output_kinds(load_keras(path), path) == {"box": "values"}
 
 
 def test_a_badly_calibrated_box_head_fails_its_psnr_gate(tmp_path, capsys):

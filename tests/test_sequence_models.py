@@ -30,19 +30,27 @@ def _decisive_head(units: int, **kw):
 
 def _recurrent(path, layer):
     x = keras.Input((STEPS, FEATURES))
-    keras.Model(x, _decisive_head(3)(layer(x))).save(path)
+    keras.Model(x, keras.layers.Dense(3, kernel_initializer=SEEDED)(layer(x))).save(path)
     return path
+
+
+SEEDED = keras.initializers.GlorotUniform(seed=0)
+
+
+def _seeded(layer):
+    return layer(8, kernel_initializer=SEEDED, recurrent_initializer=keras.initializers.Orthogonal(seed=0))
 
 
 def test_an_lstm_quantizes_to_int8_and_matches_its_model(tmp_path, series):
     """int8 calibration of an LSTM crashed the process (TFLite fuses it only on the SavedModel route)."""
-    model = _recurrent(tmp_path / "lstm.keras", keras.layers.LSTM(8))
+    model = _recurrent(tmp_path / "lstm.keras", _seeded(keras.layers.LSTM))
     out = tmp_path / "lstm.tflite"
     assert _run("quantize", "--model", model, "--mode", "int8", "--data", series, "--out", out) == 0
     from ai_edge_litert.interpreter import Interpreter
     ops = {op["op_name"] for op in Interpreter(model_path=str(out))._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
-    assert _run("verify", "--model", model, "--export", out, "--data", series) == 0
+    # an untrained head's near-ties flip top-1 under int8 rounding, differently per CPU: gate on PSNR
+    assert _run("verify", "--model", model, "--export", out, "--data", series, "--psnr", "20") == 0
     # mult-adds: every step, four gates of (features + units) x units, then the head (they counted 0)
     from edgepipe.base.modelio import load_keras
     from edgepipe.convert.tflite_macs import count_macs
@@ -54,7 +62,7 @@ def test_an_lstm_quantizes_to_int8_and_matches_its_model(tmp_path, series):
 
 @pytest.mark.parametrize("layer", [keras.layers.GRU, keras.layers.SimpleRNN])
 def test_int8_of_a_recurrent_layer_tflite_cannot_quantize_is_one_line(tmp_path, series, capsys, layer):
-    model = _recurrent(tmp_path / "rnn.keras", layer(8))
+    model = _recurrent(tmp_path / "rnn.keras", _seeded(layer))
     for argv in (["quantize", "--mode", "int8"], ["convert", "--mode", "int8"]):
         capsys.readouterr()
         assert _run(*argv, "--model", model, "--data", series, "--out", tmp_path / "q.tflite") == 2
@@ -78,3 +86,26 @@ def test_token_ids_stay_integers_in_an_int8_text_classifier(tmp_path):
     card = json.loads((tmp_path / "text.tflite.model_card.json").read_text())["inputs"][0]
     assert taken["dtype"] is np.int32 and card["dtype"] == "int32", (taken, card)
     assert _run("verify", "--model", tmp_path / "text.keras", "--export", out, "--data", tmp_path / "ids.npy") == 0
+
+
+def test_int8_of_a_savedmodels_recurrent_loop_is_one_line(tmp_path, series, capsys):
+    """A subclassed model's GRU, saved as a SavedModel, converts from its graph: the int8
+    converter crashed the process on the loop (TFLite fuses a Keras file's LSTM only)."""
+    from edgepipe.base.backend import tf
+
+    class Tagger(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = _seeded(keras.layers.GRU), keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.head(self.rnn(x))
+    model = Tagger()
+    model(np.zeros((1, STEPS, FEATURES), np.float32))
+    serve = tf.function(lambda x: {"y": model(x)}, input_signature=[tf.TensorSpec([1, STEPS, FEATURES], tf.float32)])
+    tf.saved_model.save(model, str(tmp_path / "sm"), signatures={"serving_default": serve})
+    capsys.readouterr()
+    assert _run("convert", "--model", tmp_path / "sm", "--mode", "int8", "--data", series,
+                "--out", tmp_path / "q.tflite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "recurrent loop" in err[0], err

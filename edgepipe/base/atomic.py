@@ -107,23 +107,37 @@ def _hash_is(path: Path, digest) -> bool:
     """Whether the file at ``path`` has the sha256 an edgepipe manifest recorded for it."""
     if not path.is_file() or not isinstance(digest, str):
         return False
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return _digest(path) == digest
     except OSError:
         return False
-    return h.hexdigest() == digest
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of an ``.mlpackage``'s model and weights (coremltools
+    rewrites the package's Manifest.json whenever it opens one, as verify does)."""
+    core = path / "Data" / "com.apple.CoreML"  # what coremltools writes there: the model and its weights
+    files = sorted(p for p in core.rglob("*") if p.is_file() and p.name == "model.mlmodel"
+                   or p.parent.name == "weights") if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for file in files:
+        h.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def made_by_edgepipe(path: Path) -> bool:
     """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``, as far as it can tell."""
     path = Path(path)
     recorded = _written(path.parent).get(path.name)
-    if recorded is not None:  # edgepipe wrote it here: still ours only as it left it, not once someone saved over it
-        return recorded == _stamp(path)
-    return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
+    if recorded is None:  # no record here (a copied folder): edgepipe's signature inside
+        return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
+    try:  # its bytes as edgepipe left them: a touch or a copy keeps them, saving over them does not
+        return recorded == _digest(path)
+    except OSError:
+        return False
 
 
 def _added_to_package(package: Path) -> list[str]:
@@ -131,11 +145,6 @@ def _added_to_package(package: Path) -> list[str]:
     ours = ("Manifest.json", "Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/")
     files = (p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() or p.is_symlink())
     return sorted(f for f in files if not (f in ours[:2] or f.startswith(ours[2])))
-
-
-def _stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
 
 
 def _written(folder: Path) -> dict:
@@ -152,7 +161,7 @@ def _record_written(*paths: Path):
     if not paths:
         return
     folder = paths[0].parent
-    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {p.name: _stamp(p) for p in paths}
+    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {p.name: _digest(p) for p in paths}
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")

@@ -183,15 +183,16 @@ def saved_loss(path) -> object:
         kind = model_format(path)
         if kind == "keras":
             config = read_configs(path, kind)[0][0]
-            return (config.get("compile_config") or {}).get("loss") if isinstance(config, dict) else None
-        if kind == "h5":
+            compiled = config.get("compile_config") if isinstance(config, dict) else None
+        elif kind == "h5":
             with _h5(path, str(path)) as f:
                 raw = f.attrs.get("training_config")
-            training = _json(path, raw, "its training_config") if raw is not None else None
-            return training.get("loss") if isinstance(training, dict) else None
-    except EdgePipeError:
+            compiled = _json(path, raw, "its training_config") if raw is not None else None
+        else:
+            return None  # a SavedModel: its signature is what converts
+        return compiled.get("loss") if isinstance(compiled, dict) else None
+    except (EdgePipeError, OSError, ValueError):
         return None
-    return None  # a SavedModel: its signature is what converts
 
 
 def save_keras(model, path: Path) -> Path:

@@ -24,6 +24,9 @@ TRUST_HINT = "pass --trust-model to load it anyway"
 DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Print", "Summary", "Dataset",
               "Iterator", "Debug", "Proto", "Rpc", "Send", "Recv", "ImmutableConst", "LoadAndRemap",
               "VocabRemapping", "Record", "Collective", "TPU", "Snapshot")
+# ... but reading the next element of an iterator passed in is no access of its own: the dataset
+# behind it needs a *Dataset op, denied above (tf_keras saves adapted layers' adapt_step with it)
+ALLOWED_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional"})
 
 
 def _natural(key: str) -> list:
@@ -135,7 +138,7 @@ def graph_problem(meta) -> str | None:
     names (what ``tf.saved_model.load`` can call) through every function they call;
     the checkpoint functions TensorFlow writes for TF1 loaders are not reachable."""
     node = _first_reachable(meta, list(meta.object_graph_def.concrete_functions), lambda f: f.node_def,
-                            lambda n: any(d in n.op for d in DENIED_OPS))
+                            lambda n: n.op not in ALLOWED_OPS and any(d in n.op for d in DENIED_OPS))
     if node is None:
         return None
     return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"

@@ -45,8 +45,8 @@ def cmd_verify(args):
     rows = []
     kinds = output_kinds(model, args.model)
     scored = [n for n, r in ref.items() if is_class_scores(r) and kinds.get(n) != "values"]  # what --truth labels
-    if args.truth and not scored:
-        raise EdgePipeError("--truth needs a classifier output (batch, classes); this model has none")
+    truth = _truth(args, {n: ref[n] for n in scored}, len(next(iter(ref.values()))))
+    scored = [n for n in scored if truth is None or truth.max() < ref[n].shape[1]]
     free = runner.dynamic_batch and runner.runtime in ("litert", "onnxruntime")  # an export with a free batch
     for batch in (1, 3) if free else (None,):  # ... is checked at batch 1 and at batch 3
         runner.batch_size = batch or 1
@@ -56,7 +56,7 @@ def cmd_verify(args):
             gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), args.atol,
                                 agreement=0.98 if args.agreement is None else args.agreement, **psnr)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
-                        | (_accuracy(args, r, got[name], len(r)) if name in scored else {}))
+                        | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
     drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
     extra = {"io": io} | _constant_outputs(rows, ref, len(next(iter(x.values()))), args.allow_constant_outputs)
@@ -165,17 +165,26 @@ def _constant_outputs(rows, ref, count, allow) -> dict:
     return {"constant_outputs": flat, "reason": f"{why}; pass --allow-constant-outputs to accept{which}"}
 
 
-def _accuracy(args, ref, got, count) -> dict:
-    """With ``--truth``, top-1 accuracy of the original and the export on labelled data."""
+def _truth(args, classifiers: dict, count: int):
+    """``--truth``'s class ids, checked against the classifier outputs (a detector's box
+    is no classifier; of several heads, those whose classes the ids fit are scored)."""
     if not args.truth:
-        return {}
+        return None
+    if not classifiers:
+        raise EdgePipeError("--truth needs a classifier output (batch, classes); this model has none")
     y = load_npy(args.truth, "--truth")
     if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
         raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
-    outside = y[(y < 0) | (y >= ref.shape[1])]
+    most = max(r.shape[1] for r in classifiers.values())
+    outside = y[(y < 0) | (y >= most)]
     if outside.size:  # 1-based labels or another label set would score 0% and pass unnoticed
-        raise EdgePipeError(f"--truth {args.truth} holds class ids outside 0..{ref.shape[1] - 1} (the model's "
-                            f"{ref.shape[1]} classes): {', '.join(map(str, np.unique(outside)[:5]))}")
+        raise EdgePipeError(f"--truth {args.truth} holds class ids outside 0..{most - 1} (the model's {most} "
+                            f"classes): {', '.join(map(str, np.unique(outside)[:5]))}")
+    return y
+
+
+def _accuracy(y, ref, got) -> dict:
+    """Top-1 accuracy of the original and the export on labelled data."""
     original, export = (float(np.mean(a.reshape(ref.shape).argmax(-1) == y)) for a in (ref, got))
     return {"top1_original": original, "top1": export, "top1_delta": export - original}
 
