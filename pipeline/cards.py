@@ -16,7 +16,10 @@ def _quant_params(path):
 
     def q(d):
         scale, zero = d["quantization"]
-        return {"scale": float(scale), "zero_point": int(zero), "dtype": np.dtype(d["dtype"]).name}
+        dtype = np.dtype(d["dtype"]).name
+        if not scale:  # TFLite's "not quantized" (uint8 pixels the model takes): x / 0 would feed garbage
+            return {"scale": 1.0, "zero_point": 0, "dtype": dtype, "quantized": False}
+        return {"scale": float(scale), "zero_point": int(zero), "dtype": dtype}
     return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
 
 

@@ -535,3 +535,12 @@ def test_train_refuses_a_folder_another_edgepipe_is_writing(tmp_path, capsys):
         assert main(["train", "--recipe", str(recipe), "--out", str(run)]) == 2
     assert "another edgepipe is writing to" in capsys.readouterr().err
     assert not (run / "checkpoints").exists()
+
+
+def test_a_traced_functions_error_says_its_cause_not_in_user_code():
+    """TensorFlow opens a traced function's error with "in user code:"; the one line said only that."""
+    from edgepipe.base.errors import first_line
+    raised = ValueError("in user code:\n\n    File \"model.py\", line 3, in call\n\n    ValueError: shapes (1, 3) "
+                        "and (4, 2) are incompatible\n")
+    assert first_line(raised) == "ValueError: shapes (1, 3) and (4, 2) are incompatible"
+    assert first_line(ValueError("")) == "ValueError" and first_line(OSError("  a\nb")) == "a"

@@ -85,7 +85,8 @@ def test_token_ids_stay_integers_in_an_int8_text_classifier(tmp_path):
     taken = Interpreter(model_path=str(out)).get_input_details()[0]
     card = json.loads((tmp_path / "text.tflite.model_card.json").read_text())["inputs"][0]
     assert taken["dtype"] is np.int32 and card["dtype"] == "int32", (taken, card)
-    assert _run("verify", "--model", tmp_path / "text.keras", "--export", out, "--data", tmp_path / "ids.npy") == 0
+    assert _run("verify", "--model", tmp_path / "text.keras", "--export", out, "--data", tmp_path / "ids.npy",
+                "--psnr", "30") == 0  # PSNR, not top-1 on 16 untrained outputs: CPUs round int8 differently
 
 
 def test_int8_of_a_savedmodels_recurrent_loop_is_one_line(tmp_path, series, capsys):

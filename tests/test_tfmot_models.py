@@ -42,7 +42,8 @@ def test_a_qat_model_saved_mid_training_converts_to_int8_and_matches_itself(tmp_
     from ai_edge_litert.interpreter import Interpreter
     kinds = {d["dtype"].__name__ for d in Interpreter(model_path=str(out)).get_tensor_details()}
     assert "int8" in kinds, kinds  # QAT's ranges made real int8 tensors
-    assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(data)]) == 0
+    # PSNR, not top-1 on 8 untrained outputs: a CPU's int8 kernels may round one step apart
+    assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(data), "--psnr", "30"]) == 0
     # quantizing it again would round twice: quantize says what to run instead
     line = _one_line(capsys, ["quantize", "--model", path, "--mode", "int8", "--out", tmp_path / "again.tflite"])
     assert "quantization-aware training already" in line and "edgepipe convert --mode int8" in line

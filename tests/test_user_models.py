@@ -279,9 +279,13 @@ def test_a_keras_model_with_uint8_input_takes_uint8_in_every_file_its_card_names
     want = model.predict(pixels.astype(np.uint8), verbose=0)
     for variant, out in (("tflite_float32", "u8.tflite"), ("onnx_float32", "u8.onnx"), ("tflite_int8", "u8i.tflite")):
         _ok(["convert", "--model", tmp_path / "u8.keras", "--variant", variant, "--out", tmp_path / out])
-        card = json.loads((tmp_path / f"{out}.model_card.json").read_text())["inputs"][0]
+        full = json.loads((tmp_path / f"{out}.model_card.json").read_text())
+        card = full["inputs"][0]
         runner = open_runner(tmp_path / out)
         assert card["dtype"] == "uint8" and card["range"] == [0.0, 255.0], (variant, card)
+        if "int8" in variant:  # TFLite's scale 0 means "not quantized": an app dividing by it fed garbage
+            assert full["artifacts"][0]["quantization"]["input"] == {"scale": 1.0, "zero_point": 0, "dtype": "uint8",
+                                                                     "quantized": False}
         assert runner.inputs[0].dtype in ("uint8", "tensor(uint8)"), (variant, runner.inputs[0])
         got = next(iter(runner.predict(pixels).values()))
         assert np.abs(got - want).max() <= (0.05 if "int8" in variant else 1e-4) * np.abs(want).max()
@@ -490,9 +494,13 @@ def test_keras_applications_own_layer_classes_are_not_foreign(tmp_path):
     """ConvNeXt's LayerScale lives in keras.src.applications.convnext: Keras's own code,
     which the file check refused as a foreign class."""
     from edgepipe.base.backend import keras3 as k3
-    from edgepipe.base.modelio import load_model
+    from edgepipe.base.modelio import check_configs, find_foreign_code, read_configs
     k3.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=2).save(tmp_path / "cx.keras")
-    assert load_model(tmp_path / "cx.keras") is not None
+    check_configs(tmp_path / "cx.keras", "keras", "keras3")  # raised "refused: ... LayerScale"; loading is Keras's
+    config = read_configs(tmp_path / "cx.keras", "keras")[0][0]
+    layer_scale = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "LayerScale")
+    layer_scale["module"] = "evil.applications.convnext"  # ... while the same class from elsewhere is foreign
+    assert "LayerScale" in find_foreign_code(config, api="keras3")
 
 
 def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):

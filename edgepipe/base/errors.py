@@ -9,5 +9,7 @@ class EdgePipeError(Exception):
 
 def first_line(e: BaseException, limit: int = 200) -> str:
     """What a library's exception says, as the tail of a one-line message."""
-    text = str(e).strip()
-    return text.splitlines()[0][:limit] if text else type(e).__name__
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if lines and lines[0] == "in user code:":  # TensorFlow's traced-function errors: the cause is last
+        lines = lines[-1:]
+    return lines[0][:limit] if lines else type(e).__name__

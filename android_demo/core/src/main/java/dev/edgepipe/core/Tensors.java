@@ -11,9 +11,12 @@ import java.nio.ByteBuffer;
 public final class Tensors {
     private Tensors() {}
 
-    /** One quantized value, as numpy computes it: float32 division and addition, then rint. */
+    /**
+     * One quantized value, as numpy computes it: float32 division and addition, then rint. Scale 0
+     * is TFLite's "not quantized" (a model that takes uint8 pixels): the value is rounded as it is.
+     */
     public static int quantize(float x, float scale, int zeroPoint, TensorType type) {
-        double q = Math.rint(x / scale + (float) zeroPoint);
+        double q = scale == 0f ? Math.rint(x) : Math.rint(x / scale + (float) zeroPoint);
         return (int) Math.max(type.min, Math.min(type.max, q));
     }
 
@@ -29,8 +32,12 @@ public final class Tensors {
         }
     }
 
-    /** {@code n} values from {@code in} at its position, dequantized to float. */
+    /** {@code n} values from {@code in} at its position, dequantized to float (scale 0: as they are). */
     public static float[] read(ByteBuffer in, TensorType type, float scale, int zeroPoint, int n) {
+        if (scale == 0f) {  // not quantized: the integers are the values
+            scale = 1f;
+            zeroPoint = 0;
+        }
         float[] out = new float[n];
         for (int i = 0; i < n; i++) {
             switch (type) {

@@ -63,6 +63,15 @@ public class TensorsTest {
     }
 
     @Test
+    public void scaleZeroIsNotQuantized() {
+        // a model that takes uint8 pixels: TFLite says scale 0, and x / 0 made every pixel 255
+        assertEquals(128, Tensors.quantize(127.6f, 0f, 0, TensorType.UINT8));
+        assertEquals(255, Tensors.quantize(300f, 0f, 0, TensorType.UINT8));
+        ByteBuffer b = ByteBuffer.wrap(new byte[] {(byte) 200, 3});
+        assertArrayEquals(new float[] {200f, 3f}, Tensors.read(b, TensorType.UINT8, 0f, 0, 2), 0f);
+    }
+
+    @Test
     public void typesByNumpyName() {
         for (TensorType t : TensorType.values()) assertEquals(t, TensorType.of(t.numpyName()));
     }
