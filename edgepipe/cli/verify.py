@@ -29,7 +29,7 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
 
 def cmd_verify(args):
     from edgepipe.base.modelio import load_model
-    from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier, is_class_scores
+    from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier
     from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
     model = load_model(args.model, trust=args.trust_model)
@@ -44,7 +44,7 @@ def cmd_verify(args):
     variant, io = _export_variant(runner, Path(args.export))
     rows = []
     kinds = output_kinds(model, args.model)
-    scored = [n for n, r in ref.items() if is_class_scores(r) and kinds.get(n) != "values"]  # what --truth labels
+    scored = [n for n, r in ref.items() if gated_as_classifier(r, kind=kinds.get(n))]  # what --truth labels
     truth = _truth(args, {n: ref[n] for n in scored}, len(next(iter(ref.values()))))
     scored = [n for n in scored if truth is None or truth.max() < ref[n].shape[1]]
     free = runner.dynamic_batch and runner.runtime in ("litert", "onnxruntime")  # an export with a free batch
