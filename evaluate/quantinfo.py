@@ -80,6 +80,10 @@ def onnx_precision(path) -> str:
     ops = {n.op_type for n in model.graph.node}
     if "QuantizeLinear" in ops or any(o.startswith(("QLinear", "ConvInteger", "MatMulInteger")) for o in ops):
         return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+    fp16 = onnx.TensorProto.FLOAT16
+    weights = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
+                                               for a in n.attribute if a.name == "value"]
+    io = [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)]
+    if any(t.data_type == fp16 for t in weights) or fp16 in io:  # fp16 weights, as initializers or Constant nodes
         return "float16"
     return "float32"

@@ -77,6 +77,11 @@ class Runner:
         parts = [fn({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
+    def raw_integer_input(self) -> bool:
+        """Whether the first input holds integers fed as they are (uint8 pixels), not
+        floats the runtime quantizes."""
+        return False
+
     def input_shapes(self) -> dict[str, tuple]:
         """{input name: NHWC shape, None where free}: what the model takes."""
         return {i.name: _nhwc(i) for i in self.inputs}
@@ -89,8 +94,18 @@ class Runner:
         want, got = _nhwc(info)[1:], batch.shape[1:]
         if len(want) != len(got) or any(w is not None and int(w) != g for w, g in zip(want, got)):
             named = f"input '{info.name}'" if len(self.inputs) > 1 else "the model"
+            if _transposed_image(want, got) or _transposed_image(got, want):
+                raise EdgePipeError(f"{named} takes (N, {', '.join(str(d) for d in want)}) and is fed (N, "
+                                    f"{', '.join(str(d) for d in got)}), the same images with the channels moved: "
+                                    "edgepipe checks and times channels-last (NHWC) models, as TFLite, Core ML and "
+                                    "phone apps take images; export the channels-first one NHWC")
             raise EdgePipeError(f"{named} takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
                                 f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
+
+
+def _transposed_image(chw, hwc) -> bool:
+    """Whether ``chw`` is ``hwc``'s image channels-first (a PyTorch export beside a Keras model)."""
+    return len(chw) == 3 == len(hwc) and chw[0] in (1, 3) and chw[0] == hwc[2] and tuple(chw[1:]) == tuple(hwc[:2])
 
 
 def _nhwc(info: TensorInfo) -> tuple:
@@ -112,7 +127,7 @@ class KerasRunner(Runner):
         self.version = tf.__version__
         self.model = model
         self._fn = tf.function(lambda x: model(x, training=False))
-        self.inputs = [TensorInfo(n, tuple(t.shape.as_list()), "float32")
+        self.inputs = [TensorInfo(n, tuple(t.shape.as_list()), getattr(t.dtype, "name", "float32"))
                        for n, t in zip(model.input_names, model.inputs)]
         self.outputs = [TensorInfo(n, tuple(o.shape), "float32") for n, o in zip(model.output_names, model.outputs)]
 
@@ -177,16 +192,22 @@ class TFLiteRunner(Runner):
                 self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgePipeError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
-        self._ins = {_tflite_name(d["name"]): d for d in self.interp.get_input_details()}
-        self._in = next(iter(self._ins.values()))  # the first input: what a timed run sets
-        self._out = self.interp.get_output_details()
+        signature = _first_subgraph_signature(self.interp, path)
+        ins, self._out = self.interp.get_input_details(), self.interp.get_output_details()
+        in_names = _tensor_names(ins, signature.get("inputs", {}))
+        self._out_names = _tensor_names(self._out, signature.get("outputs", {}))
+        self._ins = dict(zip(in_names, ins))
+        self._in = ins[0]  # the first input: what a timed run sets
         self.inputs = [TensorInfo(n, tuple(d["shape_signature"]), np.dtype(d["dtype"]).name)
                        for n, d in self._ins.items()]
-        self.outputs = [TensorInfo(_tflite_name(d["name"]), tuple(d["shape"]), np.dtype(d["dtype"]).name)
-                        for d in self._out]
+        self.outputs = [TensorInfo(n, tuple(d["shape"]), np.dtype(d["dtype"]).name)
+                        for n, d in zip(self._out_names, self._out)]
         self.dynamic_batch = all(len(d["shape_signature"]) and d["shape_signature"][0] == -1
                                  for d in self._ins.values())
         self._batch = 1
+
+    def raw_integer_input(self) -> bool:
+        return np.issubdtype(self._in["dtype"], np.integer) and not self._in["quantization"][0]
 
     def _to_input(self, x, detail=None):
         detail = detail or self._in
@@ -200,7 +221,10 @@ class TFLiteRunner(Runner):
         return x.astype(detail["dtype"])
 
     def bound(self, batch):
-        items = [self._to_input(x[None]) for x in np.asarray(batch, np.float32)]
+        batch = np.asarray(batch, np.float32)
+        if self.dynamic_batch and self._runs_whole(batch):  # a free batch: one Invoke(), as an app would
+            return self.interp.invoke
+        items = [self._to_input(x[None]) for x in batch]
         self._resize(1)
         if len(items) == 1:  # the common case: set once, time Invoke() alone
             self.interp.set_tensor(self._in["index"], items[0])
@@ -211,6 +235,17 @@ class TFLiteRunner(Runner):
                 self.interp.set_tensor(self._in["index"], x)
                 self.interp.invoke()
         return run
+
+    def _runs_whole(self, batch) -> bool:
+        """Set ``batch`` as one tensor, if the graph runs it (a Reshape fixed at batch 1 does not)."""
+        try:
+            self._resize(len(batch))
+            self.interp.set_tensor(self._in["index"], self._to_input(batch))
+            self.interp.invoke()
+            return True
+        except (RuntimeError, ValueError):
+            self._batch = None  # reallocate on the next resize
+            return False
 
     def _resize(self, batch: int):
         """A free batch takes the slice's size (the tensors are reallocated when it changes)."""
@@ -227,19 +262,41 @@ class TFLiteRunner(Runner):
             self.interp.set_tensor(self._ins[name]["index"], self._to_input(x, self._ins[name]))
         self.interp.invoke()
         out = {}
-        for d in self._out:
+        for name, d in zip(self._out_names, self._out):
             y = self.interp.get_tensor(d["index"])
             s, z = d["quantization"]
-            out[_tflite_name(d["name"])] = (y.astype(np.float32) - z) * s if s else y.astype(np.float32)
+            out[name] = (y.astype(np.float32) - z) * s if s else y.astype(np.float32)
         return out
 
     def predict(self, batch):
         return self._each(batch, self._one)
 
 
-def _tflite_name(name: str) -> str:
-    # "StatefulPartitionedCall:0" -> keep; "serving_default_edges:0" -> "edges"
-    return name.removeprefix("serving_default_").split(":")[0]
+def _first_subgraph_signature(interp, path) -> dict:
+    """The signature of the subgraph the interpreter runs ({"inputs": {key: tensor index},
+    "outputs": ...}, or {} when the file has none). A file with several signatures is
+    checked and timed on one only when that one is ``serving_default``: the converter
+    orders signatures by name, so subgraph 0 may be another function than the one an
+    app calls by default."""
+    signatures = interp._get_full_signature_list()  # noqa: SLF001 (the public list lacks the tensor indices)
+    if len(signatures) <= 1:
+        return next(iter(signatures.values()), {})
+    if "serving_default" in signatures and interp.get_signature_runner("serving_default")._subgraph_index == 0:
+        return signatures["serving_default"]
+    raise EdgePipeError(f"{path}: holds {len(signatures)} signatures ({', '.join(signatures)}), and the one it runs "
+                        "first is not 'serving_default'; edgepipe checks one function per file: convert the "
+                        "signature your app calls on its own")
+
+
+def _tensor_names(details: list, keys: dict) -> list[str]:
+    """Each tensor's name as an app sees it: its signature key, else the converter's
+    name without "serving_default_" and ":0"; the full name where two would clash
+    (two outputs named "StatefulPartitionedCall:0" and ":1")."""
+    by_index = {index: key for key, index in keys.items()}
+    names = [by_index.get(d["index"]) or d["name"].removeprefix("serving_default_").split(":")[0] for d in details]
+    if len(set(names)) < len(names):
+        names = [by_index.get(d["index"]) or d["name"] for d in details]
+    return names
 
 
 class OnnxRunner(Runner):
@@ -252,6 +309,7 @@ class OnnxRunner(Runner):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.log_severity_level = 4  # fatal only: an error reaches the user as edgepipe's one line, not ORT's log too
         try:
             self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for bad files
@@ -262,13 +320,26 @@ class OnnxRunner(Runner):
         self._types = {i.name: _ONNX_TYPES.get(i.dtype, np.float32) for i in self.inputs}
 
     def bound(self, batch):
-        name = self.inputs[0].name
-        feeds = [{name: x[None].astype(self._types[name])} for x in np.asarray(batch, np.float32)]
+        name, batch = self.inputs[0].name, np.asarray(batch, np.float32)
+        whole = {name: batch.astype(self._types[name])}
+        if self.dynamic_batch and self._runs(whole):  # a free batch runs in one call, as an app would
+            return lambda: self.sess.run(None, whole)
+        feeds = [{name: x[None].astype(self._types[name])} for x in batch]
 
         def run():
             for feed in feeds:
                 self.sess.run(None, feed)
         return run
+
+    def raw_integer_input(self) -> bool:
+        return np.issubdtype(self._types[self.inputs[0].name], np.integer)
+
+    def _runs(self, feed) -> bool:
+        try:
+            self.sess.run(None, feed)
+            return True
+        except Exception:  # noqa: BLE001 (ORT's own types: a graph fixed at batch 1 inside)
+            return False
 
     def _one(self, feeds):
         try:

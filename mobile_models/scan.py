@@ -132,12 +132,15 @@ def rectify(photo: np.ndarray, corners: np.ndarray) -> np.ndarray:
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams()) -> ScanResult:
-    """``photo``: HxWx3 RGB uint8; ``runner``: any edgepipe runner of an HED export."""
+def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams(), spec=None) -> ScanResult:
+    """``photo``: HxWx3 RGB uint8; ``runner``: any edgepipe runner of an HED export;
+    ``spec``: how pixels map to its input (``convert.inputspec.InputSpec``; default
+    pixel / 255, what edgepipe's HED takes)."""
     h_in, w_in = runner.inputs[0].shape[1:3]
     image, box = letterbox(photo, h_in, w_in)
     image = expose(image, box)
-    edges, region = edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))
+    x = image[None].astype(np.float32) / 255.0 if spec is None else spec.from_pixels(image[None])
+    edges, region = edges_and_page(runner.predict(x))
     edges, region = edges[0, ..., 0], None if region is None else region[0, ..., 0]
     r = find_quad(edges, params, roi=box.roi, page=region)
     if not r.found:

@@ -83,7 +83,10 @@ def test_verify_detects_each_ptq_mode_and_gates_on_it(nets, capsys, net, mode, i
     row = result["outputs"][0]
     assert row["gate"].startswith(gate), row["gate"]
     expected = default_gate(precision, net == "classifier")
-    assert row["gate"].endswith(f" {expected.threshold:g}"), row["gate"]
+    if gate == "max_abs":  # 1e-4 + 1e-5 of the output's peak (these outputs are under 10)
+        assert expected.threshold <= float(row["gate"].split("<= ")[1]) < expected.threshold + 1e-4, row["gate"]
+    else:
+        assert row["gate"].endswith(f" {expected.threshold:g}"), row["gate"]
     assert result["constant_outputs"] == [] and result["reason"] is None
     if gate == "top1_agreement":  # a random head has near-ties that int8 noise may flip
         assert code == (0 if result["pass"] else 1) and 0 <= row["top1_agreement"] <= 1

@@ -15,7 +15,12 @@ def parse_threads(text: str) -> list[int]:
         raise EdgePipeError(f"--threads takes a comma-separated list of integers, got '{text}'") from None
     if not threads or min(threads) < 1:
         raise EdgePipeError(f"--threads needs positive integers, got '{text}'")
+    if max(threads) > MAX_THREADS:  # each runtime spawns them all: 20000 threads hang the machine
+        raise EdgePipeError(f"--threads {max(threads)} is over the {MAX_THREADS} edgepipe times with")
     return threads
+
+
+MAX_THREADS = 256
 
 
 def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
@@ -39,16 +44,23 @@ def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
 
 def _card_macs(path: Path) -> int | None:
     """The mult-adds a model card states: the export's own (embedded or ``<file>.model_card.json``),
-    else the run's ``model_card.json`` beside it."""
+    else the run's ``model_card.json`` beside it when that card lists this file among its
+    artifacts (a user's own model dropped into a run folder is not the run's model)."""
     from edgepipe.convert.inputspec import bundle_card
     cards = []
-    for read in (lambda: bundle_card(path), lambda: json.loads((path.parent / "model_card.json").read_text())):
+    for read in (lambda: bundle_card(path), lambda: _run_card_of(path)):
         try:
             cards.append(read())
         except Exception:  # noqa: BLE001  no card, or not one: latency needs no MACs
             pass
     found = [c.get("macs") for c in cards if isinstance(c, dict)]
     return next((m for m in found if isinstance(m, int) and not isinstance(m, bool)), None)
+
+
+def _run_card_of(path: Path) -> dict | None:
+    card = json.loads((path.parent / "model_card.json").read_text())
+    listed = {a.get("file") for a in card.get("artifacts") or [] if isinstance(a, dict)}
+    return card if path.name in listed else None
 
 
 def _converted(model) -> bytes:

@@ -216,19 +216,39 @@ def given_shapes(args) -> dict:
     return given
 
 
-def sample_feeds(shapes: dict, data=None, count=32, images=None) -> dict:
+def sample_feeds(shapes: dict, data=None, count=32, images=None, dtypes=None, id_limit=2) -> dict:
     """{input name: array} for ``shapes`` ({name: shape, batch first}): ``--data``
     (.npy for a model with one input, .npz keyed by input name) or generated inputs:
-    documents for the inputs named in ``images`` (default: ``graphio.image_names``),
-    seeded uniform [0, 1) for others. Images are in [0, 1] (the input spec maps them),
-    others as the model takes them."""
+    documents for the inputs named in ``images`` (default: ``graphio.image_names``);
+    for others, by ``dtypes`` ({name: dtype name}), seeded: both values of a bool,
+    whole numbers 0..``id_limit - 1`` for an integer (ids every runtime casts alike),
+    uniform [0, 1) otherwise. Images are in [0, 1] (the input spec maps them), others
+    as the model takes them."""
     from edgepipe.convert.graphio import image_names
     images = image_names(shapes) if images is None else images
     if data:
         return _data_feeds(shapes, data, images)
-    rng = np.random.default_rng(20)
+    rng, dtypes = np.random.default_rng(20), dtypes or {}
     return {name: sample_inputs(shape[1:], count=count, image=True) if name in images
-            else rng.random((count, *shape[1:]), np.float32) for name, shape in shapes.items()}
+            else _generated(rng, (count, *shape[1:]), dtypes.get(name), id_limit) for name, shape in shapes.items()}
+
+
+def _generated(rng, shape: tuple, dtype: str | None, id_limit: int) -> np.ndarray:
+    """A tensor input's generated values, as float32 (the runners cast them to the model's dtype)."""
+    kind = _dtype_kind(dtype)
+    if kind == "bool":  # uniform floats cast to bool are all True: one branch would never run
+        return (rng.random(shape) < 0.5).astype(np.float32)
+    if kind == "int":  # fractions are truncated by one runtime and rounded by another
+        return rng.integers(0, max(1, id_limit), shape).astype(np.float32)
+    return rng.random(shape, np.float32)
+
+
+def _dtype_kind(dtype: str | None) -> str:
+    """"bool", "int" or "float" for a runtime's dtype name ("int32", ONNX's "tensor(int64)")."""
+    name = str(dtype or "float32").removeprefix("tensor(").rstrip(")")
+    if name in ("bool", "bool_"):
+        return "bool"
+    return "int" if name.startswith(("int", "uint")) else "float"
 
 
 def _data_feeds(shapes: dict, data, images: set) -> dict:

@@ -43,7 +43,7 @@ def cmd_scan(args):
     if None in fixed_dims(runner.inputs[0].shape[1:3]):
         raise EdgePipeError(f"{args.model}: its input size is free {shape_text(runner.inputs[0].shape)}; scan "
                             "needs a fixed size: export it with `edgepipe convert --input-shape 1x256x256x3`")
-    result = scan(photo, runner)
+    result = scan(photo, runner, spec=pixel_spec(args.model, runner))
     if result.page is not None and args.output:
         ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
         if not ok:
@@ -60,6 +60,16 @@ def cmd_scan(args):
         if args.output:
             print(f"wrote {args.output}")
     return 0 if result.corners is not None else NOT_FOUND
+
+
+def pixel_spec(path, runner):
+    """What the model takes for pixels: its own layers' word (a Keras model or SavedModel),
+    else its bundle's (the card an export carries), else 0..255 for an input that holds
+    raw integers, else pixel / 255."""
+    from edgepipe.convert.inputspec import DEFAULT, bundle_spec, from_model, raw_pixels
+    if runner.runtime in ("keras", "savedmodel"):
+        return from_model(runner.model) or DEFAULT
+    return bundle_spec(path) or (raw_pixels(note="an integer input") if runner.raw_integer_input() else DEFAULT)
 
 
 def add_parser(sub):

@@ -8,7 +8,8 @@ import numpy as np
 from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.cli.args import add_trust, fraction, positive
+from edgepipe.cli.args import add_trust, float_range, fraction, positive
+from edgepipe.evaluate.gates import RTOL
 from edgepipe.cli.inputs import load_npy, sample_feeds
 
 def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
@@ -39,7 +40,7 @@ def cmd_verify(args):
         return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
     original = reference_runner(model)
     names = _input_names(original, runner, args.export)
-    x, fed = _inputs(args, model, runner, names)
+    x, fed = _inputs(args, model, runner, names, _input_dtypes(original, runner, names))
     ref = original.predict({names[k]: v for k, v in x.items()})
     variant, io = _export_variant(runner, Path(args.export))
     rows = []
@@ -54,7 +55,8 @@ def cmd_verify(args):
         for name, r in ref.items():
             psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
             gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), args.atol,
-                                agreement=0.98 if args.agreement is None else args.agreement, **psnr)
+                                agreement=0.98 if args.agreement is None else args.agreement, **psnr,
+                                rtol=args.rtol, peak=float(np.abs(r).max()) if np.size(r) else 0.0)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
@@ -77,7 +79,27 @@ def _input_names(original, runner, export) -> dict:
                         f"is the export from this model?")
 
 
-def _inputs(args, model, runner, names) -> tuple[dict, dict]:
+def _input_dtypes(original, runner, names) -> dict:
+    """{export input name: dtype name}: the original's, else the export's."""
+    theirs = {i.name: i.dtype for i in original.inputs}
+    return {i.name: theirs.get(names[i.name]) or i.dtype for i in runner.inputs}
+
+
+def _id_limit(model) -> int:
+    """How many token ids a generated integer input may hold: the smallest Embedding's
+    vocabulary in the model (an id past it is an error in one runtime, garbage in
+    another), else 2."""
+    model = getattr(model, "keras_model", None) or model
+    dims, todo = [], list(getattr(model, "layers", []))
+    while todo:
+        layer = todo.pop()
+        todo.extend(getattr(layer, "layers", []))
+        if type(layer).__name__ == "Embedding" and isinstance(getattr(layer, "input_dim", None), int):
+            dims.append(layer.input_dim)
+    return max(2, min(dims)) if dims else 2
+
+
+def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict]:
     """(what the original takes, what the export is fed), by export input name: image
     inputs are mapped through the input spec the bundle states; Core ML's ImageType
     takes 8-bit pixels, so both sides see those."""
@@ -90,7 +112,7 @@ def _inputs(args, model, runner, names) -> tuple[dict, dict]:
     stated = bundle_specs(args.export)  # what the bundle tells an app to feed each image input
     # a bundle that states a spec describes its 1-channel input as a grayscale image too
     images = image_names(shapes, grayscale=bool(stated) or any(p.is_image for p in ports))
-    unit = sample_feeds(shapes, args.data, images=images)  # images in [0, 1]
+    unit = sample_feeds(shapes, args.data, images=images, dtypes=dtypes, id_limit=_id_limit(model))  # images in [0, 1]
     if runner.runtime == "coreml":
         unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
     index = {p.name: i for i, p in enumerate(ports)}
@@ -265,7 +287,10 @@ def add_parser(sub):
                                   "with one array per input name (images in [0,1], other inputs as the model "
                                   "takes them; default: generated documents and uniform [0,1) tensors)")
     v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
-    v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error")
+    v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error <= ATOL + RTOL x the "
+                   "output's peak magnitude (default 1e-4)")
+    v.add_argument("--rtol", type=float_range(0.0), default=RTOL, help=f"float32 gate, relative part (default {RTOL:g}; "
+                   "0 gates on ATOL alone)")
     v.add_argument("--psnr", type=positive, help="gate for dense outputs of lossy exports: minimum PSNR in dB "
                    "(default 40 for fp16, 30 for int8 and dynamic-range)")
     v.add_argument("--agreement", type=fraction, help="int8 gate for classifiers: top-1 agreement (default 0.98; "

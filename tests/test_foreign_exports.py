@@ -1,0 +1,230 @@
+"""Files edgepipe did not make, brought to verify, bench and scan: TFLite files from the
+converter itself (two outputs, two signatures, bool and integer inputs, a free batch),
+ONNX files written with onnx.helper as other exporters write them, and models that take
+raw pixels. Each model is a layer or two at 8x8 to 32x32 (generated weights)."""
+import json
+
+import numpy as np
+import pytest
+
+from edgepipe.base.backend import keras, tf
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.main import main
+from edgepipe.evaluate.runners import open_runner
+
+
+def _tflite(module, path, fn):
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], module).convert())
+    return path
+
+
+def _verify(capsys, model, export, *extra) -> tuple[int, dict]:
+    capsys.readouterr()
+    rc = main(["verify", "--model", str(model), "--export", str(export), "--json", "--no-drill-down",
+               *map(str, extra)])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+class TwoMaps(tf.Module):
+    """An edge map and its complement: the converter names both 'StatefulPartitionedCall'."""
+    @tf.function(input_signature=[tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+    def f(self, image):
+        edges = tf.sigmoid(tf.reduce_mean(image, -1, keepdims=True) * 4 - 2)
+        return {"edges": edges, "zbg": 1 - edges}
+
+
+def test_two_outputs_keep_their_own_names_and_values(tmp_path):
+    runner = open_runner(_tflite(TwoMaps(), tmp_path / "two.tflite", TwoMaps().f))
+    x = np.random.default_rng(0).random((2, 16, 16, 3), np.float32)
+    out = runner.predict(x)
+    assert sorted(out) == ["edges", "zbg"], out.keys()  # both kept: one used to overwrite the other
+    assert np.allclose(out["zbg"], 1 - out["edges"], atol=1e-6)
+    assert np.allclose(out["edges"][:1], TwoMaps().f(x[:1])["edges"].numpy(), atol=1e-6)
+
+
+class TwoSignatures(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def serving_default(self, x):
+        return {"y": x * 0.5}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def a_reference(self, x):
+        return {"y": x}
+
+
+def test_a_file_whose_first_signature_is_not_serving_default_is_refused(tmp_path):
+    """The converter orders signatures by name, so subgraph 0 (what the interpreter runs)
+    was 'a_reference', and verify passed a file whose 'serving_default' halves every value."""
+    module = TwoSignatures()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serving_default,
+                                                                  "a_reference": module.a_reference})
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"),
+                                                         signature_keys=["serving_default", "a_reference"])
+    (tmp_path / "two.tflite").write_bytes(converter.convert())
+    with pytest.raises(EdgePipeError, match="2 signatures .*not 'serving_default'"):
+        open_runner(tmp_path / "two.tflite")
+
+
+class Flagged(tf.Module):
+    """A bool input picks a branch; the export's other branch is broken when ``broken``."""
+    def __init__(self, broken=False):
+        super().__init__()
+        self.broken = broken
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x"),
+                                  tf.TensorSpec([1], tf.bool, name="flag")])
+    def f(self, x, flag):
+        other = tf.fill([1, 4], 999.0) if self.broken else -x
+        return {"y": tf.where(flag[:, None], x, other)}
+
+
+class Lookup(tf.Module):
+    """int32 token ids into a 5-row table."""
+    @tf.function(input_signature=[tf.TensorSpec([1, 3], tf.int32, name="ids")])
+    def f(self, ids):
+        table = tf.constant(np.arange(20, dtype=np.float32).reshape(5, 4))
+        return {"y": tf.reduce_sum(tf.gather(table, ids), axis=1)}
+
+
+def test_generated_bool_and_integer_inputs_take_every_value_alike_on_both_sides(tmp_path, capsys):
+    """Uniform floats cast to bool are all True (the broken branch never ran: pass, exit 0);
+    an int32 input got 0 from one runtime's cast and 0 or 1 from the other's rounding."""
+    flagged = Flagged()
+    tf.saved_model.save(flagged, str(tmp_path / "flagged"), signatures={"serving_default": flagged.f})
+    broken = Flagged(broken=True)
+    rc, report = _verify(capsys, tmp_path / "flagged", _tflite(broken, tmp_path / "broken.tflite", broken.f))
+    assert rc == 1 and report["outputs"][0]["max_abs"] > 900, report
+    rc, report = _verify(capsys, tmp_path / "flagged", _tflite(flagged, tmp_path / "flagged.tflite", flagged.f))
+    assert rc == 0, report
+    lookup = Lookup()
+    tf.saved_model.save(lookup, str(tmp_path / "lookup"), signatures={"serving_default": lookup.f})
+    rc, report = _verify(capsys, tmp_path / "lookup", _tflite(lookup, tmp_path / "lookup.tflite", lookup.f))
+    assert rc == 0 and report["outputs"][0]["max_abs"] == 0 and report["outputs"][0]["spread"] > 0, report
+
+
+def _edge_model(scale: float, uint8: bool = False):
+    """A one-conv 'edge detector' with a sigmoid map; ``scale`` 1/255 makes it take raw pixels."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((32, 32, 3), dtype="uint8" if uint8 else "float32")
+    x = keras.layers.Rescaling(scale)(tf.cast(inputs, tf.float32) if uint8 else inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="edges")(x))
+
+
+def test_scan_feeds_a_model_the_pixels_it_takes(tmp_path):
+    """scan fed every model pixel / 255: a model with its own Rescaling(1/255), its
+    export (card: 0..255) and an unquantized uint8 TFLite saw a black photo."""
+    from edgepipe.cli.scan import pixel_spec
+    from edgepipe.mobile_models.scan import scan
+    photo = np.random.default_rng(1).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    unit = _edge_model(1.0)
+    unit.save(tmp_path / "unit.keras")
+    raw = _edge_model(1 / 255)
+    raw.set_weights(unit.get_weights())
+    raw.save(tmp_path / "raw.keras")
+    assert main(["convert", "--model", str(tmp_path / "raw.keras"), "--format", "tflite",
+                 "--out", str(tmp_path / "raw.tflite")]) == 0
+    u8 = _edge_model(1 / 255, uint8=True)
+    u8.set_weights(unit.get_weights())
+    module = tf.Module()
+    module.f = tf.function(lambda image: {"edges": u8(image)},
+                           input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.uint8, name="image")])
+    _tflite(module, tmp_path / "u8.tflite", module.f)
+
+    def edges(path):
+        runner = open_runner(path)
+        return scan(photo, runner, spec=pixel_spec(path, runner)).edges
+    want = edges(tmp_path / "unit.keras")
+    assert want.std() > 0.01
+    for name in ("raw.keras", "raw.tflite", "u8.tflite"):
+        assert np.abs(edges(tmp_path / name) - want).max() < 1e-2, name
+
+
+def test_bench_runs_a_free_batch_in_one_call(tmp_path):
+    """A free-batch TFLite or ONNX file was timed as N calls at batch 1 under --batch N."""
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": tf.reduce_sum(x * 2.0, axis=-1)},
+                           input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+    runner = open_runner(_tflite(module, tmp_path / "free.tflite", module.f))
+    assert runner.dynamic_batch
+    x = np.ones((6, 8), np.float32)
+    runner.bound(x)()
+    assert runner.interp.get_input_details()[0]["shape"][0] == 6
+    assert np.allclose(runner.interp.get_tensor(runner.interp.get_output_details()[0]["index"]), 16.0)
+
+    onnx_runner = open_runner(_onnx_doubler(tmp_path / "free.onnx", "N"))
+    seen = []
+    real_run = onnx_runner.sess.run
+    onnx_runner.sess = type("Recording", (), {"run": lambda self, out, feed: seen.append(
+        next(iter(feed.values())).shape) or real_run(out, feed)})()
+    onnx_runner.bound(x)()
+    assert seen[-1] == (6, 8), seen
+
+
+def _onnx_doubler(path, batch, dtype=None, constant=False):
+    """y = x * 2 as onnx.helper writes it (a PyTorch-like file): the 2 as an initializer or a Constant node."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    dtype = dtype or TensorProto.FLOAT
+    two = numpy_helper.from_array(np.array(2, onnx.helper.tensor_dtype_to_np_dtype(dtype)), "two")
+    nodes = [helper.make_node("Mul", ["input.1", "two"], ["y"])]
+    if constant:
+        nodes.insert(0, helper.make_node("Constant", [], ["two"], value=two))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input.1", dtype, [batch, 8])],
+                              [helper.make_tensor_value_info("y", dtype, [batch, 8])],
+                              initializer=[] if constant else [two])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_fp16_weights_in_constant_nodes_are_read_as_float16(tmp_path):
+    from onnx import TensorProto
+    from edgepipe.evaluate.quantinfo import onnx_precision
+    assert onnx_precision(_onnx_doubler(tmp_path / "a.onnx", 1, TensorProto.FLOAT16, constant=True)) == "float16"
+    assert onnx_precision(_onnx_doubler(tmp_path / "b.onnx", 1, TensorProto.FLOAT16)) == "float16"
+    assert onnx_precision(_onnx_doubler(tmp_path / "c.onnx", 1, constant=True)) == "float32"
+
+
+def test_bench_takes_a_run_cards_work_only_for_the_files_it_lists(tmp_path):
+    from edgepipe.cli.bench import _card_macs
+    (tmp_path / "model_card.json").write_text(json.dumps({"macs": 1234, "artifacts": [{"file": "ours.onnx"}]}))
+    assert _card_macs(tmp_path / "ours.onnx") == 1234
+    assert _card_macs(tmp_path / "mine.onnx") is None  # the user's own model dropped into a run folder
+
+
+def test_thread_counts_past_any_machine_are_a_usage_error():
+    from edgepipe.cli.bench import parse_threads
+    assert parse_threads("1,4") == [1, 4]
+    with pytest.raises(EdgePipeError, match="over the 256"):
+        parse_threads("20000")
+
+
+def test_a_channels_first_export_is_named_as_such(tmp_path, capsys):
+    """A PyTorch-style (N, 3, H, W) export beside an NHWC Keras model was 'is the export from this model?'."""
+    import onnx
+    from onnx import TensorProto, helper
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs)).save(tmp_path / "m.keras")
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["input.1"], ["y"], axes=[2, 3], keepdims=0)], "g",
+                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "nchw.onnx"))
+    capsys.readouterr()
+    assert main(["verify", "--model", str(tmp_path / "m.keras"), "--export", str(tmp_path / "nchw.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "channels moved" in err[0] and "channels-last (NHWC)" in err[0], err
+
+
+def test_float32_gate_scales_with_the_output(tmp_path, capsys):
+    """A raw-pixel model's outputs reach the thousands, where 1e-4 is a few float32 ulps:
+    verify's exact gate is 1e-4 + 1e-5 of the output's peak (--rtol 0: 1e-4 alone)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(2, 3, kernel_initializer="ones")
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(conv(inputs))).save(tmp_path / "big.keras")
+    assert main(["convert", "--model", str(tmp_path / "big.keras"), "--format", "tflite", "--input-range", "0,255",
+                 "--out", str(tmp_path / "big.tflite")]) == 0
+    rc, report = _verify(capsys, tmp_path / "big.keras", tmp_path / "big.tflite")
+    row = report["outputs"][0]
+    assert rc == 0 and float(row["gate"].split("<= ")[1]) > 1e-4 + 1e-5 * 1000, row
+    rc, report = _verify(capsys, tmp_path / "big.keras", tmp_path / "big.tflite", "--rtol", "0")
+    assert report["outputs"][0]["gate"].endswith("<= 0.0001"), report
