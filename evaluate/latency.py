@@ -153,7 +153,7 @@ def _main(spec_path):
         shape = spec.get("input_shape") or runner.inputs[0].shape[1:]
         if None in fixed_dims(shape):
             raise EdgePipeError(f"the input has free dimensions (N, {shape_text(shape)[1:]}; bench times a fixed "
-                                "shape: export it with `edgepipe convert --input-shape` first")
+                                "shape: export it at one (from Keras: `edgepipe convert --input-shape`)")
         return rng.random([batch, *fixed_dims(shape)], np.float32)
 
     def roofs():

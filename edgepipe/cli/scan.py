@@ -42,7 +42,8 @@ def cmd_scan(args):
                             f"outputs {', '.join(shape_text(t.shape) for t in runner.outputs)}")
     if None in fixed_dims(runner.inputs[0].shape[1:3]):
         raise EdgePipeError(f"{args.model}: its input size is free {shape_text(runner.inputs[0].shape)}; scan "
-                            "needs a fixed size: export it with `edgepipe convert --input-shape 1x256x256x3`")
+                            "needs a fixed size: export it at one (from Keras: `edgepipe convert --input-shape "
+                            "1x256x256x3`)")
     result = scan(photo, runner, spec=pixel_spec(args.model, runner))
     if result.page is not None and args.output:
         ok, buf = cv2.imencode(Path(args.output).suffix or ".png", cv2.cvtColor(result.page, cv2.COLOR_RGB2BGR))
