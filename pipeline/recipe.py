@@ -74,7 +74,13 @@ class DataCfg(Strict):
     @field_validator("path")
     @classmethod
     def _home(cls, path):
-        return path and os.path.expanduser(path)  # "~/photos" in YAML, where no shell expands it
+        path = path and os.path.expanduser(path)  # "~/photos" in YAML, where no shell expands it
+        try:
+            (path or "").encode("utf-8")
+        except UnicodeEncodeError:  # a folder unzipped from a Latin-1 archive: the run's records are UTF-8
+            raise ValueError(f"{path.encode('utf-8', 'backslashreplace').decode()} is not a UTF-8 path; rename the "
+                             "folder") from None
+        return path
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -213,6 +213,14 @@ class _Run:
         self.timings, self.skipped, self._model = {}, set(), None
         self.keras_path = out / recipe_artifact(recipe, ".keras")
         self.model_path = self.keras_path  # what the exports are made from: trained, or pruned
+        self.data_files = data_inputs(recipe)  # the user's folder as the run found it
+
+    def check_data_unchanged(self):
+        """A folder that changes mid-run (a sync tool adding photos) would be split again by
+        a later stage, and photos the model trained on scored as held out."""
+        if data_inputs(self.recipe) != self.data_files:
+            raise EdgePipeError(f"data folder {self.recipe.data.path} changed during this run (photos added, "
+                                "removed or edited); nothing more is recorded: run again when it is settled")
 
     def stage(self, name, config, inputs, fn, complete=lambda result: True):
         """Run ``fn() -> (result, outputs)`` unless the manifest says it is done.
@@ -228,9 +236,11 @@ class _Run:
             self.skipped.add(name)
             return done["result"]
         t0 = time.time()
+        self.check_data_unchanged()
         result, outputs = fn()
         self.timings[name] = round(time.time() - t0, 1)
         interrupts.check()  # a Ctrl-C some library swallowed: not done
+        self.check_data_unchanged()
         if complete(result):
             self.manifest.record(name, key, outputs, result, self.timings[name])
             self.console.log(f"{name} done in {self.timings[name]} s")

@@ -169,7 +169,9 @@ class ClassifyTask:
 
     def calibration(self) -> np.ndarray:
         from edgepipe.train.data import classes
-        return classes(self.recipe.data, "train", self.recipe.model.input_size)[0][:self.recipe.export.calibration_samples]
+        x = classes(self.recipe.data, "train", self.recipe.model.input_size)[0]
+        pick = np.random.default_rng(0).permutation(len(x))[:self.recipe.export.calibration_samples]
+        return x[np.sort(pick)]  # every class: the split is sorted class by class, so x[:n] saw the first few
 
     def fine_tune_data(self):
         """Training arrays for the prune and QAT stages."""

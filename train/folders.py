@@ -14,6 +14,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from edgepipe.mobile_models.docquad import _area as quad_area, _is_convex as is_
 from edgepipe.mobile_models.scan import letterbox
 from edgepipe.train.docgen import edge_label, region_label
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MIN_PAGE_AREA = 0.001  # of the photo: smaller is a typo (a point, a line), not a page
 
 
@@ -91,7 +92,7 @@ def fingerprint(root) -> str:
     root, digest, count = Path(root), hashlib.sha256(), 0
     if not root.is_dir():
         return "missing"
-    for path in sorted(root.rglob("*")):
+    for path in _entries(root):
         count += 1
         if count > MAX_FINGERPRINT_FILES:
             raise EdgePipeError(f"data folder {root} holds over {MAX_FINGERPRINT_FILES:,} files; point data.path at "
@@ -103,6 +104,21 @@ def fingerprint(root) -> str:
         digest.update(f"{path.relative_to(root).as_posix()!r} {st.st_size} {st.st_mtime_ns}\n".encode(
             "utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
+
+
+def _entries(root: Path):
+    """Every folder and file under ``root``, in a fixed order, through linked folders (the
+    loader reads a linked class folder; ``rglob`` does not enter it), each folder once."""
+    visited = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in visited:  # a link back up the tree
+            dirs[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in sorted(dirs + files):
+            yield Path(folder) / name
 
 
 def _ignored(path: Path) -> bool:
@@ -154,21 +170,37 @@ def _class_files(root: Path, contents: str) -> tuple[list[Path], np.ndarray, lis
     listed and hashed once, and a copy is noted once."""
     classes = class_names(root)
     files, labels, seen = [], [], {}
+    unused = [p for p in root.iterdir() if not p.is_dir() and not _ignored(p)]  # beside the class folders
     for label, name in enumerate(classes):
-        found = _distinct(sorted(p for p in (root / name).iterdir()
-                                 if p.suffix.lower() in IMAGE_SUFFIXES and not _ignored(p)), seen, classes, label)
+        entries = [p for p in sorted((root / name).iterdir()) if not _ignored(p)]
+        images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
+        unused += [p for p in entries if p not in images]
+        found = _distinct(images, seen, classes, label)
         if len(found) < MIN_PER_CLASS:
             raise EdgePipeError(f"class folder {root / name} has {len(found)} image(s); each class needs at "
                                 f"least {MIN_PER_CLASS} (one to train on, one to choose the checkpoint, one held "
                                 "out to score)")
         files += found
         labels += [label] * len(found)
+    _note_unused(root, unused)
     return files, np.asarray(labels, np.int64), classes
+
+
+def _note_unused(root: Path, unused: list[Path]) -> None:
+    """Say what in the folder is not read: a subfolder inside a class (not searched), a file
+    beside the class folders, a suffix that is no image edgepipe reads."""
+    if unused:
+        shown = ", ".join(one_line(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""), 60)
+                          for p in unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+        print(f"note: {root}: {len(unused)} entries not used ({shown}); a class's images sit directly in its "
+              f"folder, as {', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
 
 
 def _content_digest(path: Path) -> str | None:
     """The file's bytes, hashed, to find copies; None where it cannot be read (read_rgb names why)."""
     try:
+        if not path.is_file():  # a FIFO or a device named like a photo would block or never end
+            return None
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
@@ -334,7 +366,13 @@ def _no_copy(path: Path, copies: dict) -> None:
 
 
 def _listed_file(root: Path, name: str) -> Path:
-    """The photo a corners-file entry names, resolved, or a one-line error."""
+    """The photo a corners-file entry names, resolved, or a one-line error. It must lie in
+    the folder: the run checks that folder for changes, so a photo elsewhere could be
+    edited and an old model's scores reported as current."""
+    norm = os.path.normpath(name)
+    if os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep):
+        raise EdgePipeError(f"{root}: the corners file names {one_line(name)}, outside the data folder; keep the "
+                            "photos in it (subfolders are fine)")
     path = root / name
     try:
         if path.is_file():

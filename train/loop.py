@@ -67,8 +67,8 @@ def load_state(ckpt_dir: Path, key: str, resume: bool) -> TrainState:
     except (ValueError, TypeError):
         raise EdgePipeError(f"{path} is corrupt; delete {ckpt_dir} to train from scratch") from None
     if state.key != key:
-        raise EdgePipeError(f"checkpoint in {ckpt_dir} was made by a different recipe; "
-                            "use another --out, or drop --resume to start over")
+        raise EdgePipeError(f"checkpoint in {ckpt_dir} was made by a different recipe or data (a photo added, "
+                            "removed or edited) and cannot be continued; train into another --out")
     return state
 
 

@@ -1,0 +1,113 @@
+"""A user's own folders as they are on real disks: class folders linked from elsewhere,
+photos the corners file names outside the folder, a folder that changes during a run,
+TIFFs and subfolders, a FIFO named like a photo, a path that is not UTF-8. Images are
+generated (flat colours with noise, ``tests.test_data``)."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edgepipe.base.errors import EdgePipeError
+from edgepipe.train.folders import _content_digest, document_folder, fingerprint, image_folder
+from tests.test_data import make_document_folder, make_image_folder
+
+QUICK = {"quick": {"phases": [{"size": 32, "steps": 1, "pool": 1}]}}
+
+
+def test_a_linked_class_folder_is_part_of_the_fingerprint(tmp_path):
+    """rglob does not enter a linked folder: photos edited in place there were not
+    noticed, and a run reported the old model's scores as up to date."""
+    elsewhere = make_image_folder(tmp_path / "elsewhere")
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("red", "green", "blue"):
+        (root / name).symlink_to(elsewhere / name, target_is_directory=True)
+    (elsewhere / "red" / "loop").symlink_to(root, target_is_directory=True)  # a link back up: walked once
+    before = fingerprint(root)
+    img = cv2.imread(str(elsewhere / "red" / "0.png"))
+    cv2.imwrite(str(elsewhere / "red" / "0.png"), np.concatenate([img, img]))
+    assert fingerprint(root) != before
+
+
+def test_the_corners_file_names_photos_in_the_folder_only(tmp_path):
+    root, table = make_document_folder(tmp_path / "docs")
+    outside = tmp_path / "camera_roll"
+    outside.mkdir()
+    first = next(iter(table))
+    os.replace(root / first, outside / first)
+    table[f"../camera_roll/{first}"] = table.pop(first)
+    (root / "corners.json").write_text(json.dumps(table))
+    with pytest.raises(EdgePipeError, match="outside the data folder"):
+        document_folder(root, 64)
+
+
+def test_tiffs_are_read_and_what_is_not_read_is_said(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "imgs")
+    img = cv2.imread(str(root / "red" / "0.png"))
+    cv2.imwrite(str(root / "red" / "scan.tif"), img)
+    (root / "red" / "2023-trip").mkdir()
+    cv2.imwrite(str(root / "red" / "2023-trip" / "x.png"), img)
+    (root / "red" / "notes.txt").write_text("mine")
+    cv2.imwrite(str(root / "stray.png"), img)
+    loaded = image_folder(root, 16)
+    assert np.bincount(loaded.labels).tolist() == [5, 5, 6]  # scan.tif is red's sixth
+    err = capsys.readouterr().err
+    assert "3 entries not used" in err and "red/2023-trip/" in err and "stray.png" in err, err
+
+
+def test_a_fifo_named_like_a_photo_is_not_read_for_its_digest(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    import threading
+    got = []
+    reader = threading.Thread(target=lambda: got.append(_content_digest(fifo)), daemon=True)
+    reader.start()
+    reader.join(10)  # reading it would wait for a writer forever: a daemon thread, so a regression fails, not hangs
+    assert got == [None]
+
+
+def test_a_data_path_that_is_not_utf8_is_one_line(tmp_path):
+    from edgepipe.pipeline.recipe import load_recipe
+    folder = os.fsencode(tmp_path) + b"/Fotos_M\xfcller"
+    os.mkdir(folder)
+    recipe = os.path.join(folder, b"r.yaml")
+    with open(recipe, "w") as f:
+        yaml.safe_dump({"model": {"name": "tiny_cnn", "input_size": 32},
+                        "data": {"kind": "image_folder", "path": "data"}}, f)
+    with pytest.raises(EdgePipeError, match="not a UTF-8 path"):
+        load_recipe(os.fsdecode(recipe))
+
+
+def test_a_folder_that_changes_during_a_run_stops_it(tmp_path):
+    """A later stage lists the folder again: photos added after training were split
+    into the 'held-out' test, some of them among those the model trained on."""
+    from rich.console import Console
+    from edgepipe.pipeline.recipe import Recipe
+    from edgepipe.pipeline.run import _Run
+    root = make_image_folder(tmp_path / "imgs")
+    recipe = Recipe.model_validate({"model": {"name": "tiny_cnn", "input_size": 32},
+                                    "data": {"kind": "image_folder", "path": str(root)},
+                                    "profiles": QUICK})
+    (tmp_path / "out").mkdir()
+    run = _Run(recipe, tmp_path / "out", Console(quiet=True), force=False)
+    run.check_data_unchanged()
+    cv2.imwrite(str(root / "red" / "new.png"), cv2.imread(str(root / "red" / "0.png"))[::-1])
+    with pytest.raises(EdgePipeError, match="changed during this run"):
+        run.check_data_unchanged()
+
+
+def test_calibration_draws_from_every_class(tmp_path, monkeypatch):
+    """The training split is sorted class by class: its first n images were the first classes only."""
+    from edgepipe.pipeline.recipe import Recipe
+    from edgepipe.pipeline.tasks import task_for
+    from edgepipe.train import data
+    labels = np.repeat(np.arange(10), 40)
+    monkeypatch.setattr(data, "classes", lambda *a, **k: (labels[:, None, None, None] * np.ones((1, 2, 2, 3)),
+                                                          labels, [str(i) for i in range(10)]))
+    recipe = Recipe.model_validate({"model": {"name": "tiny_cnn", "input_size": 32}, "data": {"kind": "digits"},
+                                    "export": {"calibration_samples": 100}, "profiles": QUICK})
+    x = task_for(recipe).calibration()
+    assert len(x) == 100 and len(np.unique(x[:, 0, 0, 0])) == 10
