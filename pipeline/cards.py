@@ -1,5 +1,7 @@
 """model_card.json: what an app developer needs to feed and read the model."""
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -173,3 +175,15 @@ def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
         from edgepipe.evaluate.gpucompat import gpu_report
         gpu = gpu_report(path)
     return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok", gpu=gpu)]}
+
+
+def run_card_of(path) -> dict | None:
+    """The ``model_card.json`` of the run folder ``path`` sits in, when that card lists the
+    file among its artifacts (a user's own model dropped into a run folder is not the run's)."""
+    path = Path(path)
+    try:
+        card = json.loads((path.parent / "model_card.json").read_text())
+    except (OSError, ValueError):
+        return None
+    listed = {a.get("file") for a in card.get("artifacts") or [] if isinstance(a, dict)} if isinstance(card, dict) else ()
+    return card if path.name in listed else None

@@ -84,7 +84,7 @@ class DataCfg(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.val_seed == self.train_seed:
+        if self.val_seed == self.train_seed and self.kind == "synthetic_documents":  # a folder is split by train_seed
             raise ValueError("val_seed must differ from train_seed (held-out data)")
         folder = self.kind in ("document_folder", "image_folder")
         if folder and not self.path:

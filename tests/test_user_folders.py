@@ -111,3 +111,29 @@ def test_calibration_draws_from_every_class(tmp_path, monkeypatch):
                                     "export": {"calibration_samples": 100}, "profiles": QUICK})
     x = task_for(recipe).calibration()
     assert len(x) == 100 and len(np.unique(x[:, 0, 0, 0])) == 10
+
+
+def test_prune_splits_a_folder_as_the_model_was_trained(tmp_path):
+    """prune split --data-folder with seed 0 whatever the model trained with: it fine-tuned
+    on the model's held-out images and scored it on images it had trained on."""
+    from argparse import Namespace
+    from edgepipe.cli.prune import _data_cfg
+    (tmp_path / "tiny_cnn.keras").write_bytes(b"")
+    (tmp_path / "model_card.json").write_text(json.dumps({
+        "training": {"data": {"kind": "image_folder", "train_seed": 5}}, "artifacts": [{"file": "tiny_cnn.keras"}]}))
+    args = Namespace(model=str(tmp_path / "tiny_cnn.keras"), data_folder=str(tmp_path), split_seed=None)
+    assert _data_cfg(args).train_seed == 5
+    assert _data_cfg(Namespace(**vars(args) | {"split_seed": 7})).train_seed == 7
+    assert _data_cfg(Namespace(**vars(args) | {"model": str(tmp_path / "mine.keras")})).train_seed == 0
+
+
+def test_a_split_made_already_or_a_file_is_named_for_what_it_is(tmp_path):
+    from edgepipe.pipeline.recipe import DataCfg
+    root = tmp_path / "photos"
+    for split in ("train", "test"):
+        make_image_folder(root / split)
+    with pytest.raises(EdgePipeError, match="a split made already, not classes"):
+        image_folder(root, 16)
+    with pytest.raises(EdgePipeError, match="is a file"):
+        image_folder(root / "train" / "red" / "0.png", 16)
+    assert DataCfg(kind="image_folder", path=str(root), train_seed=10_000).train_seed == 10_000  # no val_seed to clash

@@ -55,12 +55,15 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def _existing_dir(root) -> Path:
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise EdgePipeError(f"data folder {root} is a file; data.path names the folder that holds the images")
     if not root.is_dir():
         raise EdgePipeError(f"data folder {root} does not exist")
     return root
 
 
 SPLITS = ("train", "val", "test", "all")
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing", "eval"}
 MIN_PER_CLASS = 3  # one to train on, one to choose the checkpoint (val), one held out to score (test)
 
 
@@ -146,6 +149,10 @@ def class_names(root) -> list[str]:
             raise EdgePipeError(f"class folder {one_line(repr(name), 80)} in {root}: its name {problem}; rename it")
     if not classes:
         raise EdgePipeError(f"data folder {root} has no class folders (expected {root}/CLASS/*.jpg)")
+    if len(classes) > 1 and {c.lower() for c in classes} <= SPLIT_NAMES:  # root/train/CLASS: not classes
+        raise EdgePipeError(f"data folder {root} holds {', '.join(classes)}: a split made already, not classes; "
+                            "edgepipe splits one folder of class folders itself (by data.train_seed), so point "
+                            "data.path at a folder whose subfolders are the classes")
     if len(classes) < 2:  # one class trains a constant output that every gate would pass
         raise EdgePipeError(f"data folder {root} has one class folder ({classes[0]}); a classifier needs at least "
                             "two")

@@ -47,20 +47,15 @@ def _card_macs(path: Path) -> int | None:
     else the run's ``model_card.json`` beside it when that card lists this file among its
     artifacts (a user's own model dropped into a run folder is not the run's model)."""
     from edgepipe.convert.inputspec import bundle_card
+    from edgepipe.pipeline.cards import run_card_of
     cards = []
-    for read in (lambda: bundle_card(path), lambda: _run_card_of(path)):
+    for read in (lambda: bundle_card(path), lambda: run_card_of(path)):
         try:
             cards.append(read())
         except Exception:  # noqa: BLE001  no card, or not one: latency needs no MACs
             pass
     found = [c.get("macs") for c in cards if isinstance(c, dict)]
     return next((m for m in found if isinstance(m, int) and not isinstance(m, bool)), None)
-
-
-def _run_card_of(path: Path) -> dict | None:
-    card = json.loads((path.parent / "model_card.json").read_text())
-    listed = {a.get("file") for a in card.get("artifacts") or [] if isinstance(a, dict)}
-    return card if path.name in listed else None
 
 
 def _converted(model) -> bytes:

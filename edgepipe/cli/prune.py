@@ -16,17 +16,36 @@ from edgepipe.quantize.prune import STRUCTURES
 
 
 def _training_data(args, model):
-    from edgepipe.pipeline.recipe import DataCfg
     from edgepipe.train.data import classes
     shape = tuple(model.input_shape[1:])
     if len(shape) != 3 or shape[-1] not in (1, 3) or None in shape:
         raise EdgePipeError(f"prune fine-tunes a classifier on images (H, W, 3 or 1 channels); the model takes "
                             f"{shape}")
-    cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
-    x, y, names = classes(cfg, "train", max(shape[:2]))
+    x, y, names = classes(_data_cfg(args), "train", max(shape[:2]))
     if model.output_shape[-1] != len(names):
         raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
     return model_inputs(model, _shaped(x, shape)), y
+
+
+def _data_cfg(args):
+    """The classifier's data, split as its training split it: with ``--split-seed``, else the
+    ``data.train_seed`` its run's card records (another seed would fine-tune on the model's
+    held-out images and score it on ones it trained on), else 0."""
+    from edgepipe.pipeline.recipe import DataCfg
+    if not args.data_folder:
+        return DataCfg(kind="digits")
+    return DataCfg(kind="image_folder", path=args.data_folder, train_seed=_split_seed(args))
+
+
+def _split_seed(args) -> int:
+    from edgepipe.pipeline.cards import run_card_of
+    if args.split_seed is not None:
+        return args.split_seed
+    data = ((run_card_of(args.model) or {}).get("training") or {}).get("data") or {}
+    seed = data.get("train_seed")
+    if data.get("kind") == "image_folder" and isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+        return seed
+    return 0
 
 
 def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -189,11 +208,9 @@ def _print_sizes(console, base, mine):
 def _accuracy(models: dict, args) -> dict:
     import numpy as np
 
-    from edgepipe.pipeline.recipe import DataCfg
     from edgepipe.train.data import classes
-    cfg = DataCfg(kind="image_folder", path=args.data_folder) if args.data_folder else DataCfg(kind="digits")
     shape = tuple(next(iter(models.values())).input_shape[1:])
-    x, y, _ = classes(cfg, "test", max(shape[:2]))
+    x, y, _ = classes(_data_cfg(args), "test", max(shape[:2]))
     x = _shaped(x, shape)
     return {name: float(np.mean(m.predict(model_inputs(m, x), verbose=0).argmax(-1) == y))
             for name, m in models.items()}
@@ -218,6 +235,9 @@ def add_parser(sub):
     p.add_argument("--qat-learning-rate", type=positive, default=1e-4)
     p.add_argument("--data-folder", help="classifiers: image folder (root/CLASS/*.jpg) to fine-tune on "
                                          "(default: digits)")
+    p.add_argument("--split-seed", type=int_range(0, 2**31 - 1),
+                   help="classifiers: the data.train_seed the model's training split --data-folder with (default: "
+                        "what its run's model_card.json records, else 0)")
     p.add_argument("--recipe", help="HED: the recipe whose data, loss and verify settings fine-tune and score "
                                     "it (default: the packaged recipe)")
     p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")
