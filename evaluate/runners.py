@@ -105,7 +105,8 @@ class Runner:
 
 def _transposed_image(chw, hwc) -> bool:
     """Whether ``chw`` is ``hwc``'s image channels-first (a PyTorch export beside a Keras model)."""
-    return len(chw) == 3 == len(hwc) and chw[0] in (1, 3) and chw[0] == hwc[2] and tuple(chw[1:]) == tuple(hwc[:2])
+    same = all(a is None or b is None or a == b for a, b in zip(chw[1:], hwc[:2]))  # a free H or W fits any
+    return len(chw) == 3 == len(hwc) and chw[0] in (1, 3) and chw[0] == hwc[2] and same
 
 
 def _nhwc(info: TensorInfo) -> tuple:

@@ -185,5 +185,7 @@ def run_card_of(path) -> dict | None:
         card = json.loads((path.parent / "model_card.json").read_text())
     except (OSError, ValueError):
         return None
-    listed = {a.get("file") for a in card.get("artifacts") or [] if isinstance(a, dict)} if isinstance(card, dict) else ()
+    if not isinstance(card, dict) or not isinstance(card.get("artifacts"), list):
+        return None
+    listed = [a.get("file") for a in card["artifacts"] if isinstance(a, dict)]
     return card if path.name in listed else None

@@ -67,7 +67,7 @@ class DataCfg(Strict):
     path: str | None = Field(None, description="the folder, for document_folder and image_folder; a relative "
                       "path is read beside the recipe file")
     train_seed: int = Field(0, ge=0, le=MAX_SEED, description="training stream / split seed; calibration data is drawn from training")
-    val_seed: int = Field(10_000, ge=0, le=MAX_SEED, description="held-out stream (synthetic documents); must differ from train_seed")
+    val_seed: int = Field(10_000, ge=0, le=MAX_SEED, description="held-out stream (synthetic documents, where it must differ from train_seed)")
     val_size: int = Field(64, ge=1, le=10_000, description="held-out images for verify (synthetic documents)")
     augment: AugmentCfg = AugmentCfg()
 

@@ -194,7 +194,7 @@ def test_bench_takes_a_run_cards_work_only_for_the_files_it_lists(tmp_path):
 def test_thread_counts_past_any_machine_are_a_usage_error():
     from edgepipe.cli.bench import parse_threads
     assert parse_threads("1,4") == [1, 4]
-    with pytest.raises(EdgePipeError, match="over the 256"):
+    with pytest.raises(EdgePipeError, match="at most 256"):
         parse_threads("20000")
 
 
@@ -228,3 +228,12 @@ def test_float32_gate_scales_with_the_output(tmp_path, capsys):
     assert rc == 0 and float(row["gate"].split("<= ")[1]) > 1e-4 + 1e-5 * 1000, row
     rc, report = _verify(capsys, tmp_path / "big.keras", tmp_path / "big.tflite", "--rtol", "0")
     assert report["outputs"][0]["gate"].endswith("<= 0.0001"), report
+
+
+def test_an_inf_in_the_original_does_not_open_the_float_gate():
+    from edgepipe.cli.verify import _finite_peak
+    from edgepipe.evaluate.gates import RTOL, check_output, default_gate
+    ref = np.array([[0.5, 0.2, np.inf]], np.float32)
+    gate = default_gate("float32", False, rtol=RTOL, peak=_finite_peak(ref))
+    assert gate.threshold == pytest.approx(1e-4 + RTOL * 0.5)
+    assert not check_output(ref, np.array([[9, -7, 3.4e38]], np.float32), gate)["pass"]

@@ -95,7 +95,7 @@ def fingerprint(root) -> str:
     root, digest, count = Path(root), hashlib.sha256(), 0
     if not root.is_dir():
         return "missing"
-    for path in _entries(root):
+    for path in sorted(_entries(root)):
         count += 1
         if count > MAX_FINGERPRINT_FILES:
             raise EdgePipeError(f"data folder {root} holds over {MAX_FINGERPRINT_FILES:,} files; point data.path at "
@@ -104,24 +104,39 @@ def fingerprint(root) -> str:
             st = path.stat()
         except OSError:  # a dangling link: the loader names it
             continue
-        digest.update(f"{path.relative_to(root).as_posix()!r} {st.st_size} {st.st_mtime_ns}\n".encode(
-            "utf-8", "surrogateescape"))
+        # a folder by its name alone: its time moves when a .DS_Store or a sync tool's temp file comes and goes
+        stamp = "dir" if path.is_dir() else f"{st.st_size} {st.st_mtime_ns}"
+        digest.update(f"{path.relative_to(root).as_posix()!r} {stamp}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 
 def _entries(root: Path):
-    """Every folder and file under ``root``, in a fixed order, through linked folders (the
-    loader reads a linked class folder; ``rglob`` does not enter it), each folder once."""
-    visited = set()
+    """Every folder and file under ``root`` that the loaders may read (hidden entries and a
+    Mac archive's leftovers are skipped), through linked folders (the loader reads a linked
+    class folder; ``rglob`` does not enter it), each folder once, never up into ``root``'s
+    own ancestors (a link to ``../..`` would walk the whole disk)."""
+    visited, top = set(), root.resolve()
     for folder, dirs, files in os.walk(root, followlinks=True):
         st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in visited:  # a link back up the tree
+        if (st.st_dev, st.st_ino) in visited:
             dirs[:] = []
             continue
         visited.add((st.st_dev, st.st_ino))
-        dirs.sort()
-        for name in sorted(dirs + files):
+        dirs[:] = [d for d in dirs if not _ignored(Path(d))]
+        for name in dirs + [f for f in files if not _ignored(Path(f))]:
             yield Path(folder) / name
+        dirs[:] = [d for d in dirs if not _up_the_tree(Path(folder) / d, top)]
+
+
+def _up_the_tree(path: Path, top: Path) -> bool:
+    """A link to ``top`` or to a folder above it."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):
+        return True
+    return target == top or target in top.parents
 
 
 def _ignored(path: Path) -> bool:
@@ -180,8 +195,9 @@ def _class_files(root: Path, contents: str) -> tuple[list[Path], np.ndarray, lis
     unused = [p for p in root.iterdir() if not p.is_dir() and not _ignored(p)]  # beside the class folders
     for label, name in enumerate(classes):
         entries = [p for p in sorted((root / name).iterdir()) if not _ignored(p)]
-        images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
-        unused += [p for p in entries if p not in images]
+        is_image = [p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir() for p in entries]
+        images = [p for p, ok in zip(entries, is_image) if ok]
+        unused += [p for p, ok in zip(entries, is_image) if not ok]
         found = _distinct(images, seen, classes, label)
         if len(found) < MIN_PER_CLASS:
             raise EdgePipeError(f"class folder {root / name} has {len(found)} image(s); each class needs at "
@@ -199,7 +215,8 @@ def _note_unused(root: Path, unused: list[Path]) -> None:
     if unused:
         shown = ", ".join(one_line(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""), 60)
                           for p in unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
-        print(f"note: {root}: {len(unused)} entries not used ({shown}); a class's images sit directly in its "
+        print(f"note: {root}: {len(unused)} {'entry' if len(unused) == 1 else 'entries'} not used ({shown}); a "
+              f"class's images sit directly in its "
               f"folder, as {', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
 
 
@@ -338,11 +355,10 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     images, edges, corners, regions, seen, copies = [], [], [], [], {}, {}
     for name in sorted(table):
         path = _listed_file(root, name)
-        if path in seen:  # "a.jpg" and "./a.jpg": one photo would land in train and test alike
-            raise EdgePipeError(f"{root}: the corners file lists {one_line(seen[path])} and {one_line(name)}, "
-                                "the same photo")
-        seen[path] = name
-        path = root / name  # as the user wrote it, in every message
+        if path.resolve() in seen:  # "a.jpg" and "./a.jpg": one photo would land in train and test alike
+            raise EdgePipeError(f"{root}: the corners file lists {one_line(seen[path.resolve()])} and "
+                                f"{one_line(name)}, the same photo")
+        seen[path.resolve()] = name
         _no_copy(path, copies)
         photo = read_rgb(path, min_side=MIN_PHOTO_SIDE)
         h, w = photo.shape[:2]
@@ -373,17 +389,19 @@ def _no_copy(path: Path, copies: dict) -> None:
 
 
 def _listed_file(root: Path, name: str) -> Path:
-    """The photo a corners-file entry names, resolved, or a one-line error. It must lie in
-    the folder: the run checks that folder for changes, so a photo elsewhere could be
-    edited and an old model's scores reported as current."""
-    norm = os.path.normpath(name)
-    if os.path.isabs(name) or norm == ".." or norm.startswith(".." + os.sep):
+    """The photo a corners-file entry names (its ".." taken by name, so a link inside the
+    folder cannot lead out of it), or a one-line error. It must lie in the folder: the run
+    checks that folder for changes, so a photo elsewhere could be edited and an old
+    model's scores reported as current."""
+    top = os.path.normpath(os.path.abspath(root))
+    norm = os.path.normpath(os.path.join(top, name))  # "..", resolved by name, before any link is followed
+    if os.path.commonpath([top, norm]) != top:
         raise EdgePipeError(f"{root}: the corners file names {one_line(name)}, outside the data folder; keep the "
                             "photos in it (subfolders are fine)")
-    path = root / name
+    path = Path(norm)
     try:
         if path.is_file():
-            return path.resolve()
+            return path
     except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
         pass
     raise EdgePipeError(f"{one_line(path)} is listed in the corners file but does not exist")

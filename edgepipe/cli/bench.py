@@ -16,7 +16,7 @@ def parse_threads(text: str) -> list[int]:
     if not threads or min(threads) < 1:
         raise EdgePipeError(f"--threads needs positive integers, got '{text}'")
     if max(threads) > MAX_THREADS:  # each runtime spawns them all: 20000 threads hang the machine
-        raise EdgePipeError(f"--threads {max(threads)} is over the {MAX_THREADS} edgepipe times with")
+        raise EdgePipeError(f"--threads {max(threads)}: edgepipe times at most {MAX_THREADS} threads")
     return threads
 
 

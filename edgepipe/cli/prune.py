@@ -5,6 +5,8 @@ whole filters instead (a narrower model): the table then lists channels, with
 MACs and one-thread TFLite latency before and after. ``--qat-steps`` makes the
 int8 export quantization-aware (PQAT after magnitude pruning). The document
 detector (HED) goes through ``cli.prune_hed``: its own loss and documents."""
+import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +32,34 @@ def _training_data(args, model):
 def _data_cfg(args):
     """The classifier's data, split as its training split it: with ``--split-seed``, else the
     ``data.train_seed`` its run's card records (another seed would fine-tune on the model's
-    held-out images and score it on ones it trained on), else 0."""
+    held-out images and score it on ones it trained on), else 0, said in a note."""
+    from pydantic import ValidationError
     from edgepipe.pipeline.recipe import DataCfg
-    if not args.data_folder:
-        return DataCfg(kind="digits")
-    return DataCfg(kind="image_folder", path=args.data_folder, train_seed=_split_seed(args))
+    kind = "image_folder" if args.data_folder else "digits"
+    try:
+        return DataCfg(kind=kind, path=args.data_folder or None, train_seed=_split_seed(args, kind))
+    except ValidationError as e:
+        raise EdgePipeError(f"--data-folder: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
-def _split_seed(args) -> int:
+@functools.lru_cache(maxsize=8)  # the train and test splits ask alike: one note
+def _recorded_seed(model: str, kind: str) -> int | None:
     from edgepipe.pipeline.cards import run_card_of
+    training = (run_card_of(model) or {}).get("training")
+    data = training.get("data") if isinstance(training, dict) else None
+    seed = data.get("train_seed") if isinstance(data, dict) and data.get("kind") == kind else None
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+        return seed
+    print(f"note: no run card beside {model} records the split it trained on; the data is split with seed 0 "
+          "(pass --split-seed, the recipe's data.train_seed, if it trained with another)", file=sys.stderr)
+    return None
+
+
+def _split_seed(args, kind: str) -> int:
     if args.split_seed is not None:
         return args.split_seed
-    data = ((run_card_of(args.model) or {}).get("training") or {}).get("data") or {}
-    seed = data.get("train_seed")
-    if data.get("kind") == "image_folder" and isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
-        return seed
-    return 0
+    seed = _recorded_seed(str(args.model), kind)
+    return 0 if seed is None else seed
 
 
 def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -236,8 +250,8 @@ def add_parser(sub):
     p.add_argument("--data-folder", help="classifiers: image folder (root/CLASS/*.jpg) to fine-tune on "
                                          "(default: digits)")
     p.add_argument("--split-seed", type=int_range(0, 2**31 - 1),
-                   help="classifiers: the data.train_seed the model's training split --data-folder with (default: "
-                        "what its run's model_card.json records, else 0)")
+                   help="classifiers: the data.train_seed the model was trained with, so that fine-tuning and "
+                        "scoring use its own train and test splits (default: its run's model_card.json, else 0)")
     p.add_argument("--recipe", help="HED: the recipe whose data, loss and verify settings fine-tune and score "
                                     "it (default: the packaged recipe)")
     p.add_argument("--out", required=True, help="pruned model (.keras); TFLite float/int8 exports go beside it")

@@ -9,8 +9,8 @@ from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, float_range, fraction, positive
-from edgepipe.evaluate.gates import RTOL
 from edgepipe.cli.inputs import load_npy, sample_feeds
+from edgepipe.evaluate.gates import RTOL
 
 def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
     """The precision the export really computes in, read from the file (not guessed
@@ -56,7 +56,7 @@ def cmd_verify(args):
             psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
             gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), args.atol,
                                 agreement=0.98 if args.agreement is None else args.agreement, **psnr,
-                                rtol=args.rtol, peak=float(np.abs(r).max()) if np.size(r) else 0.0)
+                                rtol=args.rtol, peak=_finite_peak(r))
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
@@ -77,6 +77,12 @@ def _input_names(original, runner, export) -> dict:
         return {ours[0]: theirs[0]}
     raise EdgePipeError(f"export {export} takes inputs {', '.join(ours)}, the original {', '.join(theirs)}: "
                         f"is the export from this model?")
+
+
+def _finite_peak(values) -> float:
+    """The output's largest finite magnitude: an inf in the original must not make the gate inf."""
+    finite = np.abs(np.asarray(values, np.float64)[np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _input_dtypes(original, runner, names) -> dict:
