@@ -3,8 +3,9 @@
 Each variant of ``convert.formats.VARIANTS`` names its gate family; defaults
 (overridable in the recipe's ``verify`` and on the CLI):
 - exact (float32 / fp32): max abs error <= 1e-4 on every output (``verify`` adds
-  1e-5 of the output's peak, coremltools' own fp32 rtol: outputs in the hundreds,
-  as a raw-pixel model gives, are a few float32 ulps apart from 1e-4);
+  1e-5 of the output's largest finite magnitude, the rtol coremltools' fp32 tests
+  apply element by element: outputs in the hundreds, as a raw-pixel model gives,
+  are a few float32 ulps apart from 1e-4);
 - half (fp16 / float16): PSNR >= 40 dB;
 - quantized (int8 / int16x8 / dynamic TFLite, int8 ONNX, Core ML 8-bit linear and
   6-bit palette weights): classifiers keep top-1 agreement >= 98%; detectors with
@@ -25,7 +26,7 @@ from edgepipe.evaluate.parity import parity
 
 GATE_FAMILY = {v.precision: v.gate for v in VARIANTS.values()}  # precision -> exact | half | quantized | lossy
 LOSSY = {"agreement": 0.95, "task_drop": 0.03, "psnr": 20.0}
-RTOL = 1e-5  # verify's float32 gate, relative to the output's peak (coremltools' fp32 tests use 1e-5)
+RTOL = 1e-5  # verify's float32 gate, relative to the output's peak (coremltools' fp32 tests' rtol)
 
 
 def gate_family(precision: str) -> str:

@@ -322,7 +322,7 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
         return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]
 
     history = r.stage("train", [c.model_dump() for c in (recipe.model, recipe.data, recipe.train)],
-                      data_inputs(recipe), do_train)
+                      r.data_files, do_train)
     model_stage, pruning = "train", None
     if recipe.prune:
         pruned_path = r.out / recipe_artifact(recipe, ".pruned.keras")

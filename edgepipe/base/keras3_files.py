@@ -100,7 +100,7 @@ def _layer_names(model, keys: list) -> dict:
 def without_inference_noops(model):
     """``model`` with its augmentation and dropout layers replaced by Identity when that
     leaves its inference output unchanged (checked on a random batch); else ``model``."""
-    if not any(type(layer).__name__ in INFERENCE_NOOPS for layer in _all_layers(model)):
+    if not any(type(layer).__name__ in INFERENCE_NOOPS for layer in all_layers(model)):
         return model
     try:
         stripped = keras3.models.clone_model(model, clone_function=_identity_for_noop, recursive=True)
@@ -119,10 +119,11 @@ def _identity_for_noop(layer):
     return layer  # shared, weights and all
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Every layer of ``model``, nested models' layers included (either Keras)."""
     for layer in getattr(model, "layers", []):
         yield layer
-        yield from _all_layers(layer)
+        yield from all_layers(layer)
 
 
 def _probe(tensor) -> np.ndarray:

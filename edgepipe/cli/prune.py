@@ -36,14 +36,16 @@ def _data_cfg(args):
     from pydantic import ValidationError
     from edgepipe.pipeline.recipe import DataCfg
     kind = "image_folder" if args.data_folder else "digits"
+    seed = args.split_seed if args.split_seed is not None else _recorded_seed(str(args.model), kind)
     try:
-        return DataCfg(kind=kind, path=args.data_folder or None, train_seed=_split_seed(args, kind))
+        return DataCfg(kind=kind, path=args.data_folder or None, train_seed=seed)
     except ValidationError as e:
         raise EdgePipeError(f"--data-folder: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
 @functools.lru_cache(maxsize=8)  # the train and test splits ask alike: one note
-def _recorded_seed(model: str, kind: str) -> int | None:
+def _recorded_seed(model: str, kind: str) -> int:
+    """The ``data.train_seed`` the model's run card records for data of ``kind``, else 0 (said)."""
     from edgepipe.pipeline.cards import run_card_of
     training = (run_card_of(model) or {}).get("training")
     data = training.get("data") if isinstance(training, dict) else None
@@ -52,14 +54,7 @@ def _recorded_seed(model: str, kind: str) -> int | None:
         return seed
     print(f"note: no run card beside {model} records the split it trained on; the data is split with seed 0 "
           "(pass --split-seed, the recipe's data.train_seed, if it trained with another)", file=sys.stderr)
-    return None
-
-
-def _split_seed(args, kind: str) -> int:
-    if args.split_seed is not None:
-        return args.split_seed
-    seed = _recorded_seed(str(args.model), kind)
-    return 0 if seed is None else seed
+    return 0
 
 
 def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:

@@ -95,13 +95,9 @@ def _id_limit(model) -> int:
     """How many token ids a generated integer input may hold: the smallest Embedding's
     vocabulary in the model (an id past it is an error in one runtime, garbage in
     another), else 2."""
-    model = getattr(model, "keras_model", None) or model
-    dims, todo = [], list(getattr(model, "layers", []))
-    while todo:
-        layer = todo.pop()
-        todo.extend(getattr(layer, "layers", []))
-        if type(layer).__name__ == "Embedding" and isinstance(getattr(layer, "input_dim", None), int):
-            dims.append(layer.input_dim)
+    from edgepipe.base.keras3_files import all_layers
+    dims = [layer.input_dim for layer in all_layers(getattr(model, "keras_model", None) or model)
+            if type(layer).__name__ == "Embedding" and isinstance(getattr(layer, "input_dim", None), int)]
     return max(2, min(dims)) if dims else 2
 
 
