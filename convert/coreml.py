@@ -94,8 +94,10 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
     inputs = [_image_type(ct, p, specs[p.name], *maps[p.name][:2]) if p.name in specs
               else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None
-    mlmodel = ct.convert(graph, convert_to="mlprogram", inputs=inputs, classifier_config=classifier,
-                         compute_precision=precision_flag, minimum_deployment_target=getattr(ct.target, target))
+    # source given: "auto" freezes the whole graph once more only to learn it is TensorFlow 2
+    mlmodel = ct.convert(graph, source="tensorflow", convert_to="mlprogram", inputs=inputs,
+                         classifier_config=classifier, compute_precision=precision_flag,
+                         minimum_deployment_target=getattr(ct.target, target))
     proto = mlmodel.get_spec()
     described = proto.description
     outputs = [o.name for o in described.output if o.name != described.predictedFeatureName]

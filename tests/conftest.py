@@ -71,6 +71,21 @@ def randomise_batchnorm(model, seed: int = 0):
     return model
 
 
+@pytest.fixture
+def shallow_zoo(monkeypatch):
+    """The zoo's classifiers with fewer units per stage: every layer kind (each stage's
+    strided first unit, a residual or shuffle unit after it) at a fraction of the depth,
+    for tests about layer kinds rather than depth. ShuffleNet v1's 16 units become 4."""
+    from edgepipe.mobile_models import mobilenet, shufflenet
+    monkeypatch.setattr(shufflenet, "SHUFFLENET_V1_REPEATS", (1, 2, 1))
+    monkeypatch.setattr(shufflenet, "SHUFFLENET_V2_REPEATS", (1, 2, 1))
+    first_repeated = next(i for i, row in enumerate(mobilenet.MOBILENET_V2) if row[2] > 1)
+    monkeypatch.setattr(mobilenet, "MOBILENET_V2", [(t, c, 2 if i == first_repeated else 1, s)
+                                                    for i, (t, c, n, s) in enumerate(mobilenet.MOBILENET_V2)])
+    v1 = mobilenet.MOBILENET_V1
+    monkeypatch.setattr(mobilenet, "MOBILENET_V1", [row for i, row in enumerate(v1) if i == 0 or row != v1[i - 1]])
+
+
 @pytest.fixture(scope="session")
 def tiny_images():
     from edgepipe.train.docgen import generate

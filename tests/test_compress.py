@@ -30,7 +30,7 @@ def _tensor_types(blob: bytes):
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_every_ptq_mode_on_every_backbone(name):
+def test_every_ptq_mode_on_every_backbone(name, shallow_zoo):
     """int8 with int8 I/O is also checked, with agreement, in test_zoo_export."""
     model = mobile_models.build(name, **SMALL[name])
     if mobile_models.entry(name).task == "edges":
@@ -183,7 +183,7 @@ def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, 
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_qat_on_every_backbone(name):
+def test_qat_on_every_backbone(name, shallow_zoo):
     """Fake-quant wrappers go on (ShuffleNet's routing layers and HED's transposed
     convs included), a training step runs, and the result converts to int8 kernels."""
     from edgepipe.convert.tflite import converter_for

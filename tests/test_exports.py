@@ -232,7 +232,7 @@ def test_a_conv_that_is_also_a_model_output_keeps_its_batchnorm():
         assert np.abs(want - got).max() < 1e-6
 
 
-def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
+def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path, shallow_zoo):
     """GroupSplit -> per-group convs -> concat becomes Conv2D(groups=g) in the graph
     LiteRT gets: no SPLIT or CONCATENATION left inside the units, outputs unchanged;
     the roofline graph no longer counts the split and concat copies."""
@@ -241,6 +241,7 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     from edgepipe.convert.grouped import merge_groups
     from edgepipe.evaluate.opprofile import tflite_op_histogram
     from edgepipe.base.custom_layers import GroupSplit
+    from edgepipe.mobile_models import shufflenet
     from edgepipe.mobile_models.profile import profile_model
     from tests.conftest import randomise_batchnorm
     model = mobile_models.build("shufflenet_v1", groups=3, scale=0.5, input_shape=(32, 32, 3), classes=5,
@@ -249,7 +250,8 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     graph = export_graph(model)
     merged = merge_groups(graph)
     grouped = [l for l in merged.layers if getattr(l, "groups", 1) == 3]
-    assert not any(isinstance(l, GroupSplit) for l in merged.layers) and len(grouped) == 2 * 16 - 1
+    units = sum(shufflenet.SHUFFLENET_V1_REPEATS)  # two grouped convs each; the very first is not grouped
+    assert not any(isinstance(l, GroupSplit) for l in merged.layers) and len(grouped) == 2 * units - 1
     images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
     want = model.predict(images, verbose=0)
     assert np.abs(merged.predict(images, verbose=0) - want).max() < 1e-4
@@ -271,7 +273,7 @@ def test_tflite_runs_shufflenet_v1_grouped_convs_as_one_grouped_conv(tmp_path):
     assert merge_groups(odd) is odd
 
 
-def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
+def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path, shallow_zoo):
     """ShuffleNet v2's stage-ending shuffles are read by convs (through a
     depthwise conv on the stride-2 unit's left branch) and vanish from the export
     graph; those read by a channel split stay. Outputs are unchanged in TFLite and ONNX."""
@@ -279,6 +281,7 @@ def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
     from edgepipe.convert.fold import export_graph
     from edgepipe.convert.shuffle import absorb_shuffles, shuffle_permutation
     from edgepipe.base.backend import tf
+    from edgepipe.mobile_models.shufflenet import SHUFFLENET_V2_REPEATS
     x = np.arange(12.0).reshape(1, 1, 1, 12)
     assert np.array_equal(x[..., shuffle_permutation(3, 12)], tf.reshape(
         tf.transpose(tf.reshape(x, (1, 1, 1, 3, 4)), (0, 1, 2, 4, 3)), (1, 1, 1, 12)).numpy())
@@ -288,8 +291,9 @@ def test_shuffles_that_convs_can_absorb_are_dropped_exactly(tmp_path):
     folded = fold_batchnorm(model)
     graph = absorb_shuffles(folded)
     permutes = lambda m: [l.name for l in m.layers if type(l).__name__ == "Permute"]
-    assert len(permutes(folded)) == 16 and len(permutes(graph)) == 13  # one per stage absorbed
-    assert not {"stage2_3_shuffle", "stage3_7_shuffle", "stage4_3_shuffle"} & {l.name for l in graph.layers}
+    assert len(permutes(folded)) == sum(SHUFFLENET_V2_REPEATS) and len(permutes(graph)) == len(permutes(folded)) - 3
+    stage_ends = {f"stage{s}_{n - 1}_shuffle" for s, n in enumerate(SHUFFLENET_V2_REPEATS, 2)}
+    assert len(stage_ends & {l.name for l in folded.layers}) == 3 and not stage_ends & {l.name for l in graph.layers}
     images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
     want = model.predict(images, verbose=0)
     assert np.abs(graph.predict(images, verbose=0) - want).max() < 1e-4
