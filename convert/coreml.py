@@ -10,7 +10,10 @@ channel (ImageNet's mean/std) gets scale 1/mean(std) there and the exact rest,
 std_mean / std[c], as a per-channel multiply in front of the graph."""
 import logging
 import re
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgepipe.base import atomic
@@ -31,6 +34,34 @@ def _coremltools():
         warnings.simplefilter("ignore")
         import coremltools as ct
     return ct
+
+
+def private_copy(path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """coremltools rewrites an ``.mlpackage``'s Manifest.json whenever it opens one (``load_spec``
+    and ``MLModel`` alike): what only reads a package opens a copy, so the user's stays byte for
+    byte as it was. Returns the path to open and the folder holding the copy (keep it while in use)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path, None
+    holder = tempfile.TemporaryDirectory(prefix="edgepipe-mlpackage-")
+    copy = Path(holder.name) / path.name
+    try:
+        shutil.copytree(path, copy, symlinks=True)
+    except OSError as e:
+        holder.cleanup()
+        raise EdgePipeError(f"{path}: cannot read the package ({e.strerror or e})") from None
+    return copy, holder
+
+
+@contextmanager
+def opened_copy(path):
+    """``private_copy`` for the length of a ``with`` block."""
+    copy, holder = private_copy(path)
+    try:
+        yield copy
+    finally:
+        if holder:
+            holder.cleanup()
 
 
 def feature_name(name: str) -> str:

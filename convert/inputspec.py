@@ -459,8 +459,9 @@ def bundle_card(path) -> dict | None:
         props = onnx.load(str(path), load_external_data=False).metadata_props
         text = next((p.value for p in props if p.key == "model_card"), None)
     elif fmt == "coreml":
-        from edgepipe.convert.coreml import _coremltools
-        text = _coremltools().utils.load_spec(str(path)).description.metadata.userDefined.get("model_card")
+        from edgepipe.convert.coreml import _coremltools, opened_copy
+        with opened_copy(path) as copy:
+            text = _coremltools().utils.load_spec(str(copy)).description.metadata.userDefined.get("model_card")
     side = path.with_name(path.name + ".model_card.json")
     if not text and side.is_file():
         text = side.read_text(encoding="utf-8")

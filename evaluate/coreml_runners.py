@@ -14,14 +14,15 @@ class CoreMLRunner(Runner):
     COMPUTE_UNITS = {"cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "all": "ALL"}
 
     def __init__(self, path, compute_units: str = "all"):
-        from edgepipe.convert.coreml import _coremltools, can_predict
+        from edgepipe.convert.coreml import _coremltools, can_predict, private_copy
         ok, why = can_predict()
         if not ok:
             raise NotRunnable(why)
         ct = _coremltools()
         self.version = ct.__version__
         units = getattr(ct.ComputeUnit, self.COMPUTE_UNITS[compute_units])
-        self.model = ct.models.MLModel(str(path), compute_units=units)
+        copy, self._copy_holder = private_copy(path)  # the user's package is never opened (and rewritten)
+        self.model = ct.models.MLModel(str(copy), compute_units=units)
         spec = self.model.get_spec().description
         self.labels = _class_labels(self.model.get_spec())
         self.inputs = [TensorInfo(i.name, (), _coreml_kind(i)) for i in spec.input]

@@ -5,6 +5,10 @@ matches the recorded one and every recorded output still has the recorded hash.
 Changing one stage's config changes its key, so it re-runs; stages after it
 re-run when its outputs change. The manifest is rewritten atomically after each
 stage, so a killed run resumes after the last finished stage.
+
+Outputs are recorded by their path inside the run folder, and looked for there: a copy
+of the run (``cp -a r1 r2``) is judged by its own files, not by the ones it was copied
+from, and a run started from another directory finds its files all the same.
 """
 import hashlib
 import json
@@ -30,7 +34,8 @@ def stage_key(config, inputs: dict) -> str:
 
 class Manifest:
     def __init__(self, out: Path, force: bool = False):
-        self.path = Path(out) / "manifest.json"
+        self.root = Path(out)
+        self.path = self.root / "manifest.json"
         self.data = {"stages": {}}
         if self.path.is_file() and not force:
             try:
@@ -44,21 +49,30 @@ class Manifest:
         rec = self.data["stages"].get(name)
         if not rec or rec["key"] != key:
             return None
-        for path, digest in rec["outputs"].items():
+        for name, digest in rec["outputs"].items():
+            path = self.root / name  # a name outside the run folder is recorded whole
             try:
-                if not Path(path).exists() or file_sha256(path) != digest:
+                if not path.exists() or file_sha256(path) != digest:
                     return None
             except OSError:
                 return None
         return rec
 
     def record(self, name: str, key: str, outputs: list, result, seconds: float) -> dict:
-        rec = {"key": key, "outputs": {str(p): file_sha256(p) for p in outputs if p and Path(p).exists()},
+        rec = {"key": key, "outputs": {self._name(p): file_sha256(p) for p in outputs if p and Path(p).exists()},
                "result": result, "seconds": round(seconds, 1),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.data["stages"][name] = rec
         write_json(self.path, self.data)
         return rec
+
+    def _name(self, path) -> str:
+        """``path`` inside the run folder, or whole (resolved) when it lies elsewhere."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
     def forget(self, name: str):
         """Drop a stage's record (it did not finish cleanly), so it runs again."""

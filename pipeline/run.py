@@ -194,8 +194,14 @@ def _export_records(exports):
              "reason": e["reason"]} for e in exports]
 
 
-def _export_objects(records):
-    return [r | {"variant": VARIANTS[r["variant"]], "path": r["path"] and Path(r["path"])} for r in records]
+def _export_objects(records, out: Path):
+    return [r | {"variant": VARIANTS[r["variant"]], "path": _here(out, r["path"])} for r in records]
+
+
+def _here(out: Path, path) -> Path | None:
+    """A recorded artifact is the file of that name in this run's folder: the record may come
+    from a copy of the run, or from a run started in another directory."""
+    return path and out / Path(path).name
 
 
 class _Run:
@@ -338,10 +344,13 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
     exports = _export_objects(r.stage("export", [c.model_dump() for c in (recipe.export, recipe.quantize,
                                                                              recipe.bundle)],
                                       r.upstream(model_stage), do_export,
-                                      complete=lambda records: all(x["status"] == "ok" for x in records)))
+                                      complete=lambda records: all(x["status"] == "ok" for x in records)),
+                              r.out)
     entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
                       r.upstream(model_stage, "export"),
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
+    for e in entries:
+        e["path"] = e["path"] and str(_here(r.out, e["path"]))
     if through == "verify" and not _bench_done(r, model_stage):
         return {"stages": stage_summary(r)}  # a full report when the latency is already measured
 

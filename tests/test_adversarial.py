@@ -432,6 +432,14 @@ def test_edgepipe_replaces_its_own_output_but_not_a_file_saved_over_it(tmp_path,
     card.write_text(card.read_text().replace('"name"', '"my_notes": "by hand", "name"', 1))
     assert main(argv) == 2 and "did not write it" in capsys.readouterr().err
     assert "my_notes" in card.read_text()
+    # ... and so is the same card copied to the app's folder and edited there (no record of it there)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "o.tflite.model_card.json").write_text((tmp_path / "o.tflite.model_card.json").read_text().replace(
+        '"name"', '"my_notes": "by hand", "name"', 1))
+    argv[-1] = str(app / "o.tflite")
+    assert main(argv) == 2 and "did not write it" in capsys.readouterr().err
+    assert "my_notes" in (app / "o.tflite.model_card.json").read_text()
 
 
 def test_uint8_data_is_pixels(tmp_path, ws):
@@ -459,14 +467,33 @@ def test_a_run_folder_is_edgepipes_but_a_file_put_there_is_not(tmp_path):
     (old / "m.keras").write_bytes(b"an earlier run's model")
     digest = hashlib.sha256(b"an earlier run's model").hexdigest()
     (old / "manifest.json").write_text(json.dumps({"stages": {"train": {"outputs": {"elsewhere/m.keras": digest}}}}))
-    (old / "notes.txt").write_text("mine, from before")
+    (old / "report.html").write_text('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                                     '<title>edgepipe report: old</title>')
     atomic.ensure_writable_dir(old)
     atomic.check_target(old / "m.keras")
     atomic.check_target(old / "manifest.json")
-    for mine in ("notes.txt", "later.txt"):
-        (old / mine).write_text("mine")
-        with pytest.raises(Exception, match="edgepipe did not write it"):
-            atomic.check_target(old / mine)
+    atomic.check_target(old / "report.html")
+    (old / "later.txt").write_text("mine")
+    with pytest.raises(Exception, match="edgepipe did not write it"):
+        atomic.check_target(old / "later.txt")
+
+
+def test_a_folder_with_a_manifest_and_files_of_yours_is_not_an_earlier_run(tmp_path):
+    """A release folder where the user keeps a model with the manifest that proves it, beside
+    their own notes or their own report.html, was claimed: their report was overwritten."""
+    from edgepipe.base.errors import EdgePipeError
+    for extra in ({"notes.md": "my notes"}, {"report.html": "<html>my own release report</html>"},
+                  {"report.json": '{"mine": 1}'}):
+        folder = tmp_path / f"release{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "shipped.tflite").write_bytes(b"the model")
+        digest = hashlib.sha256(b"the model").hexdigest()
+        (folder / "manifest.json").write_text(json.dumps({"stages": {"export": {"outputs": {"x/shipped.tflite": digest}}}}))
+        for name, text in extra.items():
+            (folder / name).write_text(text)
+        with pytest.raises(EdgePipeError, match="holds files edgepipe did not make"):
+            atomic.ensure_writable_dir(folder)
+        assert not (folder / atomic.OWNED).exists() and not (folder / atomic.WRITTEN).exists()
 
 
 def test_a_manifest_that_proves_nothing_does_not_claim_your_folder(tmp_path):
@@ -479,16 +506,20 @@ def test_a_manifest_that_proves_nothing_does_not_claim_your_folder(tmp_path):
     assert not (tmp_path / atomic.OWNED).exists() and not (tmp_path / atomic.WRITTEN).exists()
 
 
-def test_a_checkpoint_state_written_but_not_recorded_is_still_edgepipes(tmp_path):
-    """A kill between replacing state.json and recording it in .edgepipe-written.json must not
-    make the resumed run refuse its own checkpoint: the file signs itself as edgepipe's."""
+def test_a_file_replaced_but_not_yet_recorded_is_still_edgepipes(tmp_path, monkeypatch):
+    """A kill between replacing state.json and recording its new hash in .edgepipe-written.json
+    must not make the resumed run refuse its own checkpoint: both versions are noted before the
+    rename."""
     from edgepipe.base import atomic
     from edgepipe.base.errors import EdgePipeError
     from edgepipe.train.loop import TrainState
     TrainState("k").save(tmp_path / "state.json")
-    (tmp_path / atomic.WRITTEN).unlink()
+    with monkeypatch.context() as m:  # the kill, scripted: the record after the rename never happens
+        m.setattr(atomic, "_record_written", lambda *paths: None)
+        TrainState("k", epochs_done=3).save(tmp_path / "state.json")
+    assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 3
     assert atomic.check_target(tmp_path / "state.json") == tmp_path / "state.json"
-    (tmp_path / "notes.json").write_text('{"mine": true}')
+    (tmp_path / "notes.json").write_text('{"mine": true, "generator": "edgepipe 0.2.0"}')
     with pytest.raises(EdgePipeError, match="did not write it"):
         atomic.check_target(tmp_path / "notes.json")
 
@@ -544,3 +575,45 @@ def test_a_traced_functions_error_says_its_cause_not_in_user_code():
                         "and (4, 2) are incompatible\n")
     assert first_line(raised) == "ValueError: shapes (1, 3) and (4, 2) are incompatible"
     assert first_line(ValueError("")) == "ValueError" and first_line(OSError("  a\nb")) == "a"
+
+
+def test_reading_a_core_ml_package_leaves_it_as_it_was(tmp_path, ws, capsys):
+    """coremltools rewrites Manifest.json whenever it opens a package: verify, bench and scan,
+    which only read, rewrote the user's (bench and scan even when they then refused it)."""
+    import shutil
+    theirs = tmp_path / "theirs.mlpackage"
+    shutil.copytree(ws / "m.mlpackage", theirs)
+    manifest = theirs / "Manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()), separators=(",", ":")))  # as Xcode may keep it
+    os.utime(manifest, ns=(1_000_000_000, 1_000_000_000))
+    before = manifest.read_bytes()
+    photo = tmp_path / "photo.png"
+    import cv2
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    main(["verify", "--model", str(ws / "m.keras"), "--export", str(theirs), "--data", str(ws / "good.npy")])
+    main(["bench", str(theirs), "--runs", "1"])
+    main(["scan", str(photo), "--model", str(theirs)])
+    capsys.readouterr()
+    assert manifest.read_bytes() == before and manifest.stat().st_mtime_ns == 1_000_000_000
+
+
+def test_no_output_inside_an_input_folder(tmp_path, ws, capsys):
+    """The input is never the output, nor holds it: an --out inside the SavedModel being
+    converted, or inside prune's image folder, wrote exports and cards into the user's folders."""
+    from edgepipe.base.backend import tf
+    saved = tmp_path / "saved"
+    module = tf.Module()
+    module.fn = tf.function(lambda x: {"y": x * 2.0}, input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    tf.saved_model.save(module, str(saved), signatures={"serving_default": module.fn})
+    images = tmp_path / "images" / "a"
+    images.mkdir(parents=True)
+    before = {p: p.stat().st_mtime_ns for p in (saved, *saved.rglob("*"), images)}
+    for argv in (["convert", "--model", str(saved), "--out", str(saved / "m.tflite")],
+                 ["convert", "--model", str(saved), "--format", "onnx", "--out", str(saved / "variables" / "m.onnx")],
+                 ["prune", "--model", str(ws / "m.keras"), "--sparsity", "0.5", "--data-folder", str(images.parent),
+                  "--out", str(images / "p.keras")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("edgepipe: error: the output") and "is inside the input folder" in err, err
+    assert {p: p.stat().st_mtime_ns for p in (saved, *saved.rglob("*"), images)} == before
+    assert not list(images.iterdir())

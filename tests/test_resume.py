@@ -50,12 +50,35 @@ def test_rerun_skips_finished_stages_and_changed_config_reruns_only_downstream(t
     assert main(["run", "--recipe", str(recipe), "--out", str(out)]) == 0
     assert _skipped(out) == {"train", "export", "verify", "bench"}
     assert _comparable(_report(out)) == _comparable(first)
+    _a_copy_is_judged_by_its_own_files(tmp_path, out, recipe)
     changed = json.loads(json.dumps(FAST))
     changed["bench"]["runs"] = 4
     assert main(["run", "--recipe", str(_recipe(tmp_path, changed, "r2.yaml")), "--out", str(out)]) == 0
     assert _skipped(out) == {"train", "export", "verify"}
     assert main(["run", "--recipe", str(_recipe(tmp_path, changed, "r2.yaml")), "--out", str(out), "--force"]) == 0
     assert _skipped(out) == set()
+
+
+def _a_copy_is_judged_by_its_own_files(tmp_path, out, recipe):
+    """A copy of a run with a broken and a missing export: the manifest recorded paths as typed
+    (``run/x.tflite``), so the copy's stages were 'up to date' by the original's files, and the
+    report and its gates vouched for exports the copy did not have. Run here from another folder."""
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, copy)
+    (copy / "hed_mobilenet_v2.tflite").write_bytes(b"truncated")  # not what edgepipe wrote: yours now
+    (copy / "hed_mobilenet_v2.onnx").unlink()
+    cwd = os.getcwd()
+    os.chdir(copy.parent)
+    try:
+        assert main(["run", "--recipe", str(recipe), "--out", "copy"]) == 2
+        (copy / "hed_mobilenet_v2.tflite").unlink()
+        assert main(["run", "--recipe", str(recipe), "--out", "copy"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert _skipped(copy) == {"train"}
+    paths = [a["path"] for a in _report(copy)["artifacts"]]
+    assert all(Path(p).parent.name == "copy" for p in paths), paths
+    assert (copy / "hed_mobilenet_v2.onnx").is_file() and (copy / "hed_mobilenet_v2.tflite").stat().st_size > 1000
 
 
 def test_killed_run_completes_on_rerun(tmp_path):

@@ -35,9 +35,7 @@ class TrainState:
     bad_epochs: int = 0
     stopped_early: bool = False
     writer: str = ""  # which worker wrote this file (multi-worker: only the chief writes the run's)
-    # signs the file as edgepipe's (base.atomic.SIGNATURE): a kill between writing it and recording it in
-    # .edgepipe-written.json must not make the resumed run refuse its own checkpoint
-    generator: str = f"edgepipe {__version__}"
+    generator: str = f"edgepipe {__version__}"  # which edgepipe wrote it
     history: dict = field(default_factory=lambda: {"loss": [], "val_loss": [], "lr": [], "phase": []})
 
     def save(self, path: Path):

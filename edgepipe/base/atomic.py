@@ -3,11 +3,11 @@ killed run never leaves a half-written model.
 
 The user's things are sacred: a target is replaced only when edgepipe wrote it
 and it is the same kind of artifact (a file by a file; an ``.mlpackage`` folder by
-an ``.mlpackage``), never a plain folder, and never the input. edgepipe knows what
-it wrote two ways: ``.edgepipe-written.json`` in each folder lists the files it
-wrote there by size and modification time (a user's file saved over one of ours
-no longer matches), and its models and model cards carry a card that names
-edgepipe as their generator. A folder it made for a run carries an ``.edgepipe``
+an ``.mlpackage``), never a plain folder, never the input and never a file inside
+an input folder. edgepipe knows what it wrote by ``.edgepipe-written.json`` in each
+folder: the sha256 of each file it wrote there (a user's file saved over one of
+ours, or one of ours edited, no longer matches; a file copied to a folder without
+that record is the user's). A folder it made for a run carries an ``.edgepipe``
 marker, so ``run``/``train --out`` may use it again, and only it. Temp
 names carry one prefix, ``.edgepipe-tmp-``, so cleaning up after a killed run
 touches nothing else.
@@ -15,7 +15,6 @@ touches nothing else.
 import fcntl
 import hashlib
 import json
-import mmap
 import os
 import shutil
 import tempfile
@@ -26,8 +25,7 @@ from edgepipe.base.errors import EdgePipeError
 
 TEMP_PREFIX = ".edgepipe-tmp-"
 OWNED = ".edgepipe"                   # in a folder edgepipe made for a run (run/train --out may use it again)
-WRITTEN = ".edgepipe-written.json"    # in every folder it writes to: {name: [size, mtime_ns]} of what it wrote
-SIGNATURE = b'"generator": "edgepipe'  # in the card every model and card edgepipe writes carries
+WRITTEN = ".edgepipe-written.json"    # in every folder it writes to: {name: sha256} of what it wrote
 
 
 def ensure_writable_dir(path) -> Path:
@@ -82,18 +80,37 @@ def exclusive(folder: Path):
 def _earlier_run(out: Path) -> list[Path]:
     """The files of a run or training folder from before edgepipe marked its folders, or [] when
     it is no such folder. A manifest proves itself by an output that still has its recorded hash
-    (any JSON with a "stages" key is not enough: the folder and its files may be yours)."""
+    (any JSON with a "stages" key is not enough: the folder and its files may be yours), and
+    the folder must hold nothing else but what such a run writes, each recognisably edgepipe's."""
     manifest = _read_json(out / "manifest.json")
     stages = manifest.get("stages") if isinstance(manifest, dict) else None
     outputs = [o for r in stages.values() if isinstance(r, dict) and isinstance(r.get("outputs"), dict)
                for o in r["outputs"].items()] if isinstance(stages, dict) else []
-    proven = [out / Path(str(p)).name for p, digest in outputs if _hash_is(out / Path(str(p)).name, digest)]
-    if proven:
-        return sorted(set(proven) | {out / name for name in RUN_FILES if (out / name).is_file()})
+    proven = {out / Path(str(p)).name for p, digest in outputs if _hash_is(out / Path(str(p)).name, digest)}
     state = _read_json(out / "checkpoints" / "state.json")
-    if isinstance(state, dict) and {"key", "epochs_done", "history"} <= set(state):
-        return [p for p in out.iterdir() if p.is_file() and (p.suffix == ".keras" or p.name == "history.json")]
-    return []
+    if proven:
+        claimed = proven | {out / name for name in RUN_FILES if (out / name).is_file()}
+    elif isinstance(state, dict) and {"key", "epochs_done", "history"} <= set(state):
+        claimed = {p for p in out.iterdir() if p.is_file() and (p.suffix == ".keras" or p.name == "history.json")}
+    else:
+        return []
+    unexplained = [p for p in out.iterdir() if p not in claimed and p.name not in RUN_FOLDERS
+                   and not p.name.startswith(TEMP_PREFIX)]
+    return [] if unexplained or not all(map(_run_file_is_ours, claimed)) else sorted(claimed)
+
+
+RUN_FOLDERS = ("checkpoints", "logs", "model_card.json", WRITTEN)  # what else a run leaves in its folder
+
+
+def _run_file_is_ours(path: Path) -> bool:
+    """A report or history as edgepipe writes them (a hand-written report.html is not)."""
+    if path.name == "report.html":
+        with open(path, "rb") as f:
+            return f.read(200).startswith(b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                                          b'<title>edgepipe report')
+    keys = {"report.json": {"recipe", "artifacts"}, "history.json": {"loss"}}.get(path.name)
+    data = _read_json(path) if keys else None
+    return keys is None or isinstance(data, dict) and keys <= set(data)
 
 
 def _read_json(path: Path):
@@ -129,13 +146,14 @@ def _digest(path: Path) -> str:
 
 
 def made_by_edgepipe(path: Path) -> bool:
-    """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``, as far as it can tell."""
+    """Whether edgepipe wrote the existing file or ``.mlpackage`` at ``path``: its folder's record
+    holds the bytes' sha256. A touch or a copy within the folder keeps them; saving over them,
+    editing them, or copying them to a folder without that record makes them the user's."""
     path = Path(path)
     recorded = _written(path.parent).get(path.name)
-    if recorded is None:  # no record here (a copied folder): edgepipe's signature inside
-        return _signed(path / "Data" / "com.apple.CoreML" / "model.mlmodel" if path.is_dir() else path)
-    try:  # its bytes as edgepipe left them: a touch or a copy keeps them, saving over them does not
-        return recorded == _digest(path)
+    digests = recorded if isinstance(recorded, list) else [recorded]
+    try:
+        return recorded is not None and _digest(path) in digests
     except OSError:
         return False
 
@@ -158,10 +176,22 @@ def _written(folder: Path) -> dict:
 def _record_written(*paths: Path):
     """Note ``paths`` (in one folder) in that folder's record. Best effort: a lost entry only means
     edgepipe later refuses to replace that file."""
-    if not paths:
-        return
-    folder = paths[0].parent
-    record = {k: v for k, v in _written(folder).items() if (folder / k).exists()} | {p.name: _digest(p) for p in paths}
+    if paths:
+        folder = paths[0].parent
+        _save_record(folder, {k: v for k, v in _written(folder).items() if (folder / k).exists()}
+                     | {p.name: _digest(p) for p in paths})
+
+
+def _expect(path: Path, tmp: Path):
+    """Before ``tmp`` replaces ``path``: either version is edgepipe's, so a kill between the
+    rename and the record it makes after leaves none of its files looking like the user's."""
+    record = _written(path.parent)
+    before = record.get(path.name)
+    before = before if isinstance(before, list) else [before] if before else []
+    _save_record(path.parent, record | {path.name: before + [_digest(tmp)]})
+
+
+def _save_record(folder: Path, record: dict):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")
@@ -171,14 +201,6 @@ def _record_written(*paths: Path):
     except OSError:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
-
-
-def _signed(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return data.find(SIGNATURE) >= 0
-    except (OSError, ValueError):  # unreadable, or empty (mmap refuses length 0)
-        return False
 
 
 def is_mlpackage(path: Path) -> bool:
@@ -197,6 +219,8 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
     for src in inputs:
         if src and same_path(src, path):
             raise EdgePipeError(f"the output {path} is the input {src}; choose another --out")
+        if src and Path(src).is_dir() and _inside(path, Path(src)):
+            raise EdgePipeError(f"the output {path} is inside the input folder {src}; choose another --out")
     if path.is_dir() and not (folder_artifact and is_mlpackage(path)):
         raise EdgePipeError(f"{path} is an existing folder edgepipe did not make; it is left alone, "
                             "choose another output")
@@ -223,6 +247,13 @@ def same_path(a, b) -> bool:
         return False
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def write_bytes(path: Path, data: bytes) -> Path:
     path = check_target(path)
     try:
@@ -233,6 +264,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are meant to be shared
+        _expect(path, Path(tmp))
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -278,6 +310,7 @@ def staged_path(path: Path, folder_artifact: bool = False):
 
 
 def _replace(tmp: Path, path: Path):
+    _expect(path, tmp)
     try:
         if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop
             old = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{path.name}")

@@ -106,11 +106,12 @@ def cmd_prune(args):
     from edgepipe.base.atomic import check_target
     if Path(args.out).suffix != ".keras":
         raise EdgePipeError(f"--out must be a .keras file, got {args.out}")
-    out = check_target(args.out, inputs=[args.model])
+    inputs = [args.model, args.data_folder]
+    out = check_target(args.out, inputs=inputs)
     for stem in (out.stem, out.stem + ".unpruned"):  # the TFLite exports and their cards, written beside it
         for _, suffix in EXPORTS:
             for name in (stem + suffix, stem + suffix + ".model_card.json"):
-                check_target(out.with_name(name), inputs=[args.model])
+                check_target(out.with_name(name), inputs=inputs)
     model = load_keras(args.model, trust=args.trust_model)
     from edgepipe.cli.prune_hed import cmd_prune_hed, is_edge_model
     if is_edge_model(model):

@@ -33,18 +33,20 @@ def _mil():
 
 def load_program(path):
     """The ``main`` function of the MIL program saved at ``path``."""
+    from edgepipe.convert.coreml import opened_copy
     ct, milproto, _ = _mil()
     path = Path(path)
-    try:
-        model = ct.models.MLModel(str(path), skip_model_load=True)
-        spec = model.get_spec()
-    except Exception as e:  # corrupt package, wrong file
-        raise EdgePipeError(f"{path}: not a readable Core ML package ({str(e).splitlines()[0][:160]})") from None
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise EdgePipeError(f"{path}: the reference interpreter runs ML programs (mlprogram), "
-                            f"not '{spec.WhichOneof('Type')}' models")
-    program = milproto.load(spec, specification_version=spec.specificationVersion,
-                            file_weights_dir=model.weights_dir)
+    with opened_copy(path) as copy:  # the user's package is never opened (and rewritten)
+        try:
+            model = ct.models.MLModel(str(copy), skip_model_load=True)
+            spec = model.get_spec()
+        except Exception as e:  # corrupt package, wrong file
+            raise EdgePipeError(f"{path}: not a readable Core ML package ({str(e).splitlines()[0][:160]})") from None
+        if spec.WhichOneof("Type") != "mlProgram":
+            raise EdgePipeError(f"{path}: the reference interpreter runs ML programs (mlprogram), "
+                                f"not '{spec.WhichOneof('Type')}' models")
+        program = milproto.load(spec, specification_version=spec.specificationVersion,
+                                file_weights_dir=model.weights_dir)  # reads the weights now
     return program.functions["main"], spec
 
 
