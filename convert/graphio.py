@@ -62,10 +62,12 @@ def model_inputs(model) -> list[Port]:
     return with_images(ports, grayscale=any(from_model(model, i) is not None for i in range(len(ports))))
 
 
-def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False) -> list[Port]:
+def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False,
+                  fix: str = "--input-shape") -> list[Port]:
     """The inputs as the export takes them: ``given`` ({input name or None: shape
     with batch}, from ``--input-shape``) fixes free dimensions, the batch is 1 or
-    free. A free dimension left over is the user's to fix, in one line."""
+    free. A free dimension left over is the user's to fix, in one line (``fix``:
+    the command-line words that do it)."""
     ports, given = model_inputs(model), dict(given or {})
     if None in given and len(ports) > 1:
         raise EdgePipeError(f"the model has {len(ports)} inputs ({', '.join(p.name for p in ports)}): name the one "
@@ -74,10 +76,10 @@ def export_inputs(model, given: dict | None = None, dynamic_batch: bool = False)
     if unknown:
         raise EdgePipeError(f"--input-shape names input '{sorted(unknown)[0]}'; the model's inputs are "
                             f"{', '.join(p.name for p in ports)}")
-    return [_fixed(p, given.get(p.name, given.get(None)), dynamic_batch) for p in ports]
+    return [_fixed(p, given.get(p.name, given.get(None)), dynamic_batch, fix) for p in ports]
 
 
-def _fixed(port: Port, shape, dynamic_batch: bool) -> Port:
+def _fixed(port: Port, shape, dynamic_batch: bool, fix: str) -> Port:
     if not port.shape:
         raise EdgePipeError(f"input '{port.name}' is a scalar; exports take tensors with a batch dimension")
     if shape is not None:
@@ -90,7 +92,7 @@ def _fixed(port: Port, shape, dynamic_batch: bool) -> Port:
         port = replace(port, shape=tuple(shape))
     if None in port.shape[1:]:
         raise EdgePipeError(f"input '{port.name}' has free dimensions ({_text(port.shape)}); fix them with "
-                            f"--input-shape, e.g. --input-shape {_example(port)}")
+                            f"{fix}, e.g. --input-shape {_example(port)}")
     return replace(port, shape=(None if dynamic_batch else 1, *port.shape[1:]))
 
 

@@ -19,6 +19,7 @@ from edgepipe.quantize import ptq
 def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True,
                     ports: list | None = None, io_dtype: str | None = None) -> bytes:
     if representative is not None:
+        _refuse_float_ids(model, mode)
         taking = ports or graphio.export_inputs(model)
         if len(taking) != 1:
             raise EdgePipeError(f"{mode} calibration feeds one input; the model has {len(taking)} "
@@ -34,6 +35,24 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         data = converter.convert()
     return _name_outputs(data, names) if names else data
+
+
+def _refuse_float_ids(model, mode: str):
+    """Token ids that reach an Embedding as floats (Keras' default input dtype): full-integer
+    quantization scales them like any activation, id 1 came back as 0.992, the lookup truncated
+    it to 0 and read the wrong row, with nothing said."""
+    from edgepipe.base.keras3_files import all_layers
+    for layer in all_layers(model):
+        try:
+            dtype = layer.input.dtype if type(layer).__name__ == "Embedding" else ""
+            dtype = str(getattr(dtype, "name", dtype))  # tf.float32 or "float32"
+        except Exception:  # noqa: BLE001  a layer never called, or shared: no single input to judge
+            continue
+        if "float" in dtype:
+            raise EdgePipeError(f"{mode}: Embedding '{layer.name}' takes its token ids as {dtype}, which "
+                                "full-integer quantization would scale like any activation (id 1 becomes 0.99, "
+                                "read as 0); give the model an integer input (keras.Input(shape, dtype='int32')), "
+                                "or use --mode dynamic or float16")
 
 
 def converter_for(model, ports: list | None = None):
@@ -77,6 +96,26 @@ def _name_outputs(data: bytes, names: dict) -> bytes:
         if name:
             tensor.name = name.encode()
     return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
+
+
+def state_tensors(data: bytes) -> list[str]:
+    """Variable tensors of the main subgraph: where TFLite's fused LSTM and RNN kernels keep
+    their last state, so that the next Invoke() starts from it unless the app resets it."""
+    from edgepipe.base.backend import tflite_schema
+    _, flatbuffer_utils = tflite_schema()
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(data)).subgraphs[0]
+    return [t.name.decode() for t in graph.tensors if t.isVariable]
+
+
+def state_note(path) -> str | None:
+    """What an app must know about a file that keeps state between calls, or None."""
+    names = state_tensors(Path(path).read_bytes())
+    if not names:
+        return None
+    return (f"note: {Path(path).name} keeps state between calls in {len(names)} variable tensor(s) (TFLite's "
+            "fused LSTM/RNN kernels leave their last state there): reset it before each input, as edgepipe's "
+            "checks do (Android: interpreter.resetVariableTensors(); Python: reset_all_variables()), or each "
+            "output depends on the inputs before it")
 
 
 def write(model, path: Path, mode: str = "float32", representative=None, int8_io: bool = True,

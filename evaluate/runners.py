@@ -43,6 +43,7 @@ class Runner:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     dynamic_batch = False  # the model takes any batch: ``predict`` runs ``batch_size`` items a call
+    state_note = None  # what an app must know about state the file keeps between calls
     batch_size = 1
 
     def predict(self, batch) -> dict[str, np.ndarray]:
@@ -206,6 +207,13 @@ class TFLiteRunner(Runner):
         self.dynamic_batch = all(len(d["shape_signature"]) and d["shape_signature"][0] == -1
                                  for d in self._ins.values())
         self._batch = 1
+        from edgepipe.convert.tflite import state_note
+        self.state_note = state_note(path)  # a fused LSTM's state: reset before every input, as an app must
+
+    def _invoke(self):
+        if self.state_note:
+            self.interp.reset_all_variables()
+        self.interp.invoke()
 
     def raw_integer_input(self) -> bool:
         return np.issubdtype(self._in["dtype"], np.integer) and not self._in["quantization"][0]
@@ -224,17 +232,17 @@ class TFLiteRunner(Runner):
     def bound(self, batch):
         batch = np.asarray(batch, np.float32)
         if self.dynamic_batch and self._runs_whole(batch):  # a free batch: one Invoke(), as an app would
-            return self.interp.invoke
+            return self._invoke
         items = [self._to_input(x[None]) for x in batch]
         self._resize(1)
         if len(items) == 1:  # the common case: set once, time Invoke() alone
             self.interp.set_tensor(self._in["index"], items[0])
-            return self.interp.invoke
+            return self._invoke
 
         def run():
             for x in items:
                 self.interp.set_tensor(self._in["index"], x)
-                self.interp.invoke()
+                self._invoke()
         return run
 
     def _runs_whole(self, batch) -> bool:
@@ -242,7 +250,7 @@ class TFLiteRunner(Runner):
         try:
             self._resize(len(batch))
             self.interp.set_tensor(self._in["index"], self._to_input(batch))
-            self.interp.invoke()
+            self._invoke()
             return True
         except (RuntimeError, ValueError):
             self._batch = None  # reallocate on the next resize
@@ -261,7 +269,7 @@ class TFLiteRunner(Runner):
         self._resize(len(next(iter(feeds.values()))))
         for name, x in feeds.items():
             self.interp.set_tensor(self._ins[name]["index"], self._to_input(x, self._ins[name]))
-        self.interp.invoke()
+        self._invoke()
         out = {}
         for name, d in zip(self._out_names, self._out):
             y = self.interp.get_tensor(d["index"])

@@ -35,7 +35,8 @@ class LayerProfile:
 
 
 def _shapes(t):
-    return t if isinstance(t, list) else [t]
+    """A layer's input or output shapes as a list; unknown ones (a string input's) dropped."""
+    return [s for s in (t if isinstance(t, list) else [t]) if s is not None]
 
 
 def _elems(shape):

@@ -66,6 +66,7 @@ def ws(tmp_path_factory):
     np.save(root / "nan.npy", np.full((2, 16, 16, 3), np.nan, np.float32))
     np.save(root / "wrong_shape.npy", np.zeros((2, 9, 9, 3), np.float32))
     np.save(root / "labels_float.npy", np.zeros(4, np.float32))
+    np.save(root / "labels.npy", np.arange(4) % 3)
     (root / "zero_bytes.npy").write_bytes(b"")
     np.savez(root / "archive.npz", y=np.zeros(4, np.int64))
     (root / "archive.npz").rename(root / "npz_named_npy.npy")
@@ -291,6 +292,9 @@ REFUSED = {
                             "--data", "WS/pickled.npy"],
     "verify_truth_float": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
                            "--truth", "WS/labels_float.npy"],
+    # without --data the ids were scored against inputs verify generated: a made-up top-1, exit 0
+    "verify_truth_without_data": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite",
+                                  "--truth", "WS/labels.npy"],
     "verify_truth_pickled": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--data", "WS/good.npy",
                              "--truth", "WS/pickled.npy"],
     # --truth read as --data is: a zero-byte file, an .npz renamed, a header declaring 745 GiB
@@ -344,6 +348,14 @@ REFUSED = {
 @pytest.mark.parametrize("argv", REFUSED.values(), ids=REFUSED.keys())
 def test_refused_with_one_line_and_nothing_touched(argv, ws, capsys):
     assert_clean_error(*run_cli(argv, ws, capsys))
+
+
+def test_quantize_points_free_sizes_to_the_command_that_fixes_them(ws, capsys):
+    """It said "fix them with --input-shape", which quantize does not take."""
+    argv = ["quantize", "--model", "WS/free_size.keras", "--mode", "int8", "--data", "WS/good.npy", "--out", "WS/q.tflite"]
+    code, err, before, after = run_cli(argv, ws, capsys)
+    assert_clean_error(code, err, before, after)
+    assert "`edgepipe convert --mode int8 --input-shape`" in err, err
 
 
 def test_profile_takes_a_model_file(ws, capsys):

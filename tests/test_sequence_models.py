@@ -89,6 +89,23 @@ def test_token_ids_stay_integers_in_an_int8_text_classifier(tmp_path):
                 "--psnr", "30") == 0  # PSNR, not top-1 on 16 untrained outputs: CPUs round int8 differently
 
 
+def test_float_token_ids_are_refused_for_full_integer_modes(tmp_path, capsys):
+    """The text tutorial's Embedding on Keras' default float32 input: int8 quantized the ids
+    themselves (scale max id / 255: id 1 came back as 0.992, read as 0), exit 0 and no word."""
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Embedding(50, 8, name="words"), keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(1)])
+    model.save(tmp_path / "text.keras")
+    np.save(tmp_path / "ids.npy", np.random.default_rng(1).integers(0, 50, (8, 10)).astype(np.float32))
+    for mode in ("int8", "int16x8"):
+        capsys.readouterr()
+        assert _run("quantize", "--model", tmp_path / "text.keras", "--mode", mode, "--data", tmp_path / "ids.npy",
+                    "--out", tmp_path / f"{mode}.tflite") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Embedding 'words' takes its token ids as float32" in err[0], err
+        assert not (tmp_path / f"{mode}.tflite").exists()
+    assert _run("quantize", "--model", tmp_path / "text.keras", "--mode", "dynamic", "--out", tmp_path / "d.tflite") == 0
+
+
 def test_int8_of_a_savedmodels_recurrent_loop_is_one_line(tmp_path, series, capsys):
     """A subclassed model's GRU, saved as a SavedModel, converts from its graph: the int8
     converter crashed the process on the loop (TFLite fuses a Keras file's LSTM only)."""
@@ -110,3 +127,38 @@ def test_int8_of_a_savedmodels_recurrent_loop_is_one_line(tmp_path, series, caps
                 "--out", tmp_path / "q.tflite") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "recurrent loop" in err[0], err
+
+
+def test_a_model_that_takes_text_is_one_line(tmp_path, capsys):
+    """The text tutorial's export model (TextVectorization inside, string input): profile and bench
+    died with a traceback (exit 1), convert with the converter's message cut mid-word."""
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=6)
+    vectorize.adapt(["a good film", "a bad film", "not good at all"])
+    model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, keras.layers.Embedding(20, 4),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    model.save(tmp_path / "text.keras")
+    for argv in (["profile", tmp_path / "text.keras"], ["bench", tmp_path / "text.keras", "--runs", "1"],
+                 ["convert", "--model", tmp_path / "text.keras", "--out", tmp_path / "t.tflite"]):
+        capsys.readouterr()
+        assert _run(*argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "takes text" in err[0] and "TextVectorization" in err[0], err
+
+
+def test_a_fused_lstm_that_keeps_state_is_said_and_checked_from_a_fresh_state(tmp_path, series, capsys):
+    """TFLite's fused LSTM leaves its last state in variable tensors, so the same window gave
+    another forecast on each call (0.629, 0.626, 0.626); convert said nothing, and verify's
+    item-by-item comparison failed or passed by chance. Now the note names what an app must do,
+    and edgepipe's runner resets the state before every input, as that app would."""
+    from edgepipe.evaluate.runners import open_runner
+    model = _recurrent(tmp_path / "lstm.keras", _seeded(keras.layers.LSTM))
+    out = tmp_path / "lstm.tflite"
+    capsys.readouterr()
+    assert _run("convert", "--model", model, "--out", out) == 0
+    assert "keeps state between calls in 2 variable tensor(s)" in capsys.readouterr().err
+    window = np.load(series)[:1]
+    runner = open_runner(out)
+    first, again = (runner.predict(window)[runner.outputs[0].name] for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    assert _run("verify", "--model", model, "--export", out, "--data", series) == 0
+    assert "resetVariableTensors" in capsys.readouterr().err

@@ -137,7 +137,19 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
         hint = ("; tfmot itself cannot reload its wrapped models from .keras files: save it as .h5 or a "
                 "SavedModel" if wrapped and kind == "keras" else "")
         raise EdgePipeError(f"{path}: not a loadable Keras model ({msg}){hint}") from None
+    _numeric_inputs(model, path)
     return _without_pruning_wrappers(model, path) if wrapped else model
+
+
+def _numeric_inputs(model, path: Path):
+    """Every command feeds the model numbers: a model that takes text (the text tutorial's export
+    model, with its TextVectorization inside) is refused here, not deep in a converter or profiler."""
+    for tensor in getattr(model, "inputs", None) or []:
+        dtype = getattr(tensor.dtype, "name", tensor.dtype)
+        if "string" in str(dtype):
+            raise EdgePipeError(f"{path}: input '{tensor.name.split(':')[0]}' takes text ({dtype}); edgepipe "
+                                "converts models that take numbers: save the model without its TextVectorization "
+                                "and feed it the token ids")
 
 
 def _without_pruning_wrappers(model, path: Path):

@@ -5,7 +5,7 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, check_suffix, int_range
 from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
-                                 sample_inputs, say_assumed_range)
+                                 sample_inputs, say_assumed_range, say_kept_state)
 from edgepipe.convert.formats import VARIANTS, export_formats, find, format_of, precisions
 
 
@@ -66,6 +66,7 @@ def cmd_convert(args):
     print(f"wrote {out} ({variant.name}: {variant.format}, {variant.label}"
           f"{', dynamic batch' if args.dynamic_batch else ''}) and {card.name}")
     say_assumed_range(spec, model, ports)
+    say_kept_state(out, variant.format)
     return 0
 
 

@@ -160,6 +160,15 @@ def input_spec(args, model, ports=None):
     return specs[images[0][0]], ports
 
 
+def say_kept_state(path, fmt: str):
+    """A TFLite file that keeps an LSTM's state between calls: what the app must do, said once written."""
+    if fmt == "tflite":
+        from edgepipe.convert.tflite import state_note
+        note = state_note(path)
+        if note:
+            print(note, file=sys.stderr)
+
+
 def say_assumed_range(spec, model, ports):
     """Tell the user when the bundle assumed ``pixel / 255`` for an image input that neither
     they nor the model describe (``spec`` is what ``input_spec`` chose). Called after the file

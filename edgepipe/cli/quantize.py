@@ -73,7 +73,7 @@ def cmd_quantize(args):
     from edgepipe.pipeline.cards import converted_card, generic_meta
     from edgepipe.base.modelio import load_keras
     from edgepipe.pipeline.report import wide_console, write_json
-    from edgepipe.cli.inputs import input_spec, sample_inputs, say_assumed_range
+    from edgepipe.cli.inputs import input_spec, sample_inputs, say_assumed_range, say_kept_state
     console = wide_console()
     check_suffix(args.out, "tflite")
     out = atomic.check_target(args.out, inputs=[args.model, args.data])
@@ -91,7 +91,8 @@ def cmd_quantize(args):
         raise EdgePipeError("--uint8-io applies to --mode int8 only")
     io = "uint8" if args.uint8_io else "float" if args.float_io and args.mode == "int8" else "native"
     variant = find("tflite", args.mode, io=io)  # the table's row: label, calibration need
-    ports = graphio.export_inputs(model)  # the card describes what the file takes, as convert's does
+    # the card describes what the file takes, as convert's does; convert is the command that fixes free sizes
+    ports = graphio.export_inputs(model, fix=f"`edgepipe convert --mode {args.mode} --input-shape`")
     spec, ports = input_spec(args, model, ports)
     folded = export_graph(model)
     meta = with_io_dtype(generic_meta(model, out.name.split(".")[0], spec=spec, ports=ports,
@@ -137,6 +138,7 @@ def cmd_quantize(args):
     write_json(card, converted_card(meta, "tflite", variant.label, out) | extra)
     console.print(f"wrote {out} ({variant.name}: {variant.label}) and {card.name}")
     say_assumed_range(spec, model, ports)
+    say_kept_state(out, "tflite")
     return 1 if extra and not extra["gate"]["passed"] else 0  # a missed gate is a failed gate
 
 

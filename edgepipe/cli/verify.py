@@ -2,6 +2,7 @@
 user's, or a SavedModel's serving signature; inputs and outputs matched by name, a
 free batch checked at 1 and at 3."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,16 @@ def cmd_verify(args):
     from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier
     from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
+    if args.truth and not args.data:  # else the ids would be scored against inputs verify generates
+        raise EdgePipeError("--truth labels the inputs in --data; pass --data with the inputs these class ids "
+                            "belong to")
     model = load_model(args.model, trust=args.trust_model)
     try:
         runner = open_runner(args.export)
     except NotRunnable as why:
         return _report(args, [{"output": "*", "pass": False, "gate": f"not_run: {why}"}], "coreml", "none")
+    if runner.state_note:
+        print(runner.state_note, file=sys.stderr)
     original = reference_runner(model)
     names = _input_names(original, runner, args.export)
     x, fed = _inputs(args, model, runner, names, _input_dtypes(original, runner, names))
@@ -195,7 +201,9 @@ def _truth(args, classifiers: dict, count: int):
     if not args.truth:
         return None
     if not classifiers:
-        raise EdgePipeError("--truth needs a classifier output (batch, classes); this model has none")
+        raise EdgePipeError("--truth scores single-label classifiers: an output of shape (batch, classes), 2 or "
+                            "more classes, as logits or softmax; this model has none (a (batch, 1) binary head or "
+                            "a sigmoid multi-label head is compared by PSNR, not top-1)")
     y = load_npy(args.truth, "--truth")
     if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
         raise EdgePipeError(f"--truth {args.truth} must hold {count} integer class ids, has {y.dtype} {y.shape}")
