@@ -38,17 +38,25 @@ def _coremltools():
 
 def private_copy(path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     """coremltools rewrites an ``.mlpackage``'s Manifest.json whenever it opens one (``load_spec``
-    and ``MLModel`` alike): what only reads a package opens a copy, so the user's stays byte for
-    byte as it was. Returns the path to open and the folder holding the copy (keep it while in use)."""
+    and ``MLModel`` alike): what only reads a package opens a private one, whose Manifest.json
+    is a copy and whose model and weights are links to the user's (nothing large is copied).
+    Returns the path to open and the folder holding it (keep it while in use)."""
     path = Path(path)
     if not path.is_dir():
         return path, None
-    holder = tempfile.TemporaryDirectory(prefix="edgepipe-mlpackage-")
-    copy = Path(holder.name) / path.name
+    holder = None
     try:
-        shutil.copytree(path, copy, symlinks=True)
+        holder = tempfile.TemporaryDirectory(prefix="edgepipe-mlpackage-")
+        copy = Path(holder.name) / path.name
+        copy.mkdir()
+        for entry in path.iterdir():
+            if entry.name == "Manifest.json":
+                shutil.copyfile(entry, copy / entry.name)
+            else:
+                (copy / entry.name).symlink_to(entry.resolve())
     except OSError as e:
-        holder.cleanup()
+        if holder:
+            holder.cleanup()
         raise EdgePipeError(f"{path}: cannot read the package ({e.strerror or e})") from None
     return copy, holder
 

@@ -19,7 +19,7 @@ from edgepipe.quantize import ptq
 def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: bool = True,
                     ports: list | None = None, io_dtype: str | None = None) -> bytes:
     if representative is not None:
-        _refuse_float_ids(model, mode)
+        refuse_float_ids(model, mode)
         taking = ports or graphio.export_inputs(model)
         if len(taking) != 1:
             raise EdgePipeError(f"{mode} calibration feeds one input; the model has {len(taking)} "
@@ -37,12 +37,12 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
     return _name_outputs(data, names) if names else data
 
 
-def _refuse_float_ids(model, mode: str):
+def refuse_float_ids(model, mode: str):
     """Token ids that reach an Embedding as floats (Keras' default input dtype): full-integer
     quantization scales them like any activation, id 1 came back as 0.992, the lookup truncated
     it to 0 and read the wrong row, with nothing said."""
     from edgepipe.base.keras3_files import all_layers
-    for layer in all_layers(model):
+    for layer in all_layers(getattr(model, "keras_model", None) or model):  # a Keras 3 file's layers too
         try:
             dtype = layer.input.dtype if type(layer).__name__ == "Embedding" else ""
             dtype = str(getattr(dtype, "name", dtype))  # tf.float32 or "float32"
@@ -98,18 +98,22 @@ def _name_outputs(data: bytes, names: dict) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
-def state_tensors(data: bytes) -> list[str]:
+def state_tensors(data) -> list[str]:
     """Variable tensors of the main subgraph: where TFLite's fused LSTM and RNN kernels keep
-    their last state, so that the next Invoke() starts from it unless the app resets it."""
-    from edgepipe.base.backend import tflite_schema
-    _, flatbuffer_utils = tflite_schema()
-    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(data)).subgraphs[0]
-    return [t.name.decode() for t in graph.tensors if t.isVariable]
+    their last state, so that the next Invoke() starts from it unless the app resets it. Read
+    through the flatbuffer's accessors, not its object tree: a 100 MB model opens at once."""
+    from ai_edge_litert import schema_py_generated as schema  # LiteRT's own copy: no TensorFlow import
+    graph = schema.Model.GetRootAs(data, 0).Subgraphs(0)
+    tensors = (graph.Tensors(i) for i in range(graph.TensorsLength()))
+    return [t.Name().decode() for t in tensors if t.IsVariable()]
 
 
 def state_note(path) -> str | None:
     """What an app must know about a file that keeps state between calls, or None."""
-    names = state_tensors(Path(path).read_bytes())
+    try:
+        names = state_tensors(Path(path).read_bytes())
+    except Exception:  # noqa: BLE001  a file the interpreter took but this reader does not: no note
+        return None
     if not names:
         return None
     return (f"note: {Path(path).name} keeps state between calls in {len(names)} variable tensor(s) (TFLite's "

@@ -115,8 +115,8 @@ def _shapes(model, outputs=None) -> list[tuple]:
 
 
 def _bundle_fields(bundle: dict | None) -> dict:
-    """The bundle's own fields, and what wrote it (``base.atomic`` reads that back: edgepipe
-    replaces only what it wrote)."""
+    """The bundle's own fields, and what wrote it (for the app and its people: what edgepipe
+    may replace is decided by ``base.atomic``'s record of what it wrote, not by this field)."""
     from edgepipe import __version__
     bundle = bundle or {}
     return {"generator": f"edgepipe {__version__}"} | {k: bundle.get(k, "") for k in

@@ -49,8 +49,10 @@ class Manifest:
         rec = self.data["stages"].get(name)
         if not rec or rec["key"] != key:
             return None
-        for name, digest in rec["outputs"].items():
-            path = self.root / name  # a name outside the run folder is recorded whole
+        for recorded, digest in rec["outputs"].items():
+            path = self.root / recorded  # a name outside the run folder is recorded whole
+            if not path.exists() and not Path(recorded).is_absolute():
+                path = self.root / Path(recorded).name  # a manifest from before: the path as typed then
             try:
                 if not path.exists() or file_sha256(path) != digest:
                     return None

@@ -371,6 +371,21 @@ def test_a_manifest_edgepipe_did_not_write_is_treated_as_none(tmp_path):
         assert Manifest(tmp_path).finished("train", "k") is None
 
 
+def test_a_manifest_from_before_outputs_were_kept_by_run_folder_still_counts(tmp_path):
+    """Manifests recorded outputs as typed (``runs/base0/m.keras``); read from inside the run
+    folder now, such a record found nothing and every stage of every old run ran again."""
+    from edgepipe.pipeline.manifest import Manifest
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "m.keras").write_bytes(b"the trained model")
+    digest = hashlib.sha256(b"the trained model").hexdigest()
+    record = {"key": "k", "outputs": {"runs/base0/m.keras": digest}, "result": {}, "seconds": 1, "finished": "x"}
+    (run / "manifest.json").write_text(json.dumps({"stages": {"train": record}}))
+    assert Manifest(run).finished("train", "k")
+    (run / "m.keras").write_bytes(b"another model")
+    assert Manifest(run).finished("train", "k") is None
+
+
 def test_stale_temp_cleanup_removes_only_edgepipe_temps(tmp_path):
     theirs = [".tmp123-notes", "draft.tmp", ".old.tmp", "model.tmp.keras", ".tmpdir"]
     for name in theirs:

@@ -97,7 +97,8 @@ def test_cli_channel_prunes_then_qat_on_hed(tmp_path, tiny_run, capsys):
     assert (tmp_path / "slim.tflite").stat().st_size < 0.8 * (tmp_path / "slim.unpruned.tflite").stat().st_size
     ops, _ = _ops_and_kernels(tmp_path / "slim.int8.tflite")
     assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops  # QAT on the sub-pixel form
-    assert main(["prune", "--model", str(model), "--sparsity", "0.5", "--data-folder", str(tmp_path),
+    (tmp_path / "photos").mkdir()
+    assert main(["prune", "--model", str(model), "--sparsity", "0.5", "--data-folder", str(tmp_path / "photos"),
                  "--out", str(tmp_path / "x.keras")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("edgepipe: error: --data-folder is a classifier's") and err.count("\n") == 1

@@ -137,8 +137,13 @@ def test_a_model_that_takes_text_is_one_line(tmp_path, capsys):
     model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, keras.layers.Embedding(20, 4),
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
     model.save(tmp_path / "text.keras")
+    from edgepipe.base.backend import tf
+    module = tf.Module()  # the same from a plain SavedModel's signature
+    module.fn = tf.function(lambda text: {"n": tf.strings.length(text)}, input_signature=[tf.TensorSpec((1,), tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.fn})
     for argv in (["profile", tmp_path / "text.keras"], ["bench", tmp_path / "text.keras", "--runs", "1"],
-                 ["convert", "--model", tmp_path / "text.keras", "--out", tmp_path / "t.tflite"]):
+                 ["convert", "--model", tmp_path / "text.keras", "--out", tmp_path / "t.tflite"],
+                 ["convert", "--model", tmp_path / "sm", "--out", tmp_path / "s.tflite"]):
         capsys.readouterr()
         assert _run(*argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()

@@ -56,7 +56,7 @@ def ensure_writable_dir(path) -> Path:
     return out
 
 
-RUN_FILES = ("manifest.json", "report.json", "report.html", "history.json")  # what a run writes beside its models
+RUN_FILES = ("manifest.json", "report.json", "report.html", "history.json", "model_card.json")  # beside its models
 
 
 @contextmanager
@@ -99,16 +99,20 @@ def _earlier_run(out: Path) -> list[Path]:
     return [] if unexplained or not all(map(_run_file_is_ours, claimed)) else sorted(claimed)
 
 
-RUN_FOLDERS = ("checkpoints", "logs", "model_card.json", WRITTEN)  # what else a run leaves in its folder
+RUN_FOLDERS = ("checkpoints", "logs", WRITTEN)  # what else a run leaves in its folder
 
 
 def _run_file_is_ours(path: Path) -> bool:
     """A report or history as edgepipe writes them (a hand-written report.html is not)."""
     if path.name == "report.html":
-        with open(path, "rb") as f:
-            return f.read(200).startswith(b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-                                          b'<title>edgepipe report')
-    keys = {"report.json": {"recipe", "artifacts"}, "history.json": {"loss"}}.get(path.name)
+        try:
+            with open(path, "rb") as f:
+                return f.read(200).startswith(b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                                              b'<title>edgepipe report')
+        except OSError:
+            return False
+    keys = {"report.json": {"recipe", "artifacts"}, "history.json": {"loss"},
+            "model_card.json": {"generator", "inputs"}}.get(path.name)
     data = _read_json(path) if keys else None
     return keys is None or isinstance(data, dict) and keys <= set(data)
 
@@ -132,7 +136,7 @@ def _hash_is(path: Path, digest) -> bool:
 
 def _digest(path: Path) -> str:
     """sha256 of a file's bytes, or of an ``.mlpackage``'s model and weights (coremltools
-    rewrites the package's Manifest.json whenever it opens one, as verify does)."""
+    rewrites the package's Manifest.json whenever it opens one)."""
     core = path / "Data" / "com.apple.CoreML"  # what coremltools writes there: the model and its weights
     files = sorted(p for p in core.rglob("*") if p.is_file() and p.name == "model.mlmodel"
                    or p.parent.name == "weights") if path.is_dir() else [path]

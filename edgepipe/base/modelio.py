@@ -66,7 +66,7 @@ def load_model(path, trust: bool = False):
     path = Path(path)
     if path.is_dir() and model_format(path) == "savedmodel" and (serving.is_plain_savedmodel(path)
                                                                   or subclassed_root(path)):
-        return serving.load_serving(path, trust)
+        return _numeric_inputs(serving.load_serving(path, trust), path)
     return load_keras(path, trust, keras3=True)
 
 
@@ -121,7 +121,7 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
         raise EdgePipeError(f"{path}: not a loadable Keras model ({first_line(e)})") from None
     if api == "keras3":
         from edgepipe.base import keras3_files
-        return keras3_files.load(path, trust)
+        return _numeric_inputs(keras3_files.load(path, trust), path)
     wrapped = False
     try:
         with tfmot_scope(path, kind) as wrapped:
@@ -143,13 +143,16 @@ def load_keras(path, trust: bool = False, keras3: bool = False):
 
 def _numeric_inputs(model, path: Path):
     """Every command feeds the model numbers: a model that takes text (the text tutorial's export
-    model, with its TextVectorization inside) is refused here, not deep in a converter or profiler."""
-    for tensor in getattr(model, "inputs", None) or []:
-        dtype = getattr(tensor.dtype, "name", tensor.dtype)
-        if "string" in str(dtype):
-            raise EdgePipeError(f"{path}: input '{tensor.name.split(':')[0]}' takes text ({dtype}); edgepipe "
-                                "converts models that take numbers: save the model without its TextVectorization "
-                                "and feed it the token ids")
+    model, with its TextVectorization inside) is refused here, not deep in a converter or profiler.
+    Keras inputs are tensors; a signature's (``base.serving``) are (name, shape, dtype) triples."""
+    for given in getattr(model, "inputs", None) or []:
+        name, dtype = given[::2] if isinstance(given, tuple) else (given.name.split(":")[0], given.dtype)
+        dtype = str(getattr(dtype, "name", dtype))
+        if "string" in dtype:
+            raise EdgePipeError(f"{path}: input '{name}' takes text ({dtype}); edgepipe converts models that "
+                                "take numbers: save the model without its TextVectorization and feed it the "
+                                "token ids")
+    return model
 
 
 def _without_pruning_wrappers(model, path: Path):

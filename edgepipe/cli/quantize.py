@@ -93,6 +93,8 @@ def cmd_quantize(args):
     variant = find("tflite", args.mode, io=io)  # the table's row: label, calibration need
     # the card describes what the file takes, as convert's does; convert is the command that fixes free sizes
     ports = graphio.export_inputs(model, fix=f"`edgepipe convert --mode {args.mode} --input-shape`")
+    if variant.needs_calibration:  # before --debug's or --auto-fallback's passes, which convert on their own
+        tflite.refuse_float_ids(model, args.mode)
     spec, ports = input_spec(args, model, ports)
     folded = export_graph(model)
     meta = with_io_dtype(generic_meta(model, out.name.split(".")[0], spec=spec, ports=ports,
