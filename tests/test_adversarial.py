@@ -542,13 +542,32 @@ def test_a_file_replaced_but_not_yet_recorded_is_still_edgepipes(tmp_path, monke
     from edgepipe.train.loop import TrainState
     TrainState("k").save(tmp_path / "state.json")
     with monkeypatch.context() as m:  # the kill, scripted: the record after the rename never happens
-        m.setattr(atomic, "_record_written", lambda *paths: None)
+        m.setattr(atomic, "_record_written", lambda *paths, **digests: None)
         TrainState("k", epochs_done=3).save(tmp_path / "state.json")
     assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 3
     assert atomic.check_target(tmp_path / "state.json") == tmp_path / "state.json"
     (tmp_path / "notes.json").write_text('{"mine": true, "generator": "edgepipe 0.2.0"}')
     with pytest.raises(EdgePipeError, match="did not write it"):
         atomic.check_target(tmp_path / "notes.json")
+
+
+def test_edgepipes_writing_into_one_folder_at_once_keep_every_record(tmp_path):
+    """The record is read, changed and written back: two writers at once dropped each other's
+    entries, and edgepipe then refused to replace its own files as the user's."""
+    import threading
+    from edgepipe.base import atomic
+
+    def write(worker):
+        for i in range(15):
+            atomic.write_text(tmp_path / f"w{worker}-{i}.json", "{}")
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    recorded = json.loads((tmp_path / atomic.WRITTEN).read_text())
+    assert sorted(recorded) == sorted(f"w{w}-{i}.json" for w in range(6) for i in range(15))
+    assert all(atomic.made_by_edgepipe(tmp_path / name) for name in recorded)
 
 
 def test_a_fifo_or_device_is_no_model(tmp_path):

@@ -69,16 +69,13 @@ def _a_copy_is_judged_by_its_own_files(tmp_path, out, recipe):
     (copy / "hed_mobilenet_v2.onnx").unlink()
     cwd = os.getcwd()
     os.chdir(copy.parent)
-    try:
+    try:  # the export stage is not up to date there: it runs, and refuses to replace what is not its own
         assert main(["run", "--recipe", str(recipe), "--out", "copy"]) == 2
-        (copy / "hed_mobilenet_v2.tflite").unlink()
-        assert main(["run", "--recipe", str(recipe), "--out", "copy"]) == 0
     finally:
         os.chdir(cwd)
-    assert _skipped(copy) == {"train"}
-    paths = [a["path"] for a in _report(copy)["artifacts"]]
-    assert all(Path(p).parent.name == "copy" for p in paths), paths
-    assert (copy / "hed_mobilenet_v2.onnx").is_file() and (copy / "hed_mobilenet_v2.tflite").stat().st_size > 1000
+    assert (copy / "hed_mobilenet_v2.tflite").read_bytes() == b"truncated"
+    assert json.loads((copy / "manifest.json").read_text())["stages"]["export"] == \
+        json.loads((out / "manifest.json").read_text())["stages"]["export"]  # nothing recorded as done
 
 
 def test_killed_run_completes_on_rerun(tmp_path):

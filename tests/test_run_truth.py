@@ -3,6 +3,7 @@ recorded, so the next run makes the artifact; a failed release gate is exit 1,
 named on stderr."""
 import json
 import os
+import shutil
 import signal
 
 import yaml
@@ -33,16 +34,20 @@ def _swallowing_convert(real_convert):
     return convert
 
 
-def test_interrupted_coreml_export_is_retried_and_failed_gates_exit_1(tmp_path, monkeypatch, capsys):
+def test_interrupted_coreml_export_is_retried_and_failed_gates_exit_1(tmp_path, tiny_run, monkeypatch, capsys):
     import coremltools
     out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)  # trained on TINY: this recipe changes only its export and after
+    shutil.rmtree(out / "hed_mobilenet_v2.mlpackage")
+    before = json.loads((out / "manifest.json").read_text())["stages"]
     recipe = _recipe(tmp_path)
     with monkeypatch.context() as m:
         m.setattr(coremltools, "convert", _swallowing_convert(coremltools.convert))
         assert main(["run", "--recipe", str(recipe), "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "edgepipe: interrupted"
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    assert "train" in stages and "export" not in stages  # interrupted: not recorded as done, nor as failed
+    assert stages["train"] == before["train"]
+    assert stages["export"] == before["export"]  # interrupted: this export not recorded as done, nor as failed
     assert not (out / "hed_mobilenet_v2.mlpackage").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(atomic.TEMP_PREFIX)]
 
@@ -59,7 +64,7 @@ def test_interrupted_coreml_export_is_retried_and_failed_gates_exit_1(tmp_path, 
     err = capsys.readouterr().err
     assert atomic.is_mlpackage(out / "hed_mobilenet_v2.mlpackage"), err
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    assert "export" in stages and "bench" not in stages
+    assert stages["export"] != before["export"] and "bench" not in stages
     assert code == (1 if "gate failed" in err else 0), err
 
     # a float32 gate no export can meet: the run exits 1 and names the export

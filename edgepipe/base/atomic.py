@@ -177,22 +177,47 @@ def _written(folder: Path) -> dict:
         return {}
 
 
-def _record_written(*paths: Path):
-    """Note ``paths`` (in one folder) in that folder's record. Best effort: a lost entry only means
-    edgepipe later refuses to replace that file."""
+def _record_written(*paths: Path, digests: dict | None = None):
+    """Note ``paths`` (in one folder) in that folder's record (``digests``: those already taken,
+    by path). Best effort: a lost entry only means edgepipe later refuses to replace that file."""
     if paths:
         folder = paths[0].parent
-        _save_record(folder, {k: v for k, v in _written(folder).items() if (folder / k).exists()}
-                     | {p.name: _digest(p) for p in paths})
+        with _record_lock(folder):
+            _save_record(folder, {k: v for k, v in _written(folder).items() if (folder / k).exists()}
+                         | {p.name: (digests or {}).get(p) or _digest(p) for p in paths})
 
 
-def _expect(path: Path, tmp: Path):
+def _expect(path: Path, tmp: Path) -> str:
     """Before ``tmp`` replaces ``path``: either version is edgepipe's, so a kill between the
-    rename and the record it makes after leaves none of its files looking like the user's."""
-    record = _written(path.parent)
-    before = record.get(path.name)
-    before = before if isinstance(before, list) else [before] if before else []
-    _save_record(path.parent, record | {path.name: before + [_digest(tmp)]})
+    rename and the record it makes after leaves none of its files looking like the user's.
+    Returns ``tmp``'s digest, for that record."""
+    digest = _digest(tmp)
+    with _record_lock(path.parent):
+        record = _written(path.parent)
+        before = record.get(path.name)
+        before = before if isinstance(before, list) else [before] if before else []
+        _save_record(path.parent, record | {path.name: before + [digest]})
+    return digest
+
+
+@contextmanager
+def _record_lock(folder: Path):
+    """One read-modify-write of a folder's record at a time: two edgepipes writing into one
+    folder (make -j, CI jobs) would otherwise drop each other's entries, and edgepipe would
+    then take its own files for the user's. The lock is on the folder itself: no file added."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        pass  # a file system without locks: as before
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _save_record(folder: Path, record: dict):
@@ -268,7 +293,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are meant to be shared
-        _expect(path, Path(tmp))
+        digest = _expect(path, Path(tmp))
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -276,7 +301,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _record_written(path)
+    _record_written(path, digests={path: digest})
     return path
 
 
@@ -314,7 +339,7 @@ def staged_path(path: Path, folder_artifact: bool = False):
 
 
 def _replace(tmp: Path, path: Path):
-    _expect(path, tmp)
+    digest = _expect(path, tmp)
     try:
         if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop
             old = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-old-{path.name}")
@@ -325,7 +350,7 @@ def _replace(tmp: Path, path: Path):
             os.replace(tmp, path)
     except OSError as e:
         raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
-    _record_written(path)
+    _record_written(path, digests={path: digest})
 
 
 def _remove(p: Path):

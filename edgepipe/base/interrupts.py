@@ -89,8 +89,8 @@ def converter_errors(what: str):
 
 
 # What a converter's message means, where its first line only names MLIR locations
-CONVERTER_HINTS = {"TensorListReserve": "a recurrent loop TFLite cannot lower to its builtin ops (a Keras 3 GRU "
-                                        "or SimpleRNN); tf_keras' layers convert, or export it to ONNX",
+CONVERTER_HINTS = {"TensorListReserve": "a recurrent loop TFLite cannot lower to its builtin ops (a Keras 3 LSTM, "
+                                        "GRU or SimpleRNN); tf_keras' layers convert, or export it to ONNX",
                    "Lowering tensor list ops": "a recurrent loop TFLite cannot lower to its builtin ops"}
 
 
