@@ -161,10 +161,9 @@ def _recipe_config(report: dict) -> dict | None:
 def _in_run(path, run_dir: Path) -> Path | None:
     """An artifact is the file of that name in the run folder: the recorded path may be relative
     to where the run was started, and a hand-edited one may point anywhere."""
-    if not path:
-        return None
-    local = run_dir / Path(path).name
-    return local if local.is_file() or local.is_dir() else None
+    from edgepipe.pipeline.manifest import in_run
+    local = in_run(run_dir, path)
+    return local if local and (local.is_file() or local.is_dir()) else None
 
 
 PHONE_SEED = 4242

@@ -32,6 +32,12 @@ def stage_key(config, inputs: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def in_run(run_dir: Path, path) -> Path | None:
+    """A recorded artifact is the file of that name in this run's folder: the record may come
+    from a copy of the run, from a run started in another directory, or be hand-edited."""
+    return Path(run_dir) / Path(path).name if path else None
+
+
 class Manifest:
     def __init__(self, out: Path, force: bool = False):
         self.root = Path(out)

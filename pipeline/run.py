@@ -195,13 +195,8 @@ def _export_records(exports):
 
 
 def _export_objects(records, out: Path):
-    return [r | {"variant": VARIANTS[r["variant"]], "path": _here(out, r["path"])} for r in records]
-
-
-def _here(out: Path, path) -> Path | None:
-    """A recorded artifact is the file of that name in this run's folder: the record may come
-    from a copy of the run, or from a run started in another directory."""
-    return path and out / Path(path).name
+    from edgepipe.pipeline.manifest import in_run
+    return [r | {"variant": VARIANTS[r["variant"]], "path": in_run(out, r["path"])} for r in records]
 
 
 class _Run:
@@ -349,8 +344,9 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
     entries = r.stage("verify", [recipe.verify.model_dump(), recipe.data.model_dump()],
                       r.upstream(model_stage, "export"),
                       lambda: (stage_verify(recipe, r.task, r.model(), exports, r.model_path, console), []))
+    from edgepipe.pipeline.manifest import in_run
     for e in entries:
-        e["path"] = e["path"] and str(_here(r.out, e["path"]))
+        e["path"] = e["path"] and str(in_run(r.out, e["path"]))
     if through == "verify" and not _bench_done(r, model_stage):
         return {"stages": stage_summary(r)}  # a full report when the latency is already measured
 
