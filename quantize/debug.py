@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from edgepipe.base.quiet import native_stderr_silenced
 from edgepipe.quantize.ptq import check_representative, configure, converter_for
 
 ROUNDING_NOISE = 1 / np.sqrt(12)
@@ -25,14 +26,14 @@ def make_debugger(model, representative, debug_samples: int = 8):
     def debug_data():
         for x in data[:debug_samples]:
             yield [x[None]]
-    with warnings.catch_warnings():  # it still uses tf.lite.Interpreter, which warns it is deprecated
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), native_stderr_silenced():  # it still uses tf.lite.Interpreter (deprecated)
+        warnings.simplefilter("ignore")  # and its converter prints its options to fd 2
         return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
 
 
 def layer_statistics(debugger) -> list[dict]:
     """Run the debugger; one row per quantized layer, in graph order."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_stderr_silenced():
         warnings.simplefilter("ignore")
         debugger.run()
     dump = io.StringIO()

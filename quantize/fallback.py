@@ -4,6 +4,7 @@ Answers "int8 fell off a cliff": it names the layers and what keeping them costs
 from typing import Callable
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import native_stderr_silenced
 from edgepipe.quantize.debug import layer_statistics, make_debugger
 
 
@@ -23,16 +24,21 @@ def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool
     if unknown:
         raise EdgePipeError(f"no quantized layer named {', '.join(unknown)}; layers: {', '.join(by_name)}")
     ranked = [r for r in sorted(layers, key=lambda r: -r["rmse_per_scale"]) if r["layer"] not in keep]
+    if not ranked:  # the converter's debugger cannot build a model with no quantized layer
+        raise EdgePipeError("--keep-float names every quantized layer, so nothing would be quantized; "
+                            "for an all-float file use edgepipe convert --format tflite (or --mode float16)")
     kept = [by_name[k] for k in keep]
     steps = []
     while True:
         debugger.options = tf.lite.experimental.QuantizationDebugOptions(
             denylisted_nodes=[r["tensor"] for r in kept], fully_quantize=int8_io)
-        blob = debugger.get_nondebug_quantized_model()
+        with native_stderr_silenced():  # the converter prints its options to fd 2
+            blob = debugger.get_nondebug_quantized_model()
         passed, value = gate(blob)
         steps.append({"float_layers": [r["layer"] for r in kept], "value": value, "passed": passed,
                       "size_bytes": len(blob)})
-        if passed or len(kept) >= max_float_layers + len(keep) or not ranked:
+        # never the last int8 layer too: a file with none is no quantized file (and the debugger cannot build it)
+        if passed or len(kept) >= max_float_layers + len(keep) or len(ranked) <= 1:
             return {"model": blob, "passed": passed, "float_layers": steps[-1]["float_layers"], "steps": steps,
                     "layers": layers}
         kept.append(ranked.pop(0))

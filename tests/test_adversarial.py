@@ -663,3 +663,36 @@ def test_no_output_inside_an_input_folder(tmp_path, ws, capsys):
         assert err.startswith("edgepipe: error: the output") and "is inside the input folder" in err, err
     assert {p: p.stat().st_mtime_ns for p in (saved, *saved.rglob("*"), images)} == before
     assert not list(images.iterdir())
+
+
+def test_a_signal_during_an_atomic_write_waits_for_the_file_and_its_record(tmp_path):
+    """Ctrl-C between the temp file and its rename left the temp file (4 of 24 tries), and
+    between a file and its card a new file beside the old card: the write now finishes first."""
+    from unittest import mock
+
+    from edgepipe.base import interrupts
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist's workers may ignore it
+    try:
+        _signal_mid_write(tmp_path, mock, interrupts)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _signal_mid_write(tmp_path, mock, interrupts):
+    target = tmp_path / "m.tflite"
+    real_replace, seen = os.replace, []
+
+    def replace_after_a_signal(src, dst):
+        if not seen:
+            seen.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-write, held until the write is whole
+        return real_replace(src, dst)
+    with mock.patch.object(os, "replace", replace_after_a_signal), pytest.raises(KeyboardInterrupt):
+        atomic.write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and atomic.made_by_edgepipe(target)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(atomic.TEMP_PREFIX)]
+    with pytest.raises(KeyboardInterrupt), interrupts.deferred():
+        with interrupts.deferred():  # nested: held by the outer block too
+            os.kill(os.getpid(), signal.SIGINT)
+        seen.append("after the inner block")
+    assert seen[-1] == "after the inner block"

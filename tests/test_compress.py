@@ -174,7 +174,13 @@ def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, 
     assert "invalid choice: 'int4'" in capsys.readouterr().err
     assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(data),
                  "--keep-float", "nope", "--out", str(tmp_path / "x.tflite")]) == 2
-    assert "no quantized layer named nope" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no quantized layer named nope" in err and err.count("\n") == 1  # no converter chatter on stderr
+    assert not (tmp_path / "x.tflite").exists()
+    every = err.strip().rsplit("layers: ", 1)[1].replace(" ", "")  # the debugger cannot build an all-float file
+    assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(data),
+                 "--keep-float", every, "--out", str(tmp_path / "x.tflite")]) == 2
+    assert "names every quantized layer" in capsys.readouterr().err
     assert not (tmp_path / "x.tflite").exists()
     bad = tmp_path / "nan.npy"
     np.save(bad, np.full_like(tiny_images, np.nan))

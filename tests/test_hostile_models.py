@@ -302,6 +302,9 @@ CRAFTED = {
                                                "method_name": "__call__"}), "top object is ClassMethod, not a Keras model"),
     "module_in_nested_field": (_set_in_config("dense", activation_module="subprocess"),
                                "names Python module 'subprocess'"),
+    # a lookup layer opens a vocabulary given as a path while Keras rebuilds it: a FIFO hung the load
+    "vocabulary_file": (_set_in_config("dense", vocabulary="/etc/passwd"),
+                        "reads its vocabulary from the file '/etc/passwd'"),
 }
 
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.interrupts import deferred
 
 TEMP_PREFIX = ".edgepipe-tmp-"
 OWNED = ".edgepipe"                   # in a folder edgepipe made for a run (run/train --out may use it again)
@@ -222,14 +223,15 @@ def _record_lock(folder: Path):
 
 def _save_record(folder: Path, record: dict):
     tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, folder / WRITTEN)
-    except OSError:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+    with deferred():
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}written.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            os.replace(tmp, folder / WRITTEN)
+        except OSError:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def is_mlpackage(path: Path) -> bool:
@@ -285,6 +287,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def write_bytes(path: Path, data: bytes) -> Path:
     path = check_target(path)
+    with deferred():  # a file this size is written in moments: no temp file left by an interrupt
+        return _write_bytes(path, data)
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
     except OSError as e:
@@ -338,7 +345,31 @@ def staged_path(path: Path, folder_artifact: bool = False):
         _remove(tmp)
 
 
+@contextmanager
+def staged_bundle(path: Path, folder_artifact: bool = False):
+    """For a file and its card: yield a temporary sibling to write the file to; after
+    the block, the caller moves it into place with ``commit`` and writes the card, both
+    inside ``deferred()``, so an interrupt leaves the old pair or the new one, never
+    a new file beside the old file's card. The sibling is removed in any case."""
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-stage-{path.name}")  # keeps the suffix tools check
+    _remove(tmp)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
+def commit(tmp: Path, path: Path):
+    """``tmp`` (from ``staged_bundle``) replaces ``path``, recorded as edgepipe's."""
+    _replace(tmp, path)
+
+
 def _replace(tmp: Path, path: Path):
+    with deferred():  # renamed and recorded together
+        _replace_now(tmp, path)
+
+
+def _replace_now(tmp: Path, path: Path):
     digest = _expect(path, tmp)
     try:
         if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop

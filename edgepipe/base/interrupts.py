@@ -42,6 +42,31 @@ def watch():
             signal.signal(s, previous[s])
 
 
+@contextmanager
+def deferred():
+    """Hold SIGINT and SIGTERM for a short block (a temp file renamed into place and
+    recorded, a bundle's file and its card): a signal that arrives inside it is acted on
+    at its end, so an interrupt never leaves a temp file, or a file without its record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held, previous = [], {s: signal.getsignal(s) for s in WATCHED}
+    for s in WATCHED:
+        signal.signal(s, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for s in WATCHED:
+            signal.signal(s, previous[s])
+    for signum, frame in held[:1]:  # as if it came now
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            _state["signal"] = signum
+            raise KeyboardInterrupt
+
+
 def on_early_signal(signum, frame):
     """Before ``watch()`` is in place (Python starting, arguments parsed): the same
     KeyboardInterrupt, with the signal remembered for the exit status."""

@@ -475,7 +475,14 @@ def _field_problem(obj: dict, owner_class: str | None, here: str) -> str | None:
             return f"{here} holds a serialized Python function (arbitrary Python code)"
         elif key.endswith("_type") and value == "lambda":
             return f"{here} holds a serialized Python lambda in '{key[:-5]}' (arbitrary Python code)"
+        elif key in _FILE_FIELDS and isinstance(value, str):  # a list is the vocabulary itself
+            return (f"{here} reads its {key.replace('_', ' ')} from the file '{safety.one_line(value, 80)}' "
+                    f"when loaded (a model file must hold what it needs)")
     return None
+
+
+# lookup and text-vectorization layers take these as a list, or as a path that loading opens
+_FILE_FIELDS = frozenset({"vocabulary", "idf_weights"})
 
 
 def _symbol_problem(owner_class: str, key: str, value, here: str) -> str | None:

@@ -89,9 +89,11 @@ def _exports(model, calib, stem: Path, int8_source=None) -> dict:
     out = {}
     for mode, suffix in EXPORTS:
         source = int8_source if mode == "int8" and int8_source is not None else folded
+        card = stem.with_name(stem.name + suffix + ".model_card.json")
+        card.unlink(missing_ok=True)  # edgepipe's own (checked): an interrupt leaves no old card by a new file
         path = tflite.write(source, stem.with_name(stem.name + suffix), mode, calib if mode == "int8" else None,
                             meta=meta)
-        write_json(path.with_name(path.name + ".model_card.json"), converted_card(meta, "tflite", mode, path))
+        write_json(card, converted_card(meta, "tflite", mode, path))
         out[mode] = file_sizes(path) | {"path": str(path)}
     return out
 

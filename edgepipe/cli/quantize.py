@@ -122,6 +122,7 @@ def cmd_quantize(args):
         if args.debug:
             _print_layers(result["layers"], console)
         from edgepipe.convert.tflite_metadata import attach
+        card.unlink(missing_ok=True)  # edgepipe's own (check_target): never beside the next file
         atomic.write_bytes(out, attach(result["model"], meta))
         extra = {"float_layers": result["float_layers"], "gate": {"metric": gate.metric, "passed": result["passed"]}}
         if not result["passed"]:
@@ -132,6 +133,7 @@ def cmd_quantize(args):
             from edgepipe.quantize.debug import layer_errors
             _print_layers(layer_errors(folded, x), console)
         from edgepipe.base.interrupts import converter_errors
+        card.unlink(missing_ok=True)  # edgepipe's own (check_target): an interrupt leaves no old card by a new file
         with converter_errors(f"quantizing {args.model} ({args.mode})"):
             tflite.write(folded, out, args.mode, x if variant.needs_calibration else None, int8_io=not args.float_io,
                          meta=meta, io_dtype="uint8" if variant.io == "uint8" else None)
