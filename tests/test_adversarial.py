@@ -696,3 +696,30 @@ def _signal_mid_write(tmp_path, mock, interrupts):
             os.kill(os.getpid(), signal.SIGINT)
         seen.append("after the inner block")
     assert seen[-1] == "after the inner block"
+
+
+def test_a_checkpoint_state_listing_files_elsewhere_is_refused_before_tensorflow_deletes_them(tmp_path):
+    """TensorFlow's CheckpointManager deletes the older checkpoints its state file lists,
+    wherever they are: a copied or crafted run folder could name a user's files."""
+    from edgepipe.base.backend import tf
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.train.loop import checkpoint_manager
+    victim = tmp_path / "photos" / "holiday"
+    victim.parent.mkdir()
+    for suffix in (".index", ".data-00000-of-00001"):
+        victim.with_name(victim.name + suffix).write_bytes(b"mine")
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    folder.mkdir(parents=True)
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+    checkpoint_manager(checkpoint, folder).save()  # a real one is accepted, and resumed
+    checkpoint_manager(checkpoint, folder).save()
+    (folder / "checkpoint").write_text(f'model_checkpoint_path: "{victim}"\n'  # TF deleted these on the next save
+                                       f'all_model_checkpoint_paths: "{victim}"\n'
+                                       'all_model_checkpoint_timestamps: 1.0\nlast_preserved_timestamp: 0.5\n')
+    with pytest.raises(EdgePipeError, match="outside"):
+        checkpoint_manager(checkpoint, folder)
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["holiday.data-00000-of-00001", "holiday.index"]
+    link = tmp_path / "run" / "checkpoints" / "linked"
+    link.symlink_to(victim.parent, target_is_directory=True)
+    with pytest.raises(EdgePipeError, match="is a link"):
+        checkpoint_manager(checkpoint, link)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from edgepipe import __version__
 from edgepipe.base.backend import keras, tf
-from edgepipe.base import atomic
+from edgepipe.base import atomic, safety
 from edgepipe.base.errors import EdgePipeError, first_line
 
 
@@ -130,7 +130,7 @@ def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, 
     out = Path(write_to or ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(out / "last"), max_to_keep=1)
+    manager = checkpoint_manager(checkpoint, out / "last")
     if state.epochs_done:
         _restore(model, checkpoint, state, ckpt_dir)
     end = _EpochEnd(state, plan, manager, out, patience, lr_at)
@@ -149,6 +149,23 @@ def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, 
             raise EdgePipeError(f"training loss became NaN at step {end.bad_step}; the last good checkpoint "
                                 f"(epoch {state.epochs_done}, step {state.steps_done}) is kept in {ckpt_dir}")
     return state
+
+
+def checkpoint_manager(checkpoint, folder: Path):
+    """TensorFlow's manager, after checking the folder's ``checkpoint`` state file: the
+    manager deletes the files of every older checkpoint that file lists, and a copied or
+    crafted run folder could list any path on the machine."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise EdgePipeError(f"{folder} is a link; edgepipe keeps its checkpoints in a folder of its own")
+    state = tf.train.get_checkpoint_state(str(folder)) if folder.is_dir() else None
+    listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
+    for path in filter(None, listed):
+        target = Path(path) if Path(path).is_absolute() else folder / path
+        if target.parent.resolve() != folder.resolve():
+            raise EdgePipeError(f"{folder / 'checkpoint'} lists {safety.one_line(path, 120)}, outside {folder}; "
+                                "edgepipe would delete it when it saves: delete the folder to start over")
+    return tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=1)
 
 
 def _restore(model, checkpoint, state, ckpt_dir):
