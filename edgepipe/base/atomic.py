@@ -288,28 +288,24 @@ def _inside(path: Path, folder: Path) -> bool:
 def write_bytes(path: Path, data: bytes) -> Path:
     path = check_target(path)
     with deferred():  # a file this size is written in moments: no temp file left by an interrupt
-        return _write_bytes(path, data)
-
-
-def _write_bytes(path: Path, data: bytes) -> Path:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are meant to be shared
-        digest = _expect(path, Path(tmp))
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _record_written(path, digests={path: digest})
-    return path
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
+        except OSError as e:
+            raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts are meant to be shared
+            digest = _expect(path, Path(tmp))
+            os.replace(tmp, path)
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise EdgePipeError(f"cannot write {path} ({e.strerror or e})") from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _record_written(path, digests={path: digest})
+        return path
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -331,45 +327,26 @@ def _umask() -> int:
 
 
 @contextmanager
-def staged_path(path: Path, folder_artifact: bool = False):
+def staged_path(path: Path, folder_artifact: bool = False, along=None):
     """Yield a temporary sibling path (file or folder) that replaces ``path`` only
     if the block finishes without an exception. ``folder_artifact``: the artifact
-    is a folder (.mlpackage, SavedModel) and may replace one of its own kind."""
+    is a folder (.mlpackage, SavedModel) and may replace one of its own kind.
+    ``along()`` (writing the file's card) runs with the rename, inside ``deferred()``:
+    an interrupt leaves the old pair or the new one, never a new file by an old card."""
     path = check_target(path, folder_artifact)
     tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{path.name}")  # keeps the suffix tools check
     _remove(tmp)
     try:
         yield tmp
-        _replace(tmp, path)
+        with deferred():  # renamed and recorded together, with its card if any
+            _replace(tmp, path)
+            if along is not None:
+                along()
     finally:
         _remove(tmp)
-
-
-@contextmanager
-def staged_bundle(path: Path, folder_artifact: bool = False):
-    """For a file and its card: yield a temporary sibling to write the file to; after
-    the block, the caller moves it into place with ``commit`` and writes the card, both
-    inside ``deferred()``, so an interrupt leaves the old pair or the new one, never
-    a new file beside the old file's card. The sibling is removed in any case."""
-    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-stage-{path.name}")  # keeps the suffix tools check
-    _remove(tmp)
-    try:
-        yield tmp
-    finally:
-        _remove(tmp)
-
-
-def commit(tmp: Path, path: Path):
-    """``tmp`` (from ``staged_bundle``) replaces ``path``, recorded as edgepipe's."""
-    _replace(tmp, path)
 
 
 def _replace(tmp: Path, path: Path):
-    with deferred():  # renamed and recorded together
-        _replace_now(tmp, path)
-
-
-def _replace_now(tmp: Path, path: Path):
     digest = _expect(path, tmp)
     try:
         if path.is_dir():  # an earlier .mlpackage (checked above): move aside, then drop

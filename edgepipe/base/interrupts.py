@@ -63,8 +63,7 @@ def deferred():
         if callable(handler):
             handler(signum, frame)
         elif handler == signal.SIG_DFL:
-            _state["signal"] = signum
-            raise KeyboardInterrupt
+            on_early_signal(signum, frame)
 
 
 def on_early_signal(signum, frame):

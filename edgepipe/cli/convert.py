@@ -57,16 +57,14 @@ def cmd_convert(args):
                                 f"({', '.join(p.name for p in ports)})")
         calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
                               image=ports[0].is_image)
-    from edgepipe.base import atomic
-    from edgepipe.base.interrupts import converter_errors, deferred
+    from edgepipe.base.atomic import staged_path
+    from edgepipe.base.interrupts import converter_errors
     from edgepipe.pipeline.cards import converted_card
     from edgepipe.pipeline.report import write_json
-    with atomic.staged_bundle(out, FORMATS[variant.format].folder) as staged:
+    write_card = lambda: write_json(card, converted_card(meta, variant.format, variant.label, out))  # noqa: E731
+    with staged_path(out, FORMATS[variant.format].folder, along=write_card) as staged:  # file and card together
         with converter_errors(f"converting {args.model} to {variant.format} ({precision})"):
             export(variant, _export_graph(model), staged, calib, meta, ports)
-        with deferred():  # the file and its card replace the old pair together
-            atomic.commit(staged, out)
-            write_json(card, converted_card(meta, variant.format, variant.label, out))
     print(f"wrote {out} ({variant.name}: {variant.format}, {variant.label}"
           f"{', dynamic batch' if args.dynamic_batch else ''}) and {card.name}")
     say_assumed_range(spec, model, ports)
