@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgepipe.base import modelio
+from edgepipe.base import atomic, modelio
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.pipeline.recipe import INTEGER_OPTIONS
 from edgepipe.train.data import TASK_OF_KIND
@@ -23,8 +23,7 @@ def check_out_outside_data(recipe, out) -> None:
     photo (and left in their dataset): refused before anything is made."""
     if not recipe.data.path:
         return
-    data, target = Path(recipe.data.path).resolve(), Path(out).resolve()
-    if target == data or data in target.parents:
+    if atomic.inside(out, recipe.data.path):
         raise EdgePipeError(f"--out {out} is inside the data folder {recipe.data.path}; write the run elsewhere")
 
 

@@ -723,3 +723,26 @@ def test_a_checkpoint_state_listing_files_elsewhere_is_refused_before_tensorflow
     link.symlink_to(victim.parent, target_is_directory=True)
     with pytest.raises(EdgePipeError, match="is a link"):
         checkpoint_manager(checkpoint, link)
+
+
+def test_an_output_in_the_input_folder_spelt_in_another_case_is_refused(tmp_path, monkeypatch):
+    """On a case-insensitive disk (macOS, Windows) ``Photos/run`` is inside ``photos``.
+    Linux disks are case-sensitive, so the disk is emulated: paths that differ only in
+    case are one file to ``os.path.samefile``, as they are there."""
+    from edgepipe.pipeline.tasks import check_out_outside_data
+
+    def samefile_ignoring_case(a, b):
+        return str(Path(a).resolve()).lower() == str(Path(b).resolve()).lower()
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    (tmp_path / "Photos").mkdir()  # what the emulated disk shows under the other spelling
+    monkeypatch.setattr(os.path, "samefile", samefile_ignoring_case)
+    assert atomic.inside(tmp_path / "Photos" / "run", data)
+    assert not atomic.inside(tmp_path / "elsewhere" / "run", data)
+    recipe = type("R", (), {"data": type("D", (), {"path": str(data)})()})()
+    with pytest.raises(atomic.EdgePipeError, match="inside the data folder"):
+        check_out_outside_data(recipe, tmp_path / "Photos" / "run")
+    check_out_outside_data(recipe, tmp_path / "elsewhere" / "run")
+    with pytest.raises(atomic.EdgePipeError, match="inside the input folder"):
+        atomic.check_target(tmp_path / "Photos" / "model.tflite", inputs=[data])

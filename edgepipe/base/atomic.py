@@ -250,7 +250,7 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
     for src in inputs:
         if src and same_path(src, path):
             raise EdgePipeError(f"the output {path} is the input {src}; choose another --out")
-        if src and Path(src).is_dir() and _inside(path, Path(src)):
+        if src and Path(src).is_dir() and inside(path, src):
             raise EdgePipeError(f"the output {path} is inside the input folder {src}; choose another --out")
     if path.is_dir() and not (folder_artifact and is_mlpackage(path)):
         raise EdgePipeError(f"{path} is an existing folder edgepipe did not make; it is left alone, "
@@ -278,9 +278,15 @@ def same_path(a, b) -> bool:
         return False
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def inside(path, folder) -> bool:
+    """Whether ``path`` lies in ``folder``: its existing ancestors are compared with the
+    folder as files (``samefile``), so a case-insensitive disk (macOS, Windows) that
+    spells the folder ``Data`` in one and ``data`` in the other cannot slip past."""
     try:
-        return path.resolve().is_relative_to(folder.resolve())
+        here, folder = Path(path).resolve(), Path(folder).resolve()
+        if here.is_relative_to(folder):
+            return True
+        return any(a.exists() and os.path.samefile(a, folder) for a in (here, *here.parents))
     except (OSError, RuntimeError):
         return False
 
