@@ -19,6 +19,7 @@ from pathlib import Path
 from edgepipe.base import atomic
 from edgepipe.base.backend import keras
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import converter_chatter_silenced
 from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 
@@ -134,9 +135,10 @@ def to_mlmodel(model, precision: str = "fp16", scale: float = 1 / 255.0, bias: f
               else ct.TensorType(name=p.name, shape=p.shape) for p in ports]
     classifier = ct.ClassifierConfig(list(labels)) if labels else None
     # source given: "auto" freezes the whole graph once more only to learn it is TensorFlow 2
-    mlmodel = ct.convert(graph, source="tensorflow", convert_to="mlprogram", inputs=inputs,
-                         classifier_config=classifier, compute_precision=precision_flag,
-                         minimum_deployment_target=getattr(ct.target, target))
+    with converter_chatter_silenced():  # coremltools' progress bars
+        mlmodel = ct.convert(graph, source="tensorflow", convert_to="mlprogram", inputs=inputs,
+                             classifier_config=classifier, compute_precision=precision_flag,
+                             minimum_deployment_target=getattr(ct.target, target))
     proto = mlmodel.get_spec()
     described = proto.description
     outputs = [o.name for o in described.output if o.name != described.predictedFeatureName]

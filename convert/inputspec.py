@@ -27,7 +27,8 @@ GRAYSCALE = "GRAYSCALE"  # a card's color_order for a 1-channel image (its spec 
 MIN_SPAN, MAX_ABS = 0.5, 300.0
 # Layers that move, resample or crop pixels without rescaling them: the walk passes them
 # (the data-augmentation tutorial's Sequential([Resizing, Rescaling(1/255)]))
-KEEP_VALUES = ("Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D")
+KEEP_VALUES = ("Resizing", "CenterCrop", "Cropping2D", "ZeroPadding2D", "ActivityRegularization",
+               "Identity")  # the last two, and a linear Activation, pass every value through
 # ... and the same as tf_keras op layers (``tf.image.resize(x, ...)`` on the input)
 KEEP_VALUES_OPS = ("image.resize", "image.resize_with_pad", "image.resize_with_crop_or_pad", "image.central_crop",
                    "image.crop_to_bounding_box", "image.pad_to_bounding_box", "compat.v1.image.resize")
@@ -130,7 +131,7 @@ def from_model(model, index: int = 0) -> InputSpec | None:
     if _input_dtype(model, index) == "uint8":  # 0..255 is all a uint8 input can hold
         return raw_pixels("model", "the model takes uint8 pixels")
     if getattr(model, "keras_model", None) is not None:  # served from a Keras 3 file
-        chain = _keras3_chain(model.keras_model, index)
+        chain = _keras3_chain(model.keras_model, _keras3_input_index(model, index))
     elif hasattr(model, "layers"):
         chain = leading_layers(model, index)
     else:
@@ -161,6 +162,8 @@ def from_model(model, index: int = 0) -> InputSpec | None:
 
 
 def _keeps_values(layer) -> bool:
+    if type(layer).__name__ == "Activation":
+        return getattr(layer.activation, "__name__", None) == "linear"
     return type(layer).__name__ in KEEP_VALUES or getattr(layer, "symbol", None) in KEEP_VALUES_OPS
 
 
@@ -195,16 +198,27 @@ def _verdict(scale, bias, found: list[str]) -> InputSpec | None:
     return None
 
 
+def _keras3_input_index(served, index: int) -> int:
+    """The Keras 3 model's own position of the served signature's input ``index``: the
+    signature lists its inputs by name (alphabetically), the model in the order it was
+    built; -1 (no chain) where the names do not say."""
+    names = [getattr(t, "name", None) for t in served.keras_model.inputs]
+    if len(names) == 1:
+        return 0
+    name = served.inputs[index][0]
+    return names.index(name) if names.count(name) == 1 else -1
+
+
 def _keras3_chain(model, index: int = 0):
     """The layers a Keras 3 model's single input flows through first, entering nested
     models and passing Identity layers (``leading_layers`` reads tf_keras' graph); None
     where the chain cannot be followed (it branches or merges), which ends the caller's walk."""
-    if type(model).__name__ == "Sequential":
+    if type(model).__name__ in ("Sequential", "Pipeline"):  # a Pipeline is a layer of layers in a row
         steps = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     else:
         steps = _keras3_functional_steps(model, index)
     for layer in steps:
-        if layer is None or type(layer).__name__ not in ("Identity", "Sequential", "Functional"):
+        if layer is None or type(layer).__name__ not in ("Identity", "Sequential", "Functional", "Pipeline"):
             yield layer
         elif type(layer).__name__ != "Identity":
             yield from _keras3_chain(layer)
@@ -213,7 +227,7 @@ def _keras3_chain(model, index: int = 0):
 def _keras3_functional_steps(model, index: int = 0) -> list:
     """The ops input ``index`` flows through one after another; a None ends a chain that branches."""
     by_depth = getattr(model, "_nodes_by_depth", None)  # this model's own call nodes (a shared layer has others)
-    if index >= len(model.inputs) or by_depth is None:
+    if not 0 <= index < len(model.inputs) or by_depth is None:
         return [None]
     readers = {}
     for node in (n for depth in by_depth.values() for n in depth):

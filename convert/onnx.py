@@ -3,16 +3,13 @@ the export's shapes (batch 1, or a free batch named ``batch``). A SavedModel's
 serving signature is converted from its concrete function, outputs named by
 the signature's keys. The float16 and int8 (QDQ) variants are made from the float
 graph (``convert.onnx_variants``)."""
-import io
 import json
-import warnings
-from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 from edgepipe.base import atomic
 from edgepipe.base.backend import tf
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.base.quiet import native_stderr_silenced
+from edgepipe.base.quiet import converter_chatter_silenced
 from edgepipe.convert import graphio
 
 OPSET = 17
@@ -27,7 +24,7 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
 
     ports = ports or graphio.export_inputs(model)
     specs = [p.spec() for p in ports]
-    with _converter_chatter_silenced():
+    with converter_chatter_silenced():
         if graphio.is_serving(model):
             proto = _serving_to_onnx(model, ports)
         else:
@@ -45,23 +42,6 @@ def to_onnx_bytes(model, meta: dict | None = None, ports: list | None = None, pr
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
     return proto.SerializeToString()
-
-
-@contextmanager
-def _converter_chatter_silenced():
-    """TensorFlow's and tf2onnx's warnings and prints while they trace the model (a
-    lookup table's serialisation complaints, a bare exception text): edgepipe says
-    what matters itself, in one line (``_check_ops``)."""
-    import logging
-    tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
-    try:
-        with native_stderr_silenced(), redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        tf_logger.setLevel(level)
 
 
 def _serving_to_onnx(model, ports):

@@ -5,7 +5,8 @@ Each variant of ``convert.formats.VARIANTS`` names its gate family; defaults
 - exact (float32 / fp32): max abs error <= 1e-4 on every output (``verify`` adds
   1e-5 of the output's largest finite magnitude, the rtol coremltools' fp32 tests
   apply element by element: outputs in the hundreds, as a raw-pixel model gives,
-  are a few float32 ulps apart from 1e-4);
+  are a few float32 ulps apart from 1e-4; and for an output whose peak is under
+  0.01 it takes 1% of the peak for the 1e-4, ``float_atol``);
 - half (fp16 / float16): PSNR >= 40 dB;
 - quantized (int8 / int16x8 / dynamic TFLite, int8 ONNX, Core ML 8-bit linear and
   6-bit palette weights): classifiers keep top-1 agreement >= 98%; detectors with
@@ -27,6 +28,15 @@ from edgepipe.evaluate.parity import parity
 GATE_FAMILY = {v.precision: v.gate for v in VARIANTS.values()}  # precision -> exact | half | quantized | lossy
 LOSSY = {"agreement": 0.95, "task_drop": 0.03, "psnr": 20.0}
 RTOL = 1e-5  # verify's float32 gate, relative to the output's peak (coremltools' fp32 tests' rtol)
+ATOL = 1e-4  # verify's float32 gate, absolute part ...
+SMALL_OUTPUT_SHARE = 1e-2  # ... or 1% of the peak for an output far below it, where 1e-4 passes anything
+
+
+def float_atol(peak: float) -> float:
+    """The float32 gate's absolute part for an output whose largest magnitude is ``peak``:
+    1e-4, or 1% of the peak when that is smaller (outputs in units of 1e-5: 1e-4 would pass
+    an export of another model)."""
+    return min(ATOL, SMALL_OUTPUT_SHARE * peak) if peak > 0 else ATOL
 
 
 def gate_family(precision: str) -> str:

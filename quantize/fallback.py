@@ -1,6 +1,7 @@
 """Selective float fallback: keep the int8 layers that hurt most in float, one at a
 time (worst RMSE-per-step first), until the model passes its accuracy gate.
 Answers "int8 fell off a cliff": it names the layers and what keeping them costs."""
+import warnings
 from typing import Callable
 
 from edgepipe.base.errors import EdgePipeError
@@ -30,9 +31,12 @@ def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool
     kept = [by_name[k] for k in keep]
     steps = []
     while True:
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=[r["tensor"] for r in kept], fully_quantize=int8_io)
-        with native_stderr_silenced():  # the converter prints its options to fd 2
+        # setting the options quantizes again: the converter prints them to fd 2, and the
+        # debugger opens the deprecated tf.lite.Interpreter
+        with warnings.catch_warnings(), native_stderr_silenced():
+            warnings.simplefilter("ignore")
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=[r["tensor"] for r in kept], fully_quantize=int8_io)
             blob = debugger.get_nondebug_quantized_model()
         passed, value = gate(blob)
         steps.append({"float_layers": [r["layer"] for r in kept], "value": value, "passed": passed,

@@ -245,3 +245,22 @@ def test_depthwise_pruning_is_opt_in_and_strips_to_plain_layers():
         return prune.overall_sparsity(rows)
     assert depthwise_sparsity(False) == 0.0
     assert abs(depthwise_sparsity(True) - 0.5) <= 0.01
+
+
+def test_auto_fallback_and_core_ml_print_none_of_the_converters_lines(tmp_path, tiny_hed, tiny_images):
+    """Each fallback step re-quantized with the converter's options printed to fd 2 and the
+    deprecated tf.lite.Interpreter's 5-line warning; coremltools drew five progress bars.
+    Run as a user runs them (a process of its own, stderr a file), stderr holds edgepipe's
+    own lines only."""
+    import subprocess
+    import sys
+    from edgepipe.base.modelio import save_keras
+    path = save_keras(tiny_hed, tmp_path / "hed.keras")
+    np.save(tmp_path / "x.npy", tiny_images)
+    for argv, rc in ((["quantize", "--model", path, "--mode", "int8", "--data", tmp_path / "x.npy", "--auto-fallback",
+                       "--psnr", "200", "--max-float-layers", "1", "--out", tmp_path / "hed.int8.tflite"], 1),
+                     (["convert", "--model", path, "--format", "coreml", "--out", tmp_path / "hed.mlpackage"], 0)):
+        done = subprocess.run([sys.executable, "-m", "edgepipe.cli.main", *map(str, argv)], capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == rc, done.stderr
+        assert done.stderr == "", done.stderr

@@ -168,6 +168,24 @@ def test_a_resize_or_crop_before_the_rescaling_still_says_raw_pixels(tmp_path, f
         assert spec is not None and spec.value_range(3) == [0.0, 255.0], (name, spec)
 
 
+@pytest.mark.parametrize("passes", ["linear", "ActivityRegularization"])
+def test_a_layer_that_passes_values_through_before_the_rescaling_still_says_raw_pixels(tmp_path, passes):
+    """A linear Activation or an ActivityRegularization in front of Rescaling(1/255) stopped
+    the walk: the card said pixel / 255, and an int8 export calibrated on a 255th of the
+    pixels passed verify but was 100x off on real ones. A relu is no pass-through."""
+    from edgepipe.base.backend import keras3 as k3
+    from edgepipe.base.modelio import load_model
+    for name, K in (("tf_keras", keras), ("keras3", k3)):
+        L = K.layers
+        inp = K.Input((12, 12, 3))
+        for first, says in ((passes, [0.0, 255.0]), ("relu", None)):
+            x = L.Activation(first)(inp) if first in ("linear", "relu") else L.ActivityRegularization()(inp)
+            x = L.Rescaling(1 / 255)(x)
+            K.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x))).save(tmp_path / f"{name}.keras")
+            spec = from_model(load_model(tmp_path / f"{name}.keras"))
+            assert (spec and spec.value_range(3)) == says, (name, first, spec)
+
+
 def test_a_tf_image_resize_before_the_rescaling_still_says_raw_pixels():
     """``tf.image.resize`` on the input is an op layer, not a Resizing layer: the walk stopped
     there, the card said pixel / 255 and int8 calibrated on a 255th of the range (43.5%

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgepipe.base.backend import keras, tf
 from edgepipe.cli.main import main
@@ -828,3 +829,87 @@ def test_a_keras_model_without_a_rescaling_layer_gets_a_note_and_edgepipe_networ
         _ok(["convert", "--model", path, "--format", "tflite", "--out", path.with_suffix(".tflite")])
         err = capsys.readouterr().err
         assert ("no Rescaling/Normalization layer" in err) == noted, (model.name, err)
+
+
+def test_a_keras_3_model_with_two_image_inputs_gets_each_inputs_own_normalisation(tmp_path, capsys):
+    """The signature Keras 3 exports lists its inputs by name (alphabetically), the model in
+    the order it was built: the card gave ``zeta``'s Rescaling to ``alpha`` and the reverse,
+    an app fed both wrongly (error 86 against a peak of 0.5), and verify passed, feeding the
+    same swapped spec to both sides."""
+    from edgepipe.base.backend import keras3 as k3
+    k3.utils.set_random_seed(12)
+    zeta, alpha = k3.Input((16, 16, 3), name="zeta"), k3.Input((16, 16, 3), name="alpha")
+    xz = k3.layers.Conv2D(4, 3, activation="relu")(k3.layers.Rescaling(1 / 127.5, offset=-1)(zeta))
+    xa = k3.layers.Conv2D(4, 3, activation="relu")(alpha)
+    joined = k3.layers.GlobalAveragePooling2D()(k3.layers.concatenate([xz, xa]))
+    model = k3.Model([zeta, alpha], k3.layers.Dense(3)(joined))
+    model.save(tmp_path / "two.keras")
+    out = tmp_path / "two.tflite"
+    _ok(["convert", "--model", tmp_path / "two.keras", "--format", "tflite", "--out", out])
+    ranges = {i["name"]: i["range"] for i in json.loads(Path(f"{out}.model_card.json").read_text())["inputs"]}
+    assert ranges == {"zeta": [0.0, 255.0], "alpha": [0.0, 1.0]}, ranges
+    rng = np.random.default_rng(0)
+    pixels = {n: rng.integers(0, 256, (1, 16, 16, 3)).astype(np.float32) for n in ("zeta", "alpha")}
+    from edgepipe.evaluate.runners import open_runner
+    card = {i["name"]: i["normalization"] for i in json.loads(Path(f"{out}.model_card.json").read_text())["inputs"]}
+    got = open_runner(out).predict({n: p * np.float32(card[n]["scale"]) + np.float32(card[n]["bias"])
+                                    for n, p in pixels.items()})
+    want = np.asarray(model([pixels["zeta"], pixels["alpha"] / 255.0], training=False))
+    assert np.abs(next(iter(got.values())) - want).max() < 1e-4
+    rc, report = _verify(capsys, tmp_path / "two.keras", out)
+    assert rc == 0, report
+
+
+@pytest.mark.parametrize("block", ["pipeline", "solarization"])
+def test_keras_3_augmentation_keras_ships_is_dropped_inside_a_pipeline_and_solarization_too(tmp_path, capsys, block):
+    """A ``keras.layers.Pipeline`` of augmentation (clone_model does not enter it) and
+    ``Solarization``, ``MixUp``, ``CutMix`` (missing from the list) stayed in the export,
+    which then drew random numbers: convert was refused, naming a deleted temp folder and
+    telling the user to give the .keras file they had given. Both do nothing at inference."""
+    from edgepipe.base.backend import keras3 as k3
+    L = k3.layers
+    inp = k3.Input((16, 16, 3))
+    front = L.Pipeline([L.RandomFlip(), L.Rescaling(1 / 255)]) if block == "pipeline" else \
+        k3.Sequential([L.Solarization(addition_factor=0.2, value_range=(0, 255)), L.Rescaling(1 / 255)])
+    x = L.GlobalAveragePooling2D()(L.Conv2D(4, 3, activation="relu")(front(inp)))
+    k3.Model(inp, L.Dense(3)(x)).save(tmp_path / "aug.keras")
+    out = tmp_path / "aug.tflite"
+    capsys.readouterr()
+    _ok(["convert", "--model", tmp_path / "aug.keras", "--format", "tflite", "--out", out])
+    assert "Warning" not in capsys.readouterr().err  # nor Keras' input-structure warning
+    image = json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]
+    assert image["range"] == [0.0, 255.0] and image["normalization"]["source"] == "model", image
+    rc, report = _verify(capsys, tmp_path / "aug.keras", out)
+    assert rc == 0, report
+
+
+def test_a_keras_3_layer_random_at_inference_is_refused_naming_the_users_file(tmp_path, capsys):
+    """A layer of the user's own that draws random numbers at inference (here a trusted Lambda
+    adding noise) cannot be exported to match: refused in one line that names the user's
+    file and the cause, not the temporary SavedModel edgepipe made from it."""
+    from edgepipe.base.backend import keras3 as k3
+    inp = k3.Input((16, 16, 3))
+    x = k3.layers.GlobalAveragePooling2D()(k3.layers.Conv2D(4, 3)(inp))
+    noisy = k3.layers.Lambda(lambda t: t + k3.random.normal(k3.ops.shape(t)))(x)
+    k3.Model(inp, k3.layers.Dense(3)(noisy)).save(tmp_path / "noisy.keras")
+    line = _refused(capsys, ["convert", "--model", tmp_path / "noisy.keras", "--format", "tflite", "--out",
+                             tmp_path / "noisy.tflite", "--trust-model"], "random")
+    assert str(tmp_path / "noisy.keras") in line and "edgepipe-keras3-" not in line, line
+    assert not (tmp_path / "noisy.tflite").exists()
+
+
+def test_an_export_of_another_model_with_tiny_outputs_fails_the_float_gate(tmp_path, capsys):
+    """Outputs in units of 1e-5 (a head in small units): 1e-4 alone passed an export of
+    another model (cosine -0.7). The absolute part is then 1% of the peak; the model's own
+    export still passes."""
+    for seed, name in ((1, "a"), (2, "b")):
+        keras.utils.set_random_seed(seed)
+        inp = keras.Input((16, 16, 3))
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(inp))
+        keras.Model(inp, keras.layers.Rescaling(1e-5)(keras.layers.Dense(4)(x))).save(tmp_path / f"{name}.keras")
+        _ok(["convert", "--model", tmp_path / f"{name}.keras", "--format", "tflite", "--out",
+             tmp_path / f"{name}.tflite"])
+    rc, report = _verify(capsys, tmp_path / "a.keras", tmp_path / "b.tflite", "--no-drill-down")
+    assert rc == 1 and not report["outputs"][0]["pass"], report
+    rc, report = _verify(capsys, tmp_path / "a.keras", tmp_path / "a.tflite")
+    assert rc == 0, report

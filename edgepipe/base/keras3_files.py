@@ -11,6 +11,7 @@ so its own Rescaling/Normalization layers still say what pixels it takes.
 """
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ INFERENCE_NOOPS = frozenset({
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
     "RandomHue", "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter", "RandomGrayscale",
     "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomInvert", "RandomPosterization",
-    "RandomElasticTransform", "RandomColorDegeneration", "RandAugment", "AugMix", "GaussianNoise",
+    "RandomElasticTransform", "RandomColorDegeneration", "RandAugment", "AugMix", "Solarization", "MixUp",
+    "CutMix", "GaussianNoise",
     "GaussianDropout", "Dropout", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"})
 PROBE_SIDE = 32  # a free spatial dimension, when checking that stripping changed nothing
 
@@ -79,7 +81,13 @@ def served(model, source: Path) -> serving.ServingModel:
         except Exception as e:  # noqa: BLE001  what Keras 3 cannot trace into a TensorFlow graph
             raise EdgePipeError(f"{source}: Keras 3 could not export the model's inference function "
                                 f"({first_line(e)})") from None
-        model_served = serving.load_serving(Path(tmp), trust=True)  # our own export of a checked model
+        try:
+            model_served = serving.load_serving(Path(tmp), trust=True)  # our own export of a checked model
+        except serving.RandomSignature as e:
+            raise EdgePipeError(f"{source}: its inference output is random (op '{e.op}'): a layer draws random "
+                                f"numbers at inference, and edgepipe drops only the augmentation and dropout "
+                                f"layers Keras ships; remove that layer from the model, or run it in "
+                                f"training only, and save it again") from None
     model_served.path, model_served.keras_model = Path(source), model
     model_served.name_outputs(_layer_names(model, model_served.output_names))
     return model_served
@@ -105,7 +113,10 @@ def without_inference_noops(model):
     try:
         stripped = keras3.models.clone_model(model, clone_function=_identity_for_noop, recursive=True)
         feeds = [_probe(tensor) for tensor in model.inputs]
-        before, after = model(feeds, training=False), stripped(feeds, training=False)
+        feeds = feeds[0] if len(feeds) == 1 else feeds  # as the model was built: no structure warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before, after = model(feeds, training=False), stripped(feeds, training=False)
         same = all(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
                    for a, b in zip(keras3.tree.flatten(before), keras3.tree.flatten(after)))
     except Exception:  # noqa: BLE001  a model clone_model cannot rebuild keeps its layers
@@ -116,6 +127,8 @@ def without_inference_noops(model):
 def _identity_for_noop(layer):
     if type(layer).__name__ in INFERENCE_NOOPS:
         return keras3.layers.Identity(name=layer.name)
+    if type(layer).__name__ == "Pipeline":  # a layer holding layers, which clone_model does not enter
+        return keras3.layers.Pipeline([_identity_for_noop(inner) for inner in layer.layers], name=layer.name)
     return layer  # shared, weights and all
 
 

@@ -1,9 +1,12 @@
 """Native libraries (TensorFlow's C++ runtime, LiteRT's XNNPACK delegate,
 libpng and libjpeg inside OpenCV) print to fd 2 directly, past Python's
 ``sys.stderr``. A user should see edgepipe's own one-line errors, not that."""
+import io
+import logging
 import os
 import sys
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, redirect_stderr
 
 
 @contextmanager
@@ -24,3 +27,19 @@ def native_stderr_silenced():
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+@contextmanager
+def converter_chatter_silenced():
+    """A converter's own output while it traces the model: TensorFlow's and tf2onnx's
+    warnings and prints (a lookup table's serialisation complaints, a bare exception
+    text), coremltools' progress bars. edgepipe says what matters itself, in one line."""
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        with native_stderr_silenced(), redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        tf_logger.setLevel(level)

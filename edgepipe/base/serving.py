@@ -29,6 +29,14 @@ DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Prin
 ALLOWED_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional"})
 
 
+class RandomSignature(EdgePipeError):
+    """The signature draws random numbers (``op``), so no export can match it."""
+
+    def __init__(self, op: str, message: str):
+        super().__init__(message)
+        self.op = op
+
+
 def _natural(key: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
@@ -103,7 +111,7 @@ def load_serving(path, trust: bool = False) -> ServingModel:
         check_graph(path, meta)
     random_op = live_random_op(meta)
     if random_op:
-        raise EdgePipeError(f"{path}: its {SIGNATURE} signature draws random numbers (op '{random_op}' feeds its "
+        raise RandomSignature(random_op, f"{path}: its {SIGNATURE} signature draws random numbers (op '{random_op}' feeds its "
                             f"outputs), so no export can match it: Keras 3's model.export leaves augmentation "
                             f"layers (RandomFlip, ...) active. Give edgepipe the .keras file (it drops them) or "
                             f"export the model without them")

@@ -31,7 +31,7 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
 
 def cmd_verify(args):
     from edgepipe.base.modelio import load_model
-    from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier
+    from edgepipe.evaluate.gates import check_output, default_gate, float_atol, gated_as_classifier
     from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import NotRunnable, open_runner, reference_runner
     if args.truth and not args.data:  # else the ids would be scored against inputs verify generates
@@ -60,9 +60,11 @@ def cmd_verify(args):
         got = _matched(ref, runner.predict(fed), args.export)
         for name, r in ref.items():
             psnr = {} if args.psnr is None else {"psnr_fp16": args.psnr, "psnr_int": args.psnr}
-            gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), args.atol,
+            peak = _finite_peak(r)
+            atol = float_atol(peak) if args.atol is None else args.atol
+            gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), atol,
                                 agreement=0.98 if args.agreement is None else args.agreement, **psnr,
-                                rtol=args.rtol, peak=_finite_peak(r))
+                                rtol=args.rtol, peak=peak)
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
@@ -297,8 +299,8 @@ def add_parser(sub):
                                   "with one array per input name (images in [0,1], other inputs as the model "
                                   "takes them; default: generated documents and uniform [0,1) tensors)")
     v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
-    v.add_argument("--atol", type=positive, default=1e-4, help="float32 gate: max abs error <= ATOL + RTOL x the "
-                   "output's peak magnitude (default 1e-4)")
+    v.add_argument("--atol", type=positive, help="float32 gate: max abs error <= ATOL + RTOL x the output's peak "
+                   "magnitude (default 1e-4, or 1%% of the peak for an output whose peak is under 0.01)")
     v.add_argument("--rtol", type=float_range(0.0), default=RTOL, help=f"float32 gate, relative part (default {RTOL:g}; "
                    "0 gates on ATOL alone)")
     v.add_argument("--psnr", type=positive, help="gate for dense outputs of lossy exports: minimum PSNR in dB "
