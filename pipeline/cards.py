@@ -11,18 +11,29 @@ from edgepipe.evaluate.outputs import activation
 from edgepipe.base.errors import EdgePipeError
 
 
-def _quant_params(path):
-    """Input/output scale, zero point and dtype of an int8 TFLite file."""
-    from ai_edge_litert.interpreter import Interpreter
-    interp = Interpreter(model_path=str(path))
+def _quant_params(path, names: dict) -> dict:
+    """Input/output scale, zero point and dtype of an int8 TFLite file, each entry named as
+    an app finds the tensor, in the order the card lists ``names`` ({"inputs": [...],
+    "outputs": [...]}): TFLite's own order can differ (a two-output head's box before its
+    classes), and an app pairing them by position would dequantize one with the other's."""
+    from edgepipe.evaluate.runners import TFLiteRunner
+    ins, outs = TFLiteRunner(path).tensor_details()
 
-    def q(d):
+    def q(name, d):
         scale, zero = d["quantization"]
         dtype = np.dtype(d["dtype"]).name
         if not scale:  # TFLite's "not quantized" (uint8 pixels the model takes): x / 0 would feed garbage
-            return {"scale": 1.0, "zero_point": 0, "dtype": dtype, "quantized": False}
-        return {"scale": float(scale), "zero_point": int(zero), "dtype": dtype}
-    return {"input": q(interp.get_input_details()[0]), "outputs": [q(d) for d in interp.get_output_details()]}
+            return {"name": name, "scale": 1.0, "zero_point": 0, "dtype": dtype, "quantized": False}
+        return {"name": name, "scale": float(scale), "zero_point": int(zero), "dtype": dtype}
+    inputs = [q(n, d) for n, d in _in_card_order(ins, names.get("inputs", []))]
+    return {"input": inputs[0], "inputs": inputs,
+            "outputs": [q(n, d) for n, d in _in_card_order(outs, names.get("outputs", []))]}
+
+
+def _in_card_order(details: dict, names: list) -> list:
+    """``details``' items in the order of ``names`` (those it has), then the rest in the file's order."""
+    listed = [n for n in names if n in details]
+    return [(n, details[n]) for n in listed] + [(n, d) for n, d in details.items() if n not in listed]
 
 
 def image_input(model, spec: InputSpec | None = None, port=None) -> dict:
@@ -143,12 +154,12 @@ def bundle_meta(recipe, model, recipe_hash) -> dict:
     }
 
 
-def _artifact(fmt, variant, path, size, status, verify=None, bench=None, gpu=None) -> dict:
+def _artifact(fmt, variant, path, size, status, verify=None, bench=None, gpu=None, names=None) -> dict:
     item = {"format": fmt, "variant": variant, "file": path and str(path).split("/")[-1], "size_bytes": size,
             "status": status, "verify": verify or {},
             "bench": {k: v for k, v in (bench or {}).items() if k != "samples_ms"}}
     if fmt == "tflite" and variant.startswith("int8") and "float-io" not in variant and status == "ok":
-        item["quantization"] = _quant_params(path)  # int8 or uint8 I/O: what an app (de)quantizes with
+        item["quantization"] = _quant_params(path, names or {})  # int8 or uint8 I/O: what an app (de)quantizes with
     if gpu:
         item["gpu_delegate"] = gpu
     return item
@@ -161,8 +172,8 @@ def _created() -> str:
 def model_card(meta: dict, entries) -> dict:
     """``meta`` (what the bundle carries) plus every artifact's verify and bench results."""
     artifacts = [_artifact(e["format"], e["variant"], e["path"], e["size_bytes"], e["status"],
-                           {"parity": e["parity"], "task": e["task"]}, e["latency"], e.get("gpu_delegate"))
-                 for e in entries]
+                           {"parity": e["parity"], "task": e["task"]}, e["latency"], e.get("gpu_delegate"),
+                           _io_names(meta)) for e in entries]
     return meta | {"created": _created(), "artifacts": artifacts}
 
 
@@ -174,7 +185,12 @@ def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
     if fmt == "tflite":
         from edgepipe.evaluate.gpucompat import gpu_report
         gpu = gpu_report(path)
-    return meta | {"created": _created(), "artifacts": [_artifact(fmt, variant, path, size, "ok", gpu=gpu)]}
+    return meta | {"created": _created(),
+                   "artifacts": [_artifact(fmt, variant, path, size, "ok", gpu=gpu, names=_io_names(meta))]}
+
+
+def _io_names(meta: dict) -> dict:
+    return {k: [entry.get("name") for entry in meta.get(k, [])] for k in ("inputs", "outputs")}
 
 
 def run_card_of(path) -> dict | None:
