@@ -54,7 +54,7 @@ def tflite_tensors(path, x, output_layers=()) -> list[tuple[str, np.ndarray]]:
     interp.set_tensor(inp["index"], np.asarray(x).astype(inp["dtype"]))
     interp.invoke()
     details = {d["index"]: d for d in interp.get_tensor_details()}
-    renamed = {d["index"]: name for d, name in zip(interp.get_output_details(), output_layers)}
+    renamed = _output_layers(interp, path, list(output_layers))
     found = []
     for op in interp._get_ops_details():
         for i in op["outputs"]:
@@ -63,6 +63,17 @@ def tflite_tensors(path, x, output_layers=()) -> list[tuple[str, np.ndarray]]:
             s, z = d["quantization"]
             found.append((renamed.get(i, d["name"]), (value - z) * s if s else value))
     return found
+
+
+def _output_layers(interp, path, output_layers: list) -> dict:
+    """{output tensor index: the Keras output layer it is}: by the signature's names where
+    they are the layers' (TFLite may order a two-output head's box before its classes),
+    else in order."""
+    from edgepipe.evaluate.runners import tflite_io_names
+    outs, names = interp.get_output_details(), tflite_io_names(interp, path)[1]
+    if sorted(names) == sorted(output_layers):
+        return {d["index"]: name for d, name in zip(outs, names)}
+    return {d["index"]: name for d, name in zip(outs, output_layers)}
 
 
 def coreml_tensors(path, x) -> list[tuple[str, np.ndarray]]:

@@ -194,10 +194,8 @@ class TFLiteRunner(Runner):
                 self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgePipeError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0]})") from None
-        signature = _first_subgraph_signature(self.interp, path)
         ins, self._out = self.interp.get_input_details(), self.interp.get_output_details()
-        in_names = _tensor_names(ins, signature.get("inputs", {}))
-        self._out_names = _tensor_names(self._out, signature.get("outputs", {}))
+        in_names, self._out_names = tflite_io_names(self.interp, path)
         self._ins = dict(zip(in_names, ins))
         self._in = ins[0]  # the first input: what a timed run sets
         self.inputs = [TensorInfo(n, tuple(d["shape_signature"]), np.dtype(d["dtype"]).name)
@@ -284,6 +282,14 @@ class TFLiteRunner(Runner):
 
     def predict(self, batch):
         return self._each(batch, self._one)
+
+
+def tflite_io_names(interp, path) -> tuple[list[str], list[str]]:
+    """(input names, output names) of a LiteRT interpreter's tensors as an app finds them,
+    in the order of its ``get_input_details()`` / ``get_output_details()``."""
+    signature = _first_subgraph_signature(interp, path)
+    return (_tensor_names(interp.get_input_details(), signature.get("inputs", {})),
+            _tensor_names(interp.get_output_details(), signature.get("outputs", {})))
 
 
 def _first_subgraph_signature(interp, path) -> dict:
