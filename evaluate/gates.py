@@ -64,7 +64,7 @@ class Gate:
         return f"{self.metric} {value:.4g} {op} {self.threshold:g}"
 
 
-def default_gate(variant: str, classifier: bool, atol=1e-4, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0,
+def default_gate(variant: str, classifier: bool, atol=ATOL, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0,
                  task_drop: float | None = None, rtol: float = 0.0, peak: float = 0.0):
     """``variant``: the export's precision. ``task_drop``: gate a quantized non-classifier
     on its task metric's drop (``f_score_drop``) instead of PSNR, where the caller has

@@ -209,11 +209,6 @@ class TFLiteRunner(Runner):
         self.state_note = state_note(path)  # a fused LSTM's state: reset before every input, as an app must
         self._invoke = self._invoke_from_fresh_state if self.state_note else self.interp.invoke  # timed as is
 
-    def tensor_details(self) -> tuple[dict, dict]:
-        """({input name: LiteRT tensor details}, {output name: details}): by the names an
-        app finds them under (signature keys), in the file's order."""
-        return dict(self._ins), dict(zip(self._out_names, self._out))
-
     def _invoke_from_fresh_state(self):
         self.interp.reset_all_variables()
         self.interp.invoke()

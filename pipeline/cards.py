@@ -16,8 +16,12 @@ def _quant_params(path, names: dict) -> dict:
     an app finds the tensor, in the order the card lists ``names`` ({"inputs": [...],
     "outputs": [...]}): TFLite's own order can differ (a two-output head's box before its
     classes), and an app pairing them by position would dequantize one with the other's."""
-    from edgepipe.evaluate.runners import TFLiteRunner
-    ins, outs = TFLiteRunner(path).tensor_details()
+    from ai_edge_litert.interpreter import Interpreter
+    from edgepipe.evaluate.runners import tflite_io_names
+    interp = Interpreter(model_path=str(path))
+    in_names, out_names = tflite_io_names(interp, path)
+    ins = dict(zip(in_names, interp.get_input_details()))
+    outs = dict(zip(out_names, interp.get_output_details()))
 
     def q(name, d):
         scale, zero = d["quantization"]

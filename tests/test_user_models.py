@@ -921,7 +921,7 @@ def test_an_int8_cards_quantization_is_named_and_in_the_cards_output_order(tmp_p
     by position dequantized each output with the other's scale (error 0.57 on a peak of
     0.29). Each entry is now named and in the card's order; dequantized as the card says,
     both outputs match Keras."""
-    from edgepipe.evaluate.runners import open_runner
+    from edgepipe.evaluate.runners import open_runner, tflite_io_names
     keras.utils.set_random_seed(4)
     inp = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(
@@ -941,7 +941,8 @@ def test_an_int8_cards_quantization_is_named_and_in_the_cards_output_order(tmp_p
                              np.clip(np.round(pixels / quant["input"]["scale"] + quant["input"]["zero_point"]),
                                      -128, 127).astype(np.int8))
     runner.interp.invoke()
-    raw = {name: runner.interp.get_tensor(d["index"]) for name, d in runner.tensor_details()[1].items()}
+    raw = {name: runner.interp.get_tensor(d["index"])
+           for name, d in zip(tflite_io_names(runner.interp, out)[1], runner.interp.get_output_details())}
     want = dict(zip(["classes", "box"], model.predict(pixels, verbose=0)))
     for entry in quant["outputs"]:
         got = (raw[entry["name"]].astype(np.float32) - entry["zero_point"]) * entry["scale"]

@@ -111,10 +111,10 @@ def load_serving(path, trust: bool = False) -> ServingModel:
         check_graph(path, meta)
     random_op = live_random_op(meta)
     if random_op:
-        raise RandomSignature(random_op, f"{path}: its {SIGNATURE} signature draws random numbers (op '{random_op}' feeds its "
-                            f"outputs), so no export can match it: Keras 3's model.export leaves augmentation "
-                            f"layers (RandomFlip, ...) active. Give edgepipe the .keras file (it drops them) or "
-                            f"export the model without them")
+        raise RandomSignature(random_op, f"{path}: its {SIGNATURE} signature draws random numbers (op "
+                              f"'{random_op}' feeds its outputs), so no export can match it: Keras 3's model.export "
+                              f"leaves augmentation layers (RandomFlip, ...) active. Give edgepipe the .keras file "
+                              f"(it drops them) or export the model without them")
     try:
         loaded = tf.saved_model.load(str(path))
         return ServingModel(path, loaded, loaded.signatures[SIGNATURE])
