@@ -123,6 +123,19 @@ def from_range(lo: float, hi: float, source: str = "user") -> InputSpec:
     return InputSpec((-lo * std,), (std,), source=source)
 
 
+def from_input_quantization(dtype: str, scale: float, zero: int) -> InputSpec | None:
+    """What an 8-bit quantized image input takes, when no card says: its bytes are the
+    pixels (uint8 as they are; int8 as pixel - 128, what the converter's int8 input
+    type means), so ``float = scale * (byte - zero)`` is the pixel map. A quantized
+    input whose floats are [0, 1] gets pixel / 255, as before; one whose floats are
+    0..255 or [-1, 1] gets its own (pixel / 255 fed through it used a sliver of its range)."""
+    shift = {"uint8": 0, "int8": 128}.get(dtype)
+    if shift is None or not (math.isfinite(scale) and scale > 0):
+        return None
+    return InputSpec((shift + zero,), (1.0 / scale,), source="model",
+                     note=f"the model's {dtype} input holds pixels (scale {scale:g}, zero point {zero})")
+
+
 def from_model(model, index: int = 0) -> InputSpec | None:
     """What the model's own leading Rescaling/Normalization layers (or the
     ``tf.math`` ops ``keras.applications`` preprocess_input leaves) say its input

@@ -83,6 +83,11 @@ class Runner:
         floats the runtime quantizes."""
         return False
 
+    def input_quantization(self) -> tuple[str, float, int] | None:
+        """(integer dtype, scale, zero point) of a first input the runtime quantizes
+        (``float = scale * (q - zero)``), else None."""
+        return None
+
     def input_shapes(self) -> dict[str, tuple]:
         """{input name: NHWC shape, None where free}: what the model takes."""
         return {i.name: _nhwc(i) for i in self.inputs}
@@ -215,6 +220,10 @@ class TFLiteRunner(Runner):
 
     def raw_integer_input(self) -> bool:
         return np.issubdtype(self._in["dtype"], np.integer) and not self._in["quantization"][0]
+
+    def input_quantization(self) -> tuple[str, float, int] | None:
+        scale, zero = self._in["quantization"]
+        return (np.dtype(self._in["dtype"]).name, float(scale), int(zero)) if scale else None
 
     def _to_input(self, x, detail=None):
         detail = detail or self._in

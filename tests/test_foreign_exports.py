@@ -237,3 +237,11 @@ def test_an_inf_in_the_original_does_not_open_the_float_gate():
     gate = default_gate("float32", False, rtol=RTOL, peak=_finite_peak(ref))
     assert gate.threshold == pytest.approx(1e-4 + RTOL * 0.5)
     assert not check_output(ref, np.array([[9, -7, 3.4e38]], np.float32), gate)["pass"]
+
+
+@pytest.mark.parametrize("text", ["1,,2", "1,", ",", "", "1, 1", "-1", "1.5", "٣"])
+def test_a_thread_list_with_a_hole_a_repeat_or_a_non_number_is_a_usage_error(text):
+    from edgepipe.cli.bench import parse_threads
+    with pytest.raises(EdgePipeError, match="--threads"):
+        parse_threads(text)
+    assert parse_threads(" 1, 2 ") == [1, 2]

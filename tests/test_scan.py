@@ -123,3 +123,31 @@ def test_edges_and_page_are_told_apart_by_name():
         edges_and_page({"edges": e, "page": np.ones((1, 4, 4, 1))})
     with pytest.raises(EdgePipeError, match=r"edge map must be \(N, H, W, 1\); it is \(1, 64\)"):
         edges_and_page({"edges": np.zeros((1, 64)), "page": p})
+
+
+@pytest.mark.parametrize("dtype, floats", [("uint8", (0.0, 255.0)), ("int8", (-1.0, 1.0)), ("uint8", (0.0, 1.0))])
+def test_a_quantized_input_without_a_card_is_fed_the_pixels_its_bytes_hold(tmp_path, dtype, floats):
+    """A foreign int8/uint8-input TFLite with no card: its bytes are the pixels (int8:
+    pixel - 128), whatever floats its quantization says they stand for. pixel / 255
+    fed through a 0..255 or [-1, 1] input used a sliver of its range."""
+    from edgepipe.base.backend import tf
+    from edgepipe.cli.scan import pixel_spec
+    from edgepipe.evaluate.runners import open_runner
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 16, 16, 3), tf.float32)])
+    def edges(x):
+        return tf.sigmoid(tf.reduce_mean(x, -1, keepdims=True))
+
+    def calibration():
+        for lo_hi in (floats, floats[::-1]):
+            yield [np.linspace(*lo_hi, 16 * 16 * 3, dtype=np.float32).reshape(1, 16, 16, 3)]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([edges.get_concrete_function()], edges)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.inference_input_type = getattr(tf, dtype)
+    path = tmp_path / "foreign.tflite"
+    path.write_bytes(converter.convert())
+    runner = open_runner(path)
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, -1)
+    fed = runner._to_input(pixel_spec(path, runner).from_pixels(pixels)).astype(np.int32)
+    np.testing.assert_array_equal(fed, pixels.astype(np.int32) - (128 if dtype == "int8" else 0))

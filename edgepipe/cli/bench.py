@@ -9,12 +9,15 @@ from edgepipe.cli.args import add_trust, count, int_range, positive, positive_in
 
 
 def parse_threads(text: str) -> list[int]:
-    try:
-        threads = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise EdgePipeError(f"--threads takes a comma-separated list of integers, got '{text}'") from None
-    if not threads or min(threads) < 1:
+    """'1,4' -> [1, 4]. An empty item ('1,,2') or a repeat is a typo, not a request."""
+    items = [t.strip() for t in text.split(",")]
+    if not all(t.isdigit() and t.isascii() for t in items):
+        raise EdgePipeError(f"--threads takes a comma-separated list of positive integers, got '{text}'")
+    threads = [int(t) for t in items]
+    if min(threads) < 1:
         raise EdgePipeError(f"--threads needs positive integers, got '{text}'")
+    if len(set(threads)) < len(threads):
+        raise EdgePipeError(f"--threads names a thread count twice: '{text}'")
     if max(threads) > MAX_THREADS:  # each runtime spawns them all: 20000 threads hang the machine
         raise EdgePipeError(f"--threads {max(threads)}: edgepipe times at most {MAX_THREADS} threads")
     return threads

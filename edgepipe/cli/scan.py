@@ -66,11 +66,16 @@ def cmd_scan(args):
 def pixel_spec(path, runner):
     """What the model takes for pixels: its own layers' word (a Keras model or SavedModel),
     else its bundle's (the card an export carries), else 0..255 for an input that holds
-    raw integers, else pixel / 255."""
-    from edgepipe.convert.inputspec import DEFAULT, bundle_spec, from_model, raw_pixels
+    raw integers, else (an 8-bit quantized input) the pixels its bytes hold, else pixel / 255."""
+    from edgepipe.convert.inputspec import DEFAULT, bundle_spec, from_input_quantization, from_model, raw_pixels
     if runner.runtime in ("keras", "savedmodel"):
         return from_model(runner.model) or DEFAULT
-    return bundle_spec(path) or (raw_pixels(note="an integer input") if runner.raw_integer_input() else DEFAULT)
+    if spec := bundle_spec(path):
+        return spec
+    if runner.raw_integer_input():
+        return raw_pixels(note="an integer input")
+    quantized = runner.input_quantization()
+    return (from_input_quantization(*quantized) if quantized else None) or DEFAULT
 
 
 def add_parser(sub):
