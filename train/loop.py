@@ -155,7 +155,7 @@ def checkpoint_manager(checkpoint, folder: Path):
     """TensorFlow's manager, after checking the folder's ``checkpoint`` state file: the
     manager deletes the files of every older checkpoint that file lists, and a copied or
     crafted run folder could list any path on the machine."""
-    folder = Path(folder)
+    folder = Path(folder).absolute()  # TensorFlow joins a relative state entry onto the folder as given
     if folder.is_symlink():
         raise EdgePipeError(f"{folder} is a link; edgepipe keeps its checkpoints in a folder of its own")
     state = tf.train.get_checkpoint_state(str(folder)) if folder.is_dir() else None
