@@ -317,7 +317,7 @@ def _run(recipe, out_dir, console, force: bool, through: str = "report") -> dict
     t_start = time.time()
 
     def do_train():
-        r._model, history = r.task.train(r.out, console)
+        r._model, history = r.task.train(r.out, console, resume=not force)  # --force trains from scratch
         if recipe.train.distribute == "multi_worker":
             r._model = None  # the chief goes on alone: load the saved model, not the cluster's mirrored one
         return {"loss": history["loss"], "val_loss": history["val_loss"]}, [r.keras_path]

@@ -88,10 +88,17 @@ def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
     return cfg, specs
 
 
-def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
+def base_recipe_file(cfg: SweepCfg, sweep_path) -> Path | None:
+    """The base recipe's file (an input of the sweep, never one of its outputs); None for an inline base."""
     if isinstance(cfg.base, dict):
+        return None
+    return (Path(sweep_path).parent / Path(cfg.base).expanduser()) if cfg.base else DEFAULT_RECIPE
+
+
+def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
+    where = base_recipe_file(cfg, sweep_path)
+    if where is None:
         return cfg.base
-    where = (sweep_path.parent / Path(cfg.base).expanduser()) if cfg.base else DEFAULT_RECIPE
     raw = _read_yaml(where, "base recipe")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"base recipe {where} must be a YAML mapping")
@@ -185,10 +192,13 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
     return RunSpec(name, overrides, recipe, recipe.model_dump())
 
 
+SWEEP_FILES = ("sweep.json", "sweep.html")
+
+
 def _unique_names(specs: list[RunSpec]):
     """Each run its own folder: a repeated name gets the first -2, -3, ... that no run
     is named (a run the user named ``a-2`` keeps its name; the second ``a`` takes ``a-3``)."""
-    named, used = {s.name for s in specs}, set()
+    named, used = {s.name for s in specs}, set(SWEEP_FILES)  # the sweep's own files beside the run folders
     for s in specs:
         if s.name in used:
             k = 2

@@ -40,7 +40,7 @@ def _comparable(report):
 FAST = TINY | {"export": TINY["export"] | {"variants": ["tflite_float32", "onnx_float32"]}}
 
 
-def test_rerun_skips_finished_stages_and_changed_config_reruns_only_downstream(tmp_path, tiny_run):
+def test_rerun_skips_finished_stages_and_changed_config_reruns_only_downstream(tmp_path, tiny_run, capsys):
     out = tmp_path / "run"
     shutil.copytree(tiny_run, out)  # trained on TINY, which FAST changes only downstream of training
     recipe = _recipe(tmp_path, FAST)
@@ -55,8 +55,13 @@ def test_rerun_skips_finished_stages_and_changed_config_reruns_only_downstream(t
     changed["bench"]["runs"] = 4
     assert main(["run", "--recipe", str(_recipe(tmp_path, changed, "r2.yaml")), "--out", str(out)]) == 0
     assert _skipped(out) == {"train", "export", "verify"}
+    capsys.readouterr()
     assert main(["run", "--recipe", str(_recipe(tmp_path, changed, "r2.yaml")), "--out", str(out), "--force"]) == 0
     assert _skipped(out) == set()
+    log = capsys.readouterr().out
+    assert "resuming training" not in log  # --force trains again: it did 0 steps from the last checkpoint
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["steps_done"] == sum(p["steps"] for p in FAST["profiles"]["quick"]["phases"])
 
 
 def _a_copy_is_judged_by_its_own_files(tmp_path, out, recipe):

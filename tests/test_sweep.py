@@ -32,8 +32,8 @@ def ray_local():
     ray.shutdown()
 
 
-def _write(tmp_path, sweep) -> Path:
-    path = tmp_path / "sweep.yaml"
+def _write(tmp_path, sweep, name="sweep.yaml") -> Path:
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(sweep))
     return path
 
@@ -217,3 +217,21 @@ def test_a_relative_data_path_is_beside_the_file_that_names_it(tmp_path, monkeyp
     assert [s.recipe.data.path for s in specs] == [str(tmp_path / "recipes" / "photos"),
                                                    str(tmp_path / "sweeps" / "more")]
     assert specs[0].raw["data"]["path"] == specs[0].recipe.data.path
+
+
+def test_a_base_recipe_a_sweep_wrote_is_its_input_and_never_rewritten(tmp_path, capsys):
+    """A sweep whose base is a run's recipe.yaml in its own --out rewrote that file (the
+    input became an output); and a run named like the sweep's report took its path."""
+    from edgepipe.base.atomic import ensure_writable_dir
+    from edgepipe.pipeline.sweep_exec import write_recipes
+    first = _write(tmp_path, {"base": RECIPE, "runs": [{"train.seed": 5}]}, "first.yaml")
+    _, specs = load_sweep(first)
+    write_recipes(specs, ensure_writable_dir(tmp_path / "o"))  # as the first sweep's command does
+    base = tmp_path / "o" / "seed=5" / "recipe.yaml"
+    before = base.read_bytes()
+    second = _write(tmp_path, {"base": "o/seed=5/recipe.yaml", "runs": [{"train.seed": 5}]}, "second.yaml")
+    assert main(["sweep", str(second), "--out", str(tmp_path / "o"), "--num-cpus", "1"]) == 2
+    assert "recipe.yaml" in capsys.readouterr().err
+    assert base.read_bytes() == before
+    _, specs = load_sweep(_write(tmp_path, {"base": RECIPE, "runs": [{"name": "sweep.json"}, {"name": "sweep.html"}]}))
+    assert [s.name for s in specs] == ["sweep.json-2", "sweep.html-2"]

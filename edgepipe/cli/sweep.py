@@ -8,7 +8,7 @@ from edgepipe.cli.args import positive, positive_int
 
 def cmd_sweep(args):
     from edgepipe.base.atomic import ensure_writable_dir
-    from edgepipe.pipeline.sweep import load_sweep
+    from edgepipe.pipeline.sweep import base_recipe_file, load_sweep
     cfg, specs = load_sweep(args.sweep)  # every run validated before Ray or TensorFlow starts
     if args.address and args.num_cpus:
         raise EdgePipeError("--num-cpus sizes the Ray started here; a cluster (--address) has its own CPUs")
@@ -20,7 +20,7 @@ def cmd_sweep(args):
     out = ensure_writable_dir(args.out)
     from edgepipe.pipeline.report import wide_console
     from edgepipe.pipeline.sweep_exec import run_sweep, write_recipes
-    write_recipes(specs, out, inputs=[args.sweep])
+    write_recipes(specs, out, inputs=[args.sweep, *filter(None, [base_recipe_file(cfg, args.sweep)])])
     console = wide_console()
     budgets = {"max_latency_ms": args.max_latency_ms, "max_size_kb": args.max_size_kb}
     summary = run_sweep(cfg, specs, out, console, args.address, args.num_cpus, budgets)
