@@ -124,12 +124,16 @@ def _output_tensor(w, spec, labels):
     return _tensor(w, spec["name"], description, content, (), stats, files)
 
 
-def build_metadata(meta: dict) -> bytes:
-    """A ``ModelMetadata`` flatbuffer for ``meta`` (a model card, see ``pipeline.cards``)."""
+def build_metadata(meta: dict, order: dict | None = None) -> bytes:
+    """A ``ModelMetadata`` flatbuffer for ``meta`` (a model card, see ``pipeline.cards``).
+    ``order``: {"inputs": [...], "outputs": [...]}, the card's entries in the file's tensor
+    order where it differs (readers pair metadata with tensors by position)."""
     w = _Writer()
     labels = meta.get("labels") or []
-    inputs = [_input_tensor(w, s) for s in meta["inputs"]]
-    outputs = [_output_tensor(w, s, labels and i == 0) for i, s in enumerate(meta["outputs"])]
+    order = order or {}
+    labelled = meta["outputs"][0] if meta["outputs"] else None  # the card's first output is the classes'
+    inputs = [_input_tensor(w, s) for s in order.get("inputs", meta["inputs"])]
+    outputs = [_output_tensor(w, s, labels and s is labelled) for s in order.get("outputs", meta["outputs"])]
     inputs_vec, outputs_vec = w.offsets(inputs), w.offsets(outputs)
     subgraph = w.table(10, [(2, "off", inputs_vec), (3, "off", outputs_vec)])
     card = _associated_file(w, "model_card.json", "model card: inputs, outputs, training, quantization",
@@ -165,12 +169,33 @@ def attach(model_bytes: bytes, meta: dict) -> bytes:
         entry.name, entry.buffer = METADATA_NAME.encode(), len(model.buffers)
         model.buffers.append(schema.BufferT())
         model.metadata.append(entry)
-    model.buffers[entry.buffer].data = np.frombuffer(build_metadata(meta), np.uint8)
+    model.buffers[entry.buffer].data = np.frombuffer(build_metadata(meta, _file_order(model, meta)), np.uint8)
     packed = io.BytesIO(flatbuffer_utils.convert_object_to_bytearray(model))
     with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as archive:
         for name, data in _associated_files(meta).items():
             archive.writestr(name, data)
     return packed.getvalue()
+
+
+def _file_order(model, meta: dict) -> dict:
+    """The card's inputs and outputs in the order the file's first subgraph lists its
+    tensors, matched by name as an app finds them (the signature's key, else the
+    tensor's name): the converter orders tensors by name (``boxes`` before ``scores``),
+    the card follows the model. Where the names do not all match, the card's order is kept."""
+    if not model.subgraphs:
+        return {}
+    graph, order = model.subgraphs[0], {}
+    signature = next((s for s in model.signatureDefs or [] if s.subgraphIndex == 0), None)
+    for key, tensors in (("inputs", graph.inputs), ("outputs", graph.outputs)):
+        tensors = [int(t) for t in (tensors if tensors is not None else [])]
+        names = {t: graph.tensors[t].name.decode() for t in tensors}
+        if signature is not None:
+            names |= {int(m.tensorIndex): m.name.decode() for m in getattr(signature, key) or []}
+        entries = {e.get("name"): e for e in meta.get(key, [])}
+        wanted = [names[t] for t in tensors]
+        if len(entries) == len(meta.get(key, [])) == len(wanted) and set(wanted) == set(entries):
+            order[key] = [entries[n] for n in wanted]
+    return order
 
 
 def strip_associated_files(model_bytes: bytes) -> bytes:

@@ -966,3 +966,25 @@ def test_the_drill_down_pairs_a_two_output_heads_outputs_by_name(tmp_path):
     x = np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32)
     rows = {r["layer"]: r for r in drill_down(load_model(tmp_path / "two.keras"), out, x, "int8")["layers"]}
     assert rows["classes"]["relative_error"] < 0.1 and rows["box"]["relative_error"] < 0.2, rows
+
+
+def test_a_two_output_tflite_files_metadata_describes_each_tensor_in_the_files_order(tmp_path, tflite_support_metadata):
+    """Readers pair metadata with tensors by position. TFLite orders this head's outputs
+    by name (``boxes``, ``scores``), the card follows the model (``scores``, ``boxes``):
+    the metadata called the box tensor a softmax in [0, 1]."""
+    from edgepipe.evaluate.runners import open_runner, tflite_io_names
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(inp))
+    model = keras.Model(inp, [keras.layers.Dense(3, activation="softmax", name="scores")(x),
+                              keras.layers.Dense(4, name="boxes")(x)])
+    model.save(tmp_path / "two.keras")
+    for variant in ("tflite_float32", "tflite_int8"):
+        out = tmp_path / f"two.{variant}.tflite"
+        _ok(["convert", "--model", tmp_path / "two.keras", "--variant", variant, "--out", out])
+        shown = json.loads(tflite_support_metadata.MetadataDisplayer.with_model_file(str(out)).get_metadata_json())
+        described = shown["subgraph_metadata"][0]["output_tensor_metadata"]
+        in_file = tflite_io_names(open_runner(out).interp, out)[1]
+        assert in_file == ["boxes", "scores"], in_file  # the converter's order, which the metadata must follow
+        assert [d["name"] for d in described] == in_file
+        assert "softmax" in described[1]["description"] and "softmax" not in described[0]["description"]
