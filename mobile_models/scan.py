@@ -6,7 +6,8 @@ padded (letterbox): squeezing a 3:4 phone frame into a square bends every angle
 the detector learned. The same quad finder serves verify, this command and
 (ported) the Android app.
 """
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -117,6 +118,19 @@ def edges_and_page(outputs: dict) -> tuple[np.ndarray, np.ndarray | None]:
     return edges, page
 
 
+def at_input_size(values: np.ndarray, h_in: int, w_in: int) -> np.ndarray:
+    """A map the model gives at a fraction of its input size (a stride-2 head), resized
+    to the input's, where the letterbox and the corners are measured; a map of another
+    shape cannot be placed on the photo."""
+    h, w = values.shape
+    if (h, w) == (h_in, w_in):
+        return values
+    if h * w_in != w * h_in:
+        raise EdgePipeError(f"the model's edge map is {h}x{w}, its input {h_in}x{w_in}: a map of another aspect "
+                            "cannot be placed on the photo")
+    return cv2.resize(np.asarray(values, np.float32), (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+
+
 def _is_map(a) -> bool:
     shape = np.shape(a)
     return len(shape) == 4 and shape[-1] == 1
@@ -141,7 +155,9 @@ def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams(), spec=None
     image = expose(image, box)
     x = image[None].astype(np.float32) / 255.0 if spec is None else spec.from_pixels(image[None])
     edges, region = edges_and_page(runner.predict(x))
-    edges, region = edges[0, ..., 0], None if region is None else region[0, ..., 0]
+    if edges.shape[1] < h_in:  # a coarser map blurs the letterbox's edge further into the photo
+        params = replace(params, roi_margin=params.roi_margin + math.ceil(h_in / edges.shape[1]))
+    edges, region = (at_input_size(m[0, ..., 0], h_in, w_in) if m is not None else None for m in (edges, region))
     r = find_quad(edges, params, roi=box.roi, page=region)
     if not r.found:
         return ScanResult(None, r.reason, None, edges, box, region)

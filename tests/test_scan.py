@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgepipe.base.errors import EdgePipeError
 from edgepipe.evaluate.runners import TensorInfo
 from edgepipe.mobile_models.scan import letterbox, letterbox_geometry, rectify, scan
 from edgepipe.cli.main import main
@@ -151,3 +152,21 @@ def test_a_quantized_input_without_a_card_is_fed_the_pixels_its_bytes_hold(tmp_p
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, -1)
     fed = runner._to_input(pixel_spec(path, runner).from_pixels(pixels)).astype(np.int32)
     np.testing.assert_array_equal(fed, pixels.astype(np.int32) - (128 if dtype == "int8" else 0))
+
+
+def test_an_edge_map_at_half_the_input_size_is_placed_on_the_photo_at_the_input_size():
+    """A model whose map is half its input (a stride-2 head): corners were read as input
+    pixels, so the page came out at half its size in the photo's top-left, exit 0."""
+    s = generate(31337, 2)
+    photo = cv2.resize(s.image, (640, 480), interpolation=cv2.INTER_LINEAR)
+    truth = s.corners * np.array([640 / 256, 480 / 256], np.float32)
+    half = OracleEdgeRunner(truth, size=128)
+    half.inputs = [TensorInfo("image", (1, 256, 256, 3), "float32")]
+    r = scan(photo, half)
+    assert r.corners is not None, r.reason
+    assert np.linalg.norm(r.corners - truth, axis=1).max() / np.hypot(640, 480) < 0.02
+    squeezed = OracleEdgeRunner(truth, size=128)
+    squeezed.edges = squeezed.edges[:, :100]
+    squeezed.inputs = half.inputs
+    with pytest.raises(EdgePipeError, match="another aspect"):
+        scan(photo, squeezed)
