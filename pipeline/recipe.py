@@ -7,7 +7,7 @@ import math
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,6 +100,10 @@ class Phase(Strict):
     pool: int = Field(ge=1, le=MAX_STEPS, description="distinct generated images cycled in this phase")
 
 
+# a loss weight: NaN or inf stopped training at step 1 with no word of the key; a negative one trained "to" -433
+LossWeight = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
 class TrainCfg(Strict):
     phases: list[Phase] = Field(min_length=1)
     batch_size: int = Field(16, ge=1, le=1024, description="images per step (global, across replicas)")
@@ -123,10 +127,10 @@ class TrainCfg(Strict):
         "none", description="tf.distribute strategy: mirrored = all local devices, multi_worker = TF_CONFIG")
     cpu_replicas: int = Field(0, ge=0, le=64, description="split the CPU into N logical devices (data-parallel "
                               "on CPU-only hosts; mostly for testing the distributed path)")
-    side_weights: list[float] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
+    side_weights: list[LossWeight] = Field([1, 1, 1, 1, 1], min_length=5, max_length=5,
                                       description="loss weights of side outputs 1-5 (deep supervision)")
-    fuse_weight: float = Field(1.0, ge=0, description="loss weight of the fuse output")
-    region_weight: float = Field(1.0, ge=0, description="HED: loss weight of the page-region output "
+    fuse_weight: LossWeight = Field(1.0, description="loss weight of the fuse output")
+    region_weight: LossWeight = Field(1.0, description="HED: loss weight of the page-region output "
                                                          "(model option region: 1)")
     dice_weight: float = Field(0.0, ge=0, le=100, description="HED: add this times soft Dice to the fuse "
                                "output's class-balanced loss, so that false edges on background contours cost "

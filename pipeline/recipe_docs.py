@@ -15,6 +15,8 @@ HEADER = ("# Recipe reference\n\nGenerated from `pipeline/recipe.py` by "
 
 def _type_name(annotation) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # a constrained type: its base (the bounds are in the schema's errors)
+        return _type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return " or ".join(f"`{a}`" for a in typing.get_args(annotation))
     if origin in (list, dict):

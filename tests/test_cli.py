@@ -57,6 +57,10 @@ def test_missing_recipe(tmp_path):
     (lambda r: r["model"].update(options={"expansion": -3}), "expansion must be a number"),
     (lambda r: r["model"].update(options={"sides": 2.5}), "whole number"),  # was cut to 2 unsaid
     (lambda r: r["model"].update(options={"region": 2}), "region is 1"),
+    # loss weights: NaN stopped training at step 1 naming no key, a negative one "trained" to loss -433
+    (lambda r: r["profiles"]["quick"].update(side_weights=[1, 1, float("nan"), 1, 1]), "side_weights.2"),
+    (lambda r: r["profiles"]["quick"].update(fuse_weight=float("inf")), "fuse_weight"),
+    (lambda r: r["profiles"]["quick"].update(side_weights=[-1000] * 5), "side_weights.0"),
 ])
 def test_bad_recipe_values(tmp_path, mutate, needle, capsys):
     data = json.loads(json.dumps(TINY))
