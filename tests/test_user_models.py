@@ -988,3 +988,24 @@ def test_a_two_output_tflite_files_metadata_describes_each_tensor_in_the_files_o
         assert in_file == ["boxes", "scores"], in_file  # the converter's order, which the metadata must follow
         assert [d["name"] for d in described] == in_file
         assert "softmax" in described[1]["description"] and "softmax" not in described[0]["description"]
+
+
+def test_an_export_with_its_two_image_inputs_wired_the_wrong_way_round_fails_verify(tmp_path, capsys):
+    """verify fed both image inputs the same generated documents, so a hand conversion that
+    swapped them gave the same outputs and passed (exit 0). Each image input now sees its own."""
+    keras.utils.set_random_seed(0)
+    before, after = keras.Input((16, 16, 3), name="before"), keras.Input((16, 16, 3), name="after")
+    fb = keras.layers.Conv2D(4, 3, padding="same")(before)
+    fa = keras.layers.Conv2D(4, 3, padding="same")(after)
+    change = keras.layers.Conv2D(1, 1, activation="sigmoid", name="change")(
+        keras.layers.Concatenate()([keras.layers.Subtract()([fa, fb]), fa]))
+    model = keras.Model([before, after], change)
+    model.save(tmp_path / "change.keras")
+    spec = [tf.TensorSpec([1, 16, 16, 3], tf.float32, name=n) for n in ("before", "after")]
+    wirings = {"right": lambda b, a: {"change": model([b, a])}, "swapped": lambda b, a: {"change": model([a, b])}}
+    for name, wiring in wirings.items():
+        fn = tf.function(wiring, input_signature=spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+        (tmp_path / f"{name}.tflite").write_bytes(converter.convert())
+    assert _verify(capsys, tmp_path / "change.keras", tmp_path / "right.tflite")[0] == 0
+    assert _verify(capsys, tmp_path / "change.keras", tmp_path / "swapped.tflite")[0] == 1

@@ -238,8 +238,20 @@ def sample_feeds(shapes: dict, data=None, count=32, images=None, dtypes=None, id
     if data:
         return _data_feeds(shapes, data, images)
     rng, dtypes = np.random.default_rng(20), dtypes or {}
-    return {name: sample_inputs(shape[1:], count=count, image=True) if name in images
-            else _generated(rng, (count, *shape[1:]), dtypes.get(name), id_limit) for name, shape in shapes.items()}
+    order = [name for name in shapes if name in images]
+    return {name: _own_documents(sample_inputs(shape[1:], count=count, image=True), order.index(name))
+            if name in images else _generated(rng, (count, *shape[1:]), dtypes.get(name), id_limit)
+            for name, shape in shapes.items()}
+
+
+def _own_documents(batch: np.ndarray, k: int) -> np.ndarray:
+    """The k-th image input's documents: the batch rolled by k and, for odd k, mirrored, so
+    that no two image inputs see the same picture (an export with two image inputs wired
+    the wrong way round gave the same outputs, and passed verify)."""
+    if k == 0:
+        return batch
+    batch = np.roll(batch, k, axis=0)
+    return np.ascontiguousarray(batch[:, :, ::-1]) if k % 2 and batch.ndim == 4 else batch
 
 
 def _generated(rng, shape: tuple, dtype: str | None, id_limit: int) -> np.ndarray:
