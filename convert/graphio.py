@@ -165,8 +165,8 @@ def output_ports(model, ports: list[Port]) -> list[Port]:
         own = [Port(n, s, d) for n, s, d in model.outputs]
     else:
         own = [Port(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in zip(output_names(model), model.outputs)]
-    if all(None not in p.shape[1:] for p in own):
-        return [replace(p, shape=(batch, *p.shape[1:])) for p in own]
+    if all(None not in p.shape[1:] for p in own):  # only a free first axis is the batch: (5,) and () stay
+        return [replace(p, shape=(batch, *p.shape[1:])) if p.shape and p.shape[0] is None else p for p in own]
     traced = concrete_function(model, ports).structured_outputs
     traced = traced if isinstance(traced, dict) else {own[0].name: traced}
     return [Port(p.name, tuple(traced[p.name].shape.as_list()), p.dtype) for p in own]

@@ -1009,3 +1009,24 @@ def test_an_export_with_its_two_image_inputs_wired_the_wrong_way_round_fails_ver
         (tmp_path / f"{name}.tflite").write_bytes(converter.convert())
     assert _verify(capsys, tmp_path / "change.keras", tmp_path / "right.tflite")[0] == 0
     assert _verify(capsys, tmp_path / "change.keras", tmp_path / "swapped.tflite")[0] == 1
+
+
+def test_outputs_without_a_batch_axis_are_carded_with_their_own_shape(tmp_path):
+    """A signature returning a squeezed (5,) and a scalar: the card put the batch in place of
+    the first axis and said [1] for both, which the file does not give."""
+    from edgepipe.evaluate.runners import open_runner, tflite_io_names
+
+    class Squeezed(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")])
+        def serve(self, image):
+            probs = tf.nn.softmax(tf.reshape(tf.reduce_mean(image, [1, 2]), [-1])[:3])
+            return {"probs": probs, "total": tf.reduce_sum(image)}
+    module = Squeezed()
+    tf.saved_model.save(module, str(tmp_path / "sq"), signatures={"serving_default": module.serve})
+    out = tmp_path / "sq.tflite"
+    _ok(["convert", "--model", tmp_path / "sq", "--out", out])
+    card = {o["name"]: o["shape"] for o in json.loads(Path(f"{out}.model_card.json").read_text())["outputs"]}
+    runner = open_runner(out)
+    in_file = dict(zip(tflite_io_names(runner.interp, out)[1],
+                       (list(map(int, d["shape"])) for d in runner.interp.get_output_details())))
+    assert card == in_file == {"probs": [3], "total": []}
