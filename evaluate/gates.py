@@ -9,7 +9,8 @@ Each variant of ``convert.formats.VARIANTS`` names its gate family; defaults
   0.01 it takes 1% of the peak for the 1e-4, ``float_atol``);
 - half (fp16 / float16): PSNR >= 40 dB;
 - quantized (int8 / int16x8 / dynamic TFLite, int8 ONNX, Core ML 8-bit linear and
-  6-bit palette weights): classifiers keep top-1 agreement >= 98%; detectors with
+  6-bit palette weights): classifiers keep top-1 agreement >= 98%, with their scores
+  at PSNR >= 20 dB (``SCORES_FLOOR_DB``; lossy 12 dB); detectors with
   task metrics lose <= 1 point of edge F-score; other dense outputs keep PSNR >=
   30 dB. Dynamic range (int8 weights, float activations) carries the int8 weights'
   rounding error, so it is held to the same gates;
@@ -29,6 +30,11 @@ GATE_FAMILY = {v.precision: v.gate for v in VARIANTS.values()}  # precision -> e
 LOSSY = {"agreement": 0.95, "task_drop": 0.03, "psnr": 20.0}
 RTOL = 1e-5  # verify's float32 gate, relative to the output's peak (coremltools' fp32 tests' rtol)
 ATOL = 1e-4  # verify's float32 gate, absolute part ...
+# Top-1 agreement alone passed an int8 file that returns logits where the model gives
+# probabilities (-8.6 dB), or probabilities three times as sharp (the app thresholds them):
+# a quantized classifier's scores must also stay within these PSNRs of the original's. Int8
+# rounding of a softmax is ~40 dB; 4-bit palettes need the lossy floor.
+SCORES_FLOOR_DB = {"quantized": 20.0, "lossy": 12.0}
 SMALL_OUTPUT_SHARE = 1e-2  # ... or 1% of the peak for an output far below it, where 1e-4 passes anything
 
 
@@ -55,6 +61,7 @@ class Gate:
     metric: str      # max_abs | psnr_db | top1_agreement
     threshold: float
     higher_is_better: bool
+    psnr_floor: float | None = None  # top-1 agreement also needs the scores this close (dB)
 
     def holds(self, value: float) -> bool:
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
@@ -79,7 +86,7 @@ def default_gate(variant: str, classifier: bool, atol=ATOL, psnr_fp16=40.0, agre
         agreement, psnr_int = min(agreement, LOSSY["agreement"]), min(psnr_int, LOSSY["psnr"])
         task_drop = None if task_drop is None else max(task_drop, LOSSY["task_drop"])
     if classifier:
-        return Gate("top1_agreement", agreement, True)
+        return Gate("top1_agreement", agreement, True, SCORES_FLOOR_DB[family])
     if task_drop is not None:
         return Gate("f_score_drop", task_drop, False)
     return Gate("psnr_db", psnr_int, True)
@@ -102,6 +109,14 @@ def check_output(ref: np.ndarray, got: np.ndarray, gate: Gate) -> dict:
     metrics = parity(ref, got)
     if is_class_scores(ref):
         metrics["top1_agreement"] = float(np.mean(ref.argmax(-1) == got.reshape(ref.shape).argmax(-1)))
-    value = metrics[gate.metric]
-    return metrics | {"gate": gate.describe(value), "pass": bool(gate.holds(value)),
-                      "margin": float(value - gate.threshold)}
+    return metrics | verdict(gate, metrics[gate.metric], metrics.get("psnr_db"))
+
+
+def verdict(gate: Gate, value: float, psnr: float | None = None) -> dict:
+    """{"gate": the rule as met, "pass", "margin"}: ``value`` of the gate's metric, and
+    the outputs' PSNR for a gate with a scores floor."""
+    out = {"gate": gate.describe(value), "pass": bool(gate.holds(value)), "margin": float(value - gate.threshold)}
+    if gate.psnr_floor is not None and psnr is not None and not psnr >= gate.psnr_floor:
+        out = {"gate": f"{out['gate']}, but psnr_db {psnr:.3g} < {gate.psnr_floor:g} (scores floor)",
+               "pass": False, "margin": float(psnr - gate.psnr_floor)}
+    return out

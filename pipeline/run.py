@@ -153,11 +153,12 @@ def _add_task_deltas(metrics: dict, original: dict):
 def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
     """The recipe's release gate for the export (see evaluate.gates): classifiers'
     quantized gate is top-1 agreement, the edge detector's its F-score drop."""
-    from edgepipe.evaluate.gates import default_gate
+    from edgepipe.evaluate.gates import default_gate, verdict
     gate = default_gate(precision, classifier, cfg.gate_atol, cfg.gate_psnr_db, cfg.gate_agreement,
                         task_drop=cfg.gate_task_drop if "f_score_drop" in metrics else None)
-    value = metrics["agreement" if gate.metric == "top1_agreement" else gate.metric]
-    return {"rule": gate.describe(value), "pass": bool(gate.holds(value))}
+    held = verdict(gate, metrics["agreement" if gate.metric == "top1_agreement" else gate.metric],
+                   metrics.get("psnr_db"))
+    return {"rule": held["gate"], "pass": held["pass"]}
 
 
 def _int8_layer_errors(task, model) -> list[dict]:

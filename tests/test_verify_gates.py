@@ -139,3 +139,23 @@ def test_output_spread():
     one_channel = np.concatenate([np.ones((8, 3)), rng.random((8, 1))], axis=1)
     assert not is_constant(one_channel)
     assert not is_constant(np.ones((1, 10)))  # one input shows nothing either way
+
+
+def test_a_quantized_classifier_must_keep_its_scores_not_only_their_argmax():
+    """Top-1 agreement alone passed an int8 file returning logits where the model gives
+    probabilities, and probabilities three times as sharp: same argmax, wrong numbers."""
+    from edgepipe.evaluate.gates import check_output, default_gate
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (64, 10)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    sharp = np.exp(3 * logits) / np.exp(3 * logits).sum(-1, keepdims=True)
+    int8_like = np.clip(np.round(probs * 255) / 255 + rng.normal(0, 2e-3, probs.shape), 0, 1)  # rounding, noise
+    for precision, floor, wrongs in (("int8", 20.0, (logits, sharp)), ("palette4", 12.0, (logits,))):
+        gate = default_gate(precision, classifier=True)
+        assert gate.psnr_floor == floor
+        assert check_output(probs, int8_like, gate)["pass"]
+        for wrong in wrongs:  # sharp is at 17.8 dB: within a 4-bit palette's floor
+            result = check_output(probs, wrong, gate)
+            assert result["top1_agreement"] == 1.0 and not result["pass"] and "scores floor" in result["gate"]
+            assert result["margin"] < 0
+    assert default_gate("float32", classifier=True).psnr_floor is None  # max_abs already holds the scores
