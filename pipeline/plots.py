@@ -112,7 +112,7 @@ def loss_svg(loss: list[float], val_loss: list | None = None) -> str:
     marker = "o" if len(loss) <= 200 else None  # a marker per epoch, while they can be told apart
     ax.plot(epochs, loss, marker=marker, ms=3, label="training")
     if val_loss and any(v is not None for v in val_loss):
-        ax.plot(epochs[:len(val_loss)], [np.nan if v is None else v for v in val_loss], marker=marker and "s", ms=3,
+        ax.plot(np.arange(1, len(val_loss) + 1), [np.nan if v is None else v for v in val_loss],  # its own epochs marker=marker and "s", ms=3,
                 label="validation (deployed size)")
         ax.legend(fontsize=8)
     ax.set_xlabel("epoch")
@@ -152,7 +152,7 @@ def confusion_svg(matrix: list[list[int]], labels: list[str] | None = None) -> s
     labels = labels or [str(i) for i in range(len(m))]
     side = min(0.45 * len(m), 12)  # many classes: a heat map, counts only while they can be read
     fig, ax = plt.subplots(figsize=(side + 2.5, side + 2))
-    ax.imshow(m, cmap="Blues")
+    ax.imshow(m.astype(np.float64), cmap="Blues")  # counts past int64 (a hand-edited report) are objects
     for (i, j), v in np.ndenumerate(m if len(m) <= 30 else np.zeros((0, 0))):
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")

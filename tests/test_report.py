@@ -138,3 +138,11 @@ def test_report_opens_artifacts_only_in_its_run_folder(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"x")
     assert _in_run("runs/elsewhere/m.tflite", tmp_path) == tmp_path / "m.tflite"
     assert _in_run("/etc/passwd", tmp_path) is None and _in_run(None, tmp_path) is None
+
+
+def test_a_hand_edited_report_with_odd_but_valid_values_still_renders():
+    """A validation curve longer than the training one, and a confusion count past int64:
+    both passed the schema, and `edgepipe report` died in matplotlib with exit 1."""
+    from edgepipe.pipeline.plots import confusion_svg, loss_svg
+    assert "<svg" in loss_svg([1.0, 0.5], [0.9] * 50)
+    assert "<svg" in confusion_svg([[10 ** 30, 1], [0, 2]])
