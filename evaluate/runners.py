@@ -72,11 +72,26 @@ class Runner:
         return feeds
 
     def _each(self, batch, fn):
-        """``fn({name: array})`` on ``batch_size`` items at a time (one where the batch is fixed)."""
+        """``fn({name: array})`` on ``batch_size`` items at a time, or as many as a fixed
+        batch holds (the last call padded with copies of the last item, their results dropped)."""
         feeds = self.feeds(batch)
-        n, step = len(next(iter(feeds.values()))), self.batch_size if self.dynamic_batch else 1
-        parts = [fn({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        n, step = len(next(iter(feeds.values()))), self.batch_size if self.dynamic_batch else self._fixed_batch()
+        parts = []
+        for i in range(0, n, step):
+            short = max(0, i + step - n)
+            chunk = {k: np.concatenate([v[i:], np.repeat(v[-1:], short, 0)]) if short else v[i:i + step]
+                     for k, v in feeds.items()}
+            parts.append({k: y[:step - short] if short and np.ndim(y) and len(y) == step else y
+                          for k, y in fn(chunk).items()})
+        # a scalar output (one value per call) is stacked: as many values as calls
+        return {k: np.concatenate([p[k] for p in parts]) if np.ndim(parts[0][k]) else np.stack([p[k] for p in parts])
+                for k in parts[0]}
+
+    def _fixed_batch(self) -> int:
+        """The batch the first input is fixed at (1 where the runtime does not say)."""
+        shape = self.inputs[0].shape if self.inputs else ()
+        first = shape[0] if shape else None
+        return int(first) if isinstance(first, (int, np.integer)) and first > 0 else 1
 
     def raw_integer_input(self) -> bool:
         """Whether the first input holds integers fed as they are (uint8 pixels), not

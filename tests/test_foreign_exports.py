@@ -245,3 +245,20 @@ def test_a_thread_list_with_a_hole_a_repeat_or_a_non_number_is_a_usage_error(tex
     with pytest.raises(EdgePipeError, match="--threads"):
         parse_threads(text)
     assert parse_threads(" 1, 2 ") == [1, 2]
+
+
+def test_a_file_fixed_at_batch_4_is_run_four_at_a_time_and_a_scalar_output_is_stacked(tmp_path):
+    """verify died with a traceback (exit 1, a failed gate's code) on a hand conversion fixed
+    at batch 4, fed one item a call; and on a scalar output, which cannot be concatenated."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(inp)))
+    fn = tf.function(lambda x: {"scores": model(x), "total": tf.reduce_sum(x)},
+                     input_signature=[tf.TensorSpec([4, 8, 8, 3], tf.float32, name="x")])
+    path = tmp_path / "batch4.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model).convert())
+    x = np.random.default_rng(0).random((6, 8, 8, 3)).astype(np.float32)  # one full call, one padded
+    got = open_runner(path).predict(x)
+    np.testing.assert_allclose(got["scores"], model.predict(x, verbose=0), atol=1e-5)
+    assert got["total"].shape == (2,)
+    np.testing.assert_allclose(got["total"][0], x[:4].sum(), rtol=1e-5)
