@@ -111,7 +111,7 @@ def _latency(artifacts) -> str:
                    "Absolute times belong to this host; compare ratios.")
 
 
-def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: int = 3) -> str:
+def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: int = 3, trust: bool = False) -> str:
     """Re-run the int8 TFLite export (what ships; else float, else Keras) on
     held-out documents and on phone-like photos from evaluation sources, and show
     the worst of those beside the first held-out ones."""
@@ -127,7 +127,7 @@ def _scans(report: dict, run_dir: Path, count: int = 2, phone: int = 7, worst: i
     from edgepipe.evaluate.taskmetrics import worst_corner_error
     from edgepipe.mobile_models.scan import scan
     from edgepipe.train.docgen import generate
-    runner, size = open_runner(pick["path"]), config["model"]["input_size"]
+    runner, size = open_runner(pick["path"], trust=trust), config["model"]["input_size"]
     samples = []
     for i in range(count):
         doc = generate(config["data"]["val_seed"], i, size)
@@ -198,8 +198,9 @@ def _confusion(artifacts, recipe: dict) -> str:
                    "Held-out predictions of the original model: rows are true classes, columns predicted.")
 
 
-def render(report: dict, run_dir) -> Path:
-    """Write ``run_dir/report.html`` atomically and return its path."""
+def render(report: dict, run_dir, trust: bool = False) -> Path:
+    """Write ``run_dir/report.html`` atomically and return its path. ``trust``: the user's
+    ``--trust-model``, for a Keras export whose layers run their own code."""
     run_dir = Path(run_dir)
     from edgepipe.pipeline.report import task_columns
     recipe, arts, task = report.get("recipe", {}), report["artifacts"], report.get("task", {})
@@ -219,7 +220,7 @@ def render(report: dict, run_dir) -> Path:
         "<section><h2>Latency distribution</h2>", _latency(arts), "</section>",
     ]
     if task.get("name", "edges") == "edges":
-        parts += ["<section><h2>Sample scans</h2>", _scans(report, run_dir), "</section>"]
+        parts += ["<section><h2>Sample scans</h2>", _scans(report, run_dir, trust=trust), "</section>"]
     else:
         parts += ["<section><h2>Confusion matrix</h2>", _confusion(arts, recipe), "</section>"]
     if loss:

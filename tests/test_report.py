@@ -146,3 +146,11 @@ def test_a_hand_edited_report_with_odd_but_valid_values_still_renders():
     from edgepipe.pipeline.plots import confusion_svg, loss_svg
     assert "<svg" in loss_svg([1.0, 0.5], [0.9] * 50)
     assert "<svg" in confusion_svg([[10 ** 30, 1], [0, 2]])
+
+
+def test_report_takes_the_trust_model_flag_its_refusal_names():
+    """The sample scans re-run the run's export; for a Keras file with a Lambda layer the
+    refusal said 'pass --trust-model', which `edgepipe report` did not accept."""
+    from edgepipe.cli.main import build_parser
+    assert build_parser().parse_args(["report", "run", "--trust-model"]).trust_model is True
+    assert build_parser().parse_args(["report", "run"]).trust_model is False

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.cli.args import add_trust
 
 
 def cmd_report(args):
@@ -16,7 +17,7 @@ def cmd_report(args):
         raise EdgePipeError(f"{path} is not an edgepipe report (not JSON)") from None
     check_report(report, path)
     from edgepipe.pipeline.html_report import render
-    print(f"wrote {render(report, run_dir)}")
+    print(f"wrote {render(report, run_dir, trust=args.trust_model)}")
     return 0
 
 
@@ -36,4 +37,5 @@ def check_report(report, path):
 def add_parser(sub):
     rp = sub.add_parser("report", help="re-render RUN_DIR/report.html from its report.json")
     rp.add_argument("run_dir", help="folder of an `edgepipe run`")
+    add_trust(rp)  # the sample scans re-run the run's export
     rp.set_defaults(func=cmd_report)
