@@ -185,3 +185,19 @@ def test_bn_momentum_is_set_for_training_and_bounded():
     assert [layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)] == [0.9]
     with pytest.raises(ValidationError, match="bn_momentum"):
         TrainCfg(phases=[Phase(size=32, steps=1, pool=1)], bn_momentum=1.5)
+
+
+def test_keras_callback_timing_note_is_dropped_and_other_warnings_kept(caplog):
+    """A successful run printed Keras' "Callback method `on_train_batch_end` is slow compared
+    to the batch time" (edgepipe's per-step NaN check, on a tiny batch) on stderr."""
+    import logging
+
+    from edgepipe.base.quiet import callback_timing_notes_dropped
+    callback_timing_notes_dropped()
+    callback_timing_notes_dropped()
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning("Callback method `on_train_batch_end` is slow compared to the batch time "
+                       "(batch time: 0.0010s vs `on_train_batch_end` time: 0.0030s). Check your callbacks.")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]

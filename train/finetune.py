@@ -5,6 +5,7 @@ take a *tuner*, ``tune(model, steps, batch_size, learning_rate, callbacks, seed)
 ``array_tuner`` for a classifier's arrays, ``train.hedtune.hed_tuner`` for HED's
 loss and document stream."""
 from edgepipe.base.backend import keras, tf
+from edgepipe.base.quiet import callback_timing_notes_dropped
 
 
 def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate: float = 1e-3, callbacks=(),
@@ -13,6 +14,7 @@ def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate
     compression step uses (pruning, channel pruning, QAT). ``seed`` sets the order."""
     model.compile(keras.optimizers.Adam(learning_rate), loss)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size).repeat()
+    callback_timing_notes_dropped()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
     return model
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 from edgepipe.base.backend import keras
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.quiet import callback_timing_notes_dropped
 from edgepipe.mobile_models.hed import REGION, SIDE_NAMES
 from edgepipe.train.fit import _documents_dataset, hed_loss_weights, hed_losses
 
@@ -71,6 +72,7 @@ def hed_tuner(train_cfg, data_cfg, size: int):
         compile_view(view, heads, train_cfg, learning_rate)
         ds = document_stream(data_cfg, train_cfg, size, batch_size, view.output_names, heads)
         view.run_eagerly = steps <= EAGER_STEPS
+        callback_timing_notes_dropped()
         view.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
         return model
     return tune

@@ -18,6 +18,7 @@ from edgepipe import __version__
 from edgepipe.base.backend import keras, tf
 from edgepipe.base import atomic, safety
 from edgepipe.base.errors import EdgePipeError, first_line
+from edgepipe.base.quiet import callback_timing_notes_dropped
 
 
 @dataclass
@@ -142,6 +143,7 @@ def run_epochs(model, plan: list[Epoch], dataset_for: Callable, ckpt_dir: Path, 
             n += 1  # consecutive epochs of one phase and length share one fit() call
         phase = plan[first].phase
         skip = sum(e.steps for e in plan[:first] if e.phase == phase)
+        callback_timing_notes_dropped()
         model.fit(dataset_for(phase, skip), initial_epoch=first, epochs=first + n,
                   steps_per_epoch=plan[first].steps, validation_data=val_data, verbose=verbose,
                   callbacks=callbacks)

@@ -43,3 +43,19 @@ def converter_chatter_silenced():
             yield
     finally:
         tf_logger.setLevel(level)
+
+
+class _SlowCallbackNote(logging.Filter):
+    """Keras' "Callback method `on_train_batch_end` is slow compared to the batch time":
+    edgepipe's per-step NaN check on a tiny batch, said on stderr of a run that succeeded."""
+
+    def filter(self, record) -> bool:
+        return "is slow compared to the batch time" not in record.getMessage()
+
+
+_SLOW_CALLBACK_NOTE = _SlowCallbackNote()
+
+
+def callback_timing_notes_dropped():
+    """Drop Keras' callback-timing note from TensorFlow's logger (once; later calls do nothing)."""
+    logging.getLogger("tensorflow").addFilter(_SLOW_CALLBACK_NOTE)  # a filter already there is not added twice
