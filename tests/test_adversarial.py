@@ -746,3 +746,17 @@ def test_an_output_in_the_input_folder_spelt_in_another_case_is_refused(tmp_path
     check_out_outside_data(recipe, tmp_path / "elsewhere" / "run")
     with pytest.raises(atomic.EdgePipeError, match="inside the input folder"):
         atomic.check_target(tmp_path / "Photos" / "model.tflite", inputs=[data])
+
+
+def test_a_second_signal_while_an_interrupted_command_unwinds_is_let_go(monkeypatch):
+    """A double Ctrl-C during training: the second one, raised inside TensorFlow's teardown
+    (a variable's __del__), printed "Exception ignored in ... KeyboardInterrupt" and a traceback
+    after "edgepipe: interrupted". The first still interrupts; the second is let go."""
+    from edgepipe.base import interrupts
+    monkeypatch.setitem(interrupts._state, "interrupted", False)
+    monkeypatch.setitem(interrupts._state, "signal", signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.on_early_signal(signal.SIGTERM, None)
+    interrupts.on_early_signal(signal.SIGINT, None)  # returns: the command is already on its way out
+    assert interrupts.exit_status() == 143  # the first signal's status
+    interrupts._state.pop("exit")  # exit_as_interrupted would leave this test process with it

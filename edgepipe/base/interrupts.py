@@ -67,9 +67,13 @@ def deferred():
 
 
 def on_early_signal(signum, frame):
-    """Before ``watch()`` is in place (Python starting, arguments parsed): the same
-    KeyboardInterrupt, with the signal remembered for the exit status."""
-    _state["signal"] = signum
+    """Outside ``watch()`` (Python starting, arguments parsed, a command unwinding after an
+    interrupt): the same KeyboardInterrupt, with the signal remembered for the exit status.
+    A second signal once the command is on its way out is let go: raised inside
+    TensorFlow's teardown (a variable's ``__del__``) it printed "Exception ignored" and a traceback."""
+    if _state["interrupted"]:
+        return
+    _state["interrupted"], _state["signal"] = True, signum
     raise KeyboardInterrupt
 
 
