@@ -3,6 +3,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -21,18 +22,20 @@ def _size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
 
 
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
+def jsonable(obj):
+    """``obj`` as strict JSON takes it: inf as "inf", NaN as null (JavaScript's JSON.parse
+    and jq refuse Python's Infinity)."""
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     return obj
 
 
 def write_json(path: Path, data: dict) -> Path:
-    return atomic.write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    return atomic.write_text(path, json.dumps(jsonable(data), indent=2) + "\n")
 
 
 def _fmt(v, spec):

@@ -21,7 +21,12 @@ def _ok(argv):
 def _verify(capsys, model, export, *extra) -> tuple[int, dict]:
     capsys.readouterr()
     rc = main(["verify", "--model", str(model), "--export", str(export), "--json", *map(str, extra)])
-    return rc, json.loads(capsys.readouterr().out)
+    return rc, json.loads(capsys.readouterr().out, parse_constant=_not_json)
+
+
+def _not_json(name):
+    """Strict JSON, as JavaScript's JSON.parse and jq read it: no Infinity or NaN."""
+    raise ValueError(f"verify --json printed {name}, which is not JSON")
 
 
 def _refused(capsys, argv, expect: str) -> str:
@@ -1030,3 +1035,12 @@ def test_outputs_without_a_batch_axis_are_carded_with_their_own_shape(tmp_path):
     in_file = dict(zip(tflite_io_names(runner.interp, out)[1],
                        (list(map(int, d["shape"])) for d in runner.interp.get_output_details())))
     assert card == in_file == {"probs": [3], "total": []}
+
+
+def test_verify_json_of_an_exact_export_is_strict_json(tmp_path, capsys):
+    """An exact match has PSNR +inf, which verify --json printed as Infinity: JSON.parse and jq refuse it."""
+    inp = keras.Input((8, 8, 3))
+    keras.Model(inp, keras.layers.ReLU()(inp)).save(tmp_path / "relu.keras")
+    _ok(["convert", "--model", tmp_path / "relu.keras", "--out", tmp_path / "relu.tflite"])
+    rc, report = _verify(capsys, tmp_path / "relu.keras", tmp_path / "relu.tflite")
+    assert rc == 0 and report["outputs"][0]["psnr_db"] == "inf"

@@ -238,8 +238,9 @@ def _report(args, rows, variant, engine, drill=None, extra=None):
     """``extra``: the export's I/O dtypes and what the constant-output check found."""
     ok, extra = all(r["pass"] for r in rows), extra or {}
     if args.json:
-        print(json.dumps({"export": args.export, "variant": variant, "engine": engine, "pass": ok,
-                          "outputs": rows, "drilldown": drill} | extra))
+        from edgepipe.pipeline.report import jsonable
+        print(json.dumps(jsonable({"export": args.export, "variant": variant, "engine": engine, "pass": ok,
+                                   "outputs": rows, "drilldown": drill} | extra)))
         return 0 if ok else 1
     note = " by the numpy reference interpreter" if engine == "reference-interpreter" else ""
     io = extra.get("io")
