@@ -349,6 +349,9 @@ class OnnxRunner(Runner):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 4  # fatal only: an error reaches the user as edgepipe's one line, not ORT's log too
+        # int8 matmuls on x64 CPUs without VNNI (AVX2, plain AVX-512) take a u8 x s8 path whose
+        # instruction can saturate; this keeps them exact there, and changes nothing on VNNI machines
+        opts.add_session_config_entry("session.x64quantprecision", "1")
         try:
             self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for bad files

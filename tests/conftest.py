@@ -10,7 +10,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Workers share the cores: TensorFlow's default pools (one thread per core each, for ops and
     # between ops) oversubscribe them. Measured on 2 cores, two workers training a small
     # ShuffleNet side by side: 57 s with the default pools, 37 s with one thread each.
-    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    # the cores this process may use (a container's CPU limit), not the host's
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _threads = str(max(1, _cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", _threads)
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +26,9 @@ TINY = {
                            "batch_size": 4}},
     "export": {"calibration_samples": 4},
     "bench": {"warmup": 1, "runs": 3},
+    # three steps leave every edge probability within 0.01 of the F-score's 0.5 threshold: the int8
+    # F-score drop is a cliff there, not a measure; the gate itself is tested on trained models
+    "verify": {"gate_task_drop": 1.0},
 }
 
 

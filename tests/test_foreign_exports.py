@@ -38,8 +38,8 @@ def test_two_outputs_keep_their_own_names_and_values(tmp_path):
     x = np.random.default_rng(0).random((2, 16, 16, 3), np.float32)
     out = runner.predict(x)
     assert sorted(out) == ["edges", "zbg"], out.keys()  # both kept: one used to overwrite the other
-    assert np.allclose(out["zbg"], 1 - out["edges"], atol=1e-6)
-    assert np.allclose(out["edges"][:1], TwoMaps().f(x[:1])["edges"].numpy(), atol=1e-6)
+    assert np.allclose(out["zbg"], 1 - out["edges"], atol=1e-5)  # XNNPACK's sigmoid differs by instruction set
+    assert np.allclose(out["edges"][:1], TwoMaps().f(x[:1])["edges"].numpy(), atol=1e-5)
 
 
 class TwoSignatures(tf.Module):

@@ -85,7 +85,8 @@ def test_float_tflite_and_onnx_match(network):
         v = VARIANTS[variant]
         path = export(v, folded, tmp / f"{name}{v.suffix}")
         got = next(iter(open_runner(path).predict(images[:8]).values()))
-        assert parity(ref, got)["max_abs"] <= 1e-4, f"{name} {variant}"
+        # verify's own float gate: logits peak at 9-21, where CPUs differ by float32 ulps
+        assert parity(ref, got)["max_abs"] <= 1e-4 + 1e-5 * float(np.abs(ref).max()), f"{name} {variant}"
 
 
 def test_int8_tflite_agrees(network):
