@@ -192,13 +192,14 @@ def _spec(path: Path, base: dict, profile, overrides: dict) -> RunSpec:
     return RunSpec(name, overrides, recipe, recipe.model_dump())
 
 
-SWEEP_FILES = ("sweep.json", "sweep.html")
+SWEEP_JSON, SWEEP_HTML = "sweep.json", "sweep.html"  # the sweep's own files, beside its run folders
+SWEEP_FILES = (SWEEP_JSON, SWEEP_HTML)
 
 
 def _unique_names(specs: list[RunSpec]):
     """Each run its own folder: a repeated name gets the first -2, -3, ... that no run
     is named (a run the user named ``a-2`` keeps its name; the second ``a`` takes ``a-3``)."""
-    named, used = {s.name for s in specs}, set(SWEEP_FILES)  # the sweep's own files beside the run folders
+    named, used = {s.name for s in specs}, set(SWEEP_FILES)
     for s in specs:
         if s.name in used:
             k = 2

@@ -8,6 +8,7 @@ from edgepipe.base import atomic
 from edgepipe.pipeline import plots
 from edgepipe.pipeline.html_report import CSS
 from edgepipe.pipeline.report import write_json
+from edgepipe.pipeline.sweep import SWEEP_HTML, SWEEP_JSON
 
 
 def rows_of(job, spec) -> list[dict]:
@@ -69,7 +70,7 @@ def write(out: Path, name: str, rows: list[dict], budgets: dict, wall_s: float) 
                "budgets": budgets, "best": best and {k: best[k] for k in ("run", "format", "variant", "size_kb",
                                                                           "p50_ms", "metric", "metric_key")},
                "wall_s": round(wall_s, 1), "rows": rows}
-    write_json(out / "sweep.json", summary)
+    write_json(out / SWEEP_JSON, summary)
     render(summary, out)
     return summary
 
@@ -179,4 +180,4 @@ def render(summary: dict, out: Path) -> Path:
             + _best_text(summary) + problems + "<section><h2>Size, accuracy and latency across runs</h2>"
             + _plot(summary["rows"]) + "</section><section><h2>Every run and export</h2>"
             + _table(summary["rows"], summary["best"]) + "</section></body></html>\n")
-    return atomic.write_text(Path(out) / "sweep.html", page)
+    return atomic.write_text(Path(out) / SWEEP_HTML, page)
