@@ -13,6 +13,8 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.quantize.ptq import check_representative
 
@@ -41,6 +43,19 @@ def _input_shape(proto) -> tuple:
     return inputs[0].name, tuple(d.dim_value if d.dim_value > 0 else None for d in dims)
 
 
+def _as_input_type(proto, x: np.ndarray) -> np.ndarray:
+    """Calibration values in the input's own type: a model that takes uint8 pixels is fed
+    them rounded, as an app feeds it (ORT refuses floats on an integer input)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+    name, _ = _input_shape(proto)
+    elem = next(i for i in proto.graph.input if i.name == name).type.tensor_type.elem_type
+    dtype = np.dtype(tensor_dtype_to_np_dtype(elem))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x), info.min, info.max)
+    return np.asarray(x).astype(dtype)
+
+
 def to_int8_qdq(proto, representative):
     """Static int8 QDQ quantization, calibrated one sample at a time on ``representative``."""
     import onnx
@@ -49,7 +64,7 @@ def to_int8_qdq(proto, representative):
     if representative is None:
         raise EdgePipeError("int8 ONNX needs representative data for calibration")
     name, shape = _input_shape(proto)
-    data = check_representative(representative, (1, *shape[1:]))
+    data = _as_input_type(proto, check_representative(representative, (1, *shape[1:])))
 
     class Reader(CalibrationDataReader):
         def __init__(self):

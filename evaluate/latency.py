@@ -130,6 +130,8 @@ def _notes(runner, machine, coverage=None, name=""):
         notes.append(f"{name}: {sum(coverage['outside'].values())} of {coverage['ops']} ops run "
                      f"outside XNNPACK ({ops}), in {coverage['partitions']} partitions; on a phone they run on "
                      f"reference kernels and each partition boundary costs a hand-over")
+    if runner.call_items() > 1:
+        notes.append(f"{name}: fixed at batch {runner.call_items()}: each call runs {runner.call_items()} items")
     if runner.runtime == "litert" and runner.inputs[0].dtype in ("int8", "uint8"):
         if machine in ("x86_64", "AMD64", "i686"):
             notes.append("int8 on x86 is not representative of ARM phones; measure on the device")
@@ -154,7 +156,8 @@ def _main(spec_path):
         if None in fixed_dims(shape):
             raise EdgePipeError(f"the input has free dimensions (N, {shape_text(shape)[1:]}; bench times a fixed "
                                 "shape: export it at one (from Keras: `edgepipe convert --input-shape`)")
-        return rng.random([batch, *fixed_dims(shape)], np.float32)
+        step = runner.call_items()  # a file fixed at batch N is timed on whole calls of N items
+        return rng.random([-(-batch // step) * step, *fixed_dims(shape)], np.float32)
 
     def roofs():
         return matmul_peak_gflops(), copy_bandwidth_curve() if spec.get("layer_costs") else None
@@ -172,7 +175,7 @@ def _main(spec_path):
         gpu = gpu_report(spec["models"][k]) if r.runtime == "litert" else None  # after timing: no interference
         res = stats[k] | {"model": spec["models"][k], "model_sha256": file_sha256(spec["models"][k]),
                           "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
-                          "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": batch,
+                          "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": len(batches[k]),
                           "options": {"xnnpack": spec.get("xnnpack", True), "budget_s": spec.get("budget_s"),
                                       "compute_units": spec.get("compute_units", "all"),
                                       "until_stable": spec.get("until_stable", False),
@@ -228,5 +231,6 @@ if __name__ == "__main__":
     try:
         _main(sys.argv[1])
     except Exception as e:  # reported by measure_host as one line
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        from edgepipe.base.errors import first_line
+        print(f"{type(e).__name__}: {first_line(e, 400)}", file=sys.stderr)
         sys.exit(2)

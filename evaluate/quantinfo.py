@@ -77,8 +77,7 @@ def onnx_precision(path) -> str:
     ops quantize activations, float16 where its weights are fp16, else float32."""
     import onnx
     model = onnx.load(str(path), load_external_data=False)
-    ops = {n.op_type for n in model.graph.node}
-    if "QuantizeLinear" in ops or any(o.startswith(("QLinear", "ConvInteger", "MatMulInteger")) for o in ops):
+    if _int8_computes(model.graph):
         return "int8"
     fp16 = onnx.TensorProto.FLOAT16
     weights = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
@@ -87,3 +86,28 @@ def onnx_precision(path) -> str:
     if any(t.data_type == fp16 for t in weights) or fp16 in io:  # fp16 weights, as initializers or Constant nodes
         return "float16"
     return "float32"
+
+
+FLOAT_COMPUTE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+INTEGER_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+
+
+def _int8_computes(graph) -> bool:
+    """Whether most of the convolutions and matmuls run quantized: integer ops, or float
+    ones whose weights come out of a DequantizeLinear (QDQ). One QuantizeLinear on the
+    input of a float graph is no int8 model, and would open int8's looser gate."""
+    made_by = {out: n for n in graph.node for out in n.output}
+    compute = [n for n in graph.node if n.op_type in FLOAT_COMPUTE + INTEGER_COMPUTE]
+    if not compute:  # no layer with weights: quantize ops themselves decide
+        return any(n.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") for n in graph.node)
+    quantized = [n for n in compute if n.op_type in INTEGER_COMPUTE
+                 or (len(n.input) > 1 and _dequantized(n.input[1], made_by))]
+    return 2 * len(quantized) >= len(compute)
+
+
+def _dequantized(name: str, made_by: dict) -> bool:
+    """Whether tensor ``name`` comes out of a DequantizeLinear, through ops that only move values."""
+    node = made_by.get(name)
+    while node is not None and node.op_type in ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze"):
+        node = made_by.get(node.input[0])
+    return node is not None and node.op_type == "DequantizeLinear"

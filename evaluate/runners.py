@@ -79,13 +79,16 @@ class Runner:
         parts = []
         for i in range(0, n, step):
             short = max(0, i + step - n)
-            chunk = {k: np.concatenate([v[i:], np.repeat(v[-1:], short, 0)]) if short else v[i:i + step]
-                     for k, v in feeds.items()}
+            chunk = {k: padded_slice(v, i, step) for k, v in feeds.items()}
             parts.append({k: y[:step - short] if short and np.ndim(y) and len(y) == step else y
                           for k, y in fn(chunk).items()})
         # a scalar output (one value per call) is stacked: as many values as calls
         return {k: np.concatenate([p[k] for p in parts]) if np.ndim(parts[0][k]) else np.stack([p[k] for p in parts])
                 for k in parts[0]}
+
+    def call_items(self) -> int:
+        """Items one call runs when timed: a file fixed at batch N runs N at a time, else one."""
+        return 1 if self.dynamic_batch else self._fixed_batch()
 
     def _fixed_batch(self) -> int:
         """The batch the first input is fixed at (1 where the runtime does not say)."""
@@ -122,6 +125,14 @@ class Runner:
                                     "phone apps take images; export the channels-first one NHWC")
             raise EdgePipeError(f"{named} takes inputs of shape (N, {', '.join(str(d) for d in want)}), "
                                 f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
+
+
+def padded_slice(x, start: int, step: int):
+    """``x[start:start + step]``, padded to ``step`` items with copies of the last one
+    (what a file fixed at batch ``step`` is fed at the end of a batch)."""
+    part = x[start:start + step]
+    short = step - len(part)
+    return np.concatenate([part, np.repeat(x[-1:], short, 0)]) if short > 0 else part
 
 
 def _transposed_image(chw, hwc) -> bool:
@@ -255,8 +266,9 @@ class TFLiteRunner(Runner):
         batch = np.asarray(batch, np.float32)
         if self.dynamic_batch and self._runs_whole(batch):  # a free batch: one Invoke(), as an app would
             return self._invoke
-        items = [self._to_input(x[None]) for x in batch]
-        self._resize(1)
+        step = self.call_items()  # a file fixed at batch N is fed N items a call
+        items = [self._to_input(padded_slice(batch, i, step)) for i in range(0, len(batch), step)]
+        self._resize(step)
         if len(items) == 1:  # the common case: set once, time Invoke() alone
             self.interp.set_tensor(self._in["index"], items[0])
             return self._invoke
@@ -363,15 +375,26 @@ class OnnxRunner(Runner):
 
     def bound(self, batch):
         name, batch = self.inputs[0].name, np.asarray(batch, np.float32)
-        whole = {name: batch.astype(self._types[name])}
+        whole = {name: self._cast(batch, name)}
         if self.dynamic_batch and self._runs(whole):  # a free batch runs in one call, as an app would
             return lambda: self.sess.run(None, whole)
-        feeds = [{name: x[None].astype(self._types[name])} for x in batch]
+        step = self.call_items()  # a file fixed at batch N is fed N items a call
+        feeds = [{name: self._cast(padded_slice(batch, i, step), name)} for i in range(0, len(batch), step)]
+        for feed in feeds[:1]:
+            self._one_call(feed)  # a graph that cannot take them is the user's one line, not a timing failure
 
         def run():
             for feed in feeds:
                 self.sess.run(None, feed)
         return run
+
+    def _cast(self, x, name):
+        """Float values as the input's type: integers rounded and clipped to their range."""
+        dtype = self._types[name]
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x), info.min, info.max)
+        return np.asarray(x).astype(dtype)
 
     def raw_integer_input(self) -> bool:
         return np.issubdtype(self._types[self.inputs[0].name], np.integer)
@@ -384,20 +407,23 @@ class OnnxRunner(Runner):
             return False
 
     def _one(self, feeds):
+        outs = self._one_call({k: self._cast(v, k) for k, v in feeds.items()})
+        return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
+
+    def _one_call(self, feeds):
         try:
-            outs = self.sess.run(None, {k: v.astype(self._types[k]) for k, v in feeds.items()})
+            return self.sess.run(None, feeds)
         except Exception as e:  # ORT's own types: a shape or dtype the model's graph does not take
             raise EdgePipeError(f"{self.path}: onnxruntime cannot run it on these inputs "
-                                f"({str(e).splitlines()[0][:200]})") from None
-        return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
+                                f"({first_line(e)[:200]})") from None
 
     def predict(self, batch):
         return self._each(batch, self._one)
 
 
-_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int32)": np.int32,
-               "tensor(int64)": np.int64,
-               "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(bool)": np.bool_, **{f"tensor({t})": np.dtype(t).type for t in
+                                           ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")}}
 
 
 def image_pixels(x):

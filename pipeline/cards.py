@@ -176,13 +176,20 @@ def _created() -> str:
 def model_card(meta: dict, entries) -> dict:
     """``meta`` (what the bundle carries) plus every artifact's verify and bench results."""
     artifacts = [_artifact(e["format"], e["variant"], e["path"], e["size_bytes"], e["status"],
-                           {"parity": e["parity"], "task": e["task"]}, e["latency"], e.get("gpu_delegate"),
-                           _io_names(meta)) for e in entries]
+                           _verified(e), e["latency"], e.get("gpu_delegate"), _io_names(meta)) for e in entries]
     return meta | {"created": _created(), "artifacts": artifacts}
 
 
-def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
-    """The card beside one artifact written by ``edgepipe convert``."""
+def _verified(entry: dict) -> dict:
+    """An artifact's checks as its card states them: parity, task metrics and, where one
+    was held, the release gate (an app team reads whether the file passed, not only how close it came)."""
+    gate = {"gate": entry["gate"]} if entry.get("gate") else {}
+    return {"parity": entry["parity"], "task": entry["task"]} | gate
+
+
+def converted_card(meta: dict, fmt: str, variant: str, path, gate: dict | None = None) -> dict:
+    """The card beside one artifact written by ``edgepipe convert`` or ``quantize``; ``gate``:
+    the one held on it (``{"rule", "pass", ...}``), stated in the artifact's verify."""
     from edgepipe.pipeline.report import artifact_entry
     size = artifact_entry(fmt, variant, path)["size_bytes"]
     gpu = None
@@ -190,7 +197,8 @@ def converted_card(meta: dict, fmt: str, variant: str, path) -> dict:
         from edgepipe.evaluate.gpucompat import gpu_report
         gpu = gpu_report(path)
     return meta | {"created": _created(),
-                   "artifacts": [_artifact(fmt, variant, path, size, "ok", gpu=gpu, names=_io_names(meta))]}
+                   "artifacts": [_artifact(fmt, variant, path, size, "ok", verify={"gate": gate} if gate else None,
+                                           gpu=gpu, names=_io_names(meta))]}
 
 
 def _io_names(meta: dict) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgepipe.convert.formats import DEFAULT_VARIANTS, VARIANTS
 from edgepipe.base.errors import EdgePipeError
@@ -104,6 +104,17 @@ class Phase(Strict):
 LossWeight = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
+def _printable(text: str) -> str:
+    """Text a console, a report and a bundle show: an escape code or other control
+    character would recolour or rewrite the user's terminal (newlines are for YAML, not names)."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("holds a control character (an escape code, a tab or a newline); use printable text")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+
+
 class TrainCfg(Strict):
     phases: list[Phase] = Field(min_length=1)
     batch_size: int = Field(16, ge=1, le=1024, description="images per step (global, across replicas)")
@@ -182,18 +193,18 @@ class BenchCfg(Strict):
 
 
 class BundleCfg(Strict):
-    author: str = Field("edgepipe", description="written into Core ML, ONNX and the model card")
-    license: str = Field("Apache-2.0", description="licence string in the bundle metadata")
-    version: str = Field("0.1.0", description="model version in the bundle metadata")
-    description: str = Field("", description="one line for the bundle; empty: a description of the task")
+    author: Text = Field("edgepipe", description="written into Core ML, ONNX and the model card")
+    license: Text = Field("Apache-2.0", description="licence string in the bundle metadata")
+    version: Text = Field("0.1.0", description="model version in the bundle metadata")
+    description: Text = Field("", description="one line for the bundle; empty: a description of the task")
 
 
 class Recipe(Strict):
-    name: str = Field("default", description="run name shown in the report")
+    name: Text = Field("default", description="run name shown in the report")
     model: ModelCfg = ModelCfg()
     data: DataCfg = DataCfg()
     profile: str = Field("quick", description="which entry of `profiles` trains")
-    profiles: dict[str, TrainCfg] = Field(description="named training settings")
+    profiles: dict[Text, TrainCfg] = Field(description="named training settings")
     prune: PruneCfg | None = Field(None, description="optional stage after training: prune and fine-tune "
                                    "(HED with its own loss and document stream); the exports are made from the "
                                    "pruned model")
@@ -243,6 +254,8 @@ def anchor_data_path(raw: dict, folder: Path) -> None:
 
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:
     path = Path(path) if path else DEFAULT_RECIPE
+    if path.is_dir():
+        raise EdgePipeError(f"{path} is a folder; --recipe takes a recipe file (YAML)")
     if not path.is_file():
         raise EdgePipeError(f"recipe not found: {path}")
     try:

@@ -28,6 +28,8 @@ def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
     assert int8["task"]["agreement"] == 1.0 and int8["gate"]["rule"].startswith("top1_agreement")
     card = json.loads((out / "model_card.json").read_text())
     assert card["labels"] == ["blue", "green", "red"] and card["task"] == "image classification"
+    carded = {(a["format"], a["variant"]): a for a in card["artifacts"]}  # whether each file passed its gate
+    assert carded[("tflite", "int8")]["verify"]["gate"] == int8["gate"]
     shown = tflite_support_metadata.MetadataDisplayer.with_model_file(int8["path"])
     assert shown.get_associated_file_buffer("labels.txt").decode().split() == ["blue", "green", "red"]
     assert '<figure id="confusion"' in (out / "report.html").read_text()

@@ -35,6 +35,8 @@ def test_missing_recipe(tmp_path):
     proc = _run_cli(["run", "--recipe", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "out")])
     _assert_clean_error(proc, "recipe not found")
     assert not (tmp_path / "out").exists()
+    proc = _run_cli(["run", "--recipe", str(tmp_path), "--out", str(tmp_path / "out")])
+    _assert_clean_error(proc, "is a folder; --recipe takes a recipe file")
 
 
 @pytest.mark.parametrize("mutate, needle", [
@@ -61,6 +63,8 @@ def test_missing_recipe(tmp_path):
     (lambda r: r["profiles"]["quick"].update(side_weights=[1, 1, float("nan"), 1, 1]), "side_weights.2"),
     (lambda r: r["profiles"]["quick"].update(fuse_weight=float("inf")), "fuse_weight"),
     (lambda r: r["profiles"]["quick"].update(side_weights=[-1000] * 5), "side_weights.0"),
+    (lambda r: r.update(name="\x1b[2J\x1b[31mred"), "name: Value error, holds a control character"),
+    (lambda r: r.update(bundle={"author": "me\nFAKE: line"}), "bundle.author"),
 ])
 def test_bad_recipe_values(tmp_path, mutate, needle, capsys):
     data = json.loads(json.dumps(TINY))

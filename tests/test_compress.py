@@ -150,8 +150,11 @@ def test_quantize_checks_a_gate_the_user_names_in_every_mode(tmp_path, tiny_hed,
         assert main(["quantize", "--model", str(path), "--mode", mode, "--data", str(data), "--psnr", psnr,
                      "--out", str(out)]) == rc
         assert ("not met" in capsys.readouterr().out) == (rc == 1)
-        gate = json.loads(Path(f"{out}.model_card.json").read_text())["gate"]
+        card = json.loads(Path(f"{out}.model_card.json").read_text())
+        gate = card["gate"]
         assert gate["metric"] == "psnr_db" and gate["passed"] is (rc == 0) and 10 < gate["value"] < 200, gate
+        # the artifact itself says so, in the run card's form (it said "ok" and nothing more)
+        assert card["artifacts"][0]["verify"]["gate"] == {"rule": gate["rule"], "pass": rc == 0}, card["artifacts"]
         # verify holds the same named gate (it kept its built-in 30 / 40 dB and passed)
         assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(data), "--psnr", psnr,
                      "--no-drill-down"]) == rc
@@ -170,6 +173,7 @@ def test_quantize_cli_modes_debug_and_fallback(tmp_path, tiny_hed, tiny_images, 
     assert "int8 error per layer" in printed and "not met with 2 float layer(s)" in printed
     card = json.loads((tmp_path / "hed.int8.tflite.model_card.json").read_text())
     assert len(card["float_layers"]) == 2 and card["gate"]["passed"] is False
+    assert card["artifacts"][0]["verify"]["gate"]["pass"] is False
     assert main(["quantize", "--model", str(path), "--mode", "int4", "--out", str(out)]) == 2  # one line
     assert "invalid choice: 'int4'" in capsys.readouterr().err
     assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(data),

@@ -262,3 +262,74 @@ def test_a_file_fixed_at_batch_4_is_run_four_at_a_time_and_a_scalar_output_is_st
     np.testing.assert_allclose(got["scores"], model.predict(x, verbose=0), atol=1e-5)
     assert got["total"].shape == (2,)
     np.testing.assert_allclose(got["total"][0], x[:4].sum(), rtol=1e-5)
+
+
+def _onnx_cast(path, dtype, shape):
+    """y = float(x) for an input of ``dtype`` (an int8 or uint16 sensor input, say)."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "g",
+                              [helper.make_tensor_value_info("x", dtype, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_bench_times_fixed_batches_integer_inputs_and_one_file_named_twice(tmp_path, capsys):
+    """bench failed on a file fixed at batch 4 (it set one item), on an ONNX input of int8,
+    int16 or uint16, and timed a file named twice once while printing two rows."""
+    from onnx import TensorProto
+    fn = tf.function(lambda x: {"y": tf.nn.relu(x) * 2.0}, input_signature=[tf.TensorSpec([4, 8, 8, 3], tf.float32)])
+    batch4 = tmp_path / "batch4.tflite"
+    batch4.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]).convert())
+    files = [str(batch4), str(_onnx_cast(tmp_path / "b4.onnx", TensorProto.FLOAT, [4, 8]))]
+    for kind in ("INT8", "INT16", "UINT16"):
+        files.append(str(_onnx_cast(tmp_path / f"{kind}.onnx", getattr(TensorProto, kind), [1, 8])))
+    files.append(files[-1])
+    assert main(["bench", *files, "--runs", "3", "--warmup", "1", "--batch", "2", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in results] == files
+    assert [r["batch"] for r in results] == [4, 4, 2, 2, 2, 2]  # whole calls of a fixed batch
+    assert "fixed at batch 4" in " ".join(results[0]["notes"])
+    assert results[-1]["samples_ms"] != results[-2]["samples_ms"]  # timed twice, not one timing copied
+
+
+def test_onnx_integer_inputs_take_rounded_values_within_their_range(tmp_path):
+    from onnx import TensorProto
+    runner = open_runner(_onnx_cast(tmp_path / "i8.onnx", TensorProto.INT8, [1, 4]))
+    got = runner.predict(np.array([[0.6, -1.4, 300.0, -300.0]], np.float32))
+    np.testing.assert_array_equal(list(got.values())[0], [[1, -1, 127, -128]])
+
+
+def _onnx_conv(path, weights_dequantized: bool, input_qdq: bool):
+    """A 1x1 conv as a hand-written file: float, or with its weights (and/or input) through QDQ."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.random.default_rng(0).normal(0, 1, (2, 3, 1, 1)).astype(np.float32)
+    inits, nodes, x, wname = [], [], "x", "w"
+    scale = numpy_helper.from_array(np.array(0.05, np.float32), "s")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "z")
+    inits += [scale, zero]
+    if input_qdq:
+        nodes += [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                  helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"])]
+        x = "xd"
+    if weights_dequantized:
+        inits.append(numpy_helper.from_array(np.clip(np.round(w / 0.05), -127, 127).astype(np.int8), "wq"))
+        nodes.append(helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]))
+    else:
+        inits.append(numpy_helper.from_array(w, "w"))
+    nodes.append(helper.make_node("Conv", [x, wname], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_an_onnx_file_is_int8_when_its_layers_compute_in_int8_not_when_it_holds_one_quantize_op(tmp_path):
+    """One QuantizeLinear on the input of a float graph made the file 'int8', and verify
+    then held it to int8's looser gate (weights changed by 5% passed)."""
+    from edgepipe.evaluate.quantinfo import onnx_precision
+    assert onnx_precision(_onnx_conv(tmp_path / "in.onnx", False, True)) == "float32"
+    assert onnx_precision(_onnx_conv(tmp_path / "w.onnx", True, False)) == "int8"
+    assert onnx_precision(_onnx_conv(tmp_path / "both.onnx", True, True)) == "int8"

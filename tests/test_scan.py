@@ -109,6 +109,10 @@ def test_scan_cli_json_and_errors(tmp_path, tiny_hed, capsys):
     assert main(["scan", str(tmp_path / "missing.jpg"), "--model", str(model)]) == 2
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     assert main(["scan", str(tmp_path / "broken.jpg"), "--model", str(model)]) == 2
+    capsys.readouterr()
+    assert main(["scan", str(photo), "--model", str(model), "-o", str(photo)]) == 2  # the photo is never the page
+    err = capsys.readouterr().err
+    assert "is the input" in err and "--out" not in err, err  # scan has no --out to name
 
 
 def test_edges_and_page_are_told_apart_by_name():

@@ -195,6 +195,7 @@ def test_two_image_inputs_each_say_what_they_take(tmp_path, capsys):
         card = json.loads(Path(f"{out}.model_card.json").read_text())
         ranges = {i["name"]: (i["range"], i["normalization"]["source"]) for i in card["inputs"]}
         assert ranges == {"wide": ([0.0, 255.0], "model"), "tele": ([0.0, 1.0], "default")}, ranges
+        assert "how pixels map to input 'tele'" in capsys.readouterr().err  # the one it assumed, by name
         rc, report = _verify(capsys, model, out)
         assert rc == 0, report
     # what an iPhone feeds: 8-bit pixels in both ImageTypes, run by the reference interpreter
@@ -269,6 +270,10 @@ def test_uint8_savedmodel_card_says_pixels_and_verify_feeds_them(tmp_path, capsy
     # full int8 calibrates the uint8 signature with pixels (it once fed it floats and failed)
     _ok(["convert", "--model", tmp_path / "u8", "--format", "tflite", "--mode", "int8", "--out", tmp_path / "u8i.tflite"])
     rc, report = _verify(capsys, tmp_path / "u8", tmp_path / "u8i.tflite")
+    assert rc == 0, report
+    # and so does ONNX's int8 (its calibration fed floats to the uint8 input and failed)
+    _ok(["convert", "--model", tmp_path / "u8", "--variant", "onnx_int8", "--out", tmp_path / "u8i.onnx"])
+    rc, report = _verify(capsys, tmp_path / "u8", tmp_path / "u8i.onnx")
     assert rc == 0, report
 
 
@@ -1044,3 +1049,17 @@ def test_verify_json_of_an_exact_export_is_strict_json(tmp_path, capsys):
     _ok(["convert", "--model", tmp_path / "relu.keras", "--out", tmp_path / "relu.tflite"])
     rc, report = _verify(capsys, tmp_path / "relu.keras", tmp_path / "relu.tflite")
     assert rc == 0 and report["outputs"][0]["psnr_db"] == "inf"
+
+
+def test_profile_counts_a_free_size_model_at_the_size_given(tmp_path, capsys):
+    """profile refused a model of free input size, with no way to name one."""
+    x = keras.Input((None, None, 3))
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same")(x)
+    model = tmp_path / "free.keras"
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(y))).save(model)
+    _refused(capsys, ["profile", model], "pass --size N")
+    macs = {}
+    for size in (32, 64):
+        assert main(["profile", str(model), "--size", str(size), "--json"]) == 0
+        macs[size] = json.loads(capsys.readouterr().out)["macs"]
+    assert macs[32] == 16 * 16 * 8 * 27 + 16 and macs[64] == 32 * 32 * 8 * 27 + 16, macs  # the conv's and the dense's

@@ -249,9 +249,9 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
         raise EdgePipeError(f"{path} is a symbolic link; edgepipe does not replace links, choose another output")
     for src in inputs:
         if src and same_path(src, path):
-            raise EdgePipeError(f"the output {path} is the input {src}; choose another --out")
+            raise EdgePipeError(f"the output {path} is the input {src}; choose another output")
         if src and Path(src).is_dir() and inside(path, src):
-            raise EdgePipeError(f"the output {path} is inside the input folder {src}; choose another --out")
+            raise EdgePipeError(f"the output {path} is inside the input folder {src}; choose another output")
     if path.is_dir() and not (folder_artifact and is_mlpackage(path)):
         raise EdgePipeError(f"{path} is an existing folder edgepipe did not make; it is left alone, "
                             "choose another output")

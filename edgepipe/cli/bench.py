@@ -83,13 +83,14 @@ def bench_host(files, threads, args) -> list[dict]:
             raise EdgePipeError(f"model not found: {f}")
     work = {f: model_work(f, args.trust_model) for f in files}
     options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
-               "until_stable": args.until_stable, "macs": {f: w[0] for f, w in work.items()},
-               "layer_costs": {f: w[1] for f, w in work.items() if w[1]}, "compute_units": args.compute_units,
+               "until_stable": args.until_stable, "macs": {str(i): work[f][0] for i, f in enumerate(files)},
+               "layer_costs": {str(i): work[f][1] for i, f in enumerate(files) if work[f][1]}, "compute_units": args.compute_units,
                "trust": args.trust_model}
     results = []
-    for t in threads:
-        stats = measure_host({f: str(Path(f).resolve()) for f in files}, t, args.warmup, args.runs, **options)
-        results += [stats[f] | {"model": f} for f in files]
+    for t in threads:  # keyed by position: a file named twice is timed twice (an A/A check of the noise)
+        stats = measure_host({str(i): str(Path(f).resolve()) for i, f in enumerate(files)}, t, args.warmup,
+                             args.runs, **options)
+        results += [stats[str(i)] | {"model": f} for i, f in enumerate(files)]
     return results
 
 
@@ -261,7 +262,8 @@ def add_parser(sub):
     b.add_argument("--runs", type=int_range(1, 1_000_000), default=50, help="timed runs per model; the cap with --until-stable")
     b.add_argument("--warmup", type=int_range(0, 100_000), default=5, help="warm-up runs (default 5)")
     b.add_argument("--batch", type=int_range(1, 4096), default=1, help="batch size (default 1)")
-    b.add_argument("--budget-s", type=positive, help="time budget in seconds instead of a run count")
+    b.add_argument("--budget-s", type=positive, help="seconds of timed runs instead of a run count "
+                   "(after the warm-up runs)")
     b.add_argument("--until-stable", action="store_true", help="stop when every median moves < 1%%")
     b.add_argument("--no-xnnpack", action="store_true", help="TFLite without the XNNPACK delegate")
     b.add_argument("--baseline", type=count, default=0, help="index of the model ratios are taken to")

@@ -173,12 +173,15 @@ def say_assumed_range(spec, model, ports):
     """Tell the user when the bundle assumed ``pixel / 255`` for an image input that neither
     they nor the model describe (``spec`` is what ``input_spec`` chose). Called after the file
     is written, so an error stays one line."""
-    if _edgepipe_network(model) or not any(p.is_image and (p.pixel_spec or spec).source == "default" for p in ports or []):
+    assumed = [p for p in ports or [] if p.is_image and (p.pixel_spec or spec).source == "default"]
+    if _edgepipe_network(model) or not assumed:
         return
+    which = ("its input" if len(ports) == 1 else
+             f"input{'s' if len(assumed) > 1 else ''} {', '.join(repr(p.name) for p in assumed)}")
     what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
             and getattr(model, "keras_model", None) is None
-            else "the model starts with no Rescaling/Normalization layer, so it does not say")
-    print(f"note: {what} how pixels map to its input; the bundle states pixel / 255 (pass "
+            else "the model starts with no Rescaling/Normalization layer there, so it does not say")
+    print(f"note: {what} how pixels map to {which}; the bundle states pixel / 255 (pass "
           "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)", file=sys.stderr)
 
 

@@ -32,14 +32,32 @@ def _model(args):
     if not Path(args.name).exists():
         raise EdgePipeError(f"'{args.name}' is neither a registered network ({', '.join(mobile_models.names())}) "
                             "nor a model file")
-    given = [f"--{k}" for k in BUILD_OPTIONS if getattr(args, k) is not None]
+    given = [f"--{k}" for k in BUILD_OPTIONS if k != "size" and getattr(args, k) is not None]
     if given:
         raise EdgePipeError(f"{', '.join(given)} build a registered network; a model file is profiled as it is")
     from edgepipe.base.modelio import load_keras
     model = load_keras(args.name, trust=args.trust_model)
-    if any(d is None for d in model.input_shape[1:]):
-        raise EdgePipeError(f"{args.name} has a free input size {model.input_shape}; profile needs a fixed one")
+    free = [t for t in model.inputs if any(d is None for d in t.shape[1:])]
+    if free and (len(model.inputs) > 1 or not args.size):
+        hint = ": pass --size N for an N x N input" if len(model.inputs) == 1 else ""
+        raise EdgePipeError(f"{args.name} has a free input size {model.input_shape}; profile counts a fixed one{hint}")
+    if free:
+        return _at_size(model, args.size, args.name)
+    if args.size:
+        raise EdgePipeError(f"{args.name} takes {model.input_shape} already; --size fixes a free input size only")
     return model
+
+
+def _at_size(model, size: int, path):
+    """The user's model rebuilt on an input of ``size`` where its height and width are free
+    (the weights are not needed: the profile counts shapes)."""
+    from edgepipe.base.backend import keras
+    from edgepipe.base.errors import first_line
+    shape = tuple(size if d is None else d for d in model.inputs[0].shape[1:])
+    try:
+        return keras.models.clone_model(model, input_tensors=keras.Input(shape, dtype=model.inputs[0].dtype))
+    except Exception as e:  # noqa: BLE001  a subclassed model or a layer that cannot be rebuilt
+        raise EdgePipeError(f"{path}: cannot be rebuilt on a {shape} input to profile it ({first_line(e)})") from None
 
 
 def add_parser(sub):
@@ -50,7 +68,8 @@ def add_parser(sub):
     pr.add_argument("--groups", type=positive_int, help="groups g (ShuffleNet v1)")
     pr.add_argument("--scale", type=positive, help="scale (ShuffleNet)")
     pr.add_argument("--classes", type=int_range(1, 100_000), help="classifier outputs")
-    pr.add_argument("--size", type=int_range(8, 4096), help="square input side")
+    pr.add_argument("--size", type=int_range(8, 4096), help="square input side (a registered network, or a model file "
+                    "whose input size is free)")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_trust(pr)
     pr.set_defaults(func=cmd_profile)

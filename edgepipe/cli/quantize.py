@@ -47,7 +47,8 @@ def _checked_gate(model, x, args, out, console) -> dict:
     passed, value = check(out.read_bytes())
     console.print(f"gate {gate.describe(value)}: {'pass' if passed else 'not met'}",
                   style=None if passed else "yellow")
-    return {"gate": {"metric": gate.metric, "passed": bool(passed), "value": float(value)}}
+    return {"gate": {"metric": gate.metric, "passed": bool(passed), "value": float(value),
+                     "rule": gate.describe(value)}}
 
 
 def _print_layers(layers, console, worst: int = 12):
@@ -124,7 +125,9 @@ def cmd_quantize(args):
         from edgepipe.convert.tflite_metadata import attach
         card.unlink(missing_ok=True)  # edgepipe's own (check_target): never beside the next file
         atomic.write_bytes(out, attach(result["model"], meta))
-        extra = {"float_layers": result["float_layers"], "gate": {"metric": gate.metric, "passed": result["passed"]}}
+        extra = {"float_layers": result["float_layers"],
+                 "gate": {"metric": gate.metric, "passed": result["passed"], "value": result["steps"][-1]["value"],
+                          "rule": gate.describe(result["steps"][-1]["value"])}}
         if not result["passed"]:
             console.print(f"gate {gate.describe(result['steps'][-1]['value'])} not met with "
                           f"{len(result['float_layers'])} float layer(s)", style="yellow")
@@ -139,7 +142,9 @@ def cmd_quantize(args):
                          meta=meta, io_dtype="uint8" if variant.io == "uint8" else None)
         if asked:
             extra = _checked_gate(folded, x, args, out, console)
-    write_json(card, converted_card(meta, "tflite", variant.label, out) | extra)
+    held = extra.get("gate")  # the artifact states it in the run card's form too: rule and pass
+    write_json(card, converted_card(meta, "tflite", variant.label, out,
+                                    gate=held and {"rule": held["rule"], "pass": held["passed"]}) | extra)
     console.print(f"wrote {out} ({variant.name}: {variant.label}) and {card.name}")
     say_assumed_range(spec, model, ports)
     say_kept_state(out, "tflite")
