@@ -180,7 +180,8 @@ def say_assumed_range(spec, model, ports):
              f"input{'s' if len(assumed) > 1 else ''} {', '.join(repr(p.name) for p in assumed)}")
     what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
             and getattr(model, "keras_model", None) is None
-            else "the model starts with no Rescaling/Normalization layer there, so it does not say")
+            else f"the model starts with no Rescaling/Normalization layer{' there' if len(ports) > 1 else ''}, "
+                 "so it does not say")
     print(f"note: {what} how pixels map to {which}; the bundle states pixel / 255 (pass "
           "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)", file=sys.stderr)
 
