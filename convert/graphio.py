@@ -107,9 +107,9 @@ def _example(port: Port) -> str:
 
 def parse_shape(text: str) -> tuple[str | None, tuple]:
     """``[NAME:]1x64x64x3`` -> (NAME or None, (1, 64, 64, 3)); ValueError when malformed."""
-    name, _, dims = text.rpartition(":")
-    if not re.fullmatch(r"[1-9]\d{0,5}(x[1-9]\d{0,5})*", dims.strip().lower()):
-        raise ValueError(text)
+    name, colon, dims = text.rpartition(":")
+    if not re.fullmatch(r"[1-9]\d{0,5}(x[1-9]\d{0,5})*", dims.strip().lower()) or (colon and not name.strip()):
+        raise ValueError(text)  # ':1x64x64x3' names no input
     return name or None, tuple(int(d) for d in dims.strip().lower().split("x"))
 
 

@@ -494,7 +494,7 @@ def bundle_card(path) -> dict | None:
         text = side.read_text(encoding="utf-8")
     try:
         return json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -169,7 +169,9 @@ def attach(model_bytes: bytes, meta: dict) -> bytes:
         entry.name, entry.buffer = METADATA_NAME.encode(), len(model.buffers)
         model.buffers.append(schema.BufferT())
         model.metadata.append(entry)
-    model.buffers[entry.buffer].data = np.frombuffer(build_metadata(meta, _file_order(model, meta)), np.uint8)
+    order = _file_order(model, meta)
+    model.buffers[entry.buffer].data = np.frombuffer(build_metadata(meta, order), np.uint8)
+    _add_signature(schema, model, meta, order)
     packed = io.BytesIO(flatbuffer_utils.convert_object_to_bytearray(model))
     with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as archive:
         for name, data in _associated_files(meta).items():
@@ -196,6 +198,31 @@ def _file_order(model, meta: dict) -> dict:
         if len(entries) == len(meta.get(key, [])) == len(wanted) and set(wanted) == set(entries):
             order[key] = [entries[n] for n in wanted]
     return order
+
+
+def _add_signature(schema, model, meta: dict, order: dict):
+    """A ``serving_default`` signature over the main subgraph, keyed by the card's names, where
+    the converter wrote none (it writes none without a SavedModel round trip): LiteRT's
+    signature runner (``getSignatureRunner``, Android's ``runSignature``) needs one to call the
+    model by name. Added only where every tensor is matched to the card's entry."""
+    if model.signatureDefs or len(model.subgraphs or []) == 0:
+        return
+    graph, maps = model.subgraphs[0], {}
+    for key, tensors in (("inputs", graph.inputs), ("outputs", graph.outputs)):
+        tensors = [int(t) for t in (tensors if tensors is not None else [])]
+        entries = order.get(key) or (meta.get(key, []) if len(tensors) == len(meta.get(key, [])) == 1 else None)
+        names = [e.get("name") for e in entries or []]
+        if not tensors or len(names) != len(tensors) or not all(names) or len(set(names)) < len(names):
+            return
+        maps[key] = []
+        for name, index in zip(names, tensors):
+            item = schema.TensorMapT()
+            item.name, item.tensorIndex = str(name).encode(), index
+            maps[key].append(item)
+    signature = schema.SignatureDefT()
+    signature.inputs, signature.outputs = maps["inputs"], maps["outputs"]
+    signature.signatureKey, signature.subgraphIndex = b"serving_default", 0
+    model.signatureDefs = [signature]
 
 
 def strip_associated_files(model_bytes: bytes) -> bytes:

@@ -37,8 +37,8 @@ def summarize(times_s) -> dict:
 
 def _keep_going(samples, runs, budget_s, until_stable, started, clock):
     n = len(next(iter(samples.values())))
-    if budget_s is not None:
-        return clock() - started < budget_s
+    if budget_s is not None:  # at least one timed round, however small the budget
+        return n == 0 or clock() - started < budget_s
     if until_stable and n >= 2 * STABLE_CHUNK and n % STABLE_CHUNK == 0:
         moved = [abs(np.median(s) - np.median(s[:-STABLE_CHUNK])) / np.median(s) for s in samples.values()]
         if max(moved) < STABLE_REL_TOL:

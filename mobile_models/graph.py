@@ -75,10 +75,13 @@ def rebuild(model, config: dict, weights: dict, custom_objects=None):
 
 def output_activation(model, index: int = 0) -> str:
     """The activation of the layer behind output ``index`` ('linear' for logits)."""
-    layer = model.get_layer(model.output_names[index])
+    from edgepipe.base.layer_trace import computing_layer
+    layer, kept = computing_layer(model.get_layer(model.output_names[index]), model.outputs[index].shape[-1])
     if type(layer).__name__ == "Softmax":  # a Softmax layer ends the model, not a Dense's own activation
-        return "softmax"
-    return str(layer.get_config().get("activation", "linear"))
+        name = "softmax"
+    else:
+        name = str(layer.get_config().get("activation", "linear"))
+    return "linear" if name == "softmax" and not kept else name  # a softmax over another axis: no probabilities here
 
 
 

@@ -211,7 +211,7 @@ def run_card_of(path) -> dict | None:
     path = Path(path)
     try:
         card = json.loads((path.parent / "model_card.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(card, dict) or not isinstance(card.get("artifacts"), list):
         return None

@@ -46,7 +46,7 @@ class Manifest:
         if self.path.is_file() and not force:
             try:
                 self.data = json.loads(self.path.read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 self.data = {"stages": {}}  # a damaged manifest only costs a re-run
         if not _well_formed(self.data):
             self.data = {"stages": {}}

@@ -15,9 +15,16 @@ def _plt():
     return plt
 
 
+def _quiet_numerics():
+    """Values near float's limits in a hand-edited report.json (a loss of 1e308) overflow in
+    matplotlib's transforms: the plot is drawn clipped, with no numpy warning on stderr."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with _quiet_numerics():
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     _plt().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
@@ -25,7 +32,8 @@ def _svg(fig) -> str:
 
 def _png_uri(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    with _quiet_numerics():
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     _plt().close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 

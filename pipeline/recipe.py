@@ -252,16 +252,37 @@ def anchor_data_path(raw: dict, folder: Path) -> None:
         pass
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last
+    silently: a recipe with two ``name:`` or two ``learning_rate:`` lines trains on one of them)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"the key '{twice}' is given twice",
+                                                    node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path, what: str):
+    """A recipe's or sweep's YAML: a missing file, bad YAML, a key given twice or nesting past
+    Python's stack are one line."""
+    if not path.is_file():
+        raise EdgePipeError(f"{what} not found: {path}")
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise EdgePipeError(f"{what} {path} is not valid YAML: {' '.join(str(e).split())[:300]}") from None
+    except RecursionError:
+        raise EdgePipeError(f"{what} {path} is nested too deeply to be a {what}") from None
+
+
 def load_recipe(path: str | Path | None = None, profile: str | None = None) -> Recipe:
     path = Path(path) if path else DEFAULT_RECIPE
     if path.is_dir():
         raise EdgePipeError(f"{path} is a folder; --recipe takes a recipe file (YAML)")
-    if not path.is_file():
-        raise EdgePipeError(f"recipe not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise EdgePipeError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = read_yaml(path, "recipe")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"recipe {path} must be a YAML mapping")
     if profile:

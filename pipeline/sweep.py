@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgepipe.base.errors import EdgePipeError
-from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe, anchor_data_path, first_error
+from edgepipe.pipeline.recipe import DEFAULT_RECIPE, Recipe, anchor_data_path, first_error, read_yaml
 
 
 class SweepCfg(BaseModel):
@@ -58,18 +57,9 @@ class RunSpec:
     raw: dict           # the recipe as a mapping (what the task validates again)
 
 
-def _read_yaml(path: Path, what: str):
-    if not path.is_file():
-        raise EdgePipeError(f"{what} not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise EdgePipeError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-
-
 def load_sweep(path) -> tuple[SweepCfg, list[RunSpec]]:
     path = Path(path)
-    raw = _read_yaml(path, "sweep file")
+    raw = read_yaml(path, "sweep file")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"sweep file {path} must be a YAML mapping")
     try:
@@ -99,7 +89,7 @@ def _base_recipe(cfg: SweepCfg, sweep_path: Path) -> dict:
     where = base_recipe_file(cfg, sweep_path)
     if where is None:
         return cfg.base
-    raw = _read_yaml(where, "base recipe")
+    raw = read_yaml(where, "base recipe")
     if not isinstance(raw, dict):
         raise EdgePipeError(f"base recipe {where} must be a YAML mapping")
     anchor_data_path(raw, where.parent)

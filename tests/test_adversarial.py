@@ -107,6 +107,12 @@ def ws(tmp_path_factory):
     (root / "bad.yaml").write_text("model: [unclosed\n")
     (root / "unknown_key.yaml").write_text(yaml.safe_dump({"name": "x", "modle": {"name": "tiny_cnn"}}))
     (root / "report_dir").mkdir()
+    (root / "deep_report").mkdir()
+    (root / "deep_report" / "report.json").write_text("[" * 200_000 + "]" * 200_000)  # past Python's stack
+    (root / "deep.yaml").write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    (root / "twice.yaml").write_text((root / "one_class.yaml").read_text() + "name: again\n")  # name: given twice
+    (root / "deep_sweep.yaml").write_text("base: one_class.yaml\ngrid:\n  train.learning_rate: "
+                                          + "[" * 3000 + "]" * 3000 + "\n")
     (root / "badjson").mkdir()
     (root / "badjson" / "report.json").write_text("{not json")
     (root / "wrongjson").mkdir()
@@ -212,6 +218,8 @@ USAGE = {
     "verify_atol_negative": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--atol", "-1"],
     "verify_psnr_inf": ["verify", "--model", "WS/m.keras", "--export", "WS/m.tflite", "--psnr", "inf"],
     "verify_missing_export": ["verify", "--model", "WS/m.keras"],
+    "convert_input_shape_without_a_name": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--input-shape",
+                                           ":1x16x16x3", "--out", "WS/o.tflite"],
     "convert_input_shape_huge": ["convert", "--model", "WS/m.keras", "--format", "tflite", "--input-shape",
                                  "1x100000x100000x3", "--out", "WS/o.tflite"],
 }
@@ -342,6 +350,16 @@ REFUSED = {
     "bench_free_size_model": ["bench", "WS/free_size.keras", "--runs", "1", "--warmup", "0"],
     "bench_two_inputs": ["bench", "WS/two_inputs.keras", "--runs", "1", "--warmup", "0"],
     "train_one_class_folder": ["train", "--recipe", "WS/one_class.yaml", "--out", "WS/run"],
+    # a name past the file system's 255 bytes: pathlib's exists() raises instead of answering
+    "convert_model_name_too_long": ["convert", "--model", "WS/" + "a" * 300 + ".keras", "--out", "WS/o.tflite"],
+    "bench_name_too_long": ["bench", "WS/" + "a" * 300 + ".tflite"],
+    "run_recipe_name_too_long": ["run", "--recipe", "WS/" + "a" * 300 + ".yaml", "--out", "WS/run"],
+    "convert_card_name_too_long": ["convert", "--model", "WS/m.keras", "--variant", "tflite_float32",
+                                   "--out", "WS/" + "b" * 240 + ".tflite"],  # the card's name is 256 bytes
+    "report_nested_past_the_stack": ["report", "WS/deep_report"],
+    "run_recipe_nested_past_the_stack": ["run", "--recipe", "WS/deep.yaml", "--out", "WS/run"],
+    "run_recipe_with_a_key_twice": ["run", "--recipe", "WS/twice.yaml", "--out", "WS/run"],
+    "sweep_nested_past_the_stack": ["sweep", "WS/deep_sweep.yaml", "--out", "WS/sweep"],
 }
 
 

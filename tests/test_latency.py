@@ -58,6 +58,9 @@ def test_time_budget_stops_the_rounds():
     runners = {"A": FakeRunner("A", [], clock, log)}  # 1 ms per run
     stats = interleaved(runners, None, warmup=0, runs=10_000, clock=clock, budget_s=0.05)["A"]
     assert 45 <= stats["count"] <= 55
+    # a budget shorter than one run still times one (it timed none, and the summary failed on no samples)
+    stats = interleaved(runners, None, warmup=0, runs=10_000, clock=clock, budget_s=1e-300)["A"]
+    assert stats["count"] == 1
 
 
 def test_until_stable_stops_early_on_a_steady_model():

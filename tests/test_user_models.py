@@ -534,6 +534,20 @@ def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
     y = keras.Input((16, 16, 3))
     ends = keras.layers.Softmax()(keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(y)))
     assert output_activation(keras.Model(y, ends)) == "softmax"
+    # an activation behind a Reshape is still the output's; a softmax over another axis is no one's
+    pooled = keras.layers.GlobalAveragePooling2D()(y)
+    boxes = keras.layers.Reshape((2, 4))(keras.layers.Dense(8, activation="sigmoid")(pooled))
+    scores = keras.layers.Flatten()(keras.layers.Reshape((1, 3))(keras.layers.Dense(3, activation="softmax")(pooled)))
+    mixed = keras.layers.Reshape((2, 4))(keras.layers.Dense(8, activation="softmax")(pooled))
+    assert [output_activation(keras.Model(y, [boxes, scores, mixed]), i) for i in range(3)] == \
+        ["sigmoid", "softmax", "linear"]
+    k3_pooled = k3.layers.GlobalAveragePooling2D()(x)
+    k3_boxes = k3.layers.Reshape((2, 4))(k3.layers.Dense(8, activation="sigmoid")(k3_pooled))
+    k3.Model(x, [k3_boxes, k3.layers.Reshape((3,))(k3.layers.Dense(3, activation="softmax")(k3_pooled))]).save(
+        tmp_path / "det.keras")
+    _ok(["convert", "--model", tmp_path / "det.keras", "--format", "tflite", "--out", tmp_path / "det.tflite"])
+    outputs = json.loads((tmp_path / "det.tflite.model_card.json").read_text())["outputs"]
+    assert sorted(o["activation"] for o in outputs) == ["sigmoid", "softmax"], outputs
 
 
 def test_a_keras_3_models_stored_constants_are_no_onnx_inputs(tmp_path, capsys):
@@ -998,6 +1012,12 @@ def test_a_two_output_tflite_files_metadata_describes_each_tensor_in_the_files_o
         assert in_file == ["boxes", "scores"], in_file  # the converter's order, which the metadata must follow
         assert [d["name"] for d in described] == in_file
         assert "softmax" in described[1]["description"] and "softmax" not in described[0]["description"]
+        # an app calls it by name through LiteRT's signature runner (the converter wrote no signature)
+        from ai_edge_litert.interpreter import Interpreter
+        runner = Interpreter(model_path=str(out)).get_signature_runner("serving_default")
+        (name, detail), = runner.get_input_details().items()
+        got = runner(**{name: np.zeros(detail["shape"], detail["dtype"])})
+        assert sorted(got) == ["boxes", "scores"] and got["scores"].shape == (1, 3), {k: v.shape for k, v in got.items()}
 
 
 def test_an_export_with_its_two_image_inputs_wired_the_wrong_way_round_fails_verify(tmp_path, capsys):
@@ -1063,3 +1083,16 @@ def test_profile_counts_a_free_size_model_at_the_size_given(tmp_path, capsys):
         assert main(["profile", str(model), "--size", str(size), "--json"]) == 0
         macs[size] = json.loads(capsys.readouterr().out)["macs"]
     assert macs[32] == 16 * 16 * 8 * 27 + 16 and macs[64] == 32 * 32 * 8 * 27 + 16, macs  # the conv's and the dense's
+
+
+def test_the_range_note_does_not_deny_a_normalization_it_cannot_read(tmp_path, capsys):
+    """Per-pixel statistics (Normalization over H, W and C) are no per-channel map; the note
+    said the model had no Normalization layer at all."""
+    x = keras.Input((8, 8, 3))
+    norm = keras.layers.Normalization(axis=(1, 2, 3))
+    norm.adapt(np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32) * 255)
+    model = tmp_path / "perpix.keras"
+    keras.Model(x, keras.layers.Dense(2)(keras.layers.Flatten()(norm(x)))).save(model)
+    _ok(["convert", "--model", model, "--format", "tflite", "--out", tmp_path / "p.tflite"])
+    err = capsys.readouterr().err
+    assert "not a per-channel scale and offset" in err and "no Rescaling" not in err, err

@@ -63,7 +63,7 @@ def load_state(ckpt_dir: Path, key: str, resume: bool) -> TrainState:
         return TrainState(key)
     try:
         state = TrainState(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise EdgePipeError(f"{path} is corrupt; delete {ckpt_dir} to train from scratch") from None
     if state.key != key:
         raise EdgePipeError(f"checkpoint in {ckpt_dir} was made by a different recipe or data (a photo added, "

@@ -121,7 +121,7 @@ def _run_file_is_ours(path: Path) -> bool:
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # damaged or nested past the stack: not a record of ours
         return None
 
 
@@ -174,7 +174,7 @@ def _written(folder: Path) -> dict:
     try:
         record = json.loads((folder / WRITTEN).read_text())
         return record if isinstance(record, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 

@@ -150,11 +150,13 @@ def _probe(tensor) -> np.ndarray:
 def output_activation(model, index: int = 0) -> str | None:
     """The activation of the layer behind a Keras 3 model's output ``index``, as tf_keras
     names it ('softmax', 'linear' for logits); None where it cannot be traced."""
+    from edgepipe.base.layer_trace import computing_layer
     try:
-        layer = model.outputs[index]._keras_history.operation
+        output = model.outputs[index]
+        layer, kept = computing_layer(output._keras_history.operation, output.shape[-1])
     except (AttributeError, IndexError):
         return None
-    if type(layer).__name__ == "Softmax":
-        return "softmax"
     activation = getattr(layer, "activation", None)  # a function; a layer without one is linear
-    return getattr(activation, "__name__", "linear") if activation is not None else "linear"
+    name = "softmax" if type(layer).__name__ == "Softmax" else \
+        getattr(activation, "__name__", "linear") if activation is not None else "linear"
+    return None if name == "softmax" and not kept else name  # a softmax over another axis: not traced

@@ -38,8 +38,8 @@ def read_rgb(path, min_side: int = 1) -> np.ndarray:
     if rgb is None:
         raise EdgePipeError(unreadable)
     if min(rgb.shape[:2]) < min_side:
-        raise EdgePipeError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]} pixels; too small to find a document in "
-                            f"(at least {min_side} a side)")
+        raise EdgePipeError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]} pixels; too small to read "
+                            f"(at least {min_side} pixels a side)")
     return rgb
 
 

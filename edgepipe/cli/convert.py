@@ -54,7 +54,8 @@ def cmd_convert(args):
     if variant.needs_calibration:
         if len(ports) != 1:
             raise EdgePipeError(f"{precision} calibration feeds one input; the model has {len(ports)} "
-                                f"({', '.join(p.name for p in ports)})")
+                                f"({', '.join(p.name for p in ports)}): --variant tflite_dynamic quantizes "
+                                "its weights to int8 without calibration")
         calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
                               image=ports[0].is_image)
     from edgepipe.base.atomic import staged_path

@@ -180,10 +180,19 @@ def say_assumed_range(spec, model, ports):
              f"input{'s' if len(assumed) > 1 else ''} {', '.join(repr(p.name) for p in assumed)}")
     what = ("a SavedModel signature does not say" if not hasattr(model, "layers")
             and getattr(model, "keras_model", None) is None
+            else "the model's Rescaling/Normalization layers are not a per-channel scale and offset on its "
+                 "input that edgepipe can read, so they do not say" if _has_preprocessing(model)
             else f"the model starts with no Rescaling/Normalization layer{' there' if len(ports) > 1 else ''}, "
                  "so it does not say")
     print(f"note: {what} how pixels map to {which}; the bundle states pixel / 255 (pass "
           "--input-range 0,255 if it takes raw pixels, -1,1 for keras.applications' MobileNets)", file=sys.stderr)
+
+
+def _has_preprocessing(model) -> bool:
+    """Whether a Rescaling or Normalization layer is anywhere in the model (one edgepipe could
+    not read: per-pixel statistics, or past a branch), so the note does not say there is none."""
+    layers = getattr(getattr(model, "keras_model", None) or model, "layers", None) or []
+    return any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in layers)
 
 
 def _edgepipe_network(model) -> bool:

@@ -3,6 +3,7 @@
 gate exits 1; Ctrl-C exits 130, SIGTERM 143. Nothing here imports TensorFlow, so ``--help``
 and argument errors answer at once."""
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -43,11 +44,28 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("edgepipe: interrupted", file=sys.stderr)
         return interrupts.exit_status()
+    except OSError as e:
+        if e.errno not in PATH_ERRORS:
+            raise
+        print(f"edgepipe: error: {_short(e.filename)}: {os.strerror(e.errno).lower()}", file=sys.stderr)
+        return 2
     except Exception:
         if interrupts.interrupted():  # a library turned Ctrl-C into its own error
             print("edgepipe: interrupted", file=sys.stderr)
             return interrupts.exit_status()
         raise
+
+
+# Errors a path the user gave causes wherever it is first touched (pathlib's exists() raises
+# these instead of answering False): a name past the file system's limit, a link loop, a
+# read-only or full disk, a folder they may not write
+PATH_ERRORS = {getattr(errno, n) for n in ("ENAMETOOLONG", "ELOOP", "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT")
+               if hasattr(errno, n)}
+
+
+def _short(name) -> str:
+    text = " ".join(str(name if name is not None else "a file").split())
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
 def entry():

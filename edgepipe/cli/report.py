@@ -13,8 +13,8 @@ def cmd_report(args):
         raise EdgePipeError(f"{path} not found: give the folder of a finished `edgepipe run`")
     try:
         report = json.loads(path.read_text())
-    except (ValueError, OSError):
-        raise EdgePipeError(f"{path} is not an edgepipe report (not JSON)") from None
+    except (ValueError, OSError, RecursionError):  # RecursionError: arrays nested past Python's stack
+        raise EdgePipeError(f"{path} is not an edgepipe report (not JSON, or nested too deeply)") from None
     check_report(report, path)
     from edgepipe.pipeline.html_report import render
     print(f"wrote {render(report, run_dir, trust=args.trust_model)}")
