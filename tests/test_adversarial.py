@@ -389,6 +389,17 @@ def test_a_manifest_edgepipe_did_not_write_is_treated_as_none(tmp_path):
         assert Manifest(tmp_path).finished("train", "k") is None
 
 
+def test_records_nested_past_pythons_stack_are_damaged_not_a_traceback(tmp_path):
+    """A manifest or a written-files record of '[' * 200000 raised RecursionError (exit 1)."""
+    from edgepipe.pipeline.manifest import Manifest
+    deep = "[" * 200_000 + "]" * 200_000
+    (tmp_path / "manifest.json").write_text(deep)
+    assert Manifest(tmp_path).finished("train", "k") is None
+    (tmp_path / atomic.WRITTEN).write_text(deep)
+    (tmp_path / "m.tflite").write_text("theirs")
+    assert not atomic.made_by_edgepipe(tmp_path / "m.tflite")  # a damaged record proves nothing is ours
+
+
 def test_a_manifest_from_before_outputs_were_kept_by_run_folder_still_counts(tmp_path):
     """Manifests recorded outputs as typed (``runs/base0/m.keras``); read from inside the run
     folder now, such a record found nothing and every stage of every old run ran again."""
