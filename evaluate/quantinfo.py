@@ -89,7 +89,10 @@ def onnx_precision(path) -> str:
 
 
 FLOAT_COMPUTE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-INTEGER_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+# integer kernels: the standard ops, and ONNX Runtime's fused com.microsoft ones (an optimised
+# dynamic-int8 file has MatMulIntegerToFloat where MatMulInteger was)
+INTEGER_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
+                   "DynamicQuantizeMatMul", "QGemm", "QAttention", "DynamicQuantizeLSTM", "QLinearConvTranspose")
 
 
 def _int8_computes(graph) -> bool:
@@ -97,17 +100,35 @@ def _int8_computes(graph) -> bool:
     ones whose weights come out of a DequantizeLinear (QDQ). One QuantizeLinear on the
     input of a float graph is no int8 model, and would open int8's looser gate."""
     made_by = {out: n for n in graph.node for out in n.output}
-    compute = [n for n in graph.node if n.op_type in FLOAT_COMPUTE + INTEGER_COMPUTE]
+    read_by = {}
+    for n in graph.node:
+        for name in n.input:
+            read_by.setdefault(name, []).append(n)
+    compute = [n for n in graph.node if n.op_type in FLOAT_COMPUTE + INTEGER_COMPUTE or n.op_type.startswith("QLinear")]
     if not compute:  # no layer with weights: quantize ops themselves decide
         return any(n.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") for n in graph.node)
-    quantized = [n for n in compute if n.op_type in INTEGER_COMPUTE
-                 or (len(n.input) > 1 and _dequantized(n.input[1], made_by))]
+    quantized = [n for n in compute if n.op_type in INTEGER_COMPUTE or n.op_type.startswith("QLinear")
+                 or (len(n.input) > 1 and _dequantized(n.input[1], made_by))
+                 or (_dequantized(n.input[0], made_by) and _requantized(n.output[0], read_by))]
     return 2 * len(quantized) >= len(compute)
+
+
+MOVES = ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten")
 
 
 def _dequantized(name: str, made_by: dict) -> bool:
     """Whether tensor ``name`` comes out of a DequantizeLinear, through ops that only move values."""
     node = made_by.get(name)
-    while node is not None and node.op_type in ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze"):
+    while node is not None and node.op_type in MOVES:
         node = made_by.get(node.input[0])
     return node is not None and node.op_type == "DequantizeLinear"
+
+
+def _requantized(name: str, read_by: dict, depth: int = 4) -> bool:
+    """Whether tensor ``name`` reaches a QuantizeLinear through moves, a bias add or a clamp:
+    an int8 activation in and out, with the weights already rounded (tf2onnx of a QAT model)."""
+    readers = read_by.get(name, [])
+    if any(n.op_type == "QuantizeLinear" for n in readers):
+        return True
+    return depth > 0 and any(n.op_type in (*MOVES, "Add", "Relu", "Clip", "BatchNormalization")
+                             and _requantized(n.output[0], read_by, depth - 1) for n in readers)

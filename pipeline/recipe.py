@@ -257,11 +257,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     silently: a recipe with two ``name:`` or two ``learning_rate:`` lines trains on one of them)."""
 
     def construct_mapping(self, node, deep=False):
-        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
-        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if twice is not None:
-            raise yaml.constructor.ConstructorError(None, None, f"the key '{twice}' is given twice",
-                                                    node.start_mark)
+        seen = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base': a key given again overrides it, as YAML says
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if any(type(key) is type(k) and key == k for k in seen):
+                raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' is given twice",
+                                                        key_node.start_mark)
+            seen.append(key)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -182,3 +182,18 @@ def test_every_shipped_recipe_is_valid():
     for path in recipes:
         r = load_recipe(path)
         assert mobile_models.entry(r.model.name).task == TASK_OF_KIND[r.data.kind], path.name
+
+
+def test_a_recipe_may_merge_a_profile_but_not_give_a_key_twice(tmp_path):
+    """Refusing a key given twice must not refuse YAML's merge key ('<<: *quick'), where a
+    key given again overrides the merged one."""
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.pipeline.recipe import DEFAULT_RECIPE, load_recipe
+    text = DEFAULT_RECIPE.read_text().replace("  quick:", "  quick: &quick", 1)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(text.replace("\nexport:", "\n  fast:\n    <<: *quick\n    learning_rate: 0.001\nexport:", 1))
+    recipe = load_recipe(merged, profile="fast")
+    assert recipe.train.learning_rate == 0.001 and recipe.train.batch_size == 16
+    (tmp_path / "twice.yaml").write_text(text + "name: again\n")
+    with pytest.raises(EdgePipeError, match="the key 'name' is given twice"):
+        load_recipe(tmp_path / "twice.yaml")

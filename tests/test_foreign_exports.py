@@ -301,8 +301,8 @@ def test_onnx_integer_inputs_take_rounded_values_within_their_range(tmp_path):
     np.testing.assert_array_equal(list(got.values())[0], [[1, -1, 127, -128]])
 
 
-def _onnx_conv(path, weights_dequantized: bool, input_qdq: bool):
-    """A 1x1 conv as a hand-written file: float, or with its weights (and/or input) through QDQ."""
+def _onnx_conv(path, weights_dequantized: bool, input_qdq: bool, output_qdq: bool = False):
+    """A 1x1 conv as a hand-written file: float, or with its weights, input or output through QDQ."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     w = np.random.default_rng(0).normal(0, 1, (2, 3, 1, 1)).astype(np.float32)
@@ -319,7 +319,12 @@ def _onnx_conv(path, weights_dequantized: bool, input_qdq: bool):
         nodes.append(helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]))
     else:
         inits.append(numpy_helper.from_array(w, "w"))
-    nodes.append(helper.make_node("Conv", [x, wname], ["y"]))
+    if output_qdq:  # a QAT model through tf2onnx: rounded float weights, activations quantized in and out
+        nodes += [helper.make_node("Conv", [x, wname], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
+                  helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"]),
+                  helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["y"])]
+    else:
+        nodes.append(helper.make_node("Conv", [x, wname], ["y"]))
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], initializer=inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
@@ -333,3 +338,4 @@ def test_an_onnx_file_is_int8_when_its_layers_compute_in_int8_not_when_it_holds_
     assert onnx_precision(_onnx_conv(tmp_path / "in.onnx", False, True)) == "float32"
     assert onnx_precision(_onnx_conv(tmp_path / "w.onnx", True, False)) == "int8"
     assert onnx_precision(_onnx_conv(tmp_path / "both.onnx", True, True)) == "int8"
+    assert onnx_precision(_onnx_conv(tmp_path / "qat.onnx", False, True, output_qdq=True)) == "int8"

@@ -47,7 +47,8 @@ def main(argv=None):
     except OSError as e:
         if e.errno not in PATH_ERRORS:
             raise
-        print(f"edgepipe: error: {_short(e.filename)}: {os.strerror(e.errno).lower()}", file=sys.stderr)
+        where = f"{_short(e.filename)}: " if e.filename is not None else "writing its output: "
+        print(f"edgepipe: error: {where}{os.strerror(e.errno).lower()}", file=sys.stderr)
         return 2
     except Exception:
         if interrupts.interrupted():  # a library turned Ctrl-C into its own error
@@ -64,7 +65,7 @@ PATH_ERRORS = {getattr(errno, n) for n in ("ENAMETOOLONG", "ELOOP", "EACCES", "E
 
 
 def _short(name) -> str:
-    text = " ".join(str(name if name is not None else "a file").split())
+    text = " ".join(str(name).split())
     return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
