@@ -13,9 +13,8 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.values import in_dtype
 from edgepipe.quantize.ptq import check_representative
 
 
@@ -43,17 +42,13 @@ def _input_shape(proto) -> tuple:
     return inputs[0].name, tuple(d.dim_value if d.dim_value > 0 else None for d in dims)
 
 
-def _as_input_type(proto, x: np.ndarray) -> np.ndarray:
+def _as_input_type(proto, x):
     """Calibration values in the input's own type: a model that takes uint8 pixels is fed
     them rounded, as an app feeds it (ORT refuses floats on an integer input)."""
     from onnx.helper import tensor_dtype_to_np_dtype
     name, _ = _input_shape(proto)
     elem = next(i for i in proto.graph.input if i.name == name).type.tensor_type.elem_type
-    dtype = np.dtype(tensor_dtype_to_np_dtype(elem))
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        x = np.clip(np.round(x), info.min, info.max)
-    return np.asarray(x).astype(dtype)
+    return in_dtype(x, tensor_dtype_to_np_dtype(elem))
 
 
 def to_int8_qdq(proto, representative):

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.quiet import native_stderr_silenced
+from edgepipe.base.values import in_dtype
 
 GOLDEN_COUNT = 4
 EDGE_F_DROP = 0.01  # an edge map may lose 1 point of F-score against the host's
@@ -65,10 +66,7 @@ def _pixels(shape, count: int) -> np.ndarray:
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
     """As edgepipe's TFLite runner feeds a model: round half to even, clip, cast."""
     scale, zero = detail["quantization"]
-    if scale:
-        info = np.iinfo(detail["dtype"])
-        x = np.clip(np.round(x / scale + zero), info.min, info.max)
-    return x.astype(detail["dtype"])
+    return in_dtype(x / scale + zero if scale else x, detail["dtype"])
 
 
 def golden_inputs(model, count: int = GOLDEN_COUNT) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from edgepipe.base.quiet import native_stderr_silenced
+from edgepipe.base.values import in_dtype
 
 FLOOR = 1e-6          # relative error below this is float round-off
 JUMP = 10.0           # a layer "jumps" when its error is 10x the worst before it
@@ -48,10 +49,7 @@ def tflite_tensors(path, x, output_layers=()) -> list[tuple[str, np.ndarray]]:
         interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     scale, zero = inp["quantization"]
-    if scale:
-        info = np.iinfo(inp["dtype"])
-        x = np.clip(np.round(x / scale + zero), info.min, info.max)
-    interp.set_tensor(inp["index"], np.asarray(x).astype(inp["dtype"]))
+    interp.set_tensor(inp["index"], in_dtype(x / scale + zero if scale else x, inp["dtype"]))
     interp.invoke()
     details = {d["index"]: d for d in interp.get_tensor_details()}
     renamed = _output_layers(interp, path, list(output_layers))

@@ -130,8 +130,9 @@ def _notes(runner, machine, coverage=None, name=""):
         notes.append(f"{name}: {sum(coverage['outside'].values())} of {coverage['ops']} ops run "
                      f"outside XNNPACK ({ops}), in {coverage['partitions']} partitions; on a phone they run on "
                      f"reference kernels and each partition boundary costs a hand-over")
-    if runner.call_items() > 1:
-        notes.append(f"{name}: fixed at batch {runner.call_items()}: each call runs {runner.call_items()} items")
+    fixed = runner.call_items()
+    if fixed > 1:
+        notes.append(f"{name}: fixed at batch {fixed}: each call runs {fixed} items")
     if runner.runtime == "litert" and runner.inputs[0].dtype in ("int8", "uint8"):
         if machine in ("x86_64", "AMD64", "i686"):
             notes.append("int8 on x86 is not representative of ARM phones; measure on the device")

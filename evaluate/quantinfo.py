@@ -91,8 +91,12 @@ def onnx_precision(path) -> str:
 FLOAT_COMPUTE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 # integer kernels: the standard ops, and ONNX Runtime's fused com.microsoft ones (an optimised
 # dynamic-int8 file has MatMulIntegerToFloat where MatMulInteger was)
-INTEGER_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
-                   "DynamicQuantizeMatMul", "QGemm", "QAttention", "DynamicQuantizeLSTM", "QLinearConvTranspose")
+INTEGER_COMPUTE = ("ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QGemm",
+                   "QAttention", "DynamicQuantizeLSTM")
+
+
+def _integer_kernel(node) -> bool:
+    return node.op_type in INTEGER_COMPUTE or node.op_type.startswith("QLinear")  # QLinearConv, QLinearMatMul...
 
 
 def _int8_computes(graph) -> bool:
@@ -104,10 +108,10 @@ def _int8_computes(graph) -> bool:
     for n in graph.node:
         for name in n.input:
             read_by.setdefault(name, []).append(n)
-    compute = [n for n in graph.node if n.op_type in FLOAT_COMPUTE + INTEGER_COMPUTE or n.op_type.startswith("QLinear")]
+    compute = [n for n in graph.node if n.op_type in FLOAT_COMPUTE or _integer_kernel(n)]
     if not compute:  # no layer with weights: quantize ops themselves decide
         return any(n.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") for n in graph.node)
-    quantized = [n for n in compute if n.op_type in INTEGER_COMPUTE or n.op_type.startswith("QLinear")
+    quantized = [n for n in compute if _integer_kernel(n)
                  or (len(n.input) > 1 and _dequantized(n.input[1], made_by))
                  or (_dequantized(n.input[0], made_by) and _requantized(n.output[0], read_by))]
     return 2 * len(quantized) >= len(compute)

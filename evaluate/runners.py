@@ -13,6 +13,7 @@ import numpy as np
 
 from edgepipe.base.errors import EdgePipeError, first_line
 from edgepipe.base.quiet import native_stderr_silenced
+from edgepipe.base.values import in_dtype
 
 
 @dataclass(frozen=True)
@@ -254,13 +255,7 @@ class TFLiteRunner(Runner):
     def _to_input(self, x, detail=None):
         detail = detail or self._in
         scale, zero = detail["quantization"]
-        if scale:
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        elif np.issubdtype(detail["dtype"], np.integer):  # a model that takes integer pixels: round, not truncate
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x), info.min, info.max)
-        return x.astype(detail["dtype"])
+        return in_dtype(x / scale + zero if scale else x, detail["dtype"])  # integer pixels rounded, not truncated
 
     def bound(self, batch):
         batch = np.asarray(batch, np.float32)
@@ -375,11 +370,11 @@ class OnnxRunner(Runner):
 
     def bound(self, batch):
         name, batch = self.inputs[0].name, np.asarray(batch, np.float32)
-        whole = {name: self._cast(batch, name)}
+        whole = {name: in_dtype(batch, self._types[name])}
         if self.dynamic_batch and self._runs(whole):  # a free batch runs in one call, as an app would
             return lambda: self.sess.run(None, whole)
         step = self.call_items()  # a file fixed at batch N is fed N items a call
-        feeds = [{name: self._cast(padded_slice(batch, i, step), name)} for i in range(0, len(batch), step)]
+        feeds = [{name: in_dtype(padded_slice(batch, i, step), self._types[name])} for i in range(0, len(batch), step)]
         for feed in feeds[:1]:
             self._one_call(feed)  # a graph that cannot take them is the user's one line, not a timing failure
 
@@ -387,14 +382,6 @@ class OnnxRunner(Runner):
             for feed in feeds:
                 self.sess.run(None, feed)
         return run
-
-    def _cast(self, x, name):
-        """Float values as the input's type: integers rounded and clipped to their range."""
-        dtype = self._types[name]
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x), info.min, info.max)
-        return np.asarray(x).astype(dtype)
 
     def raw_integer_input(self) -> bool:
         return np.issubdtype(self._types[self.inputs[0].name], np.integer)
@@ -407,7 +394,7 @@ class OnnxRunner(Runner):
             return False
 
     def _one(self, feeds):
-        outs = self._one_call({k: self._cast(v, k) for k, v in feeds.items()})
+        outs = self._one_call({k: in_dtype(v, self._types[k]) for k, v in feeds.items()})
         return {o.name: np.asarray(v, np.float32) for o, v in zip(self.outputs, outs)}
 
     def _one_call(self, feeds):

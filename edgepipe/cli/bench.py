@@ -84,7 +84,8 @@ def bench_host(files, threads, args) -> list[dict]:
     work = {f: model_work(f, args.trust_model) for f in files}
     options = {"batch": args.batch, "xnnpack": not args.no_xnnpack, "budget_s": args.budget_s,
                "until_stable": args.until_stable, "macs": {str(i): work[f][0] for i, f in enumerate(files)},
-               "layer_costs": {str(i): work[f][1] for i, f in enumerate(files) if work[f][1]}, "compute_units": args.compute_units,
+               "layer_costs": {str(i): work[f][1] for i, f in enumerate(files) if work[f][1]},
+               "compute_units": args.compute_units,
                "trust": args.trust_model}
     results = []
     for t in threads:  # keyed by position: a file named twice is timed twice (an A/A check of the noise)
