@@ -201,11 +201,12 @@ def _file_order(model, meta: dict) -> dict:
 
 
 def _add_signature(schema, model, meta: dict, order: dict):
-    """A ``serving_default`` signature over the main subgraph, keyed by the card's names, where
-    the converter wrote none (it writes none without a SavedModel round trip): LiteRT's
-    signature runner (``getSignatureRunner``, Android's ``runSignature``) needs one to call the
-    model by name. Added only where every tensor is matched to the card's entry."""
-    if model.signatureDefs or len(model.subgraphs or []) == 0:
+    """A ``serving_default`` signature over the main subgraph, keyed by the card's names:
+    LiteRT's signature runner (``getSignatureRunner``, Android's ``runSignature``) calls the
+    model by those keys. The converter writes none without a SavedModel round trip, and
+    with one it keys outputs ``output_0``, ``output_1``; an app reading the card would ask
+    for names the file lacks. Named only where every tensor is matched to the card's entry."""
+    if len(model.subgraphs or []) == 0 or len(model.signatureDefs or []) > 1:
         return
     graph, maps = model.subgraphs[0], {}
     for key, tensors in (("inputs", graph.inputs), ("outputs", graph.outputs)):
@@ -214,15 +215,28 @@ def _add_signature(schema, model, meta: dict, order: dict):
         names = [e.get("name") for e in entries or []]
         if not tensors or len(names) != len(tensors) or not all(names) or len(set(names)) < len(names):
             return
-        maps[key] = []
-        for name, index in zip(names, tensors):
-            item = schema.TensorMapT()
-            item.name, item.tensorIndex = str(name).encode(), index
-            maps[key].append(item)
+        maps[key] = dict(zip(tensors, names))
+    if model.signatureDefs:  # the converter's: renamed in place, where it maps exactly these tensors
+        signature = model.signatureDefs[0]
+        for key in ("inputs", "outputs"):
+            items = getattr(signature, key) or []
+            if signature.subgraphIndex != 0 or sorted(int(m.tensorIndex) for m in items) != sorted(maps[key]):
+                return
+        for key in ("inputs", "outputs"):
+            for item in getattr(signature, key):
+                item.name = str(maps[key][int(item.tensorIndex)]).encode()
+        return
     signature = schema.SignatureDefT()
-    signature.inputs, signature.outputs = maps["inputs"], maps["outputs"]
+    signature.inputs, signature.outputs = ([_tensor_map(schema, name, index) for index, name in maps[key].items()]
+                                           for key in ("inputs", "outputs"))
     signature.signatureKey, signature.subgraphIndex = b"serving_default", 0
     model.signatureDefs = [signature]
+
+
+def _tensor_map(schema, name: str, index: int):
+    item = schema.TensorMapT()
+    item.name, item.tensorIndex = str(name).encode(), index
+    return item
 
 
 def strip_associated_files(model_bytes: bytes) -> bytes:

@@ -165,5 +165,13 @@ def test_a_fused_lstm_that_keeps_state_is_said_and_checked_from_a_fresh_state(tm
     runner = open_runner(out)
     first, again = (runner.predict(window)[runner.outputs[0].name] for _ in range(2))
     np.testing.assert_array_equal(first, again)
+    # the converter's SavedModel route keys its signature output_0; an app reading the card asks for its names
+    from ai_edge_litert.interpreter import Interpreter
+    card = json.loads(out.with_name(out.name + ".model_card.json").read_text())
+    signature = Interpreter(model_path=str(out)).get_signature_list()["serving_default"]
+    assert signature == {"inputs": [card["inputs"][0]["name"]], "outputs": [card["outputs"][0]["name"]]}, signature
+    signed = Interpreter(model_path=str(out)).get_signature_runner("serving_default")
+    np.testing.assert_allclose(signed(**{card["inputs"][0]["name"]: window})[card["outputs"][0]["name"]], first,
+                               rtol=1e-5, atol=1e-6)
     assert _run("verify", "--model", model, "--export", out, "--data", series) == 0
     assert "resetVariableTensors" in capsys.readouterr().err
