@@ -197,7 +197,21 @@ def _file_order(model, meta: dict) -> dict:
         wanted = [names[t] for t in tensors]
         if len(entries) == len(meta.get(key, [])) == len(wanted) and set(wanted) == set(entries):
             order[key] = [entries[n] for n in wanted]
+        elif (by_shape := _by_shape([graph.tensors[t] for t in tensors], meta.get(key, []))) is not None:
+            order[key] = by_shape
     return order
+
+
+def _by_shape(tensors, entries: list) -> list | None:
+    """The card's entries in the file's order, matched by shape where no two share one: a file
+    converted from a concrete function names its outputs ``Identity``, ``Identity_1``."""
+    def key(shape):
+        return tuple(1 if d is None or int(d) < 0 else int(d) for d in shape)
+    shapes = [key(t.shape if t.shape is not None else []) for t in tensors]
+    card = [key(e.get("shape") or []) for e in entries]
+    if len(entries) != len(tensors) or len(set(shapes)) < len(shapes) or sorted(shapes) != sorted(card):
+        return None
+    return [entries[card.index(shape)] for shape in shapes]
 
 
 def _add_signature(schema, model, meta: dict, order: dict):

@@ -1018,6 +1018,18 @@ def test_a_two_output_tflite_files_metadata_describes_each_tensor_in_the_files_o
         (name, detail), = runner.get_input_details().items()
         got = runner(**{name: np.zeros(detail["shape"], detail["dtype"])})
         assert sorted(got) == ["boxes", "scores"] and got["scores"].shape == (1, 3), {k: v.shape for k, v in got.items()}
+    # --auto-fallback converts from a concrete function, whose outputs are Identity, Identity_1:
+    # matched to the card by their shapes, which differ, so the file is described and signed all the same
+    out = tmp_path / "two.fallback.tflite"
+    assert main(["quantize", "--model", str(tmp_path / "two.keras"), "--mode", "int8", "--auto-fallback",
+                 "--agreement", "1.0", "--max-float-layers", "1", "--out", str(out)]) in (0, 1)
+    shown = json.loads(tflite_support_metadata.MetadataDisplayer.with_model_file(str(out)).get_metadata_json())
+    described = [d["name"] for d in shown["subgraph_metadata"][0]["output_tensor_metadata"]]
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(out))
+    assert [described[i] for i, o in enumerate(interp.get_output_details()) if list(o["shape"]) == [1, 3]] == ["scores"]
+    got = interp.get_signature_runner("serving_default")(**{name: np.zeros((1, 16, 16, 3), np.int8)})
+    assert got["scores"].shape == (1, 3) and got["boxes"].shape == (1, 4), {k: v.shape for k, v in got.items()}
 
 
 def test_an_export_with_its_two_image_inputs_wired_the_wrong_way_round_fails_verify(tmp_path, capsys):
