@@ -6,9 +6,10 @@
 
 The held-out benchmarks (``independent_scenes.py``, ``document_quality.py``)
 spend most of their time composing scenes and running the network. The finder
-only needs the edge map, so this script runs the model once per scene through
-``scan``'s own preprocessing (letterbox, auto-exposure) and caches the maps,
-keyed by the sha256 of the model and of the code that makes the scenes. Then it scores the finder's defaults and each
+only needs the edge map, so this script composes each set once and caches the
+network's inputs as ``scan`` prepares them (letterbox, auto-exposure), keyed by
+the sha256 of the code that makes the scenes; then it runs each model once per
+scene and caches the maps, keyed by the model's sha256 too. Then it scores the finder's defaults and each
 ``--variant`` (``QuadParams`` fields) on the same maps, printing for each set
 the found rate and the share with every corner within 2% and 5% of the photo
 diagonal, the figures the two benchmarks print for the same model.
@@ -47,30 +48,48 @@ def scene_source(kind: str, seed: int):
     return lambda i: phone_shot(seed, i)
 
 
-def cache_maps(runner, kind: str, seed: int, path: Path) -> dict:
-    """Edge maps, rois, true corners (input pixels) and photo sizes of one set."""
+def cache_inputs(kind: str, seed: int, h_in: int, w_in: int, path: Path) -> dict:
+    """The network's inputs for one set, as ``scan`` prepares them (letterbox,
+    auto-exposure), with rois, true corners (input pixels) and photo sizes.
+    Composing the scenes is most of the time, and does not depend on the model."""
     if path.is_file():
         return dict(np.load(path))
-    source, (h_in, w_in) = scene_source(kind, seed), runner.inputs[0].shape[1:3]
-    edges, rois, corners, sizes = [], [], [], []
+    source = scene_source(kind, seed)
+    images, rois, corners, sizes = [], [], [], []
     for i in range(COUNTS[kind]):
         scene = source(i)
-        photo, truth = scene.image, scene.corners
-        image, box = scanning.letterbox(photo, h_in, w_in)
-        image = scanning.expose(image, box)
-        e, _ = scanning.edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))
-        edges.append(e[0, ..., 0])
+        image, box = scanning.letterbox(scene.image, h_in, w_in)
+        images.append(scanning.expose(image, box))
         rois.append(box.roi)
-        corners.append(box.to_input(truth))
-        sizes.append(photo.shape[:2])
+        corners.append(box.to_input(scene.corners))
+        sizes.append(scene.image.shape[:2])
         print(f"\r{kind}:{seed} scene {i + 1}/{COUNTS[kind]}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    maps = {"edges": np.array(edges, np.float32), "roi": np.array(rois), "corners": np.array(corners),
-            "size": np.array(sizes)}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **maps)
-    tmp.replace(path)
+    inputs = {"image": np.array(images, np.uint8), "roi": np.array(rois), "corners": np.array(corners),
+              "size": np.array(sizes)}
+    save(inputs, path)
+    return inputs
+
+
+def cache_maps(runner, inputs: dict, path: Path) -> dict:
+    """Edge maps of one set's inputs, with their rois, corners and photo sizes."""
+    if path.is_file():
+        return dict(np.load(path))
+    edges = [scanning.edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))[0][0, ..., 0]
+             for image in inputs["image"]]
+    maps = {"edges": np.array(edges, np.float32), **{k: inputs[k] for k in ("roi", "corners", "size")}}
+    save(maps, path)
     return maps
+
+
+def save(arrays: dict, path: Path):
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def digest(paths) -> str:
+    return hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in paths)).hexdigest()[:16]
 
 
 def photo_error(found, truth, roi, size) -> float:
@@ -136,15 +155,19 @@ def main():
     model = Path(args.model) if args.model else Path(args.run) / "hed_mobilenet_v2.int8.tflite"
     if not model.is_file():
         raise SystemExit(f"finder_replay: no model file at {model}")
-    # the maps depend on the model and on the code that makes the scenes and the input
+    # the inputs depend on the code that makes the scenes and the input; the maps on the model too
     root = Path(__file__).resolve().parent.parent
-    sources = [model, root / "benchmarks/independent_scenes.py", root / "train/docgen.py",
-               root / "train/phoneshots.py", root / "mobile_models/scan.py"]
-    key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in sources)).hexdigest()[:16]
+    scene_code = [root / "benchmarks/independent_scenes.py", root / "train/docgen.py",
+                  root / "train/deskobjects.py", root / "train/phoneshots.py", root / "mobile_models/scan.py"]
+    scenes_key, model_key = digest(scene_code), digest([model])
     args.cache.mkdir(parents=True, exist_ok=True)
     runner = open_runner(model)
+    h_in, w_in = runner.inputs[0].shape[1:3]
     sets = [parse_set(item) for item in args.sets.split(",")]
-    maps = {(k, s): cache_maps(runner, k, s, args.cache / f"{key}_{k}{s}.npz") for k, s in sets}
+    maps = {}
+    for k, s in sets:
+        inputs = cache_inputs(k, s, h_in, w_in, args.cache / f"inputs_{scenes_key}_{h_in}x{w_in}_{k}{s}.npz")
+        maps[k, s] = cache_maps(runner, inputs, args.cache / f"maps_{scenes_key}_{model_key}_{k}{s}.npz")
     print(f"model: {model} (maps cached in {args.cache})")
     print("variant".ljust(40) + "".join(f"{k}:{s}".rjust(22) for k, s in sets))
     print(" " * 40 + "".join("found / <2% / <5%".rjust(22) for _ in sets))
