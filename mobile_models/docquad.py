@@ -26,7 +26,12 @@ it line by line:
    (floor tile grout, a cup's rim, another object), from outscoring the page just
    because the larger quad has more supported pixels;
 7. if no quad is found (a side out of frame or hidden), try three lines plus one
-   image border, scoring only the three real sides.
+   image border, scoring only the three real sides;
+8. polish the chosen quad: refit each side to the edge pixels along that side
+   alone (between its corners, less ``polish_trim`` at each end), not along the
+   whole line, where a background edge in line with the side tilts the fit; then
+   intersect the new sides, at most ``polish_iterations`` times, keeping a
+   corner within ``polish_max_move`` px of where it was chosen.
 
 With the network's page-region map (HED's ``page`` output), each perimeter
 sample also scores ``page_weight`` times (page probability ``page_offset`` px
@@ -65,6 +70,10 @@ class QuadParams:
     open_gap_px: int = 8           # step 4b follows a side over gaps this long; 0 turns step 4b off
     page_weight: float = 1.0       # score per sample for page inside minus page outside (page map only)
     page_offset: float = 4.0       # px from the side where the page map is read: past its blurred transition
+    polish_iterations: int = 3     # step 8; 0 turns it off
+    polish_band: float = 2.0       # px either side of a side whose edge pixels are refitted
+    polish_trim: float = 0.1       # of the side's length, left out at each end: the blur where two edges cross
+    polish_max_move: float = 8.0   # px: a corner the refit would move further is left where it was
 
 
 @dataclass(frozen=True)
@@ -159,14 +168,64 @@ def refine_line(weights, rho: float, theta: float, band: float = 3.0, iterations
         near = np.abs(pts_all @ np.array([np.cos(theta), np.sin(theta)]) - rho) <= band
         if near.sum() < 10:
             break
-        pts, wt = pts_all[near], wt_all[near]
-        mean = (pts * wt[:, None]).sum(0) / wt.sum()
-        d = pts - mean
-        normal = np.linalg.eigh((d * wt[:, None]).T @ d)[1][:, 0]  # smallest eigenvector = normal
-        if normal @ np.array([np.cos(theta), np.sin(theta)]) < 0:
-            normal = -normal
-        rho, theta = float(normal @ mean), float(np.arctan2(normal[1], normal[0]))
+        rho, theta = _fit_line(pts_all[near], wt_all[near], theta)
     return rho, theta
+
+
+def _fit_line(pts, wt, theta: float):
+    """(rho, theta) of the weighted total-least-squares line through ``pts``, its
+    normal turned to within 90 degrees of ``theta``."""
+    mean = (pts * wt[:, None]).sum(0) / wt.sum()
+    d = pts - mean
+    normal = np.linalg.eigh((d * wt[:, None]).T @ d)[1][:, 0]  # smallest eigenvector = normal
+    if normal @ np.array([np.cos(theta), np.sin(theta)]) < 0:
+        normal = -normal
+    return float(normal @ mean), float(np.arctan2(normal[1], normal[0]))
+
+
+def polish_quad(quad, points, params: QuadParams, keep_side: int = -1):
+    """Step 8: ``quad`` (side k from corner k to k + 1) with each side refitted to the
+    ``edge_points`` along it; ``keep_side`` (one on the image border) stays."""
+    chosen = np.asarray(quad, np.float64)
+    # every quad refitted stays within polish_max_move of the chosen one: only pixels that near can count
+    reach = params.polish_max_move + params.polish_band + 1
+    lo, hi = chosen.min(0) - reach, chosen.max(0) + reach
+    inside = np.all((points[0] >= lo) & (points[0] <= hi), axis=1)
+    pts_all, wt_all = points[0][inside], points[1][inside]
+    quad = chosen
+    for _ in range(params.polish_iterations):
+        lines = [_side_line(quad, k) if k == keep_side else _refit_side(quad, k, pts_all, wt_all, params)
+                 for k in range(4)]
+        corners = [_intersect(lines[k - 1], lines[k]) for k in range(4)]
+        if any(c is None for c in corners):
+            break
+        polished = np.array(corners)
+        if not _is_convex(polished) or np.abs(polished - chosen).max() > params.polish_max_move:
+            break
+        quad = polished
+    return quad
+
+
+def _side_line(quad, k: int):
+    """(rho, theta) of the line through corners k and k + 1."""
+    a, b = quad[k], quad[(k + 1) % 4]
+    length = math.hypot(*(b - a)) + 1e-12
+    nx, ny = -(b[1] - a[1]) / length, (b[0] - a[0]) / length
+    return float(nx * a[0] + ny * a[1]), math.atan2(ny, nx)
+
+
+def _refit_side(quad, k: int, pts_all, wt_all, params: QuadParams, min_points: int = 8):
+    """Side k's line fitted to the edge pixels within ``polish_band`` of the segment, away
+    from its ends; the side as it is where fewer than ``min_points`` lie there."""
+    rho, theta = _side_line(quad, k)
+    a, b = quad[k], quad[(k + 1) % 4]
+    length = math.hypot(*(b - a)) + 1e-12
+    along = ((pts_all - a) @ (b - a)) / (length * length)
+    across = pts_all @ np.array([math.cos(theta), math.sin(theta)]) - rho
+    near = (np.abs(across) <= params.polish_band) & (along >= params.polish_trim) & (along <= 1 - params.polish_trim)
+    if near.sum() < min_points:
+        return rho, theta
+    return _fit_line(pts_all[near], wt_all[near], theta)
 
 
 def _intersect(l1, l2):
@@ -325,7 +384,8 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
     if best is None:
         return QuadResult(None, 0.0, f"only {len(hough)} straight edges found" if len(hough) < 3
                           else "no plausible quadrilateral")
-    return QuadResult(order_corners(best[0]), best[1])
+    quad, support, on_border = best
+    return QuadResult(order_corners(polish_quad(quad, points, params, on_border)), support)
 
 
 def threshold_edges(prob, params: QuadParams, roi=None):
@@ -575,7 +635,8 @@ def _read(values, pts, frame):
 
 
 def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
-    """The plausible candidate with the best score, as (quad, support)."""
+    """The plausible candidate with the best score, as (quad, support, the side on the
+    image border or -1)."""
     params = scorer.params
     x0, y0, w, h = scorer.frame
     best, best_score = None, -np.inf
@@ -588,5 +649,5 @@ def _best_quad(lines, scorer: QuadScorer, fours=None, border_from=None):
         skip = next((k for k, i in enumerate(side_lines) if border_from is not None and i >= border_from), -1)
         score, frac = scorer.score(quad, skip, best_score)
         if frac >= params.min_support and score > best_score:
-            best, best_score = (quad, frac), score
+            best, best_score = (quad, frac, skip), score
     return best

@@ -102,6 +102,9 @@ def drawn_cases():
     for a, b in (((0, 30), (255, 30)), ((200, 0), (200, 255))):  # tile grout / a table edge past two sides
         cv2.line(m, a, b, 1.0, 2)
     cases["background_lines"] = m
+    m = _draw([[60, 80], [180, 80], [180, 200], [60, 200]])  # a shelf edge running on from a corner (step 8)
+    cv2.line(m, (181, 80), (255, 88), 0.9, 2)
+    cases["shelf_edge_past_the_corner"] = m
     rng = np.random.default_rng(0)
     blank = np.zeros((256, 256), np.float32)
     one = blank.copy()

@@ -127,6 +127,18 @@ def test_order_corners_from_any_permutation():
         assert np.allclose(order_corners(truth[perm]), truth)
 
 
+@pytest.mark.parametrize("end", [(255, 84), (255, 88), (250, 90)])
+def test_each_side_is_fitted_to_its_own_pixels_not_a_line_running_on_past_the_corner(end):
+    """A shelf edge that runs on from the page's corner, a few degrees off the top side, pulled
+    the whole-line fit by a pixel or more; step 8 refits each side to its own pixels."""
+    from dataclasses import replace
+    corners = np.array([[60, 80], [180, 80], [180, 200], [60, 200]], float)
+    m = _draw(corners)
+    cv2.line(m, (181, 80), end, 0.9, 2)
+    polished, chosen = find_quad(m), find_quad(m, replace(QuadParams(), polish_iterations=0))
+    assert np.abs(polished.corners - corners).max() < 0.25 < 1.0 < np.abs(chosen.corners - corners).max()
+
+
 def test_a_side_out_of_frame_falls_back_to_the_image_border():
     """The page runs off the bottom of the photo: three sides are seen, the image's
     bottom border stands in for the fourth."""

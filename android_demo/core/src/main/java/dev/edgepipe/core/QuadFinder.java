@@ -32,7 +32,12 @@ import java.util.List;
  *       rim, another object), from outscoring the page just because the larger quad has more
  *       supported pixels;
  *   <li>if no quad is found (a side out of frame or hidden), try three Hough lines plus one
- *       border of the frame (the roi, or the whole map), scoring only the three real sides.
+ *       border of the frame (the roi, or the whole map), scoring only the three real sides;
+ *   <li>polish the chosen quad: refit each side to the edge pixels along that side alone
+ *       (between its corners, less {@code polishTrim} at each end), not along the whole line,
+ *       where a background edge in line with the side tilts the fit; then intersect the new
+ *       sides, at most {@code polishIterations} times, keeping each corner within
+ *       {@code polishMaxMove} px of where it was chosen.
  * </ol>
  */
 public final class QuadFinder {
@@ -66,6 +71,14 @@ public final class QuadFinder {
         public double pageWeight = 1.0;
         /** px from the side where the page map is read: past its blurred transition */
         public double pageOffset = 4.0;
+        /** step 8's refits; 0 turns it off */
+        public int polishIterations = 3;
+        /** px either side of a side whose edge pixels are refitted */
+        public double polishBand = 2.0;
+        /** of the side's length, left out at each end: the blur where two edges cross */
+        public double polishTrim = 0.1;
+        /** px: a corner the refit would move further is left where it was */
+        public double polishMaxMove = 8.0;
     }
 
     /** Result: corners TL, TR, BR, BL as {x0, y0, ..., x3, y3}, or null with a reason. */
@@ -199,19 +212,99 @@ public final class QuadFinder {
             }
             lines.addAll(extra);
         }
-        Result best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, mapW, frame);
-        if (best != null && best.found()) return best;
-        // A side out of frame or hidden: let the frame's border stand in for it (Hough lines only).
-        List<double[]> withBorders = new ArrayList<>(hough);
-        withBorders.addAll(borderLines(frame));
-        fours = new ArrayList<>();
-        for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
-        for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
-            fours.add(new int[] {i0, i1, i2, n + k});
+        double[] best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, mapW, frame);
+        if (best == null) {
+            // A side out of frame or hidden: let the frame's border stand in for it (Hough lines only).
+            List<double[]> withBorders = new ArrayList<>(hough);
+            withBorders.addAll(borderLines(frame));
+            fours = new ArrayList<>();
+            for (int i0 = 0; i0 < n; i0++) for (int i1 = i0 + 1; i1 < n; i1++)
+            for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
+                fours.add(new int[] {i0, i1, i2, n + k});
+            }
+            best = bestQuad(withBorders, fours, n, support, page, mapW, frame);
         }
-        Result fallback = bestQuad(withBorders, fours, n, support, page, mapW, frame);
-        if (!fallback.found() && n < 3) return new Result(null, 0, "only " + n + " straight edges found");
-        return fallback;
+        if (best == null) {
+            return new Result(null, 0, n < 3 ? "only " + n + " straight edges found" : "no plausible quadrilateral");
+        }
+        double[] quad = polishQuad(Arrays.copyOf(best, 8), prob, binary, mapW, mapH, (int) best[9]);
+        return new Result(Geometry.orderCorners(quad), best[8], "");
+    }
+
+    /**
+     * Step 8: {@code chosen} (side k from corner k to k + 1) with each side refitted to the edge
+     * pixels along it; {@code keepSide} (one on the frame's border, or -1) stays.
+     */
+    double[] polishQuad(double[] chosen, float[] prob, boolean[] binary, int mapW, int mapH, int keepSide) {
+        double[] quad = chosen;
+        for (int iter = 0; iter < p.polishIterations; iter++) {
+            double[][] lines = new double[4][];
+            for (int k = 0; k < 4; k++) {
+                lines[k] = k == keepSide ? sideLine(quad, k) : refitSide(quad, k, prob, binary, mapW, mapH);
+            }
+            double[] polished = new double[8];
+            double moved = 0;
+            for (int k = 0; k < 4; k++) {
+                double[] c = intersect(lines[(k + 3) % 4], lines[k]);
+                if (c == null) return quad;
+                polished[2 * k] = c[0];
+                polished[2 * k + 1] = c[1];
+                moved = Math.max(moved, Math.max(Math.abs(c[0] - chosen[2 * k]), Math.abs(c[1] - chosen[2 * k + 1])));
+            }
+            if (!Geometry.isConvex(polished) || moved > p.polishMaxMove) return quad;
+            quad = polished;
+        }
+        return quad;
+    }
+
+    /** {rho, theta} of the line through corners k and k + 1. */
+    static double[] sideLine(double[] q, int k) {
+        double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
+        double length = Math.hypot(bx - ax, by - ay) + 1e-12;
+        double nx = -(by - ay) / length, ny = (bx - ax) / length;
+        return new double[] {nx * ax + ny * ay, Math.atan2(ny, nx)};
+    }
+
+    /**
+     * Side k's line fitted (weighted total least squares) to the edge pixels within
+     * {@code polishBand} of the segment, away from its ends; the side as it is where fewer than 8
+     * lie there.
+     */
+    double[] refitSide(double[] q, int k, float[] prob, boolean[] binary, int mapW, int mapH) {
+        double[] line = sideLine(q, k);
+        double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
+        double length = Math.hypot(bx - ax, by - ay) + 1e-12;
+        double c = Math.cos(line[1]), s = Math.sin(line[1]);
+        double sw = 0, mx = 0, my = 0;
+        int count = 0;
+        boolean[] near = new boolean[mapW * mapH];
+        for (int y = 0; y < mapH; y++) {
+            for (int x = 0; x < mapW; x++) {
+                int i = y * mapW + x;
+                if (!binary[i] || prob[i] <= 0) continue;
+                double along = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / (length * length);
+                if (Math.abs(x * c + y * s - line[0]) <= p.polishBand && along >= p.polishTrim
+                        && along <= 1 - p.polishTrim) {
+                    near[i] = true;
+                    sw += prob[i]; mx += prob[i] * x; my += prob[i] * y; count++;
+                }
+            }
+        }
+        if (count < 8) return line;
+        mx /= sw;
+        my /= sw;
+        double a = 0, b = 0, d = 0;
+        for (int i = 0; i < near.length; i++) {
+            if (!near[i]) continue;
+            double dx = i % mapW - mx, dy = i / mapW - my;
+            a += prob[i] * dx * dx; b += prob[i] * dx * dy; d += prob[i] * dy * dy;
+        }
+        double[] normal = smallestEigenvector(a, b, d);
+        if (normal[0] * c + normal[1] * s < 0) {
+            normal[0] = -normal[0];
+            normal[1] = -normal[1];
+        }
+        return new double[] {normal[0] * mx + normal[1] * my, Math.atan2(normal[1], normal[0])};
     }
 
     /**
@@ -644,12 +737,17 @@ public final class QuadFinder {
         return new double[] {(l1[0] * d - b * l2[0]) / det, (a * l2[0] - l1[0] * c) / det};
     }
 
-    /** Lines with index >= borderFrom are frame borders; the side on one is not scored. */
-    private Result bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support,
+    /**
+     * The best-scoring plausible candidate as {its 8 corner coordinates (side k from corner k to
+     * k + 1), its support, the side on a frame border or -1}, or null. Lines with index &gt;=
+     * borderFrom are frame borders; the side on one is not scored.
+     */
+    private double[] bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support,
                             float[] page, int mapW, int[] frame) {
         double[] best = null;
         double bestScore = Double.NEGATIVE_INFINITY;
         double bestFrac = 0;
+        int bestSkip = -1;
         int[][] pairings = {{0, 1, 2, 3}, {0, 2, 1, 3}, {0, 3, 1, 2}};
         for (int[] four : fours) {
             for (int[] pr : pairings) {
@@ -672,11 +770,15 @@ public final class QuadFinder {
                     best = quad;
                     bestScore = score;
                     bestFrac = sup[0];
+                    bestSkip = skip;
                 }
             }
         }
-        if (best == null) return new Result(null, 0, "no plausible quadrilateral");
-        return new Result(Geometry.orderCorners(best), bestFrac, "");
+        if (best == null) return null;
+        double[] out = Arrays.copyOf(best, 10);
+        out[8] = bestFrac;
+        out[9] = bestSkip;
+        return out;
     }
 
     private double[] candidate(double[] lp, double[] lq, double[] lr, double[] ls) {
