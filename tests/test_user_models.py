@@ -1108,3 +1108,77 @@ def test_the_range_note_does_not_deny_a_normalization_it_cannot_read(tmp_path, c
     _ok(["convert", "--model", model, "--format", "tflite", "--out", tmp_path / "p.tflite"])
     err = capsys.readouterr().err
     assert "not a per-channel scale and offset" in err and "no Rescaling" not in err, err
+
+
+def _colour_photos(root, classes=("blue", "green", "red"), per_class=4):
+    """Generated photos, one class per bright channel, of odd sizes and formats: an RGBA
+    PNG, a grayscale PNG and JPEGs, as a user's folder holds them."""
+    import cv2
+    rng = np.random.default_rng(0)
+    for name in classes:
+        c = ("red", "green", "blue").index(name)
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            rgb = rng.integers(20, 60, (30 + 7 * i, 41, 3)).astype(np.uint8)
+            rgb[..., c] = 210
+            bgr = rgb[..., ::-1]
+            if i == 0:
+                cv2.imwrite(str(root / name / "a.png"), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+            else:
+                cv2.imwrite(str(root / name / f"{i}.jpg"), bgr)
+    (root / "green" / "notes.txt").write_text("not a photo")
+    (root / ".DS_Store").write_bytes(b"\0")
+
+
+def test_a_folder_of_the_users_photos_calibrates_int8_and_labels_itself_for_verify(tmp_path, capsys):
+    """--data took .npy alone: a user with a folder of photos had to write numpy first. A folder
+    now calibrates convert and quantize (read upright, resized to the input, raw pixels for a
+    model with its own Rescaling), and verify scores top-1 on its class folders, numbered in
+    sorted order as Keras' image_dataset_from_directory numbers them."""
+    x = keras.Input((16, 16, 3))
+    head = keras.layers.Dense(3, activation="softmax", name="colour")
+    model = keras.Model(x, head(keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(x))))
+    head.set_weights([np.eye(3, dtype=np.float32)[::-1] * 10, np.zeros(3, np.float32)])  # RGB: red is class 2
+    model.save(tmp_path / "colour.keras")
+    _colour_photos(tmp_path / "photos")
+    out = tmp_path / "colour.int8.tflite"
+    _ok(["quantize", "--model", tmp_path / "colour.keras", "--mode", "int8", "--data", tmp_path / "photos",
+         "--out", out])
+    assert json.loads(Path(f"{out}.model_card.json").read_text())["inputs"][0]["range"] == [0.0, 255.0]
+    capsys.readouterr()
+    assert main(["verify", "--model", str(tmp_path / "colour.keras"), "--export", str(out), "--data",
+                 str(tmp_path / "photos"), "--json"]) == 0
+    said = capsys.readouterr()
+    report = json.loads(said.out)
+    assert report["outputs"][0]["top1"] == report["outputs"][0]["top1_original"] == 1.0, report
+    assert "0=blue, 1=green, 2=red" in said.err
+    # labels that do not fit the model's classes are not scored, and it says so
+    _colour_photos(tmp_path / "two", classes=("blue", "green"))
+    rc, report = _verify(capsys, tmp_path / "colour.keras", out, "--data", tmp_path / "two")
+    assert rc == 0 and "top1" not in report["outputs"][0]
+    # a grayscale model reads the same photos as one channel
+    g = keras.Input((12, 12, 1))
+    keras.Model(g, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(
+        keras.layers.Rescaling(1 / 255)(g)))).save(tmp_path / "gray.keras")
+    _ok(["convert", "--model", tmp_path / "gray.keras", "--variant", "tflite_int8", "--data", tmp_path / "photos",
+         "--out", tmp_path / "gray.tflite"])
+
+
+@pytest.mark.parametrize("case", ["empty", "corrupt", "not_an_image_input"])
+def test_a_data_folder_that_cannot_feed_the_model_is_one_line(tmp_path, capsys, case):
+    x = keras.Input((16, 16, 3) if case != "not_an_image_input" else (16,))
+    keras.Model(x, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(tmp_path / "m.keras")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    if case == "corrupt":
+        _colour_photos(tmp_path / "photos" / "set")
+        (folder / "set" / "red" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    elif case == "not_an_image_input":
+        _colour_photos(tmp_path / "photos" / "set")
+    capsys.readouterr()
+    rc = main(["quantize", "--model", str(tmp_path / "m.keras"), "--mode", "int8", "--data", str(folder),
+               "--out", str(tmp_path / "m.tflite")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("edgepipe: error: "), err
+    assert {"empty": "holds no images", "corrupt": "cut.jpg", "not_an_image_input": "feeds an image input"}[case] in err[0]
+    assert not (tmp_path / "m.tflite").exists()

@@ -405,3 +405,27 @@ def _listed_file(root: Path, name: str) -> Path:
     except (OSError, ValueError):  # a name too long for the file system, or holding a NUL
         pass
     raise EdgePipeError(f"{one_line(path)} is listed in the corners file but does not exist")
+
+
+def photo_files(root) -> list[Path]:
+    """Every image file under ``root``, at any depth, in path order (``--data FOLDER``);
+    hidden entries and a Mac archiver's leftovers are skipped, linked folders not followed."""
+    root = _existing_dir(root)
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _ignored(Path(d)))
+        found += [Path(folder) / n for n in names if not _ignored(Path(n)) and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    files = sorted(p for p in found if p.is_file())
+    if not files:
+        raise EdgePipeError(f"data folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def folder_classes(root, files: list[Path]) -> list[str] | None:
+    """The class folders' names, sorted (the order Keras' image_dataset_from_directory numbers
+    them in), when every file lies one level down in one of two or more; else None."""
+    parts = [p.relative_to(root).parts for p in files]
+    if any(len(part) != 2 for part in parts):
+        return None
+    classes = sorted({part[0] for part in parts})
+    return classes if len(classes) >= 2 else None

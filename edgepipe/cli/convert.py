@@ -136,7 +136,7 @@ def add_parser(sub):
     c.add_argument("--variant", choices=list(VARIANTS), metavar="NAME",
                    help="a variant of the format table (docs/recipe.md): " + ", ".join(VARIANTS))
     c.add_argument("--data", help=".npy (N,H,W,C) calibration images (RGB or grayscale) in [0,1] or uint8 "
-                                  "pixels, mapped through the input spec (default: generated documents); an input "
+                                  "pixels, or a folder of photos (any depth, read upright, resized to the input), mapped through the input spec (default: generated documents); an input "
                                   "that is no image takes the values the model takes")
     c.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
     c.add_argument("--out", required=True)

@@ -25,7 +25,7 @@ def sample_inputs(shape, data=None, count=32, spec=None, image=None) -> np.ndarr
     shape = tuple(shape)
     image = (len(shape) == 3 and shape[-1] == 3) if image is None else image
     if data:
-        x = load_npy(data, "--data")
+        x = load_data(data, "--data", shape, most=count)
         if tuple(x.shape[1:]) != shape:
             raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})")
         if not image:  # a tensor, fed as the model takes it: as verify feeds it and its card says
@@ -291,7 +291,8 @@ def _data_feeds(shapes: dict, data, images: set) -> dict:
         if len(names) != 1:
             raise EdgePipeError(f"the model has {len(names)} inputs ({', '.join(names)}): give --data as an .npz "
                                 f"with one array per input name")
-        return {names[0]: _checked(load_npy(data, "--data"), shapes[names[0]], data, names[0], names[0] in images)}
+        x = load_data(data, "--data", shapes[names[0]][1:])
+        return {names[0]: _checked(x, shapes[names[0]], data, names[0], names[0] in images)}
     arrays = load_npz(data, "--data")
     if set(arrays) != set(names):
         raise EdgePipeError(f"--data {data} holds {_listed(sorted(arrays)) or 'nothing'}; the model's inputs are "
@@ -355,6 +356,35 @@ def load_npz(path, option: str) -> dict:
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.size == 0:
             raise EdgePipeError(f"{option} {path}: array {k!r} must hold numbers, has {arr.dtype} {arr.shape}")
     return arrays
+
+
+def load_data(path, option: str, shape, most: int | None = None) -> np.ndarray:
+    """``--data``: an .npy array, or a folder of photos (at any depth, in path order, at most
+    ``most``, spread over it) read upright and resized to the input's H x W as uint8 pixels, one channel for a
+    grayscale input: as Keras' image_dataset_from_directory and edgepipe's own training read them."""
+    if not Path(path).is_dir():
+        return load_npy(path, option)
+    return folder_pixels(path, option, shape, most)
+
+
+def folder_pixels(root, option: str, shape, most: int | None = None) -> np.ndarray:
+    import cv2
+
+    from edgepipe.base.photos import read_rgb
+    from edgepipe.train.folders import photo_files
+    shape = tuple(shape)
+    if len(shape) != 3 or shape[-1] not in (1, 3) or not all(isinstance(v, int) and v > 0 for v in shape[:2]):
+        raise EdgePipeError(f"{option} {root} is a folder of photos, which feeds an image input (height, width, 1 "
+                            f"or 3 channels); this input is {shape}: give {option} as an .npy array")
+    h, w, channels = shape
+    files = photo_files(root)
+    if most is not None and len(files) > most:  # spread over the folder: class folders come one after another
+        files = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, most).round().astype(int))]
+    pixels = []
+    for path in files:
+        rgb = cv2.resize(read_rgb(path), (w, h), interpolation=cv2.INTER_AREA)
+        pixels.append(rgb if channels == 3 else np.round(luma(rgb)).astype(np.uint8))
+    return np.stack(pixels)
 
 
 def load_npy(path, option: str) -> np.ndarray:

@@ -156,7 +156,8 @@ def add_parser(sub):
                                         "selective float fallback")
     q.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
     q.add_argument("--mode", required=True, choices=[m for m in precisions("tflite") if m != "float32"])
-    q.add_argument("--data", help=".npy (N,H,W,C) images (RGB or grayscale) in [0,1] or uint8 pixels, for calibration "
+    q.add_argument("--data", help=".npy (N,H,W,C) images (RGB or grayscale) in [0,1] or uint8 pixels, or a folder of photos "
+                                  "(any depth, read upright, resized to the input), for calibration "
                                   "and the gate, mapped through the input spec (default: generated documents); "
                                   "an input that is no image takes the values the model takes")
     q.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)

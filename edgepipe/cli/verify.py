@@ -201,7 +201,7 @@ def _truth(args, classifiers: dict, count: int):
     """``--truth``'s class ids, checked against the classifier outputs (a detector's box
     is no classifier; of several heads, those whose classes the ids fit are scored)."""
     if not args.truth:
-        return None
+        return _folder_truth(args.data, classifiers, count)
     if not classifiers:
         raise EdgePipeError("--truth scores single-label classifiers: an output of shape (batch, classes), 2 or "
                             "more classes, as logits or softmax; this model has none (a (batch, 1) binary head or "
@@ -215,6 +215,30 @@ def _truth(args, classifiers: dict, count: int):
         raise EdgePipeError(f"--truth {args.truth} holds class ids outside 0..{most - 1} (the model's {most} "
                             f"classes): {', '.join(map(str, np.unique(outside)[:5]))}")
     return y
+
+
+def _folder_truth(data, classifiers: dict, count: int):
+    """Class ids from ``--data``'s class folders (sorted names, as Keras numbers them), where
+    the model has a classifier with as many classes; else None."""
+    from edgepipe.train.folders import folder_classes, photo_files
+    if not data or not Path(data).is_dir() or not classifiers:
+        return None
+    files = photo_files(data)
+    classes = folder_classes(Path(data), files)
+    if not classes or len(files) != count:
+        return None
+    if all(r.shape[1] != len(classes) for r in classifiers.values()):
+        print(f"note: --data has {len(classes)} class folders and the model {_listed_counts(classifiers)} "
+              "classes: no top-1 accuracy", file=sys.stderr)
+        return None
+    print(f"note: top-1 against --data's class folders, numbered in sorted order as Keras' "
+          f"image_dataset_from_directory does: {', '.join(f'{i}={c}' for i, c in enumerate(classes[:10]))}"
+          f"{', ...' if len(classes) > 10 else ''}", file=sys.stderr)
+    return np.array([classes.index(p.relative_to(data).parts[0]) for p in files])
+
+
+def _listed_counts(classifiers: dict) -> str:
+    return " or ".join(sorted({str(r.shape[1]) for r in classifiers.values()}))
 
 
 def _accuracy(y, ref, got) -> dict:
@@ -296,10 +320,12 @@ def add_parser(sub):
     v = sub.add_parser("verify", help="check an export against its original; exit 1 when a gate fails")
     v.add_argument("--model", required=True, help="the original .keras/.h5/SavedModel")
     v.add_argument("--export", required=True, help=".tflite, .onnx or .mlpackage")
-    v.add_argument("--data", help=".npy (N,H,W,C) images in [0,1], or for a model with several inputs an .npz "
+    v.add_argument("--data", help=".npy (N,H,W,C) images in [0,1], a folder of photos (any depth, read upright, resized to the "
+                                  "input; class folders also score top-1), or for a model with several inputs an .npz "
                                   "with one array per input name (images in [0,1], other inputs as the model "
                                   "takes them; default: generated documents and uniform [0,1) tensors)")
-    v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models")
+    v.add_argument("--truth", help=".npy of integer class ids for --data: adds top-1 accuracy of both models "
+                   "(a --data folder of class folders labels itself, numbered in sorted order as Keras does)")
     v.add_argument("--atol", type=positive, help="float32 gate: max abs error <= ATOL + RTOL x the output's peak "
                    "magnitude (default 1e-4, or 1%% of the peak for an output whose peak is under 0.01)")
     v.add_argument("--rtol", type=float_range(0.0), default=RTOL, help=f"float32 gate, relative part (default {RTOL:g}; "
