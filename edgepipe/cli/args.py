@@ -58,7 +58,7 @@ def check_suffix(out, fmt: str):
         raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} is named as {named}, but the export is {fmt}: "
                             f"end it with {FORMATS[fmt].suffix}")
     if named is None:  # "model.txt" or "model": no app, runtime or `edgepipe verify` would know what it holds
-        raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} does not name a {fmt} file: end it with "
+        raise EdgePipeError(f"--out {safety.one_line(str(out), 120)} does not name {'an' if fmt[0] in 'aeiou' else 'a'} {fmt} file: end it with "
                             f"{FORMATS[fmt].suffix}")
     if not str(out).lower().rstrip("/").endswith(FORMATS[fmt].suffix):  # .mlmodel: read, never written
         raise EdgePipeError(f"--out {safety.one_line(str(out), 120)}: edgepipe writes {fmt} as "
