@@ -101,17 +101,20 @@ def _open_all(spec, batches_for):
     return runners, extra
 
 
-def _roofline(result, macs, terms, peak_gflops, curve, threads):
+def _roofline(result, macs, terms, peak_gflops, curve, threads, calls: int = 1):
     """Compute bound: all mult-adds at the host's matmul peak. Roofline bound
     (one thread): per layer the longer of compute at peak and traffic at the
-    copy bandwidth for that much traffic, summed (``mobile_models.profile.roofline_terms``)."""
+    copy bandwidth for that much traffic, summed (``mobile_models.profile.roofline_terms``).
+    ``macs`` and ``terms`` are one call's of the file as it is (one item, or a fixed batch's);
+    the time is for ``calls`` of them (``--batch``), so the work is too."""
     if not macs:
         return {}
-    compute_ms = 2 * macs / (peak_gflops * threads * 1e9) * 1e3
-    out = {"macs": int(macs), "achieved_gflops": 2 * macs / (result["p50_ms"] / 1e3) / 1e9,
+    work = 2 * macs * calls
+    compute_ms = work / (peak_gflops * threads * 1e9) * 1e3
+    out = {"macs": int(macs), "achieved_gflops": work / (result["p50_ms"] / 1e3) / 1e9,
            "compute_bound_ms": compute_ms, "compute_bound_ratio": result["p50_ms"] / compute_ms}
-    if terms and threads == 1:
-        bound_ms = sum(layer_bound_ms(m, b, peak_gflops, curve) for m, b in terms)
+    if terms and threads == 1:  # each call's own traffic: weights re-read per item, as batch-1 kernels do
+        bound_ms = calls * sum(layer_bound_ms(m, b, peak_gflops, curve) for m, b in terms)
         out |= {"roofline_bound_ms": bound_ms, "roofline_ratio": result["p50_ms"] / bound_ms}
     return out
 
@@ -188,7 +191,7 @@ def _main(spec_path):
                           "rss_delta_mb": extra[k]["rss_delta"],
                           "notes": _notes(r, info["machine"], coverage, os.path.basename(spec["models"][k]))}
         out[k] = res | _roofline(res, (spec.get("macs") or {}).get(k), (spec.get("layer_costs") or {}).get(k),
-                                 peak, curve, spec["threads"])
+                                 peak, curve, spec["threads"], len(batches[k]) // r.call_items())
     print(json.dumps(out))
 
 

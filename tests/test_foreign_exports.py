@@ -294,6 +294,23 @@ def test_bench_times_fixed_batches_integer_inputs_and_one_file_named_twice(tmp_p
     assert results[-1]["samples_ms"] != results[-2]["samples_ms"]  # timed twice, not one timing copied
 
 
+def test_bench_counts_the_work_of_every_item_a_batch_times(tmp_path, capsys):
+    """--batch 4 timed four images against one image's mult-adds: GFLOP/s read 4x too low
+    and "x compute" 4x too high. The bound now covers every item timed."""
+    x = keras.Input((16, 16, 3))
+    keras.Model(x, keras.layers.Conv2D(8, 3)(keras.layers.Conv2D(8, 3)(x))).save(tmp_path / "conv.keras")
+    rows = {}
+    for batch in (1, 4):
+        assert main(["bench", str(tmp_path / "conv.keras"), "--runs", "3", "--warmup", "1", "--batch", str(batch),
+                     "--json"]) == 0
+        rows[batch] = json.loads(capsys.readouterr().out)[0]
+    for batch, r in rows.items():  # the compute bound's own arithmetic, free of timing noise
+        peak = r["options"]["host_peak_gflops_per_thread"] * r["threads"]
+        assert r["compute_bound_ms"] * peak * 1e6 == pytest.approx(2 * r["macs"] * batch, rel=1e-9)
+        assert r["roofline_bound_ms"] > 0 and r["batch"] == batch
+    assert rows[4]["macs"] == rows[1]["macs"]  # one image's, as the card states it
+
+
 def test_onnx_integer_inputs_take_rounded_values_within_their_range(tmp_path):
     from onnx import TensorProto
     runner = open_runner(_onnx_cast(tmp_path / "i8.onnx", TensorProto.INT8, [1, 4]))
