@@ -522,11 +522,13 @@ def test_a_keras_3_softmax_classifier_card_says_probabilities(tmp_path):
     pooled = k3.layers.GlobalAveragePooling2D()(x)
     for name, head in (("soft", k3.layers.Dense(3, activation="softmax")), ("logits", k3.layers.Dense(3))):
         k3.Model(x, head(pooled)).save(tmp_path / f"{name}.keras")
-        (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+        (tmp_path / "labels.txt").write_bytes(b"\xef\xbb\xbfa\r\nb\r\nc\r\n")  # as Windows Notepad saves it
         out = tmp_path / f"{name}.tflite"
         _ok(["convert", "--model", tmp_path / f"{name}.keras", "--format", "tflite", "--labels",
              tmp_path / "labels.txt", "--out", out])
-        output = json.loads(Path(f"{out}.model_card.json").read_text())["outputs"][0]
+        card = json.loads(Path(f"{out}.model_card.json").read_text())
+        assert card["labels"] == ["a", "b", "c"], card["labels"]  # the byte-order mark named class 0 "\ufeffa"
+        output = card["outputs"][0]
         assert output["activation"] == ("softmax" if name == "soft" else "linear"), output
         assert output["meaning"].startswith("class probabilities" if name == "soft" else "class scores"), output
     # a tf_keras model ending in a Softmax layer (not a Dense's own activation) was called logits

@@ -100,7 +100,7 @@ def read_labels(path) -> list[str]:
     if not p.is_file():
         raise EdgePipeError(f"labels file {path} does not exist")
     try:
-        labels = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        labels = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except UnicodeDecodeError:
         raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
     if not labels:
