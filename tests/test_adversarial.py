@@ -191,6 +191,8 @@ USAGE = {
     "bench_baseline_out_of_range": ["bench", "WS/m.tflite", "--baseline", "5", "--runs", "1", "--warmup", "0"],
     "bench_threads_zero": ["bench", "WS/m.tflite", "--threads", "0"],
     "bench_threads_text": ["bench", "WS/m.tflite", "--threads", "a,b"],
+    "bench_gpu_delegate_on_the_host": ["bench", "WS/m.tflite", "--delegate", "gpu"],  # timed the CPU, exit 0
+    "bench_serial_on_the_host": ["bench", "WS/m.tflite", "--serial", "emulator-5554"],
     "bench_device_unknown": ["bench", "WS/m.tflite", "--device", "toaster"],
     "quantize_samples_zero": ["quantize", "--model", "WS/m.keras", "--mode", "int8", "--out", "WS/q.tflite",
                               "--calibration-samples", "0"],

@@ -240,6 +240,11 @@ def cmd_bench(args):
         raise EdgePipeError(f"--baseline must index one of the {len(args.files)} models (0-based)")
     if args.check and args.device != "android":
         raise EdgePipeError("--check compares a phone's outputs with this host's: use it with --device android")
+    phone_only = [f"--{name}" for name, given in (("delegate", args.delegate != "xnnpack"), ("serial", args.serial),
+                                                   ("apk", args.apk)) if given]
+    if phone_only and args.device != "android":  # else the host is timed as if they were not there
+        raise EdgePipeError(f"{', '.join(phone_only)} set{'s' if len(phone_only) == 1 else ''} up a phone: use "
+                            "with --device android (on this host, --no-xnnpack times TFLite's plain CPU kernels)")
     if args.per_op:
         return per_op(args.files, threads, args)
     if args.device == "android":
