@@ -158,6 +158,25 @@ def test_a_quantized_input_without_a_card_is_fed_the_pixels_its_bytes_hold(tmp_p
     np.testing.assert_array_equal(fed, pixels.astype(np.int32) - (128 if dtype == "int8" else 0))
 
 
+def test_a_float_input_without_a_card_is_fed_pixel_over_255_and_says_so(tmp_path, capsys):
+    """A plain converter's file has its Rescaling folded into the first conv: nothing in it
+    says it takes raw pixels, and a page went unseen as 'too few edge pixels' without a word."""
+    from edgepipe.base.backend import tf
+    from edgepipe.cli.scan import pixel_spec
+    from edgepipe.convert.inputspec import DEFAULT
+    from edgepipe.evaluate.runners import open_runner
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 16, 16, 3), tf.float32)])
+    def edges(x):
+        return tf.sigmoid(tf.reduce_mean(x, -1, keepdims=True))
+    path = tmp_path / "plain.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([edges.get_concrete_function()], edges).convert())
+    capsys.readouterr()
+    assert pixel_spec(path, open_runner(path)) is DEFAULT
+    err = capsys.readouterr().err
+    assert "carries no model card" in err and "pixel / 255" in err and "edgepipe convert" in err
+
+
 def test_an_edge_map_at_half_the_input_size_is_placed_on_the_photo_at_the_input_size():
     """A model whose map is half its input (a stride-2 head): corners were read as input
     pixels, so the page came out at half its size in the photo's top-left, exit 0."""

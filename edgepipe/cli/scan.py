@@ -1,8 +1,10 @@
 """``edgepipe scan PHOTO --model FILE [-o OUT.png] [--json]``."""
 import json
+import sys
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.safety import one_line
 from edgepipe.cli.args import add_trust
 
 NOT_FOUND = 1  # like grep: ran fine, found nothing (2 stays for usage errors)
@@ -75,7 +77,13 @@ def pixel_spec(path, runner):
     if runner.raw_integer_input():
         return raw_pixels(note="an integer input")
     quantized = runner.input_quantization()
-    return (from_input_quantization(*quantized) if quantized else None) or DEFAULT
+    if quantized and (spec := from_input_quantization(*quantized)):
+        return spec
+    # a converter folds a leading Rescaling into the first conv's weights: the file cannot say
+    print(f"note: {one_line(str(path), 80)} carries no model card, so scan feeds it pixel / 255, in [0, 1]; a model "
+          "that takes raw pixels or [-1, 1] finds nothing in that: export it with `edgepipe convert`, which "
+          "writes the range its Keras model takes into the file", file=sys.stderr)
+    return DEFAULT
 
 
 def add_parser(sub):
