@@ -61,13 +61,20 @@ def task_columns(report: dict) -> list:
     return report.get("task", {}).get("columns", EDGE_COLUMNS)
 
 
+def _gate_word(a: dict) -> str:
+    """pass or FAIL for an export its gate checked (the run exits 1 on a FAIL); - for the
+    reference model and for what did not run."""
+    gate = a.get("gate")
+    return "-" if a["status"] != "ok" or not gate else ("pass" if gate.get("pass") else "FAIL")
+
+
 def print_table(report: dict, console: Console | None = None):
     console = console or wide_console()
     t = Table(title=f"edgepipe run: {report.get('recipe', {}).get('name', '')}")
     columns = task_columns(report)
-    for col in ("format", "variant", "status", "MB", "PSNR dB", "max abs", *[c[0] for c in columns],
+    for col in ("format", "variant", "status", "gate", "MB", "PSNR dB", "max abs", *[c[0] for c in columns],
                 "p50 ms", "p90 ms"):
-        t.add_column(col, justify="right" if col not in ("format", "variant", "status") else "left")
+        t.add_column(col, justify="right" if col not in ("format", "variant", "status", "gate") else "left")
     notes = []
     for a in report["artifacts"]:
         p, k, lat = a["parity"], a["task"], a["latency"]
@@ -75,7 +82,7 @@ def print_table(report: dict, console: Console | None = None):
         if a["reason"]:
             notes.append(f"[{len(notes) + 1}] {a['format']} {a['variant']}: {a['reason']}")
             status += f" [{len(notes)}]"
-        t.add_row(a["format"], a["variant"], status, _fmt(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"),
+        t.add_row(a["format"], a["variant"], status, _gate_word(a), _fmt(a["size_bytes"] and a["size_bytes"] / 1e6, ".2f"),
                   _fmt(p.get("psnr_db"), ".1f"), _fmt(p.get("max_abs"), ".1e"),
                   *[_fmt(k.get(key), spec) for _, key, spec in columns],
                   _fmt(lat.get("p50_ms"), ".2f"), _fmt(lat.get("p90_ms"), ".2f"))

@@ -69,9 +69,12 @@ def test_interrupted_coreml_export_is_retried_and_failed_gates_exit_1(tmp_path, 
 
     # a float32 gate no export can meet: the run exits 1 and names the export
     code = main(["run", "--recipe", str(_recipe(tmp_path, gate_atol=1e-12)), "--out", str(out)])
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     assert code == 1, err
     assert "edgepipe: gate: tflite/float32: gate failed (max_abs" in err
+    row = next(line for line in said.out.splitlines() if "tflite" in line and "float32" in line)
+    assert "FAIL" in row and " ok " in row, row  # written, and failed its gate: the table said only "ok"
     report = json.loads((out / "report.json").read_text())
     tflite = next(a for a in report["artifacts"] if a["variant"] == "float32" and a["format"] == "tflite")
     assert not tflite["gate"]["pass"]
