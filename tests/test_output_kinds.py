@@ -71,6 +71,11 @@ def test_a_badly_calibrated_box_head_fails_its_psnr_gate(tmp_path, capsys):
                  "--json"]) == 1
     row = json.loads(capsys.readouterr().out)["outputs"][0]
     assert row["gate"].startswith("psnr_db") and not row["pass"], row
+    # --agreement, named for a box head, is no gate for it: the PSNR gate holds, and it says so
+    assert main(["quantize", "--model", str(model), "--mode", "int8", "--data", str(tmp_path / "x.npy"),
+                 "--agreement", "1.0", "--out", str(tmp_path / "box2.tflite")]) in (0, 1)
+    assert "note: --agreement gates class scores; output box (4,) holds none, so its gate is psnr_db" in \
+        capsys.readouterr().err
 
 
 def test_truth_scores_the_classifier_of_a_detector(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """``edgepipe quantize``: every post-training quantization mode by name, a
 per-layer int8 error table, and selective float fallback until a gate holds."""
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,9 +25,12 @@ def _gate_for(model, x: np.ndarray, args):
     outputs = KerasRunner(model).predict(x)
     name, ref = next(iter(outputs.items()))
     kind = output_kinds(model, args.model).get(name)  # a box head is no classifier
-    gate = default_gate("int8", gated_as_classifier(ref, args.psnr, args.agreement, kind),
-                        agreement=AGREEMENT if args.agreement is None else args.agreement,
+    classifier = gated_as_classifier(ref, args.psnr, args.agreement, kind)
+    gate = default_gate("int8", classifier, agreement=AGREEMENT if args.agreement is None else args.agreement,
                         psnr_int=PSNR if args.psnr is None else args.psnr)
+    if args.agreement is not None and not classifier:  # else the option the user named is dropped unsaid
+        print(f"note: --agreement gates class scores; output {name} {tuple(ref.shape[1:])} holds none, so its "
+              f"gate is {gate.metric} >= {gate.threshold:g} (--psnr sets it)", file=sys.stderr)
 
     def check(blob: bytes):
         fd, tmp = tempfile.mkstemp(suffix=".tflite")
