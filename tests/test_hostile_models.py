@@ -487,8 +487,18 @@ def test_a_photo_cut_short_is_refused_in_every_format(tmp_path, fmt, kw):
     data = whole.read_bytes()
     cut = tmp_path / f"cut.{fmt.lower()}"
     cut.write_bytes(data[:len(data) // 2])
-    with pytest.raises(EdgePipeError, match="not a readable image"):
+    with pytest.raises(EdgePipeError, match="not a readable image|not a TIFF edgepipe reads"):
         read_rgb(cut)
+
+
+def test_a_float_colour_tiff_is_not_called_corrupt(tmp_path):
+    """A valid 32-bit float RGB TIFF (OpenCV writes them; Pillow cannot open them) was
+    'corrupt, truncated or not an image'."""
+    import cv2
+    from edgepipe.base.photos import read_rgb
+    cv2.imwrite(str(tmp_path / "float.tiff"), np.random.default_rng(0).random((16, 16, 3)).astype(np.float32))
+    with pytest.raises(EdgePipeError, match="32-bit float colour: save it as 8- or 16-bit"):
+        read_rgb(tmp_path / "float.tiff")
 
 
 # -- garbage and non-Keras files -----------------------------------------------------------------------------------

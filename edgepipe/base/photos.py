@@ -29,6 +29,9 @@ def read_rgb(path, min_side: int = 1) -> np.ndarray:
     if not path.is_file():  # a FIFO or a device would block or never end when read
         raise EdgePipeError(f"{path} is not a regular file; give one photo (.jpg, .png)")
     unreadable = f"{path}: not a readable image (corrupt, truncated or not an image)"
+    if path.suffix.lower() in (".tif", ".tiff"):  # a valid TIFF of a kind Pillow cannot open is no corrupt file
+        unreadable = (f"{path}: not a TIFF edgepipe reads (corrupt, or a kind Pillow cannot open, such as 32-bit "
+                      "float colour: save it as 8- or 16-bit)")
     image_size(path, unreadable=unreadable)
     with native_stderr_silenced():  # libpng and libjpeg print their own complaints
         _check_complete(path, unreadable)
