@@ -262,8 +262,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base': a key given again overrides it, as YAML says
                 continue
             key = self.construct_object(key_node, deep=deep)
-            if any(type(key) is type(k) and key == k for k in seen):
-                raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' is given twice",
+            same = next((k for k in seen if key == k), None)
+            if same is not None:  # 1, 1.0 and true are one key once read
+                said = "given twice" if type(same) is type(key) else f"the same key as '{same}'"
+                raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' is {said}",
                                                         key_node.start_mark)
             seen.append(key)
         return super().construct_mapping(node, deep=deep)

@@ -197,3 +197,7 @@ def test_a_recipe_may_merge_a_profile_but_not_give_a_key_twice(tmp_path):
     (tmp_path / "twice.yaml").write_text(text + "name: again\n")
     with pytest.raises(EdgePipeError, match="the key 'name' is given twice"):
         load_recipe(tmp_path / "twice.yaml")
+    # 1: and true: are two YAML keys and one Python key: one profile silently replaced the other
+    (tmp_path / "one.yaml").write_text(text.replace("\nexport:", "\n  1: {}\n  true: {}\nexport:", 1))
+    with pytest.raises(EdgePipeError, match="the key 'True' is the same key as '1'"):
+        load_recipe(tmp_path / "one.yaml")
