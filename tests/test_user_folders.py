@@ -131,6 +131,34 @@ def test_prune_splits_a_folder_as_the_model_was_trained(tmp_path, capsys):
     assert "split with seed 0 (pass --split-seed" in capsys.readouterr().err  # said, not silent
 
 
+def test_prune_on_a_folder_bundles_its_class_names_and_refuses_another_folders(tmp_path, capsys):
+    """prune --data-folder wrote classifier TFLite files without labels.txt and with empty card
+    labels, and fine-tuned a model on a folder of other classes as long as there were as many."""
+    from edgepipe.base.backend import keras
+    from edgepipe.cli.main import main
+    from edgepipe.convert.tflite_metadata import associated_files
+    root = make_image_folder(tmp_path / "photos", per_class=6, size=16)
+    names = sorted(p.name for p in root.iterdir())
+    x = keras.Input((16, 16, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(x))
+    keras.Model(x, keras.layers.Dense(len(names), activation="softmax")(h)).save(tmp_path / "m.keras")
+    argv = ["prune", "--model", str(tmp_path / "m.keras"), "--sparsity", "0.5", "--data-folder", str(root),
+            "--steps", "2", "--batch-size", "4", "--split-seed", "0", "--out", str(tmp_path / "out" / "p.keras")]
+    (tmp_path / "out").mkdir()
+    assert main(argv) == 0
+    for name in ("p.tflite", "p.int8.tflite", "p.unpruned.tflite"):
+        files = associated_files(tmp_path / "out" / name)
+        assert files["labels.txt"].decode().split() == names, name
+        assert json.loads((tmp_path / "out" / f"{name}.model_card.json").read_text())["labels"] == names
+    (tmp_path / "model_card.json").write_text(json.dumps({  # the model's run trained on other classes
+        "labels": ["cat", "dog", "fox"][:len(names)], "artifacts": [{"file": "m.keras"}]}))
+    capsys.readouterr()
+    assert main(argv[:-1] + [str(tmp_path / "out" / "q.keras")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names its classes cat, dog" in err[0], err
+    assert not (tmp_path / "out" / "q.keras").exists()
+
+
 def test_a_split_made_already_or_a_file_is_named_for_what_it_is(tmp_path):
     from edgepipe.pipeline.recipe import DataCfg
     root = tmp_path / "photos"

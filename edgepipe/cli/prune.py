@@ -26,7 +26,19 @@ def _training_data(args, model):
     x, y, names = classes(_data_cfg(args), "train", max(shape[:2]))
     if model.output_shape[-1] != len(names):
         raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
-    return model_inputs(model, _shaped(x, shape)), y
+    _same_classes(args.model, names)
+    return model_inputs(model, _shaped(x, shape)), y, list(names)
+
+
+def _same_classes(model, names: list[str]) -> None:
+    """The data's classes are the ones the model's run card names, in its order: a folder of
+    other classes (as many) would fine-tune class 0 of one onto class 0 of the other."""
+    from edgepipe.pipeline.cards import run_card_of
+    labels = (run_card_of(str(model)) or {}).get("labels")
+    if isinstance(labels, list) and labels and labels != list(names):
+        shown = lambda v: ", ".join(map(str, v[:6])) + (", ..." if len(v) > 6 else "")  # noqa: E731
+        raise EdgePipeError(f"the model's run card names its classes {shown(labels)}; the data's are "
+                            f"{shown(list(names))}: fine-tune on the data it was trained on")
 
 
 def _data_cfg(args):
@@ -76,16 +88,19 @@ def model_inputs(model, x):
 EXPORTS = (("float32", ".tflite"), ("int8", ".int8.tflite"))  # written beside --out, each with its model card
 
 
-def _exports(model, calib, stem: Path, int8_source=None) -> dict:
-    """TFLite float32 and int8, each with its metadata and a model card that states the model's real input."""
+def _exports(model, calib, stem: Path, int8_source=None, labels=None) -> dict:
+    """TFLite float32 and int8, each with its metadata and a model card that states the model's
+    real input and, for a classifier, the class names it fine-tuned on (``labels``)."""
     from edgepipe.convert import tflite
     from edgepipe.convert.fold import fold_batchnorm
     from edgepipe.convert.inputspec import DEFAULT, from_model
-    from edgepipe.pipeline.cards import converted_card, generic_meta
+    from edgepipe.pipeline.cards import classifier_meta, converted_card, generic_meta
     from edgepipe.pipeline.report import write_json
     from edgepipe.quantize.prune import file_sizes
     folded = fold_batchnorm(model)
-    meta = generic_meta(model, stem.name.split(".")[0], spec=from_model(model) or DEFAULT)
+    spec = from_model(model) or DEFAULT
+    meta = (classifier_meta(model, labels, stem.name.split(".")[0], spec=spec) if labels
+            else generic_meta(model, stem.name.split(".")[0], spec=spec))
     out = {}
     for mode, suffix in EXPORTS:
         source = int8_source if mode == "int8" and int8_source is not None else folded
@@ -127,10 +142,10 @@ def cmd_prune(args):
     from edgepipe.mobile_models.graph import flatten, is_nested_graph, output_activation
     if any(is_nested_graph(layer) for layer in model.layers):  # a transfer-learning base: prune its convs too
         model = flatten(model)
-    x, y = _training_data(args, model)
+    x, y, labels = _training_data(args, model)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output_activation(model) != "softmax")
     if args.structure == "channel":
-        return _cmd_channel(args, model, x, y, loss, out, console)
+        return _cmd_channel(args, model, x, y, loss, out, console, labels)
     wrapped = prune.wrap(model, args.sparsity, args.steps, args.structure, args.schedule, args.depthwise)
     with console.status(f"pruning to {args.sparsity:.0%} ({args.structure}) over {args.steps} fine-tuning steps"):
         prune.fine_tune(wrapped, x, y, loss, args.steps, args.batch_size, args.learning_rate)
@@ -144,15 +159,15 @@ def cmd_prune(args):
     for r in rows:
         t.add_row(r["layer"], r["type"], f"{r['weights']:,}", f"{r['zeros']:,}", f"{r['sparsity']:.1%}")
     console.print(t)
-    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
-    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat)
+    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"), labels=labels)
+    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat, labels=labels)
     _print_sizes(console, base, mine)
     acc = _accuracy({"original": model, "pruned": pruned}, args)
     console.print(f"top-1 on the held-out split: {acc['original']:.2%} before, {acc['pruned']:.2%} after pruning")
     return 0
 
 
-def _cmd_channel(args, model, x, y, loss, out, console):
+def _cmd_channel(args, model, x, y, loss, out, console, labels=None):
     from edgepipe.mobile_models.profile import profile_model
     from edgepipe.base.modelio import save_keras
     from edgepipe.quantize import channel_prune
@@ -175,8 +190,8 @@ def _cmd_channel(args, model, x, y, loss, out, console):
     before, after = profile_model(model), profile_model(pruned)
     console.print(f"MACs: {before['macs']:,} -> {after['macs']:,} ({after['macs'] / before['macs']:.1%}); "
                   f"params: {before['params']:,} -> {after['params']:,} ({after['params'] / before['params']:.1%})")
-    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"))
-    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat)
+    base = _exports(model, x[:200], out.with_name(out.stem + ".unpruned"), labels=labels)
+    mine = _exports(pruned, x[:200], out.with_name(out.stem), qat, labels=labels)
     _print_sizes(console, base, mine)
     lat = _latency({"unpruned": base["float32"]["path"], "pruned": mine["float32"]["path"]}, args.latency_runs)
     console.print(f"TFLite float latency, 1 thread, p50 of {args.latency_runs} interleaved runs: "
