@@ -53,6 +53,25 @@ def _state(out):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def test_a_checkpoint_of_other_data_is_not_sent_to_resume(tmp_path, capsys, tiny_run):
+    """After the data changed, train said "pass --resume", and --resume said the checkpoint
+    could not be continued: each message sent the user to the other."""
+    import copy
+    import shutil
+    from edgepipe.cli.main import main
+    from tests.conftest import TINY
+    shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
+    changed = copy.deepcopy(TINY)
+    changed["data"]["train_seed"] = 7  # other training data
+    recipe = tmp_path / "changed.yaml"
+    recipe.write_text(yaml.safe_dump(changed))
+    capsys.readouterr()
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "another recipe or data" in err and "pass --resume" not in err, err
+    assert (tmp_path / "run" / "checkpoints" / "state.json").is_file()  # the user deletes it, not edgepipe
+
+
 def test_killed_training_resumes_with_the_same_steps_and_losses(tmp_path):
     reference = _train(tmp_path / "ref")
     killed = _train(tmp_path / "run", relative=True)

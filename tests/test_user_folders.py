@@ -159,6 +159,17 @@ def test_prune_on_a_folder_bundles_its_class_names_and_refuses_another_folders(t
     assert not (tmp_path / "out" / "q.keras").exists()
 
 
+def test_a_split_smaller_than_a_batch_still_gives_full_batches(tmp_path):
+    """Batched before repeating, 12 training images with batch_size 32 gave batches of 12, and
+    batch_size 5 gave 5, 5, 2: the recipe's "images per step" was not what trained."""
+    from edgepipe.pipeline.recipe import AugmentCfg
+    from edgepipe.train.classify import _arrays_dataset
+    x, y = np.zeros((12, 8, 8, 3), np.float32), np.arange(12) % 3
+    for batch in (5, 32):
+        sizes = [int(b[0].shape[0]) for b in _arrays_dataset(x, y, batch, 0, AugmentCfg()).take(6)]
+        assert sizes == [batch] * 6, sizes
+
+
 def test_a_split_made_already_or_a_file_is_named_for_what_it_is(tmp_path):
     from edgepipe.pipeline.recipe import DataCfg
     root = tmp_path / "photos"

@@ -11,8 +11,10 @@ from edgepipe.train.fit import make_optimizer, make_strategy, set_bn_momentum
 
 
 def _arrays_dataset(x, y, batch_size: int, seed: int, augment_cfg):
+    """Endless batches of ``batch_size``: repeated before batching, so a split smaller than a
+    batch (or not a multiple of one) still gives full batches, as the recipe's batch_size says."""
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.map(data.augment(augment_cfg), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    return ds.map(data.augment(augment_cfg), num_parallel_calls=tf.data.AUTOTUNE).repeat().batch(batch_size)
 
 
 def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: str = "", resume: bool = False,
@@ -34,7 +36,7 @@ def train_classifier(build, cfg, data_cfg, size: int, ckpt_dir: Path, *, key: st
     train_ds = _arrays_dataset(x, y, cfg.batch_size, data_cfg.train_seed, data_cfg.augment)
 
     def dataset_for(phase: int, skip: int):
-        return train_ds.repeat().skip(skip)
+        return train_ds.skip(skip)
 
     plan = loop.epoch_plan([p.steps for p in cfg.phases], cfg.steps_per_epoch)
     val = (xv, yv) if cfg.val_size else None

@@ -13,7 +13,7 @@ def fit_steps(model, x, y, loss, steps: int, batch_size: int = 32, learning_rate
     """``steps`` Adam steps over shuffled, repeated (x, y): the fine-tuning every
     compression step uses (pruning, channel pruning, QAT). ``seed`` sets the order."""
     model.compile(keras.optimizers.Adam(learning_rate), loss)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size).repeat()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat().batch(batch_size)
     callback_timing_notes_dropped()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=list(callbacks))
     return model

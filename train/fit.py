@@ -111,7 +111,8 @@ def _documents_dataset(data_cfg, phase: int, p, batch_size: int, outputs: list[s
         x = images.astype(np.float32) / 255.0
         ds = tf.data.Dataset.from_tensor_slices((x, _targets(edges, regions, outputs)))
         ds = ds.shuffle(len(x), seed=data_cfg.train_seed, reshuffle_each_iteration=True)
-    return ds.map(data.augment(data_cfg.augment), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    # repeated before batching: a folder's split smaller than a batch still gives full batches
+    return ds.map(data.augment(data_cfg.augment), num_parallel_calls=tf.data.AUTOTUNE).repeat().batch(batch_size)
 
 
 def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bool = False,
@@ -133,7 +134,7 @@ def train_hed(build, cfg, data_cfg, ckpt_dir: Path, *, key: str = "", resume: bo
 
     def dataset_for(phase: int, skip: int):
         ds = _documents_dataset(data_cfg, phase, cfg.phases[phase], cfg.batch_size, model.output_names)
-        return ds.repeat().skip(skip).prefetch(2)
+        return ds.skip(skip).prefetch(2)
 
     val = _validation(model, data_cfg, cfg.val_size, cfg.phases[-1].size)
     loop.fit_as_worker(model, plan, dataset_for, ckpt_dir, state, val, cfg, log_dir, verbose,

@@ -60,7 +60,7 @@ def document_stream(data_cfg, train_cfg, size: int, batch_size: int, outputs: li
     pool = train_cfg.phases[phase].pool
     ds = _documents_dataset(data_cfg, phase, SimpleNamespace(size=size, pool=pool), batch_size, heads)
     ds = ds.map(lambda x, y: (x, {n: y[h] for n, h in zip(outputs, heads)}))
-    return ds.repeat().prefetch(2)
+    return ds.prefetch(2)
 
 
 def hed_tuner(train_cfg, data_cfg, size: int):

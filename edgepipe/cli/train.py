@@ -20,11 +20,15 @@ def cmd_train(args):
 
 
 def _train(args, recipe, out):
-    if (out / "checkpoints" / "state.json").is_file() and not args.resume:
-        raise EdgePipeError(f"{out / 'checkpoints'} holds an earlier training: pass --resume to continue it, "
-                            "or choose another --out")
     from edgepipe.pipeline.report import wide_console, write_json
     from edgepipe.pipeline.tasks import task_for, train_key
+    ckpt = out / "checkpoints"
+    if (ckpt / "state.json").is_file() and not args.resume:
+        if _made_by(ckpt, train_key(recipe)):
+            raise EdgePipeError(f"{ckpt} holds an earlier training: pass --resume to continue it, or choose "
+                                "another --out")
+        raise EdgePipeError(f"{ckpt} holds a training of another recipe or data, which --resume cannot "
+                            f"continue: choose another --out, or delete {ckpt} to train from the start")
     task = task_for(recipe)
     if args.resume and not (out / "checkpoints" / "state.json").is_file():
         print(f"note: no checkpoint in {out / 'checkpoints'} to resume; training from the start", file=sys.stderr)
@@ -47,3 +51,12 @@ def add_parser(sub):
                       "runs/train")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (weights, optimizer, data)")
     t.set_defaults(func=cmd_train)
+
+
+def _made_by(ckpt, key: str) -> bool:
+    """Whether the checkpoint's state was written for this recipe and data (``train_key``)."""
+    import json
+    try:
+        return json.loads((ckpt / "state.json").read_text()).get("key") == key
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False
