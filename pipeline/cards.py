@@ -138,13 +138,25 @@ def _bundle_fields(bundle: dict | None) -> dict:
                                                         ("description", "author", "license", "version")}
 
 
+def _letterboxed(image: dict) -> dict:
+    """The document detector's input as it trained and ``scan`` feeds it: the photo scaled to
+    fit with its aspect kept, centred, in bands of ``PAD_VALUE``; a squashed photo is not."""
+    from edgepipe.mobile_models.scan import PAD_VALUE
+    _, h, w, _ = image["shape"]
+    old = f"image resized to {w}x{h}"
+    new = (f"photo letterboxed into {w}x{h} (scaled to fit with its aspect kept, area interpolation, "
+           f"centred between bands of pixel value {PAD_VALUE})")
+    return image | {"description": image["description"].replace(old, new),
+                    "resize": {"method": "letterbox", "pad_value": PAD_VALUE, "interpolation": "area"}}
+
+
 def bundle_meta(recipe, model, recipe_hash) -> dict:
     """What every artifact of a run carries: how to feed the model and read it."""
     size = recipe.model.input_size
     return {
         "name": recipe.model.name, **_bundle_fields(recipe.bundle.model_dump()),
         "task": "document edge detection (HED) + quad finding",
-        "inputs": [image_input(model)],
+        "inputs": [_letterboxed(image_input(model))],
         "outputs": [{"name": "edges", "shape": [1, size, size, 1], "activation": "sigmoid",
                      "meaning": "probability that the pixel lies on the document border"}]
                    + ([{"name": PAGE, "shape": [1, size, size, 1], "activation": "sigmoid",

@@ -118,6 +118,8 @@ def test_tiny_pipeline_end_to_end(tiny_run):
     assert os.path.isdir(coreml["path"])
     card = json.loads((out / "model_card.json").read_text())
     assert card["inputs"][0]["range"] == [0.0, 1.0] and card["outputs"][0]["name"] == "edges"
+    # trained and scanned letterboxed: the card said "resized to", and an app squashed its photos
+    assert card["inputs"][0]["resize"]["method"] == "letterbox" and "letterboxed" in card["inputs"][0]["description"]
     int8 = [a for a in card["artifacts"] if a["variant"] == "int8"][0]
     assert int8["quantization"]["input"]["dtype"] == "int8"
     assert not [p for p in out.iterdir() if p.name.startswith(".edgepipe-tmp-")]
