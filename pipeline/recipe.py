@@ -126,7 +126,8 @@ class TrainCfg(Strict):
     step_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: decay factor")
     weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW decoupled weight decay; BN and biases excluded")
     val_size: int = Field(16, ge=0, le=10_000, description="validation images (seed val_seed + 1) scored every "
-                          "epoch for the best checkpoint and early stopping; 0 turns validation off")
+                          "epoch for the best checkpoint and early stopping; a classifier scores its whole "
+                          "validation split for any value but 0; 0 turns validation off")
     early_stopping_patience: int = Field(0, ge=0, le=MAX_STEPS, description="stop after this many epochs without a better "
                                          "validation loss; 0 = never")
     bn_momentum: float | None = Field(None, gt=0, lt=1, description="BatchNorm moving-average momentum for "
