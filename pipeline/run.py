@@ -29,8 +29,11 @@ def stage_export(recipe, task, model, out: Path, console) -> list[dict]:
                 f"{_count(folded, 'Conv2DTranspose')}"
                 + ("; HED fuse as a pyramid of sums and 2x depth-to-space" if pyramid else ""))
     calib = task.calibration()
-    meta = task.meta(model, recipe_hash(recipe))
     variants = [VARIANTS[name] for name in recipe.export.variants]
+    if len(calib) < recipe.export.calibration_samples and any(v.needs_calibration for v in variants):
+        console.print(f"note: export.calibration_samples asks for {recipe.export.calibration_samples} images; the "
+                      f"training data holds {len(calib)}, and calibration uses those", markup=False)
+    meta = _with_calibration(task.meta(model, recipe_hash(recipe)), len(calib))
     qat = [v for v in variants if v.format == "tflite" and v.precision == "int8"]  # tfmot's QAT graph is TFLite's
     int8_source = _qat_model(recipe, task, model, console) if qat else None
     results = []
@@ -380,7 +383,7 @@ def _write_reports(r, history, entries, bench, t_start, pruning=None) -> dict:
               "timings_s": r.timings | {"total": round(time.time() - t_start, 1)}}  # total: this invocation
     if pruning:
         report["prune"] = pruning
-    meta = task.meta(r.model(), recipe_hash(recipe))
+    meta = _with_calibration(task.meta(r.model(), recipe_hash(recipe)), _calibration_count(task, recipe))
     write_json(out / "model_card.json", model_card(meta, entries) | {"macs": bench["macs"]})
     write_json(out / "report.json", report)
     print_table(report, console)
@@ -389,3 +392,14 @@ def _write_reports(r, history, entries, bench, t_start, pruning=None) -> dict:
         render(report, out)
     console.log(f"wrote {out / 'report.json'}, report.html and model_card.json in {report['timings_s']['total']} s")
     return report
+
+
+def _with_calibration(meta: dict, count: int) -> dict:
+    """The card, saying how many images int8 calibrated on (a small folder holds fewer than asked)."""
+    return meta | {"training": meta.get("training", {}) | {"calibration_samples": int(count)}}
+
+
+def _calibration_count(task, recipe) -> int:
+    if recipe.data.kind == "synthetic_documents":  # generated: exactly as many as asked
+        return recipe.export.calibration_samples
+    return len(task.calibration())

@@ -8,13 +8,13 @@ from edgepipe.cli.main import main
 from tests.test_data import make_document_folder, make_image_folder
 
 
-def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
+def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata, capsys):
     root = make_image_folder(tmp_path / "imgs", per_class=8)
     recipe = {"name": "colors", "model": {"name": "tiny_cnn", "input_size": 32},
               "data": {"kind": "image_folder", "path": str(root)},
               "profiles": {"quick": {"phases": [{"size": 32, "steps": 150, "pool": 1}], "batch_size": 8,
                                      "steps_per_epoch": 50, "learning_rate": 0.01}},
-              "export": {"calibration_samples": 12}, "bench": {"warmup": 1, "runs": 3}}
+              "export": {"calibration_samples": 200}, "bench": {"warmup": 1, "runs": 3}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     out = tmp_path / "run"
     assert main(["run", "--recipe", str(tmp_path / "r.yaml"), "--out", str(out)]) == 0
@@ -28,6 +28,9 @@ def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata):
     assert int8["task"]["agreement"] == 1.0 and int8["gate"]["rule"].startswith("top1_agreement")
     card = json.loads((out / "model_card.json").read_text())
     assert card["labels"] == ["blue", "green", "red"] and card["task"] == "image classification"
+    # 200 asked, the training split holds fewer: said, and the card records what int8 saw
+    seen = card["training"]["calibration_samples"]
+    assert 0 < seen < 24 and f"asks for 200 images; the training data holds {seen}" in capsys.readouterr().out
     carded = {(a["format"], a["variant"]): a for a in card["artifacts"]}  # whether each file passed its gate
     assert carded[("tflite", "int8")]["verify"]["gate"] == int8["gate"]
     shown = tflite_support_metadata.MetadataDisplayer.with_model_file(int8["path"])
