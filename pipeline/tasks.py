@@ -1,6 +1,7 @@
 """What differs between the pipeline's tasks, in one place: how to train, which
 data calibrates and checks an export, how to score it, and what the bundle says.
 The stages in ``pipeline.run`` only call these."""
+import functools
 import hashlib
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class EdgeTask:
         _save_trained(model, out / f"{name}.keras", console)
         return model, state.history
 
+    @functools.lru_cache(maxsize=1)  # export and the run's card both ask: the folder is read once
     def calibration(self) -> np.ndarray:
         from edgepipe.train.data import documents
         r = self.recipe
@@ -166,6 +168,7 @@ class ClassifyTask:
         from edgepipe.train.data import class_names
         return class_names(self.recipe.data)
 
+    @functools.lru_cache(maxsize=1)  # export and the run's card both ask: the folder is read once
     def calibration(self) -> np.ndarray:
         from edgepipe.train.data import classes
         x = classes(self.recipe.data, "train", self.recipe.model.input_size)[0]
