@@ -277,34 +277,39 @@ public final class QuadFinder {
         double c = Math.cos(line[1]), s = Math.sin(line[1]);
         double sw = 0, mx = 0, my = 0;
         int count = 0;
-        boolean[] near = new boolean[mapW * mapH];
-        for (int y = 0; y < mapH; y++) {
-            for (int x = 0; x < mapW; x++) {
-                int i = y * mapW + x;
-                if (!binary[i] || prob[i] <= 0) continue;
-                double along = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / (length * length);
-                if (Math.abs(x * c + y * s - line[0]) <= p.polishBand && along >= p.polishTrim
-                        && along <= 1 - p.polishTrim) {
-                    near[i] = true;
-                    sw += prob[i]; mx += prob[i] * x; my += prob[i] * y; count++;
+        for (int pass = 0; pass < 2; pass++) {  // the weighted mean, then the scatter about it (as refineLine)
+            double a = 0, b = 0, d = 0;
+            for (int y = 0; y < mapH; y++) {
+                for (int x = 0; x < mapW; x++) {
+                    int i = y * mapW + x;
+                    if (!binary[i] || prob[i] <= 0) continue;
+                    double along = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / (length * length);
+                    if (Math.abs(x * c + y * s - line[0]) > p.polishBand || along < p.polishTrim
+                            || along > 1 - p.polishTrim) {
+                        continue;
+                    }
+                    if (pass == 0) {
+                        sw += prob[i]; mx += prob[i] * x; my += prob[i] * y; count++;
+                    } else {
+                        double dx = x - mx, dy = y - my;
+                        a += prob[i] * dx * dx; b += prob[i] * dx * dy; d += prob[i] * dy * dy;
+                    }
                 }
             }
+            if (pass == 0) {
+                if (count < 8) return line;
+                mx /= sw;
+                my /= sw;
+                continue;
+            }
+            double[] normal = smallestEigenvector(a, b, d);
+            if (normal[0] * c + normal[1] * s < 0) {
+                normal[0] = -normal[0];
+                normal[1] = -normal[1];
+            }
+            return new double[] {normal[0] * mx + normal[1] * my, Math.atan2(normal[1], normal[0])};
         }
-        if (count < 8) return line;
-        mx /= sw;
-        my /= sw;
-        double a = 0, b = 0, d = 0;
-        for (int i = 0; i < near.length; i++) {
-            if (!near[i]) continue;
-            double dx = i % mapW - mx, dy = i / mapW - my;
-            a += prob[i] * dx * dx; b += prob[i] * dx * dy; d += prob[i] * dy * dy;
-        }
-        double[] normal = smallestEigenvector(a, b, d);
-        if (normal[0] * c + normal[1] * s < 0) {
-            normal[0] = -normal[0];
-            normal[1] = -normal[1];
-        }
-        return new double[] {normal[0] * mx + normal[1] * my, Math.atan2(normal[1], normal[0])};
+        return line;
     }
 
     /**
