@@ -43,6 +43,16 @@ POINTS = {
     "s2_s4": ({"stem_stride": 2, "sides": 4}, 256),
     "s2_224": ({"stem_stride": 2}, 224),
     "s2_320": ({"stem_stride": 2}, 320),
+    "i160": ({}, 160),
+    "i176": ({}, 176),
+    "i192": ({}, 192),
+    "e3": ({"expansion": 3}, 256),
+    "e2": ({"expansion": 2}, 256),
+    "s4_e4": ({"sides": 4, "expansion": 4}, 256),
+    "s2_full": ({"stem_stride": 2, "full_side": 1}, 256),
+    "w50": ({"width": 0.5}, 256),
+    "w75": ({"width": 0.75}, 256),
+    "w75_e4": ({"width": 0.75, "expansion": 4}, 256),
 }
 FORMATS = ("tflite_float32", "tflite_int8")
 

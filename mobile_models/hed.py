@@ -41,6 +41,7 @@ HED_MOBILENET_V2 = [
     ("ir",   6, 64, 4, 2, 5),
 ]
 
+FULL_SIDE_CHANNELS = 6
 SIDE_NAMES = ("side1", "side2", "side3", "side4", "side5")
 REGION = "region"  # the page-region logits (training head)
 
@@ -87,10 +88,13 @@ def _region_head(x, factor):
     return layers.Activation("linear", name=REGION)(y)
 
 
-def build_hed(table, input_shape=(256, 256, 3), pool_downsample=False, name="hed", region=False):
+def build_hed(table, input_shape=(256, 256, 3), pool_downsample=False, name="hed", region=False,
+              full_side=False):
     _check_input(input_shape)
     image = keras.Input(input_shape, name="image")
     taps = _walk(table, image, pool_downsample)
+    if full_side:  # side 1 from one full-resolution conv beside a half-resolution body
+        taps = [(conv_bn(image, FULL_SIDE_CHANNELS, 3, 1, "full_side", act="relu"), 1)] + taps
     sides = [_side_head(x, k, stride) for k, (x, stride) in enumerate(taps, start=1)]
     fused = layers.Concatenate(name="dsn_concat")(sides)
     fuse = layers.Conv2D(1, 1, use_bias=True, name="fuse")(fused)
@@ -165,11 +169,15 @@ def scaled_table(table, stem_stride=1, width=1.0, expansion=None, sides=5):
 
 
 @register("hed_mobilenet_v2", "edges", "MobileNetV2-style HED document-edge detector (seed S3, hed-tutorial repo)")
-def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5, region=False):
-    if region not in (0, 1):
-        raise EdgePipeError(f"HED option region is 0 or 1 (a page-region output), got {region}")
+def hed_mobilenet_v2(input_shape=(256, 256, 3), stem_stride=1, width=1.0, expansion=6, sides=5, region=False,
+                     full_side=0):
+    if region not in (0, 1) or full_side not in (0, 1) or (full_side and stem_stride != 2):
+        raise EdgePipeError(f"HED options region and full_side are 0 or 1, full_side with stem_stride 2 only; "
+                            f"got region {region}, full_side {full_side}")
     table = scaled_table(HED_MOBILENET_V2, int(stem_stride), float(width), int(expansion), int(sides))
-    return build_hed(table, input_shape, name="hed_mobilenet_v2", region=bool(region))
+    if full_side:  # the body's half-resolution tap gives way to the full-resolution one
+        table = [row[:5] + (None if row[5] == 1 else row[5],) for row in table]
+    return build_hed(table, input_shape, name="hed_mobilenet_v2", region=bool(region), full_side=bool(full_side))
 
 
 @register("hed_vgg", "edges", "VGG-style HED with the seed's 12/24/48/96/192 channels")

@@ -23,7 +23,7 @@ MAX_STEPS = 100_000_000
 MAX_RUNS = 1_000_000
 
 
-INTEGER_OPTIONS = ("groups", "stem_stride", "expansion", "sides")  # model.options that count something
+INTEGER_OPTIONS = ("groups", "stem_stride", "expansion", "sides", "full_side")  # model.options that count something
 MAX_OPTION = 64  # no builder option means anything past this (alpha 64 is a 64x wider network)
 
 
@@ -35,10 +35,11 @@ class ModelCfg(Strict):
     name: str = Field("hed_mobilenet_v2", description="a registered network (`edgepipe.mobile_models.names()`)")
     input_size: int = Field(256, ge=32, le=2048, description="deployed input side, a multiple of 16")
     output: Literal["fuse", "mean"] = Field("fuse", description="test-time edge map: fuse, or mean of sides+fuse")
-    options: dict[Literal["alpha", "groups", "scale", "stem_stride", "width", "expansion", "sides", "region"],
+    options: dict[Literal["alpha", "groups", "scale", "stem_stride", "width", "expansion", "sides", "region", "full_side"],
                   float] = Field(
         {}, description="builder options: alpha (MobileNet width), groups and scale (ShuffleNet); "
                         "stem_stride, width, expansion and sides (HED, `mobile_models/hed.py` scaled_table); "
+                        "full_side: 1 with stem_stride 2 takes HED's side 1 from one full-resolution conv; "
                         "region: 1 adds HED's page-region output, which `scan` uses to choose the quad")
 
     @field_validator("options")

@@ -203,9 +203,10 @@ def test_hed_fuse_pyramid_is_exact_and_leaves_side_outputs_alone(tiny_images):
         while y.shape[-1] > 1:
             y = tf.nn.depth_to_space(y, 2).numpy()
         assert np.array_equal(y, tf.nn.depth_to_space(x, block).numpy())
-    for stem_stride in (1, 2):  # 2: no full-resolution side, the fuse bias goes to side 1's phases
-        train = randomise_batchnorm(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3),
-                                                        stem_stride=stem_stride))
+    # stem_stride 2: no full-resolution side, the fuse bias goes to side 1's phases;
+    # full_side: a full-resolution side 1 beside a half-resolution body
+    for options in ({}, {"stem_stride": 2}, {"stem_stride": 2, "full_side": 1}):
+        train = randomise_batchnorm(mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3), **options))
         fuse = train.get_layer("fuse")
         fuse.set_weights([np.array([0.7, -0.4, 1.3, 0.2, -0.9], np.float32).reshape(1, 1, 5, 1),
                           np.array([0.25], np.float32)])

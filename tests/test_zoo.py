@@ -56,6 +56,18 @@ def test_hed_speed_options_reshape_the_table():
     assert model.get_layer("dsn1_up").strides == (2, 2)
 
 
+def test_full_side_puts_side_1_at_full_resolution_beside_a_half_resolution_body():
+    """full_side=1 (with stem_stride 2): side 1 comes from one conv on the image at
+    full resolution, so it needs no upsampler; sides 2-5 stay where stem_stride 2 puts them."""
+    fast = mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3), stem_stride=2)
+    full = mobile_models.build("hed_mobilenet_v2", input_shape=(64, 64, 3), stem_stride=2, full_side=1)
+    assert full.get_layer("dsn1").input.shape[1:3] == (64, 64)
+    assert "dsn1_up" not in [layer.name for layer in full.layers]
+    for k in (2, 3, 4, 5):
+        assert full.get_layer(f"dsn{k}_up").strides == fast.get_layer(f"dsn{k}_up").strides
+    assert full.output_names == fast.output_names and [o.shape for o in full.outputs] == [o.shape for o in fast.outputs]
+
+
 def test_hed_region_head_adds_a_page_output():
     """region=1: a page-region logit map at full size; the deployed model returns
     the edge map first and the page probabilities second, by name."""
@@ -106,7 +118,8 @@ def test_classifiers_take_include_top_false():
     ("mobilenet_v2", {"input_shape": (100, 100, 3)}, "multiples of 32"),
     ("mobilenet_v2", {"depth": 3}, "valid"),
     ("hed_mobilenet_v2", {"stem_stride": 4}, "stem_stride 1 or 2"),
-    ("hed_mobilenet_v2", {"region": 2}, "region is 0 or 1"),
+    ("hed_mobilenet_v2", {"region": 2}, "region and full_side are 0 or 1"),
+    ("hed_mobilenet_v2", {"full_side": 1}, "full_side with stem_stride 2 only"),
     ("hed_mobilenet_v2", {"sides": 6}, "sides 2..5"),
 ])
 def test_bad_options_are_clear(name, opts, needle):
