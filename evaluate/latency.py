@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -94,7 +95,10 @@ def _open_all(spec, batches_for):
         runners[key] = open_runner(path, spec["threads"], xnnpack=spec.get("xnnpack", True),
                                    compute_units=spec.get("compute_units", "all"), trust=spec.get("trust", False))
         extra[key] = {"init_ms": (time.perf_counter() - t0) * 1e3}
-        x = batches_for(runners[key])
+        try:
+            x = batches_for(runners[key])
+        except EdgePipeError as e:  # which of the files, when several are timed
+            raise EdgePipeError(f"{Path(path).name}: {e}") from None
         t1 = time.perf_counter()
         runners[key].predict(x)
         extra[key] |= {"first_ms": (time.perf_counter() - t1) * 1e3, "rss_delta": _rss_mb() - rss0}
@@ -167,7 +171,7 @@ def _main(spec_path):
         return matmul_peak_gflops(), copy_bandwidth_curve() if spec.get("layer_costs") else None
 
     runners, extra = _open_all(spec, batch_for)
-    batches = {k: batch_for(r) for k, r in runners.items()}
+    batches = {k: batch_for(r) for k, r in runners.items()}  # each checked in _open_all
     before = roofs()
     stats = interleaved(runners, batches, spec["warmup"], spec["runs"], budget_s=spec.get("budget_s"),
                         until_stable=spec.get("until_stable", False))

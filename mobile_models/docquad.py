@@ -58,6 +58,7 @@ class QuadParams:
     nms_rho: float = 10.0
     nms_theta_deg: float = 10.0
     min_votes_frac: float = 0.12   # of the image side
+    max_edge_frac: float = 0.4     # of the frame: real edge maps stay under 0.15; more is not an edge map
     min_area_frac: float = 0.006   # of the frame: a receipt at arm's length in a 12 MP frame is ~1%
     min_side_px: float = 10.0       # shorter sides are the blur where two edges cross, not a page
     min_pair_angle_deg: float = 20.0  # a page tilted 60 degrees away has corners this sharp in the photo
@@ -353,6 +354,8 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
     x0, y0, w, h = frame
     if binary.sum() < params.min_votes_frac * min(h, w):
         return QuadResult(None, 0.0, "too few edge pixels")
+    if binary.sum() > params.max_edge_frac * h * w:  # a segmentation head, or a map that is all edge
+        return QuadResult(None, 0.0, "edge map saturated: most pixels are edges (is this an edge-detection model?)")
     weights = np.where(binary, prob, 0)
     points = edge_points(weights)
     lines = []

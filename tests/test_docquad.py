@@ -115,6 +115,17 @@ def test_not_found(case):
     assert not r.found and r.corners is None and r.reason
 
 
+def test_a_map_that_is_mostly_edge_is_no_page():
+    """A segmentation head's map over 0.25 everywhere (what a non-edge model gives) made a
+    thin quad out of nothing; a real edge map has under 15% of its pixels over the threshold."""
+    m = np.full((128, 160), 0.6, np.float32)
+    m[::7] = 0.2  # stripes, so Hough finds lines if the finder looks
+    r = find_quad(m)
+    assert not r.found and "saturated" in r.reason
+    drawn = _draw(QUADS["rotated"])
+    assert find_quad(drawn).found and find_quad(drawn, QuadParams(max_edge_frac=0.01)).reason.startswith("edge map saturated")
+
+
 def test_non_finite_input_is_not_found():
     m = _draw(QUADS["rotated"])
     m[0, 0] = np.nan

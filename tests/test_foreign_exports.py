@@ -356,3 +356,46 @@ def test_an_onnx_file_is_int8_when_its_layers_compute_in_int8_not_when_it_holds_
     assert onnx_precision(_onnx_conv(tmp_path / "w.onnx", True, False)) == "int8"
     assert onnx_precision(_onnx_conv(tmp_path / "both.onnx", True, True)) == "int8"
     assert onnx_precision(_onnx_conv(tmp_path / "qat.onnx", False, True, output_qdq=True)) == "int8"
+
+
+def test_verify_of_a_plain_int8_file_of_a_raw_pixel_model_says_what_it_fed_and_takes_the_range(tmp_path, capsys):
+    """A model with no Rescaling that takes pixels 0..255, quantized by the plain converter
+    on pixels: verify fed it pixel / 255 (every input quantized to -128) and failed a good
+    file with no word why. It now says so, and --input-range 0,255 feeds it pixels."""
+    keras.utils.set_random_seed(3)
+    image = keras.Input((16, 16, 3), name="image")
+    model = keras.Model(image, keras.layers.Conv2D(2, 3, padding="same", name="map")(image))
+    model.save(tmp_path / "raw.keras")
+    rng = np.random.default_rng(0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([rng.integers(0, 256, (1, 16, 16, 3)).astype(np.float32)]
+                                                for _ in range(16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    (tmp_path / "raw.int8.tflite").write_bytes(converter.convert())
+    def verify(*extra):
+        capsys.readouterr()
+        rc = main(["verify", "--model", str(tmp_path / "raw.keras"), "--export", str(tmp_path / "raw.int8.tflite"),
+                   "--json", "--no-drill-down", *extra])
+        out, err = capsys.readouterr()
+        return rc, min(r["psnr_db"] for r in json.loads(out)["outputs"]), err
+    rc, psnr, err = verify()
+    assert rc == 1 and psnr < 15 and "verify fed pixel / 255" in err and "looks like raw pixels" in err
+    rc, psnr, err = verify("--input-range", "0,255")
+    assert rc == 0 and psnr > 30 and "pixel / 255" not in err
+    keras.Model(image, keras.layers.Rescaling(1 / 255)(image)).save(tmp_path / "own.keras")
+    assert main(["verify", "--model", str(tmp_path / "own.keras"), "--export", str(tmp_path / "raw.int8.tflite"),
+                 "--input-range", "0,1"]) == 2  # the model's own range wins
+    assert "--input-range/--mean/--std say [0, 1]" in capsys.readouterr().err
+
+
+def test_bench_names_the_file_it_cannot_time(tmp_path, capsys):
+    """Of several files, the one with a free height and width is named in the one-line error."""
+    image = keras.Input((None, None, 3), name="image")
+    keras.Model(image, keras.layers.Conv2D(2, 3, padding="same")(image)).save(tmp_path / "free size.keras")
+    fixed = keras.Input((8, 8, 3), name="image")
+    keras.Model(fixed, keras.layers.Conv2D(2, 3, padding="same")(fixed)).save(tmp_path / "fixed.keras")
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path / "fixed.keras"), str(tmp_path / "free size.keras"), "--runs", "1"]) == 2
+    assert "free size.keras: the input has free dimensions" in capsys.readouterr().err

@@ -27,6 +27,7 @@ def _training_data(args, model):
     if model.output_shape[-1] != len(names):
         raise EdgePipeError(f"the model has {model.output_shape[-1]} outputs but the data has {len(names)} classes")
     _same_classes(args.model, names)
+    _say_assumed_split(args)
     return model_inputs(model, _shaped(x, shape)), y, list(names)
 
 
@@ -48,25 +49,29 @@ def _data_cfg(args):
     from pydantic import ValidationError
     from edgepipe.pipeline.recipe import DataCfg
     kind = "image_folder" if args.data_folder else "digits"
-    seed = args.split_seed if args.split_seed is not None else _recorded_seed(str(args.model), kind)
+    seed = args.split_seed if args.split_seed is not None else _recorded_seed(str(args.model), kind) or 0
     try:
         return DataCfg(kind=kind, path=args.data_folder or None, train_seed=seed)
     except ValidationError as e:
         raise EdgePipeError(f"--data-folder: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
-@functools.lru_cache(maxsize=8)  # the train and test splits ask alike: one note
-def _recorded_seed(model: str, kind: str) -> int:
-    """The ``data.train_seed`` the model's run card records for data of ``kind``, else 0 (said)."""
+@functools.lru_cache(maxsize=8)
+def _recorded_seed(model: str, kind: str) -> int | None:
+    """The ``data.train_seed`` the model's run card records for data of ``kind``, else None."""
     from edgepipe.pipeline.cards import run_card_of
     training = (run_card_of(model) or {}).get("training")
     data = training.get("data") if isinstance(training, dict) else None
     seed = data.get("train_seed") if isinstance(data, dict) and data.get("kind") == kind else None
-    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
-        return seed
-    print(f"note: no run card beside {model} records the split it trained on; the data is split with seed 0 "
-          "(pass --split-seed, the recipe's data.train_seed, if it trained with another)", file=sys.stderr)
-    return 0
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
+def _say_assumed_split(args):
+    """Said once the data is known to fit the model: a note before a one-line error is noise."""
+    kind = "image_folder" if args.data_folder else "digits"
+    if args.split_seed is None and _recorded_seed(str(args.model), kind) is None:
+        print(f"note: no run card beside {args.model} records the split it trained on; the data is split with "
+              "seed 0 (pass --split-seed, the recipe's data.train_seed, if it trained with another)", file=sys.stderr)
 
 
 def _shaped(x: np.ndarray, shape: tuple) -> np.ndarray:

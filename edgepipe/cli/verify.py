@@ -10,7 +10,7 @@ from rich.table import Table
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.cli.args import add_trust, float_range, fraction, positive
-from edgepipe.cli.inputs import load_npy, sample_feeds
+from edgepipe.cli.inputs import add_input_spec_args, load_npy, sample_feeds
 from edgepipe.evaluate.gates import RTOL
 
 def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
@@ -133,8 +133,57 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict]:
         if len(stated) == 1:
             return next(iter(stated.values()))
         return from_model(model, index.get(names[name], 0)) or DEFAULT
-    x = {n: spec_of(n).from_unit(v) if n in images else v for n, v in unit.items()}
+    given = _user_specs(args, model, ports, stated, names)
+    specs = {n: given.get(names[n]) or spec_of(n) for n in images}
+    _say_assumed_feed(args, model, runner, specs)
+    x = {n: specs[n].from_unit(v) if n in images else v for n, v in unit.items()}
     return x, (unit if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
+
+
+def _user_specs(args, model, ports, stated: dict, names: dict) -> dict:
+    """{original input name: spec} from --input-range/--mean/--std/--bgr, for an export
+    whose bundle does not say (a plain converter's file of a raw-pixel model); a bundle
+    that says otherwise wins, in one line."""
+    from edgepipe.cli.inputs import input_spec
+    if not (args.input_range or args.mean or args.std or args.bgr):
+        return {}
+    _, ported = input_spec(args, model, ports)
+    given = {p.name: p.pixel_spec for p in ported if p.pixel_spec is not None}
+    for name, spec in given.items():
+        said = stated.get(name) or (next(iter(stated.values())) if len(stated) == 1 else None)
+        if said and (said.mean, said.std, said.color_order) != (spec.mean, spec.std, spec.color_order):
+            lo, hi = said.value_range()[:2]
+            raise EdgePipeError(f"the export's bundle says its input maps pixels 0..255 onto [{lo:g}, {hi:g}] "
+                                f"({said.color_order}); "
+                                "--input-range/--mean/--std/--bgr say otherwise: drop them, verify feeds what "
+                                "the bundle states")
+    return given
+
+
+def _say_assumed_feed(args, model, runner, specs: dict):
+    """A note when verify fed pixel / 255 because neither the export's bundle nor the model
+    says how pixels map to an image input: a raw-pixel model's export, fed [0, 1], fails
+    for no fault of its own."""
+    from edgepipe.cli.inputs import _edgepipe_network
+    assumed = [n for n, spec in specs.items() if spec.source == "default"]
+    if not assumed or _edgepipe_network(model):
+        return
+    span = _int_input_span(runner)
+    hint = (f" The export's {span[0]} input spans [{span[1]:.3g}, {span[2]:.3g}], which looks like raw pixels."
+            if span and span[2] - span[1] > 25 else "")
+    print(f"note: neither the export's bundle nor the model says how pixels map to its input, so verify fed "
+          f"pixel / 255.{hint} Pass --input-range 0,255 if the model takes raw pixels (-1,1 for "
+          "keras.applications' MobileNets).", file=sys.stderr)
+
+
+def _int_input_span(runner):
+    """(dtype, lo, hi): the real values an integer first input can hold, from its quantization."""
+    quantized = runner.input_quantization() if hasattr(runner, "input_quantization") else None
+    if not quantized:
+        return None
+    dtype, scale, zero = quantized
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255) if dtype == "uint8" else (None, None)
+    return None if lo is None else (dtype, (lo - zero) * scale, (hi - zero) * scale)
 
 
 def _filled(shape, own) -> tuple:
@@ -340,4 +389,5 @@ def add_parser(sub):
     v.add_argument("--no-drill-down", action="store_true",
                    help="when a gate fails, skip comparing intermediate tensors layer by layer")
     add_trust(v)
+    add_input_spec_args(v)
     v.set_defaults(func=cmd_verify)

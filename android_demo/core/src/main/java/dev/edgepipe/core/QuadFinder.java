@@ -50,6 +50,8 @@ public final class QuadFinder {
         public double nmsRho = 10.0;
         public double nmsThetaDeg = 10.0;
         public double minVotesFrac = 0.12;
+        /** of the frame: real edge maps stay under 0.15; more is not an edge map */
+        public double maxEdgeFrac = 0.4;
         /** of the frame: a receipt at arm's length in a 12 MP frame is ~1% */
         public double minAreaFrac = 0.006;
         /** shorter sides are the blur where two edges cross, not a page */
@@ -174,6 +176,9 @@ public final class QuadFinder {
         }
         if (count < p.minVotesFrac * Math.min(h, w)) {
             return new Result(null, 0, "too few edge pixels");
+        }
+        if (count > p.maxEdgeFrac * h * w) {  // a segmentation head, or a map that is all edge
+            return new Result(null, 0, "edge map saturated: most pixels are edges (is this an edge-detection model?)");
         }
         double cx = mapW / 2.0, cy = mapH / 2.0;
         List<double[]> lines = new ArrayList<>();

@@ -105,6 +105,15 @@ public class QuadFinderTest {
     }
 
     @Test
+    public void aMapThatIsMostlyEdgeIsNoPage() {
+        float[] m = new float[128 * 160];
+        for (int i = 0; i < m.length; i++) m[i] = (i / 160) % 7 == 0 ? 0.2f : 0.6f;
+        QuadFinder.Result r = new QuadFinder().find(m, 160, 128);
+        assertFalse(r.found());
+        assertTrue(r.reason, r.reason.startsWith("edge map saturated"));
+    }
+
+    @Test
     public void nanIsRejected() {
         float[] m = new float[32 * 32];
         m[5] = Float.NaN;
