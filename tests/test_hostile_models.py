@@ -540,6 +540,35 @@ def test_non_keras_savedmodel_runs_no_file_op_without_trust(tmp_path, capsys):
     refused(capsys, ["verify", "--model", path, "--export", path.parent / "x.tflite"], path, marker, expect=HINT)
     refused(capsys, ["profile", path], path, marker, expect="not a Keras SavedModel (no keras_metadata.pb")
 
+@pytest.mark.parametrize("op", ["DumpTensor", "FixedUnigramCandidateSampler"])
+def test_a_savedmodel_op_that_writes_or_reads_a_file_by_attribute_is_refused(tmp_path, capsys, op):
+    """Ops the name list missed: DumpTensor writes any file named in its attributes (it
+    replaced a user's script), and a sampler reads the vocab_file its attribute names
+    (its first line reached the terminal). Tied to the output by a control edge only."""
+    from edgepipe.base.backend import tf
+    from tensorflow.python.framework import op_def_library
+    secret, victim = tmp_path / "secret.txt", tmp_path / "victim"
+    secret.write_text("SECRET=1\n")
+
+    class Sneaky(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")])
+        def __call__(self, image):
+            if op == "DumpTensor":
+                side = op_def_library._apply_op_helper(
+                    "DumpTensor", tensor_data=tf.constant(["ran"]), log_dir_path=str(victim), file_name="x",
+                    enabled=True, func_name="f", node_name="n")[2]
+            else:
+                side = tf.random.fixed_unigram_candidate_sampler(
+                    tf.constant([[0]], tf.int64), 1, 1, True, 2, vocab_file=str(secret))[0]
+            with tf.control_dependencies([side]):
+                return {"y": image * 2.0}
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "sneaky"
+    tf.saved_model.save(Sneaky(), str(path))
+    assert not victim.exists()
+    refused(capsys, convert_argv(path), path, victim, expect=f"its graph runs op '{op}'")
+
+
 def test_tensor_maths_op_layers_pass_the_config_walk():
     """The TensorFlow ops a functional model calls on Keras tensors (slicing, reshape, concat, resize,
     arithmetic) become op layers whose symbols are on the allowlist."""

@@ -23,7 +23,10 @@ TRUST_HINT = "pass --trust-model to load it anyway"
 # Op types (substrings) that read or write files, call Python, log, or talk to other processes
 DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Print", "Summary", "Dataset",
               "Iterator", "Debug", "Proto", "Rpc", "Send", "Recv", "ImmutableConst", "LoadAndRemap",
-              "VocabRemapping", "Record", "Collective", "TPU", "Snapshot")
+              "VocabRemapping", "Record", "Collective", "TPU", "Snapshot", "Dump", "FixedUnigram")
+# an op with an attribute that names a file or folder (DumpTensor's log_dir_path, a sampler's
+# vocab_file) reaches the file system whatever the op is called
+FILE_ATTR = re.compile(r"file|path|(^|_)dir(_|$)", re.IGNORECASE)
 # ... but reading the next element of an iterator passed in is no access of its own: the dataset
 # behind it needs a *Dataset op, denied above (tf_keras saves adapted layers' adapt_step with it)
 ALLOWED_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional"})
@@ -140,13 +143,19 @@ def _meta_graph(path: Path):
         raise EdgePipeError(f"{path}: not a loadable SavedModel ({first_line(e)})") from None
 
 
+def _reaches_outside(node) -> bool:
+    if node.op in ALLOWED_OPS:
+        return False
+    return any(d in node.op for d in DENIED_OPS) or any(FILE_ATTR.search(key) for key in node.attr)
+
+
 def graph_problem(meta) -> str | None:
     """The first op, in words, that loading or serving could run and that reaches
     outside the tensor maths, or None. Walks from every function the object graph
     names (what ``tf.saved_model.load`` can call) through every function they call;
     the checkpoint functions TensorFlow writes for TF1 loaders are not reachable."""
     node = _first_reachable(meta, list(meta.object_graph_def.concrete_functions), lambda f: f.node_def,
-                            lambda n: n.op not in ALLOWED_OPS and any(d in n.op for d in DENIED_OPS))
+                            _reaches_outside)
     if node is None:
         return None
     return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"

@@ -29,6 +29,16 @@ def _export_variant(runner, path: Path) -> tuple[str, dict | None]:
     return "float32", None
 
 
+def _not_the_model_itself(model, export):
+    """The model checked against itself (or a byte-for-byte copy) passes and proves nothing."""
+    m, e = Path(model), Path(export)
+    if not (m.is_file() and e.is_file()):
+        return
+    if m.resolve() == e.resolve() or (m.stat().st_size == e.stat().st_size and m.read_bytes() == e.read_bytes()):
+        raise EdgePipeError(f"--export {e.name} is the model itself, not an export of it: give the .tflite, .onnx "
+                            "or .mlpackage that convert wrote")
+
+
 def cmd_verify(args):
     from edgepipe.base.modelio import load_model
     from edgepipe.evaluate.gates import check_output, default_gate, float_atol, gated_as_classifier
@@ -37,6 +47,7 @@ def cmd_verify(args):
     if args.truth and not args.data:  # else the ids would be scored against inputs verify generates
         raise EdgePipeError("--truth labels the inputs in --data; pass --data with the inputs these class ids "
                             "belong to")
+    _not_the_model_itself(args.model, args.export)
     model = load_model(args.model, trust=args.trust_model)
     try:
         runner = open_runner(args.export)
@@ -46,7 +57,7 @@ def cmd_verify(args):
         print(runner.state_note, file=sys.stderr)
     original = reference_runner(model)
     names = _input_names(original, runner, args.export)
-    x, fed = _inputs(args, model, runner, names, _input_dtypes(original, runner, names))
+    x, fed, feed_note = _inputs(args, model, runner, names, _input_dtypes(original, runner, names))
     ref = original.predict({names[k]: v for k, v in x.items()})
     variant, io = _export_variant(runner, Path(args.export))
     rows = []
@@ -73,7 +84,10 @@ def cmd_verify(args):
     if runner.runtime == "litert":
         from edgepipe.evaluate.gpucompat import gpu_report
         extra["gpu_delegate"] = gpu_report(args.export)
-    return _report(args, rows, variant, runner.engine, drill, extra)
+    code = _report(args, rows, variant, runner.engine, drill, extra)
+    if feed_note:  # after the report: an error is one line, with no note before it
+        print(feed_note, file=sys.stderr)
+    return code
 
 
 def _input_names(original, runner, export) -> dict:
@@ -109,8 +123,8 @@ def _id_limit(model) -> int:
     return max(2, min(dims)) if dims else 2
 
 
-def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict]:
-    """(what the original takes, what the export is fed), by export input name: image
+def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]:
+    """(what the original takes, what the export is fed, a note), by export input name: image
     inputs are mapped through the input spec the bundle states; Core ML's ImageType
     takes 8-bit pixels, so both sides see those."""
     from edgepipe.convert.graphio import image_names, model_inputs
@@ -119,6 +133,7 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict]:
     ports = model_inputs(model)
     own = {p.name: p.shape for p in ports}
     shapes = {n: _filled(s, own.get(names[n])) for n, s in runner.input_shapes().items()}
+    _same_sizes(shapes, own, names, args.export)
     stated = bundle_specs(args.export)  # what the bundle tells an app to feed each image input
     # a bundle that states a spec describes its 1-channel input as a grayscale image too
     images = image_names(shapes, grayscale=bool(stated) or any(p.is_image for p in ports))
@@ -135,9 +150,9 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict]:
         return from_model(model, index.get(names[name], 0)) or DEFAULT
     given = _user_specs(args, model, ports, stated, names)
     specs = {n: given.get(names[n]) or spec_of(n) for n in images}
-    _say_assumed_feed(args, model, runner, specs)
     x = {n: specs[n].from_unit(v) if n in images else v for n, v in unit.items()}
-    return x, (unit if runner.runtime == "coreml" else x)  # Core ML maps pixels itself
+    fed = unit if runner.runtime == "coreml" else x  # Core ML maps pixels itself
+    return x, fed, _assumed_feed_note(model, runner, specs)
 
 
 def _user_specs(args, model, ports, stated: dict, names: dict) -> dict:
@@ -160,20 +175,20 @@ def _user_specs(args, model, ports, stated: dict, names: dict) -> dict:
     return given
 
 
-def _say_assumed_feed(args, model, runner, specs: dict):
+def _assumed_feed_note(model, runner, specs: dict) -> str | None:
     """A note when verify fed pixel / 255 because neither the export's bundle nor the model
     says how pixels map to an image input: a raw-pixel model's export, fed [0, 1], fails
     for no fault of its own."""
     from edgepipe.cli.inputs import _edgepipe_network
     assumed = [n for n, spec in specs.items() if spec.source == "default"]
     if not assumed or _edgepipe_network(model):
-        return
+        return None
     span = _int_input_span(runner)
     hint = (f" The export's {span[0]} input spans [{span[1]:.3g}, {span[2]:.3g}], which looks like raw pixels."
             if span and span[2] - span[1] > 25 else "")
-    print(f"note: neither the export's bundle nor the model says how pixels map to its input, so verify fed "
-          f"pixel / 255.{hint} Pass --input-range 0,255 if the model takes raw pixels (-1,1 for "
-          "keras.applications' MobileNets).", file=sys.stderr)
+    return (f"note: neither the export's bundle nor the model says how pixels map to its input, so verify fed "
+            f"pixel / 255.{hint} Pass --input-range 0,255 if the model takes raw pixels (-1,1 for "
+            "keras.applications' MobileNets).")
 
 
 def _int_input_span(runner):
@@ -184,6 +199,19 @@ def _int_input_span(runner):
     dtype, scale, zero = quantized
     lo, hi = (-128, 127) if dtype == "int8" else (0, 255) if dtype == "uint8" else (None, None)
     return None if lo is None else (dtype, (lo - zero) * scale, (hi - zero) * scale)
+
+
+def _same_sizes(shapes: dict, own: dict, names: dict, export):
+    """Refuse, before any input is made, an export whose input holds another number of
+    values per item than the original's fixed one (a stray file declaring 100000x100000
+    would otherwise be fed 30 GB)."""
+    for name, shape in shapes.items():
+        theirs = own.get(names[name])
+        if not theirs or None in theirs[1:] or None in shape[1:] or not shape[1:]:
+            continue
+        if int(np.prod(shape[1:], dtype=np.float64)) != int(np.prod(theirs[1:], dtype=np.float64)):
+            raise EdgePipeError(f"export {export} takes input {name} of shape {'x'.join(map(str, shape[1:]))} per item, "
+                                f"the original {'x'.join(map(str, theirs[1:]))}: is the export from this model?")
 
 
 def _filled(shape, own) -> tuple:
