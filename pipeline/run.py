@@ -243,6 +243,7 @@ class _Run:
         t0 = time.time()
         if reads_data:
             self.check_data_unchanged()
+        self.drop_old_reports()
         result, outputs = fn()
         self.timings[name] = round(time.time() - t0, 1)
         interrupts.check()  # a Ctrl-C some library swallowed: not done
@@ -256,6 +257,15 @@ class _Run:
             self.console.log(f"{name} finished with failures in {self.timings[name]} s; the next run retries it")
         return result
 
+    def drop_old_reports(self):
+        """A stage that runs again changes what the last report and card describe: they go
+        before it starts, so an interrupted run leaves no card that vouches for new files."""
+        from edgepipe.base.atomic import made_by_edgepipe
+        for name in REPORT_FILES:
+            path = self.out / name
+            if path.is_file() and not path.is_symlink() and made_by_edgepipe(path):  # a user's edit stays
+                path.unlink()
+
     def model(self):
         if self._model is None:
             self._model = modelio.load_keras(self.model_path)
@@ -266,6 +276,9 @@ class _Run:
 
     def upstream(self, *stages) -> dict:
         return {k: v for s in stages for k, v in self.manifest.output_hashes(s).items()}
+
+
+REPORT_FILES = ("model_card.json", "report.json", "report.html")  # written last, by _write_reports
 
 
 def run(recipe, out_dir, console: Console | None = None, force: bool = False, through: str = "report") -> dict:

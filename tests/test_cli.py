@@ -203,3 +203,13 @@ def test_a_recipe_may_merge_a_profile_but_not_give_a_key_twice(tmp_path):
     (tmp_path / "one.yaml").write_text(text.replace("\nexport:", "\n  1: {}\n  true: {}\nexport:", 1))
     with pytest.raises(EdgePipeError, match="the key 'True' is the same key as '1'"):
         load_recipe(tmp_path / "one.yaml")
+
+
+def test_escape_codes_in_a_path_reach_the_terminal_escaped(capsys):
+    """A path with ESC sequences cleared the screen; one with a carriage return hid the error
+    behind text of its own. The error stays one visible line."""
+    assert main(["convert", "--model", "nope\x1b[2J\x1b[31m.keras", "--out", "x.tflite"]) == 2
+    assert main(["convert", "--model", "evil.keras\redgepipe: all good", "--out", "x.tflite"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and "nope\\x1b[2J" in err
+    assert [line.startswith("edgepipe: error: ") for line in err.splitlines()] == [True, True]

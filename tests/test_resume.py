@@ -79,6 +79,8 @@ def _a_copy_is_judged_by_its_own_files(tmp_path, out, recipe):
     finally:
         os.chdir(cwd)
     assert (copy / "hed_mobilenet_v2.tflite").read_bytes() == b"truncated"
+    assert not (copy / "report.json").exists() and not (copy / "model_card.json").exists(), \
+        "the last report and card outlived the stage that changes what they describe"
     assert json.loads((copy / "manifest.json").read_text())["stages"]["export"] == \
         json.loads((out / "manifest.json").read_text())["stages"]["export"]  # nothing recorded as done
 

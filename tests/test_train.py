@@ -220,3 +220,15 @@ def test_keras_callback_timing_note_is_dropped_and_other_warnings_kept(caplog):
                        "(batch time: 0.0010s vs `on_train_batch_end` time: 0.0030s). Check your callbacks.")
         logger.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_saving_the_best_weights_again_keeps_a_users_file_in_their_folder(tmp_path):
+    """`run --force` swapped checkpoints/best whole and deleted a note the user kept there."""
+    from edgepipe.base.backend import keras
+    from edgepipe.train.loop import restore_best, save_best
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    save_best(model, tmp_path)
+    (tmp_path / "best" / "MY_NOTES.txt").write_text("mine")
+    save_best(model, tmp_path)
+    assert (tmp_path / "best" / "MY_NOTES.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"] and restore_best(model, tmp_path)

@@ -9,6 +9,7 @@ Layout of ``ckpt_dir``:
 """
 import json
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -188,13 +189,27 @@ def _restore(model, checkpoint, state, ckpt_dir):
                             f"delete {ckpt_dir} to start over")
 
 
+def _checkpoint_file(path: Path) -> bool:
+    return path.name == "checkpoint" or path.name.startswith("weights.")
+
+
 def save_best(model, ckpt_dir: Path):
-    """A TF checkpoint, not .h5: Keras' h5 loader cannot assign mirrored BN statistics."""
-    tmp, best = ckpt_dir / ".best.tmp", ckpt_dir / "best"
-    shutil.rmtree(tmp, ignore_errors=True)
+    """A TF checkpoint, not .h5: Keras' h5 loader cannot assign mirrored BN statistics.
+    The folder is swapped whole, but only the checkpoint's own files are removed: any
+    other file in ``best`` (a user's) moves along to the new folder."""
+    tmp, best, old = ckpt_dir / ".best.tmp", ckpt_dir / "best", ckpt_dir / ".best.old"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for stale in filter(_checkpoint_file, tmp.iterdir()):  # a save cut short; anything else is carried
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     tf.train.Checkpoint(model=model).write(str(tmp / "weights"))
-    shutil.rmtree(best, ignore_errors=True)
+    if best.is_dir():
+        for theirs in [p for p in best.iterdir() if not _checkpoint_file(p)]:
+            os.replace(theirs, tmp / theirs.name)
+    shutil.rmtree(old, ignore_errors=True)  # only ever the checkpoint's own files
+    if best.is_dir():
+        best.replace(old)
     tmp.replace(best)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def restore_best(model, ckpt_dir: Path) -> bool:
