@@ -213,3 +213,18 @@ def test_escape_codes_in_a_path_reach_the_terminal_escaped(capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\r" not in err and "nope\\x1b[2J" in err
     assert [line.startswith("edgepipe: error: ") for line in err.splitlines()] == [True, True]
+
+
+def test_bundle_text_and_class_names_with_escape_codes_are_refused(tmp_path, capsys):
+    """A recipe refused control characters in its bundle text; convert's flags and labels
+    file wrote them into the card and metadata, to recolour whoever printed them."""
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.cli.convert import read_labels
+    assert main(["convert", "--model", "m.keras", "--out", "m.tflite", "--author", "me\x1b]0;T\x07"]) == 2
+    assert "--author: author holds a control character" in capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\n\x1b[31mred\x1b[0m\n")
+    with pytest.raises(EdgePipeError, match="control character"):
+        read_labels(labels)
+    with pytest.raises(EdgePipeError, match="is not a regular file"):
+        read_labels(tmp_path)

@@ -382,6 +382,18 @@ def test_zip_bomb_is_refused_from_its_directory(plain, tmp_path, capsys):
     assert _peak_rss_mb() - peak < 150, "the bomb was inflated"
 
 
+def test_a_zip_of_very_many_members_is_refused_from_its_directory(plain, tmp_path, capsys):
+    """200,000 empty members took a minute to open; a .keras file holds three."""
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "many.keras"
+    with zipfile.ZipFile(plain / "plain.keras") as zin, zipfile.ZipFile(path, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+        for k in range(1001):
+            zout.writestr(f"pad/{k}", b"")
+    refused(capsys, convert_argv(path), path, expect="members (Keras writes 3")
+
+
 def test_model_over_the_size_limit_names_the_limit(plain, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EDGEPIPE_MAX_MODEL_BYTES", "10000")
     path = isolated(plain / "plain.keras", tmp_path)

@@ -25,6 +25,7 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # Keras stores its zip members uncompressed; deflate tops out near 1032:1 on
 # zeros. Real weights (even pruned ones) deflate a few times at most.
 MAX_COMPRESSION_RATIO = 100
+MAX_ZIP_MEMBERS = 1000
 _RATIO_APPLIES_ABOVE = 1024 ** 2  # small members (config.json) may compress well
 
 
@@ -74,6 +75,9 @@ def check_model_zip(path) -> None:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
         raise EdgePipeError(f"{path}: not a loadable Keras model (not a valid .keras zip: {first_line(e)})") from None
+    if len(infos) > MAX_ZIP_MEMBERS:  # Keras writes three; each member costs a seek and a parse
+        raise EdgePipeError(f"{path}: refused: a .keras zip of {len(infos):,} members (Keras writes 3; limit "
+                            f"{MAX_ZIP_MEMBERS:,})")
     total = sum(i.file_size for i in infos)
     if total > limit:
         raise _too_big(path, "unpacks to", total, limit)

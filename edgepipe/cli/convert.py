@@ -1,5 +1,6 @@
 """``edgepipe convert``: any Keras model (.keras/.h5/SavedModel), or a SavedModel's
 serving signature, to TFLite, ONNX or Core ML, with the bundle metadata an app reads."""
+import argparse
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
@@ -94,17 +95,36 @@ def _export_graph(model):
     return model if graphio.is_serving(model) else export_graph(model)
 
 
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def _bundle_text(what: str):
+    """An argparse type: bundle metadata an app and a terminal show, printable only (as a recipe's)."""
+    def parse(text: str) -> str:
+        if _control(text):
+            raise argparse.ArgumentTypeError(f"{what} holds a control character (an escape code, a tab or a "
+                                             "newline); use printable text")
+        return text
+    parse.__name__ = what
+    return parse
+
+
 def read_labels(path) -> list[str]:
     """A labels file: one class name per line, in output order."""
     p = Path(path)
     if not p.is_file():
-        raise EdgePipeError(f"labels file {path} does not exist")
+        raise EdgePipeError(f"labels file {path} " + ("is not a regular file" if p.exists() else "does not exist"))
     try:
         labels = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except UnicodeDecodeError:
         raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
     if not labels:
         raise EdgePipeError(f"labels file {path} is empty")
+    odd = next((name for name in labels if _control(name)), None)
+    if odd is not None:  # the names reach the card, the metadata, Core ML and the terminal
+        raise EdgePipeError(f"labels file {path} has a control character (an escape code or a tab) in "
+                            f"{odd!r}; use printable class names")
     from collections import Counter
     repeated = sorted(name for name, n in Counter(labels).items() if n > 1)
     if repeated:  # Core ML's label -> score dictionary and an app's lookup would merge those classes
@@ -141,10 +161,10 @@ def add_parser(sub):
     c.add_argument("--calibration-samples", type=int_range(1, 100_000), default=200)
     c.add_argument("--out", required=True)
     c.add_argument("--labels", help="text file, one class name per line: makes a TFLite/Core ML classifier bundle")
-    c.add_argument("--author", default="", help="bundle metadata: author")
-    c.add_argument("--license", default="", help="bundle metadata: licence")
-    c.add_argument("--model-version", default="", help="bundle metadata: model version")
-    c.add_argument("--description", default="", help="bundle metadata: one-line description")
+    c.add_argument("--author", default="", type=_bundle_text("author"), help="bundle metadata: author")
+    c.add_argument("--license", default="", type=_bundle_text("licence"), help="bundle metadata: licence")
+    c.add_argument("--model-version", default="", type=_bundle_text("model version"), help="bundle metadata: model version")
+    c.add_argument("--description", default="", type=_bundle_text("description"), help="bundle metadata: one-line description")
     add_input_spec_args(c)
     add_shape_args(c)
     add_trust(c)
