@@ -399,3 +399,11 @@ def test_bench_names_the_file_it_cannot_time(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", str(tmp_path / "fixed.keras"), str(tmp_path / "free size.keras"), "--runs", "1"]) == 2
     assert "free size.keras: the input has free dimensions" in capsys.readouterr().err
+
+
+def test_the_range_the_bundle_states_may_be_given_again():
+    """A card writes one value per channel; --input-range -1,1 gives one for all. Alike."""
+    from edgepipe.cli.verify import _same_spec
+    from edgepipe.convert.inputspec import InputSpec, from_range
+    card = InputSpec((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), source="model")
+    assert _same_spec(card, from_range(-1, 1)) and not _same_spec(card, from_range(0, 1))

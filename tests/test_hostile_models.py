@@ -662,3 +662,11 @@ def rewrite_member(path: Path, member: str, data: bytes) -> None:
     with zipfile.ZipFile(path, "w") as zout:
         for info, content in items:
             zout.writestr(info, content)
+
+
+def test_file_attributes_are_whole_words():
+    """vocab_file, DumpTensor's log_dir_path and file_name name files; CTCBeamSearchDecoder's
+    top_paths (an OCR model's decoder) and CudnnRNN's direction do not."""
+    from edgepipe.base.serving import FILE_ATTR
+    assert all(FILE_ATTR.search(k) for k in ("vocab_file", "log_dir_path", "file_name", "filename", "path"))
+    assert not any(FILE_ATTR.search(k) for k in ("top_paths", "direction", "data_format", "shared_name"))

@@ -190,7 +190,8 @@ def _restore(model, checkpoint, state, ckpt_dir):
 
 
 def _checkpoint_file(path: Path) -> bool:
-    return path.name == "checkpoint" or path.name.startswith("weights.")
+    """What ``tf.train.Checkpoint.write(".../weights")`` writes (a user's weights.h5 is not)."""
+    return path.name in ("checkpoint", "weights.index") or path.name.startswith("weights.data-")
 
 
 def save_best(model, ckpt_dir: Path):

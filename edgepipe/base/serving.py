@@ -26,7 +26,8 @@ DENIED_OPS = ("File", "Reader", "Save", "Restore", "Checkpoint", "PyFunc", "Prin
               "VocabRemapping", "Record", "Collective", "TPU", "Snapshot", "Dump", "FixedUnigram")
 # an op with an attribute that names a file or folder (DumpTensor's log_dir_path, a sampler's
 # vocab_file) reaches the file system whatever the op is called
-FILE_ATTR = re.compile(r"file|path|(^|_)dir(_|$)", re.IGNORECASE)
+# (whole words: CTCBeamSearchDecoder's top_paths is no path)
+FILE_ATTR = re.compile(r"(^|_)(file|filename|dir)(_|$)|(^|_)(file|dir)_?path$|^path$", re.IGNORECASE)
 # ... but reading the next element of an iterator passed in is no access of its own: the dataset
 # behind it needs a *Dataset op, denied above (tf_keras saves adapted layers' adapt_step with it)
 ALLOWED_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional"})

@@ -136,7 +136,8 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]
     _same_sizes(shapes, own, names, args.export)
     stated = bundle_specs(args.export)  # what the bundle tells an app to feed each image input
     # a bundle that states a spec describes its 1-channel input as a grayscale image too
-    images = image_names(shapes, grayscale=bool(stated) or any(p.is_image for p in ports))
+    flags = bool(args.input_range or args.mean or args.std or args.bgr)  # the user says it takes pixels
+    images = image_names(shapes, grayscale=bool(stated) or flags or any(p.is_image for p in ports))
     unit = sample_feeds(shapes, args.data, images=images, dtypes=dtypes, id_limit=_id_limit(model))  # images in [0, 1]
     if runner.runtime == "coreml":
         unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
@@ -151,7 +152,8 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]
     given = _user_specs(args, model, ports, stated, names)
     specs = {n: given.get(names[n]) or spec_of(n) for n in images}
     x = {n: specs[n].from_unit(v) if n in images else v for n, v in unit.items()}
-    fed = unit if runner.runtime == "coreml" else x  # Core ML maps pixels itself
+    pixels_in = {i.name for i in runner.inputs if i.dtype == "image"} if runner.runtime == "coreml" else set()
+    fed = {n: unit[n] if n in pixels_in else v for n, v in x.items()}  # an ImageType maps pixels itself
     return x, fed, _assumed_feed_note(model, runner, specs)
 
 
@@ -166,13 +168,20 @@ def _user_specs(args, model, ports, stated: dict, names: dict) -> dict:
     given = {p.name: p.pixel_spec for p in ported if p.pixel_spec is not None}
     for name, spec in given.items():
         said = stated.get(name) or (next(iter(stated.values())) if len(stated) == 1 else None)
-        if said and (said.mean, said.std, said.color_order) != (spec.mean, spec.std, spec.color_order):
+        if said and not _same_spec(said, spec):
             lo, hi = said.value_range()[:2]
             raise EdgePipeError(f"the export's bundle says its input maps pixels 0..255 onto [{lo:g}, {hi:g}] "
                                 f"({said.color_order}); "
                                 "--input-range/--mean/--std/--bgr say otherwise: drop them, verify feeds what "
                                 "the bundle states")
     return given
+
+
+def _same_spec(a, b) -> bool:
+    """Two specs map pixels alike: one value stands for every channel (a card writes three)."""
+    channels = max(len(a.mean), len(a.std), len(b.mean), len(b.std))
+    return a.color_order == b.color_order and all(
+        np.allclose(x, y, rtol=1e-6, atol=1e-9) for x, y in zip(a.per_channel(channels), b.per_channel(channels)))
 
 
 def _assumed_feed_note(model, runner, specs: dict) -> str | None:

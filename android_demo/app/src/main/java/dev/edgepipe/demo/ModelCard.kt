@@ -90,6 +90,11 @@ data class ModelCard(
             openGapPx = q.optInt("open_gap_px", openGapPx)
             pageWeight = q.optDouble("page_weight", pageWeight)
             pageOffset = q.optDouble("page_offset", pageOffset)
+            maxEdgeFrac = q.optDouble("max_edge_frac", maxEdgeFrac)
+            polishIterations = q.optInt("polish_iterations", polishIterations)
+            polishBand = q.optDouble("polish_band", polishBand)
+            polishTrim = q.optDouble("polish_trim", polishTrim)
+            polishMaxMove = q.optDouble("polish_max_move", polishMaxMove)
         }
     }
 }
