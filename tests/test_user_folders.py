@@ -120,14 +120,17 @@ def test_prune_splits_a_folder_as_the_model_was_trained(tmp_path, capsys):
     """prune split --data-folder with seed 0 whatever the model trained with: it fine-tuned
     on the model's held-out images and scored it on images it had trained on."""
     from argparse import Namespace
-    from edgepipe.cli.prune import _data_cfg
+    from edgepipe.cli.prune import _data_cfg, _say_assumed_split
     (tmp_path / "tiny_cnn.keras").write_bytes(b"")
     (tmp_path / "model_card.json").write_text(json.dumps({
         "training": {"data": {"kind": "image_folder", "train_seed": 5}}, "artifacts": [{"file": "tiny_cnn.keras"}]}))
     args = Namespace(model=str(tmp_path / "tiny_cnn.keras"), data_folder=str(tmp_path), split_seed=None)
     assert _data_cfg(args).train_seed == 5
     assert _data_cfg(Namespace(**vars(args) | {"split_seed": 7})).train_seed == 7
-    assert _data_cfg(Namespace(**vars(args) | {"model": str(tmp_path / "mine.keras")})).train_seed == 0
+    mine = Namespace(**vars(args) | {"model": str(tmp_path / "mine.keras")})
+    assert _data_cfg(mine).train_seed == 0
+    assert capsys.readouterr().err == ""  # said once the data is known to fit the model (an error comes alone)
+    _say_assumed_split(mine)
     assert "split with seed 0 (pass --split-seed" in capsys.readouterr().err  # said, not silent
 
 
