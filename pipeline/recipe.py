@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from edgepipe.convert.formats import DEFAULT_VARIANTS, VARIANTS
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.safety import has_control
 
 EXPORT_VARIANTS = tuple(VARIANTS)
 # Bounds the libraries underneath hold to: numpy and Keras seeds are unsigned 32-bit (and the
@@ -108,7 +109,7 @@ LossWeight = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 def _printable(text: str) -> str:
     """Text a console, a report and a bundle show: an escape code or other control
     character would recolour or rewrite the user's terminal (newlines are for YAML, not names)."""
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+    if has_control(text):
         raise ValueError("holds a control character (an escape code, a tab or a newline); use printable text")
     return text
 

@@ -188,8 +188,18 @@ def image_size(path, unreadable: str | None = None) -> tuple[int, int]:
     return width, height
 
 
+def escaped(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``): it cannot rewrite a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def has_control(text: str) -> bool:
+    """An escape code, tab, newline or other C0/C1 control character: not for names a bundle shows."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
 def one_line(text: str, limit: int = 200) -> str:
     """``text`` safe inside a one-line message: control characters escaped, long text cut."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    text = escaped(text)
     return text if len(text) <= limit else text[:limit] + "..."
 

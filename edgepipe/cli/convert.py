@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.safety import has_control
 from edgepipe.cli.args import add_trust, check_suffix, int_range
 from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
                                  sample_inputs, say_assumed_range, say_kept_state)
@@ -95,14 +96,10 @@ def _export_graph(model):
     return model if graphio.is_serving(model) else export_graph(model)
 
 
-def _control(text: str) -> bool:
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
-
-
 def _bundle_text(what: str):
     """An argparse type: bundle metadata an app and a terminal show, printable only (as a recipe's)."""
     def parse(text: str) -> str:
-        if _control(text):
+        if has_control(text):
             raise argparse.ArgumentTypeError(f"{what} holds a control character (an escape code, a tab or a "
                                              "newline); use printable text")
         return text
@@ -121,7 +118,7 @@ def read_labels(path) -> list[str]:
         raise EdgePipeError(f"labels file {path} is not UTF-8 text") from None
     if not labels:
         raise EdgePipeError(f"labels file {path} is empty")
-    odd = next((name for name in labels if _control(name)), None)
+    odd = next((name for name in labels if has_control(name)), None)
     if odd is not None:  # the names reach the card, the metadata, Core ML and the terminal
         raise EdgePipeError(f"labels file {path} has a control character (an escape code or a tab) in "
                             f"{odd!r}; use printable class names")

@@ -9,14 +9,9 @@ import signal
 import sys
 
 from edgepipe.base.errors import EdgePipeError
+from edgepipe.base.safety import escaped
 
 COMMANDS = ("run", "sweep", "train", "profile", "convert", "quantize", "prune", "verify", "bench", "scan", "report")
-
-
-def _printable(text: str) -> str:
-    """Control characters escaped (``\\x1b``, ``\\r``): a path that holds escape codes must not
-    clear the user's screen or overwrite the error with text of its own."""
-    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
 
 
 class Parser(argparse.ArgumentParser):
@@ -44,7 +39,7 @@ def main(argv=None):
         with interrupts.watch():
             return args.func(args)
     except EdgePipeError as e:
-        message = _printable(" ".join(str(e).split("\n")))  # a file name may hold a newline or escape codes
+        message = escaped(" ".join(str(e).split("\n")))  # a file name may hold a newline or escape codes
         print(f"edgepipe: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -54,7 +49,7 @@ def main(argv=None):
         if e.errno not in PATH_ERRORS:
             raise
         where = f"{_short(e.filename)}: " if e.filename is not None else "writing its output: "
-        print(f"edgepipe: error: {_printable(where)}{os.strerror(e.errno).lower()}", file=sys.stderr)
+        print(f"edgepipe: error: {escaped(where)}{os.strerror(e.errno).lower()}", file=sys.stderr)
         return 2
     except Exception:
         if interrupts.interrupted():  # a library turned Ctrl-C into its own error
