@@ -581,6 +581,51 @@ def test_a_savedmodel_op_that_writes_or_reads_a_file_by_attribute_is_refused(tmp
     refused(capsys, convert_argv(path), path, victim, expect=f"its graph runs op '{op}'")
 
 
+@pytest.mark.parametrize("op", ["Timestamp", "FIFOQueueV2"])
+def test_a_savedmodel_stateful_op_outside_the_allowed_kinds_is_refused(tmp_path, capsys, op):
+    """Stateful ops are allowed by kind (variables, tables, tensor arrays, loops, random
+    numbers), not refused by name: one no name list mentions is refused too."""
+    from edgepipe.base.backend import tf
+    never = tmp_path / "never"
+
+    class Odd(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")])
+        def __call__(self, image):
+            if op == "Timestamp":
+                side = tf.raw_ops.Timestamp()
+            else:
+                queue = tf.raw_ops.FIFOQueueV2(component_types=[tf.float32])
+                side = tf.raw_ops.QueueEnqueueV2(handle=queue, components=[image])
+            with tf.control_dependencies([side]):
+                return {"y": image * 2.0}
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "odd"
+    tf.saved_model.save(Odd(), str(path))
+    refused(capsys, convert_argv(path), path, never, expect=f"its graph runs op '{op}' (a stateful op outside")
+
+
+def test_a_savedmodel_with_variables_tables_tensor_arrays_and_loops_passes_the_op_check(tmp_path):
+    """What models keep state in passes: a variable, a lookup table, a tensor array filled
+    in a loop, a numerics check and a random draw."""
+    from edgepipe.base.backend import tf
+    from edgepipe.base.serving import _meta_graph, graph_problem
+
+    class Legit(tf.Module):
+        def __init__(self):
+            self.scale = tf.Variable(tf.ones((3,)))
+            self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["a", "b"], [1, 2]), -1)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 3)), tf.TensorSpec((None,), tf.string)])
+        def __call__(self, x, words):
+            sums = tf.TensorArray(tf.float32, size=3)
+            for k in tf.range(3):
+                sums = sums.write(k, tf.reduce_sum(x[:, k]))
+            x = tf.debugging.check_numerics(x, "x") + tf.random.uniform((1, 3)) * 0.0
+            return {"y": x * self.scale + tf.reduce_sum(sums.stack()), "ids": self.table.lookup(words)}
+    tf.saved_model.save(Legit(), str(tmp_path / "legit"))
+    assert graph_problem(_meta_graph(tmp_path / "legit")) is None
+
+
 def test_tensor_maths_op_layers_pass_the_config_walk():
     """The TensorFlow ops a functional model calls on Keras tensors (slicing, reshape, concat, resize,
     arithmetic) become op layers whose symbols are on the allowlist."""

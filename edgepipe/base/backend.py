@@ -44,6 +44,14 @@ def tflite_schema():
     return schema_py_generated, flatbuffer_utils
 
 
+def op_def(name: str):
+    """TensorFlow's registered definition of op type ``name`` (its ``is_stateful``,
+    attrs), or None for a type this TensorFlow does not know."""
+    _load()
+    from tensorflow.python.framework import op_def_registry
+    return op_def_registry.get(name)
+
+
 class _Deferred:
     """Stands for a module and imports it on first attribute access."""
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from edgepipe.base import safety
-from edgepipe.base.backend import tf
+from edgepipe.base.backend import op_def, tf
 from edgepipe.base.errors import EdgePipeError, first_line
 
 SIGNATURE = "serving_default"
@@ -31,6 +31,22 @@ FILE_ATTR = re.compile(r"(^|_)(file|filename|dir)(_|$)|(^|_)(file|dir)_?path$|^p
 # ... but reading the next element of an iterator passed in is no access of its own: the dataset
 # behind it needs a *Dataset op, denied above (tf_keras saves adapted layers' adapt_step with it)
 ALLOWED_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional"})
+# Stateful ops are allowed by name, not refused by name: a model's own graph keeps state in
+# variables, lookup tables and tensor arrays, branches and loops, checks, and draws random
+# numbers (live_random_op judges those). Any other stateful op (queues, remote calls, host
+# callbacks, sleeps, device feeds, thread pools...) is refused, whatever it is called.
+SAFE_STATEFUL = frozenset({
+    "StatefulPartitionedCall", "While", "If", "Case", "Assert", "CheckNumerics", "CheckNumericsV2", "Empty",
+    "VarHandleOp", "ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
+    "VarIsInitializedOp", "VariableShape", "DestroyResourceOp", "DisableCopyOnRead", "Variable", "VariableV2",
+    "TemporaryVariable", "DestroyTemporaryVariable", "ResourceStridedSliceAssign",
+    "HashTable", "HashTableV2", "MutableHashTable", "MutableHashTableV2", "MutableHashTableOfTensors",
+    "MutableHashTableOfTensorsV2", "MutableDenseHashTable", "MutableDenseHashTableV2", "AnonymousHashTable",
+    "AnonymousMutableHashTable", "AnonymousMutableHashTableOfTensors", "AnonymousMutableDenseHashTable",
+    "InitializeTableV2", "StackV2", "StackPushV2", "StackPopV2", "StackCloseV2",
+    "MutexV2", "MutexLock", "ConsumeMutexLock"})
+SAFE_STATEFUL_PREFIXES = ("TensorArray", "LookupTable", "ResourceGather", "ResourceScatter", "ResourceApply",
+                          "ResourceSparseApply")
 
 
 class RandomSignature(EdgePipeError):
@@ -144,22 +160,37 @@ def _meta_graph(path: Path):
         raise EdgePipeError(f"{path}: not a loadable SavedModel ({first_line(e)})") from None
 
 
-def _reaches_outside(node) -> bool:
-    if node.op in ALLOWED_OPS:
-        return False
-    return any(d in node.op for d in DENIED_OPS) or any(FILE_ATTR.search(key) for key in node.attr)
+def _op_problem(node, functions) -> str | None:
+    """Why ``node`` may reach outside the tensor maths, or None. ``functions``: the
+    graph's own function names (a node calling one is walked into, not judged)."""
+    if node.op in ALLOWED_OPS or node.op in functions:
+        return None
+    if any(d in node.op for d in DENIED_OPS) or any(FILE_ATTR.search(key) for key in node.attr):
+        return "file, Python or system access"
+    definition = op_def(node.op)
+    if definition is None:
+        return "an op this TensorFlow does not know: a custom op"
+    if definition.is_stateful and not _safe_stateful(node.op):
+        return "a stateful op outside variables, tables, loops and random numbers"
+    return None
+
+
+def _safe_stateful(op: str) -> bool:
+    return (op in SAFE_STATEFUL or op.startswith(SAFE_STATEFUL_PREFIXES)
+            or any(r in op for r in RANDOM_OPS))
 
 
 def graph_problem(meta) -> str | None:
-    """The first op, in words, that loading or serving could run and that reaches
+    """The first op, in words, that loading or serving could run and that may reach
     outside the tensor maths, or None. Walks from every function the object graph
     names (what ``tf.saved_model.load`` can call) through every function they call;
     the checkpoint functions TensorFlow writes for TF1 loaders are not reachable."""
+    functions = {f.signature.name for f in meta.graph_def.library.function}
     node = _first_reachable(meta, list(meta.object_graph_def.concrete_functions), lambda f: f.node_def,
-                            _reaches_outside)
+                            lambda n: _op_problem(n, functions) is not None)
     if node is None:
         return None
-    return f"its graph runs op '{safety.one_line(node.op, 80)}' (file, Python or system access)"
+    return f"its graph runs op '{safety.one_line(node.op, 80)}' ({_op_problem(node, functions)})"
 
 
 def live_random_op(meta) -> str | None:
