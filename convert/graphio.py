@@ -124,8 +124,9 @@ def call(model, feeds: dict, names: list[str] | None = None):
     args = [feeds[n] for n in model.input_names]
     out = model(args[0] if len(args) == 1 else args, training=False)
     if len(model.outputs) == 1:
-        return out
-    return dict(zip(output_names(model), out))
+        return tf.nest.flatten(out)[0]
+    # a dict of outputs flattens by sorted key, the order of model.outputs and its names
+    return dict(zip(output_names(model), tf.nest.flatten(out)))
 
 
 def output_names(model) -> list[str]:

@@ -173,9 +173,10 @@ class KerasRunner(Runner):
     def predict(self, batch):
         feeds = self.feeds(batch)
         args = [feeds[i.name] for i in self.inputs]
+        from edgepipe.base.backend import tf
         out = self._fn(args[0] if len(args) == 1 else args)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        return {n: np.asarray(o) for n, o in zip(self.model.output_names, out)}
+        # a dict of outputs flattens by sorted key, the order of model.outputs and its names
+        return {n: np.asarray(o) for n, o in zip(self.model.output_names, tf.nest.flatten(out))}
 
 
 class ServingRunner(Runner):

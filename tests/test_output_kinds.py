@@ -91,3 +91,32 @@ def test_truth_scores_the_classifier_of_a_detector(tmp_path, capsys):
                  "--truth", str(tmp_path / "y.npy"), "--json"]) == 0
     rows = {r["output"]: r for r in json.loads(capsys.readouterr().out)["outputs"]}
     assert "top1" in rows["cls"] and "top1" not in rows["box"], rows
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_dict_of_outputs_exports_its_tensors_under_their_names(tmp_path, capsys, suffix):
+    """A tf_keras model returning {"labels": ..., "box": ...}: its TFLite file held the two
+    key strings as constant outputs (convert and quantize said 'wrote', exit 0), and verify
+    stopped in a traceback. The keys differ from the layer names here, and from their order."""
+    from edgepipe.evaluate.runners import open_runner
+    x = keras.Input((8, 8, 3))
+    h = _features(x)
+    model = keras.Model(x, {"zeta": keras.layers.Dense(3, activation="sigmoid", name="labels")(h),
+                            "alpha": keras.layers.Dense(4, name="box")(h)})
+    path = tmp_path / f"dict{suffix}"
+    model.save(path)
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "x.npy", rng.random((8, 8, 8, 3), np.float32))
+    outputs = model(np.load(tmp_path / "x.npy"))
+    expected = {"labels": np.asarray(outputs["zeta"]), "box": np.asarray(outputs["alpha"])}
+    for fmt in ("tflite", "onnx"):
+        out = tmp_path / f"dict.{fmt}"
+        assert main(["convert", "--model", str(path), "--out", str(out)]) == 0
+        got = open_runner(out).predict(np.load(tmp_path / "x.npy")[:1])
+        assert {k: v.shape for k, v in got.items()} == {"labels": (1, 3), "box": (1, 4)}, (fmt, got)
+        for name, value in got.items():
+            np.testing.assert_allclose(value, expected[name][:1], atol=1e-4)
+        capsys.readouterr()
+        assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(tmp_path / "x.npy"),
+                     "--json"]) == 0
+        assert {r["output"] for r in json.loads(capsys.readouterr().out)["outputs"]} == {"labels", "box"}
