@@ -51,3 +51,13 @@ def output_spread(ref: np.ndarray) -> float:
 
 def is_constant(ref: np.ndarray) -> bool:
     return len(ref) > 1 and output_spread(ref) <= CONSTANT_SPREAD
+
+
+def variation_db(ref: np.ndarray, out: np.ndarray) -> float:
+    """How much of the original's variation across the inputs (axis 0) the export
+    keeps, in dB: the per-element variance of ``ref`` over the batch, summed, over
+    the squared error. An export printing the mean output scores 0 dB, however well
+    its PSNR reads when the output sits on a large offset (a regression head at 101 +- 1)."""
+    ref = np.asarray(ref, np.float64).reshape(len(ref), -1)
+    err = np.asarray(out, np.float64).reshape(ref.shape) - ref
+    return _db(float(ref.var(axis=0).sum()), float(np.mean(err ** 2, axis=0).sum()))

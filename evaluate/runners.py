@@ -6,6 +6,7 @@ batch-1 exports loop over the batch; int8 I/O is quantized and dequantized
 here so callers never see integer tensors.
 """
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,7 @@ class Runner:
         want, got = _nhwc(info)[1:], batch.shape[1:]
         if len(want) != len(got) or any(w is not None and int(w) != g for w, g in zip(want, got)):
             named = f"input '{info.name}'" if len(self.inputs) > 1 else "the model"
-            if _transposed_image(want, got) or _transposed_image(got, want):
+            if transposed_image(want, got) or transposed_image(got, want):
                 raise EdgePipeError(f"{named} takes (N, {', '.join(str(d) for d in want)}) and is fed (N, "
                                     f"{', '.join(str(d) for d in got)}), the same images with the channels moved: "
                                     "edgepipe checks and times channels-last (NHWC) models, as TFLite, Core ML and "
@@ -136,7 +137,7 @@ def padded_slice(x, start: int, step: int):
     return np.concatenate([part, np.repeat(x[-1:], short, 0)]) if short > 0 else part
 
 
-def _transposed_image(chw, hwc) -> bool:
+def transposed_image(chw, hwc) -> bool:
     """Whether ``chw`` is ``hwc``'s image channels-first (a PyTorch export beside a Keras model)."""
     same = all(a is None or b is None or a == b for a, b in zip(chw[1:], hwc[:2]))  # a free H or W fits any
     return len(chw) == 3 == len(hwc) and chw[0] in (1, 3) and chw[0] == hwc[2] and same
@@ -389,7 +390,7 @@ class OnnxRunner(Runner):
 
     def _runs(self, feed) -> bool:
         try:
-            self.sess.run(None, feed)
+            self._run_stoppably(feed)
             return True
         except Exception:  # noqa: BLE001 (ORT's own types: a graph fixed at batch 1 inside)
             return False
@@ -400,10 +401,36 @@ class OnnxRunner(Runner):
 
     def _one_call(self, feeds):
         try:
-            return self.sess.run(None, feeds)
+            return self._run_stoppably(feeds)
         except Exception as e:  # ORT's own types: a shape or dtype the model's graph does not take
             raise EdgePipeError(f"{self.path}: onnxruntime cannot run it on these inputs "
                                 f"({first_line(e)[:200]})") from None
+
+    def _run_stoppably(self, feeds):
+        """``sess.run`` in a worker thread. In the main thread, ORT's native loop left no
+        moment for a Python signal handler: a Loop of 10^15 turns ignored Ctrl-C and SIGTERM
+        for good. Here the main thread waits where the handler runs, and on an interrupt
+        tells ORT to stop (RunOptions.terminate) before the interrupt goes on."""
+        import onnxruntime as ort
+        options, result = ort.RunOptions(), {}
+
+        def work():
+            try:
+                result["out"] = self.sess.run(None, feeds, options)
+            except Exception as e:  # noqa: BLE001  re-raised in the caller's thread
+                result["error"] = e
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except BaseException:
+            options.terminate = True
+            worker.join(10)
+            raise
+        if "error" in result:
+            raise result["error"]
+        return result["out"]
 
     def predict(self, batch):
         return self._each(batch, self._one)

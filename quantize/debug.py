@@ -46,6 +46,27 @@ def layer_statistics(debugger) -> list[dict]:
         rows.append({"layer": short_name(r["tensor_name"]), "op": r["op_name"], "tensor": r["tensor_name"],
                      "scale": scale, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
                      "max_abs_error": float(r["max_abs_error"]), "rmse": rmse})
+    return unique_layer_names(rows)
+
+
+def unique_layer_names(rows: list[dict]) -> list[dict]:
+    """One name per row, so --keep-float can reach each: a Keras layer that became several
+    ops (MobileNetV3's Rescaling: MUL and ADD) is named per op, 'rescaling/mul', and a name
+    still repeated is numbered, 'rescaling/mul#2'."""
+    def count(key):
+        seen = {}
+        for r in rows:
+            seen[key(r)] = seen.get(key(r), 0) + 1
+        return seen
+    layers = count(lambda r: r["layer"])
+    for r in rows:
+        if layers[r["layer"]] > 1:
+            r["layer"] = f"{r['layer']}/{r['op'].lower()}"
+    names, taken = count(lambda r: r["layer"]), {}
+    for r in rows:
+        if names[r["layer"]] > 1:
+            taken[r["layer"]] = taken.get(r["layer"], 0) + 1
+            r["layer"] = f"{r['layer']}#{taken[r['layer']]}" if taken[r["layer"]] > 1 else r["layer"]
     return rows
 
 

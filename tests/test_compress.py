@@ -268,3 +268,25 @@ def test_auto_fallback_and_core_ml_print_none_of_the_converters_lines(tmp_path, 
                               text=True, timeout=600)
         assert done.returncode == rc, done.stderr
         assert done.stderr == "", done.stderr
+
+
+def test_a_layer_that_became_two_ops_is_named_per_op(tmp_path, capsys):
+    """MobileNetV3's Rescaling (scale and offset) is a MUL and an ADD of one Keras layer: both
+    were 'rescaling', so --auto-fallback printed ['rescaling', 'rescaling'] and --keep-float
+    could reach only one of them."""
+    from edgepipe.base.backend import keras
+    from edgepipe.base.modelio import save_keras
+    from edgepipe.quantize.debug import layer_errors
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.MaxPooling2D(1)(keras.layers.Rescaling(1 / 127.5, offset=-1, name="rescaling")(x))
+    y = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(y))
+    model = keras.Model(x, keras.layers.Dense(3, activation="softmax")(y))
+    data = np.random.default_rng(4).random((8, 8, 8, 3), np.float32) * 255
+    names = [r["layer"] for r in layer_errors(model, data)]
+    assert len(names) == len(set(names)) and {"rescaling/mul", "rescaling/add"} <= set(names), names
+    path = save_keras(model, tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", data.astype(np.uint8))
+    assert main(["quantize", "--model", str(path), "--mode", "int8", "--data", str(tmp_path / "x.npy"),
+                 "--keep-float", "rescaling/mul,rescaling/add", "--out", str(tmp_path / "m.tflite")]) in (0, 1)
+    card = json.loads((tmp_path / "m.tflite.model_card.json").read_text())
+    assert card["float_layers"] == ["rescaling/mul", "rescaling/add"], card["float_layers"]

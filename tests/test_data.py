@@ -177,6 +177,9 @@ def test_document_folder_rejects_bad_corners(tmp_path, corners, message):
     (lambda r: (r / "corners.json").write_text('{"a.jpg": [[1, 1], [9, 1], [9, 9], [1, 1' + "0" * 4000 + ']]}'),
      "corners must be numbers"),
     (lambda r: (r / "corners.json").write_text("[" * 100_000 + "]" * 100_000), "not valid JSON"),
+    # deep enough to parse, and to run a recursive check out of stack (a RecursionError traceback)
+    (lambda r: (r / "corners.json").write_text('{"a.jpg": ' + "[" * 600 + "1" + "]" * 600 + "}"),
+     "not lists nested deeper"),
     (lambda r: (r / "corners.json").write_text('{"a\\u0000.jpg": [[1, 1], [9, 1], [9, 9], [1, 9]]}'),
      "listed in the corners file but does not exist"),
 ])

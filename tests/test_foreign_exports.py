@@ -212,6 +212,12 @@ def test_a_channels_first_export_is_named_as_such(tmp_path, capsys):
     assert main(["verify", "--model", str(tmp_path / "m.keras"), "--export", str(tmp_path / "nchw.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "channels moved" in err[0] and "channels-last (NHWC)" in err[0], err
+    # with the right NHWC images as --data, it said the data had the wrong shape
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 8, 8, 3), np.float32))
+    assert main(["verify", "--model", str(tmp_path / "m.keras"), "--export", str(tmp_path / "nchw.onnx"),
+                 "--data", str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "channels" in err[0] and "channels-last (NHWC)" in err[0], err
 
 
 def test_float32_gate_scales_with_the_output(tmp_path, capsys):

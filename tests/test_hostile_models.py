@@ -715,3 +715,44 @@ def test_file_attributes_are_whole_words():
     from edgepipe.base.serving import FILE_ATTR
     assert all(FILE_ATTR.search(k) for k in ("vocab_file", "log_dir_path", "file_name", "filename", "path"))
     assert not any(FILE_ATTR.search(k) for k in ("top_paths", "direction", "data_format", "shared_name"))
+
+
+def test_an_onnx_loop_of_endless_turns_still_stops_on_ctrl_c(tmp_path):
+    """A Loop of 10^15 turns held the main thread in onnxruntime's native code, where no
+    Python signal handler runs: verify ignored Ctrl-C and SIGTERM until killed. ORT now runs
+    in a worker thread, and an interrupt stops it (RunOptions.terminate)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgepipe.evaluate.runners import open_runner
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["trips"], value=helper.make_tensor("t", TensorProto.INT64, [], [10 ** 15])),
+         helper.make_node("Constant", [], ["go"], value=helper.make_tensor("g", TensorProto.BOOL, [], [True])),
+         helper.make_node("Loop", ["trips", "go", "x"], ["y"], body=body)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "loop.onnx"))
+    runner = open_runner(tmp_path / "loop.onnx")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist's workers may ignore it
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            runner.predict(np.zeros((1, 4), np.float32))
+        assert time.monotonic() - start < 30
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)

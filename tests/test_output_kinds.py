@@ -120,3 +120,36 @@ def test_a_dict_of_outputs_exports_its_tensors_under_their_names(tmp_path, capsy
         assert main(["verify", "--model", str(path), "--export", str(out), "--data", str(tmp_path / "x.npy"),
                      "--json"]) == 0
         assert {r["output"] for r in json.loads(capsys.readouterr().out)["outputs"]} == {"labels", "box"}
+
+
+def test_an_export_that_prints_the_mean_fails_however_high_its_psnr(tmp_path, capsys):
+    """A regression head on an offset (100 +- a little): an export that ignores its input and
+    prints the mean read over 40 dB PSNR against the peak, and passed. Its error is all of the
+    output's variation across the inputs (variation_db 0), so it fails; the float16 file of the
+    same model follows the variation and passes. (A full-int8 file cannot: its output grid must
+    hold 0, so its steps are near the spread, and verify fails it for that.)"""
+    x = keras.Input((8, 8, 3))
+    features = _features(x)
+    model = keras.Model(x, keras.layers.Dense(1, name="value")(features))
+    kernel, _ = model.get_layer("value").get_weights()
+    model.get_layer("value").set_weights([kernel, np.array([100.0], np.float32)])
+    rng = np.random.default_rng(3)
+    data = rng.random((16, 8, 8, 3), np.float32)
+    np.save(tmp_path / "x.npy", data)
+    model.save(tmp_path / "value.keras")
+    mean = keras.Model(x, keras.layers.Dense(1, name="value", kernel_initializer="zeros",
+                                             bias_initializer=keras.initializers.Constant(
+                                                 float(np.mean(model(data)))))(features))
+    mean.save(tmp_path / "mean.keras")
+    for source, name in ((tmp_path / "mean.keras", "mean.tflite"), (tmp_path / "value.keras", "value.tflite")):
+        assert main(["quantize", "--model", str(source), "--mode", "float16", "--data", str(tmp_path / "x.npy"),
+                     "--out", str(tmp_path / name)]) in (0, 1)
+    capsys.readouterr()
+    assert main(["verify", "--model", str(tmp_path / "value.keras"), "--export", str(tmp_path / "mean.tflite"),
+                 "--data", str(tmp_path / "x.npy"), "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert row["psnr_db"] > 40 and row["variation_db"] < 1 and "variation_db" in row["gate"], row
+    assert main(["verify", "--model", str(tmp_path / "value.keras"), "--export", str(tmp_path / "value.tflite"),
+                 "--data", str(tmp_path / "x.npy"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert row["variation_db"] > 10, row  # well above the 3 dB floor

@@ -304,7 +304,10 @@ def _csv_table(path: Path) -> dict[str, np.ndarray]:
 
 
 def _points(values, where: str) -> np.ndarray:
-    if _has_bool(values):
+    leaves = _leaves(values)
+    if leaves is None:
+        raise EdgePipeError(f"{where}: corners must be 4 [x, y] points or 8 numbers, not lists nested deeper")
+    if any(isinstance(v, bool) for v in leaves):
         raise EdgePipeError(f"{where}: corners must be numbers, not true/false")
     try:
         pts = np.asarray(values, np.float64).reshape(-1, 2)
@@ -317,10 +320,20 @@ def _points(values, where: str) -> np.ndarray:
     return pts
 
 
-def _has_bool(values) -> bool:
-    if isinstance(values, (list, tuple)):
-        return any(_has_bool(v) for v in values)
-    return isinstance(values, bool)
+def _leaves(values, deepest: int = 3) -> list | None:
+    """The non-list values inside ``values``, or None when lists nest deeper than
+    ``deepest`` (4 points of 2 numbers nest 2 deep): no recursion, so a file nesting
+    a thousand deep is one error line, not a RecursionError."""
+    leaves, todo = [], [(values, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (list, tuple)):
+            if depth >= deepest:
+                return None
+            todo.extend((v, depth + 1) for v in value)
+        else:
+            leaves.append(value)
+    return leaves
 
 
 def _page_shape_problem(quad: np.ndarray, w: int, h: int) -> str:
