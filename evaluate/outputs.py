@@ -33,7 +33,9 @@ def output_kinds(model, path=None) -> dict[str, str | None]:
     """{output name: "classes", "values" or None (the array's shape decides)};
     ``path``: the model file, for its saved loss."""
     names = list(model.output_names)
-    losses = _per_output(saved_loss(path) if path else None, names)
+    nested = getattr(model, "_nested_outputs", None)  # a dict of outputs: its losses are saved by key
+    keys = sorted(nested) if isinstance(nested, dict) and len(nested) == len(names) else names
+    losses = _per_output(saved_loss(path) if path else None, names, keys)
     kinds = {}
     for i, name in enumerate(names):
         act, loss = activation(model, i), _loss_kind(losses.get(name))
@@ -48,9 +50,11 @@ def output_kinds(model, path=None) -> dict[str, str | None]:
     return kinds
 
 
-def _per_output(loss, names: list[str]) -> dict:
+def _per_output(loss, names: list[str], keys: list[str]) -> dict:
+    """{output name: its loss}; ``keys``: the names a dict of outputs keys them by, in
+    the outputs' order (sorted, as model.outputs), else the names themselves."""
     if isinstance(loss, dict) and not ("class_name" in loss or "module" in loss):
-        return {n: loss.get(n) for n in names}
+        return {n: loss.get(n, loss.get(k)) for n, k in zip(names, keys)}
     if isinstance(loss, list):
         return dict(zip(names, loss))
     return {n: loss for n in names} if loss is not None else {}

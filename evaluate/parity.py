@@ -15,7 +15,9 @@ def _parity(ref, out, atol, rtol) -> dict:
     peak = float(np.max(np.abs(ref))) or 1.0
     signal = float(np.sum(ref ** 2))
     denom = np.linalg.norm(ref) * np.linalg.norm(out)
-    return {
+    varies = ref.ndim >= 1 and len(ref) > 1 and not is_constant(ref)  # else there is no variation to keep
+    kept = {"variation_db": variation_db(ref, out), "follows_input": not is_constant(out)} if varies else {}
+    return kept | {
         "max_abs": float(np.max(np.abs(err))),
         "mean_abs": float(np.mean(np.abs(err))),
         "psnr_db": _db(peak ** 2, mse),

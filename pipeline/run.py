@@ -160,7 +160,7 @@ def release_gate(precision: str, metrics: dict, classifier: bool, cfg) -> dict:
     gate = default_gate(precision, classifier, cfg.gate_atol, cfg.gate_psnr_db, cfg.gate_agreement,
                         task_drop=cfg.gate_task_drop if "f_score_drop" in metrics else None)
     held = verdict(gate, metrics["agreement" if gate.metric == "top1_agreement" else gate.metric],
-                   metrics.get("psnr_db"))
+                   metrics.get("psnr_db"), metrics.get("follows_input"))
     return {"rule": held["gate"], "pass": held["pass"]}
 
 

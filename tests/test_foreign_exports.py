@@ -154,8 +154,8 @@ def test_bench_runs_a_free_batch_in_one_call(tmp_path):
     onnx_runner = open_runner(_onnx_doubler(tmp_path / "free.onnx", "N"))
     seen = []
     real_run = onnx_runner.sess.run
-    onnx_runner.sess = type("Recording", (), {"run": lambda self, out, feed: seen.append(
-        next(iter(feed.values())).shape) or real_run(out, feed)})()
+    onnx_runner.sess = type("Recording", (), {"run": lambda self, out, feed, options=None: seen.append(
+        next(iter(feed.values())).shape) or real_run(out, feed, options)})()
     onnx_runner.bound(x)()
     assert seen[-1] == (6, 8), seen
 
@@ -217,7 +217,7 @@ def test_a_channels_first_export_is_named_as_such(tmp_path, capsys):
     assert main(["verify", "--model", str(tmp_path / "m.keras"), "--export", str(tmp_path / "nchw.onnx"),
                  "--data", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "channels" in err[0] and "channels-last (NHWC)" in err[0], err
+    assert len(err) == 1 and "holds images of shape (8, 8, 3)" in err[0] and "channels-first" in err[0], err
 
 
 def test_float32_gate_scales_with_the_output(tmp_path, capsys):

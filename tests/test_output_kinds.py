@@ -124,10 +124,9 @@ def test_a_dict_of_outputs_exports_its_tensors_under_their_names(tmp_path, capsy
 
 def test_an_export_that_prints_the_mean_fails_however_high_its_psnr(tmp_path, capsys):
     """A regression head on an offset (100 +- a little): an export that ignores its input and
-    prints the mean read over 40 dB PSNR against the peak, and passed. Its error is all of the
-    output's variation across the inputs (variation_db 0), so it fails; the float16 file of the
-    same model follows the variation and passes. (A full-int8 file cannot: its output grid must
-    hold 0, so its steps are near the spread, and verify fails it for that.)"""
+    prints the mean read over 40 dB PSNR against the peak, and passed. Its output does not vary
+    while the original's does (its error is all of that variation: variation_db 0), so it fails;
+    the float16 file of the same model follows the variation and passes."""
     x = keras.Input((8, 8, 3))
     features = _features(x)
     model = keras.Model(x, keras.layers.Dense(1, name="value")(features))
@@ -148,8 +147,24 @@ def test_an_export_that_prints_the_mean_fails_however_high_its_psnr(tmp_path, ca
     assert main(["verify", "--model", str(tmp_path / "value.keras"), "--export", str(tmp_path / "mean.tflite"),
                  "--data", str(tmp_path / "x.npy"), "--json"]) == 1
     row = json.loads(capsys.readouterr().out)["outputs"][0]
-    assert row["psnr_db"] > 40 and row["variation_db"] < 1 and "variation_db" in row["gate"], row
+    assert row["psnr_db"] > 40 and row["variation_db"] < 1 and row["follows_input"] is False, row
+    assert "does not vary with its input" in row["gate"], row
     assert main(["verify", "--model", str(tmp_path / "value.keras"), "--export", str(tmp_path / "value.tflite"),
                  "--data", str(tmp_path / "x.npy"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["outputs"][0]
-    assert row["variation_db"] > 10, row  # well above the 3 dB floor
+    assert row["follows_input"] is True and row["variation_db"] > 10, row
+
+
+def test_a_dict_of_outputs_keeps_the_losses_saved_by_key(tmp_path):
+    """tf_keras saves a dict model's losses under the dict's keys, not its layers' names: an
+    (N, 3) value head compiled with mse was read as class scores (gated on top-1 agreement)."""
+    from edgepipe.base.modelio import load_keras
+    x = keras.Input((8, 8, 3))
+    h = _features(x)
+    model = keras.Model(x, {"zeta": keras.layers.Dense(3, name="offsets")(h),
+                            "alpha": keras.layers.Dense(3, name="logits")(h)})
+    model.compile("adam", {"zeta": "mse", "alpha": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+    for suffix in (".keras", ".h5"):
+        path = tmp_path / f"m{suffix}"
+        model.save(path)
+        assert output_kinds(load_keras(path), path) == {"offsets": "values", "logits": "classes"}, suffix

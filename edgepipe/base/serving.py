@@ -44,7 +44,8 @@ SAFE_STATEFUL = frozenset({
     "MutableHashTableOfTensorsV2", "MutableDenseHashTable", "MutableDenseHashTableV2", "AnonymousHashTable",
     "AnonymousMutableHashTable", "AnonymousMutableHashTableOfTensors", "AnonymousMutableDenseHashTable",
     "InitializeTableV2", "StackV2", "StackPushV2", "StackPopV2", "StackCloseV2",
-    "MutexV2", "MutexLock", "ConsumeMutexLock"})
+    "MutexV2", "MutexLock", "ConsumeMutexLock", "CudnnRNN", "CudnnRNNV2", "CudnnRNNV3",
+    "NonDeterministicInts", "SampleDistortedBoundingBox", "SampleDistortedBoundingBoxV2"})
 SAFE_STATEFUL_PREFIXES = ("TensorArray", "LookupTable", "ResourceGather", "ResourceScatter", "ResourceApply",
                           "ResourceSparseApply")
 
@@ -177,7 +178,7 @@ def _op_problem(node, functions) -> str | None:
 
 def _safe_stateful(op: str) -> bool:
     return (op in SAFE_STATEFUL or op.startswith(SAFE_STATEFUL_PREFIXES)
-            or any(r in op for r in RANDOM_OPS))
+            or any(r in op for r in RANDOM_OPS) and "Queue" not in op)  # RandomShuffleQueue is a queue
 
 
 def graph_problem(meta) -> str | None:

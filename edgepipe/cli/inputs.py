@@ -316,7 +316,7 @@ def _checked(x: np.ndarray, shape, data, name, image: bool) -> np.ndarray:
         from edgepipe.evaluate.runners import transposed_image
         free = ", ".join("?" if d is None else str(d) for d in want)
         if transposed_image(want, x.shape[1:]):  # the data is right; the model is channels-first
-            raise EdgePipeError(f"--data {name!r} holds images of shape {x.shape[1:]} and the model takes them "
+            raise EdgePipeError(f"--data {name!r} holds images of shape {x.shape[1:]}; input {name!r} takes them "
                                 f"channels-first, (N, {free}): edgepipe checks and times channels-last (NHWC) "
                                 "models, as TFLite, Core ML and phone apps take images; export it NHWC")
         raise EdgePipeError(f"--data {name!r} has shape {x.shape}, the model expects (N, {free})")

@@ -18,7 +18,9 @@ AGREEMENT, PSNR = 0.98, 30.0  # the gates --auto-fallback and --keep-float hold 
 
 
 def _gate_for(model, x: np.ndarray, args):
-    """gate(tflite bytes) -> (passes, value): top-1 agreement for classifiers, PSNR otherwise."""
+    """(check, gate, rules): check(tflite bytes) -> (passes, value), top-1 agreement for
+    classifiers, PSNR otherwise; ``rules["last"]``: the rule as the last check met it (it
+    names a floor the value alone does not show, as verify's does)."""
     from edgepipe.evaluate.gates import check_output, default_gate, gated_as_classifier
     from edgepipe.evaluate.outputs import output_kinds
     from edgepipe.evaluate.runners import KerasRunner, open_runner
@@ -32,6 +34,8 @@ def _gate_for(model, x: np.ndarray, args):
         print(f"note: --agreement gates class scores; output {name} {tuple(ref.shape[1:])} holds none, so its "
               f"gate is {gate.metric} >= {gate.threshold:g} (--psnr sets it)", file=sys.stderr)
 
+    rules = {}
+
     def check(blob: bytes):
         fd, tmp = tempfile.mkstemp(suffix=".tflite")
         try:
@@ -41,18 +45,17 @@ def _gate_for(model, x: np.ndarray, args):
         finally:
             os.unlink(tmp)
         result = check_output(ref, got, gate)
+        rules["last"] = result["gate"]
         return result["pass"], result[gate.metric]
-    return check, gate
+    return check, gate, rules
 
 
 def _checked_gate(model, x, args, out, console) -> dict:
     """The gate the user named, on the file written: the card and the exit code say whether it held."""
-    check, gate = _gate_for(model, x, args)
+    check, gate, rules = _gate_for(model, x, args)
     passed, value = check(out.read_bytes())
-    console.print(f"gate {gate.describe(value)}: {'pass' if passed else 'not met'}",
-                  style=None if passed else "yellow")
-    return {"gate": {"metric": gate.metric, "passed": bool(passed), "value": float(value),
-                     "rule": gate.describe(value)}}
+    console.print(f"gate {rules['last']}: {'pass' if passed else 'not met'}", style=None if passed else "yellow")
+    return {"gate": {"metric": gate.metric, "passed": bool(passed), "value": float(value), "rule": rules["last"]}}
 
 
 def _print_layers(layers, console, worst: int = 12):
@@ -117,7 +120,7 @@ def cmd_quantize(args):
     extra = {}
     if args.mode == "int8" and (keep or args.auto_fallback):
         from edgepipe.quantize.fallback import selective_fallback
-        check, gate = _gate_for(folded, x, args)
+        check, gate, rules = _gate_for(folded, x, args)
         from edgepipe.convert.grouped import merge_groups  # the graph the TFLite writer converts
         result = selective_fallback(merge_groups(folded), x, check, keep=keep, int8_io=not args.float_io,
                                     max_float_layers=args.max_float_layers if args.auto_fallback else 0)
@@ -131,9 +134,9 @@ def cmd_quantize(args):
         atomic.write_bytes(out, attach(result["model"], meta))
         extra = {"float_layers": result["float_layers"],
                  "gate": {"metric": gate.metric, "passed": result["passed"], "value": result["steps"][-1]["value"],
-                          "rule": gate.describe(result["steps"][-1]["value"])}}
+                          "rule": rules["last"]}}  # the last step's check
         if not result["passed"]:
-            console.print(f"gate {gate.describe(result['steps'][-1]['value'])} not met with "
+            console.print(f"gate {rules['last']} not met with "
                           f"{len(result['float_layers'])} float layer(s)", style="yellow")
     else:
         if args.debug:
