@@ -8,6 +8,7 @@ rounding noise, values well above it point at a layer worth keeping in float.
 import csv
 import io
 import warnings
+from collections import Counter
 
 import numpy as np
 
@@ -53,20 +54,15 @@ def unique_layer_names(rows: list[dict]) -> list[dict]:
     """One name per row, so --keep-float can reach each: a Keras layer that became several
     ops (MobileNetV3's Rescaling: MUL and ADD) is named per op, 'rescaling/mul', and a name
     still repeated is numbered, 'rescaling/mul#2'."""
-    def count(key):
-        seen = {}
-        for r in rows:
-            seen[key(r)] = seen.get(key(r), 0) + 1
-        return seen
-    layers = count(lambda r: r["layer"])
+    per_layer = Counter(r["layer"] for r in rows)
     for r in rows:
-        if layers[r["layer"]] > 1:
+        if per_layer[r["layer"]] > 1:
             r["layer"] = f"{r['layer']}/{r['op'].lower()}"
-    names, taken = count(lambda r: r["layer"]), {}
+    seen = Counter()
     for r in rows:
-        if names[r["layer"]] > 1:
-            taken[r["layer"]] = taken.get(r["layer"], 0) + 1
-            r["layer"] = f"{r['layer']}#{taken[r['layer']]}" if taken[r["layer"]] > 1 else r["layer"]
+        seen[r["layer"]] += 1
+        if seen[r["layer"]] > 1:
+            r["layer"] = f"{r['layer']}#{seen[r['layer']]}"
     return rows
 
 
