@@ -50,7 +50,7 @@ def evaluate(runner, composition: str, seed: int, count: int, size: int) -> dict
     edges = np.concatenate([e for e, _ in maps])
     pages = None if maps[0][1] is None else np.concatenate([p for _, p in maps])
     return task_metrics(edges, np.stack([s.edges for s in samples]), np.stack([s.corners for s in samples]),
-                        pages=pages)
+                        pages=pages, images=np.stack([s.image for s in samples]))
 
 
 def evaluate_phone(runner, seed: int, count: int, progress=None, params=None) -> tuple[dict, list]:

@@ -74,12 +74,12 @@ def cache_inputs(kind: str, seed: int, h_in: int, w_in: int, path: Path) -> dict
 def cache_maps(runner, inputs: dict, path: Path) -> dict:
     """Edge maps of one set's inputs, with their rois, corners and photo sizes."""
     if path.is_file():
-        return dict(np.load(path))
+        return dict(np.load(path)) | {"image": inputs["image"]}
     edges = [scanning.edges_and_page(runner.predict(image[None].astype(np.float32) / 255.0))[0][0, ..., 0]
              for image in inputs["image"]]
     maps = {"edges": np.array(edges, np.float32), **{k: inputs[k] for k in ("roi", "corners", "size")}}
     save(maps, path)
-    return maps
+    return maps | {"image": inputs["image"]}  # the finder's step 9 reads the input's pixels
 
 
 def save(arrays: dict, path: Path):
@@ -102,8 +102,9 @@ def photo_error(found, truth, roi, size) -> float:
 
 def score(maps: dict, params: docquad.QuadParams, diagnose: bool = False) -> dict:
     errors, generation = [], 0
-    for edges, roi, truth, size in zip(maps["edges"], maps["roi"], maps["corners"], maps["size"]):
-        result = docquad.find_quad(edges, params, roi=tuple(roi))
+    for edges, roi, truth, size, image in zip(maps["edges"], maps["roi"], maps["corners"], maps["size"],
+                                              maps["image"]):
+        result = docquad.find_quad(edges, params, roi=tuple(roi), image=image)
         err = photo_error(result.corners, truth, roi, size)
         errors.append(err)
         if diagnose and not err < 2 and true_quad_wins(edges, tuple(roi), truth, result, params):

@@ -31,7 +31,10 @@ it line by line:
    alone (between its corners, less ``polish_trim`` at each end), not along the
    whole line, where a background edge in line with the side tilts the fit; then
    intersect the new sides, at most ``polish_iterations`` times, keeping a
-   corner within ``polish_max_move`` px of where it was chosen.
+   corner within ``polish_max_move`` px of where it was chosen;
+9. given the input image, a side found on a printed band's inner edge (a flyer's
+   stripe, a form's frame) moves out to the page's edge past the band
+   (``bands.py``), up to ``band_max_px``.
 
 With the network's page-region map (HED's ``page`` output), each perimeter
 sample also scores ``page_weight`` times (page probability ``page_offset`` px
@@ -45,6 +48,8 @@ from bisect import bisect_left, bisect_right
 from itertools import combinations
 
 import numpy as np
+
+from edgepipe.mobile_models.bands import band_shifts, outward_normal
 
 THETAS = np.deg2rad(np.arange(180, dtype=np.float64))
 COS, SIN = np.cos(THETAS), np.sin(THETAS)
@@ -75,6 +80,10 @@ class QuadParams:
     polish_band: float = 2.0       # px either side of a side whose edge pixels are refitted
     polish_trim: float = 0.1       # of the side's length, left out at each end: the blur where two edges cross
     polish_max_move: float = 8.0   # px: a corner the refit would move further is left where it was
+    band_max_px: int = 14          # step 9: the widest printed band a side moves across; 0 turns step 9 off
+    band_step: float = 40.0        # RGB distance (0-255) across the page's edge past the band
+    band_spread: float = 18.0      # RGB distance within the band along the side: one printed colour
+    band_match: float = 30.0       # RGB distance between the band and what lies inside its corners' extension
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,7 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
     acc = np.bincount(cells.ravel(), minlength=(2 * diag + 1) * 180)
     # the 4000 strongest cells, ties in index order (a stable sort of all, without sorting all)
     top = min(4000, acc.size)
-    strong = np.flatnonzero(acc >= max(np.partition(acc, acc.size - top)[acc.size - top],
-                                       params.min_votes_frac * min(h, w)))
+    strong = np.flatnonzero(acc >= max(_kth_smallest(acc, acc.size - top), params.min_votes_frac * min(h, w)))
     order = strong[np.argsort(-acc[strong], kind="stable")][:top]
     rhos, thetas = (order // 180 - diag).astype(np.float64), THETAS[order % 180]
     alive, lines = np.ones(len(order), bool), []
@@ -123,6 +131,12 @@ def hough_lines(binary: np.ndarray, params: QuadParams, max_peaks: int = 30):
         alive &= ~same_line_as(rhos, thetas, lines[-1], (w / 2, h / 2), params)
         alive[k] = False  # itself, even with a suppression radius of 0
     return lines
+
+
+def _kth_smallest(counts: np.ndarray, k: int) -> int:
+    """``np.partition(counts, k)[k]`` for non-negative integer counts, by counting them:
+    partitioning an accumulator of mostly zeros took a third of the finder's time."""
+    return int(np.searchsorted(np.cumsum(np.bincount(counts)), k, side="right"))
 
 
 def same_line_as(rhos, thetas, line, center, params) -> np.ndarray:
@@ -334,12 +348,14 @@ def _dilate(binary, r):
     return out
 
 
-def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None, page=None) -> QuadResult:
+def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None, page=None,
+              image=None) -> QuadResult:
     """Edge probabilities (HxW in [0, 1]) -> ordered corners in pixel coordinates.
     ``roi`` (x, y, w, h): the part of the map that shows the photo (a letterboxed
     input's content); edges outside it are ignored and its borders stand in for
     hidden sides. ``page``: the page-region probabilities (same shape), if the
-    model has them."""
+    model has them. ``image``: the network's input (HxWx3 RGB pixels, 0-255) the map
+    was computed from, for step 9."""
     prob = np.asarray(edge_map, np.float32).squeeze()
     if prob.ndim != 2 or not np.isfinite(prob).all():
         return QuadResult(None, 0.0, "edge map is not a finite 2-D array")
@@ -350,6 +366,8 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         if not np.isfinite(page).all():
             return QuadResult(None, 0.0, "page map has NaN or infinite values")
         page = np.clip(page, 0, 1)  # probabilities; a model emitting logits must not swamp the edge score
+    if image is not None and (np.ndim(image) != 3 or np.shape(image)[:2] != prob.shape or np.shape(image)[2] != 3):
+        return QuadResult(None, 0.0, f"image is {np.shape(image)}, the edge map {prob.shape}: not its RGB input")
     frame, binary = threshold_edges(prob, params, roi)
     x0, y0, w, h = frame
     if binary.sum() < params.min_votes_frac * min(h, w):
@@ -388,7 +406,27 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         return QuadResult(None, 0.0, f"only {len(hough)} straight edges found" if len(hough) < 3
                           else "no plausible quadrilateral")
     quad, support, on_border = best
-    return QuadResult(order_corners(polish_quad(quad, points, params, on_border)), support)
+    quad = polish_quad(quad, points, params, on_border)
+    if image is not None and params.band_max_px > 0:
+        quad = widen_to_bands(quad, image, frame, params, on_border)
+    return QuadResult(order_corners(quad), support)
+
+
+def widen_to_bands(quad, image, frame, params: QuadParams, keep_side: int = -1):
+    """Step 9: each side moved out by its ``bands.band_shifts``; the quad as it was if the
+    moved sides do not meet in a convex quad."""
+    shifts = band_shifts(quad, image, frame, params, keep_side)
+    if not any(shifts):
+        return quad
+    lines = []
+    for k, shift in enumerate(shifts):
+        rho, theta = _side_line(quad, k)
+        n = outward_normal(quad, k)
+        lines.append((rho + shift * (n[0] * math.cos(theta) + n[1] * math.sin(theta)), theta))
+    corners = [_intersect(lines[k - 1], lines[k]) for k in range(4)]
+    if any(c is None for c in corners) or not _is_convex(np.array(corners)):
+        return quad
+    return np.array(corners)
 
 
 def threshold_edges(prob, params: QuadParams, roi=None):

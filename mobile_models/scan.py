@@ -158,7 +158,7 @@ def scan(photo: np.ndarray, runner, params: QuadParams = QuadParams(), spec=None
     if edges.shape[1] < h_in:  # a coarser map blurs the letterbox's edge further into the photo
         params = replace(params, roi_margin=params.roi_margin + math.ceil(h_in / edges.shape[1]))
     edges, region = (at_input_size(m[0, ..., 0], h_in, w_in) if m is not None else None for m in (edges, region))
-    r = find_quad(edges, params, roi=box.roi, page=region)
+    r = find_quad(edges, params, roi=box.roi, page=region, image=image)
     if not r.found:
         return ScanResult(None, r.reason, None, edges, box, region)
     corners = box.to_photo(r.corners)

@@ -207,6 +207,83 @@ def page_cases():
             "page_in_letterbox": (framed, (0, 8, 256, 240), _fill(page))}
 
 
+def _scene(corners, band=None, surface=(96, 84, 70), rim=None, size=256):
+    """A generated input image: a white page on a plain surface, with a printed ``band``
+    (side k, width px, RGB) along one side up to the paper's edge, or a ``rim`` (a dark
+    line parallel to side k, px outside it) on the surface beside the page."""
+    rng = np.random.default_rng(1)
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = surface
+    c = np.asarray(corners, np.float32)
+    if rim is not None:
+        k, gap = rim
+        a, b = c[k], c[(k + 1) % 4]
+        n = np.array([b[1] - a[1], a[0] - b[0]]) / np.linalg.norm(b - a)
+        n = n if (a - c.mean(0)) @ n > 0 else -n
+        ends = [a - 0.4 * (b - a) + gap * n, b + 0.4 * (b - a) + gap * n]
+        cv2.line(img, *[tuple(int(v) for v in np.round(e)) for e in ends], (30, 24, 20), 3)
+    cv2.fillPoly(img, [np.round(c * 16).astype(np.int32)], (246, 244, 238), cv2.LINE_AA, shift=4)
+    if band is not None:
+        k, width, colour = band
+        inner = _inset(c, k, width)
+        strip = np.array([c[k], c[(k + 1) % 4], inner[(k + 1) % 4], inner[k]])
+        cv2.fillPoly(img, [np.round(strip * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+    img = cv2.GaussianBlur(img, (0, 0), 0.7) + rng.normal(0, 2.0, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def _inset(corners, k, width):
+    """``corners`` with side k moved ``width`` px inward (its neighbours' lines kept)."""
+    c = np.asarray(corners, np.float64)
+    a, b = c[k], c[(k + 1) % 4]
+    n = np.array([b[1] - a[1], a[0] - b[0]]) / np.linalg.norm(b - a)
+    n = n if (c.mean(0) - a) @ n > 0 else -n
+    out = c.copy()
+    for i, j in ((k, k - 1), ((k + 1) % 4, (k + 2) % 4)):  # slide corner i along its other side j
+        d = c[j % 4] - c[i]
+        out[i] = c[i] + d * width / abs(d @ n)
+    return out
+
+
+def band_cases():
+    """The finder's step 9 on generated images: (edges, roi, page, image). The network fires on
+    a printed band's inner edge, so the map is drawn there; past the band the image has the
+    page's edge. And a page beside a saucer's rim on a plain surface, which must not move."""
+    page = [[60, 50], [190, 60], [184, 214], [52, 204]]
+    cases = {}
+    for name, (k, width, colour) in {"band_side_stripe": (3, 10, (40, 60, 150)),
+                                     "band_header": (0, 12, (180, 40, 40)),
+                                     "band_footer_in_letterbox": (2, 9, (30, 120, 60))}.items():
+        roi = (0, 24, 256, 208) if "letterbox" in name else None
+        image = _scene(page, band=(k, width, colour))
+        if roi:
+            image[:roi[1]], image[roi[1] + roi[3]:] = 0, 0
+        cases[name] = (_draw(_inset(page, k, width)), roi, None, image)
+    cases["band_none_rim_beside_the_page"] = (_draw(page), None, None, _scene(page, rim=(1, 9)))
+    return cases
+
+
+def hed_band_cases(model_path, count=4, scan=160):
+    """Real HED edge maps of independent scenes (``benchmarks/independent_scenes.py``, seed 2,
+    letterboxed and exposed as ``edgepipe scan`` feeds them) on which step 9 moves a side."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import independent_scenes
+    from edgepipe.evaluate.runners import open_runner
+    from edgepipe.mobile_models.docquad import QuadParams
+    runner = open_runner(model_path)
+    cases = {}
+    for i in range(scan):
+        image, box = letterbox(independent_scenes.compose(2, i).image, 256, 256)
+        image = expose(image, box)
+        prob = _as_stored(_edges(runner, image[None])[0, ..., 0])
+        moved, kept = find_quad(prob, roi=box.roi, image=image), find_quad(prob, QuadParams(band_max_px=0), roi=box.roi)
+        if moved.found and kept.found and np.abs(moved.corners - kept.corners).max() > 1:
+            cases[f"hed_band_{len(cases):02d}"] = (prob, box.roi, None, image)
+        if len(cases) == count:
+            break
+    return cases
+
+
 def hed_cases(model_path, count=8):
     """Real HED edge maps: square generated documents, and 4:3 crops of them letterboxed
     as ``edgepipe scan`` and the app feed a phone frame."""
@@ -274,6 +351,13 @@ def write_pgm(path, prob):
     data = np.clip(np.round(prob * 255), 0, 255).astype(np.uint8)
     path.write_bytes(f"P5\n{data.shape[1]} {data.shape[0]}\n255\n".encode() + data.tobytes())
     return data
+
+
+def read_ppm(path):
+    raw = path.read_bytes()
+    parts = raw.split(b"\n", 3)
+    w, h = map(int, parts[1].split())
+    return np.frombuffer(parts[3], np.uint8).reshape(h, w, 3)
 
 
 def read_pgm(path):
@@ -383,10 +467,11 @@ def letterbox_rows():
 EXPECTED_HEADER = "name,found,x0,y0,x1,y1,x2,y2,x3,y3,roi_x,roi_y,roi_w,roi_h"
 
 
-def expected_row(name, data, roi=None, page=None):
-    """``data``, ``page``: the stored bytes of the edge map and the page map (or None)."""
+def expected_row(name, data, roi=None, page=None, image=None):
+    """``data``, ``page``: the stored bytes of the edge map and the page map (or None);
+    ``image``: the input image (RGB bytes) for step 9, or None."""
     page = None if page is None else page.astype(np.float32) / np.float32(255)
-    r = find_quad(data.astype(np.float32) / np.float32(255), roi=roi, page=page)
+    r = find_quad(data.astype(np.float32) / np.float32(255), roi=roi, page=page, image=image)
     coords = ",".join(f"{v:.4f}" for v in r.corners.ravel()) if r.found else ",,,,,,,"
     return f"{name},{int(r.found)},{coords},{','.join(str(int(v)) for v in roi) if roi else ',,,'}"
 
@@ -401,21 +486,28 @@ def _earlier_rois():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="exported HED (.tflite/.onnx) for real edge maps")
+    ap.add_argument("--band-model", help="exported HED for real edge maps on which step 9 moves a side "
+                    "(hed_band_*; the other hed_* vectors stay)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases() | page_cases()
+    cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases() | page_cases() | band_cases()
     cases |= hed_cases(args.model) if args.model else {}
+    cases |= hed_band_cases(args.band_model) if args.band_model else {}
     rows = []
-    for name, (prob, roi, *page) in cases.items():
-        page = write_pgm(OUT / f"{name}.page.pgm", page[0]) if page else None
-        rows.append(expected_row(name, write_pgm(OUT / f"{name}.pgm", prob), roi, page))
+    for name, (prob, roi, *extra) in cases.items():
+        page, image = (extra + [None, None])[:2]
+        page = write_pgm(OUT / f"{name}.page.pgm", page) if page is not None else None
+        if image is not None:
+            write_ppm(OUT / f"{name}.image.ppm", image)
+        rows.append(expected_row(name, write_pgm(OUT / f"{name}.pgm", prob), roi, page, image))
     # real HED maps written earlier (with --model) stay; their answers are recomputed
     earlier = _earlier_rois()
     for p in sorted(OUT.glob("hed_*.pgm")):
         name = p.name[:-len(".pgm")]
         if name not in cases and not name.endswith(".page"):
-            page = OUT / f"{name}.page.pgm"
-            rows.append(expected_row(name, read_pgm(p), earlier.get(name), read_pgm(page) if page.is_file() else None))
+            page, image = OUT / f"{name}.page.pgm", OUT / f"{name}.image.ppm"
+            rows.append(expected_row(name, read_pgm(p), earlier.get(name), read_pgm(page) if page.is_file() else None,
+                                     read_ppm(image) if image.is_file() else None))
     (OUT / "expected.csv").write_text(EXPECTED_HEADER + "\n" + "\n".join(rows) + "\n")
     n_prep = write_preprocess_vectors()
     print(f"wrote {len(rows)} quad-finder vectors and {n_prep} preprocessing vectors to {OUT}")

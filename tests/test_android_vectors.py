@@ -36,6 +36,11 @@ def _page(name):
     return _read_pnm(path).astype(np.float32) / np.float32(255) if path.is_file() else None
 
 
+def _image(name):
+    path = PARITY / f"{name}.image.ppm"
+    return _read_pnm(path) if path.is_file() else None
+
+
 def _roi(row):
     return tuple(int(v) for v in row[10:14]) if len(row) >= 14 and row[10] else None
 
@@ -48,6 +53,7 @@ def test_enough_vectors_of_each_kind():
     assert sum(_roi(r) is not None for r in ROWS) >= 5
     assert sum("region_" in n for n in names) >= 3  # the finder's step 5, quads around closed outlines
     assert sum(_page(n) is not None for n in names) >= 3  # page-region maps beside the edges
+    assert sum(_image(n) is not None for n in names) >= 6  # input images for step 9 (printed bands)
     assert {r["dtype"] for r in PREP} == {"float32", "int8", "uint8", "int16"}
 
 
@@ -55,7 +61,7 @@ def test_enough_vectors_of_each_kind():
 def test_python_finder_reproduces_the_vector(row):
     name, found = row[0], row[1] == "1"
     prob = _read_pnm(PARITY / f"{name}.pgm").astype(np.float32) / np.float32(255)
-    r = find_quad(prob, roi=_roi(row), page=_page(name))
+    r = find_quad(prob, roi=_roi(row), page=_page(name), image=_image(name))
     assert r.found == found, r.reason
     if found:
         assert np.abs(r.corners.ravel() - np.array(row[2:10], float)).max() < 1e-3
@@ -84,6 +90,21 @@ def test_page_vectors_exercise_the_page_score(row):
     without = find_quad(prob, chosen, roi=_roi(row))
     assert with_page.found
     assert not without.found or np.abs(without.corners - with_page.corners).max() > 1
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if _image(r[0]) is not None], ids=lambda r: r[0])
+def test_band_vectors_exercise_step_9(row):
+    """Each vector with an image moves a side past a printed band (step 9), or is the one
+    that must not move (a rim beside the page on a plain surface), so the Java port of
+    step 9 is tested both ways."""
+    prob = _read_pnm(PARITY / f"{row[0]}.pgm").astype(np.float32) / np.float32(255)
+    with_image = find_quad(prob, roi=_roi(row), image=_image(row[0]))
+    without = find_quad(prob, roi=_roi(row))
+    moved = np.abs(with_image.corners - without.corners).max()
+    if "_none_" in row[0]:
+        assert moved < 1e-9
+    else:
+        assert moved > 1
 
 
 def test_java_params_defaults_equal_quad_params():
@@ -146,3 +167,11 @@ def test_python_exposure_reproduces_the_vector(row):
     got = expose(boxed, Letterbox(x, y, w, h, w, h))
     assert np.array_equal(got, _read_pnm(PARITY / f"expose_{row['name']}_out.ppm"))
     assert np.array_equal(got[:y], boxed[:y]) and np.array_equal(got[:, :x], boxed[:, :x])  # bands untouched
+
+
+def test_the_app_reads_every_quad_finder_setting_from_the_card():
+    """The model card carries QuadParams (postprocessing.quad_finder); the app must read each
+    key, or a run's tuned finder would silently run with the Java defaults on the phone."""
+    kotlin = (PARITY.parents[4] / "app/src/main/java/dev/edgepipe/demo/ModelCard.kt").read_text()
+    missing = [f.name for f in dataclasses.fields(QuadParams) if f'"{f.name}"' not in kotlin]
+    assert not missing, f"ModelCard.kt does not read {missing}"

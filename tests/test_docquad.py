@@ -321,3 +321,38 @@ def test_the_vectorised_line_test_agrees_with_the_scalar_one():
         slow = [same_line((r, t), (r2, t2), center, params) for r, t in zip(rs, ts)]
         assert fast.tolist() == slow
         assert 0 < fast.sum() < len(fast)
+
+
+def _page_on(surface, corners, band=None):
+    """A generated input image: a white page on ``surface`` (HxWx3), with a printed band
+    (the strip between the page's left side and ``band``'s x offset) in blue."""
+    img = surface.copy()
+    c = np.asarray(corners, np.int32)
+    cv2.fillPoly(img, [c], (246, 244, 238))
+    if band:
+        cv2.fillPoly(img, [np.array([c[0], c[0] + [band, 0], c[3] + [band, 0], c[3]], np.int32)], (40, 60, 150))
+    return img
+
+
+PAGE = [[60, 50], [190, 50], [190, 210], [60, 210]]
+
+
+def test_a_band_on_a_busy_surface_is_not_taken_for_the_page():
+    """Step 9 moves a side only across one printed colour that also reaches both corners. On a
+    noisy surface (a photo's texture), a line past the side must not pull it out; a page with
+    a real stripe on the same surface still moves."""
+    rng = np.random.default_rng(0)
+    surface = rng.integers(60, 200, (256, 256, 3)).astype(np.uint8)
+    inner = [[70, 50], [190, 50], [190, 210], [70, 210]]
+    plain = find_quad(_draw(PAGE), image=_page_on(surface, PAGE))
+    assert np.abs(plain.corners - np.array(PAGE)).max() < 1.5
+    striped = find_quad(_draw(inner), image=_page_on(surface, PAGE, band=10))
+    assert np.abs(striped.corners - np.array(PAGE)).max() < 1.5, striped.corners
+    off = find_quad(_draw(inner), QuadParams(band_max_px=0), image=_page_on(surface, PAGE, band=10))
+    assert np.abs(off.corners - np.array(inner)).max() < 1.5
+
+
+def test_an_image_that_is_not_the_maps_rgb_input_is_refused():
+    for image in (np.zeros((128, 128, 3), np.uint8), np.zeros((256, 256), np.uint8)):
+        r = find_quad(_draw(PAGE), image=image)
+        assert not r.found and "image is" in r.reason

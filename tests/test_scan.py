@@ -193,3 +193,22 @@ def test_an_edge_map_at_half_the_input_size_is_placed_on_the_photo_at_the_input_
     squeezed.inputs = half.inputs
     with pytest.raises(EdgePipeError, match="another aspect"):
         scan(photo, squeezed)
+
+
+def test_scan_moves_a_side_found_on_a_printed_band_out_to_the_page_edge():
+    """Generated photo: a white page with a blue stripe printed up to its left edge, on a
+    brown desk. The stand-in network fires on the stripe's inner edge, as the trained one
+    does; scan reads the photo's pixels (the finder's step 9) and returns the page's corners."""
+    page = np.array([[180, 90], [470, 110], [460, 400], [165, 385]], np.float32)  # photo pixels, 640x480
+    stripe = 26  # px wide in the photo, about 10 in the network's input
+    inner = page.copy()
+    inner[0] += [stripe, 1]
+    inner[3] += [stripe, 1]
+    photo = np.empty((480, 640, 3), np.uint8)
+    photo[:] = (110, 86, 64)
+    cv2.fillPoly(photo, [page.astype(np.int32)], (245, 243, 236))
+    cv2.fillPoly(photo, [np.array([page[0], inner[0], inner[3], page[3]], np.int32)], (40, 60, 150))
+    r = scan(photo, OracleEdgeRunner(inner))
+    assert r.corners is not None, r.reason
+    assert np.abs(r.corners - page).max() < 8, r.corners          # the page, within 3 input px
+    assert np.abs(r.corners[[0, 3], 0] - inner[[0, 3], 0]).min() > 15  # not the stripe's inner edge

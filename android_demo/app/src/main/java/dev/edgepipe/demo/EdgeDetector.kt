@@ -22,9 +22,10 @@ data class RunOptions(val threads: Int = 4, val xnnpack: Boolean = true, val gpu
 /**
  * The edge map at the model's input size, the page-region map when the model has one (an
  * edgepipe HED trained with `region: 1` names its outputs `edges` and `page`), and where the
- * photo lies in them.
+ * photo lies in them, and the letterboxed, exposed input image they were computed from (the quad
+ * finder's step 9 reads its pixels).
  */
-class Detection(val edges: FloatArray, val page: FloatArray?, val box: Letterbox)
+class Detection(val edges: FloatArray, val page: FloatArray?, val box: Letterbox, val input: IntArray)
 
 /**
  * A LiteRT interpreter for one model: the live screen's HED detector (letterboxed, normalised,
@@ -85,7 +86,7 @@ class EdgeDetector private constructor(
         invoke()
         lastPreprocessMs = (t1 - t0) / 1e6
         lastInferenceMs = (System.nanoTime() - t1) / 1e6
-        return Detection(read(edgesAt), if (pageAt < 0) null else read(pageAt), boxed.box)
+        return Detection(read(edgesAt), if (pageAt < 0) null else read(pageAt), boxed.box, boxed.argb)
     }
 
     private fun read(k: Int): FloatArray {

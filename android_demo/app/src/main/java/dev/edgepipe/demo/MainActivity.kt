@@ -180,7 +180,7 @@ class MainActivity : AppCompatActivity() {
             val size = Rotation.size(bitmap.width, bitmap.height, rotation)
             val d = det.detect(upright, size[0], size[1], c)
             val t0 = System.nanoTime()
-            val result = finder.find(d.edges, c.inputWidth, c.inputHeight, d.box.roi(), d.page)
+            val result = finder.find(d.edges, c.inputWidth, c.inputHeight, d.box.roi(), d.page, d.input)
             val corners = result.corners?.let { d.box.toPhoto(it) }
             val postMs = (System.nanoTime() - t0) / 1e6
             latest.set(Snapshot(upright, size[0], size[1], corners))

@@ -95,6 +95,10 @@ data class ModelCard(
             polishBand = q.optDouble("polish_band", polishBand)
             polishTrim = q.optDouble("polish_trim", polishTrim)
             polishMaxMove = q.optDouble("polish_max_move", polishMaxMove)
+            bandMaxPx = q.optInt("band_max_px", bandMaxPx)
+            bandStep = q.optDouble("band_step", bandStep)
+            bandSpread = q.optDouble("band_spread", bandSpread)
+            bandMatch = q.optDouble("band_match", bandMatch)
         }
     }
 }

@@ -37,7 +37,10 @@ import java.util.List;
  *       (between its corners, less {@code polishTrim} at each end), not along the whole line,
  *       where a background edge in line with the side tilts the fit; then intersect the new
  *       sides, at most {@code polishIterations} times, keeping each corner within
- *       {@code polishMaxMove} px of where it was chosen.
+ *       {@code polishMaxMove} px of where it was chosen;
+ *   <li>given the input image, a side found on a printed band's inner edge (a flyer's stripe, a
+ *       form's frame) moves out to the page's edge past the band, up to {@code bandMaxPx}
+ *       ({@link Bands}).
  * </ol>
  */
 public final class QuadFinder {
@@ -81,6 +84,14 @@ public final class QuadFinder {
         public double polishTrim = 0.1;
         /** px: a corner the refit would move further is left where it was */
         public double polishMaxMove = 8.0;
+        /** step 9: the widest printed band a side moves across; 0 turns step 9 off */
+        public int bandMaxPx = 14;
+        /** RGB distance (0-255) across the page's edge past the band */
+        public double bandStep = 40.0;
+        /** RGB distance within the band along the side: one printed colour */
+        public double bandSpread = 18.0;
+        /** RGB distance between the band and what lies inside its corners' extension */
+        public double bandMatch = 30.0;
     }
 
     /** Result: corners TL, TR, BR, BL as {x0, y0, ..., x3, y3}, or null with a reason. */
@@ -147,6 +158,18 @@ public final class QuadFinder {
      *     times (page {@code pageOffset} px inside the side minus outside it).
      */
     public Result find(float[] prob, int mapW, int mapH, int[] roi, float[] page) {
+        return find(prob, mapW, mapH, roi, page, null);
+    }
+
+    /**
+     * @param image the network's input the maps were computed from (letterboxed and exposed,
+     *     packed ARGB, {@code mapW * mapH} pixels, as {@link Preprocess.Boxed#argb}), or null;
+     *     with it, step 9 moves a side found on a printed band's inner edge out to the page's edge.
+     */
+    public Result find(float[] prob, int mapW, int mapH, int[] roi, float[] page, int[] image) {
+        if (image != null && image.length != prob.length) {
+            return new Result(null, 0, "image has " + image.length + " pixels, the edge map " + prob.length);
+        }
         for (float v : prob) {
             if (Float.isNaN(v) || Float.isInfinite(v)) {
                 return new Result(null, 0, "edge map is not a finite 2-D array");
@@ -233,7 +256,28 @@ public final class QuadFinder {
             return new Result(null, 0, n < 3 ? "only " + n + " straight edges found" : "no plausible quadrilateral");
         }
         double[] quad = polishQuad(Arrays.copyOf(best, 8), prob, binary, mapW, mapH, (int) best[9]);
+        if (image != null && p.bandMaxPx > 0) quad = widenToBands(quad, image, mapW, mapH, frame, (int) best[9]);
         return new Result(Geometry.orderCorners(quad), best[8], "");
+    }
+
+    /** Step 9: each side moved out by its {@link Bands#shifts}; the quad as it was if they do not meet convex. */
+    double[] widenToBands(double[] quad, int[] image, int mapW, int mapH, int[] frame, int keepSide) {
+        int[] shifts = Bands.shifts(quad, image, mapW, mapH, frame, p, keepSide);
+        if (shifts[0] == 0 && shifts[1] == 0 && shifts[2] == 0 && shifts[3] == 0) return quad;
+        double[][] lines = new double[4][];
+        for (int k = 0; k < 4; k++) {
+            double[] line = sideLine(quad, k);
+            double[] n = Bands.outwardNormal(quad, k);
+            lines[k] = new double[] {line[0] + shifts[k] * (n[0] * Math.cos(line[1]) + n[1] * Math.sin(line[1])), line[1]};
+        }
+        double[] widened = new double[8];
+        for (int k = 0; k < 4; k++) {
+            double[] c = intersect(lines[(k + 3) % 4], lines[k]);
+            if (c == null) return quad;
+            widened[2 * k] = c[0];
+            widened[2 * k + 1] = c[1];
+        }
+        return Geometry.isConvex(widened) ? widened : quad;
     }
 
     /**

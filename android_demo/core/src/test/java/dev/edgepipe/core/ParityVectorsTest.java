@@ -61,7 +61,9 @@ public class ParityVectorsTest {
         }
         Path pagePath = dir().resolve(name + ".page.pgm");  // the page-region map, for a model that has one
         float[] page = Files.exists(pagePath) ? Pgm.read(pagePath).probabilities() : null;
-        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height, roi, page);
+        Path imagePath = dir().resolve(name + ".image.ppm");  // the input image, for step 9 (printed bands)
+        int[] image = Files.exists(imagePath) ? Pgm.read(imagePath).argb() : null;
+        QuadFinder.Result r = new QuadFinder().find(pgm.probabilities(), pgm.width, pgm.height, roi, page, image);
         assertEquals(name + ": found? (" + r.reason + ")", expectFound, r.found());
         if (!expectFound) return;
         assertNotNull(r.corners);
