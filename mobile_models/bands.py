@@ -13,7 +13,7 @@ and a colour step crosses it, as a page's edge does and an unrelated background
 line does not.
 
 Measured on the scanner's real-image sets (default run, int8, within 2%): it
-fixed 4 and 7 misses on the two independent sets it was tuned on, 1 and 7 on two it
+fixed 6 and 7 misses on the two independent sets it was tuned on, 2 and 10 on two it
 was not (breaking 1), and changed none of the phone sets' 420 photos (README,
 "Printed bands").
 

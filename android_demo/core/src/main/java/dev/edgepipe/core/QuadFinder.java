@@ -85,7 +85,7 @@ public final class QuadFinder {
         /** px: a corner the refit would move further is left where it was */
         public double polishMaxMove = 8.0;
         /** step 9: the widest printed band a side moves across; 0 turns step 9 off */
-        public int bandMaxPx = 14;
+        public int bandMaxPx = 20;
         /** RGB distance (0-255) across the page's edge past the band */
         public double bandStep = 40.0;
         /** RGB distance within the band along the side: one printed colour */
