@@ -500,6 +500,22 @@ def test_edgepipe_replaces_its_own_output_but_not_a_file_saved_over_it(tmp_path,
     assert "my_notes" in (app / "o.tflite.model_card.json").read_text()
 
 
+def test_a_link_named_like_edgepipes_record_is_left_alone(tmp_path, ws, capsys):
+    """A link named .edgepipe-written.json (to the user's notes) was replaced by a file, and a
+    record read through a link would let a file of theirs pass for edgepipe's."""
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / atomic.WRITTEN).symlink_to(notes)
+    argv = ["convert", "--model", str(ws / "m.keras"), "--format", "tflite", "--out", str(out / "o.tflite")]
+    assert main(argv) == 0
+    assert (out / atomic.WRITTEN).is_symlink() and notes.read_text() == '{"mine": true}'
+    # nothing in the folder is provably edgepipe's now: its own file is not replaced either
+    assert main(argv) == 2 and "edgepipe did not write it" in capsys.readouterr().err
+    assert (out / atomic.WRITTEN).is_symlink() and notes.read_text() == '{"mine": true}'
+
+
 def test_uint8_data_is_pixels(tmp_path, ws):
     """A uint8 .npy holds 0..255 pixels: calibrated as such, the int8 input scale is 1/255, not 1."""
     from ai_edge_litert.interpreter import Interpreter

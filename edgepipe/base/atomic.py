@@ -171,6 +171,8 @@ def _added_to_package(package: Path) -> list[str]:
 
 
 def _written(folder: Path) -> dict:
+    if not _record_is_ours(folder):
+        return {}
     try:
         record = json.loads((folder / WRITTEN).read_text())
         return record if isinstance(record, dict) else {}
@@ -221,7 +223,17 @@ def _record_lock(folder: Path):
         os.close(fd)  # closing releases the lock
 
 
+def _record_is_ours(folder: Path) -> bool:
+    """A record edgepipe can have written: none yet, or a plain file. A link of that name (to
+    a file of yours) is yours: it is neither read nor replaced, and then nothing in the folder
+    proves edgepipe's, so edgepipe replaces none of it."""
+    record = folder / WRITTEN
+    return not record.is_symlink() and (record.is_file() or not record.exists())
+
+
 def _save_record(folder: Path, record: dict):
+    if not _record_is_ours(folder):
+        return
     tmp = None
     with deferred():
         try:
