@@ -9,6 +9,7 @@ tests/test_hostile_models.py; export gates in tests/test_verify_gates.py.
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -770,6 +771,33 @@ def test_a_checkpoint_state_listing_files_elsewhere_is_refused_before_tensorflow
     link.symlink_to(victim.parent, target_is_directory=True)
     with pytest.raises(EdgePipeError, match="is a link"):
         checkpoint_manager(checkpoint, link)
+
+
+def test_a_best_checkpoint_folder_that_is_a_link_is_refused_before_anything_moves(tmp_path):
+    """``checkpoints/best`` linked to a folder of the user's: saving the best weights moved the
+    user's files out of it into the checkpoint, and the second save failed."""
+    from edgepipe.base.backend import tf
+    from edgepipe.base.errors import EdgePipeError
+    from edgepipe.train.loop import restore_best, save_best
+    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    ckpt = tmp_path / "run" / "checkpoints"
+    save_best(model, ckpt)  # its own folder: saved, saved again, restored
+    save_best(model, ckpt)
+    assert restore_best(model, ckpt)
+    theirs = tmp_path / "photos"
+    theirs.mkdir()
+    (theirs / "holiday.jpg").write_bytes(b"mine")
+    for name in ("best", ".best.tmp", ".best.old"):
+        for p in (ckpt / "best", ckpt / ".best.tmp", ckpt / ".best.old"):
+            shutil.rmtree(p, ignore_errors=True) if not p.is_symlink() else p.unlink()
+        (ckpt / name).symlink_to(theirs, target_is_directory=True)
+        with pytest.raises(EdgePipeError, match="is a link"):
+            save_best(model, ckpt)
+        assert [p.name for p in theirs.iterdir()] == ["holiday.jpg"], name
+        (ckpt / name).unlink()
+    (ckpt / "best").symlink_to(theirs, target_is_directory=True)
+    with pytest.raises(EdgePipeError, match="is a link"):
+        restore_best(model, ckpt)
 
 
 def test_an_output_in_the_input_folder_spelt_in_another_case_is_refused(tmp_path, monkeypatch):

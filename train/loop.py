@@ -159,8 +159,7 @@ def checkpoint_manager(checkpoint, folder: Path):
     manager deletes the files of every older checkpoint that file lists, and a copied or
     crafted run folder could list any path on the machine."""
     folder = Path(folder).absolute()  # TensorFlow joins a relative state entry onto the folder as given
-    if folder.is_symlink():
-        raise EdgePipeError(f"{folder} is a link; edgepipe keeps its checkpoints in a folder of its own")
+    _refuse_link(folder)
     state = tf.train.get_checkpoint_state(str(folder)) if folder.is_dir() else None
     listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
     for path in filter(None, listed):
@@ -199,6 +198,8 @@ def save_best(model, ckpt_dir: Path):
     The folder is swapped whole, but only the checkpoint's own files are removed: any
     other file in ``best`` (a user's) moves along to the new folder."""
     tmp, best, old = ckpt_dir / ".best.tmp", ckpt_dir / "best", ckpt_dir / ".best.old"
+    for folder in (tmp, best, old):  # through a link, your files would move into the checkpoint
+        _refuse_link(folder)
     tmp.mkdir(parents=True, exist_ok=True)
     for stale in filter(_checkpoint_file, tmp.iterdir()):  # a save cut short; anything else is carried
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -213,7 +214,13 @@ def save_best(model, ckpt_dir: Path):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _refuse_link(folder: Path):
+    if folder.is_symlink():
+        raise EdgePipeError(f"{folder} is a link; edgepipe keeps its checkpoints in a folder of its own")
+
+
 def restore_best(model, ckpt_dir: Path) -> bool:
+    _refuse_link(ckpt_dir / "best")
     best = ckpt_dir / "best" / "weights"
     if not (ckpt_dir / "best").is_dir():
         return False
