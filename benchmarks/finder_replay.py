@@ -36,7 +36,7 @@ from edgepipe.evaluate.taskmetrics import worst_corner_error  # noqa: E402
 from edgepipe.mobile_models import docquad  # noqa: E402
 from edgepipe.mobile_models import scan as scanning  # noqa: E402
 
-COUNTS = {"indep": 160, "phone": 140}
+COUNTS = {"indep": 160, "phone": 140, "heldout": 240, "train": 240}
 
 
 def scene_source(kind: str, seed: int):
@@ -44,6 +44,9 @@ def scene_source(kind: str, seed: int):
     if kind == "indep":
         import independent_scenes
         return lambda i: independent_scenes.compose(seed, i)
+    if kind in ("heldout", "train"):  # our own renderer's compositions, as the run's verify scores them
+        from edgepipe.train.docgen import generate
+        return lambda i: generate(seed, i, 256, composition=kind)
     from edgepipe.train.phoneshots import phone_shot
     return lambda i: phone_shot(seed, i)
 
@@ -149,7 +152,8 @@ def main():
     ap.add_argument("--run", default="runs/default", help="run folder (its hed_mobilenet_v2.int8.tflite)")
     ap.add_argument("--model", help="export to use instead of the run's int8 TFLite")
     ap.add_argument("--sets", default="indep:1,indep:2,phone:777,phone:778",
-                    help="comma-separated KIND:SEED, KIND indep (independent_scenes) or phone (document_quality)")
+                    help="comma-separated KIND:SEED, KIND indep (independent_scenes), phone (document_quality), "
+                         "or heldout / train (train/docgen.py's compositions, 256x256)")
     ap.add_argument("--variant", action="append", default=[], help="QuadParams overrides, e.g. 'max_lines=14'")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgepipe_finder_maps")
     args = ap.parse_args()

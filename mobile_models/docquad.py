@@ -366,8 +366,10 @@ def find_quad(edge_map: np.ndarray, params: QuadParams = QuadParams(), roi=None,
         if not np.isfinite(page).all():
             return QuadResult(None, 0.0, "page map has NaN or infinite values")
         page = np.clip(page, 0, 1)  # probabilities; a model emitting logits must not swamp the edge score
-    if image is not None and (np.ndim(image) != 3 or np.shape(image)[:2] != prob.shape or np.shape(image)[2] != 3):
-        return QuadResult(None, 0.0, f"image is {np.shape(image)}, the edge map {prob.shape}: not its RGB input")
+    if image is not None and (np.ndim(image) != 3 or np.shape(image)[:2] != prob.shape or np.shape(image)[2] != 3
+                              or np.asarray(image).dtype != np.uint8):
+        return QuadResult(None, 0.0, f"image is {np.shape(image)} {np.asarray(image).dtype}, the edge map "
+                                     f"{prob.shape}: not its input as 8-bit RGB pixels")
     frame, binary = threshold_edges(prob, params, roi)
     x0, y0, w, h = frame
     if binary.sum() < params.min_votes_frac * min(h, w):

@@ -260,6 +260,11 @@ def band_cases():
             image[:roi[1]], image[roi[1] + roi[3]:] = 0, 0
         cases[name] = (_draw(_inset(page, k, width)), roi, None, image)
     cases["band_none_rim_beside_the_page"] = (_draw(page), None, None, _scene(page, rim=(1, 9)))
+    # the same, cut by a letterbox: a band's pad is a colour step of its own, so the cut corner cannot tell
+    cut = (0, 52, 256, 158)
+    image = _scene(page, rim=(1, 9))
+    image[:cut[1]], image[cut[1] + cut[3]:] = 0, 0
+    cases["band_none_rim_page_cut_by_letterbox"] = (_draw(page), cut, None, image)
     return cases
 
 

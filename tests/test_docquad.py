@@ -353,6 +353,7 @@ def test_a_band_on_a_busy_surface_is_not_taken_for_the_page():
 
 
 def test_an_image_that_is_not_the_maps_rgb_input_is_refused():
-    for image in (np.zeros((128, 128, 3), np.uint8), np.zeros((256, 256), np.uint8)):
+    for image in (np.zeros((128, 128, 3), np.uint8), np.zeros((256, 256), np.uint8),
+                  np.zeros((256, 256, 4), np.uint8), np.zeros((256, 256, 3), np.float32)):  # [0, 1] floats
         r = find_quad(_draw(PAGE), image=image)
         assert not r.found and "image is" in r.reason

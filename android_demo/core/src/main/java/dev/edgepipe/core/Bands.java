@@ -16,6 +16,8 @@ final class Bands {
     static final double SPAN_FROM = 0.15, SPAN_TO = 0.85;
     static final int SHIFT_FROM = 3;
     static final double STEP_SHARE = 0.7, CORNER_SHARE = 0.75, MAX_SHARE_OF_PAGE = 0.2;
+    /** fewer usable samples along a corner's extension: that corner cannot tell */
+    static final int MIN_CORNER_SAMPLES = 3;
 
     /** For each side k of {@code q} ({x0, y0, ..., x3, y3}), how many px it moves outward (0: stays). */
     static int[] shifts(double[] q, int[] argb, int mapW, int mapH, int[] frame, QuadFinder.Params p, int skipSide) {
@@ -79,19 +81,19 @@ final class Bands {
             }
         }
         if (best == 0) return 0;
-        int before = (k + 3) % 4, after = (k + 1) % 4;
-        if (reachesCorner(q, before, ax, ay, n, best, colour, argb, mapW, mapH, frame, p)
-                && reachesCorner(q, after, bx, by, n, best, colour, argb, mapW, mapH, frame, p)) {
-            return best;
-        }
-        return 0;
+        int before = reachesCorner(q, (k + 3) % 4, ax, ay, n, best, colour, argb, mapW, mapH, frame, p);
+        if (before == 0) return 0;  // as Python's all(): the second is not needed
+        int after = reachesCorner(q, (k + 1) % 4, bx, by, n, best, colour, argb, mapW, mapH, frame, p);
+        // both corners the band reaches, or one where the photo cannot show the other
+        return after != 0 && (before == 1 || after == 1) ? best : 0;
     }
 
     /**
      * Along neighbouring side j's line, extended from the corner outward by the band's width, the
-     * band's colour lies inside and a colour step crosses the line. Outside the photo: cannot say, true.
+     * band's colour lies inside and a colour step crosses the line: 1 yes, 0 no, -1 cannot tell
+     * (fewer than {@link #MIN_CORNER_SAMPLES} points with both sides of the line in the photo).
      */
-    private static boolean reachesCorner(double[] q, int j, double cx, double cy, double[] n, int shift,
+    private static int reachesCorner(double[] q, int j, double cx, double cy, double[] n, int shift,
                                          double[] colour, int[] argb, int mapW, int mapH, int[] frame,
                                          QuadFinder.Params p) {
         double ax = q[2 * j], ay = q[2 * j + 1], bx = q[(2 * j + 2) % 8], by = q[(2 * j + 3) % 8];
@@ -109,18 +111,28 @@ final class Bands {
             xs[i] = cx + s * ux;
             ys[i] = cy + s * uy;
         }
-        if (!inside(xs, ys, frame)) return true;
         double[] nj = outwardNormal(q, j);
-        double half = p.bandStep / 2;
-        double[] step = new double[count], match = new double[count];
-        int strong = 0;
+        int usable = 0;
+        double[] ux2 = new double[count], uy2 = new double[count];
         for (int i = 0; i < count; i++) {
-            double[] inner = sample(argb, mapW, mapH, xs[i] - 2.0 * nj[0], ys[i] - 2.0 * nj[1]);
-            step[i] = distance(sample(argb, mapW, mapH, xs[i] + 2.0 * nj[0], ys[i] + 2.0 * nj[1]), inner);
+            double[] ex = {xs[i] - 2.0 * nj[0], xs[i] + 2.0 * nj[0]}, ey = {ys[i] - 2.0 * nj[1], ys[i] + 2.0 * nj[1]};
+            if (inside(ex, ey, frame)) {
+                ux2[usable] = xs[i];
+                uy2[usable] = ys[i];
+                usable++;
+            }
+        }
+        if (usable < MIN_CORNER_SAMPLES) return -1;
+        double half = p.bandStep / 2;
+        double[] step = new double[usable], match = new double[usable];
+        int strong = 0;
+        for (int i = 0; i < usable; i++) {
+            double[] inner = sample(argb, mapW, mapH, ux2[i] - 2.0 * nj[0], uy2[i] - 2.0 * nj[1]);
+            step[i] = distance(sample(argb, mapW, mapH, ux2[i] + 2.0 * nj[0], uy2[i] + 2.0 * nj[1]), inner);
             match[i] = distance(inner, colour);
             if (step[i] > half) strong++;
         }
-        return median(step) >= half && (double) strong / count >= CORNER_SHARE && median(match) <= p.bandMatch;
+        return median(step) >= half && (double) strong / usable >= CORNER_SHARE && median(match) <= p.bandMatch ? 1 : 0;
     }
 
     /** Unit normal of side k pointing away from the quad's centre. */
