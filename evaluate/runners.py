@@ -129,6 +129,35 @@ class Runner:
                                 f"given (N, {', '.join(str(d) for d in got)}): is the export from this model?")
 
 
+def run_stoppably(call, stop=None):
+    """``call()`` in a worker thread. In the main thread a runtime's native loop leaves no
+    moment for a Python signal handler: an ONNX Loop or a TFLite WHILE of endless turns
+    ignored Ctrl-C and SIGTERM for good. Here the main thread waits where the handler runs,
+    and on an interrupt calls ``stop`` (a runtime's own terminate, where it has one) before
+    the interrupt goes on; a runtime without one runs on in its daemon thread until the
+    process exits, which the CLI then does."""
+    result = {}
+
+    def work():
+        try:
+            result["out"] = call()
+        except Exception as e:  # noqa: BLE001  re-raised in the caller's thread
+            result["error"] = e
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except BaseException:
+        if stop is not None:
+            stop()
+            worker.join(10)
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result.get("out")
+
+
 def padded_slice(x, start: int, step: int):
     """``x[start:start + step]``, padded to ``step`` items with copies of the last one
     (what a file fixed at batch ``step`` is fed at the end of a batch)."""
@@ -300,7 +329,7 @@ class TFLiteRunner(Runner):
         self._resize(len(next(iter(feeds.values()))))
         for name, x in feeds.items():
             self.interp.set_tensor(self._ins[name]["index"], self._to_input(x, self._ins[name]))
-        self._invoke()
+        run_stoppably(self._invoke)  # LiteRT releases the GIL in Invoke() but has no terminate
         out = {}
         for name, d in zip(self._out_names, self._out):
             y = self.interp.get_tensor(d["index"])
@@ -407,30 +436,13 @@ class OnnxRunner(Runner):
                                 f"({first_line(e)[:200]})") from None
 
     def _run_stoppably(self, feeds):
-        """``sess.run`` in a worker thread. In the main thread, ORT's native loop left no
-        moment for a Python signal handler: a Loop of 10^15 turns ignored Ctrl-C and SIGTERM
-        for good. Here the main thread waits where the handler runs, and on an interrupt
-        tells ORT to stop (RunOptions.terminate) before the interrupt goes on."""
+        """``sess.run``, stoppable: on an interrupt ORT is told to stop (RunOptions.terminate)."""
         import onnxruntime as ort
-        options, result = ort.RunOptions(), {}
+        options = ort.RunOptions()
 
-        def work():
-            try:
-                result["out"] = self.sess.run(None, feeds, options)
-            except Exception as e:  # noqa: BLE001  re-raised in the caller's thread
-                result["error"] = e
-        worker = threading.Thread(target=work, daemon=True)
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.1)
-        except BaseException:
+        def stop():
             options.terminate = True
-            worker.join(10)
-            raise
-        if "error" in result:
-            raise result["error"]
-        return result["out"]
+        return run_stoppably(lambda: self.sess.run(None, feeds, options), stop)
 
     def predict(self, batch):
         return self._each(batch, self._one)

@@ -756,3 +756,42 @@ def test_an_onnx_loop_of_endless_turns_still_stops_on_ctrl_c(tmp_path):
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_tflite_while_of_endless_turns_still_stops_on_ctrl_c(tmp_path):
+    """A WHILE whose condition never turns false held the main thread in LiteRT's Invoke(),
+    where no Python signal handler runs: verify ignored Ctrl-C until killed. Invoke() now runs
+    in a worker thread; LiteRT has no terminate, so the interrupt ends the process, which a
+    subprocess stands for here (the worker would spin on in a test process)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgepipe.base.backend import tf
+
+    class Endless(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)], autograph=False)
+        def __call__(self, x):
+            return tf.while_loop(lambda i, y: tf.reduce_sum(y) > -1e30,  # inf stays above it: never false
+                                 lambda i, y: (i + 1.0, y * 1.0000001), [tf.constant(0.0), x])[1]
+    module = Endless()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    (tmp_path / "endless.tflite").write_bytes(converter.convert())
+    script = ("import signal, sys, numpy as np\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "from edgepipe.evaluate.runners import open_runner\n"
+              f"r = open_runner({str(tmp_path / 'endless.tflite')!r})\n"
+              "print('ready', flush=True)\n"
+              "r.predict(np.zeros((1, 4), np.float32))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(2)  # inside Invoke() by now
+        assert proc.poll() is None  # the loop does not end by itself
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert "KeyboardInterrupt" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
