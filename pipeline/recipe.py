@@ -99,7 +99,8 @@ class DataCfg(Strict):
 class Phase(Strict):
     size: int = Field(ge=32, le=2048, description="training input side (progressive resizing)")
     steps: int = Field(ge=1, le=MAX_STEPS)
-    pool: int = Field(ge=1, le=MAX_STEPS, description="distinct generated images cycled in this phase")
+    pool: int | None = Field(None, ge=1, le=MAX_STEPS, description="distinct generated images cycled in this phase "
+                             "(required for generated documents; a folder's training split is its own pool)")
 
 
 # a loss weight: NaN or inf stopped training at step 1 with no word of the key; a negative one trained "to" -433
@@ -223,6 +224,12 @@ class Recipe(Strict):
             raise ValueError(f"profile '{self.profile}' not in profiles ({', '.join(self.profiles)})")
         if self.model.input_size % 16:
             raise ValueError(f"model.input_size must be a multiple of 16, got {self.model.input_size}")
+        if self.data.kind == "synthetic_documents":
+            for name, cfg in self.profiles.items():
+                for i, phase in enumerate(cfg.phases):
+                    if phase.pool is None:
+                        raise ValueError(f"profiles.{name}.phases[{i}].pool is required for generated documents: "
+                                         "how many distinct images the phase cycles")
         return self
 
     @property

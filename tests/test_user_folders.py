@@ -213,3 +213,15 @@ def test_a_link_inside_the_folder_cannot_lead_a_corners_entry_out(tmp_path):
     (root / "corners.json").write_text(json.dumps(table))
     with pytest.raises(EdgePipeError, match="does not exist"):  # read by name: docs/<first>, which is gone
         document_folder(root, 64)
+
+
+def test_a_folder_recipe_needs_no_pool_and_generated_documents_do(tmp_path):
+    """``phases[].pool`` counts distinct generated images; a folder's training split is its
+    own pool, yet a recipe for a folder without it was refused ("Field required")."""
+    from edgepipe.pipeline.recipe import Recipe
+    phases = {"quick": {"phases": [{"size": 64, "steps": 10}]}}
+    for kind in ("image_folder", "document_folder"):
+        recipe = Recipe.model_validate({"data": {"kind": kind, "path": str(tmp_path)}, "profiles": phases})
+        assert recipe.train.phases[0].pool is None
+    with pytest.raises(ValueError, match=r"profiles\.quick\.phases\[0\]\.pool is required for generated documents"):
+        Recipe.model_validate({"data": {"kind": "synthetic_documents"}, "profiles": phases})
