@@ -22,10 +22,12 @@ def test_classifier_recipe_end_to_end(tmp_path, tflite_support_metadata, capsys)
     assert report["task"]["name"] == "classify"
     by = {(a["format"], a["variant"]): a for a in report["artifacts"]}
     keras = by[("keras", "float32")]["task"]
-    # 2 held out per class, chance 1/3: 150 steps learn colours, but how well depends on the CPU's
-    # float rounding (1.0 here, 4/6 with oneDNN off on SSE4.1); a broken label order scores near chance
-    assert keras["top1"] >= 4 / 6 and keras["count"] == 6
-    assert sum(map(sum, keras["confusion"])) == 6
+    # 2 held out per class, chance 1/3. 150 steps learn the colours (training loss 0.007-0.07 on
+    # every CPU tried, ln 3 = 1.1 untrained), but which held-out images they get right depends on
+    # the CPU's float rounding: 6/6 here, 4/6 with oneDNN off on SSE4.1
+    assert report["train"]["final_loss"] < 0.3
+    assert keras["count"] == 6 and sum(map(sum, keras["confusion"])) == 6
+    assert keras["top1"] > 1 / 3 and keras["top1"] == sum(keras["confusion"][i][i] for i in range(3)) / 6
     int8 = by[("tflite", "int8")]
     assert int8["task"]["agreement"] == 1.0 and int8["gate"]["rule"].startswith("top1_agreement")
     card = json.loads((out / "model_card.json").read_text())
