@@ -82,7 +82,7 @@ class QuadParams:
     polish_max_move: float = 8.0   # px: a corner the refit would move further is left where it was
     band_max_px: int = 20          # step 9: the widest printed band a side moves across; 0 turns step 9 off
     band_step: float = 40.0        # RGB distance (0-255) across the page's edge past the band
-    band_spread: float = 18.0      # RGB distance within the band along the side: one printed colour
+    band_spread: float = 18.0      # median RGB distance of the band's pixels from its colour: one printed colour
     band_match: float = 30.0       # RGB distance between the band and what lies inside its corners' extension
 
 

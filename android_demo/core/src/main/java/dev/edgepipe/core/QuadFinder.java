@@ -88,7 +88,7 @@ public final class QuadFinder {
         public int bandMaxPx = 20;
         /** RGB distance (0-255) across the page's edge past the band */
         public double bandStep = 40.0;
-        /** RGB distance within the band along the side: one printed colour */
+        /** median RGB distance of the band's pixels from its colour: one printed colour */
         public double bandSpread = 18.0;
         /** RGB distance between the band and what lies inside its corners' extension */
         public double bandMatch = 30.0;
