@@ -22,9 +22,15 @@ def _parity(ref, out, atol, rtol) -> dict:
         "mean_abs": float(np.mean(np.abs(err))),
         "psnr_db": _db(peak ** 2, mse),
         "sqnr_db": _db(signal, float(np.sum(err ** 2))),
-        "cosine": float(np.sum(ref * out) / denom) if denom else 1.0,
+        "cosine": float(np.sum(ref * out) / denom) if denom else _zero_cosine(ref, out),
         "outside_tol_frac": float(np.mean(np.abs(err) > atol + rtol * np.abs(ref))),
     }
+
+
+def _zero_cosine(ref, out) -> float:
+    """Cosine where a side is all zeros: 1 when both are (they agree), else 0, not a perfect score
+    for an export that outputs nothing."""
+    return 1.0 if not np.any(ref) and not np.any(out) else 0.0
 
 
 def _db(signal, noise):

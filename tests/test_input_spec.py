@@ -426,3 +426,31 @@ def test_googles_reader_reads_per_channel_and_raw_pixel_metadata(saved, tmp_path
         np.testing.assert_allclose(options["mean"], mean, rtol=1e-6)
         np.testing.assert_allclose(options["std"], std, rtol=1e-6)
         assert image["content"]["content_properties"]["color_space"] == "RGB"
+
+
+def test_calibration_reads_at_most_its_sample_count_from_an_npy_spread_over_it(tmp_path):
+    """A 2,000-image .npy calibrated on all of it took 6 GB; the count applies as to a folder, and
+    the images are spread over the array (arrays sorted by class come one class after another)."""
+    from edgepipe.cli.inputs import sample_inputs
+    pixels = np.broadcast_to(np.arange(50, dtype=np.uint8)[:, None, None, None], (50, 4, 4, 3))
+    np.save(tmp_path / "x.npy", np.ascontiguousarray(pixels))
+    x = sample_inputs((4, 4, 3), str(tmp_path / "x.npy"), count=5)
+    assert x.shape == (5, 4, 4, 3)
+    np.testing.assert_allclose(x[:, 0, 0, 0] * 255, [0, 12, 24, 37, 49], atol=1e-4)
+    assert sample_inputs((4, 4, 3), str(tmp_path / "x.npy"), count=80).shape[0] == 50
+
+
+def test_verify_feeds_what_the_original_says_when_the_bundle_only_assumed(saved, tmp_path, capsys):
+    """A SavedModel of a Rescaling(1/255) model: its signature does not say, so its bundle assumes
+    pixel / 255 and its int8 file is calibrated on a 255th of the real range. Verified against the
+    .keras, which says raw pixels, verify feeds raw pixels (the int8 file then fails) and says why."""
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.base.backend import tf
+    folder = tmp_path / "tutorial_savedmodel"
+    tf.saved_model.save(load_keras(saved["tutorial"]), str(folder))
+    out = _convert(folder, tmp_path / "t.int8.tflite", "--mode", "int8", "--calibration-samples", "8")
+    capsys.readouterr()
+    assert main(["verify", "--model", str(saved["tutorial"]), "--export", str(out)]) == 1
+    err = capsys.readouterr()
+    assert "bundle only assumed pixel / 255" in err.out + err.err
+    assert "neither the export's bundle nor the model" not in err.out + err.err

@@ -159,3 +159,11 @@ def test_a_quantized_classifier_must_keep_its_scores_not_only_their_argmax():
             assert result["top1_agreement"] == 1.0 and not result["pass"] and "scores floor" in result["gate"]
             assert result["margin"] < 0
     assert default_gate("float32", classifier=True).psnr_floor is None  # max_abs already holds the scores
+
+
+def test_an_export_that_outputs_only_zeros_has_no_perfect_cosine():
+    from edgepipe.evaluate.parity import parity
+    ref = np.random.default_rng(0).normal(size=(4, 3)) * 1e-10
+    assert parity(ref, np.zeros_like(ref))["cosine"] == 0.0
+    assert parity(np.zeros((4, 3)), np.zeros((4, 3)))["cosine"] == 1.0
+    assert parity(ref, ref)["cosine"] > 0.999

@@ -368,8 +368,16 @@ def load_data(path, option: str, shape, most: int | None = None) -> np.ndarray:
     ``most``, spread over it) read upright and resized to the input's H x W as uint8 pixels, one channel for a
     grayscale input: as Keras' image_dataset_from_directory and edgepipe's own training read them."""
     if not Path(path).is_dir():
-        return load_npy(path, option)
+        return load_npy(path, option, most)
     return folder_pixels(path, option, shape, most)
+
+
+def spread(count: int, most: int | None) -> np.ndarray:
+    """``most`` indices of ``count`` items, evenly over them (all of them when ``most`` is None or more):
+    class folders and arrays sorted by class come one class after another."""
+    if most is None or count <= most:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, most).round().astype(int))
 
 
 def folder_pixels(root, option: str, shape, most: int | None = None) -> np.ndarray:
@@ -383,8 +391,7 @@ def folder_pixels(root, option: str, shape, most: int | None = None) -> np.ndarr
                             f"or 3 channels); this input is {shape}: give {option} as an .npy array")
     h, w, channels = shape
     files = photo_files(root)
-    if most is not None and len(files) > most:  # spread over the folder: class folders come one after another
-        files = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, most).round().astype(int))]
+    files = [files[i] for i in spread(len(files), most)]
     pixels = []
     for path in files:
         rgb = cv2.resize(read_rgb(path), (w, h), interpolation=cv2.INTER_AREA)
@@ -392,9 +399,10 @@ def folder_pixels(root, option: str, shape, most: int | None = None) -> np.ndarr
     return np.stack(pixels)
 
 
-def load_npy(path, option: str) -> np.ndarray:
+def load_npy(path, option: str, most: int | None = None) -> np.ndarray:
     """A user's .npy array, memory-mapped first so a lying header costs nothing:
-    no pickles, no empty or non-numeric arrays, nothing over ``MAX_DATA_BYTES``."""
+    no pickles, no empty or non-numeric arrays, nothing over ``MAX_DATA_BYTES``;
+    with ``most``, only that many items, spread over it, are read."""
     path = Path(path)
     if path.suffix != ".npy" or not path.is_file():
         raise EdgePipeError(f"{option} must be an existing .npy file, got {path}")
@@ -407,6 +415,8 @@ def load_npy(path, option: str) -> np.ndarray:
         raise EdgePipeError(f"{option} {path} must hold a numeric array, has {getattr(arr, 'dtype', type(arr))}")
     if arr.size == 0:
         raise EdgePipeError(f"{option} {path} is empty (shape {arr.shape})")
+    if most is not None and arr.ndim and len(arr) > most:
+        arr = arr[spread(len(arr), most)]
     if arr.size * 4 > MAX_DATA_BYTES:
         raise EdgePipeError(f"{option} {path} holds {arr.size:,} values, over the {MAX_DATA_BYTES >> 30} GiB "
                             "edgepipe reads into memory; pass a smaller sample")

@@ -144,17 +144,29 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]
     index = {p.name: i for i, p in enumerate(ports)}
 
     def spec_of(name):  # the bundle's word for this input, else (one image, other names) its only one, else the model's
-        if names[name] in stated:
-            return stated[names[name]]
-        if len(stated) == 1:
-            return next(iter(stated.values()))
-        return from_model(model, index.get(names[name], 0)) or DEFAULT
+        own_spec = from_model(model, index.get(names[name], 0))
+        said = stated.get(names[name]) or (next(iter(stated.values())) if len(stated) == 1 else None)
+        if said and said.source == "default" and own_spec and not _same_spec(said, own_spec):
+            contradicted.append(own_spec)  # the bundle only assumed pixel / 255; the original's layers say
+            return own_spec
+        return said or own_spec or DEFAULT
+    contradicted = []
     given = _user_specs(args, model, ports, stated, names)
     specs = {n: given.get(names[n]) or spec_of(n) for n in images}
     x = {n: specs[n].from_unit(v) if n in images else v for n, v in unit.items()}
     pixels_in = {i.name for i in runner.inputs if i.dtype == "image"} if runner.runtime == "coreml" else set()
     fed = {n: unit[n] if n in pixels_in else v for n, v in x.items()}  # an ImageType maps pixels itself
-    return x, fed, _assumed_feed_note(model, runner, specs)
+    return x, fed, _contradicted_note(contradicted[0]) if contradicted else _assumed_feed_note(model, runner, specs)
+
+
+def _contradicted_note(own) -> str:
+    """The bundle assumed pixel / 255 (its converter could not read the model, a SavedModel),
+    but the original's own layers say otherwise: an app following the bundle feeds the wrong range."""
+    lo, hi = own.value_range()[:2]
+    return (f"note: the export's bundle only assumed pixel / 255, but {own.note or 'the original says otherwise'} "
+            f"(pixels 0..255 onto [{lo:g}, {hi:g}]); verify fed "
+            "what the original takes, and an app following this bundle would not: convert from the original "
+            f"(.keras) so the bundle says it, or pass --input-range when converting")
 
 
 def _user_specs(args, model, ports, stated: dict, names: dict) -> dict:
