@@ -100,8 +100,13 @@ def classifier_meta(model, labels: list[str], name: str, bundle: dict | None = N
         raise EdgePipeError(f"labels need a classifier with one (batch, classes) output; {name} has "
                             f"{shapes if outputs else model.output_shape}")
     classes = shapes[0][-1]
+    if classes == 1:  # a one-class Core ML classifier would answer the one label, whatever the photo
+        raise EdgePipeError(f"{name} has one output unit: a binary score (a sigmoid or a logit), not one score per "
+                            "class, so labels cannot name its classes; drop --labels (the app reads the score as "
+                            "the second class's), or give the model a 2-unit softmax head")
     if len(labels) != classes:
-        raise EdgePipeError(f"{len(labels)} labels given, the model has {classes} classes")
+        raise EdgePipeError(f"{len(labels)} label{'s' if len(labels) != 1 else ''} given, the model has {classes} "
+                            "classes")
     head = activation(model, 0)
     meaning = "class probabilities" if head == "softmax" else "class scores (logits; argmax = class)"
     return {"name": name, "task": "image classification", **_bundle_fields(bundle),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edgepipe import mobile_models
+from edgepipe.base.backend import keras
 from edgepipe.convert import tflite
 from edgepipe.convert.tflite_metadata import associated_files, attach
 from edgepipe.evaluate.runners import open_runner
@@ -71,6 +72,17 @@ def test_labels_must_match_the_classes(classifier):
     from edgepipe.base.errors import EdgePipeError
     with pytest.raises(EdgePipeError, match="3 labels given, the model has 10 classes"):
         classifier_meta(classifier[0], ["a", "b", "c"], "digits")
+
+
+@pytest.mark.parametrize("labels", [["only"], ["cats", "dogs"]])
+def test_labels_on_a_one_unit_binary_head_are_refused(labels):
+    """The transfer-learning tutorial's Dense(1): one label made a Core ML classifier that always
+    answered it; two were refused as a count mismatch that did not say why."""
+    from edgepipe.base.errors import EdgePipeError
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(EdgePipeError, match="one output unit: a binary score"):
+        classifier_meta(model, labels, "cats_vs_dogs")
 
 
 def test_coreml_classifier_gets_labels_and_image_input(classifier, tmp_path):
