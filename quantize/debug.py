@@ -7,6 +7,7 @@ rounding noise, values well above it point at a layer worth keeping in float.
 """
 import csv
 import io
+import re
 import warnings
 from collections import Counter
 
@@ -32,8 +33,9 @@ def make_debugger(model, representative, debug_samples: int = 8):
         return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug_data)
 
 
-def layer_statistics(debugger) -> list[dict]:
-    """Run the debugger; one row per quantized layer, in graph order."""
+def layer_statistics(debugger, output_names=()) -> list[dict]:
+    """Run the debugger; one row per quantized layer, in graph order. ``output_names``: the
+    model's outputs' layer names, for the rows the converter names only 'Identity'."""
     with warnings.catch_warnings(), native_stderr_silenced():
         warnings.simplefilter("ignore")
         debugger.run()
@@ -44,7 +46,7 @@ def layer_statistics(debugger) -> list[dict]:
     for r in csv.DictReader(dump):
         scale = float(r["scale"]) if r.get("scale") else float("nan")
         rmse = float(np.sqrt(float(r["mean_squared_error"])))
-        rows.append({"layer": short_name(r["tensor_name"]), "op": r["op_name"], "tensor": r["tensor_name"],
+        rows.append({"layer": short_name(r["tensor_name"], output_names), "op": r["op_name"], "tensor": r["tensor_name"],
                      "scale": scale, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
                      "max_abs_error": float(r["max_abs_error"]), "rmse": rmse})
     return unique_layer_names(rows)
@@ -68,11 +70,21 @@ def unique_layer_names(rows: list[dict]) -> list[dict]:
 
 def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
     """One row per quantized layer, in graph order: op, tensor, scale, rmse/scale, max abs error."""
-    return layer_statistics(make_debugger(model, representative, debug_samples))
+    return layer_statistics(make_debugger(model, representative, debug_samples), output_layer_names(model))
 
 
-def short_name(tensor: str) -> str:
+def output_layer_names(model) -> list[str]:
+    """The Keras layers that make the model's outputs, in order ('' where unknown)."""
+    names = getattr(model, "output_names", None) or []
+    return [str(n) for n in names]
+
+
+def short_name(tensor: str, output_names=()) -> str:
     """'model/block3_0_relu/Relu;model/block3_0/Conv2D' -> 'block3_0' (the Keras layer
-    that produced it: the last fused name, minus the model prefix)."""
+    that produced it: the last fused name, minus the model prefix). The converter names a
+    model's output tensors 'Identity', 'Identity_1', ...: those are the output layers'."""
+    output = re.fullmatch(r"Identity(?:_(\d+))?", tensor)
+    if output and int(output.group(1) or 0) < len(output_names) and output_names[int(output.group(1) or 0)]:
+        return output_names[int(output.group(1) or 0)]
     parts = tensor.split(";")[-1].split("/")
     return parts[1] if len(parts) > 2 else parts[-1]

@@ -6,7 +6,7 @@ from typing import Callable
 
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.quiet import native_stderr_silenced
-from edgepipe.quantize.debug import layer_statistics, make_debugger
+from edgepipe.quantize.debug import layer_statistics, make_debugger, output_layer_names
 
 
 def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool, float]], *,
@@ -19,7 +19,7 @@ def selective_fallback(model, representative, gate: Callable[[bytes], tuple[bool
     """
     from edgepipe.base.backend import tf
     debugger = make_debugger(model, representative, debug_samples)
-    layers = layer_statistics(debugger)
+    layers = layer_statistics(debugger, output_layer_names(model))
     by_name = {r["layer"]: r for r in layers}
     unknown = [k for k in keep if k not in by_name]
     if unknown:

@@ -290,3 +290,16 @@ def test_a_layer_that_became_two_ops_is_named_per_op(tmp_path, capsys):
                  "--keep-float", "rescaling/mul,rescaling/add", "--out", str(tmp_path / "m.tflite")]) in (0, 1)
     card = json.loads((tmp_path / "m.tflite.model_card.json").read_text())
     assert card["float_layers"] == ["rescaling/mul", "rescaling/add"], card["float_layers"]
+
+
+def test_the_output_layer_is_named_as_keras_names_it_not_identity():
+    """The converter names a model's output tensors 'Identity': --keep-float dense_1 was refused
+    and only 'Identity' reached the last Dense."""
+    from edgepipe.base.backend import keras
+    from edgepipe.quantize.debug import layer_errors, short_name
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(keras.layers.Dense(8, activation="relu")(x)))
+    names = [r["layer"] for r in layer_errors(model, np.random.default_rng(0).random((8, 12, 12, 3), np.float32), 4)]
+    assert names[-1] == "logits" and "Identity" not in names
+    assert short_name("Identity_1", ["a", "b"]) == "b" and short_name("Identity_2", ["a", "b"]) == "Identity_2"
