@@ -145,18 +145,22 @@ def first_jump(rows: list[dict], tolerance: float) -> dict | None:
     return best
 
 
-def drill_down(original, export_path, x, variant: str) -> dict:
-    """Compare the export's intermediate tensors with the folded original's on one input."""
+def drill_down(original, export_path, x, variant: str, fed=None) -> dict:
+    """Compare the export's intermediate tensors with the folded original's on one input: ``x``
+    as the original takes it, ``fed`` as the export does (default ``x``). A Core ML ImageType takes
+    8-bit pixels (``fed`` in [0, 1]) and maps them itself; a raw-pixel original takes 0..255."""
     from edgepipe.convert.fold import export_graph
     from edgepipe.convert.formats import format_of
     path, x = str(export_path), np.asarray(x[:1], np.float32)
+    fed = x if fed is None else np.asarray(fed[:1], np.float32)
     fmt = format_of(path)
     if fmt == "tflite":
         tensors = tflite_tensors(path, x, [t.node.layer.name for t in original.outputs])
     elif fmt == "coreml":
-        from edgepipe.evaluate.runners import image_pixels
-        x = image_pixels(x) / np.float32(255)  # compare on the 8-bit pixels Core ML sees
-        tensors = coreml_tensors(path, x)
+        if fed is x:  # the original takes what the ImageType does: compare on the 8-bit pixels Core ML sees
+            from edgepipe.evaluate.runners import image_pixels
+            x = fed = image_pixels(x) / np.float32(255)
+        tensors = coreml_tensors(path, fed)
     else:
         return {"available": False, "why": "drill-down reads TFLite and Core ML intermediates only"}
     folded = export_graph(original)

@@ -454,3 +454,16 @@ def test_verify_feeds_what_the_original_says_when_the_bundle_only_assumed(saved,
     err = capsys.readouterr()
     assert "bundle only assumed pixel / 255" in err.out + err.err
     assert "neither the export's bundle nor the model" not in err.out + err.err
+
+
+def test_core_ml_drill_down_feeds_a_raw_pixel_original_its_own_range(saved, pixels, tmp_path):
+    """Core ML's ImageType takes 8-bit pixels; the original here takes them as 0..255. The drill-down
+    fed Keras pixel / 255 and so blamed the exact Rescaling layer (relative error 254)."""
+    from edgepipe.base.modelio import load_keras
+    from edgepipe.evaluate.drilldown import drill_down
+    out = _convert(saved["tutorial"], tmp_path / "t.mlpackage", "--precision", "fp32")
+    unit = pixels[:1].astype(np.float32) / 255
+    drill = drill_down(load_keras(saved["tutorial"]), out, unit * 255, "fp32", fed=unit)
+    rows = {r["layer"]: r for r in drill["layers"]}
+    assert any(name.startswith("rescaling") for name in rows) and drill["first"] is None, drill["first"]
+    assert max(r["relative_error"] for r in drill["layers"]) < 1e-3

@@ -79,7 +79,7 @@ def cmd_verify(args):
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
-    drill = _drill_down(model, args.export, x, variant) if failed and not args.no_drill_down else None
+    drill = _drill_down(model, args.export, x, fed, variant) if failed and not args.no_drill_down else None
     extra = {"io": io} | _constant_outputs(rows, ref, len(next(iter(x.values()))), args.allow_constant_outputs)
     if runner.runtime == "litert":
         from edgepipe.evaluate.gpucompat import gpu_report
@@ -345,7 +345,8 @@ def _accuracy(y, ref, got) -> dict:
     return {"top1_original": original, "top1": export, "top1_delta": export - original}
 
 
-def _drill_down(model, export, x: dict, variant) -> dict:
+def _drill_down(model, export, x: dict, fed: dict, variant) -> dict:
+    """``x``: what the original was fed; ``fed``: what the export was (a Core ML ImageType's 8-bit pixels / 255)."""
     from edgepipe.evaluate.drilldown import drill_down
     if len(x) != 1:
         return {"available": False, "why": f"drill-down compares the layers of a one-input original; this one has "
@@ -353,7 +354,7 @@ def _drill_down(model, export, x: dict, variant) -> dict:
     if not hasattr(model, "layers"):
         kind = "a Keras 3 file" if getattr(model, "keras_model", None) is not None else "a SavedModel signature"
         return {"available": False, "why": f"drill-down reads a tf_keras model's layers; the original is {kind}"}
-    return drill_down(model, export, next(iter(x.values())), variant)
+    return drill_down(model, export, next(iter(x.values())), variant, next(iter(fed.values())))
 
 
 def _report(args, rows, variant, engine, drill=None, extra=None):
