@@ -72,18 +72,20 @@ class Gate:
 
 
 def default_gate(variant: str, classifier: bool, atol=ATOL, psnr_fp16=40.0, agreement=0.98, psnr_int=30.0,
-                 task_drop: float | None = None, rtol: float = 0.0, peak: float = 0.0):
+                 task_drop: float | None = None, rtol: float = 0.0, peak: float = 0.0, named: frozenset = frozenset()):
     """``variant``: the export's precision. ``task_drop``: gate a quantized non-classifier
     on its task metric's drop (``f_score_drop``) instead of PSNR, where the caller has
     task metrics. Lossy variants get ``LOSSY``'s looser limits (never tighter than given).
-    The exact gate is ``atol + rtol * peak``, ``peak`` the original output's largest magnitude."""
+    The exact gate is ``atol + rtol * peak``, ``peak`` the original output's largest magnitude.
+    ``named``: the limits the user set ("psnr", "agreement"), which hold as given for lossy ones too."""
     family = gate_family(variant)
     if family == "exact":
         return Gate("max_abs", atol + rtol * peak, False)
     if family == "half":
         return Gate("psnr_db", psnr_fp16, True)
     if family == "lossy":
-        agreement, psnr_int = min(agreement, LOSSY["agreement"]), min(psnr_int, LOSSY["psnr"])
+        agreement = agreement if "agreement" in named else min(agreement, LOSSY["agreement"])
+        psnr_int = psnr_int if "psnr" in named else min(psnr_int, LOSSY["psnr"])
         task_drop = None if task_drop is None else max(task_drop, LOSSY["task_drop"])
     if classifier:
         return Gate("top1_agreement", agreement, True, SCORES_FLOOR_DB[family])

@@ -167,3 +167,12 @@ def test_an_export_that_outputs_only_zeros_has_no_perfect_cosine():
     assert parity(ref, np.zeros_like(ref))["cosine"] == 0.0
     assert parity(np.zeros((4, 3)), np.zeros((4, 3)))["cosine"] == 1.0
     assert parity(ref, ref)["cosine"] > 0.999
+
+
+def test_a_gate_the_user_names_holds_for_lossy_exports_too():
+    """verify --psnr 200 on a 4-bit palette export gated at 20 dB: the lossy default loosened the
+    user's own limit, and the exit said pass."""
+    from edgepipe.evaluate.gates import LOSSY
+    assert default_gate("palette4", False, psnr_int=200.0, named=frozenset({"psnr"})).threshold == 200.0
+    assert default_gate("palette4", True, agreement=1.0, named=frozenset({"agreement"})).threshold == 1.0
+    assert default_gate("palette4", False, psnr_int=30.0).threshold == LOSSY["psnr"]  # defaults loosen

@@ -75,7 +75,7 @@ def cmd_verify(args):
             atol = float_atol(peak) if args.atol is None else args.atol
             gate = default_gate(variant, gated_as_classifier(r, args.psnr, args.agreement, kinds.get(name)), atol,
                                 agreement=0.98 if args.agreement is None else args.agreement, **psnr,
-                                rtol=args.rtol, peak=peak)
+                                rtol=args.rtol, peak=peak, named=_named_limits(args))
             rows.append({"output": name} | ({"batch": batch} if batch else {}) | check_output(r, got[name], gate)
                         | (_accuracy(truth, r, got[name]) if name in scored and truth is not None else {}))
     failed = not all(r["pass"] for r in rows)
@@ -99,6 +99,11 @@ def _input_names(original, runner, export) -> dict:
         return {ours[0]: theirs[0]}
     raise EdgePipeError(f"export {export} takes inputs {', '.join(ours)}, the original {', '.join(theirs)}: "
                         f"is the export from this model?")
+
+
+def _named_limits(args) -> frozenset:
+    """The gate limits the user set: a lossy export's looser defaults never override them."""
+    return frozenset(k for k in ("psnr", "agreement") if getattr(args, k) is not None)
 
 
 def _finite_peak(values) -> float:
