@@ -46,8 +46,8 @@ def layer_statistics(debugger, output_names=()) -> list[dict]:
     for r in csv.DictReader(dump):
         scale = float(r["scale"]) if r.get("scale") else float("nan")
         rmse = float(np.sqrt(float(r["mean_squared_error"])))
-        rows.append({"layer": short_name(r["tensor_name"], output_names), "op": r["op_name"], "tensor": r["tensor_name"],
-                     "scale": scale, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
+        rows.append({"layer": short_name(r["tensor_name"], output_names), "op": r["op_name"],
+                     "tensor": r["tensor_name"], "scale": scale, "rmse_per_scale": rmse / scale if scale > 0 else float("nan"),
                      "max_abs_error": float(r["max_abs_error"]), "rmse": rmse})
     return unique_layer_names(rows)
 
@@ -74,9 +74,8 @@ def layer_errors(model, representative, debug_samples: int = 8) -> list[dict]:
 
 
 def output_layer_names(model) -> list[str]:
-    """The Keras layers that make the model's outputs, in order ('' where unknown)."""
-    names = getattr(model, "output_names", None) or []
-    return [str(n) for n in names]
+    """The Keras layers that make the model's outputs, in order (none for a model without them)."""
+    return [str(n) for n in getattr(model, "output_names", None) or []]
 
 
 def short_name(tensor: str, output_names=()) -> str:
@@ -84,7 +83,8 @@ def short_name(tensor: str, output_names=()) -> str:
     that produced it: the last fused name, minus the model prefix). The converter names a
     model's output tensors 'Identity', 'Identity_1', ...: those are the output layers'."""
     output = re.fullmatch(r"Identity(?:_(\d+))?", tensor)
-    if output and int(output.group(1) or 0) < len(output_names) and output_names[int(output.group(1) or 0)]:
-        return output_names[int(output.group(1) or 0)]
+    k = int(output.group(1) or 0) if output else len(output_names)
+    if k < len(output_names):
+        return output_names[k]
     parts = tensor.split(";")[-1].split("/")
     return parts[1] if len(parts) > 2 else parts[-1]

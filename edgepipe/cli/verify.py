@@ -148,6 +148,8 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]
         unit = {n: image_pixels(v) / np.float32(255) if n in images else v for n, v in unit.items()}
     index = {p.name: i for i, p in enumerate(ports)}
 
+    contradicted = []  # the original's own specs where the bundle only assumed pixel / 255
+
     def spec_of(name):  # the bundle's word for this input, else (one image, other names) its only one, else the model's
         own_spec = from_model(model, index.get(names[name], 0))
         said = stated.get(names[name]) or (next(iter(stated.values())) if len(stated) == 1 else None)
@@ -155,7 +157,6 @@ def _inputs(args, model, runner, names, dtypes) -> tuple[dict, dict, str | None]
             contradicted.append(own_spec)  # the bundle only assumed pixel / 255; the original's layers say
             return own_spec
         return said or own_spec or DEFAULT
-    contradicted = []
     given = _user_specs(args, model, ports, stated, names)
     specs = {n: given.get(names[n]) or spec_of(n) for n in images}
     x = {n: specs[n].from_unit(v) if n in images else v for n, v in unit.items()}
