@@ -902,10 +902,10 @@ def _hard_shadow(rng, h, w, corners_px, px) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     s = (xx - through[0]) * n[0] + (yy - through[1]) * n[1]
     soft = rng.uniform(0.4, 2.5) * px
-    inside = 1 / (1 + np.exp(-s / soft))
+    inside = 1 / (1 + np.exp(np.clip(-s / soft, -80, 80)))  # far from the edge exp overflowed: 0 or 1 anyway
     if rng.random() < 0.4:  # a band (a pole, an arm) rather than a half-plane
         width = rng.uniform(0.08, 0.3) * np.ptp(corners_px[:, 0] if abs(n[0]) > 0.7 else corners_px[:, 1]) + 10 * px
-        inside = inside * (1 / (1 + np.exp((s - width) / soft)))
+        inside = inside * (1 / (1 + np.exp(np.clip((s - width) / soft, -80, 80))))
     depth = rng.uniform(0.35, 0.65)
     field = 1 - (1 - depth) * inside
     tint = np.array([0.95, 1.0, 1.08], np.float32)  # shadows are lit by the bluish sky / room

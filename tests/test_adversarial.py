@@ -671,6 +671,15 @@ def test_a_traced_functions_error_says_its_cause_not_in_user_code():
     assert first_line(ValueError("")) == "ValueError" and first_line(OSError("  a\nb")) == "a"
 
 
+def test_a_long_library_message_is_cut_between_words():
+    """Keras 3's deserialisation errors run past 200 characters; the cut fell mid-word."""
+    from edgepipe.base.errors import first_line
+    words = "Could not deserialize class 'Functional' because its parent module keras.src.models.functional " * 4
+    cut = first_line(TypeError(words), limit=120)
+    assert cut.endswith(" ...") and len(cut) <= 124 and words.startswith(cut[:-4])
+    assert words[len(cut) - 4] == " "  # the next character of the message: the cut fell between two words
+
+
 def test_reading_a_core_ml_package_leaves_it_as_it_was(tmp_path, ws, capsys):
     """coremltools rewrites Manifest.json whenever it opens a package: verify, bench and scan,
     which only read, rewrote the user's (bench and scan even when they then refused it)."""

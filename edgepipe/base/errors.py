@@ -12,4 +12,10 @@ def first_line(e: BaseException, limit: int = 200) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     if lines and lines[0] == "in user code:":  # TensorFlow's traced-function errors: the cause is last
         lines = lines[-1:]
-    return lines[0][:limit] if lines else type(e).__name__
+    if not lines:
+        return type(e).__name__
+    line = lines[0]
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
+    return cut.rstrip(" ,;:") + " ..."  # whole words: a word cut in half reads as a different word

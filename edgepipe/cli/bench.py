@@ -29,7 +29,8 @@ MAX_THREADS = 256
 def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
     """(mult-adds, per-layer roofline terms): from the profiler for a tf_keras model;
     else mult-adds alone, counted on the TFLite graph (a .tflite; a Keras 3 file or a
-    SavedModel signature converted in memory), or as the model card states them."""
+    SavedModel signature converted in memory), or as the model card states them, or
+    for an ONNX file without a card, counted on its graph."""
     path = Path(path)
     if path.suffix in (".keras", ".h5") or (path / "saved_model.pb").is_file():
         from edgepipe.base.modelio import load_model
@@ -42,7 +43,8 @@ def model_work(path, trust: bool = False) -> tuple[int | None, list | None]:
         return profile_model(model)["macs"], roofline_terms(profile_model(roofline_graph(export_graph(model))))
     if path.suffix == ".tflite":
         return _tflite_macs(path.read_bytes), None
-    return _card_macs(path), None
+    macs = _card_macs(path)
+    return (_onnx_macs(path) if macs is None and path.suffix == ".onnx" else macs), None
 
 
 def _card_macs(path: Path) -> int | None:
@@ -59,6 +61,17 @@ def _card_macs(path: Path) -> int | None:
             pass
     found = [c.get("macs") for c in cards if isinstance(c, dict)]
     return next((m for m in found if isinstance(m, int) and not isinstance(m, bool)), None)
+
+
+def _onnx_macs(path: Path) -> int | None:
+    """Mult-adds counted on an ONNX file's graph; None where it cannot be read (the
+    runner reports an unreadable file)."""
+    import onnx
+    from edgepipe.convert.onnx_macs import count_macs
+    try:
+        return count_macs(onnx.load(str(path), load_external_data=False))  # shapes are enough
+    except Exception:  # noqa: BLE001  onnx's many decode errors
+        return None
 
 
 def _converted(model) -> bytes:
