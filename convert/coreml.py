@@ -20,6 +20,7 @@ from edgepipe.base import atomic
 from edgepipe.base.backend import keras
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.quiet import converter_chatter_silenced
+from edgepipe.base.quiet import converter_chatter_silenced
 from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 
@@ -191,7 +192,8 @@ def write(model, path: Path, precision: str = "fp16", meta: dict | None = None, 
                          ports=ports, target="iOS16" if compressed else "iOS15", specs=specs)
     if compressed:
         from edgepipe.convert.coreml_compress import compress
-        mlmodel = compress(mlmodel, precision)
+        with converter_chatter_silenced():  # coremltools' own progress bars, one per pass
+            mlmodel = compress(mlmodel, precision)
     if meta:
         _describe(mlmodel, meta)
     with atomic.staged_path(path, folder_artifact=True) as tmp:
