@@ -517,6 +517,20 @@ def test_a_link_named_like_edgepipes_record_is_left_alone(tmp_path, ws, capsys):
     assert (out / atomic.WRITTEN).is_symlink() and notes.read_text() == '{"mine": true}'
 
 
+
+def test_a_file_named_like_edgepipes_record_that_is_not_its_json_is_left_alone(tmp_path, ws, capsys):
+    """A user's text file of that name was silently replaced by edgepipe's record."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / atomic.WRITTEN).write_text("my to-do list\n")
+    argv = ["convert", "--model", str(ws / "m.keras"), "--format", "tflite", "--out", str(out / "o.tflite")]
+    assert main(argv) == 0 and (out / atomic.WRITTEN).read_text() == "my to-do list\n"
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "edgepipe did not write it" in err and f"{atomic.WRITTEN}, is not a file edgepipe wrote" in err, err
+    assert (out / atomic.WRITTEN).read_text() == "my to-do list\n"
+
 def test_uint8_data_is_pixels(tmp_path, ws):
     """A uint8 .npy holds 0..255 pixels: calibrated as such, the int8 input scale is 1/255, not 1."""
     from ai_edge_litert.interpreter import Interpreter

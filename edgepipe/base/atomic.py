@@ -224,11 +224,14 @@ def _record_lock(folder: Path):
 
 
 def _record_is_ours(folder: Path) -> bool:
-    """A record edgepipe can have written: none yet, or a plain file. A link of that name (to
-    a file of yours) is yours: it is neither read nor replaced, and then nothing in the folder
-    proves edgepipe's, so edgepipe replaces none of it."""
+    """A record edgepipe can have written: none yet, or a plain file holding a JSON object
+    (edgepipe replaces it atomically, so its own is never half-written). A link of that name
+    (to a file of yours), or a file that is no such object, is yours: it is neither read nor
+    replaced, and then nothing in the folder proves edgepipe's, so edgepipe replaces none of it."""
     record = folder / WRITTEN
-    return not record.is_symlink() and (record.is_file() or not record.exists())
+    if record.is_symlink() or (record.exists() and not record.is_file()):
+        return False
+    return not record.exists() or isinstance(_read_json(record), dict)
 
 
 def _save_record(folder: Path, record: dict):
@@ -270,7 +273,10 @@ def check_target(path, folder_artifact: bool = False, inputs=()) -> Path:
     if folder_artifact and path.exists() and not path.is_dir():
         raise EdgePipeError(f"{path} is an existing file, not an .mlpackage; choose another output")
     if path.exists() and not made_by_edgepipe(path):
-        raise EdgePipeError(f"{path} exists and edgepipe did not write it; it is left alone, choose another output")
+        why = "" if _record_is_ours(path.parent) else (f" (the record of what it wrote there, {WRITTEN}, is "
+                                                        "not a file edgepipe wrote: a link or not its JSON)")
+        raise EdgePipeError(f"{path} exists and edgepipe did not write it{why}; it is left alone, "
+                            "choose another output")
     added = _added_to_package(path) if path.is_dir() else []
     if added:
         raise EdgePipeError(f"{path} holds files edgepipe did not write ({', '.join(added[:3])}); it is left alone, "
