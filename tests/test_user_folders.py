@@ -225,3 +225,31 @@ def test_a_folder_recipe_needs_no_pool_and_generated_documents_do(tmp_path):
         assert recipe.train.phases[0].pool is None
     with pytest.raises(ValueError, match=r"profiles\.quick\.phases\[0\]\.pool is required for generated documents"):
         Recipe.model_validate({"data": {"kind": "synthetic_documents"}, "profiles": phases})
+
+
+def test_a_folder_feeds_a_free_size_export_at_the_photos_own_size(tmp_path, capsys):
+    """verify refused --data FOLDER for a model whose input size is free (a tf2onnx export with
+    dynamic axes); photos of one size now feed it as they are, photos of several sizes are refused
+    naming two of them (generated photos, a model built here)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from edgepipe.base.backend import keras
+    from edgepipe.cli.main import main
+    x = keras.Input((None, None, 3), name="pixels")
+    model = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))))
+    model.save(tmp_path / "free.keras")
+    tf2onnx.convert.from_keras(model, input_signature=(tf.TensorSpec((None, None, None, 3), tf.float32, name="pixels"),),
+                               output_path=str(tmp_path / "free.onnx"))
+    rng = np.random.default_rng(0)
+    for folder, grow in (("same", 0), ("mixed", 1)):
+        (tmp_path / folder).mkdir()
+        for i in range(4):
+            cv2.imwrite(str(tmp_path / folder / f"{i}.png"), rng.integers(0, 256, (24 + grow * i, 32, 3), np.uint8))
+    argv = ["verify", "--model", str(tmp_path / "free.keras"), "--export", str(tmp_path / "free.onnx"), "--json"]
+    capsys.readouterr()
+    assert main(argv + ["--data", str(tmp_path / "same")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass"] and report["export"].endswith("free.onnx"), report
+    assert main(argv + ["--data", str(tmp_path / "mixed")]) == 2
+    assert "photos differ in size (0.png is 32x24, 1.png 32x25)" in capsys.readouterr().err

@@ -26,7 +26,7 @@ def sample_inputs(shape, data=None, count=32, spec=None, image=None) -> np.ndarr
     image = (len(shape) == 3 and shape[-1] == 3) if image is None else image
     if data:
         x = load_data(data, "--data", shape, most=count)
-        if tuple(x.shape[1:]) != shape:
+        if len(x.shape[1:]) != len(shape) or any(d is not None and d != g for d, g in zip(shape, x.shape[1:])):
             raise EdgePipeError(f"--data has shape {x.shape}, the model expects (N, {', '.join(map(str, shape))})")
         if not image:  # a tensor, fed as the model takes it: as verify feeds it and its card says
             return _in_model_range(_finite(x, data), spec, data)
@@ -381,22 +381,43 @@ def spread(count: int, most: int | None) -> np.ndarray:
 
 
 def folder_pixels(root, option: str, shape, most: int | None = None) -> np.ndarray:
+    """The photos under ``root`` as (N, H, W, C) uint8, resized to the input's H x W; for an
+    input whose size is free, at the photos' own size when they all share one."""
     import cv2
 
     from edgepipe.base.photos import read_rgb
     from edgepipe.train.folders import photo_files
     shape = tuple(shape)
-    if len(shape) != 3 or shape[-1] not in (1, 3) or not all(isinstance(v, int) and v > 0 for v in shape[:2]):
+    if len(shape) != 3 or shape[-1] not in (1, 3) or not all(v is None or isinstance(v, int) and v > 0
+                                                             for v in shape[:2]):
         raise EdgePipeError(f"{option} {root} is a folder of photos, which feeds an image input (height, width, 1 "
                             f"or 3 channels); this input is {shape}: give {option} as an .npy array")
     h, w, channels = shape
     files = photo_files(root)
     files = [files[i] for i in spread(len(files), most)]
-    pixels = []
+    pixels, first = [], None
     for path in files:
-        rgb = cv2.resize(read_rgb(path), (w, h), interpolation=cv2.INTER_AREA)
+        rgb = read_rgb(path)
+        if h is None or w is None:  # free size: the first photo's, which every other must share
+            first = first or (path, rgb.shape[:2])
+            _same_size(first, (path, rgb.shape[:2]), option, root)
+        else:
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         pixels.append(rgb if channels == 3 else np.round(luma(rgb)).astype(np.uint8))
+        if 4 * pixels[-1].size * len(files) > MAX_DATA_BYTES:  # known at the first photo: all share its size
+            raise EdgePipeError(f"{option} {root}: {len(files)} photos of {rgb.shape[1]}x{rgb.shape[0]} are over "
+                                f"the {MAX_DATA_BYTES >> 30} GiB edgepipe holds in memory as float32; give fewer")
     return np.stack(pixels)
+
+
+def _same_size(first, this, option: str, root):
+    """Photos for an input whose size is free are stacked at their own size, which they must
+    share: there is no one size to stack them at, and edgepipe does not guess one."""
+    (pa, a), (pb, b) = first, this
+    if a != b:
+        raise EdgePipeError(f"{option} {root}: the model's input size is free and the photos differ in size "
+                            f"({Path(pa).name} is {a[1]}x{a[0]}, {Path(pb).name} {b[1]}x{b[0]}): fix the input "
+                            f"size (convert --input-shape) or give photos of one size")
 
 
 def load_npy(path, option: str, most: int | None = None) -> np.ndarray:
