@@ -130,6 +130,11 @@ def layer_bound_ms(macs: int, nbytes: int, peak_gflops: float, curve) -> float:
     return max(2 * macs / (peak_gflops * 1e9), nbytes / (bandwidth_at(curve, nbytes) * 1e9)) * 1e3
 
 
+def _unbatched(runner) -> bool:
+    """A rank-1 input (a feature vector, no batch axis): its one fixed dimension is no batch."""
+    return len(runner.inputs) == 1 and len(runner.inputs[0].shape or ()) == 1
+
+
 def _notes(runner, machine, coverage=None, name=""):
     notes = []
     if coverage and coverage["partitions"] and coverage["outside"]:
@@ -138,7 +143,9 @@ def _notes(runner, machine, coverage=None, name=""):
                      f"outside XNNPACK ({ops}), in {coverage['partitions']} partitions; on a phone they run on "
                      f"reference kernels and each partition boundary costs a hand-over")
     fixed = runner.call_items()
-    if fixed > 1:
+    if _unbatched(runner):
+        notes.append(f"{name}: its input {tuple(runner.inputs[0].shape)} has no batch axis: each call runs it whole")
+    elif fixed > 1:
         notes.append(f"{name}: fixed at batch {fixed}: each call runs {fixed} items")
     if runner.runtime == "litert" and runner.inputs[0].dtype in ("int8", "uint8"):
         if machine in ("x86_64", "AMD64", "i686"):
@@ -183,7 +190,8 @@ def _main(spec_path):
         gpu = gpu_report(spec["models"][k]) if r.runtime == "litert" else None  # after timing: no interference
         res = stats[k] | {"model": spec["models"][k], "model_sha256": file_sha256(spec["models"][k]),
                           "runtime": r.runtime, "runtime_version": r.version, "device": info["device"],
-                          "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"], "batch": len(batches[k]),
+                          "os": info["os"], "cpu": info["cpu"], "threads": spec["threads"],
+                          "batch": 1 if _unbatched(r) else len(batches[k]),
                           "options": {"xnnpack": spec.get("xnnpack", True), "budget_s": spec.get("budget_s"),
                                       "compute_units": spec.get("compute_units", "all"),
                                       "until_stable": spec.get("until_stable", False),

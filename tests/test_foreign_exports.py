@@ -413,3 +413,22 @@ def test_the_range_the_bundle_states_may_be_given_again():
     from edgepipe.convert.inputspec import InputSpec, from_range
     card = InputSpec((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), source="model")
     assert _same_spec(card, from_range(-1, 1)) and not _same_spec(card, from_range(0, 1))
+
+
+def test_a_vector_input_without_a_batch_axis_is_timed_as_one_call_not_batch_16(tmp_path, capsys):
+    """An ONNX file taking a bare feature vector, shape (16,), was reported as fixed at batch 16
+    (a generated MatMul graph, as onnx.helper writes it)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "vector.onnx"))
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path / "vector.onnx"), "--runs", "2", "--warmup", "0", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["batch"] == 1 and row["macs"] == 16 * 4, row
+    assert any("has no batch axis" in n for n in row["notes"]) and not any("batch 16" in n for n in row["notes"])
