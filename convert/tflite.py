@@ -21,20 +21,41 @@ def to_tflite_bytes(model, mode: str = "float32", representative=None, int8_io: 
     if representative is not None:
         refuse_float_ids(model, mode)
         taking = ports or graphio.export_inputs(model)
-        if len(taking) != 1:
-            raise EdgePipeError(f"{mode} calibration feeds one input; the model has {len(taking)} "
-                                f"({', '.join(p.name for p in taking)})")
-        representative = ptq.check_representative(representative, (1, *taking[0].shape[1:]))
-        if taking[0].dtype == "uint8":  # a signature that takes pixels is calibrated with pixels, not floats
-            representative = np.clip(np.round(representative), 0, 255).astype(np.uint8)
-        elif np.dtype(taking[0].dtype).kind in "iu":  # token ids: fed as the integers they are
-            representative = np.round(representative).astype(taking[0].dtype)
+        representative = _calibration(representative, taking, mode)
     converter, names = _converter(model, ports)
     converter = ptq.configure(converter, mode, representative, int8_io, io_dtype)
     with native_stderr_silenced(), warnings.catch_warnings():  # the converter's own chatter, not edgepipe's
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         data = converter.convert()
     return _name_outputs(data, names) if names else data
+
+
+def _calibration(representative, taking: list, mode: str):
+    """Calibration data as the converter's representative dataset takes it: one array, or for
+    a model of several inputs ``representative`` as {input name: array}, returned as a list
+    in the order of ``taking`` (the converted function's inputs), each in its input's dtype."""
+    if not isinstance(representative, dict):
+        if len(taking) != 1:
+            raise EdgePipeError(f"{mode} calibration of a model of {len(taking)} inputs "
+                                f"({', '.join(p.name for p in taking)}) takes one array per input name")
+        representative = {taking[0].name: representative}
+    if set(representative) != {p.name for p in taking}:
+        raise EdgePipeError(f"{mode} calibration data names {', '.join(sorted(representative))}; the model's "
+                            f"inputs are {', '.join(p.name for p in taking)}")
+    arrays = [_as_input(ptq.check_representative(representative[p.name], (1, *p.shape[1:])), p) for p in taking]
+    if len({len(a) for a in arrays}) != 1:
+        raise EdgePipeError(f"{mode} calibration data holds different numbers of items per input")
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _as_input(data, port):
+    """A signature that takes pixels is calibrated with pixels, not floats; token ids with
+    the integers they are."""
+    if port.dtype == "uint8":
+        return np.clip(np.round(data), 0, 255).astype(np.uint8)
+    if np.dtype(port.dtype).kind in "iu":
+        return np.round(data).astype(port.dtype)
+    return data
 
 
 def refuse_float_ids(model, mode: str):

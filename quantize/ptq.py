@@ -25,7 +25,8 @@ def check_representative(data: np.ndarray, input_shape) -> np.ndarray:
 def configure(converter, mode: str, representative=None, int8_io: bool = True, io_dtype: str | None = None):
     """Set ``converter`` up for ``mode``, a TFLite precision of ``convert.formats.VARIANTS``
     (the table lists them; this layer, below it, only implements each); ``representative``
-    is an (N, H, W, C) array; ``io_dtype="uint8"`` gives a full-int8 model uint8 I/O."""
+    is an (N, H, W, C) array, or a list of arrays, one per input in the graph's input
+    order; ``io_dtype="uint8"`` gives a full-int8 model uint8 I/O."""
     if io_dtype is not None and (io_dtype != "uint8" or mode != "int8"):
         raise EdgePipeError(f"{io_dtype} input/output is for int8 only, not {mode}")
     if mode == "float32":
@@ -41,11 +42,11 @@ def configure(converter, mode: str, representative=None, int8_io: bool = True, i
     _check_integer_recurrent(converter, mode)
     if representative is None:
         raise EdgePipeError(f"mode {mode} needs representative data for calibration")
-    samples = representative
+    samples = representative if isinstance(representative, (list, tuple)) else [representative]
 
-    def gen():
-        for x in samples:
-            yield [x[None]]
+    def gen():  # one item of every input at a time, in the converted function's input order
+        for i in range(len(samples[0])):
+            yield [x[i:i + 1] for x in samples]
     converter.representative_dataset = gen
     if mode == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -635,8 +635,8 @@ def test_outputs_named_by_tensorflow_ops_reach_core_ml(tmp_path, capsys):
 
 
 def test_quantize_refuses_two_inputs_with_a_command_that_works(tmp_path, capsys):
-    """quantize sent a two-input model to `convert --variant tflite_int8 --data FILE.npz`, which
-    refuses it too (int8 calibration feeds one input)."""
+    """quantize sent a two-input model to a command that refused it too; the first one it names
+    now runs as given."""
     import re
     import shlex
     two_input_model().save(tmp_path / "two.keras")
@@ -644,6 +644,30 @@ def test_quantize_refuses_two_inputs_with_a_command_that_works(tmp_path, capsys)
                              tmp_path / "q.tflite"], "one input")
     suggested = shlex.split(re.search(r"`edgepipe ([^`]+)`", line)[1])
     _ok([*suggested, "--out", tmp_path / "two.tflite"])
+
+
+def test_full_int8_of_two_inputs_calibrates_each_on_its_own_array(tmp_path, capsys):
+    """int8 calibration fed one input only; a two-input model was refused. Each input is now
+    calibrated on its own array of the .npz (generated: pixels, and a vector in [0, 10], whose
+    int8 scales must differ accordingly), and verify passes the file on the same data."""
+    from ai_edge_litert.interpreter import Interpreter
+    two_input_model().save(tmp_path / "two.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "inputs.npz", image=rng.integers(0, 256, (24, 16, 16, 3), np.uint8),
+             vec=rng.uniform(0, 10, (24, 4)).astype(np.float32))
+    out = tmp_path / "two.int8.tflite"
+    _ok(["convert", "--model", tmp_path / "two.keras", "--variant", "tflite_int8", "--data",
+         tmp_path / "inputs.npz", "--out", out])
+    scales = {d["name"].split(":")[0].rsplit("_", 1)[-1]: d["quantization"][0]
+              for d in Interpreter(model_path=str(out)).get_input_details()}
+    assert any(abs(s - 1 / 255) < 1e-4 for s in scales.values()), scales  # the pixels, mapped to [0, 1]
+    assert any(abs(s - 10 / 255) < 0.002 for s in scales.values()), scales  # the vector, as it is
+    rc, report = _verify(capsys, tmp_path / "two.keras", out, "--data", tmp_path / "inputs.npz")
+    assert rc == 0 and report["pass"], report
+    # an .npy cannot feed two inputs, and the refusal says what can
+    np.save(tmp_path / "one.npy", np.zeros((4, 16, 16, 3), np.float32))
+    _refused(capsys, ["convert", "--model", tmp_path / "two.keras", "--variant", "tflite_int8", "--data",
+                      tmp_path / "one.npy", "--out", tmp_path / "x.tflite"], "one array per input name")
 
 
 class Subclassed(keras.Model):

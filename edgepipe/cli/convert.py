@@ -6,7 +6,7 @@ from pathlib import Path
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.safety import has_control
 from edgepipe.cli.args import add_trust, check_suffix, int_range
-from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, given_shapes, input_spec,
+from edgepipe.cli.inputs import (add_input_spec_args, add_shape_args, calibration_feeds, given_shapes, input_spec,
                                  sample_inputs, say_assumed_range, say_kept_state)
 from edgepipe.convert.formats import VARIANTS, export_formats, find, format_of, precisions
 
@@ -53,11 +53,12 @@ def cmd_convert(args):
         from edgepipe.convert.coreml import with_feature_names
         meta = with_feature_names(meta)
     calib = None
-    if variant.needs_calibration:
-        if len(ports) != 1:
-            raise EdgePipeError(f"{precision} calibration feeds one input; the model has {len(ports)} "
-                                f"({', '.join(p.name for p in ports)}): --variant tflite_dynamic quantizes "
-                                "its weights to int8 without calibration")
+    if variant.needs_calibration and len(ports) > 1:
+        if variant.format != "tflite":
+            raise EdgePipeError(f"{variant.name} calibration feeds one input; the model has {len(ports)} "
+                                f"({', '.join(p.name for p in ports)}): tflite_int8 calibrates several")
+        calib = calibration_feeds(ports, args.data, args.calibration_samples, spec)
+    elif variant.needs_calibration:
         calib = sample_inputs(ports[0].shape[1:], args.data, count=args.calibration_samples, spec=spec,
                               image=ports[0].is_image)
     from edgepipe.base.atomic import staged_path

@@ -93,8 +93,9 @@ def cmd_quantize(args):
     if len(model.inputs) != 1:
         names = ", ".join(t.name.split(":")[0] for t in model.inputs)
         raise EdgePipeError(f"edgepipe quantize takes a model with one input; {args.model} has {len(model.inputs)} "
-                            f"({names}), and int8 calibration feeds one: `edgepipe convert --model {args.model} "
-                            f"--variant tflite_dynamic` (or tflite_float16) quantizes its weights")
+                            f"({names}): `edgepipe convert --model {args.model} --variant tflite_dynamic` (or "
+                            f"tflite_float16) quantizes its weights, and `edgepipe convert --model {args.model} "
+                            "--variant tflite_int8 --data INPUTS.npz` (one array per input name) calibrates full int8")
     if args.uint8_io and args.mode != "int8":
         raise EdgePipeError("--uint8-io applies to --mode int8 only")
     io = "uint8" if args.uint8_io else "float" if args.float_io and args.mode == "int8" else "native"
