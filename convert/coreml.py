@@ -20,7 +20,6 @@ from edgepipe.base import atomic
 from edgepipe.base.backend import keras
 from edgepipe.base.errors import EdgePipeError
 from edgepipe.base.quiet import converter_chatter_silenced
-from edgepipe.base.quiet import converter_chatter_silenced
 from edgepipe.convert import graphio
 from edgepipe.convert.inputspec import DEFAULT, InputSpec, from_card
 

@@ -45,7 +45,7 @@ def _calibration(representative, taking: list, mode: str):
     arrays = [_as_input(ptq.check_representative(representative[p.name], (1, *p.shape[1:])), p) for p in taking]
     if len({len(a) for a in arrays}) != 1:
         raise EdgePipeError(f"{mode} calibration data holds different numbers of items per input")
-    return arrays[0] if len(arrays) == 1 else arrays
+    return arrays
 
 
 def _as_input(data, port):

@@ -171,13 +171,7 @@ def _added_to_package(package: Path) -> list[str]:
 
 
 def _written(folder: Path) -> dict:
-    if not _record_is_ours(folder):
-        return {}
-    try:
-        record = json.loads((folder / WRITTEN).read_text())
-        return record if isinstance(record, dict) else {}
-    except (OSError, ValueError, RecursionError):
-        return {}
+    return _own_record(folder) or {}
 
 
 def _record_written(*paths: Path, digests: dict | None = None):
@@ -224,14 +218,22 @@ def _record_lock(folder: Path):
 
 
 def _record_is_ours(folder: Path) -> bool:
-    """A record edgepipe can have written: none yet, or a plain file holding a JSON object
-    (edgepipe replaces it atomically, so its own is never half-written). A link of that name
-    (to a file of yours), or a file that is no such object, is yours: it is neither read nor
-    replaced, and then nothing in the folder proves edgepipe's, so edgepipe replaces none of it."""
+    return _own_record(folder) is not None
+
+
+def _own_record(folder: Path) -> dict | None:
+    """The folder's record as edgepipe wrote it ({} when there is none yet), or None when the
+    file of that name is yours: a link (to a file of yours), or anything but a plain file holding
+    a JSON object (edgepipe replaces its record atomically, so its own is never half-written).
+    Yours is neither read as a record nor replaced, and then nothing in the folder proves
+    edgepipe's, so edgepipe replaces none of it."""
     record = folder / WRITTEN
-    if record.is_symlink() or (record.exists() and not record.is_file()):
-        return False
-    return not record.exists() or isinstance(_read_json(record), dict)
+    if record.is_symlink():
+        return None
+    if not record.exists():
+        return {}
+    data = _read_json(record) if record.is_file() else None
+    return data if isinstance(data, dict) else None
 
 
 def _save_record(folder: Path, record: dict):

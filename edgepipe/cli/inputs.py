@@ -309,6 +309,7 @@ def calibration_feeds(ports: list, data, count: int, spec=None) -> dict:
     .npz of one array per input name (at most ``count`` items, spread over it); image inputs
     mapped to what the model takes, as ``sample_inputs`` maps one, other inputs as they are."""
     from edgepipe.convert.inputspec import DEFAULT
+    spec = spec or DEFAULT
     names = [p.name for p in ports]
     if not data or Path(data).suffix != ".npz":
         raise EdgePipeError(f"int8 calibration of a model of {len(ports)} inputs ({_listed(names)}) needs --data as "
@@ -316,8 +317,8 @@ def calibration_feeds(ports: list, data, count: int, spec=None) -> dict:
                             "no calibration)")
     feeds = _data_feeds({p.name: p.shape for p in ports}, data, {p.name for p in ports if p.is_image})
     keep = spread(len(next(iter(feeds.values()))), count)
-    return {p.name: (spec or DEFAULT).from_unit(feeds[p.name][keep]) if p.is_image
-            else _in_model_range(feeds[p.name][keep], spec or DEFAULT, data) for p in ports}
+    return {p.name: spec.from_unit(feeds[p.name][keep]) if p.is_image else _in_model_range(feeds[p.name][keep], spec, data)
+            for p in ports}
 
 
 def _listed(names: list, most: int = 8) -> str:
