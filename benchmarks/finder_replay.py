@@ -110,7 +110,7 @@ def score(maps: dict, params: docquad.QuadParams, diagnose: bool = False) -> dic
         result = docquad.find_quad(edges, params, roi=tuple(roi), image=image)
         err = photo_error(result.corners, truth, roi, size)
         errors.append(err)
-        if diagnose and not err < 2 and true_quad_wins(edges, tuple(roi), truth, result, params):
+        if diagnose and not err < 2 and true_quad_wins(edges, tuple(roi), truth, result, params, image):
             generation += 1
     errors = np.array(errors)
     return {"found": np.isfinite(errors).mean() * 100, "under_2pct": (errors < 2).mean() * 100,
@@ -118,10 +118,10 @@ def score(maps: dict, params: docquad.QuadParams, diagnose: bool = False) -> dic
             "true_quad_would_win": generation}
 
 
-def true_quad_wins(edges, roi, truth, result, params) -> bool:
+def true_quad_wins(edges, roi, truth, result, params, image) -> bool:
     """Would the finder's own score have picked the true quad, had it been a candidate?"""
     frame, binary = docquad.threshold_edges(edges, params, roi)
-    scorer = docquad.QuadScorer(docquad._dilate(binary, params.support_tol), None, params, frame)
+    scorer = docquad.QuadScorer(docquad._dilate(binary, params.support_tol), None, params, frame, image)
     true_score, true_frac = scorer.score(np.asarray(truth, np.float64))
     found_score = scorer.score(np.asarray(result.corners, np.float64))[0] if result.found else -np.inf
     return true_frac >= params.min_support and true_score > found_score

@@ -8,7 +8,10 @@ corners within 1 px and the same "not found" cases. ``region_*`` vectors (and, w
 finder's step 5, quads around closed edge outlines. ``page_*`` vectors (and, with
 a --model that has a page-region output, ``hed_page_*`` ones picked because the
 page map changes their answer) carry the page map beside the edge map, as
-``NAME.page.pgm``.
+``NAME.page.pgm``. ``hed_band_*`` and ``hed_paper_*`` (with --band-model /
+--paper-model) are real maps of independent scenes, with the input image as
+``NAME.image.ppm``, picked because step 9 or the image's paper score changes
+their answer.
 
 Preprocessing (the path the app runs on every camera frame): small photos (PPM)
 letterboxed into a model input as ``mobile_models/scan.py`` does it (area resize,
@@ -268,9 +271,10 @@ def band_cases():
     return cases
 
 
-def hed_band_cases(model_path, count=4, scan=160):
-    """Real HED edge maps of independent scenes (``benchmarks/independent_scenes.py``, seed 2,
-    letterboxed and exposed as ``edgepipe scan`` feeds them) on which step 9 moves a side."""
+def hed_step_cases(model_path, prefix, without, seed, count=4, scan=160):
+    """Real HED edge maps of independent scenes (``benchmarks/independent_scenes.py``,
+    letterboxed and exposed as ``edgepipe scan`` feeds them) whose answer a finder step
+    changes: ``without`` holds the QuadParams fields that turn the step off."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import independent_scenes
     from edgepipe.evaluate.runners import open_runner
@@ -278,12 +282,13 @@ def hed_band_cases(model_path, count=4, scan=160):
     runner = open_runner(model_path)
     cases = {}
     for i in range(scan):
-        image, box = letterbox(independent_scenes.compose(2, i).image, 256, 256)
+        image, box = letterbox(independent_scenes.compose(seed, i).image, 256, 256)
         image = expose(image, box)
         prob = _as_stored(_edges(runner, image[None])[0, ..., 0])
-        moved, kept = find_quad(prob, roi=box.roi, image=image), find_quad(prob, QuadParams(band_max_px=0), roi=box.roi)
-        if moved.found and kept.found and np.abs(moved.corners - kept.corners).max() > 1:
-            cases[f"hed_band_{len(cases):02d}"] = (prob, box.roi, None, image)
+        with_step = find_quad(prob, roi=box.roi, image=image)
+        without_step = find_quad(prob, QuadParams(**without), roi=box.roi, image=image)
+        if with_step.found and without_step.found and np.abs(with_step.corners - without_step.corners).max() > 1:
+            cases[f"{prefix}_{len(cases):02d}"] = (prob, box.roi, None, image)
         if len(cases) == count:
             break
     return cases
@@ -493,11 +498,14 @@ def main():
     ap.add_argument("--model", help="exported HED (.tflite/.onnx) for real edge maps")
     ap.add_argument("--band-model", help="exported HED for real edge maps on which step 9 moves a side "
                     "(hed_band_*; the other hed_* vectors stay)")
+    ap.add_argument("--paper-model", help="exported HED for real edge maps whose answer the image's paper "
+                    "score changes (hed_paper_*; the other hed_* vectors stay)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     cases = {k: (v, None) for k, v in drawn_cases().items()} | roi_cases() | page_cases() | band_cases()
     cases |= hed_cases(args.model) if args.model else {}
-    cases |= hed_band_cases(args.band_model) if args.band_model else {}
+    cases |= hed_step_cases(args.band_model, "hed_band", {"band_max_px": 0}, seed=2) if args.band_model else {}
+    cases |= hed_step_cases(args.paper_model, "hed_paper", {"paper_weight": 0}, seed=1) if args.paper_model else {}
     rows = []
     for name, (prob, roi, *extra) in cases.items():
         page, image = (extra + [None, None])[:2]

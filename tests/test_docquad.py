@@ -357,3 +357,17 @@ def test_an_image_that_is_not_the_maps_rgb_input_is_refused():
                   np.zeros((256, 256, 4), np.uint8), np.zeros((256, 256, 3), np.float32)):  # [0, 1] floats
         r = find_quad(_draw(PAGE), image=image)
         assert not r.found and "image is" in r.reason
+
+
+def test_the_image_keeps_a_page_from_joining_a_background_line_past_its_side():
+    """A page in front of a doorway whose jambs run on from its sides to the lintel: on
+    edges alone the larger quad (page sides, jambs and lintel, all supported) wins. In the
+    generated image only the page's quad has paper just inside every side."""
+    lintel = [[60, 20], [190, 20], [190, 210], [60, 210]]
+    edges = np.maximum(_draw(PAGE), _draw(lintel))
+    surface = np.full((256, 256, 3), (90, 95, 100), np.uint8)
+    image = _page_on(surface, PAGE)
+    alone = find_quad(edges, QuadParams(paper_weight=0), image=image)
+    assert np.abs(alone.corners - np.array(lintel)).max() < 1.5
+    with_image = find_quad(edges, image=image)
+    assert np.abs(with_image.corners - np.array(PAGE)).max() < 1.5, with_image.corners

@@ -30,7 +30,9 @@ import java.util.List;
  *       {@code minSupport} of the perimeter on edges, else report "not found". Penalising gaps
  *       keeps the page's sides, extended to meet background lines (floor tile grout, a cup's
  *       rim, another object), from outscoring the page just because the larger quad has more
- *       supported pixels;
+ *       supported pixels. Given the input image, each sample also scores {@code paperWeight}
+ *       times how much the pixel just inside looks like the quad's paper (the median colour
+ *       just inside its sides) minus how much the pixel just outside does;
  *   <li>if no quad is found (a side out of frame or hidden), try three Hough lines plus one
  *       border of the frame (the roi, or the whole map), scoring only the three real sides;
  *   <li>polish the chosen quad: refit each side to the edge pixels along that side alone
@@ -76,6 +78,12 @@ public final class QuadFinder {
         public double pageWeight = 1.0;
         /** px from the side where the page map is read: past its blurred transition */
         public double pageOffset = 4.0;
+        /** score per sample for "paper inside, not outside", read from the input image (image only) */
+        public double paperWeight = 1.0;
+        /** px from the side where the image is read */
+        public double paperOffset = 4.0;
+        /** RGB distance at which a pixel stops looking like the quad's paper */
+        public double paperSigma = 30.0;
         /** step 8's refits; 0 turns it off */
         public int polishIterations = 3;
         /** px either side of a side whose edge pixels are refitted */
@@ -240,7 +248,7 @@ public final class QuadFinder {
             }
             lines.addAll(extra);
         }
-        double[] best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, mapW, frame);
+        double[] best = fours.isEmpty() ? null : bestQuad(lines, fours, Integer.MAX_VALUE, support, page, image, mapW, frame);
         if (best == null) {
             // A side out of frame or hidden: let the frame's border stand in for it (Hough lines only).
             List<double[]> withBorders = new ArrayList<>(hough);
@@ -250,7 +258,7 @@ public final class QuadFinder {
             for (int i2 = i1 + 1; i2 < n; i2++) for (int k = 0; k < 4; k++) {
                 fours.add(new int[] {i0, i1, i2, n + k});
             }
-            best = bestQuad(withBorders, fours, n, support, page, mapW, frame);
+            best = bestQuad(withBorders, fours, n, support, page, image, mapW, frame);
         }
         if (best == null) {
             return new Result(null, 0, n < 3 ? "only " + n + " straight edges found" : "no plausible quadrilateral");
@@ -797,7 +805,7 @@ public final class QuadFinder {
      * borderFrom are frame borders; the side on one is not scored.
      */
     private double[] bestQuad(List<double[]> lines, List<int[]> fours, int borderFrom, boolean[] support,
-                            float[] page, int mapW, int[] frame) {
+                            float[] page, int[] image, int mapW, int[] frame) {
         double[] best = null;
         double bestScore = Double.NEGATIVE_INFINITY;
         double bestFrac = 0;
@@ -819,6 +827,10 @@ public final class QuadFinder {
                     // each sample's page contrast is at most 1: skip quads that lose even with a perfect one
                     if (p.pageWeight >= 0 && score + p.pageWeight * sup[2] <= bestScore) continue;
                     score += p.pageWeight * pageContrast(quad, page, mapW, p.pageOffset, skip, frame);
+                }
+                if (image != null && p.paperWeight > 0) {
+                    if (score + p.paperWeight * sup[2] <= bestScore) continue;  // at most 1 per sample
+                    score += p.paperWeight * paperContrast(quad, image, mapW, skip, frame);
                 }
                 if (sup[0] >= p.minSupport && score > bestScore) {
                     best = quad;
@@ -918,6 +930,65 @@ public final class QuadFinder {
             }
         }
         return total;
+    }
+
+    /**
+     * Sum over the in-frame perimeter samples of how much the pixel {@code paperOffset} px inside
+     * looks like the quad's paper (the median colour of all those inside pixels) minus how much the
+     * pixel as far outside does: exp(-d^2 / paperSigma^2) of the RGB distance d.
+     */
+    double paperContrast(double[] q, int[] argb, int mapW, int skipSide, int[] frame) {
+        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
+        double cx = (q[0] + q[2] + q[4] + q[6]) / 4.0, cy = (q[1] + q[3] + q[5] + q[7]) / 4.0;
+        List<int[]> inside = new ArrayList<>(), outside = new ArrayList<>();
+        for (int k = 0; k < 4; k++) {
+            if (k == skipSide) continue;
+            double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
+            double nx = by - ay, ny = ax - bx;
+            double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
+            nx /= norm;
+            ny /= norm;
+            if (nx * (cx - ax) + ny * (cy - ay) < 0) {  // inward
+                nx = -nx;
+                ny = -ny;
+            }
+            double ox = p.paperOffset * nx, oy = p.paperOffset * ny;
+            int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
+            for (int i = 0; i < n; i++) {
+                double t = (i + 0.5) / n;
+                double x = ax + t * (bx - ax), y = ay + t * (by - ay);
+                int xi = (int) Math.rint(x), yi = (int) Math.rint(y);
+                if (xi < x0 || xi >= x0 + w || yi < y0 || yi >= y0 + h) continue;
+                inside.add(rgb(argb, mapW, x + ox, y + oy, frame));
+                outside.add(rgb(argb, mapW, x - ox, y - oy, frame));
+            }
+        }
+        if (inside.isEmpty()) return 0.0;
+        double[] paper = new double[3];
+        for (int c = 0; c < 3; c++) {
+            double[] v = new double[inside.size()];
+            for (int i = 0; i < v.length; i++) v[i] = inside.get(i)[c];
+            paper[c] = Bands.median(v);
+        }
+        double s2 = p.paperSigma * p.paperSigma, total = 0;
+        for (int i = 0; i < inside.size(); i++) {
+            total += Math.exp(-squaredDistance(inside.get(i), paper) / s2)
+                    - Math.exp(-squaredDistance(outside.get(i), paper) / s2);
+        }
+        return total;
+    }
+
+    private static double squaredDistance(int[] a, double[] b) {
+        double r = a[0] - b[0], g = a[1] - b[1], bl = a[2] - b[2];
+        return r * r + g * g + bl * bl;
+    }
+
+    /** The RGB pixel nearest (x, y), clamped into {@code frame}. */
+    private static int[] rgb(int[] argb, int mapW, double x, double y, int[] frame) {
+        int xi = Math.min(Math.max((int) Math.rint(x), frame[0]), frame[0] + frame[2] - 1);
+        int yi = Math.min(Math.max((int) Math.rint(y), frame[1]), frame[1] + frame[3] - 1);
+        int v = argb[yi * mapW + xi];
+        return new int[] {(v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff};
     }
 
     /** The map's value in [0, 1] at the pixel nearest (x, y), clamped into {@code frame}. */
