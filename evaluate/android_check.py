@@ -81,6 +81,13 @@ def golden_inputs(model, count: int = GOLDEN_COUNT) -> list[np.ndarray]:
     return [quantize_input(x[None], detail) for x in floats]
 
 
+def golden_pixels(model, count: int = GOLDEN_COUNT) -> np.ndarray | None:
+    """The RGB pixels behind ``golden_inputs`` (uint8, N x H x W x 3), or None for a
+    model whose input is not an RGB image."""
+    shape = tuple(int(d) for d in _interpreter(model).get_input_details()[0]["shape"])
+    return _pixels(shape[1:], count) if len(shape) == 4 and shape[-1] == 3 else None
+
+
 def dequantize(raw: np.ndarray, detail: dict) -> np.ndarray:
     scale, zero = detail["quantization"]
     return (raw.astype(np.float32) - zero) * scale if scale else raw.astype(np.float32)
@@ -134,11 +141,13 @@ def compare(model, host: list[list[np.ndarray]], device: list[list[np.ndarray]],
     from edgepipe.evaluate.quantinfo import tflite_quantization
     precision = tflite_quantization(model)["precision"]
     variant = "float16" if delegate == "gpu" and precision in ("float32", "float16") else precision
-    outputs = {}
+    outputs, pixels = {}, None
     for j, detail in enumerate(output_details(model)):
         ref = np.concatenate([h[j] for h in host])
         got = np.concatenate([d[j] for d in device])
-        task = edge_task(ref, got) if _is_edge_map(ref) else {}
+        if _is_edge_map(ref) and pixels is None:
+            pixels = golden_pixels(model, len(host))
+        task = edge_task(ref, got, pixels) if _is_edge_map(ref) else {}
         gate = default_gate(variant, classifier=is_class_scores(ref),
                             task_drop=EDGE_F_DROP if task else None)
         metrics = check_output(ref, got, gate) if gate.metric != "f_score_drop" else _task_gate(ref, got, task, gate)
@@ -151,15 +160,19 @@ def _is_edge_map(ref: np.ndarray) -> bool:
     return ref.ndim == 4 and ref.shape[-1] == 1 and ref.shape[1] >= 32 and ref.min() >= 0 and ref.max() <= 1
 
 
-def edge_task(ref: np.ndarray, got: np.ndarray) -> dict:
+def edge_task(ref: np.ndarray, got: np.ndarray, pixels: np.ndarray | None = None) -> dict:
     """The phone's edge map scored against the host's (F-score at 0.5, 2 px), and the
-    corner error between the quads the finder draws from each (% of the diagonal)."""
+    corner error between the quads the finder draws from each (% of the diagonal).
+    ``pixels``: the golden inputs' RGB pixels, which the finder reads as the app's does
+    (the paper score, printed bands), where they match the maps' size."""
     from edgepipe.evaluate.taskmetrics import corner_error, edge_fscore
     from edgepipe.mobile_models.docquad import find_quad
     f = edge_fscore(got, (ref >= 0.5).astype(np.uint8))["f_score"] if (ref >= 0.5).any() else 1.0
     errs = []
-    for r, g in zip(ref, got):
-        a, b = find_quad(r[..., 0]), find_quad(g[..., 0])
+    if pixels is None or pixels.shape[1:3] != ref.shape[1:3]:
+        pixels = [None] * len(ref)
+    for r, g, image in zip(ref, got, pixels):
+        a, b = find_quad(r[..., 0], image=image), find_quad(g[..., 0], image=image)
         errs.append(0.0 if not a.found and not b.found else
                     corner_error(b.corners, a.corners, r.shape[0]) if a.found else float("inf"))
     finite = [e for e in errs if np.isfinite(e)]

@@ -198,3 +198,19 @@ def test_parity_lines_say_which_gate_failed():
     assert print_parity([result], console) is False
     text = console.export_text()
     assert "edges" in text and "max_abs 0.01 <= 0.0001 FAIL" in text and "corners within 0.20%" in text
+
+
+def test_the_parity_check_finds_quads_with_the_golden_pixels_as_the_app_does(edge_tflite, monkeypatch):
+    """The app's finder reads the input image (the paper score, printed bands); the check's
+    finder gets the same pixels the golden inputs were normalised from."""
+    from edgepipe.evaluate import android_check
+    from edgepipe.mobile_models import docquad
+    inputs = android_check.golden_inputs(edge_tflite)
+    pixels = android_check.golden_pixels(edge_tflite)
+    assert pixels.dtype == np.uint8 and pixels.shape == (len(inputs), 32, 32, 3)
+    assert np.allclose(pixels / np.float32(255), np.concatenate(inputs), atol=1e-6)  # no card: pixel / 255
+    seen, real = [], docquad.find_quad
+    monkeypatch.setattr(docquad, "find_quad", lambda m, *a, image=None, **k: seen.append(image) or real(m, *a, image=image, **k))
+    outs = android_check.host_outputs(edge_tflite, inputs)
+    android_check.compare(edge_tflite, outs, outs, "cpu")
+    assert len(seen) == 2 * len(inputs) and all(s is not None and s.shape == (32, 32, 3) for s in seen)
