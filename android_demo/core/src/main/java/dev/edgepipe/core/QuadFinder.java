@@ -900,14 +900,13 @@ public final class QuadFinder {
     }
 
     /**
-     * Sum over the in-frame perimeter samples (as {@link #perimeterSupport} takes them) of page
-     * probability {@code offset} px inside the quad minus {@code offset} px outside; read points are
-     * clamped into {@code frame}.
+     * The in-frame perimeter samples (as {@link #perimeterSupport} takes them), each as the points
+     * {@code offset} px inside and outside the quad along its side's normal: {xIn, yIn, xOut, yOut}.
      */
-    static double pageContrast(double[] q, float[] page, int mapW, double offset, int skipSide, int[] frame) {
+    static List<double[]> samplePairs(double[] q, double offset, int skipSide, int[] frame) {
         int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
         double cx = (q[0] + q[2] + q[4] + q[6]) / 4.0, cy = (q[1] + q[3] + q[5] + q[7]) / 4.0;
-        double total = 0;
+        List<double[]> out = new ArrayList<>();
         for (int k = 0; k < 4; k++) {
             if (k == skipSide) continue;
             double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
@@ -926,8 +925,20 @@ public final class QuadFinder {
                 double x = ax + t * (bx - ax), y = ay + t * (by - ay);
                 int xi = (int) Math.rint(x), yi = (int) Math.rint(y);
                 if (xi < x0 || xi >= x0 + w || yi < y0 || yi >= y0 + h) continue;
-                total += read(page, mapW, x + ox, y + oy, frame) - read(page, mapW, x - ox, y - oy, frame);
+                out.add(new double[] {x + ox, y + oy, x - ox, y - oy});
             }
+        }
+        return out;
+    }
+
+    /**
+     * Sum over the in-frame perimeter samples of page probability {@code offset} px inside the
+     * quad minus {@code offset} px outside; read points are clamped into {@code frame}.
+     */
+    static double pageContrast(double[] q, float[] page, int mapW, double offset, int skipSide, int[] frame) {
+        double total = 0;
+        for (double[] s : samplePairs(q, offset, skipSide, frame)) {
+            total += read(page, mapW, s[0], s[1], frame) - read(page, mapW, s[2], s[3], frame);
         }
         return total;
     }
@@ -938,30 +949,10 @@ public final class QuadFinder {
      * pixel as far outside does: exp(-d^2 / paperSigma^2) of the RGB distance d.
      */
     double paperContrast(double[] q, int[] argb, int mapW, int skipSide, int[] frame) {
-        int x0 = frame[0], y0 = frame[1], w = frame[2], h = frame[3];
-        double cx = (q[0] + q[2] + q[4] + q[6]) / 4.0, cy = (q[1] + q[3] + q[5] + q[7]) / 4.0;
         List<int[]> inside = new ArrayList<>(), outside = new ArrayList<>();
-        for (int k = 0; k < 4; k++) {
-            if (k == skipSide) continue;
-            double ax = q[2 * k], ay = q[2 * k + 1], bx = q[(2 * k + 2) % 8], by = q[(2 * k + 3) % 8];
-            double nx = by - ay, ny = ax - bx;
-            double norm = Math.sqrt(nx * nx + ny * ny) + 1e-9;
-            nx /= norm;
-            ny /= norm;
-            if (nx * (cx - ax) + ny * (cy - ay) < 0) {  // inward
-                nx = -nx;
-                ny = -ny;
-            }
-            double ox = p.paperOffset * nx, oy = p.paperOffset * ny;
-            int n = Math.max((int) Math.hypot(bx - ax, by - ay), 1);
-            for (int i = 0; i < n; i++) {
-                double t = (i + 0.5) / n;
-                double x = ax + t * (bx - ax), y = ay + t * (by - ay);
-                int xi = (int) Math.rint(x), yi = (int) Math.rint(y);
-                if (xi < x0 || xi >= x0 + w || yi < y0 || yi >= y0 + h) continue;
-                inside.add(rgb(argb, mapW, x + ox, y + oy, frame));
-                outside.add(rgb(argb, mapW, x - ox, y - oy, frame));
-            }
+        for (double[] s : samplePairs(q, p.paperOffset, skipSide, frame)) {
+            inside.add(rgb(argb, mapW, s[0], s[1], frame));
+            outside.add(rgb(argb, mapW, s[2], s[3], frame));
         }
         if (inside.isEmpty()) return 0.0;
         double[] paper = new double[3];
