@@ -90,15 +90,18 @@ def error_table_lines(table: dict) -> list[str]:
 
 
 def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParams = QuadParams(),
-                   pages: np.ndarray | None = None, images: np.ndarray | None = None) -> dict:
+                   pages: np.ndarray | None = None, images: np.ndarray | None = None,
+                   rois: np.ndarray | None = None) -> dict:
     """Corner errors of the quad finder as ``edgepipe scan`` runs it (its own threshold,
-    not the F-score's; with the page-region maps when the model has them, and the
-    input images, RGB pixels, for step 9)."""
+    not the F-score's; with the page-region maps when the model has them, the input
+    images, RGB pixels, for the paper score and step 9, and each letterboxed input's
+    content box as its roi)."""
     size = edge_maps.shape[1]
     pages = [None] * len(edge_maps) if pages is None else pages
     images = [None] * len(edge_maps) if images is None else images
-    errs = np.array([corner_error(find_quad(e, params, page=p, image=im).corners, c, size)
-                     for e, c, p, im in zip(edge_maps, corners, pages, images)])
+    rois = [None] * len(edge_maps) if rois is None else [tuple(int(v) for v in r) for r in rois]
+    errs = np.array([corner_error(find_quad(e, params, roi=r, page=p, image=im).corners, c, size)
+                     for e, c, p, im, r in zip(edge_maps, corners, pages, images, rois)])
     finite = np.isfinite(errs)
     return {
         "corner_err_median_pct": float(np.percentile(errs, 50, method="nearest")),
@@ -109,6 +112,7 @@ def corner_metrics(edge_maps: np.ndarray, corners: np.ndarray, params: QuadParam
     }
 
 
-def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2, pages=None, images=None) -> dict:
+def task_metrics(edge_maps, truth_edges, corners, threshold=0.5, tol=2, pages=None, images=None,
+                 rois=None) -> dict:
     return (edge_fscore(edge_maps, truth_edges, threshold, tol) | ods_ois(edge_maps, truth_edges, tol)
-            | corner_metrics(edge_maps, corners, pages=pages, images=images))
+            | corner_metrics(edge_maps, corners, pages=pages, images=images, rois=rois))

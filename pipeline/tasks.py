@@ -121,8 +121,9 @@ class EdgeTask:
 
     def heldout(self):
         from edgepipe.train.data import documents
-        images, edges, corners = documents(self.recipe.data, "test", self.recipe.model.input_size)
-        return images.astype(np.float32) / 255.0, (edges, corners, images)  # the finder's step 9 reads pixels
+        images, edges, corners, rois = documents(self.recipe.data, "test", self.recipe.model.input_size, rois=True)
+        # the finder reads the pixels (paper score, step 9) and, as scan does, ignores letterbox bands
+        return images.astype(np.float32) / 255.0, (edges, corners, images, rois)
 
     def score(self, pred: np.ndarray, truth, ref: np.ndarray | None = None, others: dict | None = None) -> dict:
         """``others``: the model's other outputs by name; the page-region map, if
@@ -131,7 +132,8 @@ class EdgeTask:
         from edgepipe.mobile_models.docquad import PAGE
         cfg = self.recipe.verify
         return task_metrics(pred, truth[0], truth[1], cfg.edge_threshold, cfg.edge_tolerance_px,
-                            pages=(others or {}).get(PAGE), images=truth[2] if len(truth) > 2 else None)
+                            pages=(others or {}).get(PAGE), images=truth[2] if len(truth) > 2 else None,
+                            rois=truth[3] if len(truth) > 3 else None)
 
     def meta(self, model, recipe_hash: str) -> dict:
         from edgepipe.pipeline.cards import bundle_meta

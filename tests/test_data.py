@@ -279,6 +279,34 @@ def test_document_folder_letterboxes_a_portrait_photo_like_scan(tmp_path):
     assert docs.images[0][:, :x0].max() == 0 and docs.images[0][:, 32].min() > 0
     assert np.allclose(docs.corners[0][0], [x0 + 10 * (43 / 80), 20 * scale], atol=1e-3)
     assert docs.edges[0][:, :x0].sum() == 0 and docs.edges[0].sum() > 0
+    assert docs.rois[0].tolist() == [x0, 0, round(80 * scale), 64]  # the finder's roi, as scan's letterbox gives it
+
+
+def test_held_out_documents_carry_the_roi_scan_would_pass():
+    """Generated frames letterboxed into the input have their content box beside them;
+    square ones cover the input."""
+    from edgepipe.train.docgen import PAD_VALUE
+    images, _, _, rois = data.documents(DataCfg(val_size=12), "test", 64, rois=True)
+    assert rois.shape == (12, 4)
+    boxed = [r for r in rois if tuple(r) != (0, 0, 64, 64)]
+    assert boxed, "the held-out stream letterboxes a share of its frames"
+    for image, (x, y, w, h) in zip(images, rois):
+        outside = np.ones((64, 64), bool)
+        outside[y:y + h, x:x + w] = False
+        assert (image[outside] == PAD_VALUE).all() and w * h > 0
+
+
+def test_verify_corner_scores_give_the_finder_each_frames_roi(monkeypatch):
+    """Verify's corner scores run the finder as scan does: on a letterboxed frame it
+    ignores the bands (the roi) and reads the pixels."""
+    from edgepipe.evaluate import taskmetrics
+    images, edges, corners, rois = data.documents(DataCfg(val_size=12), "test", 64, rois=True)
+    seen, real = [], taskmetrics.find_quad
+    monkeypatch.setattr(taskmetrics, "find_quad", lambda m, p, roi=None, page=None, image=None:
+                        seen.append((roi, image)) or real(m, p, roi=roi, page=page, image=image))
+    taskmetrics.corner_metrics(edges.astype(np.float32), corners, images=images, rois=rois)
+    assert [r for r, _ in seen] == [tuple(int(v) for v in r) for r in rois]
+    assert all(im is not None for _, im in seen)
 
 
 def test_digits_are_8_bit_like_the_pixels_apps_feed():

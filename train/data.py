@@ -19,14 +19,16 @@ TASK_OF_KIND = {"synthetic_documents": "edges", "document_folder": "edges", "dig
                 "image_folder": "classify"}
 
 
-def documents(cfg, split: str, size: int, count: int | None = None, regions: bool = False):
+def documents(cfg, split: str, size: int, count: int | None = None, regions: bool = False, rois: bool = False):
     """(images uint8, edges uint8, corners) for ``split`` in train / val / test,
-    and the page regions (uint8) with ``regions``. ``val`` chooses the checkpoint,
-    ``test`` is scored by verify (generated documents: both the held-out stream)."""
+    then the page regions (uint8) with ``regions`` and each image's letterbox content
+    box (x, y, w, h; the finder's roi, as ``edgepipe scan`` passes it) with ``rois``.
+    ``val`` chooses the checkpoint, ``test`` is scored by verify (generated
+    documents: both the held-out stream)."""
     if cfg.kind == "synthetic_documents":
         from edgepipe.train.datasets import document_arrays
         seed = cfg.train_seed if split == "train" else cfg.val_seed
-        return document_arrays(seed, count or cfg.val_size, size, regions)
+        return document_arrays(seed, count or cfg.val_size, size, regions, rois)
     if cfg.kind == "document_folder":
         from edgepipe.train.folders import MIN_PER_CLASS, document_folder, split_indices
         docs = document_folder(cfg.path, size)
@@ -36,7 +38,8 @@ def documents(cfg, split: str, size: int, count: int | None = None, regions: boo
                                 "out to score)")
         keep = split_indices(np.zeros(len(docs.files), np.int64), split, cfg.train_seed)[:count]
         arrays = docs.images[keep], docs.edges[keep], docs.corners[keep]
-        return arrays + (docs.regions[keep],) if regions else arrays
+        arrays += (docs.regions[keep],) if regions else ()
+        return arrays + (docs.rois[keep],) if rois else arrays
     raise EdgePipeError(f"data.kind '{cfg.kind}' holds no documents; the model needs document data")
 
 

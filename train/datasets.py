@@ -6,13 +6,15 @@ from edgepipe.mobile_models.hed import REGION
 from edgepipe.train.docgen import generate
 
 
-def document_arrays(seed: int, count: int, size: int, regions: bool = False):
-    """Eager numpy arrays (images uint8, edges uint8, corners), and the page
-    regions (uint8) with ``regions``."""
+def document_arrays(seed: int, count: int, size: int, regions: bool = False, rois: bool = False):
+    """Eager numpy arrays (images uint8, edges uint8, corners), then the page
+    regions (uint8) with ``regions`` and the letterbox content boxes (N x 4 int,
+    x y w h) with ``rois``."""
     samples = [generate(seed, i, size) for i in range(count)]
     arrays = (np.stack([s.image for s in samples]), np.stack([s.edges for s in samples]),
               np.stack([s.corners for s in samples]))
-    return arrays + (np.stack([s.region for s in samples]),) if regions else arrays
+    arrays += (np.stack([s.region for s in samples]),) if regions else ()
+    return arrays + (np.array([s.content for s in samples], np.int64).reshape(-1, 4),) if rois else arrays
 
 
 def dense_targets(edges, region, outputs):

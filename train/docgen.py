@@ -68,6 +68,7 @@ class DocSample:
     edges: np.ndarray    # HxW uint8 {0, 1}
     corners: np.ndarray  # 4x2 float32, TL TR BR BL, may lie outside the frame
     region: np.ndarray   # HxW uint8 {0, 1}: the visible page
+    content: tuple = None  # (x, y, w, h): the photo inside a letterboxed frame, as scan's roi
 
 
 def _noise_field(rng, shape, octaves=4):
@@ -458,7 +459,7 @@ def generate(seed: int, index: int, size: int = 256, edge_width: int = 2, compos
     corners = corners + np.array([x0, y0], np.float32)
     content = (x0, y0, w, h)
     return DocSample(image, edge_label(corners, size, edge_width, content), corners,
-                     region_label(corners, size, content))
+                     region_label(corners, size, content), content)
 
 
 def _content_mask(size: int, content) -> np.ndarray:

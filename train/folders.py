@@ -47,6 +47,7 @@ class Documents:
     corners: np.ndarray     # (N, 4, 2) float32 TL TR BR BL in letterboxed input pixels
     files: list[str]
     regions: np.ndarray     # (N, size, size) uint8 {0, 1}: the page's area
+    rois: np.ndarray        # (N, 4) int (x, y, w, h): the photo inside its letterboxed input
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -365,7 +366,7 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
     table = _corners_table(root)
     if not table:
         raise EdgePipeError(f"document folder {root}: the corners file lists no images")
-    images, edges, corners, regions, seen, copies = [], [], [], [], {}, {}
+    images, edges, corners, regions, rois, seen, copies = [], [], [], [], [], {}, {}
     for name in sorted(table):
         path = _listed_file(root, name)
         if path.resolve() in seen:  # "a.jpg" and "./a.jpg": one photo would land in train and test alike
@@ -387,8 +388,10 @@ def document_folder(root, size: int, edge_width: int = 2) -> Documents:
         edges.append(edge_label(quad, size, edge_width, box.roi))
         regions.append(region_label(quad, size, box.roi))
         corners.append(quad)
+        rois.append(box.roi)
     _note_unlabelled(root, set(seen), len(table))
-    return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table), np.stack(regions))
+    return Documents(np.stack(images), np.stack(edges), np.stack(corners), sorted(table), np.stack(regions),
+                     np.array(rois, np.int64))
 
 
 def _no_copy(path: Path, copies: dict) -> None:
