@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgepipe.evaluate.runners import open_runner  # noqa: E402
 from edgepipe.evaluate.taskmetrics import (  # noqa: E402
@@ -38,6 +39,7 @@ from edgepipe.mobile_models import scan as scanning  # noqa: E402
 from edgepipe.mobile_models.docquad import QuadParams  # noqa: E402
 from edgepipe.pipeline.recipe import Recipe, load_recipe  # noqa: E402
 from edgepipe.train.docgen import generate  # noqa: E402
+from finder_replay import parse_variant  # noqa: E402
 from edgepipe.train.phoneshots import CONDITIONS, phone_shot  # noqa: E402
 
 PHONE_TARGETS = {"under_2pct": 0.95, "found": 0.98}
@@ -135,6 +137,7 @@ def main():
     ap.add_argument("--continue-steps", type=int, default=0)
     ap.add_argument("--page-weight", type=float, default=QuadParams.page_weight,
                     help="quad finder's page-map weight for a model with a page output (0: edges alone)")
+    ap.add_argument("--finder", default="", help="other QuadParams for the phone set, e.g. 'paper_weight=0'")
     args = ap.parse_args()
     run = Path(args.run)
     if not (run / "report.json").is_file():
@@ -150,7 +153,7 @@ def main():
         t0 = time.time()
         table, shots = evaluate_phone(runner, args.phone_seed, args.phone,
                                       lambda i, n: print(f"\rphone set {i}/{n}", end="", flush=True),
-                                      replace(QuadParams(), page_weight=args.page_weight))
+                                      replace(QuadParams(), page_weight=args.page_weight, **parse_variant(args.finder)))
         print(f"\rphone-like photos from evaluation sources only ({args.phone}, {time.time() - t0:.0f} s), "
               "worst corner as % of the diagonal:")
         print_phone_table(table)
