@@ -42,6 +42,7 @@ POINTS = {
     "s2_e4": ({"stem_stride": 2, "expansion": 4}, 256),
     "s2_s4": ({"stem_stride": 2, "sides": 4}, 256),
     "s2_224": ({"stem_stride": 2}, 224),
+    "s2_288": ({"stem_stride": 2}, 288),
     "s2_320": ({"stem_stride": 2}, 320),
     "i160": ({}, 160),
     "i176": ({}, 176),
