@@ -39,8 +39,8 @@ from edgepipe.mobile_models import scan as scanning  # noqa: E402
 from edgepipe.mobile_models.docquad import QuadParams  # noqa: E402
 from edgepipe.pipeline.recipe import Recipe, load_recipe  # noqa: E402
 from edgepipe.train.docgen import generate  # noqa: E402
-from finder_replay import parse_variant  # noqa: E402
 from edgepipe.train.phoneshots import CONDITIONS, phone_shot  # noqa: E402
+from finder_replay import parse_variant  # noqa: E402
 
 PHONE_TARGETS = {"under_2pct": 0.95, "found": 0.98}
 

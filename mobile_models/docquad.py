@@ -685,7 +685,7 @@ def _inward_steps(quad, samples, offset):
         nx, ny = float(b[1] - a[1]), float(a[0] - b[0])
         norm = math.sqrt(nx * nx + ny * ny) + 1e-9
         nx, ny = nx / norm, ny / norm
-        if nx * (cx - a[0]) + ny * (cy - a[1]) < 0:
+        if nx * (cx - a[0]) + ny * (cy - a[1]) < 0:  # inward
             nx, ny = -nx, -ny
         out.append((pts, np.array([offset * nx, offset * ny])))
     return out

@@ -14,7 +14,7 @@ def document_arrays(seed: int, count: int, size: int, regions: bool = False, roi
     arrays = (np.stack([s.image for s in samples]), np.stack([s.edges for s in samples]),
               np.stack([s.corners for s in samples]))
     arrays += (np.stack([s.region for s in samples]),) if regions else ()
-    return arrays + (np.array([s.content for s in samples], np.int64).reshape(-1, 4),) if rois else arrays
+    return arrays + (np.array([s.content for s in samples], np.int64),) if rois else arrays
 
 
 def dense_targets(edges, region, outputs):

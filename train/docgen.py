@@ -68,7 +68,7 @@ class DocSample:
     edges: np.ndarray    # HxW uint8 {0, 1}
     corners: np.ndarray  # 4x2 float32, TL TR BR BL, may lie outside the frame
     region: np.ndarray   # HxW uint8 {0, 1}: the visible page
-    content: tuple = None  # (x, y, w, h): the photo inside a letterboxed frame, as scan's roi
+    content: tuple       # (x, y, w, h): the photo inside a letterboxed frame, as scan's roi
 
 
 def _noise_field(rng, shape, octaves=4):
